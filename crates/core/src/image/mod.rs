@@ -1,0 +1,14 @@
+//! Container image references and Kyverno's wildcard patterns.
+//!
+//! [`ImageRef`] parses what a Pod spec or a command line says (`nginx`, `ghcr.io/a/b:v1@sha256:…`)
+//! and gives both views sealgate needs: the normalised string Kyverno matches policies against
+//! (`docker.io/nginx:latest`, see [`ImageRef::normalized`]) and the registry host and repository
+//! to put on the wire (`registry-1.docker.io`, `library/nginx`). [`wildcard::matches`] is Kyverno's
+//! `*`/`?` matcher.
+
+mod reference;
+pub mod wildcard;
+
+pub use reference::{
+    DEFAULT_REGISTRY, DOCKER_HUB_API_HOST, DOCKER_HUB_INDEX, ImageRef, ParseError, ParseErrorKind,
+};
