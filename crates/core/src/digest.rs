@@ -59,7 +59,9 @@ pub enum ParseError {
     #[error("digest '{0}' uses an unsupported algorithm: expected sha256 or sha512")]
     UnsupportedAlgorithm(String),
     /// Wrong length or characters after the colon.
-    #[error("digest '{input}' is malformed: {algorithm} needs {expected} lower-case hex characters")]
+    #[error(
+        "digest '{input}' is malformed: {algorithm} needs {expected} lower-case hex characters"
+    )]
     BadHex {
         /// The whole input.
         input: String,
@@ -79,7 +81,10 @@ impl Digest {
     /// The digest of `bytes` with `algorithm`.
     pub fn compute(algorithm: Algorithm, bytes: &[u8]) -> Digest {
         let d = ring_digest::digest(algorithm.ring(), bytes);
-        Digest { algorithm, hex: hex_encode(d.as_ref()) }
+        Digest {
+            algorithm,
+            hex: hex_encode(d.as_ref()),
+        }
     }
 
     /// Whether `bytes` hash to this digest.
@@ -132,7 +137,9 @@ impl FromStr for Digest {
             _ => return Err(ParseError::UnsupportedAlgorithm(s.to_string())),
         };
         let ok = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !ok {
             return Err(ParseError::BadHex {
                 input: s.to_string(),
@@ -140,7 +147,10 @@ impl FromStr for Digest {
                 expected: algorithm.hex_len(),
             });
         }
-        Ok(Digest { algorithm, hex: hex.to_string() })
+        Ok(Digest {
+            algorithm,
+            hex: hex.to_string(),
+        })
     }
 }
 
@@ -170,7 +180,7 @@ pub fn hex_encode(bytes: &[u8]) -> String {
 
 /// Bytes of a hex string (either case); `None` if it is not hex.
 pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| match c {
@@ -205,16 +215,31 @@ mod tests {
         assert!(d.matches(b""));
         assert!(!d.matches(b"x"));
         assert_eq!(d.signature_tag(), format!("sha256-{}.sig", d.hex()));
-        assert!(matches!("e3b0".parse::<Digest>(), Err(ParseError::MissingAlgorithm(_))));
-        assert!(matches!("md5:e3b0".parse::<Digest>(), Err(ParseError::UnsupportedAlgorithm(_))));
-        assert!(matches!("sha256:E3B0".parse::<Digest>(), Err(ParseError::BadHex { .. })));
+        assert!(matches!(
+            "e3b0".parse::<Digest>(),
+            Err(ParseError::MissingAlgorithm(_))
+        ));
+        assert!(matches!(
+            "md5:e3b0".parse::<Digest>(),
+            Err(ParseError::UnsupportedAlgorithm(_))
+        ));
+        assert!(matches!(
+            "sha256:E3B0".parse::<Digest>(),
+            Err(ParseError::BadHex { .. })
+        ));
         let upper = "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855";
-        assert!(upper.parse::<Digest>().is_err(), "upper-case hex is not canonical");
+        assert!(
+            upper.parse::<Digest>().is_err(),
+            "upper-case hex is not canonical"
+        );
     }
 
     #[test]
     fn hex_round_trip() {
-        assert_eq!(hex_decode(&hex_encode(&[0, 1, 0xab, 0xff])).unwrap(), vec![0, 1, 0xab, 0xff]);
+        assert_eq!(
+            hex_decode(&hex_encode(&[0, 1, 0xab, 0xff])).unwrap(),
+            vec![0, 1, 0xab, 0xff]
+        );
         assert_eq!(hex_decode("zz"), None);
         assert_eq!(hex_decode("abc"), None);
     }

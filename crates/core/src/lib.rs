@@ -5,8 +5,12 @@
 //! It does no network, file or clock access: callers pass bytes in, and the current time and
 //! randomness as parameters. The registry crate fetches; the CLI and server wire the two together.
 
+pub mod cosign;
 pub mod digest;
+mod ec_point;
 pub mod image;
+pub mod key;
+pub mod pem;
 
 pub use digest::Digest;
 pub use image::ImageRef;

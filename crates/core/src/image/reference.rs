@@ -64,7 +64,10 @@ pub enum ParseErrorKind {
 impl ImageRef {
     /// Parses a reference as Kubernetes and Kyverno read it.
     pub fn parse(input: &str) -> Result<ImageRef, ParseError> {
-        let err = |kind| ParseError { input: input.to_string(), kind };
+        let err = |kind| ParseError {
+            input: input.to_string(),
+            kind,
+        };
         let s = input.trim();
         if s.is_empty() {
             return Err(err(ParseErrorKind::Empty));
@@ -78,10 +81,10 @@ impl ImageRef {
             Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
             None => (rest, None),
         };
-        if let Some(tag) = tag {
-            if !valid_tag(tag) {
-                return Err(err(ParseErrorKind::BadTag(tag.to_string())));
-            }
+        if let Some(tag) = tag
+            && !valid_tag(tag)
+        {
+            return Err(err(ParseErrorKind::BadTag(tag.to_string())));
         }
         if name.len() > MAX_NAME_LEN {
             return Err(err(ParseErrorKind::NameTooLong));
@@ -160,7 +163,10 @@ impl ImageRef {
 
     /// This reference pinned to `digest`, keeping its tag: `registry/path:tag@digest`.
     pub fn with_digest(&self, digest: Digest) -> ImageRef {
-        ImageRef { digest: Some(digest), ..self.clone() }
+        ImageRef {
+            digest: Some(digest),
+            ..self.clone()
+        }
     }
 
     /// `registry/path:tag@digest` (or `registry/path@digest` without a tag): what a mutated pod
@@ -182,12 +188,19 @@ impl ImageRef {
 
     /// Whether the image lives on Docker Hub.
     pub fn is_docker_hub(&self) -> bool {
-        matches!(self.registry.as_str(), "docker.io" | "index.docker.io" | "registry-1.docker.io")
+        matches!(
+            self.registry.as_str(),
+            "docker.io" | "index.docker.io" | "registry-1.docker.io"
+        )
     }
 
     /// The host (and port) to send registry API requests to.
     pub fn api_host(&self) -> &str {
-        if self.is_docker_hub() { DOCKER_HUB_API_HOST } else { &self.registry }
+        if self.is_docker_hub() {
+            DOCKER_HUB_API_HOST
+        } else {
+            &self.registry
+        }
     }
 
     /// The repository name on the wire: Docker Hub's official images live under `library/`.
@@ -214,7 +227,13 @@ impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.digest {
             Some(d) => write!(f, "{}/{}@{}", self.registry, self.path, d),
-            None => write!(f, "{}/{}:{}", self.registry, self.path, self.tag_or_latest()),
+            None => write!(
+                f,
+                "{}/{}:{}",
+                self.registry,
+                self.path,
+                self.tag_or_latest()
+            ),
         }
     }
 }
@@ -266,10 +285,14 @@ fn valid_registry(registry: &str) -> bool {
                 Some((h, p)) => (h, Some(p)),
                 None => (registry, None),
             };
-            (!host.is_empty() && host.split('.').all(valid_domain_component), port)
+            (
+                !host.is_empty() && host.split('.').all(valid_domain_component),
+                port,
+            )
         }
     };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
     host_ok && port_ok
 }
 
@@ -336,19 +359,80 @@ mod tests {
 
     const D: &str = "sha256:dead07b4d8ed7e29e98de0f4504d87e8880d4347859d839686a31da35a3b532f";
 
+    /// input, name, path, registry, tag, digest, String(), referenceWithTag
+    type Vector = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        &'static str,
+        String,
+    );
+
     /// Kyverno's `pkg/utils/image/infos_test.go` vectors (default registry docker.io):
     /// input, name, path, registry, tag, digest, String(), referenceWithTag.
     #[test]
     fn kyverno_normalisation_vectors() {
-        let cases: &[(&str, &str, &str, &str, Option<&str>, Option<&str>, &str, String)] = &[
-            ("nginx", "nginx", "nginx", "docker.io", None, None, "docker.io/nginx:latest", "docker.io/nginx:latest".into()),
-            ("nginx:v10.3", "nginx", "nginx", "docker.io", Some("v10.3"), None, "docker.io/nginx:v10.3", "docker.io/nginx:v10.3".into()),
-            ("docker.io/test/nginx:v10.3", "nginx", "test/nginx", "docker.io", Some("v10.3"), None, "docker.io/test/nginx:v10.3", "docker.io/test/nginx:v10.3".into()),
-            ("test/nginx", "nginx", "test/nginx", "docker.io", None, None, "docker.io/test/nginx:latest", "docker.io/test/nginx:latest".into()),
-            ("localhost:4443/test/nginx", "nginx", "test/nginx", "localhost:4443", None, None, "localhost:4443/test/nginx:latest", "localhost:4443/test/nginx:latest".into()),
+        let cases: &[Vector] = &[
+            (
+                "nginx",
+                "nginx",
+                "nginx",
+                "docker.io",
+                None,
+                None,
+                "docker.io/nginx:latest",
+                "docker.io/nginx:latest".into(),
+            ),
+            (
+                "nginx:v10.3",
+                "nginx",
+                "nginx",
+                "docker.io",
+                Some("v10.3"),
+                None,
+                "docker.io/nginx:v10.3",
+                "docker.io/nginx:v10.3".into(),
+            ),
+            (
+                "docker.io/test/nginx:v10.3",
+                "nginx",
+                "test/nginx",
+                "docker.io",
+                Some("v10.3"),
+                None,
+                "docker.io/test/nginx:v10.3",
+                "docker.io/test/nginx:v10.3".into(),
+            ),
+            (
+                "test/nginx",
+                "nginx",
+                "test/nginx",
+                "docker.io",
+                None,
+                None,
+                "docker.io/test/nginx:latest",
+                "docker.io/test/nginx:latest".into(),
+            ),
+            (
+                "localhost:4443/test/nginx",
+                "nginx",
+                "test/nginx",
+                "localhost:4443",
+                None,
+                None,
+                "localhost:4443/test/nginx:latest",
+                "localhost:4443/test/nginx:latest".into(),
+            ),
             (
                 "docker.io/test/centos@sha256:dead07b4d8ed7e29e98de0f4504d87e8880d4347859d839686a31da35a3b532f",
-                "centos", "test/centos", "docker.io", None, Some(D),
+                "centos",
+                "test/centos",
+                "docker.io",
+                None,
+                Some(D),
                 "docker.io/test/centos@sha256:dead07b4d8ed7e29e98de0f4504d87e8880d4347859d839686a31da35a3b532f",
                 "docker.io/test/centos:".into(),
             ),
@@ -359,7 +443,11 @@ mod tests {
             assert_eq!(r.path(), *path, "{input}");
             assert_eq!(r.registry(), *registry, "{input}");
             assert_eq!(r.tag(), *tag, "{input}");
-            assert_eq!(r.digest().map(ToString::to_string).as_deref(), *digest, "{input}");
+            assert_eq!(
+                r.digest().map(ToString::to_string).as_deref(),
+                *digest,
+                "{input}"
+            );
             assert_eq!(r.normalized(), *string, "{input}");
             assert_eq!(&r.reference_with_tag(), with_tag, "{input}");
         }
@@ -367,14 +455,31 @@ mod tests {
 
     #[test]
     fn default_registry_rules() {
-        assert_eq!(ImageRef::parse("localhost/netd:v0.4.4-gke.0").unwrap().normalized(), "localhost/netd:v0.4.4-gke.0");
-        assert_eq!(ImageRef::parse("myregistry.org/test/nginx:v10.3").unwrap().registry(), "myregistry.org");
         assert_eq!(
-            ImageRef::parse(&format!("test/centos@{D}")).unwrap().normalized(),
+            ImageRef::parse("localhost/netd:v0.4.4-gke.0")
+                .unwrap()
+                .normalized(),
+            "localhost/netd:v0.4.4-gke.0"
+        );
+        assert_eq!(
+            ImageRef::parse("myregistry.org/test/nginx:v10.3")
+                .unwrap()
+                .registry(),
+            "myregistry.org"
+        );
+        assert_eq!(
+            ImageRef::parse(&format!("test/centos@{D}"))
+                .unwrap()
+                .normalized(),
             format!("docker.io/test/centos@{D}")
         );
         // a digest drops the tag
-        assert_eq!(ImageRef::parse(&format!("nginx:latest@{D}")).unwrap().normalized(), format!("docker.io/nginx@{D}"));
+        assert_eq!(
+            ImageRef::parse(&format!("nginx:latest@{D}"))
+                .unwrap()
+                .normalized(),
+            format!("docker.io/nginx@{D}")
+        );
     }
 
     #[test]
@@ -395,17 +500,43 @@ mod tests {
     fn pinned_string_keeps_the_tag() {
         let r = ImageRef::parse("registry.company.com/app:v1.0.0").unwrap();
         let d: Digest = D.parse().unwrap();
-        assert_eq!(r.with_digest(d).pinned_string(), format!("registry.company.com/app:v1.0.0@{D}"));
+        assert_eq!(
+            r.with_digest(d).pinned_string(),
+            format!("registry.company.com/app:v1.0.0@{D}")
+        );
         let r = ImageRef::parse("nginx").unwrap();
         assert_eq!(r.pinned_string(), "docker.io/nginx:latest");
     }
 
     #[test]
     fn rejects_what_distribution_rejects() {
-        for bad in ["++", "", "  ", "Nginx", "nginx:", "nginx:-x", "a//b", "a/B", "nginx@sha256:abc", "-a/b", "reg.io:port/x", "a/b_", "a..b"] {
+        for bad in [
+            "++",
+            "",
+            "  ",
+            "Nginx",
+            "nginx:",
+            "nginx:-x",
+            "a//b",
+            "a/B",
+            "nginx@sha256:abc",
+            "-a/b",
+            "reg.io:port/x",
+            "a/b_",
+            "a..b",
+        ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad:?} should be rejected");
         }
-        for good in ["a", "a__b", "a-----b", "a.b/c_d", "[::1]:5000/x", "UPPER.io/x", "ghcr.io/a/b/c:tag_1.2-3", "a:1"] {
+        for good in [
+            "a",
+            "a__b",
+            "a-----b",
+            "a.b/c_d",
+            "[::1]:5000/x",
+            "UPPER.io/x",
+            "ghcr.io/a/b/c:tag_1.2-3",
+            "a:1",
+        ] {
             assert!(ImageRef::parse(good).is_ok(), "{good:?} should parse");
         }
     }
@@ -413,6 +544,9 @@ mod tests {
     #[test]
     fn error_names_the_input_and_the_part() {
         let e = ImageRef::parse("registry.io/App:v1").unwrap_err();
-        assert_eq!(e.to_string(), "invalid image reference 'registry.io/App:v1': repository component 'App' must be lower-case letters and digits, separated by '.', '_', '__' or '-'");
+        assert_eq!(
+            e.to_string(),
+            "invalid image reference 'registry.io/App:v1': repository component 'App' must be lower-case letters and digits, separated by '.', '_', '__' or '-'"
+        );
     }
 }

@@ -61,16 +61,44 @@ mod tests {
             ("s3:*", "s3:ListMultipartUploadParts", true),
             ("s3:ListBucketMultipartUploads", "s3:ListBucket", false),
             ("s3:ListBucket", "s3:ListBucket", true),
-            ("s3:ListBucketMultipartUploads", "s3:ListBucketMultipartUploads", true),
+            (
+                "s3:ListBucketMultipartUploads",
+                "s3:ListBucketMultipartUploads",
+                true,
+            ),
             ("my-bucket/oo*", "my-bucket/oo", true),
             ("my-bucket/In*", "my-bucket/India/Karnataka/", true),
             ("my-bucket/In*", "my-bucket/Karnataka/India/", false),
-            ("my-bucket/In*/Ka*/Ban", "my-bucket/India/Karnataka/Ban", true),
-            ("my-bucket/In*/Ka*/Ban", "my-bucket/India/Karnataka/Ban/Ban/Ban/Ban/Ban", true),
-            ("my-bucket/In*/Ka*/Ban", "my-bucket/India/Karnataka/Area1/Area2/Area3/Ban", true),
-            ("my-bucket/In*/Ka*/Ban", "my-bucket/India/State1/State2/Karnataka/Area1/Area2/Area3/Ban", true),
-            ("my-bucket/In*/Ka*/Ban", "my-bucket/India/Karnataka/Bangalore", false),
-            ("my-bucket/In*/Ka*/Ban*", "my-bucket/India/Karnataka/Bangalore", true),
+            (
+                "my-bucket/In*/Ka*/Ban",
+                "my-bucket/India/Karnataka/Ban",
+                true,
+            ),
+            (
+                "my-bucket/In*/Ka*/Ban",
+                "my-bucket/India/Karnataka/Ban/Ban/Ban/Ban/Ban",
+                true,
+            ),
+            (
+                "my-bucket/In*/Ka*/Ban",
+                "my-bucket/India/Karnataka/Area1/Area2/Area3/Ban",
+                true,
+            ),
+            (
+                "my-bucket/In*/Ka*/Ban",
+                "my-bucket/India/State1/State2/Karnataka/Area1/Area2/Area3/Ban",
+                true,
+            ),
+            (
+                "my-bucket/In*/Ka*/Ban",
+                "my-bucket/India/Karnataka/Bangalore",
+                false,
+            ),
+            (
+                "my-bucket/In*/Ka*/Ban*",
+                "my-bucket/India/Karnataka/Bangalore",
+                true,
+            ),
             ("my-bucket/*", "my-bucket/India", true),
             ("my-bucket/oo*", "my-bucket/odo", false),
             ("my-bucket?/abc*", "mybucket/abc", false),
@@ -109,17 +137,31 @@ mod tests {
             ("my-?-bucket/abc*", "my-bucket/mnopqanda", false),
         ];
         for (i, (pattern, text, want)) in cases.iter().enumerate() {
-            assert_eq!(matches(pattern, text), *want, "case {}: {pattern:?} vs {text:?}", i + 1);
+            assert_eq!(
+                matches(pattern, text),
+                *want,
+                "case {}: {pattern:?} vs {text:?}",
+                i + 1
+            );
         }
     }
 
     #[test]
     fn image_patterns_as_kyverno_documents_them() {
-        assert!(matches("registry.company.com/*", "registry.company.com/a/b/c:tag"));
+        assert!(matches(
+            "registry.company.com/*",
+            "registry.company.com/a/b/c:tag"
+        ));
         assert!(!matches("registry.company.com/*", "docker.io/nginx:latest"));
         assert!(!matches("nginx:*", "docker.io/nginx:latest"));
-        assert!(!matches("ghcr.io/kyverno/zulu:*", "ghcr.io/kyverno/zulu@sha256:476b"));
-        assert!(matches("ghcr.io/kyverno/zulu*", "ghcr.io/kyverno/zulu@sha256:476b"));
+        assert!(!matches(
+            "ghcr.io/kyverno/zulu:*",
+            "ghcr.io/kyverno/zulu@sha256:476b"
+        ));
+        assert!(matches(
+            "ghcr.io/kyverno/zulu*",
+            "ghcr.io/kyverno/zulu@sha256:476b"
+        ));
         assert!(!matches("Ghcr.io/*", "ghcr.io/x:1"), "case-sensitive");
         assert!(matches("é?", "éß"), "? is one character, not one byte");
     }
