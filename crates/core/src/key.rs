@@ -188,6 +188,15 @@ impl PublicKey {
             .collect()
     }
 
+    /// The public key of the first `CERTIFICATE` in `text` (to check that a `--cert` belongs to
+    /// the signing key).
+    pub fn from_certificate_pem(text: &str) -> Result<PublicKey, KeyError> {
+        let block = pem::parse_one(text, "CERTIFICATE")?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&block.der)
+            .map_err(|e| KeyError::BadSpki(format!("the certificate is not valid DER: {e}")))?;
+        PublicKey::from_spki_der(cert.tbs_certificate.subject_pki.raw)
+    }
+
     /// Parses a DER SubjectPublicKeyInfo.
     pub fn from_spki_der(der: &[u8]) -> Result<PublicKey, KeyError> {
         let (rest, spki) =

@@ -13,7 +13,7 @@ mod verify;
 pub use manifest::{Descriptor, ImageManifest, ManifestError, signature_image};
 pub use verify::{
     LayerVerdict, SignatureLayer, SignatureSet, Signer, Verification, VerifiedSignature,
-    VerifyFailure, verify_with_key,
+    VerifyFailure, is_same_signature, verify_with_key, with_annotations,
 };
 
 /// Media type of a simple-signing payload layer.

@@ -295,6 +295,47 @@ pub fn verify_with_key(set: &SignatureSet, key: &PublicKey, hash: SignatureHash)
     }
 }
 
+/// Whether `existing` is the same signature as `new` by `key`: the same payload, media type and
+/// certificate annotations, and its signature verifies with `key` (ECDSA signatures are
+/// randomised, so the signature bytes themselves differ between two signings). cosign's
+/// duplicate detector applies the same test before appending a layer.
+pub fn is_same_signature(existing: &Descriptor, new: &SignatureLayer, key: &PublicKey) -> bool {
+    use super::{CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION};
+    if existing.media_type != new.descriptor.media_type || existing.digest != new.descriptor.digest
+    {
+        return false;
+    }
+    for a in [CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION] {
+        if existing.annotation(a) != new.descriptor.annotation(a) {
+            return false;
+        }
+    }
+    let Some(sig) = existing
+        .annotation(SIGNATURE_ANNOTATION)
+        .and_then(|s| STANDARD.decode(s.trim()).ok())
+    else {
+        return false;
+    };
+    key.verify(SignatureHash::Sha256, &new.payload, &sig)
+        .unwrap_or(false)
+}
+
+/// The verified signatures whose payload `optional` map holds every `(key, value)` of
+/// `required` (cosign `verify -a`, Kyverno `annotations`).
+pub fn with_annotations<'a>(
+    verified: &'a [VerifiedSignature],
+    required: &[(String, String)],
+) -> Vec<&'a VerifiedSignature> {
+    verified
+        .iter()
+        .filter(|v| {
+            required.iter().all(|(k, want)| {
+                matches!(v.payload.optional.get(k), Some(serde_json::Value::String(got)) if got == want)
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,6 +447,111 @@ mod tests {
         assert_eq!(verdicts[1], LayerVerdict::MissingSignature);
         assert_eq!(verdicts[2], LayerVerdict::BadSignatureEncoding);
         assert!(matches!(verdicts[3], LayerVerdict::NotSimpleSigning { .. }));
+    }
+
+    #[test]
+    fn same_signature_means_same_payload_and_key_not_same_bytes() {
+        use crate::key::SigningKey;
+        use ring::rand::SystemRandom;
+        let rng = SystemRandom::new();
+        let key = SigningKey::generate(&rng).unwrap();
+        let other = SigningKey::generate(&rng).unwrap();
+        let layer = |k: &SigningKey, payload: &[u8]| {
+            let mut d = Descriptor::of(SIMPLE_SIGNING_MEDIA_TYPE, payload);
+            let sig = STANDARD.encode(k.sign(&rng, payload).unwrap());
+            d.annotations = Some(
+                [(SIGNATURE_ANNOTATION.to_string(), sig)]
+                    .into_iter()
+                    .collect(),
+            );
+            SignatureLayer {
+                descriptor: d,
+                payload: payload.to_vec(),
+            }
+        };
+        let first = layer(&key, b"p");
+        let again = layer(&key, b"p");
+        assert_ne!(
+            first.descriptor.annotations, again.descriptor.annotations,
+            "ECDSA is randomised"
+        );
+        assert!(is_same_signature(
+            &first.descriptor,
+            &again,
+            key.public_key()
+        ));
+        assert!(!is_same_signature(
+            &layer(&other, b"p").descriptor,
+            &again,
+            key.public_key()
+        ));
+        assert!(!is_same_signature(
+            &layer(&key, b"q").descriptor,
+            &again,
+            key.public_key()
+        ));
+        let mut with_cert = again.clone();
+        with_cert
+            .descriptor
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert(super::super::CERTIFICATE_ANNOTATION.into(), "c".into());
+        assert!(!is_same_signature(
+            &first.descriptor,
+            &with_cert,
+            key.public_key()
+        ));
+    }
+
+    #[test]
+    fn annotations_filter_needs_every_pair() {
+        use crate::key::SigningKey;
+        use ring::rand::SystemRandom;
+        let rng = SystemRandom::new();
+        let key = SigningKey::generate(&rng).unwrap();
+        let image_digest = Digest::sha256_of(b"image");
+        let wanted: BTreeMap<String, String> = [("team".to_string(), "sec".to_string())]
+            .into_iter()
+            .collect();
+        let payload = super::super::payload::build("r/app", &image_digest, &wanted);
+        let mut d = Descriptor::of(SIMPLE_SIGNING_MEDIA_TYPE, &payload);
+        let sig = STANDARD.encode(key.sign(&rng, &payload).unwrap());
+        d.annotations = Some(
+            [(SIGNATURE_ANNOTATION.to_string(), sig)]
+                .into_iter()
+                .collect(),
+        );
+        let set = SignatureSet {
+            location: "r/app:x.sig".into(),
+            image_digest,
+            layers: vec![SignatureLayer {
+                descriptor: d,
+                payload,
+            }],
+        };
+        let Verification::Verified(v) =
+            verify_with_key(&set, key.public_key(), SignatureHash::Sha256)
+        else {
+            panic!()
+        };
+        assert_eq!(with_annotations(&v, &[]).len(), 1);
+        assert_eq!(
+            with_annotations(&v, &[("team".into(), "sec".into())]).len(),
+            1
+        );
+        assert_eq!(
+            with_annotations(&v, &[("team".into(), "dev".into())]).len(),
+            0
+        );
+        assert_eq!(
+            with_annotations(
+                &v,
+                &[("team".into(), "sec".into()), ("env".into(), "x".into())]
+            )
+            .len(),
+            0
+        );
     }
 
     #[test]
