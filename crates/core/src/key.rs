@@ -524,6 +524,60 @@ fn scrypt_key(password: &[u8], salt: &[u8], cost: ScryptCost) -> Result<[u8; 32]
     Ok(key)
 }
 
+/// A private-key file as found on disk: cosign's encrypted format, which needs a password, or a
+/// plain PEM key from another tool (an enterprise PKI, `openssl`), which does not.
+#[derive(Debug)]
+pub enum PrivateKeyFile {
+    /// `ENCRYPTED SIGSTORE PRIVATE KEY` or `ENCRYPTED COSIGN PRIVATE KEY`: decrypt with
+    /// [`decrypt_key_file`].
+    Encrypted,
+    /// `PRIVATE KEY` (PKCS#8), `EC PRIVATE KEY` (SEC 1, P-256) or `RSA PRIVATE KEY` (PKCS#1).
+    Plain(SigningKey),
+}
+
+impl PrivateKeyFile {
+    /// Reads the first PEM block of `text` and decides which kind of key file it is.
+    pub fn parse(text: &str, rng: &dyn SecureRandom) -> Result<PrivateKeyFile, KeyError> {
+        let blocks = pem::parse_blocks(text)?;
+        let Some(block) = blocks.into_iter().next() else {
+            return Err(KeyError::NotACosignKey("no PEM block".into()));
+        };
+        match block.label.as_str() {
+            SIGSTORE_PRIVATE_KEY_LABEL | COSIGN_PRIVATE_KEY_LABEL => Ok(PrivateKeyFile::Encrypted),
+            "PRIVATE KEY" => SigningKey::from_pkcs8(&block.der, rng).map(PrivateKeyFile::Plain),
+            "EC PRIVATE KEY" => SigningKey::from_pkcs8(&sec1_p256_to_pkcs8(&block.der), rng)
+                .map(PrivateKeyFile::Plain),
+            "RSA PRIVATE KEY" => SigningKey::from_pkcs8(&rsa_pkcs1_to_pkcs8(&block.der), rng)
+                .map(PrivateKeyFile::Plain),
+            other => Err(KeyError::NotACosignKey(other.to_string())),
+        }
+    }
+}
+
+/// Wraps a SEC 1 `ECPrivateKey` for P-256 in PKCS#8.
+fn sec1_p256_to_pkcs8(sec1: &[u8]) -> Vec<u8> {
+    // AlgorithmIdentifier { id-ecPublicKey, prime256v1 }
+    let alg: &[u8] = &[
+        0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,
+        0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+    ];
+    der_tlv(
+        0x30,
+        &[&[0x02, 0x01, 0x00][..], alg, &der_tlv(0x04, sec1)].concat(),
+    )
+}
+
+/// Wraps a PKCS#1 `RSAPrivateKey` in PKCS#8.
+fn rsa_pkcs1_to_pkcs8(pkcs1: &[u8]) -> Vec<u8> {
+    let alg: &[u8] = &[
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    der_tlv(
+        0x30,
+        &[&[0x02, 0x01, 0x00][..], alg, &der_tlv(0x04, pkcs1)].concat(),
+    )
+}
+
 /// Decrypts a cosign private-key file (either label, N of 2^15, 2^16 or 2^17).
 pub fn decrypt_key_file(
     text: &str,
@@ -735,6 +789,34 @@ mod tests {
         );
         let reparsed = PublicKey::from_pem(&key.public_key().to_pem()).unwrap();
         assert!(reparsed.verify(SignatureHash::Sha256, b"m", &sig).unwrap());
+    }
+
+    #[test]
+    fn plain_pem_private_keys_are_read_without_a_password() {
+        let rng = SystemRandom::new();
+        let key = SigningKey::generate(&rng).unwrap();
+        let pkcs8 = pem::encode("PRIVATE KEY", key.pkcs8_der());
+        let PrivateKeyFile::Plain(back) = PrivateKeyFile::parse(&pkcs8, &rng).unwrap() else {
+            panic!()
+        };
+        assert_eq!(back.public_key(), key.public_key());
+        // The SEC 1 key is the last 109 bytes of ring's 138-byte P-256 PKCS#8 document.
+        let sec1 = &key.pkcs8_der()[key.pkcs8_der().len() - 0x6d..];
+        assert_eq!(sec1[0], 0x30);
+        let PrivateKeyFile::Plain(back) =
+            PrivateKeyFile::parse(&pem::encode("EC PRIVATE KEY", sec1), &rng).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(back.public_key(), key.public_key());
+        assert!(matches!(
+            PrivateKeyFile::parse(EMPTY_PW_KEY, &rng).unwrap(),
+            PrivateKeyFile::Encrypted
+        ));
+        assert!(matches!(
+            PrivateKeyFile::parse(&pem::encode("CERTIFICATE", b"x"), &rng),
+            Err(KeyError::NotACosignKey(_))
+        ));
     }
 
     #[test]
