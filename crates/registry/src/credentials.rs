@@ -1,0 +1,625 @@
+//! Registry credentials from docker-style files (`config.json`, podman's `auth.json`) and
+//! `docker-credential-<name>` helpers.
+//!
+//! [`AuthFiles`] is a list of candidate files, read only when a registry first asks for
+//! credentials. The first file with an entry for the host wins. Within a file, a `credHelpers`
+//! entry for the host comes first, then inline `auths` credentials, then the `credsStore` helper,
+//! as docker does. Keys may be written as `host`, `host:port`, `https://host/v1/` or any URL;
+//! Docker Hub's key is `https://index.docker.io/v1/`.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine as _;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::error::Error;
+
+/// The key docker writes for Docker Hub, and the server URL it gives credential helpers.
+const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+/// The host names that all mean Docker Hub.
+const DOCKER_HUB_HOSTS: [&str; 3] = ["index.docker.io", "registry-1.docker.io", "docker.io"];
+/// How long a credential helper may take.
+const HELPER_TIMEOUT: Duration = Duration::from_secs(15);
+/// The user name a helper returns when `Secret` is an identity token.
+const IDENTITY_TOKEN_USER: &str = "<token>";
+
+/// Credentials for one registry.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// A user name and password (or personal access token), sent as Basic auth or to the token
+    /// service.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password or access token.
+        password: String,
+    },
+    /// An OAuth2 refresh token (`identitytoken`), exchanged at the token service.
+    IdentityToken(String),
+}
+
+impl Credentials {
+    /// The user name to show in messages (`<token>` for an identity token).
+    pub fn username(&self) -> &str {
+        match self {
+            Credentials::Basic { username, .. } => username,
+            Credentials::IdentityToken(_) => IDENTITY_TOKEN_USER,
+        }
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+            Credentials::IdentityToken(_) => f.write_str("IdentityToken(<redacted>)"),
+        }
+    }
+}
+
+/// Docker-style credential files to consult, in order.
+#[derive(Debug, Clone, Default)]
+pub struct AuthFiles {
+    paths: Vec<PathBuf>,
+    /// Where to find `docker-credential-*` helpers; `None` means `PATH`.
+    helper_dir: Option<PathBuf>,
+}
+
+impl AuthFiles {
+    /// No files: only explicit credentials are used.
+    pub fn none() -> AuthFiles {
+        AuthFiles::default()
+    }
+
+    /// The files docker, podman and skopeo read, in this order: `$REGISTRY_AUTH_FILE`,
+    /// `$DOCKER_CONFIG/config.json`, `$HOME/.docker/config.json`. Reads only the environment now;
+    /// the files are read when first needed, and missing ones are skipped.
+    pub fn from_env() -> AuthFiles {
+        AuthFiles::from_vars(|name| std::env::var_os(name))
+    }
+
+    /// Exactly these files, in this order.
+    pub fn from_paths(paths: impl IntoIterator<Item = PathBuf>) -> AuthFiles {
+        AuthFiles {
+            paths: paths.into_iter().collect(),
+            helper_dir: None,
+        }
+    }
+
+    /// The files consulted, in order.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    fn from_vars(var: impl Fn(&str) -> Option<OsString>) -> AuthFiles {
+        let non_empty = |name: &str| var(name).filter(|v| !v.is_empty());
+        let mut paths = Vec::new();
+        if let Some(file) = non_empty("REGISTRY_AUTH_FILE") {
+            paths.push(PathBuf::from(file));
+        }
+        if let Some(dir) = non_empty("DOCKER_CONFIG") {
+            paths.push(Path::new(&dir).join("config.json"));
+        }
+        if let Some(home) = non_empty("HOME") {
+            paths.push(Path::new(&home).join(".docker").join("config.json"));
+        }
+        AuthFiles {
+            paths,
+            helper_dir: None,
+        }
+    }
+
+    /// The credentials for registry `host` (`host[:port]`, as on the wire), from the first file
+    /// that has an entry for it.
+    pub async fn lookup(&self, host: &str) -> Result<Option<Credentials>, Error> {
+        for path in &self.paths {
+            let Some(config) = read_config(path).await? else {
+                continue;
+            };
+            if let Some(found) = self.lookup_in(&config, path, host).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn lookup_in(
+        &self,
+        config: &DockerConfig,
+        path: &Path,
+        host: &str,
+    ) -> Result<Option<Credentials>, Error> {
+        if let Some(helper) = find_entry(&config.cred_helpers, host)
+            && let Some(found) = self.run_helper(helper, host).await?
+        {
+            return Ok(Some(found));
+        }
+        if let Some(entry) = find_entry(&config.auths, host)
+            && let Some(found) = entry.credentials(path, host)?
+        {
+            return Ok(Some(found));
+        }
+        match config.creds_store.as_deref().filter(|s| !s.is_empty()) {
+            Some(store) => self.run_helper(store, host).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Runs `docker-credential-<helper> get` with the server URL on stdin.
+    async fn run_helper(&self, helper: &str, host: &str) -> Result<Option<Credentials>, Error> {
+        let fail = |detail: String| Error::CredentialHelper {
+            helper: helper.to_string(),
+            host: host.to_string(),
+            detail,
+        };
+        if helper.is_empty() || helper.contains(['/', '\\']) {
+            return Err(fail("the helper name must be a plain name".into()));
+        }
+        let program = format!("docker-credential-{helper}");
+        let program = match &self.helper_dir {
+            Some(dir) => dir.join(program),
+            None => PathBuf::from(program),
+        };
+        let mut child = tokio::process::Command::new(&program)
+            .arg("get")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => fail(format!(
+                    "{} is not installed or not on PATH",
+                    program.display()
+                )),
+                _ => fail(format!("could not start {}: {e}", program.display())),
+            })?;
+        let server_url = if is_docker_hub(host) {
+            DOCKER_HUB_KEY
+        } else {
+            host
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            match stdin.write_all(server_url.as_bytes()).await {
+                // a helper may answer without reading its input; its exit status tells
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                Err(e) => return Err(fail(format!("could not write to it: {e}"))),
+            }
+        }
+        let output = tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output())
+            .await
+            .map_err(|_| fail(format!("no answer within {}s", HELPER_TIMEOUT.as_secs())))?
+            .map_err(|e| fail(format!("could not read its answer: {e}")))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            // docker-credential-helpers' credentials.errCredentialsNotFound
+            if stdout.contains("credentials not found") {
+                return Ok(None);
+            }
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(fail(format!(
+                "it exited with {}: {}",
+                output.status,
+                first_line(&stdout, &stderr)
+            )));
+        }
+        let answer: HelperAnswer = serde_json::from_str(stdout.trim()).map_err(|e| {
+            fail(format!(
+                "its answer is not the expected JSON {{Username, Secret}}: {e}"
+            ))
+        })?;
+        if answer.secret.is_empty() {
+            return Ok(None);
+        }
+        if answer.username == IDENTITY_TOKEN_USER {
+            return Ok(Some(Credentials::IdentityToken(answer.secret)));
+        }
+        Ok(Some(Credentials::Basic {
+            username: answer.username,
+            password: answer.secret,
+        }))
+    }
+}
+
+fn first_line<'a>(stdout: &'a str, stderr: &'a str) -> &'a str {
+    let text = if stderr.trim().is_empty() {
+        stdout
+    } else {
+        stderr
+    };
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no output")
+        .trim()
+}
+
+/// The parts of a docker `config.json` (or containers `auth.json`) that hold credentials.
+#[derive(Debug, Default, serde::Deserialize)]
+struct DockerConfig {
+    #[serde(default)]
+    auths: HashMap<String, AuthEntry>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: HashMap<String, String>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+}
+
+/// One `auths` entry.
+#[derive(Debug, Default, serde::Deserialize)]
+struct AuthEntry {
+    auth: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    identitytoken: Option<String>,
+}
+
+impl AuthEntry {
+    fn credentials(&self, path: &Path, host: &str) -> Result<Option<Credentials>, Error> {
+        if let Some(token) = self.identitytoken.as_ref().filter(|t| !t.is_empty()) {
+            return Ok(Some(Credentials::IdentityToken(token.clone())));
+        }
+        if let Some(auth) = self
+            .auth
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            let bad = |detail: &str| Error::AuthFile {
+                path: path.to_path_buf(),
+                detail: format!("the 'auth' entry for {host} {detail}"),
+            };
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth)
+                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(auth))
+                .map_err(|_| bad("is not base64"))?;
+            let decoded = String::from_utf8(decoded).map_err(|_| bad("is not UTF-8 text"))?;
+            let Some((username, password)) = decoded.split_once(':') else {
+                return Err(bad("is not base64 of 'user:password'"));
+            };
+            return Ok(Some(Credentials::Basic {
+                username: username.to_string(),
+                password: password.to_string(),
+            }));
+        }
+        match (&self.username, &self.password) {
+            (Some(username), Some(password)) if !username.is_empty() => {
+                Ok(Some(Credentials::Basic {
+                    username: username.clone(),
+                    password: password.clone(),
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A credential helper's answer to `get`.
+#[derive(Debug, serde::Deserialize)]
+struct HelperAnswer {
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default)]
+    secret: String,
+}
+
+/// Reads and parses one file; `None` if it does not exist.
+async fn read_config(path: &Path) -> Result<Option<DockerConfig>, Error> {
+    let bytes = match tokio::fs::read(path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::AuthFile {
+                path: path.to_path_buf(),
+                detail: format!("cannot be read: {e}"),
+            });
+        }
+    };
+    parse_config(&bytes).map(Some).map_err(|e| Error::AuthFile {
+        path: path.to_path_buf(),
+        detail: format!("is not valid JSON: {e}"),
+    })
+}
+
+fn parse_config(bytes: &[u8]) -> Result<DockerConfig, serde_json::Error> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DockerConfig::default());
+    }
+    serde_json::from_slice(bytes)
+}
+
+/// The value whose key names `host`.
+fn find_entry<'a, T>(entries: &'a HashMap<String, T>, host: &str) -> Option<&'a T> {
+    // an exact key first, so `host` beats `https://host/v1/` when both are present
+    entries.get(host).or_else(|| {
+        entries
+            .iter()
+            .find(|(key, _)| key_matches(key, host))
+            .map(|(_, v)| v)
+    })
+}
+
+/// Whether a config key (`host`, `https://host/v1/`, `http://host:5000`) names `host`.
+fn key_matches(key: &str, host: &str) -> bool {
+    let key_host = key_host(key);
+    if key_host.eq_ignore_ascii_case(host) {
+        return true;
+    }
+    is_docker_hub(host) && is_docker_hub(key_host)
+}
+
+/// The `host[:port]` of a config key.
+fn key_host(key: &str) -> &str {
+    let without_scheme = key.split_once("://").map_or(key, |(_, rest)| rest);
+    without_scheme.split('/').next().unwrap_or(without_scheme)
+}
+
+fn is_docker_hub(host: &str) -> bool {
+    DOCKER_HUB_HOSTS
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(u: &str, p: &str) -> Option<Credentials> {
+        Some(Credentials::Basic {
+            username: u.into(),
+            password: p.into(),
+        })
+    }
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn reads_every_key_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            r#"{{"auths":{{
+                "https://index.docker.io/v1/":{{"auth":"{hub}"}},
+                "registry.company.com":{{"auth":"{plain}"}},
+                "https://ghcr.io/v1/":{{"username":"gh","password":"ghp_x"}},
+                "http://127.0.0.1:5000":{{"auth":"{local}"}},
+                "quay.io":{{"identitytoken":"refresh-me"}},
+                "empty.io":{{}}
+            }}}}"#,
+            hub = b64("hubuser:hubpass"),
+            plain = b64("alice:pa:ss"),
+            local = b64("sealgate:pw"),
+        );
+        let files = AuthFiles::from_paths([write(dir.path(), "config.json", &config)]);
+        assert_eq!(
+            files.lookup("registry-1.docker.io").await.unwrap(),
+            basic("hubuser", "hubpass")
+        );
+        assert_eq!(
+            files.lookup("index.docker.io").await.unwrap(),
+            basic("hubuser", "hubpass")
+        );
+        assert_eq!(
+            files.lookup("registry.company.com").await.unwrap(),
+            basic("alice", "pa:ss")
+        );
+        assert_eq!(files.lookup("ghcr.io").await.unwrap(), basic("gh", "ghp_x"));
+        assert_eq!(
+            files.lookup("127.0.0.1:5000").await.unwrap(),
+            basic("sealgate", "pw")
+        );
+        assert_eq!(
+            files.lookup("127.0.0.1:5001").await.unwrap(),
+            None,
+            "another port is another registry"
+        );
+        assert_eq!(
+            files.lookup("quay.io").await.unwrap(),
+            Some(Credentials::IdentityToken("refresh-me".into()))
+        );
+        assert_eq!(files.lookup("empty.io").await.unwrap(), None);
+        assert_eq!(files.lookup("unknown.io").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn first_file_with_an_entry_wins_and_missing_files_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(
+            dir.path(),
+            "a.json",
+            &format!(r#"{{"auths":{{"one.io":{{"auth":"{}"}}}}}}"#, b64("a:1")),
+        );
+        let b = write(
+            dir.path(),
+            "b.json",
+            &format!(
+                r#"{{"auths":{{"one.io":{{"auth":"{}"}},"two.io":{{"auth":"{}"}}}}}}"#,
+                b64("b:1"),
+                b64("b:2")
+            ),
+        );
+        let files = AuthFiles::from_paths([dir.path().join("missing.json"), a, b]);
+        assert_eq!(files.lookup("one.io").await.unwrap(), basic("a", "1"));
+        assert_eq!(files.lookup("two.io").await.unwrap(), basic("b", "2"));
+    }
+
+    #[tokio::test]
+    async fn broken_files_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "config.json", "{not json");
+        let e = AuthFiles::from_paths([path.clone()])
+            .lookup("x.io")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::AuthFile { path: p, .. } if *p == path),
+            "{e}"
+        );
+        assert!(e.to_string().contains("config.json"), "{e}");
+
+        let path = write(
+            dir.path(),
+            "bad-auth.json",
+            r#"{"auths":{"x.io":{"auth":"!!!"}}}"#,
+        );
+        let e = AuthFiles::from_paths([path])
+            .lookup("x.io")
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the 'auth' entry for x.io is not base64"),
+            "{e}"
+        );
+
+        let path = write(dir.path(), "blank.json", "  \n");
+        assert_eq!(
+            AuthFiles::from_paths([path]).lookup("x.io").await.unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn from_env_order_and_empty_values() {
+        let vars = |name: &str| match name {
+            "REGISTRY_AUTH_FILE" => Some(OsString::from("/run/auth.json")),
+            "DOCKER_CONFIG" => Some(OsString::from("/etc/docker-cfg")),
+            "HOME" => Some(OsString::from("/home/u")),
+            _ => None,
+        };
+        let files = AuthFiles::from_vars(vars);
+        assert_eq!(
+            files.paths(),
+            [
+                PathBuf::from("/run/auth.json"),
+                PathBuf::from("/etc/docker-cfg/config.json"),
+                PathBuf::from("/home/u/.docker/config.json")
+            ]
+        );
+        let files = AuthFiles::from_vars(|name| (name == "DOCKER_CONFIG").then(OsString::new));
+        assert!(files.paths().is_empty());
+    }
+
+    #[test]
+    fn key_forms() {
+        assert_eq!(key_host("https://index.docker.io/v1/"), "index.docker.io");
+        assert_eq!(key_host("http://127.0.0.1:5000"), "127.0.0.1:5000");
+        assert_eq!(key_host("ghcr.io"), "ghcr.io");
+        assert_eq!(key_host("registry.company.com/v2/"), "registry.company.com");
+        assert!(key_matches("docker.io", "registry-1.docker.io"));
+        assert!(!key_matches("docker.io", "ghcr.io"));
+    }
+
+    /// Writes a fake `docker-credential-<name>` script into `dir`.
+    #[cfg(unix)]
+    fn helper(dir: &Path, name: &str, script: &str) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = write(
+            dir,
+            &format!("docker-credential-{name}"),
+            &format!("#!/bin/sh\n{script}\n"),
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn credential_helpers_and_store() {
+        let dir = tempfile::tempdir().unwrap();
+        // echoes the server URL it was asked about as the user name
+        helper(
+            dir.path(),
+            "echo",
+            r#"read host; printf '{"ServerURL":"%s","Username":"%s","Secret":"s3cret"}' "$host" "$host""#,
+        );
+        helper(
+            dir.path(),
+            "token",
+            r#"printf '{"Username":"<token>","Secret":"refresh"}'"#,
+        );
+        helper(
+            dir.path(),
+            "none",
+            r#"echo "credentials not found in native keychain"; exit 1"#,
+        );
+        helper(
+            dir.path(),
+            "broken",
+            r#"echo "keychain locked" >&2; exit 3"#,
+        );
+        let config = format!(
+            r#"{{"credHelpers":{{"ghcr.io":"echo","quay.io":"token","nothing.io":"none","broken.io":"broken","gone.io":"not-installed"}},
+                "credsStore":"echo",
+                "auths":{{"inline.io":{{"auth":"{}"}},"nothing.io":{{"auth":"{}"}}}}}}"#,
+            b64("in:line"),
+            b64("fall:back")
+        );
+        let mut files = AuthFiles::from_paths([write(dir.path(), "config.json", &config)]);
+        files.helper_dir = Some(dir.path().to_path_buf());
+
+        assert_eq!(
+            files.lookup("ghcr.io").await.unwrap(),
+            basic("ghcr.io", "s3cret")
+        );
+        assert_eq!(
+            files.lookup("quay.io").await.unwrap(),
+            Some(Credentials::IdentityToken("refresh".into()))
+        );
+        assert_eq!(
+            files.lookup("nothing.io").await.unwrap(),
+            basic("fall", "back"),
+            "helper found nothing"
+        );
+        assert_eq!(
+            files.lookup("inline.io").await.unwrap(),
+            basic("in", "line")
+        );
+        // everything else goes to credsStore; Docker Hub is asked for under its v1 URL
+        assert_eq!(
+            files.lookup("other.io").await.unwrap(),
+            basic("other.io", "s3cret")
+        );
+        assert_eq!(
+            files.lookup("registry-1.docker.io").await.unwrap(),
+            basic(DOCKER_HUB_KEY, "s3cret")
+        );
+
+        let e = files.lookup("broken.io").await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "credential helper docker-credential-broken failed for broken.io: it exited with exit status: 3: keychain locked"
+        );
+        let e = files.lookup("gone.io").await.unwrap_err();
+        assert!(
+            e.to_string().contains("is not installed or not on PATH"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let c = Credentials::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Credentials::IdentityToken("tok".into())).contains("tok"));
+    }
+}

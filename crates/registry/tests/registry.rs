@@ -1,0 +1,627 @@
+//! The registry client against a real registry (Debian's `docker-registry`, started per test by
+//! `sealgate-test-registry`), plus two raw-socket servers for what a real registry will not do
+//! on demand: hang, and fail with 503.
+
+// Test helpers outside #[test] fns: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use sealgate_core::{Digest, ImageRef};
+use sealgate_registry::{AuthFiles, Client, Error, Limits, RegistryOptions, media_type};
+use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
+
+const TLS_AUTH: TestRegistryConfig = TestRegistryConfig {
+    tls: true,
+    auth: true,
+};
+const PLAIN: TestRegistryConfig = TestRegistryConfig {
+    tls: false,
+    auth: false,
+};
+
+fn json(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap()
+}
+
+fn descriptor_digest(value: &serde_json::Value) -> Digest {
+    value["digest"].as_str().unwrap().parse().unwrap()
+}
+
+/// Waits (briefly) for the registry's access log to mention `needle` `count` times: the line is
+/// written just after the response is sent.
+fn wait_for_log_count(registry: &TestRegistry, needle: &str, count: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let seen = registry.log().matches(needle).count();
+        if seen >= count || Instant::now() > deadline {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn tls_and_auth_push_resolve_and_fetch_round_trip() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let pushed = registry.push_image("app", "v1");
+    let client = registry.client();
+    let image = registry.image_ref("app:v1");
+
+    assert_eq!(client.resolve(&image).await.unwrap(), pushed);
+    assert_eq!(
+        client
+            .resolve(&image.with_digest(pushed.clone()))
+            .await
+            .unwrap(),
+        pushed
+    );
+
+    let manifest = client
+        .get_manifest(&image, &pushed.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(manifest.media_type, media_type::OCI_MANIFEST);
+    assert_eq!(manifest.digest, pushed);
+    assert!(pushed.matches(&manifest.bytes));
+    let by_tag = client.get_manifest(&image, "v1").await.unwrap().unwrap();
+    assert_eq!(by_tag, manifest);
+
+    let parsed = json(&manifest.bytes);
+    let layer_digest = descriptor_digest(&parsed["layers"][0]);
+    let layer = client
+        .get_blob(&image, &layer_digest, 1 << 20)
+        .await
+        .unwrap();
+    assert!(layer_digest.matches(&layer));
+    assert!(String::from_utf8_lossy(&layer).contains("sealgate test image"));
+    let config = client
+        .get_blob(&image, &descriptor_digest(&parsed["config"]), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        json(&config)["rootfs"]["diff_ids"][0].as_str().unwrap(),
+        layer_digest.to_string()
+    );
+
+    // another tag, another repository: other content, other digests
+    assert_ne!(registry.push_image("app", "v2"), pushed);
+    assert_ne!(registry.push_image("other/app", "v1"), pushed);
+
+    // Basic auth is learnt from the first 401 and then sent up front
+    let stats = client.request_stats();
+    assert_eq!(stats.count(registry.host(), 401), 1, "{stats:?}");
+    assert!(stats.count(registry.host(), 200) >= 5, "{stats:?}");
+}
+
+#[tokio::test]
+async fn plain_http_works_for_an_insecure_host() {
+    let registry = TestRegistry::start(PLAIN);
+    assert_eq!(
+        registry.cli_args(),
+        vec![
+            "--allow-insecure-registry".to_string(),
+            registry.host().to_string()
+        ]
+    );
+    let pushed = registry.push_image("app", "v1");
+    let client = registry.client();
+    assert_eq!(
+        client.resolve(&registry.image_ref("app:v1")).await.unwrap(),
+        pushed
+    );
+
+    // a bare host name in insecure_hosts covers every port
+    let options = RegistryOptions {
+        insecure_hosts: vec!["127.0.0.1".into()],
+        ..RegistryOptions::default()
+    };
+    let client = Client::new(options).unwrap();
+    assert_eq!(
+        client.resolve(&registry.image_ref("app:v1")).await.unwrap(),
+        pushed
+    );
+}
+
+#[tokio::test]
+async fn https_to_a_plain_http_registry_suggests_allow_insecure_registry() {
+    let registry = TestRegistry::start(PLAIN);
+    let client = Client::new(RegistryOptions::default()).unwrap();
+    let e = client
+        .resolve(&registry.image_ref("app:v1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::PlainHttpServer { .. }), "{e:?}");
+    let hint = format!(
+        "if {0} serves plain HTTP, pass --allow-insecure-registry {0}",
+        registry.host()
+    );
+    assert!(e.to_string().ends_with(&hint), "{e}");
+}
+
+#[tokio::test]
+async fn https_without_the_ca_suggests_registry_ca() {
+    let registry = TestRegistry::start(TestRegistryConfig {
+        tls: true,
+        auth: false,
+    });
+    let client = Client::new(RegistryOptions::default()).unwrap();
+    let e = client
+        .resolve(&registry.image_ref("app:v1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::UntrustedCertificate { .. }), "{e:?}");
+    assert!(e.to_string().contains(registry.host()), "{e}");
+    assert!(
+        e.to_string()
+            .ends_with("pass its CA with --registry-ca FILE"),
+        "{e}"
+    );
+
+    // with the CA it works, and a missing tag is simply absent
+    let client = registry.client();
+    assert_eq!(
+        client
+            .get_manifest(&registry.image_ref("app:v1"), "v1")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn wrong_or_missing_credentials_are_401_errors_with_the_hint() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let image = registry.image_ref("app:v1");
+
+    let options = RegistryOptions {
+        password: Some("wrong".into()),
+        ..registry.client_options()
+    };
+    let e = Client::new(options)
+        .unwrap()
+        .resolve(&image)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::CredentialsRejected { username, .. } if username == "sealgate"),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("check --registry-username/--registry-password"),
+        "{e}"
+    );
+
+    let options = RegistryOptions {
+        username: None,
+        password: None,
+        ..registry.client_options()
+    };
+    let e = Client::new(options)
+        .unwrap()
+        .resolve(&image)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::AuthenticationRequired { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "authentication required by {0} for {0}/app: pass --registry-username/--registry-password or add credentials to docker config.json",
+            registry.host()
+        )
+    );
+}
+
+#[tokio::test]
+async fn missing_manifests_are_none_and_missing_tags_do_not_resolve() {
+    let registry = TestRegistry::start(PLAIN);
+    let pushed = registry.push_image("app", "v1");
+    let client = registry.client();
+    let image = registry.image_ref("app:v1");
+
+    assert_eq!(client.get_manifest(&image, "nope").await.unwrap(), None);
+    assert_eq!(
+        client
+            .get_manifest(&registry.image_ref("no/such/repo:v1"), "v1")
+            .await
+            .unwrap(),
+        None
+    );
+    // the cosign signature tag of an unsigned image
+    let sig_tag = pushed.signature_tag();
+    assert_eq!(client.get_manifest(&image, &sig_tag).await.unwrap(), None);
+    let needle = format!("\"GET /v2/app/manifests/{sig_tag} HTTP/1.1\" 404");
+    assert_eq!(
+        wait_for_log_count(&registry, &needle, 1),
+        1,
+        "{}",
+        registry.log()
+    );
+
+    let missing = registry.image_ref("app:missing");
+    let e = client.resolve(&missing).await.unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    assert!(
+        e.to_string().starts_with(&format!(
+            "manifest {missing} not found on {}",
+            registry.host()
+        )),
+        "{e}"
+    );
+
+    let absent_blob = Digest::sha256_of(b"never pushed");
+    let e = client
+        .get_blob(&image, &absent_blob, 1024)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with(&format!(
+            "blob {absent_blob} of {}/app not found",
+            registry.host()
+        )),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn size_limits_apply_to_manifests_and_blobs() {
+    let registry = TestRegistry::start(PLAIN);
+    let pushed = registry.push_image("app", "v1");
+    let image = registry.image_ref("app:v1");
+
+    let limits = Limits {
+        manifest_bytes: 100,
+        ..Limits::default()
+    };
+    let client = Client::new(RegistryOptions {
+        limits,
+        ..registry.client_options()
+    })
+    .unwrap();
+    let e = client.resolve(&image).await.unwrap_err();
+    assert!(matches!(e, Error::TooLarge { limit: 100, .. }), "{e:?}");
+    assert!(
+        e.to_string().ends_with("is larger than the 100-byte limit"),
+        "{e}"
+    );
+
+    let client = registry.client();
+    let manifest = client
+        .get_manifest(&image, &pushed.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    let layer = descriptor_digest(&json(&manifest.bytes)["layers"][0]);
+    let e = client.get_blob(&image, &layer, 16).await.unwrap_err();
+    assert!(matches!(e, Error::TooLarge { limit: 16, .. }), "{e:?}");
+
+    // pushing is bounded too
+    let limits = Limits {
+        blob_bytes: 8,
+        ..Limits::default()
+    };
+    let client = Client::new(RegistryOptions {
+        limits,
+        ..registry.client_options()
+    })
+    .unwrap();
+    let e = client
+        .push_blob(&image, b"more than eight bytes")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::TooLarge { limit: 8, .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn blobs_are_uploaded_once_and_manifests_by_digest_must_match() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let client = registry.client();
+    let image = registry.image_ref("app:v1");
+    let blob = b"some blob content";
+    let digest = client.push_blob(&image, blob).await.unwrap();
+    assert_eq!(client.push_blob(&image, blob).await.unwrap(), digest);
+    let uploads = "\"POST /v2/app/blobs/uploads/ HTTP/2.0\" 202";
+    assert_eq!(
+        wait_for_log_count(&registry, uploads, 1),
+        1,
+        "second push must only HEAD\n{}",
+        registry.log()
+    );
+    assert_eq!(client.get_blob(&image, &digest, 1024).await.unwrap(), blob);
+
+    let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    let wrong = Digest::sha256_of(b"something else");
+    let e = client
+        .put_manifest(&image, &wrong.to_string(), media_type::OCI_INDEX, manifest)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::DigestMismatch { .. }), "{e:?}");
+    let right = Digest::sha256_of(manifest);
+    let pushed = client
+        .put_manifest(&image, &right.to_string(), media_type::OCI_INDEX, manifest)
+        .await
+        .unwrap();
+    assert_eq!(pushed, right);
+    let fetched = client
+        .get_manifest(&image, &right.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fetched.bytes, manifest);
+    assert_eq!(fetched.media_type, media_type::OCI_INDEX);
+}
+
+#[tokio::test]
+async fn multi_platform_index_resolves_to_the_index_digest() {
+    let registry = TestRegistry::start(PLAIN);
+    let index_digest = registry.push_image_index("multi", "v1");
+    let client = registry.client();
+    let image = registry.image_ref("multi:v1");
+    assert_eq!(client.resolve(&image).await.unwrap(), index_digest);
+    let index = client.get_manifest(&image, "v1").await.unwrap().unwrap();
+    assert_eq!(index.media_type, media_type::OCI_INDEX);
+    let manifests = json(&index.bytes)["manifests"].as_array().unwrap().clone();
+    assert_eq!(manifests.len(), 2);
+    for entry in manifests {
+        let child = client
+            .get_manifest(&image, entry["digest"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(child.media_type, media_type::OCI_MANIFEST);
+    }
+}
+
+#[tokio::test]
+async fn docker_config_credentials_are_used() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let pushed = registry.push_image("app", "v1");
+    let dir = tempfile::tempdir().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        registry.username().unwrap(),
+        registry.password().unwrap()
+    ));
+    let config = dir.path().join("config.json");
+    let key = format!("https://{}/v1/", registry.host());
+    std::fs::write(
+        &config,
+        serde_json::json!({"auths": {key: {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+
+    let options = RegistryOptions {
+        username: None,
+        password: None,
+        auth_files: AuthFiles::from_paths([dir.path().join("missing.json"), config]),
+        ..registry.client_options()
+    };
+    let client = Client::new(options).unwrap();
+    assert_eq!(
+        client.resolve(&registry.image_ref("app:v1")).await.unwrap(),
+        pushed
+    );
+
+    // explicit options override the file
+    let options = RegistryOptions {
+        password: Some("wrong".into()),
+        auth_files: AuthFiles::from_paths([dir.path().join("config.json")]),
+        ..registry.client_options()
+    };
+    let e = Client::new(options)
+        .unwrap()
+        .resolve(&registry.image_ref("app:v1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::CredentialsRejected { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_port_is_a_connect_error_with_a_hint() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = format!("127.0.0.1:{port}");
+    let client = Client::new(RegistryOptions {
+        insecure_hosts: vec![host.clone()],
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    let started = Instant::now();
+    let e = client
+        .resolve(&ImageRef::parse(&format!("{host}/app:v1")).unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Connect { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "could not connect to {host}: connection refused; is the registry running and is the address right?"
+        )
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a refused connection is not retried"
+    );
+}
+
+/// A server on loopback that answers each request with `respond(n)` (n counts from 1), and
+/// counts the requests.
+fn raw_server(
+    respond: impl Fn(usize) -> Option<String> + Send + 'static,
+) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            match respond(n) {
+                Some(response) => {
+                    let _ = stream.write_all(response.as_bytes());
+                }
+                None => held.push(stream), // never answer
+            }
+        }
+    });
+    (host, count)
+}
+
+#[tokio::test]
+async fn a_silent_registry_times_out_with_the_timeout_hint() {
+    let (host, _) = raw_server(|_| None);
+    let options = RegistryOptions {
+        insecure_hosts: vec![host.clone()],
+        request_timeout: Duration::from_millis(300),
+        ..RegistryOptions::default()
+    };
+    let e = Client::new(options)
+        .unwrap()
+        .resolve(&ImageRef::parse(&format!("{host}/app:v1")).unwrap())
+        .await;
+    let e = e.unwrap_err();
+    assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "request to {host} timed out after 0.3s; if the registry is slow, raise --registry-timeout"
+        )
+    );
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_with_backoff_and_other_4xx_are_not() {
+    let unavailable = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let (host, count) = raw_server(move |_| Some(unavailable.to_string()));
+    let options = RegistryOptions {
+        insecure_hosts: vec![host.clone()],
+        max_retries: 2,
+        ..RegistryOptions::default()
+    };
+    let client = Client::new(options).unwrap();
+    let image = ImageRef::parse(&format!("{host}/app:v1")).unwrap();
+    let e = client.resolve(&image).await.unwrap_err();
+    assert!(
+        matches!(e, Error::RetriesExhausted { tries: 3, .. }),
+        "{e:?}"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 3);
+    assert!(
+        e.to_string()
+            .contains("(503 Service Unavailable) after 3 tries"),
+        "{e}"
+    );
+    assert_eq!(client.request_stats().count(&host, 503), 3);
+
+    // a 503 then success: the retry is invisible to the caller
+    let manifest =
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+    let ok = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{manifest}",
+        manifest.len()
+    );
+    let (host, count) = raw_server(move |n| {
+        Some(if n == 1 {
+            unavailable.to_string()
+        } else {
+            ok.clone()
+        })
+    });
+    let options = RegistryOptions {
+        insecure_hosts: vec![host.clone()],
+        ..RegistryOptions::default()
+    };
+    let started = Instant::now();
+    let digest = Client::new(options)
+        .unwrap()
+        .resolve(&ImageRef::parse(&format!("{host}/app:v1")).unwrap())
+        .await;
+    assert_eq!(digest.unwrap(), Digest::sha256_of(manifest.as_bytes()));
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "Retry-After: 0 is honoured"
+    );
+
+    // a lying Docker-Content-Digest is caught
+    let liar = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nDocker-Content-Digest: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{manifest}",
+        Digest::sha256_of(b"other"),
+        manifest.len()
+    );
+    let (host, _) = raw_server(move |_| Some(liar.clone()));
+    let options = RegistryOptions {
+        insecure_hosts: vec![host.clone()],
+        ..RegistryOptions::default()
+    };
+    let e = Client::new(options)
+        .unwrap()
+        .resolve(&ImageRef::parse(&format!("{host}/app:v1")).unwrap())
+        .await;
+    assert!(matches!(e, Err(Error::DigestMismatch { .. })), "{e:?}");
+
+    // 400 is not retried
+    let bad =
+        "HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\nConnection: close\r\n\r\nbad request";
+    let (host, count) = raw_server(move |_| Some(bad.to_string()));
+    let options = RegistryOptions {
+        insecure_hosts: vec![host.clone()],
+        ..RegistryOptions::default()
+    };
+    let e = Client::new(options)
+        .unwrap()
+        .resolve(&ImageRef::parse(&format!("{host}/app:v1")).unwrap())
+        .await;
+    let e = e.unwrap_err();
+    assert!(
+        matches!(e, Error::UnexpectedStatus { status: 400, .. }),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("{host} answered 400 to GET /v2/app/manifests/v1: bad request")
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn cli_args_name_the_ca_and_credentials() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let ca: PathBuf = registry.ca_pem_path().unwrap();
+    assert!(
+        std::fs::read_to_string(&ca)
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    assert_eq!(
+        registry.cli_args(),
+        vec![
+            "--registry-ca".to_string(),
+            ca.display().to_string(),
+            "--registry-username".into(),
+            "sealgate".into(),
+            "--registry-password".into(),
+            registry.password().unwrap().to_string(),
+        ]
+    );
+    assert!(registry.url().starts_with("https://127.0.0.1:"));
+    assert!(registry.data_dir().is_dir());
+}
