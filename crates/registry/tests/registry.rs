@@ -455,12 +455,19 @@ async fn an_unreachable_port_is_a_connect_error_with_a_hint() {
     );
 }
 
-/// A server on loopback that answers each request with `respond(n)` (n counts from 1), and
-/// counts the requests.
+/// A server on loopback that answers each request with `respond(n, head)` (n counts from 1,
+/// head is the request line and headers), one request per connection, and counts the requests.
 fn raw_server(
-    respond: impl Fn(usize) -> Option<String> + Send + 'static,
+    respond: impl Fn(usize, &str) -> Option<String> + Send + 'static,
 ) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    raw_server_on(listener, respond)
+}
+
+fn raw_server_on(
+    listener: TcpListener,
+    respond: impl Fn(usize, &str) -> Option<String> + Send + 'static,
+) -> (String, Arc<AtomicUsize>) {
     let host = listener.local_addr().unwrap().to_string();
     let count = Arc::new(AtomicUsize::new(0));
     let counter = count.clone();
@@ -469,12 +476,14 @@ fn raw_server(
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { return };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
             let mut line = String::new();
             while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                head.push_str(&line);
                 line.clear();
             }
             let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-            match respond(n) {
+            match respond(n, &head) {
                 Some(response) => {
                     let _ = stream.write_all(response.as_bytes());
                 }
@@ -485,9 +494,223 @@ fn raw_server(
     (host, count)
 }
 
+/// An HTTP/1.1 response that closes the connection.
+fn http_response(status: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(body);
+    response
+}
+
+#[tokio::test]
+async fn blob_redirects_are_followed_without_sending_credentials_elsewhere() {
+    let blob = "layer bytes in object storage";
+    let digest = Digest::sha256_of(blob.as_bytes());
+    let storage_saw_authorization = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let saw = storage_saw_authorization.clone();
+    let (storage, _) = raw_server(move |_, head| {
+        saw.store(
+            head.to_ascii_lowercase().contains("\r\nauthorization:"),
+            Ordering::SeqCst,
+        );
+        Some(http_response("200 OK", &[], blob))
+    });
+    let location = format!("http://{storage}/bucket/blob?signature=abc");
+    let (host, _) = raw_server(move |_, head| {
+        if !head
+            .to_ascii_lowercase()
+            .contains("\r\nauthorization: basic ")
+        {
+            return Some(http_response(
+                "401 Unauthorized",
+                &[("WWW-Authenticate", r#"Basic realm="r""#)],
+                "",
+            ));
+        }
+        if head.starts_with("GET /v2/app/blobs/") {
+            return Some(http_response(
+                "307 Temporary Redirect",
+                &[("Location", &location)],
+                "",
+            ));
+        }
+        Some(http_response(
+            "403 Forbidden",
+            &[],
+            r#"{"errors":[{"code":"DENIED"}]}"#,
+        ))
+    });
+    let options = RegistryOptions {
+        username: Some("alice".into()),
+        password: Some("pw".into()),
+        insecure_hosts: vec![host.clone(), storage.clone()],
+        ..RegistryOptions::default()
+    };
+    let client = Client::new(options).unwrap();
+    let image = ImageRef::parse(&format!("{host}/app:v1")).unwrap();
+    assert_eq!(
+        client.get_blob(&image, &digest, 1024).await.unwrap(),
+        blob.as_bytes()
+    );
+    assert!(
+        !storage_saw_authorization.load(Ordering::SeqCst),
+        "credentials leaked to the storage host"
+    );
+
+    let e = client.get_manifest(&image, "v1").await.unwrap_err();
+    assert!(
+        matches!(e, Error::Forbidden { action: "pull", .. }),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{host} denied pull access to {host}/app (403 forbidden); the credentials lack that permission on the repository"
+        )
+    );
+}
+
+#[tokio::test]
+async fn bearer_tokens_are_fetched_with_credentials_cached_per_scope_and_sent_up_front() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let challenge = format!(r#"Bearer realm="http://{host}/token",service="test-registry""#);
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("alice:pw")
+    );
+    let manifest =
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#;
+    let token_requests = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = token_requests.clone();
+    let (_, count) = raw_server_on(listener, move |_, head| {
+        let request_line = head.lines().next().unwrap_or_default().to_string();
+        let authorization = head
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("authorization: ")
+                    .or_else(|| l.strip_prefix("Authorization: "))
+            })
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if request_line.starts_with("GET /token?") {
+            seen.lock().unwrap().push(request_line.clone());
+            if authorization != basic {
+                return Some(http_response("401 Unauthorized", &[], ""));
+            }
+            let token = if request_line.contains("pull%2Cpush") {
+                "push-token"
+            } else {
+                "pull-token"
+            };
+            let body = format!(r#"{{"access_token":"{token}","expires_in":300}}"#);
+            return Some(http_response(
+                "200 OK",
+                &[("Content-Type", "application/json")],
+                &body,
+            ));
+        }
+        let needed = if request_line.starts_with("HEAD") {
+            "Bearer push-token"
+        } else {
+            "Bearer pull-token"
+        };
+        if authorization != needed {
+            return Some(http_response(
+                "401 Unauthorized",
+                &[("WWW-Authenticate", &challenge)],
+                "",
+            ));
+        }
+        if request_line.starts_with("HEAD") {
+            return Some(http_response("200 OK", &[], ""));
+        }
+        Some(http_response(
+            "200 OK",
+            &[("Content-Type", media_type::OCI_MANIFEST)],
+            manifest,
+        ))
+    });
+
+    let options = RegistryOptions {
+        username: Some("alice".into()),
+        password: Some("pw".into()),
+        insecure_hosts: vec![host.clone()],
+        ..RegistryOptions::default()
+    };
+    let client = Client::new(options).unwrap();
+    let image = ImageRef::parse(&format!("{host}/team/app:v1")).unwrap();
+    let expected = Digest::sha256_of(manifest.as_bytes());
+    assert_eq!(client.resolve(&image).await.unwrap(), expected);
+    assert_eq!(count.load(Ordering::SeqCst), 3, "401, token, retry");
+    assert_eq!(client.resolve(&image).await.unwrap(), expected);
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        4,
+        "the cached token is sent up front"
+    );
+    // push access needs another token (HEAD of an existing blob, so nothing is uploaded)
+    assert_eq!(
+        client.push_blob(&image, b"x").await.unwrap(),
+        Digest::sha256_of(b"x")
+    );
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        6,
+        "token for pull,push, then HEAD"
+    );
+
+    let tokens = token_requests.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    assert!(
+        tokens[0]
+            .contains("service=test-registry&scope=repository%3Ateam%2Fapp%3Apull&account=alice"),
+        "{tokens:?}"
+    );
+    assert!(
+        tokens[1].contains("scope=repository%3Ateam%2Fapp%3Apull%2Cpush"),
+        "{tokens:?}"
+    );
+
+    // the token service refusing the password is a credentials error; with no credentials at
+    // all, authentication is required
+    let options = RegistryOptions {
+        username: Some("alice".into()),
+        password: Some("wrong".into()),
+        insecure_hosts: vec![host.clone()],
+        ..RegistryOptions::default()
+    };
+    let e = Client::new(options)
+        .unwrap()
+        .resolve(&image)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::CredentialsRejected { username, .. } if username == "alice"),
+        "{e:?}"
+    );
+    let options = RegistryOptions {
+        insecure_hosts: vec![host.clone()],
+        ..RegistryOptions::default()
+    };
+    let e = Client::new(options)
+        .unwrap()
+        .resolve(&image)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::AuthenticationRequired { .. }), "{e:?}");
+}
+
 #[tokio::test]
 async fn a_silent_registry_times_out_with_the_timeout_hint() {
-    let (host, _) = raw_server(|_| None);
+    let (host, _) = raw_server(|_, _| None);
     let options = RegistryOptions {
         insecure_hosts: vec![host.clone()],
         request_timeout: Duration::from_millis(300),
@@ -510,7 +733,7 @@ async fn a_silent_registry_times_out_with_the_timeout_hint() {
 #[tokio::test]
 async fn server_errors_are_retried_with_backoff_and_other_4xx_are_not() {
     let unavailable = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    let (host, count) = raw_server(move |_| Some(unavailable.to_string()));
+    let (host, count) = raw_server(move |_, _| Some(unavailable.to_string()));
     let options = RegistryOptions {
         insecure_hosts: vec![host.clone()],
         max_retries: 2,
@@ -538,7 +761,7 @@ async fn server_errors_are_retried_with_backoff_and_other_4xx_are_not() {
         "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{manifest}",
         manifest.len()
     );
-    let (host, count) = raw_server(move |n| {
+    let (host, count) = raw_server(move |n, _| {
         Some(if n == 1 {
             unavailable.to_string()
         } else {
@@ -567,7 +790,7 @@ async fn server_errors_are_retried_with_backoff_and_other_4xx_are_not() {
         Digest::sha256_of(b"other"),
         manifest.len()
     );
-    let (host, _) = raw_server(move |_| Some(liar.clone()));
+    let (host, _) = raw_server(move |_, _| Some(liar.clone()));
     let options = RegistryOptions {
         insecure_hosts: vec![host.clone()],
         ..RegistryOptions::default()
@@ -581,7 +804,7 @@ async fn server_errors_are_retried_with_backoff_and_other_4xx_are_not() {
     // 400 is not retried
     let bad =
         "HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\nConnection: close\r\n\r\nbad request";
-    let (host, count) = raw_server(move |_| Some(bad.to_string()));
+    let (host, count) = raw_server(move |_, _| Some(bad.to_string()));
     let options = RegistryOptions {
         insecure_hosts: vec![host.clone()],
         ..RegistryOptions::default()

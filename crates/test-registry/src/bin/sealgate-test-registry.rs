@@ -80,7 +80,11 @@ fn serve(dir: &Path, config: TestRegistryConfig) -> anyhow::Result<()> {
         .iter()
         .map(|(k, v)| format!("{k}={}\n", shell_quote(v)))
         .collect();
-    std::fs::write(&env_path, text)
+    // written whole, then renamed: scripts wait for the file and source it at once
+    let partial = dir.join(format!("{ENV_FILE}.partial"));
+    std::fs::write(&partial, text)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, &env_path)
         .with_context(|| format!("cannot write {}", env_path.display()))?;
     println!(
         "registry at {} (log: {}); settings in {}",
