@@ -532,7 +532,7 @@ pub enum PrivateKeyFile {
     /// [`decrypt_key_file`].
     Encrypted,
     /// `PRIVATE KEY` (PKCS#8), `EC PRIVATE KEY` (SEC 1, P-256) or `RSA PRIVATE KEY` (PKCS#1).
-    Plain(SigningKey),
+    Plain(Box<SigningKey>),
 }
 
 impl PrivateKeyFile {
@@ -544,11 +544,11 @@ impl PrivateKeyFile {
         };
         match block.label.as_str() {
             SIGSTORE_PRIVATE_KEY_LABEL | COSIGN_PRIVATE_KEY_LABEL => Ok(PrivateKeyFile::Encrypted),
-            "PRIVATE KEY" => SigningKey::from_pkcs8(&block.der, rng).map(PrivateKeyFile::Plain),
+            "PRIVATE KEY" => SigningKey::from_pkcs8(&block.der, rng).map(|k| PrivateKeyFile::Plain(Box::new(k))),
             "EC PRIVATE KEY" => SigningKey::from_pkcs8(&sec1_p256_to_pkcs8(&block.der), rng)
-                .map(PrivateKeyFile::Plain),
+                .map(|k| PrivateKeyFile::Plain(Box::new(k))),
             "RSA PRIVATE KEY" => SigningKey::from_pkcs8(&rsa_pkcs1_to_pkcs8(&block.der), rng)
-                .map(PrivateKeyFile::Plain),
+                .map(|k| PrivateKeyFile::Plain(Box::new(k))),
             other => Err(KeyError::NotACosignKey(other.to_string())),
         }
     }
