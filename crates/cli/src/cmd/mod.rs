@@ -1,0 +1,104 @@
+//! One module per subcommand; [`run`] dispatches and [`Outcome`] maps results to exit codes.
+
+mod generate_key_pair;
+mod public_key;
+mod sign;
+mod triangulate;
+mod verify;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use sealgate_core::ImageRef;
+
+/// What a command concluded, when it ran to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Everything checked out.
+    Success,
+    /// A verification or check failed: exit 1.
+    Failed,
+}
+
+impl Outcome {
+    pub(crate) fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::Failed => ExitCode::from(1),
+        }
+    }
+}
+
+/// sealgate's subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create a cosign key pair: cosign.key (encrypted, mode 0600) and cosign.pub.
+    GenerateKeyPair(generate_key_pair::Args),
+    /// Print the public key of a cosign private key file.
+    PublicKey(public_key::Args),
+    /// Sign images: resolve each tag to its digest and push a cosign signature next to it.
+    Sign(sign::Args),
+    /// Verify the cosign signatures of images against a public key.
+    Verify(verify::Args),
+    /// Print where the signatures of an image are stored (REPO:sha256-<hex>.sig).
+    Triangulate(triangulate::Args),
+}
+
+/// Runs one command.
+pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
+    match command {
+        Command::GenerateKeyPair(args) => generate_key_pair::run(&args),
+        Command::PublicKey(args) => public_key::run(&args),
+        Command::Sign(args) => block_on(sign::run(&args)),
+        Command::Verify(args) => block_on(verify::run(&args)),
+        Command::Triangulate(args) => block_on(triangulate::run(&args)),
+    }
+}
+
+/// Runs a future on a single-threaded runtime: the CLI does one thing at a time.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(future),
+        // Building a current-thread runtime only fails when the OS refuses a timer or an fd.
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            std::process::exit(2)
+        }
+    }
+}
+
+/// Parses an image reference given on the command line.
+pub(crate) fn parse_image(s: &str) -> anyhow::Result<ImageRef> {
+    ImageRef::parse(s).with_context(|| "check the image argument".to_string())
+}
+
+/// Parses `key=value` (cosign's `-a`).
+pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("'{s}' is not key=value")),
+    }
+}
+
+/// Reads a private key: a cosign key file (decrypted with the password, asked for as cosign
+/// does) or a plain PEM key (`PRIVATE KEY`, `EC PRIVATE KEY`, `RSA PRIVATE KEY`).
+pub(crate) fn load_signing_key(
+    path: &std::path::Path,
+    rng: &dyn ring::rand::SecureRandom,
+) -> anyhow::Result<sealgate_core::key::SigningKey> {
+    use sealgate_core::key::{PrivateKeyFile, decrypt_key_file};
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the private key {}", path.display()))?;
+    let context = || format!("loading the private key {}", path.display());
+    match PrivateKeyFile::parse(&text, rng).with_context(context)? {
+        PrivateKeyFile::Plain(key) => Ok(*key),
+        PrivateKeyFile::Encrypted => {
+            let password = crate::password::read(crate::password::Purpose::ExistingKey)?;
+            decrypt_key_file(&text, &password, rng).with_context(context)
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! `sealgate public-key`: the PEM public key of a cosign private key file.
+
+use std::path::PathBuf;
+
+use ring::rand::SystemRandom;
+
+use super::{Outcome, load_signing_key};
+
+/// Arguments of `public-key`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The cosign private key file.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let key = load_signing_key(&args.key, &SystemRandom::new())?;
+    print!("{}", key.public_key().to_pem());
+    Ok(Outcome::Success)
+}

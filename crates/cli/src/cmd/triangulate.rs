@@ -1,0 +1,48 @@
+//! `sealgate triangulate`: where cosign keeps an image's signatures.
+
+use crate::signatures::resolve_digest;
+use clap::ValueEnum;
+
+use super::{Outcome, parse_image};
+use crate::registry_args::RegistryArgs;
+
+/// What to locate.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Kind {
+    /// The `.sig` tag.
+    Signature,
+    /// The `.att` tag.
+    Attestation,
+    /// The `.sbom` tag.
+    Sbom,
+    /// The image digest itself.
+    Digest,
+}
+
+/// Arguments of `triangulate`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// What to locate.
+    #[arg(long = "type", value_enum, default_value = "signature")]
+    kind: Kind,
+
+    /// The image (a tag is resolved to its digest on the registry).
+    image: String,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let image = parse_image(&args.image)?;
+    let client = args.registry.client()?;
+    let digest = resolve_digest(&client, &image).await?;
+    let tag = digest.referrers_tag();
+    match args.kind {
+        Kind::Signature => println!("{}:{tag}.sig", image.cosign_identity()),
+        Kind::Attestation => println!("{}:{tag}.att", image.cosign_identity()),
+        Kind::Sbom => println!("{}:{tag}.sbom", image.cosign_identity()),
+        Kind::Digest => println!("{}@{digest}", image.cosign_identity()),
+    }
+    Ok(Outcome::Success)
+}

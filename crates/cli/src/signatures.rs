@@ -1,0 +1,141 @@
+//! Reading and writing cosign `.sig` images on a registry: the I/O half of cosign signatures
+//! (the checks are in `sealgate_core::cosign`).
+
+use sealgate_core::cosign::{
+    Descriptor, ImageManifest, OCI_MANIFEST_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer,
+    SignatureSet, is_same_signature, signature_image,
+};
+use sealgate_core::key::PublicKey;
+use sealgate_core::{Digest, ImageRef};
+use sealgate_registry::{Client, Error};
+
+/// How often a signer retries when another signer rewrote the `.sig` image at the same time.
+const PUSH_ATTEMPTS: usize = 3;
+
+/// The digest an image reference stands for: its own digest, or what its tag resolves to now.
+pub(crate) async fn resolve_digest(client: &Client, image: &ImageRef) -> Result<Digest, Error> {
+    match image.digest() {
+        Some(d) => Ok(d.clone()),
+        None => client.resolve(image).await,
+    }
+}
+
+/// Where the signatures of `digest` live in `repo`, e.g. `127.0.0.1:5000/app:sha256-….sig`.
+pub(crate) fn signature_location(repo: &ImageRef, digest: &Digest) -> String {
+    format!("{}:{}", repo.repository(), digest.signature_tag())
+}
+
+/// Reads the `.sig` image of `digest` from `repo` with every simple-signing payload, each checked
+/// against its digest and bounded in size. A missing `.sig` image gives an empty set.
+pub(crate) async fn fetch_signatures(
+    client: &Client,
+    repo: &ImageRef,
+    digest: &Digest,
+) -> Result<SignatureSet, Error> {
+    let location = signature_location(repo, digest);
+    let tag = digest.signature_tag();
+    let mut layers = Vec::new();
+    if let Some(manifest) = client.get_manifest(repo, &tag).await? {
+        let parsed = ImageManifest::parse(&manifest.bytes).map_err(|e| Error::InvalidJson {
+            host: repo.api_host().to_string(),
+            what: format!("signature manifest {location}"),
+            detail: e.to_string(),
+        })?;
+        let limit = client.options().limits.payload_bytes;
+        for descriptor in parsed.layers {
+            let payload = if descriptor.media_type == SIMPLE_SIGNING_MEDIA_TYPE {
+                client.get_blob(repo, &descriptor.digest, limit).await?
+            } else {
+                Vec::new()
+            };
+            layers.push(SignatureLayer {
+                descriptor,
+                payload,
+            });
+        }
+    }
+    Ok(SignatureSet {
+        location,
+        image_digest: digest.clone(),
+        layers,
+    })
+}
+
+/// What pushing a signature did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PushOutcome {
+    /// The layer was added; the `.sig` image now has this many layers.
+    Added { layers: usize },
+    /// An equivalent signature by the same key was already there; nothing was pushed.
+    AlreadyPresent { layers: usize },
+}
+
+/// Appends `layer` to the `.sig` image of `digest` in `repo` (creating it if needed), unless the
+/// same signature by `key` is already there. Existing layers are kept as they are. When another
+/// signer rewrites the image at the same moment, the push is repeated so neither signature is lost.
+pub(crate) async fn push_signature(
+    client: &Client,
+    repo: &ImageRef,
+    digest: &Digest,
+    layer: &SignatureLayer,
+    key: &PublicKey,
+) -> Result<PushOutcome, Error> {
+    let tag = digest.signature_tag();
+    for attempt in 0..PUSH_ATTEMPTS {
+        let existing = existing_layers(client, repo, digest).await?;
+        if let Some(n) = contains(&existing, layer, key) {
+            return Ok(if attempt > 0 {
+                PushOutcome::Added { layers: n }
+            } else {
+                PushOutcome::AlreadyPresent { layers: n }
+            });
+        }
+        client.push_blob(repo, &layer.payload).await?;
+        let mut layers = existing;
+        layers.push(layer.descriptor.clone());
+        let (manifest, config) = signature_image(&layers);
+        client.push_blob(repo, &config).await?;
+        client
+            .put_manifest(repo, &tag, OCI_MANIFEST_MEDIA_TYPE, &manifest)
+            .await?;
+        added += 1;
+    }
+    // Still not visible after our pushes: report what the registry holds now.
+    let existing = existing_layers(client, repo, digest).await?;
+    match contains(&existing, layer, key) {
+        Some(n) => Ok(PushOutcome::Added { layers: n }),
+        None => Err(Error::NotFound {
+            host: repo.api_host().to_string(),
+            what: format!(
+                "the pushed signature in {} (other signers kept rewriting it; try again)",
+                signature_location(repo, digest)
+            ),
+        }),
+    }
+}
+
+/// `Some(total layers)` when `layer` (by `key`) is among `existing`.
+fn contains(existing: &[Descriptor], layer: &SignatureLayer, key: &PublicKey) -> Option<usize> {
+    existing
+        .iter()
+        .any(|d| is_same_signature(d, layer, key))
+        .then_some(existing.len())
+}
+
+async fn existing_layers(
+    client: &Client,
+    repo: &ImageRef,
+    digest: &Digest,
+) -> Result<Vec<Descriptor>, Error> {
+    let tag = digest.signature_tag();
+    match client.get_manifest(repo, &tag).await? {
+        None => Ok(Vec::new()),
+        Some(m) => ImageManifest::parse(&m.bytes)
+            .map(|m| m.layers)
+            .map_err(|e| Error::InvalidJson {
+                host: repo.api_host().to_string(),
+                what: format!("signature manifest {}", signature_location(repo, digest)),
+                detail: e.to_string(),
+            }),
+    }
+}
