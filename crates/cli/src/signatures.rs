@@ -98,7 +98,6 @@ pub(crate) async fn push_signature(
         client
             .put_manifest(repo, &tag, OCI_MANIFEST_MEDIA_TYPE, &manifest)
             .await?;
-        added += 1;
     }
     // Still not visible after our pushes: report what the registry holds now.
     let existing = existing_layers(client, repo, digest).await?;
