@@ -23,6 +23,7 @@
 
 mod certs;
 mod image;
+mod pki;
 
 use std::fs::{self, File};
 use std::net::TcpListener;
@@ -36,6 +37,7 @@ use sealgate_registry::{Client, Error, RegistryOptions};
 
 pub use certs::{CA_COMMON_NAME, SERVER_NAMES};
 pub use image::{INDEX_PLATFORMS, push_tiny_image, push_tiny_index};
+pub use pki::CodeSigningPki;
 
 /// Where Debian installs distribution.
 const REGISTRY_BINARY: &str = "/usr/bin/docker-registry";

@@ -1,0 +1,680 @@
+//! End-to-end tests of the `sealgate` binary against real registries (Debian's docker-registry,
+//! started per test on a loopback port by `sealgate-test-registry`), driving the binary as a user
+//! would and asserting exit codes and messages.
+
+// Test code: failing loudly is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use sealgate_core::Digest;
+use sealgate_core::cosign::ImageManifest;
+use sealgate_test_registry::{CodeSigningPki, TestRegistry, TestRegistryConfig};
+
+const TLS_AUTH: TestRegistryConfig = TestRegistryConfig {
+    tls: true,
+    auth: true,
+};
+const PLAIN: TestRegistryConfig = TestRegistryConfig {
+    tls: false,
+    auth: false,
+};
+
+/// A scratch directory and an isolated environment for running the binary: no docker config
+/// from the machine, the password given or none.
+struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    fn new() -> Workdir {
+        Workdir {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealgate"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path())
+            .env("DOCKER_CONFIG", self.dir.path().join("no-docker-config"))
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("SEALGATE_REGISTRY_USERNAME")
+            .env_remove("SEALGATE_REGISTRY_PASSWORD")
+            .env_remove("COSIGN_PASSWORD")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs with `COSIGN_PASSWORD` set.
+    fn run(&self, password: &str, args: &[&str]) -> Run {
+        Run(self
+            .command(args)
+            .env("COSIGN_PASSWORD", password)
+            .output()
+            .unwrap())
+    }
+
+    /// Runs with registry flags appended.
+    fn run_on(&self, registry: &TestRegistry, password: &str, args: &[&str]) -> Run {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(registry.cli_args());
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.run(password, &refs)
+    }
+
+    fn keys(&self, prefix: &str, password: &str) -> (String, String) {
+        self.run(
+            password,
+            &["generate-key-pair", "--output-key-prefix", prefix],
+        )
+        .success();
+        (format!("{prefix}.key"), format!("{prefix}.pub"))
+    }
+}
+
+struct Run(Output);
+
+impl Run {
+    fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    fn success(&self) -> &Run {
+        self.expect_code(0)
+    }
+    fn stderr_has(&self, needle: &str) -> &Run {
+        assert!(
+            self.stderr().contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr()
+        );
+        self
+    }
+}
+
+fn image(registry: &TestRegistry, name: &str) -> String {
+    format!("{}/{name}", registry.host())
+}
+
+/// The layers of the `.sig` image of `digest` in `repo`.
+fn signature_layers(registry: &TestRegistry, repo: &str, digest: &Digest) -> usize {
+    let client = registry.client();
+    let repo_ref = registry.image_ref(&format!("{repo}:x"));
+    let tag = digest.signature_tag();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let manifest = rt.block_on(client.get_manifest(&repo_ref, &tag)).unwrap();
+    manifest.map_or(0, |m| ImageManifest::parse(&m.bytes).unwrap().layers.len())
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn generate_key_pair_writes_cosign_files_and_never_overwrites_without_force() {
+    let w = Workdir::new();
+    w.run("", &["generate-key-pair"])
+        .success()
+        .stderr_has("Private key written to cosign.key");
+    let key = std::fs::read_to_string(w.path("cosign.key")).unwrap();
+    let public = std::fs::read_to_string(w.path("cosign.pub")).unwrap();
+    assert!(key.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\n"));
+    assert!(public.starts_with("-----BEGIN PUBLIC KEY-----\n"));
+    assert_eq!(mode(&w.path("cosign.key")), 0o600);
+    assert_eq!(mode(&w.path("cosign.pub")), 0o644);
+
+    w.run("", &["generate-key-pair"])
+        .expect_code(2)
+        .stderr_has("cosign.key already exists; pass --force");
+    assert_eq!(
+        std::fs::read_to_string(w.path("cosign.key")).unwrap(),
+        key,
+        "not overwritten"
+    );
+
+    std::fs::set_permissions(w.path("cosign.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    w.run("", &["generate-key-pair", "--force"]).success();
+    assert_ne!(
+        std::fs::read_to_string(w.path("cosign.key")).unwrap(),
+        key,
+        "overwritten with --force"
+    );
+    assert_eq!(
+        mode(&w.path("cosign.key")),
+        0o600,
+        "mode reset on overwrite"
+    );
+
+    // The public key printed from the private key is the one written.
+    let printed = w.run("", &["public-key", "--key", "cosign.key"]);
+    printed.success();
+    assert_eq!(
+        printed.stdout(),
+        std::fs::read_to_string(w.path("cosign.pub")).unwrap()
+    );
+
+    w.run("", &["generate-key-pair", "--output-key-prefix", "team-a"])
+        .success();
+    assert!(w.path("team-a.key").exists() && w.path("team-a.pub").exists());
+}
+
+#[test]
+fn password_comes_from_stdin_when_cosign_password_is_unset() {
+    let w = Workdir::new();
+    let mut child = w
+        .command(&["generate-key-pair"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from-stdin")
+        .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    w.run("from-stdin", &["public-key", "--key", "cosign.key"])
+        .success();
+    w.run("wrong", &["public-key", "--key", "cosign.key"])
+        .expect_code(2)
+        .stderr_has("wrong password: the private key could not be decrypted");
+    // An empty COSIGN_PASSWORD is a password too: it is not "unset".
+    w.run("", &["public-key", "--key", "cosign.key"])
+        .expect_code(2)
+        .stderr_has("wrong password");
+}
+
+#[test]
+fn upstream_cosign_key_files_load() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/testdata/keys");
+    let w = Workdir::new();
+    let empty = fixtures.join("cosign_generated_encrypted_empty_private.key");
+    let legacy = fixtures.join("ecdsa_encrypted_private.key");
+    let out = w.run("", &["public-key", "--key", empty.to_str().unwrap()]);
+    out.success();
+    assert!(out.stdout().starts_with("-----BEGIN PUBLIC KEY-----"));
+    w.run("123", &["public-key", "--key", legacy.to_str().unwrap()])
+        .success();
+    w.run("12", &["public-key", "--key", legacy.to_str().unwrap()])
+        .expect_code(2)
+        .stderr_has("wrong password");
+}
+
+#[test]
+fn quick_start_signs_and_verifies_and_an_unsigned_image_fails() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let digest = registry.push_image("app", "v1.0.0");
+    let unsigned = registry.push_image("unsigned", "v1");
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+
+    let app = image(&registry, "app:v1.0.0");
+    w.run_on(&registry, "pw", &["sign", "--key", &key, &app])
+        .success()
+        .stderr_has(&format!("Signed {app} ({digest})"));
+    assert_eq!(signature_layers(&registry, "app", &digest), 1);
+
+    let ok = w.run_on(&registry, "", &["verify", "--key", &public, &app]);
+    ok.success();
+    assert!(
+        ok.stdout().contains(&format!("Verified {app} ({digest})")),
+        "{}",
+        ok.stdout()
+    );
+
+    let json = w.run_on(
+        &registry,
+        "",
+        &["verify", "--key", &public, "-o", "json", &app],
+    );
+    json.success();
+    let payloads: serde_json::Value = serde_json::from_str(json.stdout().trim()).unwrap();
+    assert_eq!(payloads.as_array().unwrap().len(), 1);
+    assert_eq!(
+        payloads[0]["critical"]["image"]["docker-manifest-digest"],
+        digest.to_string()
+    );
+    assert_eq!(
+        payloads[0]["critical"]["identity"]["docker-reference"],
+        image(&registry, "app")
+    );
+    assert_eq!(
+        payloads[0]["critical"]["type"],
+        "cosign container image signature"
+    );
+
+    let bad = w.run_on(
+        &registry,
+        "",
+        &["verify", "--key", &public, &image(&registry, "unsigned:v1")],
+    );
+    bad.expect_code(1).stderr_has(&format!(
+        "no signatures found at {}/unsigned:{}",
+        registry.host(),
+        unsigned.signature_tag()
+    ));
+
+    // By digest too, and triangulate names the signature tag.
+    w.run_on(
+        &registry,
+        "",
+        &[
+            "verify",
+            "--key",
+            &public,
+            &format!("{}@{digest}", image(&registry, "app")),
+        ],
+    )
+    .success();
+    let tri = w.run_on(&registry, "", &["triangulate", &app]);
+    tri.success();
+    assert_eq!(
+        tri.stdout().trim(),
+        format!("{}:{}", image(&registry, "app"), digest.signature_tag())
+    );
+}
+
+#[test]
+fn another_key_fails_and_says_how_many_signatures_were_checked() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    registry.push_image("app", "v1");
+    let w = Workdir::new();
+    let (key, _) = w.keys("signer", "pw");
+    let (_, other_pub) = w.keys("other", "pw");
+    let app = image(&registry, "app:v1");
+    w.run_on(&registry, "pw", &["sign", "--key", &key, &app])
+        .success();
+    w.run_on(&registry, "", &["verify", "--key", &other_pub, &app])
+        .expect_code(1)
+        .stderr_has("none of 1 signature at")
+        .stderr_has("verifies with the key");
+}
+
+#[test]
+fn a_second_key_adds_a_layer_and_the_same_key_adds_nothing() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let digest = registry.push_image("critical/app", "v1");
+    let w = Workdir::new();
+    let (sec_key, sec_pub) = w.keys("security", "s");
+    let (dev_key, dev_pub) = w.keys("development", "d");
+    let app = image(&registry, "critical/app:v1");
+    w.run_on(&registry, "s", &["sign", "--key", &sec_key, &app])
+        .success();
+    w.run_on(&registry, "d", &["sign", "--key", &dev_key, &app])
+        .success()
+        .stderr_has("(2 signature(s) there now)");
+    assert_eq!(signature_layers(&registry, "critical/app", &digest), 2);
+    w.run_on(&registry, "s", &["sign", "--key", &sec_key, &app])
+        .success()
+        .stderr_has("already signed with this key");
+    assert_eq!(signature_layers(&registry, "critical/app", &digest), 2);
+    for public in [&sec_pub, &dev_pub] {
+        let out = w.run_on(&registry, "", &["verify", "--key", public, &app]);
+        out.success();
+        assert!(
+            out.stdout().contains("1 of 2 signature(s)"),
+            "{}",
+            out.stdout()
+        );
+    }
+}
+
+#[test]
+fn signing_a_tag_signs_the_digest_it_points_to_at_that_moment() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let first = registry.push_image("app", "v1");
+    let second = registry.push_image("app", "v2");
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    w.run_on(
+        &registry,
+        "pw",
+        &["sign", "--key", &key, &image(&registry, "app:v1")],
+    )
+    .success();
+
+    // Move the tag v1 to the v2 manifest.
+    let client = registry.client();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let v2 = rt
+        .block_on(client.get_manifest(&registry.image_ref("app:v2"), "v2"))
+        .unwrap()
+        .unwrap();
+    rt.block_on(client.put_manifest(
+        &registry.image_ref("app:v1"),
+        "v1",
+        &v2.media_type,
+        &v2.bytes,
+    ))
+    .unwrap();
+
+    w.run_on(
+        &registry,
+        "",
+        &["verify", "--key", &public, &image(&registry, "app:v1")],
+    )
+    .expect_code(1)
+    .stderr_has(&format!("({second}): no signatures found"));
+    w.run_on(
+        &registry,
+        "",
+        &[
+            "verify",
+            "--key",
+            &public,
+            &format!("{}@{first}", image(&registry, "app")),
+        ],
+    )
+    .success();
+
+    // A signature copied next to another digest (a replay) names the digest it really signed.
+    let sig = rt
+        .block_on(client.get_manifest(&registry.image_ref("app:x"), &first.signature_tag()))
+        .unwrap()
+        .unwrap();
+    rt.block_on(client.put_manifest(
+        &registry.image_ref("app:x"),
+        &second.signature_tag(),
+        &sig.media_type,
+        &sig.bytes,
+    ))
+    .unwrap();
+    w.run_on(
+        &registry,
+        "",
+        &[
+            "verify",
+            "--key",
+            &public,
+            &format!("{}@{second}", image(&registry, "app")),
+        ],
+    )
+    .expect_code(1)
+    .stderr_has(&format!(
+        "the key signed digest {first}, not this image's digest {second}"
+    ));
+}
+
+#[test]
+fn a_wrong_password_says_so_and_pushes_nothing() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let digest = registry.push_image("app", "v1");
+    let w = Workdir::new();
+    let (key, _) = w.keys("cosign", "right");
+    w.run_on(
+        &registry,
+        "wrong",
+        &["sign", "--key", &key, &image(&registry, "app:v1")],
+    )
+    .expect_code(2)
+    .stderr_has("wrong password");
+    assert!(
+        !registry.log().contains(&digest.signature_tag()),
+        "no registry request for the signature"
+    );
+    assert_eq!(signature_layers(&registry, "app", &digest), 0);
+}
+
+#[test]
+fn signed_annotations_can_be_required_at_verification() {
+    let registry = TestRegistry::start(PLAIN);
+    registry.push_image("app", "v1");
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let app = image(&registry, "app:v1");
+    w.run_on(
+        &registry,
+        "pw",
+        &["sign", "--key", &key, "-a", "team=security", &app],
+    )
+    .success();
+    w.run_on(
+        &registry,
+        "",
+        &["verify", "--key", &public, "-a", "team=security", &app],
+    )
+    .success();
+    w.run_on(
+        &registry,
+        "",
+        &["verify", "--key", &public, "-a", "team=dev", &app],
+    )
+    .expect_code(1)
+    .stderr_has("none carries the annotations team=dev");
+}
+
+#[test]
+fn signing_with_a_certificate_attaches_it_and_its_chain() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let digest = registry.push_image("myapp", "v1.0.0");
+    let w = Workdir::new();
+    let pki = CodeSigningPki::generate("Company");
+    std::fs::write(w.path("leaf.key"), &pki.leaf_key_pem).unwrap();
+    std::fs::write(w.path("company-cert.pem"), &pki.leaf_pem).unwrap();
+    std::fs::write(w.path("ca-chain.pem"), pki.chain_pem()).unwrap();
+    let app = image(&registry, "myapp:v1.0.0");
+    // A plain PKCS#8 key from a PKI needs no password.
+    w.run_on(
+        &registry,
+        "",
+        &[
+            "sign",
+            "--key",
+            "leaf.key",
+            "--cert",
+            "company-cert.pem",
+            "--cert-chain",
+            "ca-chain.pem",
+            &app,
+        ],
+    )
+    .success();
+
+    let client = registry.client();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sig = rt
+        .block_on(client.get_manifest(&registry.image_ref("myapp:x"), &digest.signature_tag()))
+        .unwrap()
+        .unwrap();
+    let layer = &ImageManifest::parse(&sig.bytes).unwrap().layers[0];
+    assert_eq!(
+        layer.annotation("dev.sigstore.cosign/certificate"),
+        Some(pki.leaf_pem.as_str())
+    );
+    assert_eq!(
+        layer.annotation("dev.sigstore.cosign/chain"),
+        Some(pki.chain_pem().as_str())
+    );
+
+    let public = w.run("", &["public-key", "--key", "leaf.key"]);
+    public.success();
+    std::fs::write(w.path("leaf.pub"), public.stdout()).unwrap();
+    w.run_on(&registry, "", &["verify", "--key", "leaf.pub", &app])
+        .success();
+
+    // A certificate for another key is refused before anything is pushed.
+    let foreign = CodeSigningPki::generate("Foreign");
+    std::fs::write(w.path("foreign.pem"), &foreign.leaf_pem).unwrap();
+    w.run_on(
+        &registry,
+        "",
+        &["sign", "--key", "leaf.key", "--cert", "foreign.pem", &app],
+    )
+    .expect_code(2)
+    .stderr_has("is for another key");
+}
+
+#[test]
+fn plain_http_needs_an_explicit_allow_and_https_is_the_default() {
+    let registry = TestRegistry::start(PLAIN);
+    registry.push_image("app", "v1");
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let app = image(&registry, "app:v1");
+    w.run("pw", &["sign", "--key", &key, &app])
+        .expect_code(2)
+        .stderr_has(&format!(
+            "pass --allow-insecure-registry {}",
+            registry.host()
+        ));
+    w.run_on(&registry, "pw", &["sign", "--key", &key, &app])
+        .success();
+    w.run_on(&registry, "", &["verify", "--key", &public, &app])
+        .success();
+}
+
+#[test]
+fn registry_failures_are_distinct_errors_that_name_the_fix() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    registry.push_image("app", "v1");
+    let w = Workdir::new();
+    let (_, public) = w.keys("cosign", "pw");
+    let app = image(&registry, "app:v1");
+    let ca = registry.ca_pem_path().unwrap();
+    let ca = ca.to_str().unwrap();
+
+    w.run("", &["verify", "--key", &public, &app])
+        .expect_code(2)
+        .stderr_has("--registry-ca FILE");
+    w.run("", &["verify", "--key", &public, "--registry-ca", ca, &app])
+        .expect_code(2)
+        .stderr_has(&format!("authentication required by {}", registry.host()));
+    w.run(
+        "",
+        &[
+            "verify",
+            "--key",
+            &public,
+            "--registry-ca",
+            ca,
+            "--registry-username",
+            "sealgate",
+            "--registry-password",
+            "nope",
+            &app,
+        ],
+    )
+    .expect_code(2)
+    .stderr_has("rejected the credentials of user 'sealgate'");
+    w.run_on(
+        &registry,
+        "",
+        &["verify", "--key", &public, &image(&registry, "app:missing")],
+    )
+    .expect_code(2)
+    .stderr_has("not found");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    w.run(
+        "",
+        &["verify", "--key", &public, &format!("{closed}/app:v1")],
+    )
+    .expect_code(2)
+    .stderr_has(&format!("could not connect to {closed}"));
+
+    // Usage errors are exit code 2 too.
+    w.run("", &["verify", &app]).expect_code(2);
+    w.run(
+        "",
+        &["verify", "--key", &public, "--registry-username", "u", &app],
+    )
+    .expect_code(2)
+    .stderr_has("--registry-username and --registry-password go together");
+    w.run("", &["verify", "--key", "missing.pub", &app])
+        .expect_code(2)
+        .stderr_has("reading the public key missing.pub");
+    w.run("", &["verify", "--key", &public, "Not/A/Valid:Image"])
+        .expect_code(2)
+        .stderr_has("invalid image reference");
+}
+
+#[test]
+fn credentials_come_from_docker_config_json() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    registry.push_image("app", "v1");
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let config_dir = w.path("docker");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        registry.username().unwrap(),
+        registry.password().unwrap()
+    ));
+    std::fs::write(
+        config_dir.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let ca = registry.ca_pem_path().unwrap();
+    let app = image(&registry, "app:v1");
+    let out = w
+        .command(&[
+            "sign",
+            "--key",
+            &key,
+            "--registry-ca",
+            ca.to_str().unwrap(),
+            &app,
+        ])
+        .env("COSIGN_PASSWORD", "pw")
+        .env("DOCKER_CONFIG", &config_dir)
+        .output()
+        .unwrap();
+    Run(out).success();
+    let out = w
+        .command(&[
+            "verify",
+            "--key",
+            &public,
+            "--registry-ca",
+            ca.to_str().unwrap(),
+            &app,
+        ])
+        .env("DOCKER_CONFIG", &config_dir)
+        .output()
+        .unwrap();
+    Run(out).success();
+}
