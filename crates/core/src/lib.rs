@@ -5,12 +5,14 @@
 //! It does no network, file or clock access: callers pass bytes in, and the current time and
 //! randomness as parameters. The registry crate fetches; the CLI and server wire the two together.
 
+pub mod cert;
 pub mod cosign;
 pub mod digest;
 mod ec_point;
 pub mod image;
 pub mod key;
 pub mod pem;
+pub mod policy;
 
 pub use digest::Digest;
 pub use image::ImageRef;
