@@ -13,6 +13,9 @@ pub mod image;
 pub mod key;
 pub mod pem;
 pub mod policy;
+pub mod rekor;
+pub mod timestamp;
+pub mod trust;
 
 pub use digest::Digest;
 pub use image::ImageRef;

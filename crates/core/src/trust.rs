@@ -1,0 +1,240 @@
+//! Sigstore trusted roots: the transparency-log, certificate-authority and CT-log keys that
+//! Rekor bundles and Fulcio certificates are checked against, with their validity windows.
+//!
+//! [`TrustedRoot::public_good`] is the public-good Sigstore root (the TUF target
+//! `trusted_root.json`) embedded at build time, so nothing is fetched at admission time.
+
+use std::sync::LazyLock;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::digest::{Digest, hex_encode};
+use crate::key::PublicKey;
+use crate::timestamp::parse_rfc3339;
+
+const PUBLIC_GOOD: &str = include_str!("../trust/public-good-trusted-root.json");
+
+/// A transparency log (Rekor) or certificate-transparency log and its key.
+#[derive(Debug, Clone)]
+pub struct LogKey {
+    /// Where the log lives, e.g. `https://rekor.sigstore.dev`.
+    pub base_url: String,
+    /// The log's public key.
+    pub key: PublicKey,
+    /// Hex of sha256(DER SubjectPublicKeyInfo): the log ID bundles and SCTs name.
+    pub log_id: String,
+    /// Unix seconds from which the key is valid.
+    pub valid_from: Option<i64>,
+    /// Unix seconds until which the key is valid.
+    pub valid_until: Option<i64>,
+}
+
+impl LogKey {
+    /// A log key from a PEM public key given in a policy (`rekor.pubkey`, `ctlog.pubkey`),
+    /// valid forever.
+    pub fn from_key(base_url: &str, key: PublicKey) -> LogKey {
+        LogKey {
+            base_url: base_url.to_string(),
+            log_id: hex_encode(&Digest::sha256_of(key.spki_der()).bytes()),
+            key,
+            valid_from: None,
+            valid_until: None,
+        }
+    }
+
+    /// Whether `unix_secs` lies in the key's validity window.
+    pub fn valid_at(&self, unix_secs: i64) -> bool {
+        self.valid_from.is_none_or(|f| unix_secs >= f)
+            && self.valid_until.is_none_or(|u| unix_secs <= u)
+    }
+}
+
+/// A certificate authority (Fulcio) and its chain, leaf-most CA first.
+#[derive(Debug, Clone)]
+pub struct CertificateAuthority {
+    /// Where the CA lives.
+    pub uri: String,
+    /// DER certificates, issuing CA first, root last.
+    pub chain: Vec<Vec<u8>>,
+    /// Unix seconds from which the CA issues.
+    pub valid_from: Option<i64>,
+    /// Unix seconds until which the CA issues.
+    pub valid_until: Option<i64>,
+}
+
+/// The keys a signature's transparency and certificate proofs are checked against.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedRoot {
+    /// Rekor logs.
+    pub tlogs: Vec<LogKey>,
+    /// Fulcio CAs.
+    pub certificate_authorities: Vec<CertificateAuthority>,
+    /// Certificate-transparency logs.
+    pub ctlogs: Vec<LogKey>,
+}
+
+/// Why a trusted root could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid trusted root: {0}")]
+pub struct TrustError(String);
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRoot {
+    #[serde(default)]
+    tlogs: Vec<RawLog>,
+    #[serde(default)]
+    certificate_authorities: Vec<RawCa>,
+    #[serde(default)]
+    ctlogs: Vec<RawLog>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawLog {
+    base_url: String,
+    public_key: RawKey,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawKey {
+    raw_bytes: String,
+    valid_for: Option<RawValidity>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawValidity {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCa {
+    uri: String,
+    cert_chain: RawChain,
+    valid_for: Option<RawValidity>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawChain {
+    certificates: Vec<RawCert>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCert {
+    raw_bytes: String,
+}
+
+fn window(v: &Option<RawValidity>) -> Result<(Option<i64>, Option<i64>), TrustError> {
+    let parse = |s: &Option<String>| -> Result<Option<i64>, TrustError> {
+        match s {
+            None => Ok(None),
+            Some(t) => parse_rfc3339(t)
+                .map(Some)
+                .ok_or_else(|| TrustError(format!("bad timestamp '{t}'"))),
+        }
+    };
+    match v {
+        None => Ok((None, None)),
+        Some(v) => Ok((parse(&v.start)?, parse(&v.end)?)),
+    }
+}
+
+fn log(raw: RawLog) -> Result<LogKey, TrustError> {
+    let der = STANDARD
+        .decode(&raw.public_key.raw_bytes)
+        .map_err(|e| TrustError(format!("key of {} is not base64: {e}", raw.base_url)))?;
+    let key = PublicKey::from_spki_der(&der)
+        .map_err(|e| TrustError(format!("key of {}: {e}", raw.base_url)))?;
+    let (valid_from, valid_until) = window(&raw.public_key.valid_for)?;
+    Ok(LogKey {
+        valid_from,
+        valid_until,
+        ..LogKey::from_key(&raw.base_url, key)
+    })
+}
+
+impl TrustedRoot {
+    /// Parses a Sigstore `trusted_root.json`.
+    pub fn from_json(bytes: &[u8]) -> Result<TrustedRoot, TrustError> {
+        let raw: RawRoot = serde_json::from_slice(bytes).map_err(|e| TrustError(e.to_string()))?;
+        let tlogs = raw.tlogs.into_iter().map(log).collect::<Result<_, _>>()?;
+        let ctlogs = raw.ctlogs.into_iter().map(log).collect::<Result<_, _>>()?;
+        let certificate_authorities = raw
+            .certificate_authorities
+            .into_iter()
+            .map(|ca| {
+                let chain = ca
+                    .cert_chain
+                    .certificates
+                    .iter()
+                    .map(|c| {
+                        STANDARD
+                            .decode(&c.raw_bytes)
+                            .map_err(|e| TrustError(format!("CA {}: {e}", ca.uri)))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let (valid_from, valid_until) = window(&ca.valid_for)?;
+                Ok(CertificateAuthority {
+                    uri: ca.uri,
+                    chain,
+                    valid_from,
+                    valid_until,
+                })
+            })
+            .collect::<Result<_, TrustError>>()?;
+        Ok(TrustedRoot {
+            tlogs,
+            certificate_authorities,
+            ctlogs,
+        })
+    }
+
+    /// The public-good Sigstore trusted root, embedded in sealgate.
+    pub fn public_good() -> &'static TrustedRoot {
+        static ROOT: LazyLock<TrustedRoot> =
+            LazyLock::new(|| TrustedRoot::from_json(PUBLIC_GOOD.as_bytes()).unwrap_or_default());
+        &ROOT
+    }
+
+    /// The transparency log with this hex log ID.
+    pub fn tlog(&self, log_id: &str) -> Option<&LogKey> {
+        self.tlogs.iter().find(|l| l.log_id == log_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_public_good_root_has_rekor_fulcio_and_ct() {
+        let root = TrustedRoot::public_good();
+        let rekor = root
+            .tlog("c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d")
+            .unwrap();
+        assert_eq!(rekor.base_url, "https://rekor.sigstore.dev");
+        assert_eq!(rekor.valid_from, parse_rfc3339("2021-01-12T11:53:27Z"));
+        assert!(rekor.valid_at(1_717_082_297));
+        assert!(!rekor.valid_at(1_600_000_000));
+        assert_eq!(root.tlogs.len(), 2);
+        assert_eq!(root.certificate_authorities.len(), 2);
+        assert_eq!(root.ctlogs.len(), 2);
+    }
+
+    #[test]
+    fn malformed_roots_are_errors() {
+        assert!(TrustedRoot::from_json(b"{").is_err());
+        let bad_key = r#"{"tlogs":[{"baseUrl":"x","publicKey":{"rawBytes":"AAAA"}}]}"#;
+        assert!(
+            TrustedRoot::from_json(bad_key.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("key of x")
+        );
+    }
+}
