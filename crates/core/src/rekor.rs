@@ -157,7 +157,7 @@ fn check_body(
         .and_then(|text| pem::parse_blocks(&text).ok())
         .and_then(|blocks| blocks.into_iter().next())
         .ok_or_else(|| mismatch("the entry has no public key or certificate"))?;
-    if !signer_der.iter().any(|d| *d == logged_key.der.as_slice()) {
+    if !signer_der.contains(&logged_key.der.as_slice()) {
         return Err(mismatch("the entry records another key or certificate"));
     }
     Ok(())
