@@ -1457,39 +1457,3 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     previous[b.len()]
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn print_seed() {
-        for (name, text) in [
-            (
-                "quick-start.yaml",
-                include_str!("../../testdata/policies/seed/quick-start.yaml"),
-            ),
-            (
-                "scenario-1-dual-signatures.yaml",
-                include_str!("../../testdata/policies/seed/scenario-1-dual-signatures.yaml"),
-            ),
-            (
-                "scenario-2-environments.yaml",
-                include_str!("../../testdata/policies/seed/scenario-2-environments.yaml"),
-            ),
-            (
-                "scenario-3-certificates.yaml",
-                include_str!("../../testdata/policies/seed/scenario-3-certificates.yaml"),
-            ),
-        ] {
-            let outcome = load(name, text);
-            for e in &outcome.errors {
-                println!("E {e}");
-            }
-            for w in &outcome.warnings {
-                println!("W {w}");
-            }
-            println!("policies: {}", outcome.policies.len());
-        }
-    }
-}

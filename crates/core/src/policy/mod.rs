@@ -35,6 +35,9 @@ pub mod model;
 pub mod path;
 pub mod yaml;
 
+#[cfg(test)]
+mod tests;
+
 pub use compiled::{
     Attestation, Attestor, AttestorKind, AttestorSet, CertificateAttestor, CtLogSettings,
     DEFAULT_REKOR_URL, FailureAction, FailureActionOverride, FailureActionSource, ImageSource,
