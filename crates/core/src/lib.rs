@@ -6,6 +6,7 @@
 //! randomness as parameters. The registry crate fetches; the CLI and server wire the two together.
 
 pub mod cert;
+pub mod chain;
 pub mod cosign;
 pub mod digest;
 mod ec_point;

@@ -1,0 +1,235 @@
+//! X.509 chain and identity checks for certificate attestors (the user's Scenario 3): does a
+//! signing certificate chain to the policy's roots, carry the code-signing usage, and was it valid
+//! when the signature was made?
+//!
+//! Chains are validated by rustls-webpki (the same code that validates TLS chains here) at a given
+//! time; [`CertInfo`] reads what messages and identity checks need.
+
+use std::time::Duration;
+
+use rustls_pki_types::{CertificateDer, UnixTime};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::key::{KeyError, PublicKey};
+use crate::timestamp::format_rfc3339;
+
+/// DER contents of the OID id-kp-codeSigning (1.3.6.1.5.5.7.3.3).
+const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+
+/// What sealgate reads from a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// The subject DN, RFC 4514 style.
+    pub subject: String,
+    /// The issuer DN.
+    pub issuer: String,
+    /// Subject alternative names: e-mail addresses, URIs, DNS names.
+    pub sans: Vec<String>,
+    /// Unix seconds.
+    pub not_before: i64,
+    /// Unix seconds.
+    pub not_after: i64,
+    /// The certified public key.
+    pub public_key: PublicKey,
+}
+
+/// Why a certificate or chain is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// Not a parseable certificate.
+    #[error("the certificate is not valid DER: {0}")]
+    Malformed(String),
+    /// Its public key is not one sealgate verifies with.
+    #[error("the certificate's public key is unusable: {0}")]
+    Key(#[from] KeyError),
+    /// No path to a trusted root.
+    #[error(
+        "the certificate '{subject}' does not chain to the roots in certChain (issuer '{issuer}')"
+    )]
+    UntrustedIssuer {
+        /// The leaf subject.
+        subject: String,
+        /// The leaf issuer.
+        issuer: String,
+    },
+    /// A certificate of the chain was not valid at the signing time.
+    #[error(
+        "the certificate '{subject}' was not valid at the signing time {at} (valid {not_before} to {not_after})"
+    )]
+    NotValidAtSigningTime {
+        /// The leaf subject.
+        subject: String,
+        /// The signing time.
+        at: String,
+        /// Validity start.
+        not_before: String,
+        /// Validity end.
+        not_after: String,
+    },
+    /// The leaf lacks the code-signing extended key usage.
+    #[error(
+        "the certificate '{0}' is not for code signing: it lacks the codeSigning extended key usage"
+    )]
+    NotForCodeSigning(String),
+    /// Anything else webpki refuses.
+    #[error("the certificate chain of '{subject}' is invalid: {reason}")]
+    Invalid {
+        /// The leaf subject.
+        subject: String,
+        /// webpki's reason.
+        reason: String,
+    },
+}
+
+/// Reads a DER certificate.
+pub fn cert_info(der: &[u8]) -> Result<CertInfo, ChainError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| ChainError::Malformed(e.to_string()))?;
+    let mut sans = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for name in &ext.value.general_names {
+            match name {
+                GeneralName::RFC822Name(s) | GeneralName::URI(s) | GeneralName::DNSName(s) => {
+                    sans.push(s.to_string())
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(CertInfo {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        sans,
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        public_key: PublicKey::from_spki_der(cert.tbs_certificate.subject_pki.raw)?,
+    })
+}
+
+/// Validates `leaf` (with `intermediates` as path hints) up to one of `roots` at `at_unix`,
+/// requiring the codeSigning extended key usage on the leaf, as cosign does.
+pub fn verify_code_signing_chain(
+    leaf: &[u8],
+    intermediates: &[Vec<u8>],
+    roots: &[Vec<u8>],
+    at_unix: i64,
+) -> Result<(), ChainError> {
+    let info = cert_info(leaf)?;
+    let roots_der: Vec<CertificateDer<'_>> = roots
+        .iter()
+        .map(|r| CertificateDer::from(r.as_slice()))
+        .collect();
+    let anchors = roots_der
+        .iter()
+        .map(|r| {
+            webpki::anchor_from_trusted_cert(r)
+                .map_err(|e| ChainError::Malformed(format!("a root in certChain: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let inter: Vec<CertificateDer<'_>> = intermediates
+        .iter()
+        .map(|c| CertificateDer::from(c.as_slice()))
+        .collect();
+    let leaf_der = CertificateDer::from(leaf);
+    let ee = webpki::EndEntityCert::try_from(&leaf_der)
+        .map_err(|e| ChainError::Malformed(e.to_string()))?;
+    let time = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(at_unix).unwrap_or(0)));
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &inter,
+        time,
+        webpki::KeyUsage::required(CODE_SIGNING),
+        None,
+        None,
+    )
+    .map(|_| ())
+    .map_err(|e| match e {
+        webpki::Error::UnknownIssuer => ChainError::UntrustedIssuer {
+            subject: info.subject.clone(),
+            issuer: info.issuer.clone(),
+        },
+        webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. } => {
+            ChainError::NotValidAtSigningTime {
+                subject: info.subject.clone(),
+                at: format_rfc3339(at_unix),
+                not_before: format_rfc3339(info.not_before),
+                not_after: format_rfc3339(info.not_after),
+            }
+        }
+        webpki::Error::RequiredEkuNotFound | webpki::Error::RequiredEkuNotFoundContext(_) => {
+            ChainError::NotForCodeSigning(info.subject.clone())
+        }
+        other => ChainError::Invalid {
+            subject: info.subject.clone(),
+            reason: other.to_string(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cosign::{CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, ImageManifest};
+    use crate::pem;
+
+    const CONNAISSEUR_SIG: &[u8] = include_bytes!("../testdata/connaisseur/sig-manifest.json");
+    /// The Rekor integrated time of the connaisseur signature: inside the leaf's 10 minutes.
+    const SIGNED_AT: i64 = 1_717_082_297;
+
+    fn fulcio() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let m = ImageManifest::parse(CONNAISSEUR_SIG).unwrap();
+        let l = &m.layers[0];
+        let leaf = pem::parse_blocks(l.annotation(CERTIFICATE_ANNOTATION).unwrap())
+            .unwrap()
+            .remove(0)
+            .der;
+        let chain = pem::parse_blocks(l.annotation(CHAIN_ANNOTATION).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|b| b.der)
+            .collect();
+        (leaf, chain)
+    }
+
+    #[test]
+    fn a_real_fulcio_leaf_chains_to_its_root_at_signing_time() {
+        let (leaf, chain) = fulcio();
+        let info = cert_info(&leaf).unwrap();
+        assert_eq!(
+            info.sans,
+            vec!["philipp.belitz@securesystems.de".to_string()]
+        );
+        assert!(info.not_before <= SIGNED_AT && SIGNED_AT <= info.not_after);
+        let (intermediate, root) = (chain[..1].to_vec(), chain[1..].to_vec());
+        verify_code_signing_chain(&leaf, &intermediate, &root, SIGNED_AT).unwrap();
+    }
+
+    #[test]
+    fn the_same_leaf_an_hour_later_or_with_another_root_fails() {
+        let (leaf, chain) = fulcio();
+        let (intermediate, root) = (chain[..1].to_vec(), chain[1..].to_vec());
+        let late =
+            verify_code_signing_chain(&leaf, &intermediate, &root, SIGNED_AT + 3600).unwrap_err();
+        assert!(
+            matches!(late, ChainError::NotValidAtSigningTime { .. }),
+            "{late}"
+        );
+        assert!(
+            late.to_string()
+                .contains("was not valid at the signing time 2024-05-30T16:18:17Z"),
+            "{late}"
+        );
+        // The intermediate as the only root works (it is a CA); the leaf's own key as root does not.
+        verify_code_signing_chain(&leaf, &[], &intermediate, SIGNED_AT).unwrap();
+        let wrong = verify_code_signing_chain(&leaf, &[], &[leaf.clone()], SIGNED_AT).unwrap_err();
+        assert!(
+            matches!(
+                wrong,
+                ChainError::UntrustedIssuer { .. } | ChainError::Invalid { .. }
+            ),
+            "{wrong}"
+        );
+    }
+}
