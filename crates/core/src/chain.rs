@@ -158,7 +158,7 @@ pub fn verify_code_signing_chain(
                 not_after: format_rfc3339(info.not_after),
             }
         }
-        webpki::Error::RequiredEkuNotFound | webpki::Error::RequiredEkuNotFoundContext(_) => {
+        webpki::Error::RequiredEkuNotFoundContext(_) => {
             ChainError::NotForCodeSigning(info.subject.clone())
         }
         other => ChainError::Invalid {
@@ -223,7 +223,8 @@ mod tests {
         );
         // The intermediate as the only root works (it is a CA); the leaf's own key as root does not.
         verify_code_signing_chain(&leaf, &[], &intermediate, SIGNED_AT).unwrap();
-        let wrong = verify_code_signing_chain(&leaf, &[], &[leaf.clone()], SIGNED_AT).unwrap_err();
+        let wrong = verify_code_signing_chain(&leaf, &[], std::slice::from_ref(&leaf), SIGNED_AT)
+            .unwrap_err();
         assert!(
             matches!(
                 wrong,
