@@ -303,7 +303,7 @@ impl<'a> DocumentLoader<'a> {
             }
         };
         self.spec_action = spec.validation_failure_action.into();
-        let has_verify_images = spec.rules.iter().any(|r| r.verify_images.is_some());
+        let has_verify_images = spec.rules.iter().any(model::RuleSpec::has_verify_images);
 
         // Spec-level checks.
         if !spec.admission && has_verify_images {
@@ -404,17 +404,19 @@ impl<'a> DocumentLoader<'a> {
             } else if types.is_empty() {
                 self.error(&path, PolicyErrorKind::NoOperation(rule.name.clone()));
             }
-            if rule.image_extractors.is_some() && rule.verify_images.is_none() {
+            if rule.image_extractors.is_some() && !rule.has_verify_images() {
                 self.error(
                     &path.field("imageExtractors"),
                     PolicyErrorKind::ImageExtractorsWithoutVerifyImages(rule.name.clone()),
                 );
             }
-            if types.len() == 1 && types[0] != "verifyImages" {
-                self.warn(&path, PolicyWarningKind::RuleTypeIgnored(types[0]));
+            if let [only] = types.as_slice()
+                && *only != "verifyImages"
+            {
+                self.warn(&path, PolicyWarningKind::RuleTypeIgnored(only));
                 continue;
             }
-            if rule.verify_images.is_some()
+            if rule.has_verify_images()
                 && let Some(compiled) = self.compile_rule(rule, &path)
             {
                 rules.push(compiled);

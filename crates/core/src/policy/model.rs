@@ -298,22 +298,33 @@ pub struct RuleSpec {
 }
 
 impl RuleSpec {
-    /// The rule types present, in Kyverno's order.
+    /// The rule types present, in Kyverno's order. As in Kyverno, an empty `mutate`,
+    /// `validate` or `generate` object and an empty `verifyImages` list do not count.
     pub fn rule_types(&self) -> Vec<&'static str> {
+        let present = |v: &Option<Value>| match v {
+            None | Some(Value::Null) => false,
+            Some(Value::Object(map)) => !map.is_empty(),
+            Some(_) => true,
+        };
         let mut types = Vec::new();
-        if self.mutate.as_ref().is_some_and(|v| !v.is_null()) {
+        if present(&self.mutate) {
             types.push("mutate");
         }
-        if self.validate.as_ref().is_some_and(|v| !v.is_null()) {
+        if present(&self.validate) {
             types.push("validate");
         }
-        if self.generate.as_ref().is_some_and(|v| !v.is_null()) {
+        if present(&self.generate) {
             types.push("generate");
         }
-        if self.verify_images.is_some() {
+        if self.has_verify_images() {
             types.push("verifyImages");
         }
         types
+    }
+
+    /// Whether the rule has at least one verifyImages entry.
+    pub fn has_verify_images(&self) -> bool {
+        self.verify_images.as_ref().is_some_and(|v| !v.is_empty())
     }
 }
 

@@ -445,6 +445,15 @@ fn every_validation_message() {
         ),
         (
             Box::new(|v| {
+                v["spec"]["rules"].as_array_mut().unwrap().push(
+                    json!({"name": "x", "match": {"any": [{"resources": {"kinds": ["Pod"]}}]}, "mutate": {}, "verifyImages": []}),
+                )
+            }),
+            "spec.rules[1]",
+            "No operation defined in the rule 'x'",
+        ),
+        (
+            Box::new(|v| {
                 v["spec"]["rules"].as_array_mut().unwrap().push(json!({
                     "name": "x", "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
                     "validate": {"pattern": {}},
@@ -1318,9 +1327,9 @@ fn other_rule_types_are_ignored_with_a_warning() {
         outcome.warnings[0].kind,
         PolicyWarningKind::RuleTypeIgnored("validate")
     );
-    let outcome = with(|v| {
-        v["spec"]["rules"][0] = json!({"name": "m", "match": {"any": [{"resources": {"kinds": ["Pod"]}}]}, "mutate": {}})
-    });
+    let outcome = with(
+        |v| v["spec"]["rules"][0] = json!({"name": "m", "match": {"any": [{"resources": {"kinds": ["Pod"]}}]}, "mutate": {"patchStrategicMerge": {"metadata": {}}}}),
+    );
     assert!(outcome.policies.is_empty() && outcome.errors.is_empty());
     assert!(
         outcome
