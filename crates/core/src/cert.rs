@@ -125,11 +125,20 @@ fn parse_pem_blocks(text: &str) -> Result<Vec<Certificate>, CertError> {
                 }),
                 Err(e) => Err(CertError::NotDer {
                     line: block.begin_line,
-                    reason: e.to_string(),
+                    reason: der_problem(&e.to_string()),
                 }),
             }
         })
         .collect()
+}
+
+/// x509-parser's complaint, in words where it has a terse one.
+pub(crate) fn der_problem(parser_message: &str) -> String {
+    if parser_message.contains("Eof") || parser_message.contains("Incomplete") {
+        "it ends before the certificate does: it is truncated".to_string()
+    } else {
+        parser_message.to_string()
+    }
 }
 
 #[cfg(test)]

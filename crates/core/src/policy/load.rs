@@ -1388,9 +1388,12 @@ fn diagnose_base64(lines: &[String], begin_line: usize, what: PemContent) -> Opt
             PemContent::PublicKey => PublicKey::from_spki_der(&der)
                 .err()
                 .map(|e| format!("not a valid public key either ({e})")),
-            PemContent::Certificate => x509_parser::parse_x509_certificate(&der)
-                .err()
-                .map(|e| format!("not valid DER either ({e})")),
+            PemContent::Certificate => x509_parser::parse_x509_certificate(&der).err().map(|e| {
+                format!(
+                    "not valid DER either ({})",
+                    cert::der_problem(&e.to_string())
+                )
+            }),
         });
     Some(Base64Damage {
         line,

@@ -45,7 +45,9 @@ pub use compiled::{
     PolicyKind, RegistryCredentials, RekorSettings, ResolvedFailureAction, Rule, RuleOrigin,
     pod_spec_pointer,
 };
-pub use error::{Location, PolicyError, PolicyErrorKind, PolicyWarning, PolicyWarningKind};
+pub use error::{
+    Base64Damage, Location, PolicyError, PolicyErrorKind, PolicyWarning, PolicyWarningKind,
+};
 pub use load::{LoadOutcome, SkippedDocument, load};
 pub use matching::{Operation, ResourceMeta};
 pub use model::{ApplyRules, FailurePolicy, VerifierType};

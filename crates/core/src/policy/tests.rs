@@ -198,13 +198,14 @@ fn seed_scenario_3_certificate_comment_and_damaged_body() {
         panic!("{:?}", errors[1].3);
     };
     assert_eq!((damage.line, damage.length, damage.expected), (9, 67, 64));
-    let message = outcome.errors[1].to_string();
-    assert!(
-        message.contains(
-            "line 9 of the PEM block has 67 characters where the other lines have 64, so the base64 \
-             body does not decode; decoded anyway, it is not valid DER either"
-        ),
-        "{message}"
+    assert_eq!(
+        outcome.errors[1].to_string(),
+        "scenario-3.yaml:31:17: policy certificate-verification, rule verify-with-certificates: \
+         spec.rules[0].verifyImages[0].attestors[0].entries[0].certificates.cert: \
+         line 9 of the PEM block has 67 characters where the other lines have 64, so the base64 \
+         body does not decode; decoded anyway, it is not valid DER either (it ends before the \
+         certificate does: it is truncated) — paste the certificate's PEM again, complete and \
+         unedited"
     );
 }
 
