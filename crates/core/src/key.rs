@@ -544,7 +544,9 @@ impl PrivateKeyFile {
         };
         match block.label.as_str() {
             SIGSTORE_PRIVATE_KEY_LABEL | COSIGN_PRIVATE_KEY_LABEL => Ok(PrivateKeyFile::Encrypted),
-            "PRIVATE KEY" => SigningKey::from_pkcs8(&block.der, rng).map(|k| PrivateKeyFile::Plain(Box::new(k))),
+            "PRIVATE KEY" => {
+                SigningKey::from_pkcs8(&block.der, rng).map(|k| PrivateKeyFile::Plain(Box::new(k)))
+            }
             "EC PRIVATE KEY" => SigningKey::from_pkcs8(&sec1_p256_to_pkcs8(&block.der), rng)
                 .map(|k| PrivateKeyFile::Plain(Box::new(k))),
             "RSA PRIVATE KEY" => SigningKey::from_pkcs8(&rsa_pkcs1_to_pkcs8(&block.der), rng)

@@ -10,6 +10,7 @@ pub mod chain;
 pub mod cosign;
 pub mod digest;
 mod ec_point;
+pub mod engine;
 pub mod image;
 pub mod key;
 pub mod pem;

@@ -561,6 +561,10 @@ pub struct RekorSettings {
     pub public_key: Option<PublicKey>,
     /// Skip transparency log checks.
     pub ignore_tlog: bool,
+    /// Whether the policy wrote a `rekor` block. Without one, sealgate checks a Rekor bundle
+    /// when the signature carries one but does not require it (Kyverno would look the signature
+    /// up on rekor.sigstore.dev); with one (and no `ignoreTlog`), a valid bundle is required.
+    pub written: bool,
 }
 
 impl Default for RekorSettings {
@@ -569,6 +573,7 @@ impl Default for RekorSettings {
             url: Some(DEFAULT_REKOR_URL.to_string()),
             public_key: None,
             ignore_tlog: false,
+            written: false,
         }
     }
 }

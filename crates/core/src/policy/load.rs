@@ -1069,6 +1069,7 @@ impl<'a> DocumentLoader<'a> {
             url: Some(rekor.url.clone()).filter(|u| !u.is_empty()),
             public_key,
             ignore_tlog: rekor.ignore_tlog,
+            written: true,
         }
     }
 

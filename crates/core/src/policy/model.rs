@@ -106,7 +106,7 @@ pub enum SpecFailureAction {
 }
 
 /// `failureAction` of a verifyImages entry (case-sensitive in the CRD).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 pub enum FailureAction {
     /// Report and allow.
     Audit,

@@ -1,0 +1,533 @@
+//! Step 3 of a decision: from the plan and the evidence to allowed or denied, with the reasons,
+//! the warnings and the JSON patch.
+//!
+//! Pure and cheap: no cryptography (attestor outcomes are already in the [`Evidence`]), no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::digest::Digest;
+use crate::policy::{
+    ApplyRules, AttestorKind, AttestorSet, FailureAction, FailurePolicy, ImageVerification,
+    VerifierType,
+};
+
+use super::attestor::{AttestorOutcome, attestor_fingerprint};
+use super::evidence::{Evidence, FetchFailure, OutcomeKey};
+use super::plan::{ImageCheck, Plan, RulePlan, signature_repository};
+use super::resource::{ExtractedImage, pointer_segment};
+
+/// Kyverno's annotation recording which images verified.
+pub const VERIFY_IMAGES_ANNOTATION: &str = "kyverno.io/verify-images";
+
+/// The result of a rule or an image check, as Kyverno names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Verified.
+    Pass,
+    /// Not verified.
+    Fail,
+    /// Not checked (skipImageReferences).
+    Skip,
+    /// Could not be evaluated.
+    Error,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+            Status::Error => "error",
+        })
+    }
+}
+
+/// One image checked by one verifyImages entry of a rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageResult {
+    /// The normalised image (`registry/path:tag` or `registry/path@digest`).
+    pub image: String,
+    /// JSON pointer of the image in the resource.
+    pub pointer: String,
+    /// Index of the verifyImages entry.
+    pub entry: usize,
+    /// The digest verified or resolved, when known.
+    pub digest: Option<Digest>,
+    /// Outcome.
+    pub status: Status,
+    /// Why, in words.
+    pub message: String,
+    /// Who signed, for each attestor that verified.
+    pub signers: Vec<String>,
+}
+
+/// The outcome of one rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleResult {
+    /// Policy name (`namespace/name` for a namespaced Policy).
+    pub policy: String,
+    /// Rule name.
+    pub rule: String,
+    /// Worst image status (fail > error > pass > skip).
+    pub status: Status,
+    /// Enforce or Audit for this resource.
+    pub action: FailureAction,
+    /// One line per image that did not pass, or a summary.
+    pub message: String,
+    /// Every image check.
+    pub images: Vec<ImageResult>,
+}
+
+/// The decision for one resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// Whether the resource may be admitted.
+    pub allowed: bool,
+    /// For a denial, the message for the user (names every failing policy, rule and image).
+    pub message: String,
+    /// Warnings for the user (Audit failures, errors that did not block, skipped images).
+    pub warnings: Vec<String>,
+    /// One result per applicable rule.
+    pub results: Vec<RuleResult>,
+    /// JSON patch: tag → digest pins and the verification annotation.
+    pub patch: Vec<Value>,
+    /// Normalised images no verifyImages rule covered (Kyverno admits them without a word).
+    pub uncovered: Vec<String>,
+}
+
+/// Decides for `plan` with everything in `evidence`.
+pub fn decide(plan: &Plan<'_>, evidence: &Evidence) -> Decision {
+    let mut results = Vec::new();
+    let mut warnings = Vec::new();
+    let mut blocked: Vec<(String, String, String)> = Vec::new();
+    let mut pins: BTreeMap<String, String> = BTreeMap::new();
+    let mut annotation: BTreeMap<String, &'static str> = BTreeMap::new();
+    let mut stop_policy: Option<*const crate::policy::Policy> = None;
+
+    for r in &plan.rules {
+        let policy_ptr: *const crate::policy::Policy = r.policy;
+        if stop_policy == Some(policy_ptr) {
+            continue;
+        }
+        let result = evaluate_rule(plan, r, evidence, &mut pins, &mut annotation);
+        let enforce = r.action.action == FailureAction::Enforce;
+        let qualified = r.policy.qualified_name();
+        match result.status {
+            Status::Fail if enforce => blocked.push((
+                qualified.clone(),
+                r.rule.name.clone(),
+                result.message.clone(),
+            )),
+            Status::Error if enforce && r.policy.failure_policy == FailurePolicy::Fail => {
+                blocked.push((
+                    qualified.clone(),
+                    r.rule.name.clone(),
+                    result.message.clone(),
+                ));
+            }
+            Status::Fail | Status::Error => warnings.push(format!(
+                "policy {qualified}.{}: {}",
+                r.rule.name, result.message
+            )),
+            Status::Skip if result.images.iter().any(|i| i.status == Status::Skip) => {
+                warnings.push(format!(
+                    "policy {qualified}.{}: {}",
+                    r.rule.name, result.message
+                ));
+            }
+            Status::Pass | Status::Skip if r.policy.emit_warning => {
+                warnings.push(format!(
+                    "policy {qualified}.{}: {}",
+                    r.rule.name, result.message
+                ));
+            }
+            _ => {}
+        }
+        if r.policy.apply_rules == ApplyRules::One
+            && matches!(result.status, Status::Pass | Status::Fail)
+        {
+            stop_policy = Some(policy_ptr);
+        }
+        results.push(result);
+    }
+
+    let allowed = blocked.is_empty();
+    let message = if allowed {
+        String::new()
+    } else {
+        denial_message(&plan.resource.display_name(), &blocked)
+    };
+    let patch = if allowed {
+        build_patch(plan, &pins, &annotation)
+    } else {
+        Vec::new()
+    };
+    let uncovered = plan
+        .uncovered_images()
+        .into_iter()
+        .map(|i| plan.images[i].normalized())
+        .collect();
+    Decision {
+        allowed,
+        message,
+        warnings,
+        results,
+        patch,
+        uncovered,
+    }
+}
+
+fn denial_message(resource: &str, blocked: &[(String, String, String)]) -> String {
+    let mut out = format!("resource {resource} was blocked due to the following policies\n");
+    let mut by_policy: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+    for (p, r, m) in blocked {
+        by_policy.entry(p).or_default().push((r, m));
+    }
+    for (policy, rules) in by_policy {
+        out.push_str(&format!("\n{policy}:\n"));
+        for (rule, message) in rules {
+            out.push_str(&format!("  {rule}: {message}\n"));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+fn evaluate_rule(
+    plan: &Plan<'_>,
+    r: &RulePlan<'_>,
+    evidence: &Evidence,
+    pins: &mut BTreeMap<String, String>,
+    annotation: &mut BTreeMap<String, &'static str>,
+) -> RuleResult {
+    let mut images = Vec::with_capacity(r.checks.len());
+    for check in &r.checks {
+        let image = &plan.images[check.image];
+        let entry = &r.rule.verify_images[check.entry];
+        let mut result = match &r.unsupported {
+            Some(why) => image_result(image, check, None, Status::Error, why.clone(), Vec::new()),
+            None => evaluate_image(r, check, image, entry, evidence),
+        };
+        // Tag → digest pinning: in Enforce only what passed matters (a failure denies); in
+        // Audit only digests that verified are pinned.
+        if entry.mutate_digest
+            && result.status == Status::Pass
+            && let (Ok(reference), Some(digest)) = (&image.reference, &result.digest)
+            && reference.digest().is_none()
+        {
+            pins.insert(
+                image.pointer.clone(),
+                reference.with_digest(digest.clone()).pinned_string(),
+            );
+        }
+        // verifyDigest: after pinning, the image must carry a digest.
+        if entry.verify_digest
+            && result.status == Status::Pass
+            && !pins.contains_key(&image.pointer)
+            && image.reference.as_ref().is_ok_and(|i| i.digest().is_none())
+        {
+            result.status = Status::Fail;
+            result.message = format!("missing digest for {}", image.normalized());
+        }
+        if entry.has_checks() && result.status != Status::Error {
+            let key = match (&image.reference, &result.digest) {
+                (Ok(reference), Some(d)) if result.status == Status::Pass => {
+                    reference.with_digest(d.clone()).normalized()
+                }
+                _ => image.normalized(),
+            };
+            let value = match result.status {
+                Status::Pass => "pass",
+                Status::Skip => "skip",
+                _ => "fail",
+            };
+            annotation.insert(key, value);
+        }
+        images.push(result);
+    }
+    let status = images
+        .iter()
+        .map(|i| i.status)
+        .max_by_key(|s| match s {
+            Status::Fail => 3,
+            Status::Error => 2,
+            Status::Pass => 1,
+            Status::Skip => 0,
+        })
+        .unwrap_or(Status::Skip);
+    let not_passed: Vec<&str> = images
+        .iter()
+        .filter(|i| i.status == status && status != Status::Pass)
+        .map(|i| i.message.as_str())
+        .collect();
+    let message = if not_passed.is_empty() {
+        let verified: Vec<String> = images
+            .iter()
+            .filter(|i| i.status == Status::Pass)
+            .map(|i| i.image.clone())
+            .collect();
+        if verified.is_empty() {
+            "no image checked".to_string()
+        } else {
+            format!("verified image signatures for {}", verified.join(", "))
+        }
+    } else {
+        not_passed.join("; ")
+    };
+    RuleResult {
+        policy: r.policy.qualified_name(),
+        rule: r.rule.name.clone(),
+        status,
+        action: r.action.action,
+        message,
+        images,
+    }
+}
+
+fn image_result(
+    image: &ExtractedImage,
+    check: &ImageCheck,
+    digest: Option<Digest>,
+    status: Status,
+    message: String,
+    signers: Vec<String>,
+) -> ImageResult {
+    ImageResult {
+        image: image.normalized(),
+        pointer: image.pointer.clone(),
+        entry: check.entry,
+        digest,
+        status,
+        message,
+        signers,
+    }
+}
+
+fn evaluate_image(
+    r: &RulePlan<'_>,
+    check: &ImageCheck,
+    image: &ExtractedImage,
+    entry: &ImageVerification,
+    evidence: &Evidence,
+) -> ImageResult {
+    let s = image.normalized();
+    let fail =
+        |status, message: String| image_result(image, check, None, status, message, Vec::new());
+    let reference = match &image.reference {
+        Ok(reference) => reference,
+        Err(e) => return fail(Status::Error, format!("{e}")),
+    };
+    if let Some(why) = &image.unsupported {
+        return fail(Status::Error, format!("image {s}: {why}"));
+    }
+    if entry.skips(&s) {
+        return fail(
+            Status::Skip,
+            format!(
+                "skipping image reference image {s}, policy {} ruleName {}",
+                r.policy.qualified_name(),
+                r.rule.name
+            ),
+        );
+    }
+    if entry.verifier != VerifierType::Cosign {
+        return fail(
+            Status::Error,
+            format!(
+                "image {s}: verifyImages type {:?} is not supported yet; only Cosign is",
+                entry.verifier
+            ),
+        );
+    }
+    if !entry.attestations.is_empty() {
+        return fail(
+            Status::Error,
+            format!("image {s}: attestations are not supported yet; the image cannot be checked"),
+        );
+    }
+    let needs_digest = entry.has_checks() || entry.mutate_digest;
+    let digest = match evidence.digest_of(reference) {
+        Some(Ok(d)) => Some(d),
+        Some(Err(FetchFailure::Timeout(why))) => {
+            return fail(
+                Status::Error,
+                format!("verification of {s} did not finish in time: {why}"),
+            );
+        }
+        Some(Err(FetchFailure::Unavailable(why))) if needs_digest => {
+            return fail(
+                Status::Error,
+                format!("could not resolve the digest of {s}: {why}"),
+            );
+        }
+        Some(Err(_)) | None if needs_digest => {
+            return fail(Status::Error, format!("the digest of {s} was not fetched"));
+        }
+        _ => None,
+    };
+    if !entry.has_checks() {
+        if entry.required {
+            return image_result(
+                image,
+                check,
+                digest,
+                Status::Fail,
+                format!("unverified image {s}"),
+                Vec::new(),
+            );
+        }
+        let message = if entry.mutate_digest {
+            "mutated image digest".to_string()
+        } else {
+            "image verified".to_string()
+        };
+        return image_result(image, check, digest, Status::Pass, message, Vec::new());
+    }
+    let Some(digest) = digest else {
+        return fail(Status::Error, format!("the digest of {s} is unknown"));
+    };
+    let n = entry.attestors.len();
+    let mut signers = Vec::new();
+    for (i, set) in entry.attestors.iter().enumerate() {
+        let verdict = evaluate_set(set, &|attestor| {
+            let key = OutcomeKey {
+                attestor: attestor_fingerprint(attestor),
+                repository: signature_repository(reference, entry, attestor),
+                digest: digest.clone(),
+            };
+            evidence.outcomes.get(&key).cloned()
+        });
+        match verdict {
+            SetVerdict::Pass(mut s) => signers.append(&mut s),
+            SetVerdict::Fail {
+                verified,
+                required,
+                reasons,
+                error,
+            } => {
+                let status = if error { Status::Error } else { Status::Fail };
+                let plural = if required == 1 {
+                    "signature"
+                } else {
+                    "signatures"
+                };
+                let message = format!(
+                    "image {s} ({digest}): attestor set {} of {n} needs {required} {plural}, got {verified}: {}",
+                    i + 1,
+                    reasons.join("; ")
+                );
+                return image_result(image, check, Some(digest), status, message, signers);
+            }
+        }
+    }
+    image_result(
+        image,
+        check,
+        Some(digest.clone()),
+        Status::Pass,
+        format!("verified image signatures for {s} ({digest})"),
+        signers,
+    )
+}
+
+enum SetVerdict {
+    Pass(Vec<String>),
+    Fail {
+        verified: usize,
+        required: usize,
+        reasons: Vec<String>,
+        /// True when evaluation errors (not failed checks) kept the set from passing.
+        error: bool,
+    },
+}
+
+fn evaluate_set(
+    set: &AttestorSet,
+    outcome: &dyn Fn(&crate::policy::Attestor) -> Option<AttestorOutcome>,
+) -> SetVerdict {
+    let required = set.required_count();
+    let mut verified = 0;
+    let mut signers = Vec::new();
+    let mut reasons = Vec::new();
+    let mut errors = 0;
+    for (j, entry) in set.entries.iter().enumerate() {
+        if verified >= required {
+            break;
+        }
+        let label = match entry.key_index {
+            Some(k) => format!("entry {j} (key {} of publicKeys)", k + 1),
+            None => format!("entry {j}"),
+        };
+        let result = match &entry.kind {
+            AttestorKind::Nested(inner) => match evaluate_set(inner, outcome) {
+                SetVerdict::Pass(s) => Ok(s),
+                SetVerdict::Fail {
+                    verified,
+                    required,
+                    reasons,
+                    error,
+                } => {
+                    let msg = format!(
+                        "nested set needs {required}, got {verified}: {}",
+                        reasons.join("; ")
+                    );
+                    Err((msg, error))
+                }
+            },
+            _ => match outcome(entry) {
+                Some(AttestorOutcome::Verified { signer }) => Ok(vec![signer]),
+                Some(AttestorOutcome::Failed(why)) => Err((why, false)),
+                Some(AttestorOutcome::Error(why)) => Err((why, true)),
+                None => Err(("its signatures were not fetched".to_string(), true)),
+            },
+        };
+        match result {
+            Ok(mut s) => {
+                verified += 1;
+                signers.append(&mut s);
+            }
+            Err((why, is_error)) => {
+                errors += usize::from(is_error);
+                reasons.push(format!("{label}: {why}"));
+            }
+        }
+    }
+    if verified >= required {
+        SetVerdict::Pass(signers)
+    } else {
+        SetVerdict::Fail {
+            verified,
+            required,
+            reasons,
+            error: errors > 0 && verified + errors >= required,
+        }
+    }
+}
+
+fn build_patch(
+    plan: &Plan<'_>,
+    pins: &BTreeMap<String, String>,
+    annotation: &BTreeMap<String, &'static str>,
+) -> Vec<Value> {
+    let mut patch = Vec::new();
+    if !annotation.is_empty() {
+        if !plan.resource.object["metadata"]["annotations"].is_object() {
+            patch.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
+        }
+        let value = serde_json::to_string(annotation).unwrap_or_default();
+        patch.push(json!({
+            "op": "add",
+            "path": format!("/metadata/annotations/{}", pointer_segment(VERIFY_IMAGES_ANNOTATION)),
+            "value": value,
+        }));
+    }
+    for (pointer, value) in pins {
+        patch.push(json!({"op": "replace", "path": pointer, "value": value}));
+    }
+    patch
+}

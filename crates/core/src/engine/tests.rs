@@ -1,0 +1,882 @@
+//! Engine tests: the user's scenarios with keys generated here, and Kyverno's count, failure
+//! action, coverage and patch semantics. Signatures are real (signed with ring and checked by the
+//! engine); only the registry is replaced by evidence built in memory.
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ring::rand::SystemRandom;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::cosign::{
+    BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, Descriptor, ImageManifest,
+    SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer, SignatureSet, payload,
+};
+use crate::digest::Digest;
+use crate::key::SigningKey;
+use crate::policy::{Operation, Policy, load};
+use crate::trust::TrustedRoot;
+
+/// 2026-11-25, when these tests were written.
+const NOW: i64 = 1_795_000_000;
+
+fn key() -> SigningKey {
+    SigningKey::generate(&SystemRandom::new()).unwrap()
+}
+
+/// `publicKeys: |-` content indented for the policies below.
+fn pem(key: &SigningKey) -> String {
+    key.public_key()
+        .to_pem()
+        .trim_end()
+        .replace('\n', "\n                ")
+}
+
+fn policies(yaml: &str) -> Vec<Policy> {
+    let outcome = load("test.yaml", yaml);
+    assert!(outcome.errors.is_empty(), "{:#?}", outcome.errors);
+    outcome.policies
+}
+
+fn quick_start(k: &SigningKey) -> String {
+    format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: require-signed-images
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+    - name: check-signatures
+      match:
+        any:
+        - resources:
+            kinds:
+            - Pod
+      verifyImages:
+      - imageReferences:
+        - "registry.company.com/*"
+        attestors:
+        - count: 1
+          entries:
+          - keys:
+              publicKeys: |-
+                {}
+        mutateDigest: true
+"#,
+        pem(k)
+    )
+}
+
+fn dual(security: &SigningKey, development: &SigningKey) -> String {
+    format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: require-dual-signatures
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+    - name: critical-app-signatures
+      match:
+        any:
+        - resources:
+            kinds:
+            - Pod
+      verifyImages:
+      - imageReferences:
+        - "registry.company.com/critical/*"
+        attestors:
+        - count: 1
+          entries:
+          - keys:
+              publicKeys: |-
+                {}
+        - count: 1
+          entries:
+          - keys:
+              publicKeys: |-
+                {}
+        mutateDigest: true
+"#,
+        pem(security),
+        pem(development)
+    )
+}
+
+fn environments(production: &SigningKey, development: &SigningKey) -> String {
+    format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: environment-specific-verification
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+    - name: production-must-be-signed
+      match:
+        any:
+        - resources:
+            kinds:
+            - Pod
+            namespaces:
+            - production
+      verifyImages:
+      - imageReferences:
+        - "*"
+        failureAction: Enforce
+        attestors:
+        - count: 1
+          entries:
+          - keys:
+              publicKeys: |-
+                {}
+        mutateDigest: true
+    - name: development-warn-unsigned
+      match:
+        any:
+        - resources:
+            kinds:
+            - Pod
+            namespaces:
+            - development
+            - staging
+      verifyImages:
+      - imageReferences:
+        - "registry.company.com/*"
+        failureAction: Audit
+        attestors:
+        - count: 1
+          entries:
+          - keys:
+              publicKeys: |-
+                {}
+        mutateDigest: true
+"#,
+        pem(production),
+        pem(development)
+    )
+}
+
+fn pod(namespace: &str, images: &[&str]) -> Resource {
+    let containers: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| json!({"name": format!("c{i}"), "image": img}))
+        .collect();
+    Resource::from_object(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "test", "namespace": namespace}, "spec": {"containers": containers}}),
+        Operation::Create,
+        None,
+        BTreeMap::new(),
+    )
+    .unwrap()
+}
+
+fn digest_for(image: &str) -> Digest {
+    Digest::sha256_of(image.as_bytes())
+}
+
+fn signed_layer(k: &SigningKey, identity: &str, digest: &Digest) -> SignatureLayer {
+    let payload = payload::build(identity, digest, &BTreeMap::new());
+    let sig = STANDARD.encode(k.sign(&SystemRandom::new(), &payload).unwrap());
+    let mut descriptor = Descriptor::of(SIMPLE_SIGNING_MEDIA_TYPE, &payload);
+    descriptor.annotations = Some(
+        [(SIGNATURE_ANNOTATION.to_string(), sig)]
+            .into_iter()
+            .collect(),
+    );
+    SignatureLayer {
+        descriptor,
+        payload,
+    }
+}
+
+/// A registry in memory: tags resolve to `digest_for(image)`; `.sig` images hold layers signed
+/// by the given keys.
+#[derive(Default)]
+struct FakeRegistry {
+    signers: HashMap<String, Vec<SigningKey>>,
+    unreachable: bool,
+}
+
+impl FakeRegistry {
+    fn sign(mut self, image: &str, k: &SigningKey) -> Self {
+        let copy = SigningKey::from_pkcs8(k.pkcs8_der(), &SystemRandom::new()).unwrap();
+        self.signers
+            .entry(image.to_string())
+            .or_default()
+            .push(copy);
+        self
+    }
+
+    fn evidence(&self, plan: &Plan<'_>) -> Evidence {
+        let mut ev = Evidence::default();
+        for r in plan.digest_requests() {
+            let result = if self.unreachable {
+                Err(FetchFailure::Unavailable(
+                    "could not connect to registry.company.com".into(),
+                ))
+            } else {
+                Ok(digest_for(&r.normalized()))
+            };
+            ev.digests.insert(r.normalized(), result);
+        }
+        let digests = ev.digests.clone();
+        for req in
+            plan.signature_requests(&|r| digests.get(&r.normalized()).and_then(|d| d.clone().ok()))
+        {
+            let mut layers = Vec::new();
+            for (image, keys) in &self.signers {
+                let reference = crate::image::ImageRef::parse(image).unwrap();
+                if reference.repository() == req.repository
+                    && digest_for(&reference.normalized()) == req.digest
+                {
+                    layers.extend(
+                        keys.iter()
+                            .map(|k| signed_layer(k, &reference.repository(), &req.digest)),
+                    );
+                }
+            }
+            let location = format!("{}:{}", req.repository, req.digest.signature_tag());
+            ev.signatures.insert(
+                req.clone(),
+                Ok(SignatureSet {
+                    location,
+                    image_digest: req.digest.clone(),
+                    layers,
+                }),
+            );
+        }
+        ev.verify_missing(
+            plan,
+            VerifyContext {
+                trust: TrustedRoot::public_good(),
+                now: NOW,
+            },
+        );
+        ev
+    }
+}
+
+fn run(policies: &[Policy], resource: &Resource, registry: &FakeRegistry) -> Decision {
+    let plan = plan(policies, resource);
+    let evidence = registry.evidence(&plan);
+    decide(&plan, &evidence)
+}
+
+#[test]
+fn quick_start_signed_image_is_admitted_and_pinned() {
+    let k = key();
+    let p = policies(&quick_start(&k));
+    let image = "registry.company.com/app:v1.0.0";
+    let d = run(
+        &p,
+        &pod("default", &[image]),
+        &FakeRegistry::default().sign(image, &k),
+    );
+    assert!(d.allowed, "{}", d.message);
+    let digest = digest_for(image);
+    assert_eq!(d.results.len(), 1);
+    assert_eq!(d.results[0].status, Status::Pass);
+    assert_eq!(
+        d.results[0].images[0].signers,
+        vec![format!("key {}", k.public_key().fingerprint())]
+    );
+    assert_eq!(
+        d.patch,
+        vec![
+            json!({"op": "add", "path": "/metadata/annotations", "value": {}}),
+            json!({"op": "add", "path": "/metadata/annotations/kyverno.io~1verify-images",
+                   "value": format!("{{\"registry.company.com/app@{digest}\":\"pass\"}}")}),
+            json!({"op": "replace", "path": "/spec/containers/0/image", "value": format!("registry.company.com/app:v1.0.0@{digest}")}),
+        ]
+    );
+}
+
+#[test]
+fn quick_start_unsigned_company_image_is_denied_and_nginx_is_not_covered() {
+    let k = key();
+    let p = policies(&quick_start(&k));
+    let image = "registry.company.com/app:v1.0.0";
+    let d = run(&p, &pod("default", &[image]), &FakeRegistry::default());
+    assert!(!d.allowed);
+    let digest = digest_for(image);
+    assert!(
+        d.message
+            .starts_with("resource Pod/default/test was blocked due to the following policies"),
+        "{}",
+        d.message
+    );
+    assert!(
+        d.message.contains(&format!(
+            "check-signatures: image {image} ({digest}): attestor set 1 of 1 needs 1 signature, got 0: entry 0: no signatures found at registry.company.com/app:{}",
+            digest.signature_tag()
+        )),
+        "{}",
+        d.message
+    );
+    assert!(d.patch.is_empty());
+
+    // The seed's "should fail" example: Kyverno admits nginx:latest, no rule matches it.
+    let d = run(
+        &p,
+        &pod("default", &["nginx:latest"]),
+        &FakeRegistry::default(),
+    );
+    assert!(d.allowed);
+    assert!(d.results.is_empty());
+    assert_eq!(d.uncovered, vec!["docker.io/nginx:latest".to_string()]);
+}
+
+#[test]
+fn dual_signatures_need_both_teams() {
+    let (sec, dev) = (key(), key());
+    let p = policies(&dual(&sec, &dev));
+    let image = "registry.company.com/critical/app:v1";
+    let both = FakeRegistry::default().sign(image, &sec).sign(image, &dev);
+    let d = run(&p, &pod("default", &[image]), &both);
+    assert!(d.allowed, "{}", d.message);
+    assert_eq!(d.results[0].images[0].signers.len(), 2);
+
+    let only_security = FakeRegistry::default().sign(image, &sec);
+    let d = run(&p, &pod("default", &[image]), &only_security);
+    assert!(!d.allowed);
+    let digest = digest_for(image);
+    assert!(
+        d.message.contains(&format!(
+            "image {image} ({digest}): attestor set 2 of 2 needs 1 signature, got 0: entry 0: none of 1 signature at registry.company.com/critical/app:{} verifies with the key",
+            digest.signature_tag()
+        )),
+        "{}",
+        d.message
+    );
+    let only_dev = FakeRegistry::default().sign(image, &dev);
+    let d = run(&p, &pod("default", &[image]), &only_dev);
+    assert!(
+        d.message
+            .contains("attestor set 1 of 2 needs 1 signature, got 0"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn production_is_strict_development_and_staging_are_audited() {
+    let (prod, dev) = (key(), key());
+    let p = policies(&environments(&prod, &dev));
+    let company = "registry.company.com/web:v2";
+    // Production: every image, company or not, must be signed with the production key.
+    let d = run(
+        &p,
+        &pod("production", &[company, "nginx:1.25"]),
+        &FakeRegistry::default().sign(company, &prod),
+    );
+    assert!(!d.allowed);
+    assert!(
+        d.message
+            .contains("production-must-be-signed: image docker.io/nginx:1.25"),
+        "{}",
+        d.message
+    );
+    let signed_both = FakeRegistry::default()
+        .sign(company, &prod)
+        .sign("nginx:1.25", &prod);
+    let d = run(
+        &p,
+        &pod("production", &[company, "nginx:1.25"]),
+        &signed_both,
+    );
+    assert!(d.allowed, "{}", d.message);
+    assert_eq!(
+        d.patch.iter().filter(|op| op["op"] == "replace").count(),
+        2,
+        "both pinned"
+    );
+
+    for ns in ["development", "staging"] {
+        let d = run(&p, &pod(ns, &[company]), &FakeRegistry::default());
+        assert!(d.allowed, "{ns}: Audit never blocks");
+        assert_eq!(d.warnings.len(), 1, "{ns}");
+        assert!(
+            d.warnings[0].starts_with("policy environment-specific-verification.development-warn-unsigned: image registry.company.com/web:v2"),
+            "{}",
+            d.warnings[0]
+        );
+        assert!(
+            d.patch.iter().all(|op| op["op"] != "replace"),
+            "{ns}: an unverified digest is not pinned in Audit"
+        );
+        assert_eq!(d.results[0].status, Status::Fail);
+        assert_eq!(d.results[0].action, crate::policy::FailureAction::Audit);
+        // Signed with the development key: pinned.
+        let d = run(
+            &p,
+            &pod(ns, &[company]),
+            &FakeRegistry::default().sign(company, &dev),
+        );
+        assert!(d.warnings.is_empty(), "{:?}", d.warnings);
+        assert!(
+            d.patch.iter().any(|op| op["op"] == "replace"),
+            "{ns}: verified digest pinned"
+        );
+    }
+    // Another namespace: no rule applies.
+    let d = run(&p, &pod("default", &[company]), &FakeRegistry::default());
+    assert!(d.allowed && d.results.is_empty());
+}
+
+#[test]
+fn every_container_kind_is_checked_whatever_the_order() {
+    let k = key();
+    let p = policies(&quick_start(&k));
+    let signed = "registry.company.com/app:v1";
+    let unsigned = "registry.company.com/debug:v1";
+    let registry = FakeRegistry::default().sign(signed, &k);
+    for group in ["initContainers", "ephemeralContainers"] {
+        let object = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+            "spec": {group: [{"name": "sneaky", "image": unsigned}], "containers": [{"name": "app", "image": signed}]}});
+        let resource =
+            Resource::from_object(object, Operation::Create, None, BTreeMap::new()).unwrap();
+        let d = run(&p, &resource, &registry);
+        assert!(!d.allowed, "{group} must be verified");
+        assert!(d.message.contains(unsigned), "{}", d.message);
+    }
+}
+
+#[test]
+fn pod_controllers_are_covered_by_autogen() {
+    let k = key();
+    let p = policies(&quick_start(&k));
+    let image = "registry.company.com/app:v1";
+    let deployment = Resource::from_object(
+        json!({"kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+               "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}}),
+        Operation::Create,
+        None,
+        BTreeMap::new(),
+    )
+    .unwrap();
+    let d = run(&p, &deployment, &FakeRegistry::default());
+    assert!(!d.allowed);
+    assert!(
+        d.message.contains("autogen-check-signatures"),
+        "{}",
+        d.message
+    );
+    let d = run(&p, &deployment, &FakeRegistry::default().sign(image, &k));
+    assert!(d.allowed);
+    assert_eq!(
+        d.patch.last().unwrap()["path"],
+        "/spec/template/spec/containers/0/image"
+    );
+}
+
+fn keys_policy(keys_yaml: &str, count: Option<usize>, extra: &str) -> String {
+    let count = count
+        .map(|c| format!("\n        - count: {c}\n          entries:"))
+        .unwrap_or_else(|| "\n        - entries:".into());
+    format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: p
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: r
+      match:
+        any:
+        - resources:
+            kinds: [Pod]
+      verifyImages:
+      - imageReferences: ["registry.company.com/*"]{extra}
+        attestors:{count}
+{keys_yaml}"#
+    )
+}
+
+fn key_entry(k: &SigningKey) -> String {
+    format!(
+        "          - keys:\n              publicKeys: |-\n                {}\n",
+        pem(k)
+    )
+}
+
+#[test]
+fn count_omitted_means_all_and_count_n_means_at_least_n() {
+    let (a, b) = (key(), key());
+    let image = "registry.company.com/app:v1";
+    let entries = format!("{}{}", key_entry(&a), key_entry(&b));
+    let only_a = FakeRegistry::default().sign(image, &a);
+    let both = FakeRegistry::default().sign(image, &a).sign(image, &b);
+
+    let all = policies(&keys_policy(&entries, None, ""));
+    assert!(!run(&all, &pod("default", &[image]), &only_a).allowed);
+    assert!(run(&all, &pod("default", &[image]), &both).allowed);
+    let d = run(&all, &pod("default", &[image]), &only_a);
+    assert!(
+        d.message.contains("needs 2 signatures, got 1: entry 1:"),
+        "{}",
+        d.message
+    );
+
+    let one = policies(&keys_policy(&entries, Some(1), ""));
+    assert!(run(&one, &pod("default", &[image]), &only_a).allowed);
+    assert!(
+        run(
+            &one,
+            &pod("default", &[image]),
+            &FakeRegistry::default().sign(image, &b)
+        )
+        .allowed
+    );
+    assert!(!run(&one, &pod("default", &[image]), &FakeRegistry::default()).allowed);
+}
+
+#[test]
+fn several_keys_in_one_public_keys_block_are_separate_entries() {
+    let (a, b) = (key(), key());
+    let image = "registry.company.com/app:v1";
+    let block = format!(
+        "          - keys:\n              publicKeys: |-\n                {}\n                {}\n",
+        pem(&a),
+        pem(&b)
+    );
+    let any = policies(&keys_policy(&block, Some(1), ""));
+    assert!(
+        run(
+            &any,
+            &pod("default", &[image]),
+            &FakeRegistry::default().sign(image, &b)
+        )
+        .allowed
+    );
+    let all = policies(&keys_policy(&block, None, ""));
+    let d = run(
+        &all,
+        &pod("default", &[image]),
+        &FakeRegistry::default().sign(image, &b),
+    );
+    assert!(!d.allowed);
+    assert!(
+        d.message
+            .contains("needs 2 signatures, got 1: entry 0 (key 1 of publicKeys)"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn nested_attestor_sets_recurse() {
+    let (a, b, c) = (key(), key(), key());
+    let image = "registry.company.com/app:v1";
+    let nested = format!(
+        "{}          - attestor:\n              count: 1\n              entries:\n              - keys:\n                  publicKeys: |-\n                    {}\n              - keys:\n                  publicKeys: |-\n                    {}\n",
+        key_entry(&a),
+        pem(&b).replace("\n                ", "\n                    "),
+        pem(&c).replace("\n                ", "\n                    ")
+    );
+    let p = policies(&keys_policy(&nested, None, ""));
+    assert!(
+        run(
+            &p,
+            &pod("default", &[image]),
+            &FakeRegistry::default().sign(image, &a).sign(image, &c)
+        )
+        .allowed
+    );
+    let d = run(
+        &p,
+        &pod("default", &[image]),
+        &FakeRegistry::default().sign(image, &a),
+    );
+    assert!(!d.allowed);
+    assert!(
+        d.message.contains("entry 1: nested set needs 1, got 0"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn registry_errors_deny_in_enforce_and_warn_in_audit() {
+    let k = key();
+    let image = "registry.company.com/app:v1";
+    let down = FakeRegistry {
+        unreachable: true,
+        ..FakeRegistry::default()
+    };
+    let enforce = policies(&keys_policy(&key_entry(&k), Some(1), ""));
+    let d = run(&enforce, &pod("default", &[image]), &down);
+    assert!(!d.allowed, "fail closed");
+    assert_eq!(d.results[0].status, Status::Error);
+    assert!(
+        d.message.contains(
+            "could not resolve the digest of registry.company.com/app:v1: could not connect"
+        ),
+        "{}",
+        d.message
+    );
+
+    let audit = policies(&keys_policy(
+        &key_entry(&k),
+        Some(1),
+        "\n        failureAction: Audit\n        mutateDigest: false",
+    ));
+    let d = run(&audit, &pod("default", &[image]), &down);
+    assert!(d.allowed);
+    assert_eq!(d.warnings.len(), 1);
+
+    let ignore = policies(&keys_policy(&key_entry(&k), Some(1), "").replace(
+        "  validationFailureAction: Enforce\n",
+        "  validationFailureAction: Enforce\n  failurePolicy: Ignore\n",
+    ));
+    let d = run(&ignore, &pod("default", &[image]), &down);
+    assert!(
+        d.allowed,
+        "failurePolicy: Ignore lets evaluation errors through"
+    );
+    // … but never a failed verification.
+    let up_unsigned = FakeRegistry::default();
+    assert!(!run(&ignore, &pod("default", &[image]), &up_unsigned).allowed);
+}
+
+#[test]
+fn skip_image_references_skip_with_a_warning() {
+    let k = key();
+    let p = policies(&keys_policy(
+        &key_entry(&k),
+        Some(1),
+        "\n        skipImageReferences: [\"registry.company.com/tools/*\"]",
+    ));
+    let d = run(
+        &p,
+        &pod("default", &["registry.company.com/tools/debug:v1"]),
+        &FakeRegistry::default(),
+    );
+    assert!(d.allowed);
+    assert_eq!(d.results[0].status, Status::Skip);
+    assert_eq!(
+        d.warnings,
+        vec!["policy p.r: skipping image reference image registry.company.com/tools/debug:v1, policy p ruleName r".to_string()]
+    );
+}
+
+#[test]
+fn verify_digest_and_required_without_attestors() {
+    let base = |extra: &str| {
+        format!(
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: p}}\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: r\n    match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}\n    verifyImages:\n    - imageReferences: ['*']\n{extra}"
+        )
+    };
+    let digest_only = policies(&base(
+        "      mutateDigest: false\n      required: false\n      verifyDigest: true\n",
+    ));
+    let d = run(
+        &digest_only,
+        &pod("default", &["nginx:latest"]),
+        &FakeRegistry::default(),
+    );
+    assert!(!d.allowed);
+    assert!(
+        d.message
+            .contains("missing digest for docker.io/nginx:latest"),
+        "{}",
+        d.message
+    );
+    let pinned = format!("nginx:latest@{}", digest_for("x"));
+    assert!(
+        run(
+            &digest_only,
+            &pod("default", &[&pinned]),
+            &FakeRegistry::default()
+        )
+        .allowed
+    );
+
+    let required = policies(&base("      mutateDigest: false\n      required: true\n"));
+    let d = run(
+        &required,
+        &pod("default", &["ghcr.io/a/b:v1"]),
+        &FakeRegistry::default(),
+    );
+    assert!(
+        d.message.contains("unverified image ghcr.io/a/b:v1"),
+        "{}",
+        d.message
+    );
+
+    let mutate_only = policies(&base("      required: false\n"));
+    let d = run(
+        &mutate_only,
+        &pod("default", &["nginx:1.25"]),
+        &FakeRegistry::default(),
+    );
+    assert!(d.allowed);
+    assert_eq!(
+        d.patch,
+        vec![
+            json!({"op": "replace", "path": "/spec/containers/0/image", "value": format!("docker.io/nginx:1.25@{}", digest_for("docker.io/nginx:1.25"))})
+        ]
+    );
+}
+
+#[test]
+fn plan_lists_what_to_fetch_once() {
+    let k = key();
+    let p = policies(&quick_start(&k));
+    let image = "registry.company.com/app:v1";
+    let pinned = format!("registry.company.com/app@{}", digest_for("other"));
+    let resource = pod("default", &[image, image, &pinned, "nginx"]);
+    let plan = plan(&p, &resource);
+    assert_eq!(
+        plan.digest_requests()
+            .iter()
+            .map(|r| r.normalized())
+            .collect::<Vec<_>>(),
+        vec![image.to_string()]
+    );
+    let requests = plan.signature_requests(&|r| Some(digest_for(&r.normalized())));
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.repository == "registry.company.com/app")
+    );
+    assert_eq!(plan.uncovered_images(), vec![3]);
+}
+
+/// The real keyless `.sig` from connaisseur passes a certificates attestor built from its own
+/// certificate and chain: chain at signing time, Rekor bundle verified offline.
+fn connaisseur_policy(cert: &str, chain: &str, rekor: &str) -> String {
+    let indent = |s: &str| s.trim_end().replace('\n', "\n                ");
+    format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: certificate-verification
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: verify-with-certificates
+      match:
+        any:
+        - resources:
+            kinds: [Pod]
+      verifyImages:
+      - imageReferences: ["*"]
+        attestors:
+        - count: 1
+          entries:
+          - certificates:
+              cert: |-
+                {}
+              certChain: |-
+                {}
+{rekor}        mutateDigest: false
+"#,
+        indent(cert),
+        indent(chain)
+    )
+}
+
+fn connaisseur_evidence(plan: &Plan<'_>, layers: Vec<SignatureLayer>, now: i64) -> Evidence {
+    let mut ev = Evidence::default();
+    for req in plan.signature_requests(&|_| None) {
+        let location = format!("{}:{}", req.repository, req.digest.signature_tag());
+        ev.signatures.insert(
+            req.clone(),
+            Ok(SignatureSet {
+                location,
+                image_digest: req.digest.clone(),
+                layers: layers.clone(),
+            }),
+        );
+    }
+    ev.verify_missing(
+        plan,
+        VerifyContext {
+            trust: TrustedRoot::public_good(),
+            now,
+        },
+    );
+    ev
+}
+
+#[test]
+fn certificate_attestor_accepts_the_real_keyless_signature_and_refuses_a_foreign_chain() {
+    let manifest = ImageManifest::parse(include_bytes!(
+        "../../testdata/connaisseur/sig-manifest.json"
+    ))
+    .unwrap();
+    let descriptor = manifest.layers[0].clone();
+    let layer = SignatureLayer {
+        descriptor: descriptor.clone(),
+        payload: include_bytes!("../../testdata/connaisseur/payload.json").to_vec(),
+    };
+    let cert = descriptor.annotation(CERTIFICATE_ANNOTATION).unwrap();
+    let chain = descriptor.annotation(CHAIN_ANNOTATION).unwrap();
+    assert!(descriptor.annotation(BUNDLE_ANNOTATION).is_some());
+    let image = "index.docker.io/phbelitz/rekor-test@sha256:31dc72a13a0c34b40eb95419d2b2fd67320c856baf3b72da518023ee8d370aee";
+    let resource = pod("default", &[image]);
+
+    let rekor = "              rekor:\n                url: https://rekor.sigstore.dev\n";
+    let p = policies(&connaisseur_policy(cert, chain, rekor));
+    let plan = plan(&p, &resource);
+    let d = decide(
+        &plan,
+        &connaisseur_evidence(&plan, vec![layer.clone()], NOW),
+    );
+    assert!(d.allowed, "{}", d.message);
+    assert!(
+        d.results[0].images[0].signers[0].starts_with("certificate "),
+        "{:?}",
+        d.results[0].images[0].signers
+    );
+
+    // Without its Rekor bundle, the transparency-log proof is missing (no network call to say so).
+    let mut no_bundle = layer.clone();
+    no_bundle
+        .descriptor
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(BUNDLE_ANNOTATION);
+    let d = decide(
+        &plan,
+        &connaisseur_evidence(&plan, vec![no_bundle.clone()], NOW),
+    );
+    assert!(!d.allowed);
+    assert!(
+        d.message.contains("the transparency-log proof is missing"),
+        "{}",
+        d.message
+    );
+    // … and with ignoreTlog the signing time is now, when the 10-minute Fulcio cert has expired.
+    let ignore = "              rekor:\n                ignoreTlog: true\n";
+    let p2 = policies(&connaisseur_policy(cert, chain, ignore));
+    let plan2 = super::plan(&p2, &resource);
+    let d = decide(&plan2, &connaisseur_evidence(&plan2, vec![no_bundle], NOW));
+    assert!(
+        d.message.contains("was not valid at the signing time"),
+        "{}",
+        d.message
+    );
+
+    // A chain from another CA (here: the leaf's own certificate as the only root) fails.
+    let p3 = policies(&connaisseur_policy(cert, cert, rekor));
+    let plan3 = super::plan(&p3, &resource);
+    let d = decide(&plan3, &connaisseur_evidence(&plan3, vec![layer], NOW));
+    assert!(!d.allowed);
+    assert!(
+        d.message.contains("none of 1 signature(s)"),
+        "{}",
+        d.message
+    );
+}
