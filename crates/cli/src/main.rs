@@ -6,9 +6,11 @@
 //! error. `anyhow` lives here and in `cmd` only; the library crates return typed errors.
 
 mod cmd;
+mod evaluate;
+mod inputs;
 mod password;
 mod registry_args;
-mod signatures;
+mod render;
 
 use std::process::ExitCode;
 

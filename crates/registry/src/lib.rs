@@ -25,8 +25,10 @@ mod auth;
 mod client;
 pub mod credentials;
 mod error;
+pub mod evidence;
 pub mod media_type;
 mod options;
+pub mod signatures;
 pub mod stats;
 mod transport;
 

@@ -1,8 +1,11 @@
 //! One module per subcommand; [`run`] dispatches and [`Outcome`] maps results to exit codes.
 
+mod apply;
 mod generate_key_pair;
+mod lint;
 mod public_key;
 mod sign;
+mod test;
 mod triangulate;
 mod verify;
 
@@ -19,6 +22,8 @@ pub(crate) enum Outcome {
     Success,
     /// A verification or check failed: exit 1.
     Failed,
+    /// A check could not be evaluated (e.g. an unreachable registry): exit 2.
+    Error,
 }
 
 impl Outcome {
@@ -26,6 +31,7 @@ impl Outcome {
         match self {
             Outcome::Success => ExitCode::SUCCESS,
             Outcome::Failed => ExitCode::from(1),
+            Outcome::Error => ExitCode::from(2),
         }
     }
 }
@@ -43,6 +49,12 @@ pub(crate) enum Command {
     Verify(verify::Args),
     /// Print where the signatures of an image are stored (REPO:sha256-<hex>.sig).
     Triangulate(triangulate::Args),
+    /// Run Kyverno verifyImages policies against resource files (a CI check).
+    Apply(apply::Args),
+    /// Run Kyverno CLI test files (kyverno-test.yaml) with sealgate's engine.
+    Test(test::Args),
+    /// Load and validate policies, printing every problem with file:line.
+    Lint(lint::Args),
 }
 
 /// Runs one command.
@@ -53,6 +65,9 @@ pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Sign(args) => block_on(sign::run(&args)),
         Command::Verify(args) => block_on(verify::run(&args)),
         Command::Triangulate(args) => block_on(triangulate::run(&args)),
+        Command::Apply(args) => block_on(apply::run(&args)),
+        Command::Test(args) => block_on(test::run(&args)),
+        Command::Lint(args) => lint::run(&args),
     }
 }
 

@@ -15,7 +15,9 @@ use sealgate_core::key::PublicKey;
 
 use super::{Outcome, load_signing_key, parse_image, parse_key_value};
 use crate::registry_args::RegistryArgs;
-use crate::signatures::{PushOutcome, push_signature, resolve_digest, signature_location};
+use sealgate_registry::signatures::{
+    PushOutcome, push_signature, resolve_digest, signature_location,
+};
 
 /// Arguments of `sign`.
 #[derive(Debug, clap::Args)]

@@ -1,7 +1,7 @@
 //! `sealgate triangulate`: where cosign keeps an image's signatures.
 
-use crate::signatures::resolve_digest;
 use clap::ValueEnum;
+use sealgate_registry::signatures::resolve_digest;
 
 use super::{Outcome, parse_image};
 use crate::registry_args::RegistryArgs;

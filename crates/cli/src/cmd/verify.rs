@@ -9,7 +9,7 @@ use sealgate_core::key::{PublicKey, SignatureHash};
 
 use super::{Outcome, parse_image, parse_key_value};
 use crate::registry_args::RegistryArgs;
-use crate::signatures::{fetch_signatures, resolve_digest};
+use sealgate_registry::signatures::{fetch_signatures, resolve_digest};
 
 /// How to print results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,19 +1,20 @@
 //! Reading and writing cosign `.sig` images on a registry: the I/O half of cosign signatures
-//! (the checks are in `sealgate_core::cosign`).
+//! (the checks are in `sealgate_core::cosign`). Shared by `sealgate sign`/`verify`, the policy
+//! engine's evidence gathering and the webhook.
 
+use crate::{Client, Error};
 use sealgate_core::cosign::{
     Descriptor, ImageManifest, OCI_MANIFEST_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer,
     SignatureSet, is_same_signature, signature_image,
 };
 use sealgate_core::key::PublicKey;
 use sealgate_core::{Digest, ImageRef};
-use sealgate_registry::{Client, Error};
 
 /// How often a signer retries when another signer rewrote the `.sig` image at the same time.
 const PUSH_ATTEMPTS: usize = 3;
 
 /// The digest an image reference stands for: its own digest, or what its tag resolves to now.
-pub(crate) async fn resolve_digest(client: &Client, image: &ImageRef) -> Result<Digest, Error> {
+pub async fn resolve_digest(client: &Client, image: &ImageRef) -> Result<Digest, Error> {
     match image.digest() {
         Some(d) => Ok(d.clone()),
         None => client.resolve(image).await,
@@ -21,13 +22,13 @@ pub(crate) async fn resolve_digest(client: &Client, image: &ImageRef) -> Result<
 }
 
 /// Where the signatures of `digest` live in `repo`, e.g. `127.0.0.1:5000/app:sha256-….sig`.
-pub(crate) fn signature_location(repo: &ImageRef, digest: &Digest) -> String {
+pub fn signature_location(repo: &ImageRef, digest: &Digest) -> String {
     format!("{}:{}", repo.repository(), digest.signature_tag())
 }
 
 /// Reads the `.sig` image of `digest` from `repo` with every simple-signing payload, each checked
 /// against its digest and bounded in size. A missing `.sig` image gives an empty set.
-pub(crate) async fn fetch_signatures(
+pub async fn fetch_signatures(
     client: &Client,
     repo: &ImageRef,
     digest: &Digest,
@@ -63,7 +64,7 @@ pub(crate) async fn fetch_signatures(
 
 /// What pushing a signature did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum PushOutcome {
+pub enum PushOutcome {
     /// The layer was added; the `.sig` image now has this many layers.
     Added { layers: usize },
     /// An equivalent signature by the same key was already there; nothing was pushed.
@@ -73,7 +74,7 @@ pub(crate) enum PushOutcome {
 /// Appends `layer` to the `.sig` image of `digest` in `repo` (creating it if needed), unless the
 /// same signature by `key` is already there. Existing layers are kept as they are. When another
 /// signer rewrites the image at the same moment, the push is repeated so neither signature is lost.
-pub(crate) async fn push_signature(
+pub async fn push_signature(
     client: &Client,
     repo: &ImageRef,
     digest: &Digest,

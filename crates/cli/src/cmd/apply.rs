@@ -1,0 +1,210 @@
+//! `sealgate apply`: Kyverno verifyImages policies run against resource files, as a CI check.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use sealgate_core::engine::{Decision, Status};
+use sealgate_core::policy::FailureAction;
+use serde_json::{Value, json};
+
+use super::Outcome;
+use crate::evaluate::evaluate;
+use crate::inputs::{load_policies, load_resources, parse_labels};
+use crate::registry_args::RegistryArgs;
+use crate::render::{table, to_yaml};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// One row per resource, rule and image.
+    Table,
+    /// Everything, including the JSON patch mutateDigest would apply.
+    Json,
+    /// As json, in YAML.
+    Yaml,
+}
+
+/// Arguments of `apply`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit 0 when nothing an Enforce rule checks fails, 1 when an Enforce rule \
+fails or a policy is invalid (invalid policies are reported with file:line and skipped; the others \
+still run), 2 when a check could not be evaluated (e.g. the registry is unreachable) or on usage errors. \
+Audit failures are reported as warnings and do not change the exit code."
+)]
+pub(crate) struct Args {
+    /// Policy files or directories (ClusterPolicy/Policy, YAML or JSON, several documents per file).
+    #[arg(required = true, value_name = "POLICY_PATH")]
+    policies: Vec<PathBuf>,
+
+    /// Resource files or directories to check (repeatable).
+    #[arg(short = 'r', long = "resource", value_name = "FILE", required = true)]
+    resources: Vec<PathBuf>,
+
+    /// Namespace for namespaced resources that do not name one.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+
+    /// Labels of that namespace, for namespaceSelector and override selectors: k=v,k2=v2.
+    #[arg(long, value_name = "K=V,...", value_parser = parse_labels, default_value = "")]
+    namespace_labels: BTreeMap<String, String>,
+
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    output: Output,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(Default)]
+struct Summary {
+    pass: usize,
+    fail: usize,
+    warn: usize,
+    error: usize,
+    skip: usize,
+}
+
+pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let loaded = load_policies(&args.policies)?;
+    for e in &loaded.errors {
+        eprintln!("error: {e}");
+    }
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let resources = load_resources(&args.resources, &args.namespace, &args.namespace_labels)?;
+    let client = args.registry.client()?;
+    let mut summary = Summary::default();
+    let (mut enforce_failed, mut enforce_error) = (false, false);
+    let mut rows = Vec::new();
+    let mut reports = Vec::new();
+    let mut verdicts = Vec::new();
+    for sourced in &resources {
+        let decision = evaluate(&client, &loaded.policies, &sourced.resource).await;
+        let name = sourced.resource.display_name();
+        for r in &decision.results {
+            let enforce = r.action == FailureAction::Enforce;
+            match r.status {
+                Status::Pass => summary.pass += 1,
+                Status::Skip => summary.skip += 1,
+                Status::Fail if enforce => {
+                    summary.fail += 1;
+                    enforce_failed = true;
+                }
+                Status::Fail => summary.warn += 1,
+                Status::Error => {
+                    summary.error += 1;
+                    enforce_error |= enforce;
+                }
+            }
+            for i in &r.images {
+                let status = if i.status == Status::Fail && !enforce {
+                    "warn".to_string()
+                } else {
+                    i.status.to_string()
+                };
+                rows.push(vec![
+                    name.clone(),
+                    r.policy.clone(),
+                    r.rule.clone(),
+                    i.image.clone(),
+                    status,
+                    i.message.clone(),
+                ]);
+            }
+        }
+        for image in &decision.uncovered {
+            rows.push(vec![
+                name.clone(),
+                "-".into(),
+                "-".into(),
+                image.clone(),
+                "none".into(),
+                "not covered by any verifyImages rule".into(),
+            ]);
+        }
+        verdicts.push(verdict_line(&name, &decision));
+        reports.push(report(&sourced.source, &name, &decision));
+    }
+    let outcome = if enforce_failed || !loaded.errors.is_empty() {
+        Outcome::Failed
+    } else if enforce_error {
+        Outcome::Error
+    } else {
+        Outcome::Success
+    };
+    let summary_json = json!({"pass": summary.pass, "fail": summary.fail, "warn": summary.warn, "error": summary.error, "skip": summary.skip});
+    match args.output {
+        Output::Table => {
+            print!(
+                "{}",
+                table(
+                    &["RESOURCE", "POLICY", "RULE", "IMAGE", "RESULT", "REASON"],
+                    &rows
+                )
+            );
+            println!();
+            for v in verdicts {
+                println!("{v}");
+            }
+            println!(
+                "\npass: {}, fail: {}, warn: {}, error: {}, skip: {}",
+                summary.pass, summary.fail, summary.warn, summary.error, summary.skip
+            );
+            if !loaded.errors.is_empty() {
+                println!(
+                    "{} invalid policy document(s) skipped (see errors above)",
+                    loaded.errors.len()
+                );
+            }
+        }
+        Output::Json | Output::Yaml => {
+            let doc = json!({
+                "policyErrors": loaded.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "resources": reports,
+                "summary": summary_json,
+            });
+            if args.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                print!("{}", to_yaml(&doc));
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+fn verdict_line(name: &str, d: &Decision) -> String {
+    if d.allowed {
+        let warnings = if d.warnings.is_empty() {
+            String::new()
+        } else {
+            format!(" with {} warning(s)", d.warnings.len())
+        };
+        let pins = d.patch.iter().filter(|p| p["op"] == "replace").count();
+        let pins = if pins == 0 {
+            String::new()
+        } else {
+            format!("; {pins} image(s) pinned to their digest")
+        };
+        format!("{name}: admitted{warnings}{pins}")
+    } else {
+        format!("{name}: DENIED\n  {}", d.message.replace('\n', "\n  "))
+    }
+}
+
+fn report(source: &str, name: &str, d: &Decision) -> Value {
+    json!({
+        "resource": name,
+        "source": source,
+        "allowed": d.allowed,
+        "message": d.message,
+        "warnings": d.warnings,
+        "results": d.results,
+        "patch": d.patch,
+        "notCovered": d.uncovered,
+    })
+}

@@ -1,0 +1,44 @@
+//! `sealgate lint`: load and validate policies only.
+
+use std::path::PathBuf;
+
+use super::Outcome;
+use crate::inputs::load_policies;
+
+/// Arguments of `lint`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Exit 0 when every policy is valid (warnings allowed), 1 when one is not.")]
+pub(crate) struct Args {
+    /// Policy files or directories.
+    #[arg(required = true, value_name = "POLICY_PATH")]
+    policies: Vec<PathBuf>,
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let loaded = load_policies(&args.policies)?;
+    for e in &loaded.errors {
+        println!("error: {e}");
+    }
+    for w in &loaded.warnings {
+        println!("warning: {w}");
+    }
+    for s in &loaded.skipped {
+        println!("note: {s}");
+    }
+    println!(
+        "{} valid polic{}, {} error(s), {} warning(s)",
+        loaded.policies.len(),
+        if loaded.policies.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        loaded.errors.len(),
+        loaded.warnings.len()
+    );
+    Ok(if loaded.errors.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
+}

@@ -1,0 +1,341 @@
+//! `sealgate test`: Kyverno CLI test files (`kyverno-test.yaml`) run with sealgate's engine.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use sealgate_core::engine::{Decision, Status};
+use sealgate_core::policy::yaml::parse_documents;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Outcome;
+use crate::evaluate::evaluate;
+use crate::inputs::{SourcedResource, load_policies, load_resources};
+use crate::registry_args::RegistryArgs;
+use crate::render::table;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// The results table.
+    Table,
+    /// One JSON object per row.
+    Json,
+}
+
+/// Arguments of `test`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Runs every test file below each DIR. Exit 0 when every expected result \
+holds, 1 when one does not (or a test file or policy is invalid), 2 on usage or runtime errors."
+)]
+pub(crate) struct Args {
+    /// Directories (searched recursively) or test files.
+    #[arg(required = true, value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+
+    /// Name of the test files to look for.
+    #[arg(short = 'f', long, default_value = "kyverno-test.yaml")]
+    file_name: String,
+
+    /// Print only the rows that failed.
+    #[arg(long)]
+    fail_only: bool,
+
+    /// Add each rule's message to the table.
+    #[arg(long)]
+    detailed_results: bool,
+
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    output: Output,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// `cli.kyverno.io/v1alpha1` `Test`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TestFile {
+    #[serde(default)]
+    policies: Vec<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    results: Vec<ExpectedResult>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExpectedResult {
+    policy: String,
+    #[serde(default)]
+    rule: String,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    resource: Option<String>,
+    result: String,
+}
+
+fn find_test_files(path: &Path, name: &str, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    if path.is_file() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            find_test_files(&p, name, out)?;
+        } else if p.file_name().and_then(|n| n.to_str()) == Some(name) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+struct Row {
+    policy: String,
+    rule: String,
+    resource: String,
+    ok: bool,
+    result: String,
+    reason: String,
+    message: String,
+}
+
+pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let mut files = Vec::new();
+    for d in &args.dirs {
+        if !d.exists() {
+            bail!("{} does not exist", d.display());
+        }
+        find_test_files(d, &args.file_name, &mut files)?;
+    }
+    if files.is_empty() {
+        bail!(
+            "no {} found below {}",
+            args.file_name,
+            args.dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let client = args.registry.client()?;
+    let mut rows = Vec::new();
+    let mut invalid = false;
+    for file in &files {
+        let (file_rows, file_invalid) = run_file(file, &client).await?;
+        rows.extend(file_rows);
+        invalid |= file_invalid;
+    }
+    let failed = rows.iter().filter(|r| !r.ok).count();
+    let passed = rows.len() - failed;
+    let shown: Vec<&Row> = rows.iter().filter(|r| !args.fail_only || !r.ok).collect();
+    match args.output {
+        Output::Table => {
+            let mut header = vec!["ID", "POLICY", "RULE", "RESOURCE", "RESULT", "REASON"];
+            if args.detailed_results {
+                header.push("MESSAGE");
+            }
+            let body: Vec<Vec<String>> = shown
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let mut row = vec![
+                        (i + 1).to_string(),
+                        r.policy.clone(),
+                        r.rule.clone(),
+                        r.resource.clone(),
+                        if r.ok { "Pass".into() } else { "Fail".into() },
+                        r.reason.clone(),
+                    ];
+                    if args.detailed_results {
+                        row.push(r.message.clone());
+                    }
+                    row
+                })
+                .collect();
+            print!("{}", table(&header, &body));
+            println!("\nTest Summary: {passed} tests passed and {failed} tests failed");
+        }
+        Output::Json => {
+            for r in shown {
+                println!(
+                    "{}",
+                    json!({"policy": r.policy, "rule": r.rule, "resource": r.resource, "ok": r.ok, "result": r.result, "reason": r.reason, "message": r.message})
+                );
+            }
+        }
+    }
+    Ok(if failed > 0 || invalid {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}
+
+async fn run_file(
+    file: &Path,
+    client: &sealgate_registry::Client,
+) -> anyhow::Result<(Vec<Row>, bool)> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let doc = parse_documents(&text)
+        .into_iter()
+        .next()
+        .with_context(|| format!("{} is empty", file.display()))?
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    if let Some(kind) = doc.value["kind"].as_str()
+        && kind != "Test"
+    {
+        bail!(
+            "{}: kind is '{kind}', expected 'Test' (apiVersion cli.kyverno.io/v1alpha1)",
+            file.display()
+        );
+    }
+    let test: TestFile = serde_json::from_value(doc.value.clone())
+        .with_context(|| format!("{}: not a Kyverno test file", file.display()))?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let policy_paths: Vec<PathBuf> = test.policies.iter().map(|p| dir.join(p)).collect();
+    let resource_paths: Vec<PathBuf> = test.resources.iter().map(|p| dir.join(p)).collect();
+    let loaded = load_policies(&policy_paths)?;
+    for e in &loaded.errors {
+        eprintln!("error: {e}");
+    }
+    let resources = load_resources(&resource_paths, "default", &Default::default())?;
+    let mut decisions: HashMap<usize, Decision> = HashMap::new();
+    let mut rows = Vec::new();
+    for expected in &test.results {
+        let names: Vec<&String> = expected
+            .resources
+            .iter()
+            .chain(expected.resource.iter())
+            .collect();
+        for name in names {
+            let Some(index) = find_resource(&resources, name, expected.kind.as_deref()) else {
+                rows.push(row(
+                    expected,
+                    name,
+                    false,
+                    "",
+                    "Not found",
+                    format!("no resource {name} in {}", test.resources.join(", ")),
+                ));
+                continue;
+            };
+            if let std::collections::hash_map::Entry::Vacant(slot) = decisions.entry(index) {
+                slot.insert(evaluate(client, &loaded.policies, &resources[index].resource).await);
+            }
+            let decision = &decisions[&index];
+            rows.extend(compare(expected, name, decision));
+        }
+    }
+    Ok((rows, !loaded.errors.is_empty()))
+}
+
+fn find_resource(resources: &[SourcedResource], name: &str, kind: Option<&str>) -> Option<usize> {
+    let (ns, name) = match name.split_once('/') {
+        Some((ns, n)) => (Some(ns), n),
+        None => (None, name),
+    };
+    resources.iter().position(|r| {
+        r.resource.name == name
+            && ns.is_none_or(|ns| r.resource.namespace.as_deref() == Some(ns))
+            && kind.is_none_or(|k| sealgate_core::policy::matching::kind_of(k) == r.resource.kind)
+    })
+}
+
+fn compare(expected: &ExpectedResult, resource: &str, decision: &Decision) -> Vec<Row> {
+    let candidates = [
+        expected.rule.clone(),
+        format!("autogen-{}", expected.rule),
+        format!("autogen-cronjob-{}", expected.rule),
+    ];
+    let policy_results: Vec<_> = decision
+        .results
+        .iter()
+        .filter(|r| r.policy == expected.policy)
+        .collect();
+    let matching: Vec<_> = policy_results
+        .iter()
+        .filter(|r| candidates.contains(&r.rule))
+        .collect();
+    if matching.is_empty() {
+        return vec![if policy_results.is_empty() {
+            row(
+                expected,
+                resource,
+                false,
+                "",
+                "Not found",
+                "the policy produced no result for this resource".into(),
+            )
+        } else {
+            row(
+                expected,
+                resource,
+                true,
+                "",
+                "Excluded",
+                "no image matched the rule".into(),
+            )
+        }];
+    }
+    matching
+        .iter()
+        .map(|r| {
+            let actual = match r.status {
+                Status::Pass => "pass",
+                Status::Fail => "fail",
+                Status::Skip => "skip",
+                Status::Error => "error",
+            };
+            let ok = actual == expected.result;
+            let reason = if ok {
+                "Ok".to_string()
+            } else {
+                format!("Want {}, got {actual}", expected.result)
+            };
+            Row {
+                policy: expected.policy.clone(),
+                rule: r.rule.clone(),
+                resource: resource.to_string(),
+                ok,
+                result: actual.into(),
+                reason,
+                message: r.message.clone(),
+            }
+        })
+        .collect()
+}
+
+fn row(
+    expected: &ExpectedResult,
+    resource: &str,
+    ok: bool,
+    result: &str,
+    reason: &str,
+    message: String,
+) -> Row {
+    Row {
+        policy: expected.policy.clone(),
+        rule: expected.rule.clone(),
+        resource: resource.to_string(),
+        ok,
+        result: result.to_string(),
+        reason: reason.to_string(),
+        message,
+    }
+}
