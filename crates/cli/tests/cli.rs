@@ -5,11 +5,13 @@
 // Test code: failing loudly is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-use sealgate_core::Digest;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+
+use common::{Run, Workdir, image, signature_layers};
 use sealgate_core::cosign::ImageManifest;
 use sealgate_test_registry::{CodeSigningPki, TestRegistry, TestRegistryConfig};
 
@@ -21,116 +23,6 @@ const PLAIN: TestRegistryConfig = TestRegistryConfig {
     tls: false,
     auth: false,
 };
-
-/// A scratch directory and an isolated environment for running the binary: no docker config
-/// from the machine, the password given or none.
-struct Workdir {
-    dir: tempfile::TempDir,
-}
-
-impl Workdir {
-    fn new() -> Workdir {
-        Workdir {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealgate"));
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env("HOME", self.dir.path())
-            .env("DOCKER_CONFIG", self.dir.path().join("no-docker-config"))
-            .env_remove("REGISTRY_AUTH_FILE")
-            .env_remove("SEALGATE_REGISTRY_USERNAME")
-            .env_remove("SEALGATE_REGISTRY_PASSWORD")
-            .env_remove("COSIGN_PASSWORD")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// Runs with `COSIGN_PASSWORD` set.
-    fn run(&self, password: &str, args: &[&str]) -> Run {
-        Run(self
-            .command(args)
-            .env("COSIGN_PASSWORD", password)
-            .output()
-            .unwrap())
-    }
-
-    /// Runs with registry flags appended.
-    fn run_on(&self, registry: &TestRegistry, password: &str, args: &[&str]) -> Run {
-        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        all.extend(registry.cli_args());
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        self.run(password, &refs)
-    }
-
-    fn keys(&self, prefix: &str, password: &str) -> (String, String) {
-        self.run(
-            password,
-            &["generate-key-pair", "--output-key-prefix", prefix],
-        )
-        .success();
-        (format!("{prefix}.key"), format!("{prefix}.pub"))
-    }
-}
-
-struct Run(Output);
-
-impl Run {
-    fn code(&self) -> i32 {
-        self.0.status.code().unwrap_or(-1)
-    }
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into_owned()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into_owned()
-    }
-    fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(
-            self.code(),
-            code,
-            "exit code\nstdout:\n{}\nstderr:\n{}",
-            self.stdout(),
-            self.stderr()
-        );
-        self
-    }
-    fn success(&self) -> &Run {
-        self.expect_code(0)
-    }
-    fn stderr_has(&self, needle: &str) -> &Run {
-        assert!(
-            self.stderr().contains(needle),
-            "stderr lacks {needle:?}:\n{}",
-            self.stderr()
-        );
-        self
-    }
-}
-
-fn image(registry: &TestRegistry, name: &str) -> String {
-    format!("{}/{name}", registry.host())
-}
-
-/// The layers of the `.sig` image of `digest` in `repo`.
-fn signature_layers(registry: &TestRegistry, repo: &str, digest: &Digest) -> usize {
-    let client = registry.client();
-    let repo_ref = registry.image_ref(&format!("{repo}:x"));
-    let tag = digest.signature_tag();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let manifest = rt.block_on(client.get_manifest(&repo_ref, &tag)).unwrap();
-    manifest.map_or(0, |m| ImageManifest::parse(&m.bytes).unwrap().layers.len())
-}
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -677,4 +569,89 @@ fn credentials_come_from_docker_config_json() {
         .output()
         .unwrap();
     Run(out).success();
+}
+
+/// The real keyless `.sig` of connaisseur's test image, pushed to the test registry, passes a
+/// `certificates` attestor built from its own certificate and chain (Rekor bundle checked offline
+/// against the public-good key, chain at the logged signing time); with another root it fails.
+#[test]
+fn a_real_keyless_signature_on_the_registry_passes_a_certificates_attestor() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/testdata/connaisseur");
+    let manifest_bytes = std::fs::read(fixtures.join("sig-manifest.json")).unwrap();
+    let payload = std::fs::read(fixtures.join("payload.json")).unwrap();
+    let manifest = ImageManifest::parse(&manifest_bytes).unwrap();
+    // The config blob is not in the fixture; cosign's is reproducible from the layers.
+    let (_, config) = sealgate_core::cosign::signature_image(&manifest.layers);
+    let digest: sealgate_core::Digest =
+        "sha256:31dc72a13a0c34b40eb95419d2b2fd67320c856baf3b72da518023ee8d370aee"
+            .parse()
+            .unwrap();
+    let repo = registry.image_ref("phbelitz/rekor-test:x");
+    let client = registry.client();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        client.push_blob(&repo, &payload).await.unwrap();
+        assert_eq!(
+            client.push_blob(&repo, &config).await.unwrap(),
+            manifest.config.digest
+        );
+        client
+            .put_manifest(
+                &repo,
+                &digest.signature_tag(),
+                "application/vnd.oci.image.manifest.v1+json",
+                &manifest_bytes,
+            )
+            .await
+            .unwrap();
+    });
+
+    let layer = &manifest.layers[0];
+    let indent = |s: &str| s.trim_end().replace('\n', "\n                ");
+    let policy = |chain: &str| {
+        format!(
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: certificate-verification\nspec:\n  validationFailureAction: Enforce\n  rules:\n    - name: verify-with-certificates\n      match:\n        any:\n        - resources:\n            kinds: [Pod]\n      verifyImages:\n      - imageReferences: [\"*\"]\n        mutateDigest: false\n        attestors:\n        - count: 1\n          entries:\n          - certificates:\n              cert: |-\n                {}\n              certChain: |-\n                {}\n              rekor:\n                url: https://rekor.sigstore.dev\n",
+            indent(layer.annotation("dev.sigstore.cosign/certificate").unwrap()),
+            indent(chain)
+        )
+    };
+    let w = Workdir::new();
+    std::fs::write(
+        w.path("own.yaml"),
+        policy(layer.annotation("dev.sigstore.cosign/chain").unwrap()),
+    )
+    .unwrap();
+    std::fs::write(
+        w.path("foreign.yaml"),
+        policy(&CodeSigningPki::generate("Foreign").root_pem),
+    )
+    .unwrap();
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: rekor-test, namespace: default}}\nspec:\n  containers:\n  - name: app\n    image: {}/phbelitz/rekor-test@{digest}\n",
+        registry.host()
+    );
+    std::fs::write(w.path("pod.yaml"), pod).unwrap();
+    let ok = w.run_on(
+        &registry,
+        "",
+        &["apply", "own.yaml", "--resource", "pod.yaml"],
+    );
+    ok.success();
+    assert!(ok.stdout().contains("pass"), "{}", ok.stdout());
+    let bad = w.run_on(
+        &registry,
+        "",
+        &["apply", "foreign.yaml", "--resource", "pod.yaml"],
+    );
+    bad.expect_code(1);
+    assert!(
+        bad.stdout()
+            .contains("does not chain to the roots in certChain"),
+        "{}",
+        bad.stdout()
+    );
 }

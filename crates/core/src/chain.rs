@@ -107,8 +107,9 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo, ChainError> {
     })
 }
 
-/// Validates `leaf` (with `intermediates` as path hints) up to one of `roots` at `at_unix`,
-/// requiring the codeSigning extended key usage on the leaf, as cosign does.
+/// Validates `leaf` (with `intermediates` as path hints) up to one of `roots` at `at_unix`. Every
+/// certificate of the path that restricts its extended key usage must allow codeSigning; one
+/// without the extension allows any use (Go's `x509.Verify`, which cosign uses, does the same).
 pub fn verify_code_signing_chain(
     leaf: &[u8],
     intermediates: &[Vec<u8>],
@@ -140,7 +141,7 @@ pub fn verify_code_signing_chain(
         &anchors,
         &inter,
         time,
-        webpki::KeyUsage::required(CODE_SIGNING),
+        webpki::KeyUsage::required_if_present(CODE_SIGNING),
         None,
         None,
     )
@@ -204,6 +205,36 @@ mod tests {
         assert!(info.not_before <= SIGNED_AT && SIGNED_AT <= info.not_after);
         let (intermediate, root) = (chain[..1].to_vec(), chain[1..].to_vec());
         verify_code_signing_chain(&leaf, &intermediate, &root, SIGNED_AT).unwrap();
+    }
+
+    /// A generated CA → leaf, with the leaf's extended key usage `eku`.
+    fn generated(eku: Vec<rcgen::ExtendedKeyUsagePurpose>) -> (Vec<u8>, Vec<u8>) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let mut leaf = CertificateParams::new(vec!["signer".to_string()]).unwrap();
+        leaf.extended_key_usages = eku;
+        let leaf = leaf.signed_by(&KeyPair::generate().unwrap(), &ca).unwrap();
+        (leaf.der().to_vec(), ca.der().to_vec())
+    }
+
+    #[test]
+    fn extended_key_usage_must_allow_code_signing_when_present() {
+        use rcgen::ExtendedKeyUsagePurpose::{CodeSigning, ServerAuth};
+        let now = 1_795_000_000;
+        for (eku, ok) in [
+            (vec![CodeSigning], true),
+            (vec![], true),
+            (vec![ServerAuth], false),
+        ] {
+            let (leaf, root) = generated(eku.clone());
+            let result = verify_code_signing_chain(&leaf, &[], &[root], now);
+            assert_eq!(result.is_ok(), ok, "{eku:?}: {result:?}");
+            if !ok {
+                assert!(matches!(result, Err(ChainError::NotForCodeSigning(_))));
+            }
+        }
     }
 
     #[test]

@@ -87,6 +87,41 @@ impl TestRegistry {
         registry
     }
 
+    /// Starts a registry listening on `listen` (e.g. `127.0.0.1:443`) that tests reach as `host`
+    /// (e.g. `registry.company.com`, resolved to loopback by the test's own `/etc/hosts` in a
+    /// network namespace). Its TLS certificate is valid for `registry.company.com`.
+    pub fn start_as(config: TestRegistryConfig, listen: &str, host: &str) -> TestRegistry {
+        let temp_dir = tempfile::Builder::new()
+            .prefix("sealgate-test-registry-")
+            .tempdir()
+            .expect("cannot create a temporary directory for the test registry");
+        let dir = temp_dir.path().to_path_buf();
+        fs::create_dir_all(dir.join("data"))
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let password = config.auth.then(|| random_hex(16));
+        write_support_files(config, &dir, password.as_deref());
+        let config_path = dir.join("config.yml");
+        fs::write(&config_path, distribution_config(config, &dir, listen))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", config_path.display()));
+        let child = spawn(&registry_binary(), &config_path, &dir.join("registry.log"));
+        let mut registry = TestRegistry {
+            config,
+            dir,
+            _temp_dir: Some(temp_dir),
+            host: listen.to_string(),
+            password,
+            child,
+        };
+        if let Err(log) = registry.wait_until_ready() {
+            panic!(
+                "docker-registry did not start on {listen} within {}s; its log:\n{log}",
+                READY_TIMEOUT.as_secs()
+            );
+        }
+        registry.host = host.to_string();
+        registry
+    }
+
     /// Starts a registry whose configuration, certificates, data and log live in `dir` (created
     /// if missing, left in place afterwards).
     pub fn start_in(config: TestRegistryConfig, dir: &Path) -> TestRegistry {
