@@ -5,8 +5,6 @@
 //! attestor's content, the signature set and the time, so callers may cache it by
 //! [`attestor_fingerprint`], repository and digest.
 
-use std::fmt::Write as _;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -48,59 +46,10 @@ pub struct VerifyContext<'a> {
     pub now: i64,
 }
 
-/// A stable description of what an attestor checks, for caching outcomes across requests.
-pub fn attestor_fingerprint(attestor: &Attestor) -> String {
-    let mut s = String::new();
-    match &attestor.kind {
-        AttestorKind::Key(k) => {
-            let key = match &k.key {
-                KeySource::Pem(p) => p.fingerprint(),
-                KeySource::Secret { namespace, name } => format!("secret:{namespace}/{name}"),
-                KeySource::Kms(uri) | KeySource::Reference(uri) => uri.clone(),
-            };
-            let _ = write!(s, "key|{key}|{}", k.hash.name());
-            rekor_fingerprint(&mut s, &k.rekor);
-        }
-        AttestorKind::Certificate(c) => {
-            let _ = write!(
-                s,
-                "cert|{}",
-                c.cert
-                    .as_ref()
-                    .map(|c| Digest::sha256_of(c.der()).to_string())
-                    .unwrap_or_default()
-            );
-            for ca in &c.chain {
-                let _ = write!(s, "|{}", Digest::sha256_of(ca.der()));
-            }
-            rekor_fingerprint(&mut s, &c.rekor);
-        }
-        AttestorKind::Keyless(k) => {
-            let _ = write!(
-                s,
-                "keyless|{:?}|{:?}|{:?}|{:?}",
-                k.issuer, k.issuer_regexp, k.subject, k.subject_regexp
-            );
-        }
-        AttestorKind::Nested(_) => s.push_str("nested"),
-    }
-    for (k, v) in &attestor.annotations {
-        let _ = write!(s, "|a:{k}={v}");
-    }
-    s
-}
-
-fn rekor_fingerprint(s: &mut String, r: &RekorSettings) {
-    let _ = write!(
-        s,
-        "|rekor:{}:{}:{}",
-        r.ignore_tlog,
-        r.written,
-        r.public_key
-            .as_ref()
-            .map(|k| k.fingerprint())
-            .unwrap_or_default()
-    );
+/// A stable description of what an attestor checks, for caching outcomes across requests
+/// (computed once, when the policy is loaded).
+pub fn attestor_fingerprint(attestor: &Attestor) -> &str {
+    attestor.fingerprint()
 }
 
 /// Checks `attestor` against the signatures found for an image.

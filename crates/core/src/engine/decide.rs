@@ -171,7 +171,7 @@ pub fn decide(plan: &Plan<'_>, evidence: &Evidence) -> Decision {
     let uncovered = plan
         .uncovered_images()
         .into_iter()
-        .map(|i| plan.images[i].normalized())
+        .map(|i| plan.images[i].normalized().to_string())
         .collect();
     Decision {
         allowed,
@@ -239,7 +239,7 @@ fn evaluate_rule(
                 (Ok(reference), Some(d)) if result.status == Status::Pass => {
                     reference.with_digest(d.clone()).normalized()
                 }
-                _ => image.normalized(),
+                _ => image.normalized().to_string(),
             };
             let value = match result.status {
                 Status::Pass => "pass",
@@ -298,7 +298,7 @@ fn image_result(
     signers: Vec<String>,
 ) -> ImageResult {
     ImageResult {
-        image: image.normalized(),
+        image: image.normalized().to_string(),
         pointer: image.pointer.clone(),
         entry: check.entry,
         digest,
@@ -396,8 +396,8 @@ fn evaluate_image(
     for (i, set) in entry.attestors.iter().enumerate() {
         let verdict = evaluate_set(set, &|attestor| {
             let key = OutcomeKey {
-                attestor: attestor_fingerprint(attestor),
-                repository: signature_repository(reference, entry, attestor),
+                attestor: attestor_fingerprint(attestor).to_string(),
+                repository: signature_repository(image, entry, attestor).into_owned(),
                 digest: digest.clone(),
             };
             evidence.outcomes.get(&key).cloned()

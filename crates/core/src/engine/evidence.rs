@@ -66,7 +66,8 @@ impl Evidence {
         for r in &plan.rules {
             for c in &r.checks {
                 let entry = &r.rule.verify_images[c.entry];
-                let Ok(reference) = &plan.images[c.image].reference else {
+                let image = &plan.images[c.image];
+                let Ok(reference) = &image.reference else {
                     continue;
                 };
                 let Some(Ok(digest)) = self.digest_of(reference) else {
@@ -77,11 +78,11 @@ impl Evidence {
                     for_each_leaf(set, &mut |a| leaves.push(a));
                     for attestor in leaves {
                         let request = SignatureRequest {
-                            repository: signature_repository(reference, entry, attestor),
+                            repository: signature_repository(image, entry, attestor).into_owned(),
                             digest: digest.clone(),
                         };
                         let key = OutcomeKey {
-                            attestor: attestor_fingerprint(attestor),
+                            attestor: attestor_fingerprint(attestor).to_string(),
                             repository: request.repository.clone(),
                             digest: digest.clone(),
                         };

@@ -7,7 +7,7 @@ use crate::digest::Digest;
 use crate::image::ImageRef;
 use crate::policy::{
     Attestor, AttestorKind, AttestorSet, ImageSource, ImageVerification, Policy,
-    ResolvedFailureAction, Rule, pod_spec_pointer,
+    ResolvedFailureAction, Rule, RuleOrigin, pod_spec_pointer,
 };
 
 use super::resource::{ExtractedImage, Resource};
@@ -84,8 +84,6 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource) -> Plan<'p> {
         add(resource.images(ImageSource::PodSpec(pointer)), &mut images);
     }
     let builtin: Vec<usize> = (0..images.len()).collect();
-    let normalized: Vec<String> = images.iter().map(ExtractedImage::normalized).collect();
-    let mut normalized = normalized;
     let meta = resource.meta();
     let mut rules = Vec::new();
     for policy in policies {
@@ -93,26 +91,26 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource) -> Plan<'p> {
             continue;
         }
         for rule in policy.all_rules() {
+            // Autogen rules match only pod controllers, never Pods: skip them without matching.
+            if resource.kind == "Pod" && rule.origin != RuleOrigin::Written {
+                continue;
+            }
             if !rule.matches_resource(&meta) {
                 continue;
             }
-            let rule_images = match rule.image_source(&resource.kind) {
-                ImageSource::PodSpec(_) => builtin.clone(),
+            let extracted;
+            let rule_images: &[usize] = match rule.image_source(&resource.kind) {
+                ImageSource::PodSpec(_) => &builtin,
                 source @ ImageSource::Extractors(_) => {
-                    let indices = add(resource.images(source), &mut images);
-                    normalized.extend(
-                        images[normalized.len()..]
-                            .iter()
-                            .map(ExtractedImage::normalized),
-                    );
-                    indices
+                    extracted = add(resource.images(source), &mut images);
+                    &extracted
                 }
-                ImageSource::None => Vec::new(),
+                ImageSource::None => &[],
             };
             let mut checks = Vec::new();
             for (e, entry) in rule.verify_images.iter().enumerate() {
-                for &i in &rule_images {
-                    if entry.applies_to(&normalized[i]) {
+                for &i in rule_images {
+                    if entry.applies_to(images[i].normalized()) {
                         checks.push(ImageCheck { entry: e, image: i });
                     }
                 }
@@ -199,7 +197,7 @@ impl Plan<'_> {
                 let Ok(reference) = &self.images[c.image].reference else {
                     continue;
                 };
-                if entry.attestors.is_empty() || entry.skips(&reference.normalized()) {
+                if entry.attestors.is_empty() || entry.skips(self.images[c.image].normalized()) {
                     continue;
                 }
                 let Some(digest) = reference.digest().cloned().or_else(|| digest_of(reference))
@@ -209,7 +207,12 @@ impl Plan<'_> {
                 for set in &entry.attestors {
                     for_each_leaf(set, &mut |attestor| {
                         out.insert(SignatureRequest {
-                            repository: signature_repository(reference, entry, attestor),
+                            repository: signature_repository(
+                                &self.images[c.image],
+                                entry,
+                                attestor,
+                            )
+                            .into_owned(),
                             digest: digest.clone(),
                         });
                     });
@@ -222,21 +225,21 @@ impl Plan<'_> {
 
 /// Where an attestor looks for an image's signatures: the attestor's `repository`, else the
 /// entry's, else the image's own repository.
-pub fn signature_repository(
-    image: &ImageRef,
+pub fn signature_repository<'a>(
+    image: &'a ExtractedImage,
     entry: &ImageVerification,
     attestor: &Attestor,
-) -> String {
+) -> std::borrow::Cow<'a, str> {
     match attestor
         .repository
         .as_deref()
         .or(entry.repository.as_deref())
     {
-        Some(repo) if !repo.is_empty() => match ImageRef::parse(repo) {
+        Some(repo) if !repo.is_empty() => std::borrow::Cow::Owned(match ImageRef::parse(repo) {
             Ok(r) => r.repository(),
             Err(_) => repo.to_string(),
-        },
-        _ => image.repository(),
+        }),
+        _ => std::borrow::Cow::Borrowed(image.repository()),
     }
 }
 

@@ -150,16 +150,45 @@ pub struct ExtractedImage {
     pub reference: Result<ImageRef, ParseError>,
     /// `Some` when the extractor post-processes the value with JMESPath, which is not supported.
     pub unsupported: Option<String>,
+    normalized: String,
+    repository: String,
 }
 
 impl ExtractedImage {
+    /// An image found at `pointer`; the reference is parsed and normalised once, here.
+    pub fn new(
+        pointer: String,
+        group: String,
+        name: String,
+        raw: String,
+        unsupported: Option<String>,
+    ) -> ExtractedImage {
+        let reference = ImageRef::parse(&raw);
+        let (normalized, repository) = match &reference {
+            Ok(r) => (r.normalized(), r.repository()),
+            Err(_) => (raw.clone(), String::new()),
+        };
+        ExtractedImage {
+            pointer,
+            group,
+            name,
+            raw,
+            reference,
+            unsupported,
+            normalized,
+            repository,
+        }
+    }
+
     /// Kyverno's normalised form (`docker.io/nginx:latest`), or the raw string if it does not
     /// parse.
-    pub fn normalized(&self) -> String {
-        match &self.reference {
-            Ok(r) => r.normalized(),
-            Err(_) => self.raw.clone(),
-        }
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+
+    /// `registry/path` of the image (empty when it does not parse).
+    pub fn repository(&self) -> &str {
+        &self.repository
     }
 }
 
@@ -186,14 +215,13 @@ fn pod_spec_images(object: &Value, pointer: &str) -> Vec<ExtractedImage> {
             if raw.trim().is_empty() {
                 continue;
             }
-            out.push(ExtractedImage {
-                pointer: format!("{pointer}/{group}/{i}/image"),
-                group: group.to_string(),
-                name: c["name"].as_str().unwrap_or_default().to_string(),
-                raw: raw.to_string(),
-                reference: ImageRef::parse(raw),
-                unsupported: None,
-            });
+            out.push(ExtractedImage::new(
+                format!("{pointer}/{group}/{i}/image"),
+                group.to_string(),
+                c["name"].as_str().unwrap_or_default().to_string(),
+                raw.to_string(),
+                None,
+            ));
         }
     }
     out
@@ -225,17 +253,16 @@ fn extractor_images(object: &Value, config: &ImageExtractorConfig) -> Vec<Extrac
                 .to_string(),
             None => pointer.clone(),
         };
-        found.push(ExtractedImage {
-            pointer: format!("{pointer}/{}", pointer_segment(&value_field)),
-            group: group.clone(),
+        found.push(ExtractedImage::new(
+            format!("{pointer}/{}", pointer_segment(&value_field)),
+            group.clone(),
             name,
-            raw: raw.to_string(),
-            reference: ImageRef::parse(raw),
-            unsupported: config
+            raw.to_string(),
+            config
                 .jmes_path
                 .as_ref()
                 .map(|j| format!("imageExtractors jmesPath '{j}' is not supported yet; the image cannot be checked")),
-        });
+        ));
     });
     found
 }

@@ -541,6 +541,47 @@ mod tests {
         }
     }
 
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the input, parsing never panics, and what parses normalises to a string that
+        /// parses back to the same reference.
+        #[test]
+        fn parse_never_panics_and_normalisation_is_stable(input in "\\PC{0,80}") {
+            if let Ok(r) = ImageRef::parse(&input) {
+                let again = ImageRef::parse(&r.normalized()).unwrap();
+                prop_assert_eq!(&again, &r);
+                prop_assert_eq!(again.normalized(), r.normalized());
+            }
+        }
+
+        /// Generated valid references parse into their parts.
+        #[test]
+        fn valid_references_parse_into_their_parts(
+            registry in proptest::option::of("[a-z]([a-z0-9-]{0,6}[a-z0-9])?\\.(io|com|dev)(:[0-9]{2,5})?"),
+            path in "[a-z0-9]{1,6}(/[a-z0-9]{1,6}(-[a-z0-9]{1,4})?){0,3}",
+            tag in proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}"),
+            digest in proptest::option::of("[0-9a-f]{64}"),
+        ) {
+            let mut s = String::new();
+            if let Some(r) = &registry { s.push_str(r); s.push('/'); }
+            s.push_str(&path);
+            if let Some(t) = &tag { s.push(':'); s.push_str(t); }
+            if let Some(d) = &digest { s.push_str("@sha256:"); s.push_str(d); }
+            let r = ImageRef::parse(&s).unwrap();
+            prop_assert_eq!(r.registry(), registry.as_deref().unwrap_or("docker.io"));
+            prop_assert_eq!(r.path(), path.as_str());
+            prop_assert_eq!(r.tag(), tag.as_deref());
+            prop_assert_eq!(r.digest().map(|d| d.hex().to_string()), digest.clone());
+            let expected_suffix = match (&digest, &tag) {
+                (Some(d), _) => format!("@sha256:{d}"),
+                (None, Some(t)) => format!(":{t}"),
+                (None, None) => ":latest".to_string(),
+            };
+            prop_assert!(r.normalized().ends_with(&expected_suffix));
+        }
+    }
+
     #[test]
     fn error_names_the_input_and_the_part() {
         let e = ImageRef::parse("registry.io/App:v1").unwrap_err();

@@ -13,16 +13,32 @@ pub fn matches(pattern: &str, text: &str) -> bool {
     if pattern == "*" {
         return true;
     }
-    // Iterative matcher with single-star backtracking: linear in practice, never exponential.
+    match pattern.find(['*', '?']) {
+        None => return pattern == text,
+        // `prefix*`, the usual image pattern: a prefix test.
+        Some(i) if i + 1 == pattern.len() && pattern.ends_with('*') => {
+            return text.starts_with(&pattern[..i]);
+        }
+        Some(_) => {}
+    }
+    if pattern.is_ascii() && text.is_ascii() {
+        // One byte is one character: match bytes, without allocating.
+        return match_units(pattern.as_bytes(), text.as_bytes(), b'*', b'?');
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
+    match_units(&p, &t, '*', '?')
+}
+
+/// Iterative matcher with single-star backtracking: linear in practice, never exponential.
+fn match_units<T: Copy + PartialEq>(p: &[T], t: &[T], star_unit: T, any_unit: T) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && p[pi] == t[ti])) {
+        if pi < p.len() && (p[pi] == any_unit || (p[pi] != star_unit && p[pi] == t[ti])) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == star_unit {
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((sp, st)) = star {
@@ -33,7 +49,7 @@ pub fn matches(pattern: &str, text: &str) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == star_unit)
 }
 
 /// Whether `text` matches any of `patterns`.
@@ -181,6 +197,14 @@ mod tests {
     proptest! {
         #[test]
         fn agrees_with_naive_recursion(p in "[ab*?/]{0,8}", t in "[ab/]{0,10}") {
+            let pc: Vec<char> = p.chars().collect();
+            let tc: Vec<char> = t.chars().collect();
+            let want = if p.is_empty() { t.is_empty() } else { naive(&pc, &tc) };
+            prop_assert_eq!(matches(&p, &t), want);
+        }
+
+        #[test]
+        fn agrees_with_naive_recursion_beyond_ascii(p in "[aé*?/]{0,8}", t in "[aé/]{0,10}") {
             let pc: Vec<char> = p.chars().collect();
             let tc: Vec<char> = t.chars().collect();
             let want = if p.is_empty() { t.is_empty() } else { naive(&pc, &tc) };

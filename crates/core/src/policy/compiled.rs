@@ -471,6 +471,84 @@ pub struct Attestor {
     pub path: JsonPath,
     /// For an entry expanded from several PEM keys, which one (0-based).
     pub key_index: Option<usize>,
+    /// What the attestor checks, as a stable string (see [`Attestor::fingerprint`]).
+    fingerprint: String,
+}
+
+impl Attestor {
+    /// An attestor; its fingerprint is computed here, once.
+    pub fn new(
+        kind: AttestorKind,
+        annotations: BTreeMap<String, String>,
+        repository: Option<String>,
+        path: JsonPath,
+        key_index: Option<usize>,
+    ) -> Attestor {
+        let fingerprint = fingerprint(&kind, &annotations);
+        Attestor {
+            kind,
+            annotations,
+            repository,
+            path,
+            key_index,
+            fingerprint,
+        }
+    }
+
+    /// A stable description of what the attestor checks (key fingerprint, hash, certificates,
+    /// transparency-log settings, required annotations): two attestors with the same fingerprint
+    /// reach the same outcome on the same signatures, so outcomes can be cached by it.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+}
+
+fn fingerprint(kind: &AttestorKind, annotations: &BTreeMap<String, String>) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let rekor = |s: &mut String, r: &RekorSettings| {
+        let key = r
+            .public_key
+            .as_ref()
+            .map(PublicKey::fingerprint)
+            .unwrap_or_default();
+        let _ = write!(s, "|rekor:{}:{}:{key}", r.ignore_tlog, r.written);
+    };
+    match kind {
+        AttestorKind::Key(k) => {
+            let key = match &k.key {
+                KeySource::Pem(p) => p.fingerprint(),
+                KeySource::Secret { namespace, name } => format!("secret:{namespace}/{name}"),
+                KeySource::Kms(uri) | KeySource::Reference(uri) => uri.clone(),
+            };
+            let _ = write!(s, "key|{key}|{}", k.hash.name());
+            rekor(&mut s, &k.rekor);
+        }
+        AttestorKind::Certificate(c) => {
+            let cert = c
+                .cert
+                .as_ref()
+                .map(|c| crate::Digest::sha256_of(c.der()).to_string())
+                .unwrap_or_default();
+            let _ = write!(s, "cert|{cert}");
+            for ca in &c.chain {
+                let _ = write!(s, "|{}", crate::Digest::sha256_of(ca.der()));
+            }
+            rekor(&mut s, &c.rekor);
+        }
+        AttestorKind::Keyless(k) => {
+            let _ = write!(
+                s,
+                "keyless|{:?}|{:?}|{:?}|{:?}",
+                k.issuer, k.issuer_regexp, k.subject, k.subject_regexp
+            );
+        }
+        AttestorKind::Nested(_) => s.push_str("nested"),
+    }
+    for (k, v) in annotations {
+        let _ = write!(s, "|a:{k}={v}");
+    }
+    s
 }
 
 /// What an attestor verifies with.

@@ -934,12 +934,14 @@ impl<'a> DocumentLoader<'a> {
         );
         let annotations = attestor.annotations.clone();
         let repository = Some(attestor.repository.clone()).filter(|r| !r.is_empty());
-        let make = |kind: AttestorKind, key_index: Option<usize>| Attestor {
-            kind,
-            annotations: annotations.clone(),
-            repository: repository.clone(),
-            path: path.clone(),
-            key_index,
+        let make = |kind: AttestorKind, key_index: Option<usize>| {
+            Attestor::new(
+                kind,
+                annotations.clone(),
+                repository.clone(),
+                path.clone(),
+                key_index,
+            )
         };
         let mut out = Vec::new();
         if let Some(keys) = &attestor.keys {

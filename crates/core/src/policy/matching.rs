@@ -75,12 +75,9 @@ pub struct ResourceMeta<'a> {
 /// The kind part of a `kinds` entry: `Pod`, `v1/Pod`, `apps/v1/Deployment`, `Pod/exec` → the
 /// `Kind` segment.
 pub fn kind_of(entry: &str) -> &str {
-    let segments: Vec<&str> = entry.split('/').collect();
-    segments
-        .iter()
-        .rev()
+    entry
+        .rsplit('/')
         .find(|s| s.starts_with(|c: char| c.is_ascii_uppercase() || c == '*'))
-        .copied()
         .unwrap_or(entry)
 }
 

@@ -1,0 +1,114 @@
+//! The pure decision: a Pod of 10 containers against N ClusterPolicies, with every fetch and
+//! signature check already done (the evidence holds the attestor outcomes), so what is measured
+//! is `plan` + `decide`: rule matching, image extraction and normalisation, wildcard matching,
+//! count/AND logic, failure actions, messages and the JSON patch.
+//!
+//! Each policy checks `registry<i>.company.com/*` with one key; the Pod's containers use
+//! registries 0–9, so with N ≥ 10 every container is checked by one policy and the other N − 10
+//! policies are evaluated and do not match.
+//!
+//! `cargo bench -p sealgate-core --bench decide`
+
+// A benchmark: setup failures should stop it loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeMap;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use ring::rand::SystemRandom;
+use sealgate_core::Digest;
+use sealgate_core::engine::{
+    AttestorOutcome, Evidence, OutcomeKey, Resource, attestor_fingerprint, decide, plan,
+    signature_repository,
+};
+use sealgate_core::key::SigningKey;
+use sealgate_core::policy::{AttestorKind, Operation, Policy, load};
+use serde_json::json;
+
+fn policies(n: usize, key_pem: &str) -> Vec<Policy> {
+    let key = key_pem.trim_end().replace('\n', "\n                ");
+    let mut text = String::new();
+    for i in 0..n {
+        text.push_str(&format!(
+            "---\napiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: policy-{i}\nspec:\n  validationFailureAction: Enforce\n  rules:\n    - name: check-{i}\n      match:\n        any:\n        - resources:\n            kinds: [Pod]\n      verifyImages:\n      - imageReferences: [\"registry{i}.company.com/*\"]\n        attestors:\n        - count: 1\n          entries:\n          - keys:\n              publicKeys: |-\n                {key}\n"
+        ));
+    }
+    let outcome = load("bench.yaml", &text);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert_eq!(outcome.policies.len(), n);
+    outcome.policies
+}
+
+fn pod() -> Resource {
+    let containers: Vec<_> = (0..10)
+        .map(|j| json!({"name": format!("c{j}"), "image": format!("registry{j}.company.com/team/app-{j}:v1.{j}")}))
+        .collect();
+    Resource::from_object(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bench", "namespace": "default"}, "spec": {"containers": containers}}),
+        Operation::Create,
+        None,
+        BTreeMap::new(),
+    )
+    .unwrap()
+}
+
+/// Evidence in which every tag resolves and every attestor verified.
+fn evidence(policies: &[Policy], resource: &Resource) -> Evidence {
+    let p = plan(policies, resource);
+    let mut ev = Evidence::default();
+    for image in p.digest_requests() {
+        ev.digests.insert(
+            image.normalized(),
+            Ok(Digest::sha256_of(image.normalized().as_bytes())),
+        );
+    }
+    for r in &p.rules {
+        for c in &r.checks {
+            let entry = &r.rule.verify_images[c.entry];
+            let image = &p.images[c.image];
+            let reference = image.reference.as_ref().unwrap();
+            let digest = ev.digest_of(reference).unwrap().unwrap();
+            for set in &entry.attestors {
+                for attestor in &set.entries {
+                    assert!(!matches!(attestor.kind, AttestorKind::Nested(_)));
+                    let key = OutcomeKey {
+                        attestor: attestor_fingerprint(attestor).to_string(),
+                        repository: signature_repository(image, entry, attestor).into_owned(),
+                        digest: digest.clone(),
+                    };
+                    ev.outcomes.insert(
+                        key,
+                        AttestorOutcome::Verified {
+                            signer: "key".into(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+    ev
+}
+
+fn bench(c: &mut Criterion) {
+    let key = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let pem = key.public_key().to_pem();
+    let resource = pod();
+    let mut group = c.benchmark_group("decide_pod_10_containers");
+    for n in [1usize, 10, 100, 1000] {
+        let policies = policies(n, &pem);
+        let ev = evidence(&policies, &resource);
+        let d = decide(&plan(&policies, &resource), &ev);
+        assert!(d.allowed, "{}", d.message);
+        assert_eq!(d.results.len(), n.min(10));
+        group.bench_with_input(BenchmarkId::new("policies", n), &n, |b, _| {
+            b.iter(|| {
+                let p = plan(&policies, &resource);
+                decide(&p, &ev)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
