@@ -325,7 +325,7 @@ fn evaluate_image(
     if let Some(why) = &image.unsupported {
         return fail(Status::Error, format!("image {s}: {why}"));
     }
-    if entry.skips(&s) {
+    if entry.skips(s) {
         return fail(
             Status::Skip,
             format!(
