@@ -1,0 +1,1 @@
+//! The audit trail: every decision, stored in SQLite in the data directory.
