@@ -880,3 +880,80 @@ fn certificate_attestor_accepts_the_real_keyless_signature_and_refuses_a_foreign
         d.message
     );
 }
+
+/// Kyverno parity pitfalls (reference §9), each as Kyverno behaves.
+#[test]
+fn kyverno_pitfalls() {
+    let k = key();
+    let image = "registry.company.com/app:v1";
+    // 1. Matching is on the normalised string: `nginx` is `docker.io/nginx:latest`.
+    let hub = policies(
+        &keys_policy(&key_entry(&k), Some(1), "")
+            .replace("registry.company.com/*", "docker.io/nginx:*"),
+    );
+    let d = run(&hub, &pod("default", &["nginx"]), &FakeRegistry::default());
+    assert!(!d.allowed, "docker.io/nginx:* covers `nginx`");
+    // 3. `repo:*` does not match a digest reference: pre-pinned images bypass such a rule.
+    let tag_pattern = policies(
+        &keys_policy(&key_entry(&k), Some(1), "")
+            .replace("registry.company.com/*", "registry.company.com/app:*"),
+    );
+    let pinned = format!("registry.company.com/app@{}", digest_for("x"));
+    let d = run(
+        &tag_pattern,
+        &pod("default", &[&pinned]),
+        &FakeRegistry::default(),
+    );
+    assert!(
+        d.allowed && d.results.is_empty(),
+        "Kyverno lets the digest form through: {:?}",
+        d.results
+    );
+    assert_eq!(
+        d.uncovered,
+        vec![pinned.clone()],
+        "and sealgate says it was not covered"
+    );
+    // 7. Audit failures still annotate `fail`, warn, and report fail.
+    let audit = policies(&keys_policy(
+        &key_entry(&k),
+        Some(1),
+        "\n        failureAction: Audit\n        mutateDigest: false",
+    ));
+    let d = run(&audit, &pod("default", &[image]), &FakeRegistry::default());
+    assert!(d.allowed);
+    assert_eq!(d.results[0].status, Status::Fail);
+    assert_eq!(d.warnings.len(), 1);
+    let annotation = d
+        .patch
+        .iter()
+        .find(|p| p["path"] == "/metadata/annotations/kyverno.io~1verify-images")
+        .unwrap();
+    assert_eq!(
+        annotation["value"],
+        "{\"registry.company.com/app:v1\":\"fail\"}"
+    );
+    // 9. The annotation is compact JSON with sorted keys.
+    let two = policies(&quick_start(&k));
+    let (a, b) = ("registry.company.com/b:v1", "registry.company.com/a:v1");
+    let d = run(
+        &two,
+        &pod("default", &[a, b]),
+        &FakeRegistry::default().sign(a, &k).sign(b, &k),
+    );
+    let value = d
+        .patch
+        .iter()
+        .find(|p| p["path"] == "/metadata/annotations/kyverno.io~1verify-images")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (da, db) = (digest_for(a), digest_for(b));
+    assert_eq!(
+        value,
+        format!(
+            "{{\"registry.company.com/a@{db}\":\"pass\",\"registry.company.com/b@{da}\":\"pass\"}}"
+        )
+    );
+}
