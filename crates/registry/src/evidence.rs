@@ -11,10 +11,14 @@ use tokio::task::JoinSet;
 use crate::signatures::fetch_signatures;
 use crate::{Client, Error};
 
-/// Turns a registry error into the engine's fetch failure (a timeout stays a timeout).
+/// Turns a registry error into the engine's fetch failure (a timeout stays a timeout; its text
+/// continues the engine's "did not finish within …").
 pub fn fetch_failure(e: &Error) -> FetchFailure {
     match e {
-        Error::Timeout { .. } => FetchFailure::Timeout(e.to_string()),
+        Error::Timeout { host, timeout } => FetchFailure::Timeout(format!(
+            "{}s: {host} did not answer in time; if the registry is slow, raise --registry-timeout",
+            timeout.as_secs_f64()
+        )),
         _ => FetchFailure::Unavailable(e.to_string()),
     }
 }
@@ -75,4 +79,33 @@ async fn fetch_request(
     fetch_signatures(client, &repo, &request.digest)
         .await
         .map_err(|e| fetch_failure(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_timeout_reads_as_the_end_of_did_not_finish_within() {
+        let e = Error::Timeout {
+            host: "registry.company.com".into(),
+            timeout: Duration::from_millis(300),
+        };
+        assert_eq!(
+            fetch_failure(&e),
+            FetchFailure::Timeout(
+                "0.3s: registry.company.com did not answer in time; if the registry is slow, raise --registry-timeout"
+                    .into()
+            )
+        );
+        let e = Error::Connect {
+            host: "registry.company.com".into(),
+            detail: "connection refused".into(),
+        };
+        assert!(
+            matches!(fetch_failure(&e), FetchFailure::Unavailable(m) if m.starts_with("could not connect"))
+        );
+    }
 }

@@ -17,7 +17,9 @@ use crate::policy::{
 
 use super::attestor::{AttestorOutcome, attestor_fingerprint};
 use super::evidence::{Evidence, FetchFailure, OutcomeKey};
-use super::plan::{ImageCheck, Plan, RulePlan, signature_repository};
+use super::plan::{
+    ImageCheck, Plan, RulePlan, SignatureRequest, for_each_leaf, signature_repository,
+};
 use super::resource::{ExtractedImage, pointer_segment};
 
 /// Kyverno's annotation recording which images verified.
@@ -356,7 +358,7 @@ fn evaluate_image(
         Some(Err(FetchFailure::Timeout(why))) => {
             return fail(
                 Status::Error,
-                format!("verification of {s} did not finish in time: {why}"),
+                format!("verification of {s} did not finish within {why}"),
             );
         }
         Some(Err(FetchFailure::Unavailable(why))) if needs_digest => {
@@ -410,6 +412,18 @@ fn evaluate_image(
                 reasons,
                 error,
             } => {
+                // A signature fetch cut off by the caller's deadline: say so, as for a tag.
+                if error && let Some(why) = signature_timeout(set, image, entry, &digest, evidence)
+                {
+                    return image_result(
+                        image,
+                        check,
+                        Some(digest),
+                        Status::Error,
+                        format!("verification of {s} did not finish within {why}"),
+                        signers,
+                    );
+                }
                 let status = if error { Status::Error } else { Status::Fail };
                 let plural = if required == 1 {
                     "signature"
@@ -433,6 +447,30 @@ fn evaluate_image(
         format!("verified image signatures for {s} ({digest})"),
         signers,
     )
+}
+
+/// The first signature fetch of `set`'s attestors that ran out of time, if any.
+fn signature_timeout(
+    set: &AttestorSet,
+    image: &ExtractedImage,
+    entry: &ImageVerification,
+    digest: &Digest,
+    evidence: &Evidence,
+) -> Option<String> {
+    let mut found = None;
+    for_each_leaf(set, &mut |attestor| {
+        if found.is_some() {
+            return;
+        }
+        let request = SignatureRequest {
+            repository: signature_repository(image, entry, attestor).into_owned(),
+            digest: digest.clone(),
+        };
+        if let Some(Err(FetchFailure::Timeout(why))) = evidence.signatures.get(&request) {
+            found = Some(why.clone());
+        }
+    });
+    found
 }
 
 enum SetVerdict {

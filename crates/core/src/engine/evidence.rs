@@ -12,7 +12,8 @@ use super::plan::{Plan, SignatureRequest, for_each_leaf, signature_repository};
 /// Why something could not be fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchFailure {
-    /// The time budget ran out; what was slow.
+    /// The time budget ran out. The text continues "did not finish within …": the budget, then
+    /// what was slow, e.g. `8s: waiting for registry.company.com to answer …`.
     Timeout(String),
     /// Any other failure (unreachable, TLS, 401/403, 404 of the image, 5xx…), as a message that
     /// names the host and the fix.

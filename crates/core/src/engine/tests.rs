@@ -648,6 +648,77 @@ fn registry_errors_deny_in_enforce_and_warn_in_audit() {
 }
 
 #[test]
+fn timeouts_say_which_image_did_not_finish_within_the_budget() {
+    let k = key();
+    let image = "registry.company.com/app:v1";
+    let enforce = policies(&keys_policy(&key_entry(&k), Some(1), ""));
+    let resource = pod("default", &[image]);
+    let slow = "8s: waiting for registry.company.com to answer";
+
+    // The tag resolution ran out of time.
+    let p = plan(&enforce, &resource);
+    let mut evidence = Evidence::default();
+    evidence.digests.insert(
+        "registry.company.com/app:v1".into(),
+        Err(FetchFailure::Timeout(slow.into())),
+    );
+    let d = decide(&p, &evidence);
+    assert!(!d.allowed);
+    assert_eq!(d.results[0].status, Status::Error);
+    assert!(
+        d.message.contains(&format!(
+            "verification of {image} did not finish within 8s: waiting for registry.company.com to answer"
+        )),
+        "{}",
+        d.message
+    );
+
+    // The tag resolved (or was cached) but the signatures did not arrive in time.
+    let digest = digest_for(image);
+    let mut evidence = Evidence::default();
+    evidence
+        .digests
+        .insert("registry.company.com/app:v1".into(), Ok(digest.clone()));
+    let requests = p.signature_requests(&|_| Some(digest.clone()));
+    assert_eq!(requests.len(), 1);
+    evidence
+        .signatures
+        .insert(requests[0].clone(), Err(FetchFailure::Timeout(slow.into())));
+    evidence.verify_missing(
+        &p,
+        VerifyContext {
+            trust: TrustedRoot::public_good(),
+            now: NOW,
+        },
+    );
+    let d = decide(&p, &evidence);
+    assert!(!d.allowed);
+    assert_eq!(d.results[0].status, Status::Error);
+    assert!(
+        d.message.contains(&format!(
+            "verification of {image} did not finish within 8s: waiting for registry.company.com to answer"
+        )),
+        "{}",
+        d.message
+    );
+
+    // Audit: admitted, with the same words as a warning.
+    let audit = policies(&keys_policy(
+        &key_entry(&k),
+        Some(1),
+        "\n        failureAction: Audit\n        mutateDigest: false",
+    ));
+    let p = plan(&audit, &resource);
+    let d = decide(&p, &evidence);
+    assert!(d.allowed);
+    assert!(
+        d.warnings[0].contains("did not finish within 8s"),
+        "{:?}",
+        d.warnings
+    );
+}
+
+#[test]
 fn skip_image_references_skip_with_a_warning() {
     let k = key();
     let p = policies(&keys_policy(
