@@ -1,6 +1,7 @@
 //! One module per subcommand; [`run`] dispatches and [`Outcome`] maps results to exit codes.
 
 mod apply;
+mod audit;
 mod generate_key_pair;
 mod lint;
 mod public_key;
@@ -55,6 +56,8 @@ pub(crate) enum Command {
     Test(test::Args),
     /// Load and validate policies, printing every problem with file:line.
     Lint(lint::Args),
+    /// Show the webhook's audit trail: every admission decision, newest first.
+    Audit(audit::Args),
 }
 
 /// Runs one command.
@@ -68,6 +71,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Apply(args) => block_on(apply::run(&args)),
         Command::Test(args) => block_on(test::run(&args)),
         Command::Lint(args) => lint::run(&args),
+        Command::Audit(args) => audit::run(&args),
     }
 }
 

@@ -1,1 +1,0 @@
-//! The audit trail: every decision, stored in SQLite in the data directory.

@@ -1,0 +1,530 @@
+//! [`AuditWriter`]: the audit trail off the request path.
+//!
+//! Handlers hand records to [`AuditWriter::record`], which counts them into a bounded queue and
+//! returns at once; when the queue is full the records are dropped and counted
+//! ([`AuditWriter::dropped`]). One dedicated thread owns the writable [`AuditStore`]: it writes
+//! what arrives in transactions of up to 500 records, or every 200 ms when fewer come, and
+//! prunes at start and every 10 minutes. [`AuditFlusher::shutdown`] asks it to write everything
+//! queued so far, close the database and stop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::{AuditError, AuditRecord, AuditStore, now_unix_ms};
+
+/// How the writer thread batches, prunes and bounds its queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriterConfig {
+    /// Records queued (sent, not yet taken by the thread) at most; more are dropped.
+    pub(crate) capacity: usize,
+    /// A transaction is written as soon as this many records are waiting.
+    pub(crate) batch_size: usize,
+    /// ... or when the oldest waiting record has waited this long.
+    pub(crate) flush_interval: Duration,
+    /// Retention is applied at start and then this often.
+    pub(crate) prune_interval: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            capacity: 65_536,
+            batch_size: 500,
+            flush_interval: Duration::from_millis(200),
+            prune_interval: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Where the writer thread's warnings go.
+pub(crate) type Reporter = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What the writer thread is sent.
+#[derive(Debug)]
+enum Message {
+    Records(Vec<AuditRecord>),
+    /// Write everything before this message, close the database, answer, stop.
+    Shutdown(oneshot::Sender<Result<(), AuditError>>),
+}
+
+/// Counters shared by the writers and the thread.
+#[derive(Debug)]
+struct Shared {
+    capacity: usize,
+    /// Records sent and not yet taken by the thread.
+    queued: AtomicUsize,
+    /// Records refused: queue full, or the writer stopped.
+    dropped: AtomicU64,
+    /// Records lost because SQLite could not write them.
+    failed: AtomicU64,
+    /// Set when the thread starts shutting down; later records are dropped.
+    closed: AtomicBool,
+}
+
+/// Queues audit records for the writer thread. Cheap to clone; never blocks the request path.
+#[derive(Debug, Clone)]
+pub struct AuditWriter {
+    sender: Sender<Message>,
+    shared: Arc<Shared>,
+}
+
+/// Stops the writer thread after it has written everything queued.
+#[derive(Debug)]
+pub struct AuditFlusher {
+    sender: Sender<Message>,
+    /// Why there is no writer thread, when it could not be started.
+    not_started: Option<String>,
+}
+
+impl AuditWriter {
+    /// Starts the writer thread owning `store` and returns the handle to queue records and the
+    /// one to stop it. Problems (records SQLite refused, retention not applied) are reported on
+    /// stderr as `warning: audit: ...`; see [`AuditWriter::spawn_with_reporter`] to send them to
+    /// the server's log instead.
+    pub fn spawn(store: AuditStore) -> (AuditWriter, AuditFlusher) {
+        Self::spawn_with_reporter(store, |warning| eprintln!("warning: audit: {warning}"))
+    }
+
+    /// As [`AuditWriter::spawn`], with `report` called (from the writer thread) with each
+    /// warning; write failures at most once a minute.
+    ///
+    /// If the OS refuses a thread, nothing is written: `report` is told, every record is counted
+    /// as dropped, and [`AuditFlusher::shutdown`] returns the error.
+    pub fn spawn_with_reporter(
+        store: AuditStore,
+        report: impl Fn(&str) + Send + Sync + 'static,
+    ) -> (AuditWriter, AuditFlusher) {
+        Self::start(store, WriterConfig::default(), Arc::new(report))
+    }
+
+    /// Starts the thread with `config`.
+    pub(crate) fn start(
+        store: AuditStore,
+        config: WriterConfig,
+        report: Reporter,
+    ) -> (AuditWriter, AuditFlusher) {
+        let (writer, receiver) = AuditWriter::queue(config.capacity);
+        let shared = Arc::clone(&writer.shared);
+        let thread_report = Arc::clone(&report);
+        let spawned = std::thread::Builder::new()
+            .name("sealgate-audit".into())
+            .spawn(move || run(store, &receiver, &shared, config, &*thread_report));
+        let not_started = match spawned {
+            Ok(_) => None,
+            Err(e) => {
+                writer.shared.closed.store(true, Ordering::Release);
+                let error = AuditError::WriterThread {
+                    detail: e.to_string(),
+                };
+                report(&error.to_string());
+                Some(e.to_string())
+            }
+        };
+        let flusher = AuditFlusher {
+            sender: writer.sender.clone(),
+            not_started,
+        };
+        (writer, flusher)
+    }
+
+    /// A writer and the receiving end of its queue, with no thread yet.
+    fn queue(capacity: usize) -> (AuditWriter, Receiver<Message>) {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let shared = Arc::new(Shared {
+            capacity,
+            queued: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
+        (AuditWriter { sender, shared }, receiver)
+    }
+
+    /// Queues `records` for writing. When the queue is full or the writer has stopped they are
+    /// dropped and counted instead: this never blocks and never panics.
+    pub fn record(&self, records: Vec<AuditRecord>) {
+        let n = records.len();
+        if n == 0 {
+            return;
+        }
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            return;
+        }
+        let before = shared.queued.fetch_add(n, Ordering::AcqRel);
+        if before.saturating_add(n) > shared.capacity {
+            shared.queued.fetch_sub(n, Ordering::AcqRel);
+            shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            return;
+        }
+        if self.sender.send(Message::Records(records)).is_err() {
+            shared.queued.fetch_sub(n, Ordering::AcqRel);
+            shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Records dropped so far because the queue was full or the writer had stopped.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records lost so far because SQLite refused to write them (also reported as warnings, at
+    /// most once a minute).
+    pub fn failed(&self) -> u64 {
+        self.shared.failed.load(Ordering::Relaxed)
+    }
+}
+
+impl AuditFlusher {
+    /// Writes everything queued so far, closes the database and stops the writer thread. Call it
+    /// on graceful shutdown, after in-flight requests have drained; records queued afterwards
+    /// are counted as dropped.
+    pub async fn shutdown(self) -> Result<(), AuditError> {
+        if let Some(detail) = self.not_started {
+            return Err(AuditError::WriterThread { detail });
+        }
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Message::Shutdown(reply))
+            .map_err(|_| AuditError::WriterStopped)?;
+        answer.await.map_err(|_| AuditError::WriterStopped)?
+    }
+}
+
+/// Reports write failures at most once a minute.
+#[derive(Debug, Default)]
+struct FailureReport {
+    last: Option<Instant>,
+    unreported: u64,
+}
+
+impl FailureReport {
+    fn failed(&mut self, records: usize, error: &AuditError, report: &dyn Fn(&str)) {
+        self.unreported += records as u64;
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            report(&format!(
+                "{} record(s) not written: {error}",
+                self.unreported
+            ));
+            self.unreported = 0;
+            self.last = Some(Instant::now());
+        }
+    }
+}
+
+/// The writer thread: batches, writes, prunes; returns after a shutdown or when every sender is
+/// gone.
+fn run(
+    mut store: AuditStore,
+    receiver: &Receiver<Message>,
+    shared: &Shared,
+    config: WriterConfig,
+    report: &dyn Fn(&str),
+) {
+    let mut pending: Vec<AuditRecord> = Vec::with_capacity(config.batch_size);
+    let mut flush_due: Option<Instant> = None;
+    let mut next_prune = Instant::now();
+    let mut failures = FailureReport::default();
+    let write =
+        |store: &mut AuditStore, pending: &mut Vec<AuditRecord>, failures: &mut FailureReport| {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let result = store.insert(pending);
+            if let Err(e) = &result {
+                shared
+                    .failed
+                    .fetch_add(pending.len() as u64, Ordering::Relaxed);
+                failures.failed(pending.len(), e, report);
+            }
+            pending.clear();
+            result
+        };
+    loop {
+        let now = Instant::now();
+        if now >= next_prune {
+            if let Err(e) = store.prune(now_unix_ms()) {
+                report(&format!("retention not applied: {e}"));
+            }
+            next_prune = Instant::now() + config.prune_interval;
+        }
+        if flush_due.is_some_and(|due| now >= due) {
+            let _ = write(&mut store, &mut pending, &mut failures);
+            flush_due = None;
+        }
+        let wake = flush_due.map_or(next_prune, |due| due.min(next_prune));
+        match receiver.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+            Ok(Message::Records(records)) => {
+                shared.queued.fetch_sub(records.len(), Ordering::AcqRel);
+                pending.extend(records);
+                if pending.len() >= config.batch_size {
+                    let _ = write(&mut store, &mut pending, &mut failures);
+                    flush_due = None;
+                } else if flush_due.is_none() {
+                    flush_due = Some(Instant::now() + config.flush_interval);
+                }
+            }
+            Ok(Message::Shutdown(reply)) => {
+                shared.closed.store(true, Ordering::Release);
+                // Records that raced in before `closed` was seen are written too. (There is one
+                // flusher, so there is no second shutdown to answer.)
+                while let Ok(message) = receiver.try_recv() {
+                    if let Message::Records(records) = message {
+                        shared.queued.fetch_sub(records.len(), Ordering::AcqRel);
+                        pending.extend(records);
+                    }
+                }
+                let written = write(&mut store, &mut pending, &mut failures);
+                let closed = store.close();
+                // The flusher's future may have been dropped: then nobody is waiting.
+                let _ = reply.send(written.and(closed));
+                return;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                // Every writer and the flusher are gone: write what is left and stop.
+                let _ = write(&mut store, &mut pending, &mut failures);
+                if let Err(e) = store.close() {
+                    report(&e.to_string());
+                }
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::audit::test_support::record;
+    use crate::audit::{AuditFilter, Retention};
+
+    /// A reporter for tests that expect no warnings.
+    fn quiet() -> Reporter {
+        Arc::new(|warning: &str| panic!("unexpected audit warning: {warning}"))
+    }
+
+    fn temp_db() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        (dir, path)
+    }
+
+    fn stored(path: &std::path::Path) -> Vec<AuditRecord> {
+        AuditStore::open_read_only(path)
+            .unwrap()
+            .query(&AuditFilter {
+                include_dry_run: true,
+                limit: 100_000,
+                ..AuditFilter::default()
+            })
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn ten_thousand_records_from_several_threads_are_all_stored_after_shutdown() {
+        let (_dir, path) = temp_db();
+        let (writer, flusher) =
+            AuditWriter::spawn(AuditStore::open(&path, Retention::default()).unwrap());
+        // 4 threads × 1250 requests × 2 records (a request with two images).
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let writer = writer.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1250 {
+                        let time = 1_000_000 + t * 10_000 + i * 2;
+                        writer.record(vec![record(time), record(time + 1)]);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        flusher.shutdown().await.unwrap();
+        assert_eq!(writer.dropped(), 0);
+        assert_eq!(writer.failed(), 0);
+        let found = stored(&path);
+        assert_eq!(found.len(), 10_000);
+        let mut times: Vec<i64> = found.iter().map(|r| r.time_unix_ms).collect();
+        times.dedup();
+        assert_eq!(times.len(), 10_000, "no record written twice");
+        assert_eq!(found[0], record(1_000_000 + 3 * 10_000 + 2499));
+    }
+
+    #[tokio::test]
+    async fn records_queued_just_before_shutdown_are_written() {
+        let (_dir, path) = temp_db();
+        // Neither the batch size nor the timer would write these for a minute.
+        let config = WriterConfig {
+            batch_size: 1_000_000,
+            flush_interval: Duration::from_secs(60),
+            ..WriterConfig::default()
+        };
+        let store = AuditStore::open(&path, Retention::default()).unwrap();
+        let (writer, flusher) = AuditWriter::start(store, config, quiet());
+        writer.record(vec![record(1)]);
+        writer.record(vec![record(2), record(3)]);
+        flusher.shutdown().await.unwrap();
+        assert_eq!(
+            stored(&path)
+                .iter()
+                .map(|r| r.time_unix_ms)
+                .collect::<Vec<_>>(),
+            vec![3, 2, 1]
+        );
+        // After shutdown nothing is written, and nothing is lost silently.
+        writer.record(vec![record(4), record(5)]);
+        assert_eq!(writer.dropped(), 2);
+        assert_eq!(stored(&path).len(), 3);
+    }
+
+    #[tokio::test]
+    async fn batches_are_written_without_waiting_for_shutdown() {
+        let (_dir, path) = temp_db();
+        let config = WriterConfig {
+            flush_interval: Duration::from_millis(20),
+            ..WriterConfig::default()
+        };
+        let store = AuditStore::open(&path, Retention::default()).unwrap();
+        let (writer, flusher) = AuditWriter::start(store, config, quiet());
+        writer.record(vec![record(1)]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stored(&path).is_empty() {
+            assert!(Instant::now() < deadline, "the timer never wrote the batch");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        flusher.shutdown().await.unwrap();
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        // No thread takes anything out of this queue.
+        let (writer, _receiver) = AuditWriter::queue(4);
+        writer.record(vec![record(1), record(2), record(3)]);
+        writer.record(vec![record(4), record(5)]);
+        assert_eq!(
+            writer.dropped(),
+            2,
+            "3 + 2 > 4: the second request's records"
+        );
+        writer.record(vec![record(6)]);
+        assert_eq!(writer.dropped(), 2, "exactly full");
+        writer.record(Vec::new());
+        let started = Instant::now();
+        for i in 0..100_000 {
+            writer.record(vec![record(i)]);
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(writer.dropped(), 100_002);
+        assert_eq!(writer.shared.queued.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn records_for_a_writer_whose_thread_is_gone_are_counted_as_dropped() {
+        let (writer, receiver) = AuditWriter::queue(4);
+        drop(receiver);
+        writer.record(vec![record(1), record(2)]);
+        assert_eq!(writer.dropped(), 2);
+        assert_eq!(writer.shared.queued.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn shutdown_says_when_the_writer_is_gone() {
+        let (writer, receiver) = AuditWriter::queue(4);
+        drop(receiver);
+        let flusher = AuditFlusher {
+            sender: writer.sender.clone(),
+            not_started: None,
+        };
+        let err = flusher.shutdown().await.unwrap_err();
+        assert!(matches!(err, AuditError::WriterStopped), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn retention_is_applied_when_the_writer_starts() {
+        let (_dir, path) = temp_db();
+        let mut store = AuditStore::open(
+            &path,
+            Retention {
+                max_age: Duration::from_secs(3600),
+                max_rows: 1_000_000,
+            },
+        )
+        .unwrap();
+        let now = now_unix_ms();
+        store
+            .insert(&[record(now - 2 * 3_600_000), record(now - 60_000)])
+            .unwrap();
+        let (_writer, flusher) = AuditWriter::spawn(store);
+        flusher.shutdown().await.unwrap();
+        assert_eq!(
+            stored(&path)
+                .iter()
+                .map(|r| r.time_unix_ms)
+                .collect::<Vec<_>>(),
+            vec![now - 60_000]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_writer_stops_on_its_own_when_every_handle_is_gone() {
+        let (_dir, path) = temp_db();
+        let store = AuditStore::open(&path, Retention::default()).unwrap();
+        let (writer, flusher) = AuditWriter::spawn(store);
+        writer.record(vec![record(1)]);
+        drop(writer);
+        drop(flusher);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stored(&path).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the last records were never written"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn records_sqlite_refuses_are_counted_reported_and_returned_by_shutdown() {
+        let (_dir, path) = temp_db();
+        AuditStore::open(&path, Retention::default()).unwrap();
+        // A read-only store: every prune and insert fails.
+        let store = AuditStore::open_read_only(&path).unwrap();
+        let warnings = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = Arc::clone(&warnings);
+        let (writer, flusher) = AuditWriter::spawn_with_reporter(store, move |w| {
+            seen.lock().unwrap().push(w.to_string());
+        });
+        writer.record(vec![record(1), record(2)]);
+        let err = flusher.shutdown().await.unwrap_err();
+        assert!(matches!(err, AuditError::Write { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(writer.failed(), 2);
+        assert_eq!(writer.dropped(), 0);
+        let warnings = warnings.lock().unwrap();
+        assert!(
+            warnings[0].starts_with("retention not applied: could not write to the audit database"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].starts_with("2 record(s) not written: could not write"),
+            "{warnings:?}"
+        );
+    }
+}
