@@ -1,5 +1,298 @@
 //! sealgate's admission webhook: Kubernetes AdmissionReviews over HTTPS, decided by the core
 //! engine with registry evidence fetched under a deadline, cached and shared between requests,
 //! every decision written to an audit trail, and Prometheus metrics.
+//!
+//! Start at [`run`] (or [`Server::bind`] then [`Server::serve`], to learn the address and CA
+//! before serving) with a [`ServeConfig`]; [`app`] is the router alone, for in-process tests.
+//!
+//! Modules: [`admission`] (AdmissionReview v1 types), [`review`] (one request: decide, audit,
+//! count, log), [`verifier`] (plan → cached/shared/deadline-bounded fetches → decide), [`cache`],
+//! [`single_flight`], [`policies`] (directory loading and hot reload), [`tls`] (certificate hot
+//! reload, self-signed CA), [`metrics`], [`log`], [`routes`], [`audit`] (SQLite trail).
 
+pub mod admission;
 pub mod audit;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod log;
+pub mod metrics;
+pub mod policies;
+pub mod review;
+pub mod routes;
+pub mod single_flight;
+pub mod state;
+pub mod tls;
+pub mod verifier;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+pub use config::{ServeConfig, TlsSource};
+pub use error::ServeError;
+pub use routes::app;
+pub use state::{AppState, StateParts};
+
+use crate::audit::{AUDIT_DB_FILE, AuditFlusher, AuditStore, AuditWriter};
+use crate::log::Logger;
+use crate::metrics::Metrics;
+use crate::policies::PolicyStore;
+use crate::tls::{CertResolver, SelfSigned};
+use crate::verifier::Verifier;
+
+/// A TLS handshake that takes longer is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request headers must arrive within this (HTTP/1; slow-loris protection).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` resolves, then drains in-flight requests and flushes the audit trail.
+pub async fn run(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    Server::bind(config).await?.serve(shutdown).await
+}
+
+/// A server with its policies loaded, its certificate ready and its port bound, not yet serving.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    resolver: Arc<CertResolver>,
+    self_signed: Option<SelfSigned>,
+    policy_store: PolicyStore,
+    audit: AuditFlusher,
+    state: AppState,
+    config: ServeConfig,
+}
+
+impl Server {
+    /// Loads the policies, prepares TLS (generating the self-signed CA if asked), opens the audit
+    /// database and binds the listen address.
+    pub async fn bind(config: ServeConfig) -> Result<Server, ServeError> {
+        let log = Logger::new(config.log_format);
+        let metrics = Metrics::new();
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| ServeError::DataDir {
+            path: config.data_dir.clone(),
+            detail: e.to_string(),
+        })?;
+
+        // Absolute, so the CA path printed and logged works from any directory.
+        let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
+
+        let (policy_store, policies) = PolicyStore::open(&config.policies, log, metrics.clone())
+            .map_err(ServeError::Policies)?;
+
+        let (files, self_signed) = match &config.tls {
+            TlsSource::Files { cert, key } => (
+                tls::CertFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                },
+                None,
+            ),
+            TlsSource::SelfSigned => {
+                let ss = SelfSigned::new(&data_dir, listen_host(&config.listen));
+                let what = ss.ensure()?;
+                log.info(
+                    "self-signed certificate",
+                    &[
+                        ("action", json!(what)),
+                        ("ca", json!(ss.ca_path().display().to_string())),
+                        ("names", json!(ss.names.join(","))),
+                    ],
+                );
+                (ss.files(), Some(ss))
+            }
+        };
+        let resolver = Arc::new(CertResolver::new(files, metrics.clone(), log)?);
+        let tls = Arc::new(tls::server_config(Arc::clone(&resolver))?);
+
+        let audit_db = data_dir.join(AUDIT_DB_FILE);
+        let store = AuditStore::open(&audit_db, config.audit_retention)?;
+        let (writer, audit) = AuditWriter::spawn_with_reporter(store, move |warning| {
+            log.warn("audit", &[("warning", json!(warning))]);
+        });
+
+        let verifier = Verifier::new(
+            config.registry.clone(),
+            config.verify.clone(),
+            metrics.clone(),
+        );
+        let state = AppState::new(StateParts {
+            policies,
+            verifier,
+            metrics,
+            log,
+            audit: Some(writer),
+            audit_db: Some(audit_db),
+        });
+
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|e| ServeError::Bind {
+                listen: config.listen.clone(),
+                detail: e.to_string(),
+            })?;
+        let local_addr = listener.local_addr().map_err(|e| ServeError::Bind {
+            listen: config.listen.clone(),
+            detail: e.to_string(),
+        })?;
+        Ok(Server {
+            listener,
+            local_addr,
+            tls,
+            resolver,
+            self_signed,
+            policy_store,
+            audit,
+            state,
+            config,
+        })
+    }
+
+    /// The address bound (with the real port when `--listen` asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The CA certificate to trust, in self-signed mode.
+    pub fn ca_path(&self) -> Option<PathBuf> {
+        self.self_signed.as_ref().map(SelfSigned::ca_path)
+    }
+
+    /// The handlers' state (metrics, verifier), e.g. for benchmarks.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves HTTPS until `shutdown` resolves; then stops accepting, lets in-flight requests
+    /// finish (at most the drain timeout), stops the reload tasks and flushes the audit trail.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+        let Server {
+            listener,
+            local_addr,
+            tls,
+            resolver,
+            self_signed,
+            policy_store,
+            audit,
+            state,
+            config,
+        } = self;
+        let acceptor = TlsAcceptor::from(tls);
+        let log = *state.log();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let policy_task =
+            tokio::spawn(policy_store.watch(config.policy_poll, stopped(stop_rx.clone())));
+        let cert_task = tokio::spawn(Arc::clone(&resolver).watch(
+            config.cert_poll,
+            self_signed,
+            stopped(stop_rx.clone()),
+        ));
+
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT);
+        builder.http2().timer(TokioTimer::new());
+        let builder = Arc::new(builder);
+        let router = app(state.clone());
+        let graceful = GracefulShutdown::new();
+        log.info(
+            "serving",
+            &[
+                ("address", json!(format!("https://{local_addr}"))),
+                (
+                    "budget",
+                    json!(config::format_duration(config.verify.budget)),
+                ),
+            ],
+        );
+
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => {
+                    let tcp = match accepted {
+                        Ok((tcp, _)) => tcp,
+                        Err(e) => {
+                            // Out of file descriptors, mostly: wait a moment rather than spin.
+                            log.warn("accepting a connection failed", &[("error", json!(e.to_string()))]);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let acceptor = acceptor.clone();
+                    let watcher = graceful.watcher();
+                    let service = TowerToHyperService::new(router.clone());
+                    let builder = Arc::clone(&builder);
+                    tokio::spawn(async move {
+                        let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
+                            return;
+                        };
+                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                        let _ = watcher.watch(connection).await;
+                    });
+                }
+            }
+        }
+
+        state.start_draining();
+        drop(listener);
+        log.info(
+            "shutting down: no new connections; draining in-flight requests",
+            &[(
+                "timeout",
+                json!(config::format_duration(config.drain_timeout)),
+            )],
+        );
+        if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            log.warn(
+                "some connections did not finish within the drain timeout; closing them",
+                &[],
+            );
+        }
+        let _ = stop_tx.send(true);
+        let _ = policy_task.await;
+        let _ = cert_task.await;
+        let flushed = audit.shutdown().await;
+        match &flushed {
+            Ok(()) => log.info("audit trail flushed; stopped", &[]),
+            Err(e) => log.error(
+                "flushing the audit trail failed",
+                &[("error", json!(e.to_string()))],
+            ),
+        }
+        Ok(flushed?)
+    }
+}
+
+/// The host part of `host:port` (brackets kept off IPv6 addresses).
+fn listen_host(listen: &str) -> &str {
+    match listen.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
+        None => listen,
+    }
+}

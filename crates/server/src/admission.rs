@@ -1,0 +1,449 @@
+//! `admission.k8s.io/v1` AdmissionReview: the request as the API server sends it, turned into the
+//! engine's [`Resource`], and the response it expects (uid echoed, allowed, status, warnings,
+//! base64 JSONPatch).
+//!
+//! Hand-written serde types for the fields sealgate reads and writes; unknown fields are ignored,
+//! as the API server adds fields over time. Anything that is not a well-formed v1 AdmissionReview
+//! with a request is a [`ReviewError`], which the routes answer with HTTP 400 (or 413 for an
+//! oversized body) and the message: the API server never sends such a body, so whoever did gets
+//! told what is wrong.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use sealgate_core::engine::Resource;
+use sealgate_core::policy::Operation;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The only AdmissionReview version sealgate speaks.
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+/// The AdmissionReview kind.
+pub const KIND: &str = "AdmissionReview";
+
+/// Why a body is not an AdmissionReview sealgate can decide.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReviewError {
+    /// The body is larger than the limit.
+    #[error(
+        "the AdmissionReview is larger than {limit} bytes; the API server never sends objects that large, so check what is calling the webhook"
+    )]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read in time.
+    #[error("the request body did not arrive within {seconds}s")]
+    BodyTimeout {
+        /// The time allowed.
+        seconds: u64,
+    },
+    /// The body could not be read.
+    #[error("could not read the request body: {detail}")]
+    Body {
+        /// What went wrong.
+        detail: String,
+    },
+    /// The body is not JSON (or not an object).
+    #[error("the body is not a JSON AdmissionReview: {detail}")]
+    Json {
+        /// The parser's message, with line and column.
+        detail: String,
+    },
+    /// Another `apiVersion`.
+    #[error(
+        "unsupported AdmissionReview apiVersion '{found}': sealgate speaks {API_VERSION}; set admissionReviewVersions: [\"v1\"] in the webhook configuration"
+    )]
+    ApiVersion {
+        /// What the body said (empty when missing).
+        found: String,
+    },
+    /// Another `kind`.
+    #[error("the body's kind is '{found}', not AdmissionReview")]
+    Kind {
+        /// What the body said (empty when missing).
+        found: String,
+    },
+    /// No `request`.
+    #[error("the AdmissionReview has no request to decide")]
+    MissingRequest,
+    /// A `request` without a field sealgate needs, or with a field of the wrong type.
+    #[error("the AdmissionReview request is malformed: {detail}")]
+    Request {
+        /// The parser's message.
+        detail: String,
+    },
+}
+
+/// `{group, version, kind}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct GroupVersionKind {
+    /// API group ("" for the core group).
+    #[serde(default)]
+    pub group: String,
+    /// Version, e.g. `v1`.
+    #[serde(default)]
+    pub version: String,
+    /// Kind, e.g. `Pod`.
+    pub kind: String,
+}
+
+/// `{group, version, resource}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct GroupVersionResource {
+    /// API group.
+    #[serde(default)]
+    pub group: String,
+    /// Version.
+    #[serde(default)]
+    pub version: String,
+    /// Resource, e.g. `pods`.
+    #[serde(default)]
+    pub resource: String,
+}
+
+/// `request` of an AdmissionReview (the fields sealgate uses; the rest is ignored).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionRequest {
+    /// Echoed in the response.
+    pub uid: String,
+    /// The kind of the object.
+    pub kind: GroupVersionKind,
+    /// The resource.
+    #[serde(default)]
+    pub resource: GroupVersionResource,
+    /// A subresource (`status`, `ephemeralcontainers`, …), if the request is for one.
+    #[serde(default)]
+    pub sub_resource: Option<String>,
+    /// The object's name (may be empty on CREATE with generateName).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The namespace of the request.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// CREATE, UPDATE, DELETE or CONNECT.
+    pub operation: String,
+    /// Who asked.
+    #[serde(default)]
+    pub user_info: Value,
+    /// The object as it would be admitted (absent on DELETE).
+    #[serde(default)]
+    pub object: Option<Value>,
+    /// The object before the change (UPDATE and DELETE).
+    #[serde(default)]
+    pub old_object: Option<Value>,
+    /// A dry run: decided, but nothing is persisted.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+    /// Operation options (CreateOptions, …).
+    #[serde(default)]
+    pub options: Option<Value>,
+}
+
+impl AdmissionRequest {
+    /// The operation, if it is one of the four Kubernetes knows.
+    pub fn operation(&self) -> Option<Operation> {
+        match self.operation.as_str() {
+            "CREATE" => Some(Operation::Create),
+            "UPDATE" => Some(Operation::Update),
+            "DELETE" => Some(Operation::Delete),
+            "CONNECT" => Some(Operation::Connect),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a dry run.
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run.unwrap_or(false)
+    }
+
+    /// The object to review as the engine's [`Resource`]: `request.object`, with the request's
+    /// kind and namespace filled in where the object leaves them out (on CREATE the namespace
+    /// often comes only from the URL).
+    pub fn resource(&self, operation: Operation) -> Result<Resource, String> {
+        let Some(object) = self.object.clone().filter(|o| !o.is_null()) else {
+            return Err(format!(
+                "request.object is missing for a {} of {}",
+                self.operation, self.kind.kind
+            ));
+        };
+        let mut object = object;
+        match object.as_object_mut() {
+            Some(map) => {
+                if map
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
+                    map.insert("kind".into(), Value::String(self.kind.kind.clone()));
+                }
+            }
+            None => return Err("request.object is not a JSON object".into()),
+        }
+        Resource::from_object(
+            object,
+            operation,
+            self.namespace.as_deref().filter(|n| !n.is_empty()),
+            BTreeMap::new(),
+        )
+        .map_err(|e| format!("request.object: {e}"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewEnvelope {
+    #[serde(default)]
+    api_version: Option<Value>,
+    #[serde(default)]
+    kind: Option<Value>,
+    #[serde(default)]
+    request: Option<Value>,
+}
+
+/// Parses a v1 AdmissionReview and returns its request.
+pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| ReviewError::Json {
+        detail: e.to_string(),
+    })?;
+    if !value.is_object() {
+        return Err(ReviewError::Json {
+            detail: format!("expected an object, found {}", json_type(&value)),
+        });
+    }
+    let envelope: ReviewEnvelope =
+        serde_json::from_value(value).map_err(|e| ReviewError::Json {
+            detail: e.to_string(),
+        })?;
+    let text = |v: &Option<Value>| {
+        v.as_ref()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .unwrap_or_default()
+    };
+    let api_version = text(&envelope.api_version);
+    if api_version != API_VERSION {
+        return Err(ReviewError::ApiVersion { found: api_version });
+    }
+    let kind = text(&envelope.kind);
+    if kind != KIND {
+        return Err(ReviewError::Kind { found: kind });
+    }
+    let request = envelope
+        .request
+        .filter(|r| !r.is_null())
+        .ok_or(ReviewError::MissingRequest)?;
+    serde_json::from_value(request).map_err(|e| ReviewError::Request {
+        detail: e.to_string(),
+    })
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `response.status` of a refused request (a `metav1.Status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResponseStatus {
+    /// Always `Failure`.
+    pub status: &'static str,
+    /// The reason shown to the user.
+    pub message: String,
+    /// `Forbidden` for 403, `BadRequest` for 400.
+    pub reason: &'static str,
+    /// The HTTP code the API server reports to the user.
+    pub code: u16,
+}
+
+/// `response` of an AdmissionReview.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionResponse {
+    /// The request's uid.
+    pub uid: String,
+    /// The decision.
+    pub allowed: bool,
+    /// Why not, when refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ResponseStatus>,
+    /// Shown to the user (kubectl prints them as `Warning: …`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// Base64 of a JSON Patch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    /// `JSONPatch` when there is a patch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<&'static str>,
+}
+
+impl AdmissionResponse {
+    /// Allows the request `uid`.
+    pub fn allow(uid: &str) -> AdmissionResponse {
+        AdmissionResponse {
+            uid: uid.to_string(),
+            allowed: true,
+            status: None,
+            warnings: Vec::new(),
+            patch: None,
+            patch_type: None,
+        }
+    }
+
+    /// Refuses the request: 403 for a policy denial.
+    #[must_use]
+    pub fn deny(mut self, message: impl Into<String>) -> AdmissionResponse {
+        self.allowed = false;
+        self.status = Some(ResponseStatus {
+            status: "Failure",
+            message: message.into(),
+            reason: "Forbidden",
+            code: 403,
+        });
+        self.patch = None;
+        self.patch_type = None;
+        self
+    }
+
+    /// Refuses a request sealgate cannot review (400), e.g. a CREATE without an object.
+    #[must_use]
+    pub fn invalid(mut self, message: impl Into<String>) -> AdmissionResponse {
+        self.allowed = false;
+        self.status = Some(ResponseStatus {
+            status: "Failure",
+            message: message.into(),
+            reason: "BadRequest",
+            code: 400,
+        });
+        self
+    }
+
+    /// Adds warnings (one line each: the API server puts them in HTTP headers).
+    #[must_use]
+    pub fn with_warnings(mut self, warnings: &[String]) -> AdmissionResponse {
+        self.warnings
+            .extend(warnings.iter().map(|w| w.replace(['\n', '\r'], " ")));
+        self
+    }
+
+    /// Adds a JSON Patch (nothing when `patch` is empty).
+    #[must_use]
+    pub fn with_patch(mut self, patch: &[Value]) -> AdmissionResponse {
+        if patch.is_empty() {
+            return self;
+        }
+        let json = Value::Array(patch.to_vec()).to_string();
+        self.patch = Some(STANDARD.encode(json));
+        self.patch_type = Some("JSONPatch");
+        self
+    }
+
+    /// The whole AdmissionReview to send back.
+    pub fn into_review(self) -> Value {
+        serde_json::json!({
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "response": self,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn review(request: Value) -> Vec<u8> {
+        json!({"apiVersion": API_VERSION, "kind": KIND, "request": request})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_pod_create_becomes_a_resource_with_the_request_namespace() {
+        let body = review(json!({
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "team-a",
+            "operation": "CREATE",
+            "userInfo": {"username": "admin"},
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "web-"},
+                       "spec": {"containers": [{"name": "c", "image": "nginx"}]}},
+            "oldObject": null,
+            "dryRun": true,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
+            "somethingNew": 1
+        }));
+        let request = parse_review(&body).unwrap();
+        assert_eq!(request.uid, "705ab4f5-6393-11e8-b7cc-42010a800002");
+        assert!(request.is_dry_run());
+        let resource = request.resource(Operation::Create).unwrap();
+        assert_eq!(resource.display_name(), "Pod/team-a/web-");
+    }
+
+    #[test]
+    fn what_is_not_a_v1_review_with_a_request_says_what_is_wrong() {
+        let cases: [(&[u8], &str); 7] = [
+            (b"{not json", "the body is not a JSON AdmissionReview: key must be a string at line 1 column 2"),
+            (b"[]", "the body is not a JSON AdmissionReview: expected an object, found an array"),
+            (br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{}}"#,
+             "unsupported AdmissionReview apiVersion 'admission.k8s.io/v1beta1': sealgate speaks admission.k8s.io/v1"),
+            (br#"{"kind":"AdmissionReview"}"#, "unsupported AdmissionReview apiVersion ''"),
+            (br#"{"apiVersion":"admission.k8s.io/v1","kind":"Pod"}"#, "the body's kind is 'Pod', not AdmissionReview"),
+            (br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#, "the AdmissionReview has no request to decide"),
+            (br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"kind":{"kind":"Pod"},"operation":"CREATE"}}"#,
+             "the AdmissionReview request is malformed: missing field `uid`"),
+        ];
+        for (body, want) in cases {
+            let e = parse_review(body).unwrap_err().to_string();
+            assert!(
+                e.starts_with(want),
+                "{}: {e}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn responses_echo_the_uid_and_carry_status_warnings_and_a_base64_patch() {
+        let r = AdmissionResponse::allow("u1")
+            .with_warnings(&["policy p.r: two\nlines".into()])
+            .with_patch(&[json!({"op": "add", "path": "/metadata/annotations", "value": {}})]);
+        let v = r.into_review();
+        assert_eq!(v["apiVersion"], API_VERSION);
+        assert_eq!(v["response"]["uid"], "u1");
+        assert_eq!(v["response"]["allowed"], true);
+        assert_eq!(v["response"]["warnings"][0], "policy p.r: two lines");
+        assert_eq!(v["response"]["patchType"], "JSONPatch");
+        let patch = STANDARD
+            .decode(v["response"]["patch"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&patch).unwrap(),
+            json!([{"op": "add", "path": "/metadata/annotations", "value": {}}])
+        );
+        assert!(v["response"].get("status").is_none());
+
+        let v = AdmissionResponse::allow("u2")
+            .with_patch(&[json!({})])
+            .deny("no")
+            .into_review();
+        assert_eq!(v["response"]["allowed"], false);
+        assert_eq!(v["response"]["status"]["code"], 403);
+        assert_eq!(v["response"]["status"]["message"], "no");
+        assert!(
+            v["response"].get("patch").is_none(),
+            "a denial carries no patch"
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! Policies from a directory: loading (shared with `sealgate apply`, `test` and `lint`), and the
+//! server's live [`PolicySet`], reloaded when files change.
+//!
+//! [`manifest_files`] and [`load_file`] are what every command uses to read policy paths.
+//! [`PolicyStore`] is the server's: it loads the directory, then [`PolicyStore::watch`] polls it
+//! (file list, sizes and modification times; no inotify) and publishes each new immutable
+//! `Arc<PolicySet>` on a `tokio::sync::watch` channel. Requests clone the `Arc` and evaluate
+//! without holding any lock. A file that cannot be read or holds an invalid policy is reported
+//! (log and `sealgate_policy_reload_errors_total`) and its last good version stays in force; a
+//! deleted file's policies go.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sealgate_core::policy::{LoadOutcome, Policy, load};
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::log::Logger;
+use crate::metrics::Metrics;
+
+/// Why policy files could not be listed or read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyFileError {
+    /// The path given does not exist.
+    #[error("{} does not exist", path.display())]
+    Missing {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A directory could not be listed.
+    #[error("reading the directory {}: {detail}", path.display())]
+    ReadDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        detail: String,
+    },
+    /// A file could not be read.
+    #[error("reading {}: {detail}", path.display())]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        detail: String,
+    },
+}
+
+/// Files under `path` that may hold manifests: the file itself, or `*.yaml`, `*.yml` and `*.json`
+/// below a directory, in sorted order. Entries whose name starts with `.` are skipped, so the
+/// `..data` links of a Kubernetes ConfigMap volume do not load every file twice.
+pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, PolicyFileError> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    if !path.is_dir() {
+        return Err(PolicyFileError::Missing {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| PolicyFileError::ReadDir {
+            path: dir.clone(),
+            detail: e.to_string(),
+        })?;
+        let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        entries.sort();
+        for p in entries {
+            let hidden = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml" | "json")
+            ) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads and loads one policy file (several documents allowed); invalid documents are in the
+/// outcome's `errors`, each with file:line.
+pub fn load_file(path: &Path) -> Result<LoadOutcome, PolicyFileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| PolicyFileError::ReadFile {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    Ok(load(&path.display().to_string(), &text))
+}
+
+/// The policies in force: an immutable snapshot, replaced as a whole on reload.
+#[derive(Debug, Default)]
+pub struct PolicySet {
+    /// The policies, by file path then document order.
+    pub policies: Vec<Policy>,
+    /// The same policies as the validating webhook evaluates them: with `mutateDigest` off, so
+    /// an image left unpinned fails `verifyDigest` ("missing digest for …") instead of passing on
+    /// the strength of a pin this webhook never applies.
+    pub for_validate: Vec<Policy>,
+    /// Increases with every reload that changed something (1 after the first load).
+    pub generation: u64,
+}
+
+impl PolicySet {
+    /// A snapshot of `policies`.
+    pub fn new(policies: Vec<Policy>, generation: u64) -> PolicySet {
+        let for_validate = policies
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                for rule in p.rules.iter_mut().chain(p.autogen_rules.iter_mut()) {
+                    for entry in &mut rule.verify_images {
+                        entry.mutate_digest = false;
+                    }
+                }
+                p
+            })
+            .collect();
+        PolicySet {
+            policies,
+            for_validate,
+            generation,
+        }
+    }
+}
+
+/// What is known about one file.
+#[derive(Debug)]
+struct FileState {
+    stamp: Stamp,
+    /// The last good version's policies.
+    policies: Vec<Policy>,
+}
+
+/// What changes when a file is rewritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+    })
+}
+
+/// What a reload did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Whether a new snapshot was published.
+    pub changed: bool,
+    /// Files (and documents) that could not be loaded, one message each.
+    pub errors: Vec<String>,
+}
+
+/// The policy directory and the snapshot published from it.
+#[derive(Debug)]
+pub struct PolicyStore {
+    root: PathBuf,
+    files: BTreeMap<PathBuf, FileState>,
+    generation: u64,
+    sender: watch::Sender<Arc<PolicySet>>,
+    log: Logger,
+    metrics: Metrics,
+}
+
+impl PolicyStore {
+    /// Loads `root` (a directory or one file) and returns the store with a receiver of its
+    /// snapshots. Fails only when `root` cannot be listed; invalid files are logged and skipped.
+    pub fn open(
+        root: &Path,
+        log: Logger,
+        metrics: Metrics,
+    ) -> Result<(PolicyStore, watch::Receiver<Arc<PolicySet>>), PolicyFileError> {
+        manifest_files(root)?;
+        let (sender, receiver) = watch::channel(Arc::new(PolicySet::default()));
+        let mut store = PolicyStore {
+            root: root.to_path_buf(),
+            files: BTreeMap::new(),
+            generation: 0,
+            sender,
+            log,
+            metrics,
+        };
+        let report = store.reload();
+        if !report.changed {
+            // An empty directory: publish generation 1 anyway, so readiness is explicit.
+            store.publish();
+        }
+        Ok((store, receiver))
+    }
+
+    /// Looks at the directory once and publishes a new snapshot if anything changed.
+    pub fn reload(&mut self) -> ReloadReport {
+        let mut report = ReloadReport::default();
+        let files = match manifest_files(&self.root) {
+            Ok(files) => files,
+            Err(e) => {
+                let message = format!("{e}; the policies loaded before stay in force");
+                self.log
+                    .error("policy reload failed", &[("error", json!(message))]);
+                self.metrics.policy_reload_errors(1);
+                report.errors.push(message);
+                return report;
+            }
+        };
+        let mut changed = false;
+        for file in &files {
+            let Some(now) = stamp(file) else {
+                continue;
+            };
+            if self.files.get(file).is_some_and(|s| s.stamp == now) {
+                continue;
+            }
+            let previous = self.files.remove(file);
+            let had_good = previous.is_some();
+            // Whether what is in force changes: not when a broken file keeps its last version.
+            let mut replaced = true;
+            let (policies, errors) = match load_file(file) {
+                Err(e) => {
+                    replaced = !had_good;
+                    (
+                        previous.map(|p| p.policies).unwrap_or_default(),
+                        vec![e.to_string()],
+                    )
+                }
+                Ok(outcome) => {
+                    for w in &outcome.warnings {
+                        self.log
+                            .warn("policy warning", &[("warning", json!(w.to_string()))]);
+                    }
+                    if outcome.errors.is_empty() {
+                        (outcome.policies, Vec::new())
+                    } else {
+                        let errors = outcome.errors.iter().map(ToString::to_string).collect();
+                        // The last good version of the file stays; a new file keeps its valid
+                        // documents.
+                        match previous {
+                            Some(p) => {
+                                replaced = false;
+                                (p.policies, errors)
+                            }
+                            None => (outcome.policies, errors),
+                        }
+                    }
+                }
+            };
+            if !errors.is_empty() {
+                let kept = if had_good {
+                    "its last good version stays in force"
+                } else {
+                    "its valid documents are in force, the invalid ones skipped"
+                };
+                for e in &errors {
+                    self.log.error(
+                        "invalid policy file",
+                        &[
+                            ("file", json!(file.display().to_string())),
+                            ("error", json!(e)),
+                            ("kept", json!(kept)),
+                        ],
+                    );
+                }
+                self.metrics.policy_reload_errors(1);
+                report.errors.extend(errors);
+            }
+            changed |= replaced && (had_good || !policies.is_empty());
+            self.files.insert(
+                file.clone(),
+                FileState {
+                    stamp: now,
+                    policies,
+                },
+            );
+        }
+        let before = self.files.len();
+        self.files.retain(|path, _| files.contains(path));
+        changed |= self.files.len() != before;
+        if changed {
+            self.publish();
+            report.changed = true;
+        }
+        report
+    }
+
+    fn publish(&mut self) {
+        self.generation += 1;
+        let policies: Vec<Policy> = self
+            .files
+            .values()
+            .flat_map(|f| f.policies.iter().cloned())
+            .collect();
+        let names: Vec<String> = policies.iter().map(Policy::qualified_name).collect();
+        self.metrics.set_policies(policies.len());
+        if self.generation > 1 {
+            self.metrics.policy_reload();
+        }
+        self.log.info(
+            if self.generation == 1 {
+                "policies loaded"
+            } else {
+                "policies reloaded"
+            },
+            &[
+                ("directory", json!(self.root.display().to_string())),
+                ("generation", json!(self.generation)),
+                ("count", json!(policies.len())),
+                ("policies", json!(names.join(","))),
+            ],
+        );
+        self.sender
+            .send_replace(Arc::new(PolicySet::new(policies, self.generation)));
+    }
+
+    /// Polls the directory every `every` until `stop` resolves.
+    pub async fn watch(mut self, every: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                // A few stat calls, and a parse only when a file changed: inline is fine.
+                _ = tick.tick() => {
+                    self.reload();
+                }
+            }
+        }
+    }
+}

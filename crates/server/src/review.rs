@@ -1,0 +1,323 @@
+//! One AdmissionReview, from request to response: the decision (or the reason there is no work),
+//! then its audit records, metrics and log line.
+//!
+//! The routes decode and encode; this module decides what the response says:
+//!
+//! - DELETE and CONNECT, and subresources other than `ephemeralcontainers`, are allowed without
+//!   work (they run no new image).
+//! - Otherwise the [`Verifier`](crate::verifier::Verifier) decides under the request's budget;
+//!   `/mutate` returns the engine's JSON patch (digest pins, `kyverno.io/verify-images`),
+//!   `/validate` never patches and evaluates the policies with `mutateDigest` off (see
+//!   [`PolicySet::for_validate`](crate::policies::PolicySet::for_validate)).
+//! - A denial is `allowed: false` with `status.code` 403 and the engine's message; Audit failures
+//!   and non-blocking errors are `warnings`.
+
+use std::time::{Duration, Instant};
+
+use sealgate_core::ImageRef;
+use sealgate_core::engine::{Decision, Resource};
+use sealgate_core::policy::Operation;
+use serde_json::json;
+
+use crate::admission::{AdmissionRequest, AdmissionResponse};
+use crate::audit::{AuditRecord, now_unix_ms};
+use crate::config::format_duration;
+use crate::state::AppState;
+use crate::verifier::Verdict;
+
+/// How long the decision may overrun the budget (CPU work after the last fetch) before the
+/// safety net answers instead.
+const OVERRUN: Duration = Duration::from_secs(1);
+
+/// Which webhook was called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Webhook {
+    /// `POST /mutate`: decides and patches.
+    Mutate,
+    /// `POST /validate`: decides, never patches.
+    Validate,
+}
+
+impl Webhook {
+    /// `mutate` or `validate`, as in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Webhook::Mutate => "mutate",
+            Webhook::Validate => "validate",
+        }
+    }
+}
+
+/// Decides `request` (received at `received`) and records the decision.
+pub async fn review(
+    state: &AppState,
+    webhook: Webhook,
+    request: &AdmissionRequest,
+    received: Instant,
+) -> AdmissionResponse {
+    let response = AdmissionResponse::allow(&request.uid);
+    let Some(operation) = request.operation() else {
+        let response = response.invalid(format!(
+            "unknown operation '{}': expected CREATE, UPDATE, DELETE or CONNECT",
+            request.operation
+        ));
+        finish_without_work(
+            state,
+            webhook,
+            request,
+            &response,
+            received,
+            "unknown operation",
+        );
+        return response;
+    };
+    if matches!(operation, Operation::Delete | Operation::Connect) {
+        finish_without_work(
+            state,
+            webhook,
+            request,
+            &response,
+            received,
+            "runs no image",
+        );
+        return response;
+    }
+    if let Some(sub) = request.sub_resource.as_deref().filter(|s| !s.is_empty())
+        && sub != "ephemeralcontainers"
+    {
+        finish_without_work(
+            state,
+            webhook,
+            request,
+            &response,
+            received,
+            "subresource runs no new image",
+        );
+        return response;
+    }
+    let resource = match request.resource(operation) {
+        Ok(r) => r,
+        Err(why) => {
+            let response = response.invalid(why);
+            finish_without_work(
+                state,
+                webhook,
+                request,
+                &response,
+                received,
+                "invalid object",
+            );
+            return response;
+        }
+    };
+
+    let policies = state.policies();
+    let verifier = state.verifier();
+    let budget = verifier.budget();
+    let set = match webhook {
+        Webhook::Mutate => &policies.policies,
+        Webhook::Validate => &policies.for_validate,
+    };
+    let remaining = budget.saturating_sub(received.elapsed());
+    let deciding = verifier.decide(set, &resource, remaining, budget);
+    let Ok(verdict) = tokio::time::timeout(remaining + OVERRUN, deciding).await else {
+        // Never expected: waiting is bounded inside the verifier. Fail closed and say so.
+        let message = format!(
+            "verification of {} did not finish within {}: the decision itself overran; this is a sealgate bug, please report it",
+            resource.display_name(),
+            format_duration(budget)
+        );
+        state.log().error(
+            "decision overran the budget",
+            &[("uid", json!(request.uid)), ("error", json!(message))],
+        );
+        let response = response.deny(message);
+        finish_without_work(state, webhook, request, &response, received, "overran");
+        return response;
+    };
+    let decision = &verdict.decision;
+    let mut response = response.with_warnings(&decision.warnings);
+    if decision.allowed {
+        if webhook == Webhook::Mutate {
+            response = response.with_patch(&decision.patch);
+        }
+    } else {
+        response = response.deny(decision.message.clone());
+    }
+    let took = received.elapsed();
+    record(state, webhook, request, &resource, &verdict, took);
+    response
+}
+
+/// Metrics and a log line for a request answered without evaluation.
+fn finish_without_work(
+    state: &AppState,
+    webhook: Webhook,
+    request: &AdmissionRequest,
+    response: &AdmissionResponse,
+    received: Instant,
+    why: &str,
+) {
+    let took = received.elapsed();
+    state.metrics().admission(
+        webhook.as_str(),
+        &request.operation,
+        &request.kind.kind,
+        response.allowed,
+        took,
+    );
+    let reason = response
+        .status
+        .as_ref()
+        .map_or_else(|| why.to_string(), |s| s.message.clone());
+    state.log().info(
+        "decision",
+        &[
+            ("uid", json!(request.uid)),
+            ("webhook", json!(webhook.as_str())),
+            ("operation", json!(request.operation)),
+            ("kind", json!(request.kind.kind)),
+            (
+                "namespace",
+                json!(request.namespace.clone().unwrap_or_default()),
+            ),
+            ("name", json!(request.name.clone().unwrap_or_default())),
+            ("allowed", json!(response.allowed)),
+            ("dry_run", json!(request.is_dry_run())),
+            ("duration_ms", json!(millis(took))),
+            ("reasons", json!(reason)),
+        ],
+    );
+}
+
+/// Audit records, metrics and the log line of an evaluated request.
+fn record(
+    state: &AppState,
+    webhook: Webhook,
+    request: &AdmissionRequest,
+    resource: &Resource,
+    verdict: &Verdict,
+    took: Duration,
+) {
+    let decision = &verdict.decision;
+    let metrics = state.metrics();
+    metrics.admission(
+        webhook.as_str(),
+        &request.operation,
+        &resource.kind,
+        decision.allowed,
+        took,
+    );
+    if verdict.timed_out {
+        metrics.deadline_exceeded(webhook.as_str());
+    }
+    for r in &decision.results {
+        metrics.policy_result(&r.policy, &r.rule, &r.status.to_string());
+    }
+    if let Some(audit) = state.audit() {
+        audit.record(audit_records(request, resource, decision, took));
+        metrics.set_audit_dropped(audit.dropped());
+    }
+    let reasons = if decision.allowed {
+        decision.warnings.join("; ")
+    } else {
+        decision.message.clone()
+    };
+    let images: usize = decision
+        .results
+        .iter()
+        .map(|r| r.images.len())
+        .sum::<usize>()
+        + decision.uncovered.len();
+    state.log().info(
+        "decision",
+        &[
+            ("uid", json!(request.uid)),
+            ("webhook", json!(webhook.as_str())),
+            ("operation", json!(request.operation)),
+            ("kind", json!(resource.kind)),
+            (
+                "namespace",
+                json!(resource.namespace.clone().unwrap_or_default()),
+            ),
+            ("name", json!(resource.name)),
+            ("allowed", json!(decision.allowed)),
+            ("dry_run", json!(request.is_dry_run())),
+            ("duration_ms", json!(millis(took))),
+            ("checks", json!(images)),
+            ("fetches_started", json!(verdict.started)),
+            ("fetches_shared", json!(verdict.shared)),
+            ("cache_hits", json!(verdict.cache_hits)),
+            ("timed_out", json!(verdict.timed_out)),
+            ("reasons", json!(reasons)),
+        ],
+    );
+}
+
+/// One record per checked image per rule, and one per image no rule covers.
+pub fn audit_records(
+    request: &AdmissionRequest,
+    resource: &Resource,
+    decision: &Decision,
+    took: Duration,
+) -> Vec<AuditRecord> {
+    let time_unix_ms = now_unix_ms();
+    let duration_ms = millis(took);
+    let base = |image: String,
+                digest: Option<String>,
+                policy: String,
+                rule: String,
+                result: String,
+                reason: String,
+                signer: Option<String>| AuditRecord {
+        time_unix_ms,
+        uid: request.uid.clone(),
+        dry_run: request.is_dry_run(),
+        operation: request.operation.clone(),
+        namespace: resource.namespace.clone().unwrap_or_default(),
+        kind: resource.kind.clone(),
+        name: resource.name.clone(),
+        image,
+        digest,
+        policy,
+        rule,
+        result,
+        allowed: decision.allowed,
+        reason,
+        signer,
+        duration_ms,
+    };
+    let mut out = Vec::new();
+    for r in &decision.results {
+        for i in &r.images {
+            out.push(base(
+                i.image.clone(),
+                i.digest.as_ref().map(ToString::to_string),
+                r.policy.clone(),
+                r.rule.clone(),
+                i.status.to_string(),
+                i.message.clone(),
+                (!i.signers.is_empty()).then(|| i.signers.join(", ")),
+            ));
+        }
+    }
+    for image in &decision.uncovered {
+        let digest = ImageRef::parse(image)
+            .ok()
+            .and_then(|r| r.digest().map(ToString::to_string));
+        out.push(base(
+            image.clone(),
+            digest,
+            String::new(),
+            String::new(),
+            "none".into(),
+            "not covered by any verifyImages rule".into(),
+            None,
+        ));
+    }
+    out
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}

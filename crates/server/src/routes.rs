@@ -1,0 +1,189 @@
+//! The HTTP routes. Handlers only decode and encode; [`review`](crate::review) decides.
+//!
+//! | route            | answer                                                              |
+//! |------------------|---------------------------------------------------------------------|
+//! | `POST /mutate`   | AdmissionReview: decision, warnings, JSON patch                     |
+//! | `POST /validate` | AdmissionReview: decision, warnings, never a patch                  |
+//! | `GET /healthz`   | 200 while the process serves                                        |
+//! | `GET /readyz`    | 200 once policies are loaded; 503 before and while shutting down    |
+//! | `GET /metrics`   | Prometheus text format                                              |
+//! | `GET /audit`     | JSON array of audit records; `since`, `image`, `namespace`, `result`, `dryRun`, `limit` |
+//!
+//! A body that is not a v1 AdmissionReview with a request gets HTTP 400 (413 when larger than
+//! 3 MiB, 408 when it does not arrive within the budget) with a one-line message.
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::admission::{ReviewError, parse_review};
+use crate::audit::{AuditError, filter_from_query, now_unix_ms, query_async};
+use crate::config::MAX_BODY_BYTES;
+use crate::review::{Webhook, review};
+use crate::state::AppState;
+
+/// The router over `state`, for [`serve`](crate::Server::serve) and for in-process tests
+/// (`tower::ServiceExt::oneshot`).
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/validate", post(validate))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/audit", get(audit))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn mutate(State(state): State<AppState>, request: Request) -> Response {
+    admit(state, Webhook::Mutate, request).await
+}
+
+async fn validate(State(state): State<AppState>, request: Request) -> Response {
+    admit(state, Webhook::Validate, request).await
+}
+
+async fn admit(state: AppState, webhook: Webhook, request: Request) -> Response {
+    let received = Instant::now();
+    let budget = state.verifier().budget();
+    let body = match tokio::time::timeout(budget, Bytes::from_request(request, &())).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)))) => {
+            return refuse(
+                &state,
+                webhook,
+                ReviewError::TooLarge {
+                    limit: MAX_BODY_BYTES,
+                },
+            );
+        }
+        Ok(Err(e)) => {
+            return refuse(
+                &state,
+                webhook,
+                ReviewError::Body {
+                    detail: e.body_text(),
+                },
+            );
+        }
+        Err(_) => {
+            return refuse(
+                &state,
+                webhook,
+                ReviewError::BodyTimeout {
+                    seconds: budget.as_secs().max(1),
+                },
+            );
+        }
+    };
+    let admission = match parse_review(&body) {
+        Ok(r) => r,
+        Err(e) => return refuse(&state, webhook, e),
+    };
+    let response = review(&state, webhook, &admission, received).await;
+    axum::Json(response.into_review()).into_response()
+}
+
+fn refuse(state: &AppState, webhook: Webhook, error: ReviewError) -> Response {
+    let status = match error {
+        ReviewError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        ReviewError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let message = error.to_string();
+    state.log().warn(
+        "refused a request that is not an AdmissionReview",
+        &[
+            ("webhook", json!(webhook.as_str())),
+            ("status", json!(status.as_u16())),
+            ("error", json!(message)),
+        ],
+    );
+    text(status, message)
+}
+
+async fn healthz() -> Response {
+    text(StatusCode::OK, "ok".into())
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.is_draining() {
+        text(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into())
+    } else if state.is_ready() {
+        text(StatusCode::OK, "ready".into())
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "loading policies".into())
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let stats = state.verifier().client().request_stats();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics().render(now, &stats),
+    )
+        .into_response()
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(path) = state.audit_db().cloned() else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "this server keeps no audit trail".into(),
+        );
+    };
+    let filter = match filter_from_query(&params, now_unix_ms()) {
+        Ok(f) => f,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match query_async(path, filter).await {
+        Ok(records) => axum::Json(records).into_response(),
+        Err(e @ AuditError::Missing { .. }) => text(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => {
+            state
+                .log()
+                .error("audit query failed", &[("error", json!(e.to_string()))]);
+            text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+    }
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route for {method} {}; sealgate serves POST /mutate, POST /validate, GET /healthz, GET /readyz, GET /metrics and GET /audit",
+            uri.path()
+        ),
+    )
+}
+
+fn text(status: StatusCode, mut message: String) -> Response {
+    message.push('\n');
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message,
+    )
+        .into_response()
+}

@@ -1,0 +1,100 @@
+//! [`AppState`]: what every handler shares: the policy snapshots, the verifier with its caches,
+//! metrics, the logger and the audit writer.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::watch;
+
+use crate::audit::AuditWriter;
+use crate::log::Logger;
+use crate::metrics::Metrics;
+use crate::policies::PolicySet;
+use crate::verifier::Verifier;
+
+/// The parts an [`AppState`] is made of.
+#[derive(Debug)]
+pub struct StateParts {
+    /// The policy snapshots ([`PolicyStore::open`](crate::policies::PolicyStore::open)).
+    pub policies: watch::Receiver<Arc<PolicySet>>,
+    /// The verifier.
+    pub verifier: Verifier,
+    /// Metrics (the same handle the verifier and policy store count into).
+    pub metrics: Metrics,
+    /// The logger.
+    pub log: Logger,
+    /// Where decisions are audited; `None` audits nothing.
+    pub audit: Option<AuditWriter>,
+    /// The audit database `GET /audit` reads; `None` answers 404.
+    pub audit_db: Option<PathBuf>,
+}
+
+/// The handlers' shared state. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    parts: StateParts,
+    draining: AtomicBool,
+}
+
+impl AppState {
+    /// State from its parts.
+    pub fn new(parts: StateParts) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                parts,
+                draining: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The policies in force now.
+    pub fn policies(&self) -> Arc<PolicySet> {
+        Arc::clone(&self.inner.parts.policies.borrow())
+    }
+
+    /// The verifier.
+    pub fn verifier(&self) -> &Verifier {
+        &self.inner.parts.verifier
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.parts.metrics
+    }
+
+    /// The logger.
+    pub fn log(&self) -> &Logger {
+        &self.inner.parts.log
+    }
+
+    /// The audit writer, if auditing.
+    pub fn audit(&self) -> Option<&AuditWriter> {
+        self.inner.parts.audit.as_ref()
+    }
+
+    /// The audit database, if any.
+    pub fn audit_db(&self) -> Option<&PathBuf> {
+        self.inner.parts.audit_db.as_ref()
+    }
+
+    /// Whether policies are loaded and the server is not shutting down.
+    pub fn is_ready(&self) -> bool {
+        self.policies().generation > 0 && !self.is_draining()
+    }
+
+    /// Whether a shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks the server as shutting down: `/readyz` answers 503 from now on.
+    pub fn start_draining(&self) {
+        self.inner.draining.store(true, Ordering::Release);
+    }
+}

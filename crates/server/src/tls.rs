@@ -1,0 +1,553 @@
+//! TLS for the webhook: a rustls `ServerConfig` (ring provider, set explicitly) whose certificate
+//! is reloaded from its files while the server runs, and a self-signed CA for running without
+//! any certificate of one's own.
+//!
+//! - [`CertResolver`] answers every handshake with the certificate loaded last. A poll task
+//!   ([`CertResolver::watch`]) looks at the files' size and modification time every second and
+//!   swaps in the new pair once it loads and the key matches the certificate; until then, and
+//!   whenever a rewrite is half done or broken, handshakes keep getting the previous pair. So a
+//!   rotation never fails a request.
+//! - [`self_signed`] makes (once) a CA and a server certificate for `localhost`, `127.0.0.1` and
+//!   the listen host in `DATA_DIR/tls/`, reuses them while they are valid for those names, and
+//!   renews the server certificate from the same CA 30 days before it expires, so the CA a client
+//!   was given stays valid.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, date_time_ymd,
+};
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use serde_json::json;
+
+use crate::log::Logger;
+use crate::metrics::Metrics;
+
+/// The self-signed files' directory inside the data directory.
+pub const SELF_SIGNED_DIR: &str = "tls";
+/// The CA certificate clients trust (`caBundle`, `--cacert`).
+pub const CA_CERT_FILE: &str = "ca.pem";
+const CA_KEY_FILE: &str = "ca.key";
+const CERT_FILE: &str = "tls.crt";
+const KEY_FILE: &str = "tls.key";
+/// The generated CA's common name.
+pub const CA_COMMON_NAME: &str = "sealgate webhook CA";
+/// Validity of the generated CA.
+const CA_DAYS: i64 = 3650;
+/// Validity of the generated server certificate.
+const SERVER_DAYS: i64 = 365;
+/// A generated certificate is renewed when it has less than this left.
+const RENEW_BEFORE: i64 = 30 * 86_400;
+
+/// Why TLS could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key file could not be read.
+    #[error("reading {}: {detail}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        detail: String,
+    },
+    /// The certificate file holds no PEM certificate.
+    #[error("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----): {detail}", path.display())]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        detail: String,
+    },
+    /// The key file holds no usable private key.
+    #[error(
+        "{} holds no usable private key (PKCS#8, SEC1 or PKCS#1 PEM): {detail}",
+        path.display()
+    )]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        detail: String,
+    },
+    /// The key does not belong to the certificate.
+    #[error(
+        "the key {} does not belong to the certificate {} ({detail}); pass the key issued with that certificate",
+        key.display(),
+        cert.display()
+    )]
+    Mismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// What rustls said.
+        detail: String,
+    },
+    /// A file could not be written.
+    #[error("writing {}: {detail}; check that --data-dir is writable", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        detail: String,
+    },
+    /// Generating a certificate failed.
+    #[error("generating the self-signed certificate failed: {detail}")]
+    Generate {
+        /// What rcgen said.
+        detail: String,
+    },
+    /// rustls refused the configuration.
+    #[error("setting up TLS failed: {detail}")]
+    Config {
+        /// What rustls said.
+        detail: String,
+    },
+}
+
+/// A certificate file and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// The crypto provider for every TLS config sealgate builds: ring, always, whatever else is
+/// linked into the process.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A loaded certificate and when it expires.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The chain and key for rustls.
+    pub key: Arc<CertifiedKey>,
+    /// The leaf's notAfter, Unix seconds.
+    pub not_after: i64,
+}
+
+/// Reads and checks a certificate chain and its key.
+pub fn load(files: &CertFiles) -> Result<Loaded, TlsError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| TlsError::Read {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+    };
+    let cert_pem = read(&files.cert)?;
+    let key_pem = read(&files.key)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::NoCertificate {
+            path: files.cert.clone(),
+            detail: e.to_string(),
+        })?;
+    let Some(leaf) = chain.first() else {
+        return Err(TlsError::NoCertificate {
+            path: files.cert.clone(),
+            detail: "the file is empty".into(),
+        });
+    };
+    let not_after = leaf_info(leaf.as_ref())
+        .map(|i| i.not_after)
+        .map_err(|detail| TlsError::NoCertificate {
+            path: files.cert.clone(),
+            detail,
+        })?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Key {
+        path: files.key.clone(),
+        detail: e.to_string(),
+    })?;
+    let certified =
+        CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Mismatch {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            detail: e.to_string(),
+        })?;
+    Ok(Loaded {
+        key: Arc::new(certified),
+        not_after,
+    })
+}
+
+/// What matters of a leaf certificate.
+#[derive(Debug, Clone)]
+struct LeafInfo {
+    not_after: i64,
+    /// DNS names and IP addresses (as text) it is valid for.
+    names: Vec<String>,
+}
+
+fn leaf_info(der: &[u8]) -> Result<LeafInfo, String> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => names.push(d.to_string()),
+                GeneralName::IPAddress(ip) => match ip.len() {
+                    4 => {
+                        names.push(std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string())
+                    }
+                    16 => {
+                        let mut b = [0u8; 16];
+                        b.copy_from_slice(ip);
+                        names.push(std::net::Ipv6Addr::from(b).to_string());
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    Ok(LeafInfo {
+        not_after: cert.validity().not_after.timestamp(),
+        names,
+    })
+}
+
+/// Modification time and size of a file: what changes when it is rewritten.
+type Stamp = Option<(Option<SystemTime>, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok(), meta.len()))
+}
+
+/// Serves the certificate loaded last, reloading it from its files when they change.
+#[derive(Debug)]
+pub struct CertResolver {
+    files: CertFiles,
+    current: RwLock<Loaded>,
+    /// The stamps of the files as last loaded, or last found unloadable.
+    seen: Mutex<(Stamp, Stamp)>,
+    metrics: Metrics,
+    log: Logger,
+}
+
+impl CertResolver {
+    /// Loads `files` (an error if they do not load: the server cannot start without them).
+    pub fn new(files: CertFiles, metrics: Metrics, log: Logger) -> Result<CertResolver, TlsError> {
+        let seen = (stamp(&files.cert), stamp(&files.key));
+        let loaded = load(&files)?;
+        metrics.set_certificate_not_after(loaded.not_after);
+        Ok(CertResolver {
+            files,
+            current: RwLock::new(loaded),
+            seen: Mutex::new(seen),
+            metrics,
+            log,
+        })
+    }
+
+    /// The leaf's notAfter of the certificate served now.
+    pub fn not_after(&self) -> i64 {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .not_after
+    }
+
+    /// Reloads the files if they changed since they were last looked at. Returns whether a new
+    /// certificate is now served.
+    pub fn reload_if_changed(&self) -> bool {
+        let now = (stamp(&self.files.cert), stamp(&self.files.key));
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            if *seen == now {
+                return false;
+            }
+            *seen = now;
+        }
+        match load(&self.files) {
+            Ok(loaded) => {
+                let not_after = loaded.not_after;
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = loaded;
+                self.metrics.set_certificate_not_after(not_after);
+                self.log.info(
+                    "serving certificate reloaded",
+                    &[
+                        ("cert", json!(self.files.cert.display().to_string())),
+                        (
+                            "not_after",
+                            json!(sealgate_core::timestamp::format_rfc3339(not_after)),
+                        ),
+                    ],
+                );
+                true
+            }
+            Err(e) => {
+                // Often a rotation caught half way (certificate written, key not yet); the next
+                // change of either file is tried again.
+                self.log.warn(
+                    "certificate files changed but do not load; still serving the previous certificate",
+                    &[("error", json!(e.to_string()))],
+                );
+                false
+            }
+        }
+    }
+
+    /// Polls the files every `every` until `stop` resolves; with `renew`, also renews a
+    /// self-signed certificate that is about to expire.
+    pub async fn watch(
+        self: Arc<Self>,
+        every: Duration,
+        renew: Option<SelfSigned>,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {
+                    if let Some(renew) = &renew
+                        && self.not_after() - unix_now() < RENEW_BEFORE
+                    {
+                        match renew.ensure() {
+                            Ok(_) => {}
+                            Err(e) => self.log.error("renewing the self-signed certificate failed", &[("error", json!(e.to_string()))]),
+                        }
+                    }
+                    self.reload_if_changed();
+                }
+            }
+        }
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(
+            &self
+                .current
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .key,
+        ))
+    }
+}
+
+/// A rustls server config answering with `resolver`'s certificate, HTTP/2 and HTTP/1.1.
+pub fn server_config(resolver: Arc<CertResolver>) -> Result<ServerConfig, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config {
+            detail: e.to_string(),
+        })?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The self-signed CA and server certificate in a data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelfSigned {
+    /// `DATA_DIR/tls`.
+    pub dir: PathBuf,
+    /// The names the server certificate must be valid for.
+    pub names: Vec<String>,
+}
+
+impl SelfSigned {
+    /// The self-signed files for a server listening on `listen_host`, in `data_dir`.
+    pub fn new(data_dir: &Path, listen_host: &str) -> SelfSigned {
+        let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let host = listen_host.trim_start_matches('[').trim_end_matches(']');
+        let unspecified = host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified());
+        if !host.is_empty() && !unspecified && !names.iter().any(|n| n == host) {
+            names.push(host.to_string());
+        }
+        SelfSigned {
+            dir: data_dir.join(SELF_SIGNED_DIR),
+            names,
+        }
+    }
+
+    /// The CA certificate clients should trust.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join(CA_CERT_FILE)
+    }
+
+    /// The server certificate and key.
+    pub fn files(&self) -> CertFiles {
+        CertFiles {
+            cert: self.dir.join(CERT_FILE),
+            key: self.dir.join(KEY_FILE),
+        }
+    }
+
+    /// Makes sure a valid CA and server certificate for [`SelfSigned::names`] exist: reuses them,
+    /// renews the server certificate from the existing CA, or makes both. Returns what it did.
+    pub fn ensure(&self) -> Result<&'static str, TlsError> {
+        let now = unix_now();
+        let ca_key = self.read_ca();
+        let ca_ok = ca_key.is_some();
+        if ca_ok && self.server_cert_ok(now) {
+            return Ok("reused");
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| TlsError::Write {
+            path: self.dir.clone(),
+            detail: e.to_string(),
+        })?;
+        let ca_key = match ca_key {
+            Some(k) => k,
+            None => {
+                let key = KeyPair::generate().map_err(generate)?;
+                let ca = ca_params(now)?.self_signed(&key).map_err(generate)?;
+                write(&self.dir.join(CA_KEY_FILE), &key.serialize_pem(), true)?;
+                write(&self.ca_path(), &ca.pem(), false)?;
+                key
+            }
+        };
+        let issuer = Issuer::new(ca_params(now)?, ca_key);
+        let mut params = CertificateParams::new(self.names.clone()).map_err(generate)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "sealgate webhook");
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        validity(&mut params, now - 86_400, now + SERVER_DAYS * 86_400)?;
+        let key = KeyPair::generate().map_err(generate)?;
+        let cert = params.signed_by(&key, &issuer).map_err(generate)?;
+        // Key first: a watcher that sees only the certificate changed waits for a matching key.
+        let files = self.files();
+        write_atomically(&files.key, &key.serialize_pem(), true)?;
+        write_atomically(&files.cert, &cert.pem(), false)?;
+        Ok(if ca_ok { "renewed" } else { "created" })
+    }
+
+    /// The CA key, when the CA certificate and key exist, belong together and the CA is valid
+    /// for longer than a server certificate will be.
+    fn read_ca(&self) -> Option<KeyPair> {
+        let cert = std::fs::read(self.ca_path()).ok()?;
+        let key = std::fs::read_to_string(self.dir.join(CA_KEY_FILE)).ok()?;
+        let key = KeyPair::from_pem(&key).ok()?;
+        let der = CertificateDer::from_pem_slice(&cert).ok()?;
+        let info = leaf_info(der.as_ref()).ok()?;
+        let (_, parsed) = {
+            use x509_parser::prelude::{FromDer, X509Certificate};
+            X509Certificate::from_der(der.as_ref()).ok()?
+        };
+        let same_key = parsed.public_key().subject_public_key.data.as_ref() == key.public_key_raw();
+        // The CA must outlive the server certificates it is about to issue.
+        (same_key && info.not_after - unix_now() > RENEW_BEFORE + SERVER_DAYS * 86_400)
+            .then_some(key)
+    }
+
+    fn server_cert_ok(&self, now: i64) -> bool {
+        let files = self.files();
+        let Ok(loaded) = load(&files) else {
+            return false;
+        };
+        let Some(leaf) = loaded.key.cert.first() else {
+            return false;
+        };
+        let Ok(info) = leaf_info(leaf.as_ref()) else {
+            return false;
+        };
+        loaded.not_after - now > RENEW_BEFORE && self.names.iter().all(|n| info.names.contains(n))
+    }
+}
+
+fn ca_params(now: i64) -> Result<CertificateParams, TlsError> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(generate)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, CA_COMMON_NAME);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    validity(&mut params, now - 86_400, now + CA_DAYS * 86_400)?;
+    Ok(params)
+}
+
+fn generate(e: rcgen::Error) -> TlsError {
+    TlsError::Generate {
+        detail: e.to_string(),
+    }
+}
+
+/// The UTC (year, month, day) of Unix time `secs`, for rcgen's `date_time_ymd`.
+fn ymd(secs: i64) -> Result<(i32, u8, u8), TlsError> {
+    let text = sealgate_core::timestamp::format_rfc3339(secs);
+    let bad = || TlsError::Generate {
+        detail: format!("cannot represent the date {text}"),
+    };
+    let y: i32 = text
+        .get(0..4)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    let m: u8 = text
+        .get(5..7)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    let d: u8 = text
+        .get(8..10)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    Ok((y, m, d))
+}
+
+/// Sets a validity period of whole UTC days around `from` and `to`.
+fn validity(params: &mut CertificateParams, from: i64, to: i64) -> Result<(), TlsError> {
+    let (y, m, d) = ymd(from)?;
+    params.not_before = date_time_ymd(y, m, d);
+    let (y, m, d) = ymd(to)?;
+    params.not_after = date_time_ymd(y, m, d);
+    Ok(())
+}
+
+fn write(path: &Path, text: &str, secret: bool) -> Result<(), TlsError> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = secret;
+    let err = |e: std::io::Error| TlsError::Write {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let mut file = options.open(path).map_err(err)?;
+    file.write_all(text.as_bytes()).map_err(err)?;
+    file.sync_all().map_err(err)
+}
+
+/// Writes `path` through a temporary file and a rename, so a reader never sees half a file.
+fn write_atomically(path: &Path, text: &str, secret: bool) -> Result<(), TlsError> {
+    let tmp = path.with_extension("tmp");
+    write(&tmp, text, secret)?;
+    std::fs::rename(&tmp, path).map_err(|e| TlsError::Write {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
