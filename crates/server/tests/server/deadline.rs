@@ -1,0 +1,156 @@
+//! Budgets: a registry that accepts connections and never answers. What cannot finish is
+//! decided within the budget: Enforce denies and says what was slow, Audit admits with a
+//! warning, and a second request joins the stuck fetch instead of opening another connection.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sealgate_core::Digest;
+use sealgate_core::key::SigningKey;
+use sealgate_registry::{Client, RegistryOptions};
+use sealgate_server::config::VerifyConfig;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::common::*;
+
+/// A TCP server that accepts every connection, reads nothing and never writes. Returns its
+/// address and the count of connections accepted.
+async fn silent_registry() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (addr, accepted)
+}
+
+fn app_for(
+    host: &str,
+    action: &str,
+    budget: Duration,
+) -> (tempfile::TempDir, sealgate_server::AppState, axum::Router) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+    let extra = if action == "Audit" {
+        "\n        mutateDigest: false"
+    } else {
+        ""
+    };
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        policy("require-signed", &key, &format!("{host}/*"), action, extra),
+    )
+    .unwrap();
+    let client = Client::new(RegistryOptions {
+        insecure_hosts: vec![host.to_string()],
+        request_timeout: Duration::from_secs(30),
+        max_retries: 0,
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    let verify = VerifyConfig {
+        budget,
+        ..VerifyConfig::default()
+    };
+    let (state, app) = state(dir.path(), verify, client, None);
+    (dir, state, app)
+}
+
+async fn timed(app: &axum::Router, review: &Value) -> (Value, Duration) {
+    let start = Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(5), admit(app, "/mutate", review))
+        .await
+        .expect("the webhook answers; it never hangs");
+    (response, start.elapsed())
+}
+
+#[tokio::test]
+async fn enforce_denies_what_does_not_finish_within_the_budget_and_says_what_was_slow() {
+    let (host, accepted) = silent_registry().await;
+    let (_dir, state, app) = app_for(&host, "Enforce", Duration::from_secs(1));
+    let image = format!("{host}/app:v1");
+
+    let (response, took) = timed(&app, &review("pod-create", &image)).await;
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_millis(1800),
+        "{took:?}"
+    );
+    assert_eq!(response["allowed"], false, "{response}");
+    assert_eq!(response["status"]["code"], 403);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "check-signature: verification of {image} did not finish within 1s: waiting for {host} to answer the tag resolution of {image}"
+        )),
+        "{message}"
+    );
+
+    // The next request joins the stuck resolution: no second connection to the registry.
+    let (response, _) = timed(&app, &review("pod-create", &image)).await;
+    assert_eq!(response["allowed"], false);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        state.metrics().counter(
+            sealgate_server::metrics::DEADLINE_EXCEEDED,
+            &[("webhook", "mutate")]
+        ),
+        2.0
+    );
+
+    // A pinned image needs no resolution: the signature fetch is what runs out of time.
+    let digest = Digest::sha256_of(b"some image");
+    let pinned = format!("{host}/app@{digest}");
+    let (response, _) = timed(&app, &review("pod-create", &pinned)).await;
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "verification of {pinned} did not finish within 1s: waiting for {host} to send the signatures of {host}/app@{digest}"
+        )),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn audit_admits_what_does_not_finish_with_a_warning() {
+    let (host, _) = silent_registry().await;
+    let (_dir, _, app) = app_for(&host, "Audit", Duration::from_millis(500));
+    let image = format!("{host}/app:v1");
+    let (response, took) = timed(&app, &review("pod-create", &image)).await;
+    assert!(took < Duration::from_millis(1300), "{took:?}");
+    assert_eq!(response["allowed"], true, "{response}");
+    let warning = response["warnings"][0].as_str().unwrap();
+    assert_eq!(
+        warning,
+        format!(
+            "policy require-signed.check-signature: verification of {image} did not finish within 500ms: waiting for {host} to answer the tag resolution of {image}"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_registry_that_refuses_connections_denies_enforce_at_once() {
+    // Bind and drop: the port refuses connections.
+    let host = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let (_dir, _, app) = app_for(&host, "Enforce", Duration::from_secs(8));
+    let (response, took) = timed(&app, &review("pod-create", &format!("{host}/app:v1"))).await;
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(response["allowed"], false);
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "could not resolve the digest of {host}/app:v1: could not connect to {host}"
+        )),
+        "{message}"
+    );
+}
