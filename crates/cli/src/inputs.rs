@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use sealgate_core::engine::Resource;
 use sealgate_core::policy::yaml::parse_documents;
-use sealgate_core::policy::{Operation, Policy, PolicyError, PolicyWarning, SkippedDocument, load};
+use sealgate_core::policy::{Operation, Policy, PolicyError, PolicyWarning, SkippedDocument};
+use sealgate_server::policies;
 
 /// Policies loaded from files, with every problem found on the way.
 #[derive(Debug, Default)]
@@ -23,35 +24,9 @@ pub(crate) struct LoadedPolicies {
 }
 
 /// Files under `path` that may hold manifests: the file itself, or `*.yaml`, `*.yml` and `*.json`
-/// below a directory, in sorted order.
+/// below a directory, in sorted order (shared with the webhook: `sealgate_server::policies`).
 pub(crate) fn manifest_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if path.is_file() {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    if !path.is_dir() {
-        bail!("{} does not exist", path.display());
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .with_context(|| format!("reading the directory {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                stack.push(p);
-            } else if matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            ) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    Ok(policies::manifest_files(path)?)
 }
 
 /// Loads every policy under `paths`. Unreadable paths are errors; invalid policies are
@@ -60,9 +35,7 @@ pub(crate) fn load_policies(paths: &[PathBuf]) -> anyhow::Result<LoadedPolicies>
     let mut loaded = LoadedPolicies::default();
     for path in paths {
         for file in manifest_files(path)? {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let outcome = load(&file.display().to_string(), &text);
+            let outcome = policies::load_file(&file)?;
             loaded.policies.extend(outcome.policies);
             loaded.errors.extend(outcome.errors);
             loaded.warnings.extend(outcome.warnings);

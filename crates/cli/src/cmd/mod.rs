@@ -5,6 +5,7 @@ mod audit;
 mod generate_key_pair;
 mod lint;
 mod public_key;
+mod serve;
 mod sign;
 mod test;
 mod triangulate;
@@ -58,6 +59,9 @@ pub(crate) enum Command {
     Lint(lint::Args),
     /// Show the webhook's audit trail: every admission decision, newest first.
     Audit(audit::Args),
+    /// Run the admission webhook: AdmissionReviews over HTTPS, decided by the policies in a
+    /// directory (reloaded on change), with caches, deadlines, metrics and an audit trail.
+    Serve(serve::Args),
 }
 
 /// Runs one command.
@@ -72,6 +76,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Test(args) => block_on(test::run(&args)),
         Command::Lint(args) => lint::run(&args),
         Command::Audit(args) => audit::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }
 

@@ -1,0 +1,174 @@
+//! `sealgate serve`: the admission webhook (`sealgate_server`) on one machine: policies from a
+//! directory, HTTPS with given or self-signed certificates, audit trail in the data directory.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use sealgate_server::audit::{DEFAULT_DATA_DIR, Retention};
+use sealgate_server::config::{
+    CacheConfig, DEFAULT_MAX_CONCURRENT_VERIFICATIONS, DEFAULT_PER_REGISTRY_CONCURRENCY,
+    VerifyConfig, format_duration, parse_duration,
+};
+use sealgate_server::log::LogFormat;
+use sealgate_server::{ServeConfig, Server, TlsSource};
+
+use super::Outcome;
+use crate::registry_args::RegistryArgs;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormatArg {
+    /// `time LEVEL message key=value ...`
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Endpoints: POST /mutate and POST /validate (AdmissionReview \
+admission.k8s.io/v1), GET /healthz, GET /readyz, GET /metrics (Prometheus), GET /audit (JSON; \
+since, image, namespace, result, dryRun, limit). Prints the listen address, the CA certificate \
+(self-signed mode) and 'ready' on stdout; logs go to stderr. SIGTERM or SIGINT: stop accepting, \
+finish in-flight requests (at most 10s), flush the audit trail, exit 0. Exit 2 when the server \
+cannot start (policy directory missing, port in use, unusable certificate)."
+)]
+pub(crate) struct Args {
+    /// Directory (or file) of Kyverno ClusterPolicy/Policy documents; reloaded when files
+    /// change (an invalid file is reported and its last good version kept).
+    #[arg(long, value_name = "DIR")]
+    policies: PathBuf,
+
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8443")]
+    listen: String,
+
+    /// PEM certificate chain to serve (reloaded when it changes). Without it, a self-signed CA
+    /// and certificate are made in --data-dir and the CA's path is printed.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Directory for the audit database and the self-signed certificates.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+
+    /// Time allowed per admission request; what does not finish is decided (Enforce denies,
+    /// Audit warns). Keep it under the webhook's timeoutSeconds (10s by default).
+    #[arg(long, value_name = "DURATION", default_value = "8s", value_parser = parse_duration)]
+    budget: Duration,
+
+    /// How long a verified signature is reused (per image digest and attestor).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    cache_ttl: Duration,
+
+    /// How long a tag's digest is reused (so a registry blip does not deny images just
+    /// verified).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    digest_cache_ttl: Duration,
+
+    /// Registry fetches in flight at once, all registries together.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONCURRENT_VERIFICATIONS)]
+    max_concurrent_verifications: usize,
+
+    /// Registry fetches in flight at once to one registry host.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PER_REGISTRY_CONCURRENCY)]
+    registry_concurrency: usize,
+
+    /// How long audit records are kept.
+    #[arg(long, value_name = "DURATION", default_value = "720h", value_parser = parse_duration)]
+    audit_retention: Duration,
+
+    /// How many audit records are kept at most (the newest).
+    #[arg(long, value_name = "N", default_value_t = Retention::default().max_rows)]
+    audit_max_rows: u64,
+
+    /// Log line format (stderr).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormatArg,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
+    if args.budget.is_zero() {
+        bail!("--budget must be more than 0s, e.g. 8s");
+    }
+    if args.budget >= Duration::from_secs(10) {
+        eprintln!(
+            "warning: --budget {} is not under Kubernetes' default webhook timeout (10s); set timeoutSeconds above it in the webhook configuration",
+            format_duration(args.budget)
+        );
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ => TlsSource::SelfSigned,
+    };
+    let mut config = ServeConfig::new(args.policies.clone(), args.registry.client()?);
+    config.listen = args.listen.clone();
+    config.tls = tls;
+    config.data_dir = args.data_dir.clone();
+    config.verify = VerifyConfig {
+        budget: args.budget,
+        cache: CacheConfig {
+            outcome_ttl: args.cache_ttl,
+            digest_ttl: args.digest_cache_ttl,
+            ..CacheConfig::default()
+        },
+        max_concurrent_fetches: args.max_concurrent_verifications.max(1),
+        per_registry_concurrency: args.registry_concurrency.max(1),
+    };
+    config.audit_retention = Retention {
+        max_age: args.audit_retention,
+        max_rows: args.audit_max_rows,
+    };
+    config.log_format = match args.log_format {
+        LogFormatArg::Text => LogFormat::Text,
+        LogFormatArg::Json => LogFormat::Json,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(Outcome::Success)
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let server = Server::bind(config).await?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "sealgate listening on https://{}", server.local_addr())?;
+    if let Some(ca) = server.ca_path() {
+        writeln!(out, "CA certificate: {}", ca.display())?;
+    }
+    writeln!(out, "ready")?;
+    out.flush()?;
+    drop(out);
+    let shutdown = shutdown_signal()?;
+    server.serve(shutdown).await?;
+    Ok(())
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
