@@ -345,3 +345,24 @@ impl PolicyStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_configmap_volume_lists_each_file_once() {
+        // kubelet's layout: ..2026_11_25_…/p.yaml, ..data -> ..2026_11_25_…, p.yaml -> ..data/p.yaml
+        let dir = tempfile::tempdir().unwrap();
+        let version = dir.path().join("..2026_11_25_18_00_00.123");
+        std::fs::create_dir(&version).unwrap();
+        std::fs::write(version.join("p.yaml"), "kind: x\n").unwrap();
+        std::os::unix::fs::symlink(&version, dir.path().join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/p.yaml", dir.path().join("p.yaml")).unwrap();
+        assert_eq!(
+            manifest_files(dir.path()).unwrap(),
+            vec![dir.path().join("p.yaml")]
+        );
+    }
+}

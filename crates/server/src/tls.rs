@@ -46,6 +46,8 @@ const CA_DAYS: i64 = 3650;
 const SERVER_DAYS: i64 = 365;
 /// A generated certificate is renewed when it has less than this left.
 const RENEW_BEFORE: i64 = 30 * 86_400;
+/// How long after a renewal attempt the next one may be made.
+const RENEW_RETRY: Duration = Duration::from_secs(600);
 
 /// Why TLS could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -311,16 +313,23 @@ impl CertResolver {
         tokio::pin!(stop);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_renewal: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = &mut stop => return,
                 _ = tick.tick() => {
+                    let due = last_renewal.is_none_or(|t| t.elapsed() >= RENEW_RETRY);
                     if let Some(renew) = &renew
+                        && due
                         && self.not_after() - unix_now() < RENEW_BEFORE
                     {
+                        last_renewal = Some(tokio::time::Instant::now());
                         match renew.ensure() {
-                            Ok(_) => {}
-                            Err(e) => self.log.error("renewing the self-signed certificate failed", &[("error", json!(e.to_string()))]),
+                            Ok(what) => self.log.info("self-signed certificate", &[("action", json!(what))]),
+                            Err(e) => self.log.error(
+                                "renewing the self-signed certificate failed; retrying in 10 minutes",
+                                &[("error", json!(e.to_string()))],
+                            ),
                         }
                     }
                     self.reload_if_changed();
@@ -550,4 +559,73 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_self_signed_ca_is_made_once_and_a_new_listen_host_renews_only_the_server_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ss = SelfSigned::new(dir.path(), "0.0.0.0");
+        assert_eq!(ss.names, ["localhost", "127.0.0.1"], "0.0.0.0 is no name");
+        assert_eq!(ss.ensure().unwrap(), "created");
+        assert_eq!(ss.ensure().unwrap(), "reused");
+        let ca = std::fs::read(ss.ca_path()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(ss.files().key)
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        let other = SelfSigned::new(dir.path(), "webhook.example.internal");
+        assert_eq!(other.ensure().unwrap(), "renewed");
+        assert_eq!(
+            std::fs::read(other.ca_path()).unwrap(),
+            ca,
+            "the CA is kept"
+        );
+        let loaded = load(&other.files()).unwrap();
+        let info = leaf_info(loaded.key.cert[0].as_ref()).unwrap();
+        assert!(info.names.contains(&"webhook.example.internal".to_string()));
+        assert!(info.names.contains(&"127.0.0.1".to_string()));
+        let days = (loaded.not_after - unix_now()) / 86_400;
+        assert!((360..=366).contains(&days), "{days}");
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_refused_naming_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SelfSigned::new(&dir.path().join("a"), "localhost");
+        let b = SelfSigned::new(&dir.path().join("b"), "localhost");
+        a.ensure().unwrap();
+        b.ensure().unwrap();
+        let files = CertFiles {
+            cert: a.files().cert,
+            key: b.files().key,
+        };
+        let e = load(&files).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "the key {} does not belong to the certificate {}",
+                files.key.display(),
+                files.cert.display()
+            )),
+            "{e}"
+        );
+        let missing = CertFiles {
+            cert: dir.path().join("nope.crt"),
+            key: files.key,
+        };
+        let e = load(&missing).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("reading {}", missing.cert.display())),
+            "{e}"
+        );
+    }
 }
