@@ -79,8 +79,9 @@ async fn enforce_denies_what_does_not_finish_within_the_budget_and_says_what_was
     let image = format!("{host}/app:v1");
 
     let (response, took) = timed(&app, &review("pod-create", &image)).await;
+    // About the budget, far from the registry client's own 30 s timeout (slack for a loaded CI).
     assert!(
-        took >= Duration::from_millis(950) && took < Duration::from_millis(1800),
+        took >= Duration::from_millis(950) && took < Duration::from_secs(3),
         "{took:?}"
     );
     assert_eq!(response["allowed"], false, "{response}");
@@ -124,7 +125,7 @@ async fn audit_admits_what_does_not_finish_with_a_warning() {
     let (_dir, _, app) = app_for(&host, "Audit", Duration::from_millis(500));
     let image = format!("{host}/app:v1");
     let (response, took) = timed(&app, &review("pod-create", &image)).await;
-    assert!(took < Duration::from_millis(1300), "{took:?}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
     assert_eq!(response["allowed"], true, "{response}");
     let warning = response["warnings"][0].as_str().unwrap();
     assert_eq!(
@@ -144,7 +145,7 @@ async fn a_registry_that_refuses_connections_denies_enforce_at_once() {
     };
     let (_dir, _, app) = app_for(&host, "Enforce", Duration::from_secs(8));
     let (response, took) = timed(&app, &review("pod-create", &format!("{host}/app:v1"))).await;
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(response["allowed"], false);
     let message = response["status"]["message"].as_str().unwrap();
     assert!(
