@@ -12,7 +12,7 @@ use crate::tls::TlsError;
 pub enum ServeError {
     /// The policy path could not be read.
     #[error("loading policies: {0}; pass an existing directory with --policies")]
-    Policies(#[source] PolicyFileError),
+    Policies(PolicyFileError),
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),

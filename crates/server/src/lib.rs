@@ -85,6 +85,20 @@ impl Server {
     pub async fn bind(config: ServeConfig) -> Result<Server, ServeError> {
         let log = Logger::new(config.log_format);
         let metrics = Metrics::new();
+        let (policy_store, policies) = PolicyStore::open(&config.policies, log, metrics.clone())
+            .map_err(ServeError::Policies)?;
+
+        // The port first: a clash fails before anything is written to the data directory.
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|e| ServeError::Bind {
+                listen: config.listen.clone(),
+                detail: e.to_string(),
+            })?;
+        let local_addr = listener.local_addr().map_err(|e| ServeError::Bind {
+            listen: config.listen.clone(),
+            detail: e.to_string(),
+        })?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| ServeError::DataDir {
             path: config.data_dir.clone(),
             detail: e.to_string(),
@@ -92,9 +106,6 @@ impl Server {
 
         // Absolute, so the CA path printed and logged works from any directory.
         let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
-
-        let (policy_store, policies) = PolicyStore::open(&config.policies, log, metrics.clone())
-            .map_err(ServeError::Policies)?;
 
         let (files, self_signed) = match &config.tls {
             TlsSource::Files { cert, key } => (
@@ -141,16 +152,6 @@ impl Server {
             audit_db: Some(audit_db),
         });
 
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .map_err(|e| ServeError::Bind {
-                listen: config.listen.clone(),
-                detail: e.to_string(),
-            })?;
-        let local_addr = listener.local_addr().map_err(|e| ServeError::Bind {
-            listen: config.listen.clone(),
-            detail: e.to_string(),
-        })?;
         Ok(Server {
             listener,
             local_addr,

@@ -53,7 +53,7 @@ const RENEW_RETRY: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TlsError {
     /// A certificate or key file could not be read.
-    #[error("reading {}: {detail}", path.display())]
+    #[error("reading {}: {detail}; check the file given with --tls-cert or --tls-key", path.display())]
     Read {
         /// The file.
         path: PathBuf,
