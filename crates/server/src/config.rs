@@ -16,6 +16,9 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(8);
 pub const DEFAULT_OUTCOME_TTL: Duration = Duration::from_secs(3600);
 /// How long a tag → digest resolution is reused.
 pub const DEFAULT_DIGEST_TTL: Duration = Duration::from_secs(300);
+/// How long a fetched signature set is reused (only to share it between requests arriving
+/// together; verified outcomes are what is cached for long).
+pub const DEFAULT_SIGNATURE_SET_TTL: Duration = Duration::from_secs(10);
 /// Entries of each cache before the oldest are evicted.
 pub const DEFAULT_CACHE_ENTRIES: usize = 10_000;
 /// Registry fetches (tag resolutions and signature sets) in flight at once, all hosts together.
@@ -52,6 +55,8 @@ pub struct CacheConfig {
     pub outcome_ttl: Duration,
     /// Lifetime of a tag → digest resolution (`--digest-cache-ttl`).
     pub digest_ttl: Duration,
+    /// Lifetime of a fetched signature set.
+    pub signature_set_ttl: Duration,
     /// Capacity of the outcome cache.
     pub outcome_entries: usize,
     /// Capacity of the digest cache.
@@ -63,6 +68,7 @@ impl Default for CacheConfig {
         CacheConfig {
             outcome_ttl: DEFAULT_OUTCOME_TTL,
             digest_ttl: DEFAULT_DIGEST_TTL,
+            signature_set_ttl: DEFAULT_SIGNATURE_SET_TTL,
             outcome_entries: DEFAULT_CACHE_ENTRIES,
             digest_entries: DEFAULT_CACHE_ENTRIES,
         }

@@ -79,7 +79,7 @@ const FAMILIES: [(&str, &str, &str); 15] = [
     (
         CACHE_HITS,
         "counter",
-        "Lookups answered by a verification cache (outcome: verified attestor outcomes; digest: tag resolutions).",
+        "Lookups answered by a verification cache (outcome: verified attestor outcomes; digest: tag resolutions; signatures: signature sets fetched seconds ago).",
     ),
     (
         CACHE_MISSES,

@@ -8,17 +8,21 @@
 //!   global semaphore (`--max-concurrent-verifications`) and one per registry host bound how many
 //!   run.
 //! - **Shared.** Identical fetches in flight are joined ([`SingleFlight`]): 100 simultaneous
-//!   admissions of a new image cost one tag resolution and one signature fetch.
+//!   admissions of a new image cost one tag resolution and one signature fetch. A fetched
+//!   signature set is also kept for a few seconds (10 s by default), because verification runs
+//!   in each request after the fetch: a request arriving between the end of the fetch and the
+//!   caching of the verified outcome would otherwise fetch again.
 //! - **Cached.** Verified attestor outcomes are kept for `--cache-ttl`, keyed by
 //!   [`OutcomeKey`] (attestor content, signature repository, image digest), so a policy edit that
 //!   changes an attestor misses by construction; tag resolutions are kept for
-//!   `--digest-cache-ttl`. Failures are never cached.
+//!   `--digest-cache-ttl`. Failures are never cached, and entries with `useCache: false` neither
+//!   read nor fill the outcome cache (as in Kyverno).
 //! - **Deadline.** Waiting stops at the request's budget. Fetches still pending become
 //!   [`FetchFailure::Timeout`] with the budget and what was slow, so the engine decides (Enforce
 //!   with failurePolicy Fail denies, Audit and Ignore warn); the fetch itself runs on and fills
 //!   the cache for the next request.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -65,6 +69,9 @@ struct Inner {
     config: VerifyConfig,
     outcomes: TtlCache<OutcomeKey, AttestorOutcome>,
     digests: TtlCache<String, Digest>,
+    /// Signature sets just fetched, kept briefly so that a request arriving between the end of a
+    /// fetch and the caching of its verified outcome does not fetch again.
+    signature_sets: TtlCache<SignatureRequest, Arc<SignatureSet>>,
     resolving: Arc<SingleFlight<String, DigestResult>>,
     fetching: Arc<SingleFlight<SignatureRequest, SignatureResult>>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -102,6 +109,10 @@ impl Verifier {
                 client,
                 outcomes: TtlCache::new(config.cache.outcome_ttl, config.cache.outcome_entries),
                 digests: TtlCache::new(config.cache.digest_ttl, config.cache.digest_entries),
+                signature_sets: TtlCache::new(
+                    config.cache.signature_set_ttl,
+                    config.cache.outcome_entries,
+                ),
                 config,
                 resolving: Arc::default(),
                 fetching: Arc::default(),
@@ -151,9 +162,10 @@ impl Verifier {
         if !plan.rules.is_empty() {
             self.resolve_digests(&plan, &mut evidence, &mut verdict, deadline, budget)
                 .await;
-            self.fetch_signatures(&plan, &mut evidence, &mut verdict, deadline, budget)
+            let uncached = self
+                .fetch_signatures(&plan, &mut evidence, &mut verdict, deadline, budget)
                 .await;
-            self.verify(&plan, &mut evidence);
+            self.verify(&plan, &mut evidence, &uncached);
         }
         verdict.decision = decide(&plan, &evidence);
         verdict
@@ -193,6 +205,7 @@ impl Verifier {
         evidence.digests.extend(results);
     }
 
+    /// Fetches the signature sets the plan needs; returns the outcome keys not to cache.
     async fn fetch_signatures(
         &self,
         plan: &Plan<'_>,
@@ -200,9 +213,16 @@ impl Verifier {
         verdict: &mut Verdict,
         deadline: Instant,
         budget: Duration,
-    ) {
+    ) -> HashSet<OutcomeKey> {
         let inner = &self.inner;
-        let needed = self.needed_signatures(plan, evidence, verdict);
+        let (needed, uncached) = self.needed_signatures(plan, evidence, verdict);
+        let uncached_requests: HashSet<SignatureRequest> = uncached
+            .iter()
+            .map(|k| SignatureRequest {
+                repository: k.repository.clone(),
+                digest: k.digest.clone(),
+            })
+            .collect();
         let mut pending = Vec::new();
         for request in needed {
             let key = request.clone();
@@ -221,11 +241,20 @@ impl Verifier {
                 "waiting for {host} to send the signatures of {}@{}",
                 request.repository, request.digest
             );
+            // `useCache: false` entries get a fresh set (a shared fetch in flight is fresh).
+            let cacheable = !uncached_requests.contains(&request);
             let joined = inner.fetching.join_or_start(
                 key.clone(),
-                || None,
+                || {
+                    if !cacheable {
+                        return None;
+                    }
+                    let hit = inner.signature_sets.get(&key, std::time::Instant::now());
+                    inner.metrics.cache_lookup("signatures", hit.is_some());
+                    hit.map(Ok)
+                },
                 || what,
-                |progress| Arc::clone(inner).fetch(repository, request.digest.clone(), progress),
+                |progress| Arc::clone(inner).fetch(repository, request.clone(), progress),
             );
             self.track(joined, key, "signatures", verdict, &mut pending, |k, v| {
                 evidence.signatures.insert(k, v.map(unshare));
@@ -235,6 +264,7 @@ impl Verifier {
         evidence
             .signatures
             .extend(results.into_iter().map(|(k, v)| (k, v.map(unshare))));
+        uncached
     }
 
     /// Records how a fetch was joined; a cached value goes straight to `ready`.
@@ -265,16 +295,19 @@ impl Verifier {
     }
 
     /// The signature sets the plan still needs: for every attestor the engine will consult, the
-    /// cached outcome goes into `evidence`; the others need their `.sig` set.
+    /// cached outcome goes into `evidence`; the others need their `.sig` set. Keys that an entry
+    /// with `useCache: false` consults are neither read from nor written to the cache (Kyverno
+    /// bypasses its cache both ways for such entries); they are returned as `uncached`.
     fn needed_signatures(
         &self,
         plan: &Plan<'_>,
         evidence: &mut Evidence,
         verdict: &mut Verdict,
-    ) -> BTreeSet<SignatureRequest> {
+    ) -> (BTreeSet<SignatureRequest>, HashSet<OutcomeKey>) {
         let inner = &self.inner;
         let now = std::time::Instant::now();
-        let mut needed = BTreeSet::new();
+        // Every key the engine will look up, and whether the cache may answer it.
+        let mut keys: HashMap<OutcomeKey, bool> = HashMap::new();
         for r in &plan.rules {
             if r.unsupported.is_some() {
                 continue;
@@ -306,28 +339,38 @@ impl Verifier {
                         repository: signature_repository(image, entry, attestor).into_owned(),
                         digest: digest.clone(),
                     };
-                    if evidence.outcomes.contains_key(&key) {
-                        continue;
-                    }
-                    if let Some(outcome) = inner.outcomes.get(&key, now) {
-                        inner.metrics.cache_lookup("outcome", true);
-                        verdict.cache_hits += 1;
-                        evidence.outcomes.insert(key, outcome);
-                        continue;
-                    }
-                    inner.metrics.cache_lookup("outcome", false);
-                    needed.insert(SignatureRequest {
-                        repository: key.repository,
-                        digest: digest.clone(),
-                    });
+                    *keys.entry(key).or_insert(true) &= entry.use_cache;
                 }
             }
         }
-        needed
+        let mut needed = BTreeSet::new();
+        let mut uncached = HashSet::new();
+        for (key, cacheable) in keys {
+            if evidence.outcomes.contains_key(&key) {
+                continue;
+            }
+            if cacheable {
+                if let Some(outcome) = inner.outcomes.get(&key, now) {
+                    inner.metrics.cache_lookup("outcome", true);
+                    verdict.cache_hits += 1;
+                    evidence.outcomes.insert(key, outcome);
+                    continue;
+                }
+                inner.metrics.cache_lookup("outcome", false);
+            }
+            needed.insert(SignatureRequest {
+                repository: key.repository.clone(),
+                digest: key.digest.clone(),
+            });
+            if !cacheable {
+                uncached.insert(key);
+            }
+        }
+        (needed, uncached)
     }
 
-    /// Checks the fetched signatures and caches what verified.
-    fn verify(&self, plan: &Plan<'_>, evidence: &mut Evidence) {
+    /// Checks the fetched signatures and caches what verified (except `uncached` keys).
+    fn verify(&self, plan: &Plan<'_>, evidence: &mut Evidence, uncached: &HashSet<OutcomeKey>) {
         let ctx = VerifyContext {
             trust: TrustedRoot::public_good(),
             now: unix_now(),
@@ -342,6 +385,9 @@ impl Verifier {
         };
         let now = std::time::Instant::now();
         for key in computed {
+            if uncached.contains(&key) {
+                continue;
+            }
             if let Some(outcome @ AttestorOutcome::Verified { .. }) = evidence.outcomes.get(&key) {
                 self.inner.outcomes.insert(key, outcome.clone(), now);
             }
@@ -400,20 +446,24 @@ impl Inner {
     async fn fetch(
         self: Arc<Self>,
         repository: ImageRef,
-        digest: Digest,
+        request: SignatureRequest,
         progress: Progress,
     ) -> SignatureResult {
         let host = repository.api_host().to_string();
         let _slots = self.slots(&host, &progress).await;
         let _in_flight = self.metrics.fetch_started();
         let start = Instant::now();
-        let fetched = fetch_signatures(&self.client, &repository, &digest);
+        let fetched = fetch_signatures(&self.client, &repository, &request.digest);
         let result = match tokio::time::timeout(FLIGHT_LIMIT, fetched).await {
             Ok(r) => r.map(Arc::new).map_err(|e| fetch_failure(&e)),
             Err(_) => Err(abandoned(&host)),
         };
         self.metrics
             .fetch_duration(&host, "signatures", start.elapsed());
+        if let Ok(set) = &result {
+            self.signature_sets
+                .insert(request, Arc::clone(set), std::time::Instant::now());
+        }
         result
     }
 }

@@ -90,6 +90,7 @@ async fn a_second_request_costs_no_registry_request_until_the_ttls_pass() {
         cache: CacheConfig {
             outcome_ttl: Duration::from_millis(1500),
             digest_ttl: Duration::from_millis(1500),
+            signature_set_ttl: Duration::from_millis(1500),
             ..CacheConfig::default()
         },
         ..VerifyConfig::default()
@@ -126,4 +127,31 @@ async fn a_registry_that_goes_away_does_not_deny_what_was_just_verified() {
     let response = admit(&app, "/mutate", &review).await;
     assert_eq!(response["allowed"], true, "{response}");
     assert_eq!(registry_requests(&state), before);
+}
+
+#[tokio::test]
+async fn use_cache_false_verifies_every_time() {
+    let env = Env::new(PLAIN);
+    let pattern = format!("{}/*", env.registry.host());
+    env.write_policy(
+        "p.yaml",
+        &policy(
+            "require-signed",
+            &env.key,
+            &pattern,
+            "Enforce",
+            "\n        useCache: false",
+        ),
+    );
+    env.push_signed("app", "v1").await;
+    let (state, app) = env.app(VerifyConfig::default());
+    let review = review("pod-create", &env.image("app:v1"));
+    assert_eq!(admit(&app, "/mutate", &review).await["allowed"], true);
+    assert_eq!(registry_requests(&state), 3);
+    assert_eq!(admit(&app, "/mutate", &review).await["allowed"], true);
+    assert_eq!(
+        registry_requests(&state),
+        5,
+        "the tag digest is reused, the signatures are fetched and checked again"
+    );
 }
