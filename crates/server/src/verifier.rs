@@ -4,9 +4,10 @@
 //! outcomes (outcome cache, else the signature sets they need, fetched as shared flights) →
 //! [`Evidence::verify_missing`] → [`decide`]. Properties:
 //!
-//! - **Parallel and bounded.** Every fetch a request needs starts at once, as a spawned task; a
-//!   global semaphore (`--max-concurrent-verifications`) and one per registry host bound how many
-//!   run.
+//! - **Parallel and bounded.** Every fetch a request needs starts as soon as it can, as a
+//!   spawned task: tag resolutions at once, each image's signature fetches as soon as its digest
+//!   is known (a slow tag does not hold up the other images). A global semaphore
+//!   (`--max-concurrent-verifications`) and one per registry host bound how many run.
 //! - **Shared.** Identical fetches in flight are joined ([`SingleFlight`]): 100 simultaneous
 //!   admissions of a new image cost one tag resolution and one signature fetch. A fetched
 //!   signature set is also kept for a few seconds (10 s by default), because verification runs
@@ -100,6 +101,21 @@ struct Pending<K, V> {
     flight: Flight<V>,
 }
 
+/// What one request is gathering.
+#[derive(Default)]
+struct Gathering {
+    /// Tag resolutions waited for.
+    digests: Vec<Pending<String, DigestResult>>,
+    /// Signature fetches waited for.
+    signatures: Vec<Pending<SignatureRequest, SignatureResult>>,
+    /// Outcome keys already answered from the cache or asked for.
+    seen: HashSet<OutcomeKey>,
+    /// Signature sets already asked for.
+    requested: HashSet<SignatureRequest>,
+    /// Keys consulted by `useCache: false` entries: not read from or written to the cache.
+    uncached: HashSet<OutcomeKey>,
+}
+
 impl Verifier {
     /// A verifier fetching with `client`.
     pub fn new(client: Client, config: VerifyConfig, metrics: Metrics) -> Verifier {
@@ -160,27 +176,33 @@ impl Verifier {
         };
         let mut evidence = Evidence::default();
         if !plan.rules.is_empty() {
-            self.resolve_digests(&plan, &mut evidence, &mut verdict, deadline, budget)
+            let mut g = Gathering::default();
+            self.start_digests(&plan, &mut evidence, &mut verdict, &mut g);
+            // Images whose digest is known (pinned, or cached) do not wait for the others' tags,
+            // and each resolved tag starts its signature fetches at once.
+            self.start_signatures(&plan, &mut evidence, &mut verdict, &mut g);
+            self.pipeline_digests(&plan, &mut evidence, &mut verdict, &mut g, deadline, budget)
                 .await;
-            let uncached = self
-                .fetch_signatures(&plan, &mut evidence, &mut verdict, deadline, budget)
-                .await;
-            self.verify(&plan, &mut evidence, &uncached);
+            let signatures = std::mem::take(&mut g.signatures);
+            let fetched = wait_all(signatures, deadline, budget, &mut verdict).await;
+            evidence
+                .signatures
+                .extend(fetched.into_iter().map(|(k, v)| (k, v.map(unshare))));
+            self.verify(&plan, &mut evidence, &g.uncached);
         }
         verdict.decision = decide(&plan, &evidence);
         verdict
     }
 
-    async fn resolve_digests(
+    /// Starts (or joins) the tag resolutions the plan needs; cached digests go into `evidence`.
+    fn start_digests(
         &self,
         plan: &Plan<'_>,
         evidence: &mut Evidence,
         verdict: &mut Verdict,
-        deadline: Instant,
-        budget: Duration,
+        g: &mut Gathering,
     ) {
         let inner = &self.inner;
-        let mut pending = Vec::new();
         for image in plan.digest_requests() {
             let key = image.normalized();
             if let Some(d) = inner.digests.get(&key, std::time::Instant::now()) {
@@ -197,34 +219,63 @@ impl Verifier {
                 || format!("waiting for {host} to answer the tag resolution of {key}"),
                 |progress| Arc::clone(inner).resolve(image.clone(), progress),
             );
-            self.track(joined, key, "digest", verdict, &mut pending, |k, v| {
+            self.track(joined, key, "digest", verdict, &mut g.digests, |k, v| {
                 evidence.digests.insert(k, v);
             });
         }
-        let results = wait_all(pending, deadline, budget, verdict).await;
-        evidence.digests.extend(results);
     }
 
-    /// Fetches the signature sets the plan needs; returns the outcome keys not to cache.
-    async fn fetch_signatures(
+    /// Waits for the tag resolutions in the order they finish, starting the signature fetches
+    /// each one makes possible; at the deadline the rest become timeouts.
+    async fn pipeline_digests(
         &self,
         plan: &Plan<'_>,
         evidence: &mut Evidence,
         verdict: &mut Verdict,
+        g: &mut Gathering,
         deadline: Instant,
         budget: Duration,
-    ) -> HashSet<OutcomeKey> {
+    ) {
+        let mut waiting: HashMap<String, Flight<DigestResult>> = HashMap::new();
+        // Waiters only: aborting them (when the set is dropped) leaves the fetches running.
+        let mut waiters = tokio::task::JoinSet::new();
+        for Pending { key, flight } in std::mem::take(&mut g.digests) {
+            let (k, mut f) = (key.clone(), flight.clone());
+            waiters.spawn(async move { (k, f.wait().await) });
+            waiting.insert(key, flight);
+        }
+        while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, waiters.join_next()).await {
+            let Ok((key, result)) = joined else {
+                continue;
+            };
+            waiting.remove(&key);
+            evidence
+                .digests
+                .insert(key, result.unwrap_or_else(|| Err(stopped())));
+            self.start_signatures(plan, evidence, verdict, g);
+        }
+        for (key, flight) in waiting {
+            verdict.timed_out = true;
+            evidence
+                .digests
+                .insert(key, Err(timed_out(budget, &flight)));
+        }
+    }
+
+    /// Starts (or joins) the signature fetches the plan needs given the digests known so far.
+    fn start_signatures(
+        &self,
+        plan: &Plan<'_>,
+        evidence: &mut Evidence,
+        verdict: &mut Verdict,
+        g: &mut Gathering,
+    ) {
         let inner = &self.inner;
-        let (needed, uncached) = self.needed_signatures(plan, evidence, verdict);
-        let uncached_requests: HashSet<SignatureRequest> = uncached
-            .iter()
-            .map(|k| SignatureRequest {
-                repository: k.repository.clone(),
-                digest: k.digest.clone(),
-            })
-            .collect();
-        let mut pending = Vec::new();
+        let needed = self.needed_signatures(plan, evidence, verdict, g);
         for request in needed {
+            if !g.requested.insert(request.clone()) {
+                continue;
+            }
             let key = request.clone();
             let Some(repository) = request.repository_ref() else {
                 evidence.signatures.insert(
@@ -242,7 +293,10 @@ impl Verifier {
                 request.repository, request.digest
             );
             // `useCache: false` entries get a fresh set (a shared fetch in flight is fresh).
-            let cacheable = !uncached_requests.contains(&request);
+            let cacheable = !g
+                .uncached
+                .iter()
+                .any(|k| k.repository == request.repository && k.digest == request.digest);
             let joined = inner.fetching.join_or_start(
                 key.clone(),
                 || {
@@ -256,15 +310,17 @@ impl Verifier {
                 || what,
                 |progress| Arc::clone(inner).fetch(repository, request.clone(), progress),
             );
-            self.track(joined, key, "signatures", verdict, &mut pending, |k, v| {
-                evidence.signatures.insert(k, v.map(unshare));
-            });
+            self.track(
+                joined,
+                key,
+                "signatures",
+                verdict,
+                &mut g.signatures,
+                |k, v| {
+                    evidence.signatures.insert(k, v.map(unshare));
+                },
+            );
         }
-        let results = wait_all(pending, deadline, budget, verdict).await;
-        evidence
-            .signatures
-            .extend(results.into_iter().map(|(k, v)| (k, v.map(unshare))));
-        uncached
     }
 
     /// Records how a fetch was joined; a cached value goes straight to `ready`.
@@ -297,13 +353,15 @@ impl Verifier {
     /// The signature sets the plan still needs: for every attestor the engine will consult, the
     /// cached outcome goes into `evidence`; the others need their `.sig` set. Keys that an entry
     /// with `useCache: false` consults are neither read from nor written to the cache (Kyverno
-    /// bypasses its cache both ways for such entries); they are returned as `uncached`.
+    /// bypasses its cache both ways for such entries); they are added to `g.uncached`. Keys
+    /// already handled (`g.seen`) are skipped, so a second call only adds what new digests need.
     fn needed_signatures(
         &self,
         plan: &Plan<'_>,
         evidence: &mut Evidence,
         verdict: &mut Verdict,
-    ) -> (BTreeSet<SignatureRequest>, HashSet<OutcomeKey>) {
+        g: &mut Gathering,
+    ) -> BTreeSet<SignatureRequest> {
         let inner = &self.inner;
         let now = std::time::Instant::now();
         // Every key the engine will look up, and whether the cache may answer it.
@@ -344,9 +402,8 @@ impl Verifier {
             }
         }
         let mut needed = BTreeSet::new();
-        let mut uncached = HashSet::new();
         for (key, cacheable) in keys {
-            if evidence.outcomes.contains_key(&key) {
+            if evidence.outcomes.contains_key(&key) || !g.seen.insert(key.clone()) {
                 continue;
             }
             if cacheable {
@@ -363,10 +420,10 @@ impl Verifier {
                 digest: key.digest.clone(),
             });
             if !cacheable {
-                uncached.insert(key);
+                g.uncached.insert(key);
             }
         }
-        (needed, uncached)
+        needed
     }
 
     /// Checks the fetched signatures and caches what verified (except `uncached` keys).
@@ -491,21 +548,30 @@ where
     for Pending { key, mut flight } in pending {
         let result = match tokio::time::timeout_at(deadline, flight.wait()).await {
             Ok(Some(result)) => result,
-            Ok(None) => Err(FetchFailure::Unavailable(
-                "the fetch task stopped without a result (the server is shutting down?)".into(),
-            )),
+            Ok(None) => Err(stopped()),
             Err(_) => {
                 verdict.timed_out = true;
-                Err(FetchFailure::Timeout(format!(
-                    "{}: {}",
-                    format_duration(budget),
-                    flight.progress()
-                )))
+                Err(timed_out(budget, &flight))
             }
         };
         out.push((key, result));
     }
     out
+}
+
+fn stopped() -> FetchFailure {
+    FetchFailure::Unavailable(
+        "the fetch task stopped without a result (the server is shutting down?)".into(),
+    )
+}
+
+/// "8s: waiting for HOST to …": what the engine writes after "did not finish within".
+fn timed_out<V: Clone>(budget: Duration, flight: &Flight<V>) -> FetchFailure {
+    FetchFailure::Timeout(format!(
+        "{}: {}",
+        format_duration(budget),
+        flight.progress()
+    ))
 }
 
 fn leaves_of<'a>(set: &'a AttestorSet, out: &mut Vec<&'a Attestor>) {

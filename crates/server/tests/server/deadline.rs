@@ -155,3 +155,67 @@ async fn a_registry_that_refuses_connections_denies_enforce_at_once() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_slow_tag_elsewhere_does_not_hold_up_the_other_images() {
+    let (silent, _) = silent_registry().await;
+    let env = Env::new(sealgate_test_registry::TestRegistryConfig {
+        tls: false,
+        auth: false,
+    });
+    let good = env.registry.host().to_string();
+    env.write_policy(
+        "signed.yaml",
+        &policy(
+            "require-signed",
+            &env.key,
+            &format!("{good}/*"),
+            "Enforce",
+            "",
+        ),
+    );
+    env.write_policy(
+        "slow.yaml",
+        &policy(
+            "audit-slow",
+            &env.key,
+            &format!("{silent}/*"),
+            "Audit",
+            "\n        mutateDigest: false",
+        ),
+    );
+    let digest = env.push_signed("app", "v1").await;
+    env.push_signed("app", "v2").await;
+    let mut options = env.registry.client_options();
+    options.insecure_hosts.push(silent.clone());
+    let verify = VerifyConfig {
+        budget: Duration::from_secs(1),
+        ..VerifyConfig::default()
+    };
+    let (_, app) = env.app_with(verify, options, None);
+    let pinned = format!("{good}/app@{digest}");
+    let slow = format!("{silent}/tool:v1");
+    let mut review = review("pod-create", &pinned);
+    review["request"]["object"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "tool", "image": slow}));
+    review["request"]["object"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "tagged", "image": format!("{good}/app:v2")}));
+
+    let (response, _) = timed(&app, &review).await;
+    // The pinned image's signatures, and the quickly resolved tag's, were fetched while the
+    // other tag hung: both verified.
+    assert_eq!(response["allowed"], true, "{response}");
+    let warnings = response["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{response}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("verification of {slow} did not finish within 1s")),
+        "{response}"
+    );
+}
