@@ -7,7 +7,7 @@
 //!   swaps in the new pair once it loads and the key matches the certificate; until then, and
 //!   whenever a rewrite is half done or broken, handshakes keep getting the previous pair. So a
 //!   rotation never fails a request.
-//! - [`self_signed`] makes (once) a CA and a server certificate for `localhost`, `127.0.0.1` and
+//! - [`SelfSigned::ensure`] makes (once) a CA and a server certificate for `localhost`, `127.0.0.1` and
 //!   the listen host in `DATA_DIR/tls/`, reuses them while they are valid for those names, and
 //!   renews the server certificate from the same CA 30 days before it expires, so the CA a client
 //!   was given stays valid.
