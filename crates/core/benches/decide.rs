@@ -17,12 +17,9 @@ use std::collections::BTreeMap;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ring::rand::SystemRandom;
 use sealgate_core::Digest;
-use sealgate_core::engine::{
-    AttestorOutcome, Evidence, OutcomeKey, Resource, attestor_fingerprint, decide, plan,
-    signature_repository,
-};
+use sealgate_core::engine::{AttestorOutcome, Evidence, Resource, decide, plan};
 use sealgate_core::key::SigningKey;
-use sealgate_core::policy::{AttestorKind, Operation, Policy, load};
+use sealgate_core::policy::{Operation, Policy, load};
 use serde_json::json;
 
 fn policies(n: usize, key_pem: &str) -> Vec<Policy> {
@@ -62,29 +59,13 @@ fn evidence(policies: &[Policy], resource: &Resource) -> Evidence {
             Ok(Digest::sha256_of(image.normalized().as_bytes())),
         );
     }
-    for r in &p.rules {
-        for c in &r.checks {
-            let entry = &r.rule.verify_images[c.entry];
-            let image = &p.images[c.image];
-            let reference = image.reference.as_ref().unwrap();
-            let digest = ev.digest_of(reference).unwrap().unwrap();
-            for set in &entry.attestors {
-                for attestor in &set.entries {
-                    assert!(!matches!(attestor.kind, AttestorKind::Nested(_)));
-                    let key = OutcomeKey {
-                        attestor: attestor_fingerprint(attestor).to_string(),
-                        repository: signature_repository(image, entry, attestor).into_owned(),
-                        digest: digest.clone(),
-                    };
-                    ev.outcomes.insert(
-                        key,
-                        AttestorOutcome::Verified {
-                            signer: "key".into(),
-                        },
-                    );
-                }
-            }
-        }
+    for check in p.attestor_checks(&|r| Some(Digest::sha256_of(r.normalized().as_bytes()))) {
+        ev.outcomes.insert(
+            check.key,
+            AttestorOutcome::Verified {
+                signer: "key".into(),
+            },
+        );
     }
     ev
 }

@@ -3,7 +3,7 @@
 //! [`check_attestor`] is pure but does the cryptography: signatures over payloads, Rekor bundles,
 //! certificate chains at signing time. Its result, an [`AttestorOutcome`], depends only on the
 //! attestor's content, the signature set and the time, so callers may cache it by
-//! [`attestor_fingerprint`], repository and digest.
+//! the attestor's fingerprint ([`crate::policy::Attestor::fingerprint`]), repository and digest.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -44,12 +44,6 @@ pub struct VerifyContext<'a> {
     pub trust: &'a TrustedRoot,
     /// Unix seconds now: the signing time when no transparency log proves an earlier one.
     pub now: i64,
-}
-
-/// A stable description of what an attestor checks, for caching outcomes across requests
-/// (computed once, when the policy is loaded).
-pub fn attestor_fingerprint(attestor: &Attestor) -> &str {
-    attestor.fingerprint()
 }
 
 /// Checks `attestor` against the signatures found for an image.

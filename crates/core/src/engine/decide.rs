@@ -15,7 +15,7 @@ use crate::policy::{
     VerifierType,
 };
 
-use super::attestor::{AttestorOutcome, attestor_fingerprint};
+use super::attestor::AttestorOutcome;
 use super::evidence::{Evidence, FetchFailure, OutcomeKey};
 use super::plan::{
     ImageCheck, Plan, RulePlan, SignatureRequest, for_each_leaf, signature_repository,
@@ -398,7 +398,7 @@ fn evaluate_image(
     for (i, set) in entry.attestors.iter().enumerate() {
         let verdict = evaluate_set(set, &|attestor| {
             let key = OutcomeKey {
-                attestor: attestor_fingerprint(attestor).to_string(),
+                attestor: attestor.fingerprint().to_string(),
                 repository: signature_repository(image, entry, attestor).into_owned(),
                 digest: digest.clone(),
             };

@@ -6,8 +6,8 @@ use crate::cosign::SignatureSet;
 use crate::digest::Digest;
 use crate::image::ImageRef;
 
-use super::attestor::{AttestorOutcome, VerifyContext, attestor_fingerprint, check_attestor};
-use super::plan::{Plan, SignatureRequest, for_each_leaf, signature_repository};
+use super::attestor::{AttestorOutcome, VerifyContext, check_attestor};
+use super::plan::{Plan, SignatureRequest};
 
 /// Why something could not be fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,7 @@ impl std::fmt::Display for FetchFailure {
 /// image digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OutcomeKey {
-    /// [`attestor_fingerprint`].
+    /// The attestor's [`fingerprint`](crate::policy::Attestor::fingerprint).
     pub attestor: String,
     /// Where the signatures were read.
     pub repository: String,
@@ -64,42 +64,24 @@ impl Evidence {
     /// keys it computed (callers may cache those).
     pub fn verify_missing(&mut self, plan: &Plan<'_>, ctx: VerifyContext<'_>) -> Vec<OutcomeKey> {
         let mut computed = Vec::new();
-        for r in &plan.rules {
-            for c in &r.checks {
-                let entry = &r.rule.verify_images[c.entry];
-                let image = &plan.images[c.image];
-                let Ok(reference) = &image.reference else {
-                    continue;
-                };
-                let Some(Ok(digest)) = self.digest_of(reference) else {
-                    continue;
-                };
-                for set in &entry.attestors {
-                    let mut leaves = Vec::new();
-                    for_each_leaf(set, &mut |a| leaves.push(a));
-                    for attestor in leaves {
-                        let request = SignatureRequest {
-                            repository: signature_repository(image, entry, attestor).into_owned(),
-                            digest: digest.clone(),
-                        };
-                        let key = OutcomeKey {
-                            attestor: attestor_fingerprint(attestor).to_string(),
-                            repository: request.repository.clone(),
-                            digest: digest.clone(),
-                        };
-                        if self.outcomes.contains_key(&key) {
-                            continue;
-                        }
-                        let outcome = match self.signatures.get(&request) {
-                            Some(Ok(set)) => check_attestor(attestor, set, ctx),
-                            Some(Err(f)) => AttestorOutcome::Error(f.to_string()),
-                            None => continue,
-                        };
-                        self.outcomes.insert(key.clone(), outcome);
-                        computed.push(key);
-                    }
-                }
+        let digests = &self.digests;
+        let checks = plan.attestor_checks(&|r: &ImageRef| match r.digest() {
+            Some(d) => Some(d.clone()),
+            None => digests
+                .get(r.normalized().as_str())
+                .and_then(|d| d.clone().ok()),
+        });
+        for check in checks {
+            if self.outcomes.contains_key(&check.key) {
+                continue;
             }
+            let outcome = match self.signatures.get(&check.request) {
+                Some(Ok(set)) => check_attestor(check.attestor, set, ctx),
+                Some(Err(f)) => AttestorOutcome::Error(f.to_string()),
+                None => continue,
+            };
+            self.outcomes.insert(check.key.clone(), outcome);
+            computed.push(check.key);
         }
         computed
     }

@@ -16,10 +16,12 @@ mod evidence;
 mod plan;
 mod resource;
 
-pub use attestor::{AttestorOutcome, VerifyContext, attestor_fingerprint, check_attestor};
+pub use attestor::{AttestorOutcome, VerifyContext, check_attestor};
 pub use decide::{Decision, ImageResult, RuleResult, Status, VERIFY_IMAGES_ANNOTATION, decide};
 pub use evidence::{Evidence, FetchFailure, OutcomeKey};
-pub use plan::{ImageCheck, Plan, RulePlan, SignatureRequest, plan, signature_repository};
+pub use plan::{
+    AttestorCheck, ImageCheck, Plan, RulePlan, SignatureRequest, plan, signature_repository,
+};
 pub use resource::{ExtractedImage, Resource, ResourceError};
 
 #[cfg(test)]

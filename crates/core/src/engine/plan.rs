@@ -7,9 +7,10 @@ use crate::digest::Digest;
 use crate::image::ImageRef;
 use crate::policy::{
     Attestor, AttestorKind, AttestorSet, ImageSource, ImageVerification, Policy,
-    ResolvedFailureAction, Rule, RuleOrigin, pod_spec_pointer,
+    ResolvedFailureAction, Rule, RuleOrigin, VerifierType, pod_spec_pointer,
 };
 
+use super::evidence::OutcomeKey;
 use super::resource::{ExtractedImage, Resource};
 
 /// What to evaluate for one resource.
@@ -184,20 +185,32 @@ impl Plan<'_> {
         out
     }
 
-    /// The signature sets needed, given the digests resolved so far (`digest_of` returns the
-    /// digest of a checked image, when known).
-    pub fn signature_requests(
+    /// Every (attestor, image digest) pair the decision will look up, given the digests known so
+    /// far (`digest_of` returns the digest of a checked tag, when known): where that attestor's
+    /// signatures are, and the key its outcome is stored (and may be cached) under. Checks the
+    /// engine refuses before looking at signatures (skipped images, unsupported rules, types or
+    /// attestations) need nothing fetched and are left out.
+    pub fn attestor_checks(
         &self,
         digest_of: &dyn Fn(&ImageRef) -> Option<Digest>,
-    ) -> Vec<SignatureRequest> {
-        let mut out = BTreeSet::new();
+    ) -> Vec<AttestorCheck<'_>> {
+        let mut out = Vec::new();
         for r in &self.rules {
+            if r.unsupported.is_some() {
+                continue;
+            }
             for c in &r.checks {
                 let entry = &r.rule.verify_images[c.entry];
-                let Ok(reference) = &self.images[c.image].reference else {
+                let image = &self.images[c.image];
+                let Ok(reference) = &image.reference else {
                     continue;
                 };
-                if entry.attestors.is_empty() || entry.skips(self.images[c.image].normalized()) {
+                if entry.attestors.is_empty()
+                    || image.unsupported.is_some()
+                    || entry.skips(image.normalized())
+                    || entry.verifier != VerifierType::Cosign
+                    || !entry.attestations.is_empty()
+                {
                     continue;
                 }
                 let Some(digest) = reference.digest().cloned().or_else(|| digest_of(reference))
@@ -206,21 +219,53 @@ impl Plan<'_> {
                 };
                 for set in &entry.attestors {
                     for_each_leaf(set, &mut |attestor| {
-                        out.insert(SignatureRequest {
-                            repository: signature_repository(
-                                &self.images[c.image],
-                                entry,
-                                attestor,
-                            )
-                            .into_owned(),
-                            digest: digest.clone(),
+                        let repository = signature_repository(image, entry, attestor).into_owned();
+                        out.push(AttestorCheck {
+                            attestor,
+                            entry,
+                            key: OutcomeKey {
+                                attestor: attestor.fingerprint().to_string(),
+                                repository: repository.clone(),
+                                digest: digest.clone(),
+                            },
+                            request: SignatureRequest {
+                                repository,
+                                digest: digest.clone(),
+                            },
                         });
                     });
                 }
             }
         }
-        out.into_iter().collect()
+        out
     }
+
+    /// The signature sets needed, given the digests resolved so far: the distinct
+    /// [`AttestorCheck::request`]s.
+    pub fn signature_requests(
+        &self,
+        digest_of: &dyn Fn(&ImageRef) -> Option<Digest>,
+    ) -> Vec<SignatureRequest> {
+        let unique: BTreeSet<SignatureRequest> = self
+            .attestor_checks(digest_of)
+            .into_iter()
+            .map(|c| c.request)
+            .collect();
+        unique.into_iter().collect()
+    }
+}
+
+/// One attestor to check against one image digest.
+#[derive(Debug, Clone)]
+pub struct AttestorCheck<'p> {
+    /// The attestor (never a nested set: those are walked into).
+    pub attestor: &'p Attestor,
+    /// The verifyImages entry it belongs to.
+    pub entry: &'p ImageVerification,
+    /// Where its signatures are.
+    pub request: SignatureRequest,
+    /// Where its outcome is stored.
+    pub key: OutcomeKey,
 }
 
 /// Where an attestor looks for an image's signatures: the attestor's `repository`, else the
