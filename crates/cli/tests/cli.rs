@@ -655,3 +655,34 @@ fn a_real_keyless_signature_on_the_registry_passes_a_certificates_attestor() {
         bad.stdout()
     );
 }
+
+/// A private CA in the system store (here via `SSL_CERT_FILE`, which the system store reader
+/// honours) is trusted without `--registry-ca`: the store is read lazily, when a certificate does
+/// not chain to the built-in roots, but it is read.
+#[test]
+fn a_ca_in_the_system_store_is_trusted_without_registry_ca() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    registry.push_image("app", "v1");
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let app = image(&registry, "app:v1");
+    w.run_on(&registry, "pw", &["sign", "--key", &key, &app])
+        .success();
+    let ca = registry.ca_pem_path().unwrap();
+    let out = w
+        .command(&[
+            "verify",
+            "--key",
+            &public,
+            "--registry-username",
+            registry.username().unwrap(),
+            "--registry-password",
+            registry.password().unwrap(),
+            &app,
+        ])
+        .env("SSL_CERT_FILE", &ca)
+        .env("SSL_CERT_DIR", w.path("no-cert-dir"))
+        .output()
+        .unwrap();
+    Run(out).success();
+}

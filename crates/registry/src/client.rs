@@ -60,8 +60,9 @@ pub struct Manifest {
 }
 
 impl Client {
-    /// Builds a client: one HTTP connection pool over rustls, trusting the system roots, the
-    /// built-in Mozilla roots and `options.ca_files`.
+    /// Builds a client: one HTTP connection pool over rustls, trusting the built-in Mozilla
+    /// roots, `options.ca_files`, and the system store (read only when a certificate needs it;
+    /// see `trust`).
     pub fn new(options: RegistryOptions) -> Result<Client, Error> {
         let explicit_credentials = match (&options.username, &options.password) {
             (Some(username), Some(password)) => Some(Credentials::Basic {
@@ -80,17 +81,16 @@ impl Client {
             }
             (None, None) => None,
         };
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
+        let mut extra_roots = Vec::new();
+        for path in &options.ca_files {
+            extra_roots.extend(read_ca_file(path)?);
+        }
+        let builder = reqwest::Client::builder()
+            .use_preconfigured_tls(crate::trust::client_config(extra_roots)?)
             .timeout(options.request_timeout)
             .connect_timeout(options.request_timeout)
             .user_agent(concat!("sealgate/", env!("CARGO_PKG_VERSION")))
             .redirect(redirect_policy());
-        for path in &options.ca_files {
-            for certificate in read_ca_file(path)? {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
         let http = builder
             .build()
             .map_err(|e| Error::ClientSetup(e.to_string()))?;
@@ -437,7 +437,9 @@ fn redirect_policy() -> reqwest::redirect::Policy {
 }
 
 /// The certificates in a PEM file, as reqwest roots.
-fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, Error> {
+fn read_ca_file(
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, Error> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject as _;
 
@@ -449,9 +451,11 @@ fn read_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, Err
     let mut certificates = Vec::new();
     for der in CertificateDer::pem_slice_iter(&pem) {
         let der = der.map_err(|e| fail(format!("is not valid PEM: {e}")))?;
-        let certificate = reqwest::Certificate::from_der(&der)
+        let mut probe = rustls::RootCertStore::empty();
+        probe
+            .add(der.clone())
             .map_err(|e| fail(format!("holds a certificate that cannot be used: {e}")))?;
-        certificates.push(certificate);
+        certificates.push(der);
     }
     if certificates.is_empty() {
         return Err(fail("holds no PEM 'CERTIFICATE' block".into()));

@@ -31,6 +31,7 @@ mod options;
 pub mod signatures;
 pub mod stats;
 mod transport;
+mod trust;
 
 pub use client::{Client, Manifest};
 pub use credentials::{AuthFiles, Credentials};
