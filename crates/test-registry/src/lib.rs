@@ -17,11 +17,16 @@
 //!
 //! The API is synchronous and safe to call from inside a tokio runtime: async work runs on a
 //! private runtime in a helper thread.
+//!
+//! For fault tests, [`TcpFaultProxy`] (delay, black hole, stop mid-run; TLS passes through) and
+//! [`HttpFaultProxy`] (429/500 answers, truncated bodies, content that does not match its digest)
+//! sit in front of a registry.
 
 // A test harness: failing loudly, with the registry log, is its whole job.
 #![allow(clippy::panic, clippy::expect_used)]
 
 mod certs;
+mod fault_proxy;
 mod image;
 mod pki;
 
@@ -36,6 +41,7 @@ use sealgate_core::{Digest, ImageRef};
 use sealgate_registry::{Client, Error, RegistryOptions};
 
 pub use certs::{CA_COMMON_NAME, SERVER_NAMES};
+pub use fault_proxy::{Fault, FaultRule, HttpFaultProxy, TcpFaultProxy, TcpMode};
 pub use image::{INDEX_PLATFORMS, push_tiny_image, push_tiny_index};
 pub use pki::CodeSigningPki;
 

@@ -1,0 +1,649 @@
+//! Registries that misbehave on purpose: proxies in front of a real [`TestRegistry`], for fault
+//! tests.
+//!
+//! - [`TcpFaultProxy`] forwards TCP as it is (a TLS registry stays TLS end to end, its
+//!   certificate valid for `127.0.0.1` on any port). It can delay every chunk it forwards
+//!   ([`TcpMode::Delay`]), swallow everything while keeping connections open
+//!   ([`TcpMode::BlackHole`]), or [`stop`](TcpFaultProxy::stop): the listener is closed and every
+//!   open connection dropped, so the registry looks dead in the middle of a run.
+//! - [`HttpFaultProxy`] speaks HTTP/1.1 in front of a plain-HTTP registry (clients reach it with
+//!   `--allow-insecure-registry HOST`). It forwards each request to the registry and, while a
+//!   [`FaultRule`] is set and matches the request path, answers a status of its own (429 with or
+//!   without `Retry-After`, 500), truncates the body (a `Content-Length` for all of it, half of
+//!   it sent, then the connection closed) or changes one byte of it (every header kept,
+//!   `Docker-Content-Digest` included), so content no longer matches its digest. It counts the
+//!   requests it saw by what it did to them.
+//!
+//! Both run on a runtime of their own in a helper thread, so a test may block (push an image,
+//! stop the proxy) while they serve, from a sync or an async test alike. Dropping a proxy stops it.
+//!
+//! ```no_run
+//! use sealgate_test_registry::{Fault, FaultRule, HttpFaultProxy, TestRegistry, TestRegistryConfig};
+//!
+//! let registry = TestRegistry::start(TestRegistryConfig::default()); // plain HTTP
+//! let proxy = HttpFaultProxy::start(registry.host());
+//! proxy.set_rule(FaultRule::new(Fault::Status { status: 429, retry_after: None }).times(2));
+//! // … clients of proxy.host() get two 429s, then the registry's answers …
+//! assert_eq!(proxy.count("429"), 2);
+//! ```
+//!
+//! [`TestRegistry`]: crate::TestRegistry
+
+use std::collections::BTreeMap;
+use std::future::Future as _;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use http_body::Frame;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How long [`TcpFaultProxy::stop`] waits for the proxy to close everything.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes read per chunk by the TCP proxy.
+const CHUNK: usize = 16 * 1024;
+
+/// A runtime of its own for a proxy (one worker thread).
+fn runtime(name: &str) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("cannot build a tokio runtime for a fault proxy")
+}
+
+/// A loopback listener on a free port, ready to be handed to a runtime.
+fn loopback_listener() -> (std::net::TcpListener, SocketAddr) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("cannot bind a loopback port");
+    listener
+        .set_nonblocking(true)
+        .expect("cannot make a listener non-blocking");
+    let addr = listener
+        .local_addr()
+        .expect("a bound socket has an address");
+    (listener, addr)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// ---------------------------------------------------------------------------------------------
+// TCP
+
+/// What the [`TcpFaultProxy`] does with the bytes it receives, in both directions. A change
+/// applies to open connections too, from their next chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpMode {
+    /// Forward at once.
+    Forward,
+    /// Wait this long before forwarding each chunk.
+    Delay(Duration),
+    /// Accept and keep connections, forward nothing (what arrives is dropped).
+    BlackHole,
+}
+
+/// A TCP proxy on a free loopback port in front of `upstream`. See the [module docs](self).
+#[derive(Debug)]
+pub struct TcpFaultProxy {
+    addr: SocketAddr,
+    shared: Arc<TcpShared>,
+    stop: watch::Sender<bool>,
+    /// Signalled once the listener and every connection are closed; taken by the first stop.
+    closed: Mutex<Option<mpsc::Receiver<()>>>,
+    runtime: Option<Runtime>,
+}
+
+#[derive(Debug)]
+struct TcpShared {
+    mode: Mutex<TcpMode>,
+    accepted: AtomicUsize,
+}
+
+impl TcpShared {
+    fn mode(&self) -> TcpMode {
+        *lock(&self.mode)
+    }
+}
+
+impl TcpFaultProxy {
+    /// Starts forwarding `127.0.0.1:PORT` (a free port) to `upstream` (`host:port`).
+    pub fn start(upstream: &str) -> TcpFaultProxy {
+        let runtime = runtime("tcp-fault-proxy");
+        let (listener, addr) = loopback_listener();
+        let shared = Arc::new(TcpShared {
+            mode: Mutex::new(TcpMode::Forward),
+            accepted: AtomicUsize::new(0),
+        });
+        let (stop, mut stopped) = watch::channel(false);
+        let (closed_tx, closed_rx) = mpsc::channel();
+        let upstream = upstream.to_string();
+        let accepting = Arc::clone(&shared);
+        runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("cannot register the listener");
+            let mut connections = JoinSet::new();
+            loop {
+                tokio::select! {
+                    // A stop, or the proxy dropped.
+                    _ = stopped.wait_for(|stop| *stop) => break,
+                    accepted = listener.accept() => {
+                        if let Ok((client, _)) = accepted {
+                            accepting.accepted.fetch_add(1, Ordering::SeqCst);
+                            connections.spawn(relay(client, upstream.clone(), Arc::clone(&accepting)));
+                        }
+                    }
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+            }
+            // Refuse new connections, then cut the open ones (their sockets drop with the tasks).
+            drop(listener);
+            connections.shutdown().await;
+            let _ = closed_tx.send(());
+        });
+        TcpFaultProxy {
+            addr,
+            shared,
+            stop,
+            closed: Mutex::new(Some(closed_rx)),
+            runtime: Some(runtime),
+        }
+    }
+
+    /// `127.0.0.1:PORT`: the registry part of image references that go through the proxy.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The proxy's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sets what happens to the bytes from now on.
+    pub fn set_mode(&self, mode: TcpMode) {
+        *lock(&self.shared.mode) = mode;
+    }
+
+    /// The mode in force.
+    pub fn mode(&self) -> TcpMode {
+        self.shared.mode()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Closes the listener (connections are refused from now on) and drops every open
+    /// connection; returns once both are done. Blocks the calling thread for a moment.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+        if let Some(closed) = lock(&self.closed).take() {
+            closed
+                .recv_timeout(STOP_TIMEOUT)
+                .expect("the TCP fault proxy did not close its connections within 5 s");
+        }
+    }
+}
+
+impl Drop for TcpFaultProxy {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Connects to `upstream` and pumps both directions until either side closes.
+async fn relay(client: TcpStream, upstream: String, shared: Arc<TcpShared>) {
+    let Ok(server) = TcpStream::connect(&upstream).await else {
+        return; // dropping `client` closes it, as a dead upstream would
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    tokio::join!(
+        pump(client_read, server_write, &shared),
+        pump(server_read, client_write, &shared),
+    );
+}
+
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, shared: &TcpShared) {
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        match shared.mode() {
+            TcpMode::Forward => {}
+            TcpMode::Delay(delay) => tokio::time::sleep(delay).await,
+            TcpMode::BlackHole => continue,
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+/// What the [`HttpFaultProxy`] does to a request its [`FaultRule`] matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer `status` without asking the registry, with `Retry-After: SECONDS` if given, and a
+    /// distribution-style error body.
+    Status {
+        /// The HTTP status, e.g. 429 or 500.
+        status: u16,
+        /// The `Retry-After` header in seconds.
+        retry_after: Option<u64>,
+    },
+    /// Forward, then send the registry's headers (its `Content-Length` included) and only the
+    /// first half of the body, and close the connection.
+    Truncate,
+    /// Forward, with one byte of the body changed and every header kept (so the body no longer
+    /// hashes to `Docker-Content-Digest` nor to the digest it was asked for). The byte changed is
+    /// the first hex digit after the first `sha256:`, if any (the JSON stays valid), else the
+    /// middle byte.
+    Corrupt,
+}
+
+impl Fault {
+    /// How requests it touched are counted: `429`, `500`, `truncated`, `corrupted`.
+    pub fn label(&self) -> String {
+        match self {
+            Fault::Status { status, .. } => status.to_string(),
+            Fault::Truncate => "truncated".into(),
+            Fault::Corrupt => "corrupted".into(),
+        }
+    }
+}
+
+/// Which requests get a [`Fault`], and how many times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultRule {
+    fault: Fault,
+    path_contains: Option<String>,
+    times: Option<usize>,
+}
+
+impl FaultRule {
+    /// `fault` for every request, for ever.
+    pub fn new(fault: Fault) -> FaultRule {
+        FaultRule {
+            fault,
+            path_contains: None,
+            times: None,
+        }
+    }
+
+    /// Only requests whose path contains `fragment` (e.g. `/manifests/` or `/blobs/`); the
+    /// others are forwarded untouched.
+    pub fn on_paths(mut self, fragment: &str) -> FaultRule {
+        self.path_contains = Some(fragment.to_string());
+        self
+    }
+
+    /// Only the first `n` matching requests; later ones are forwarded untouched.
+    pub fn times(mut self, n: usize) -> FaultRule {
+        self.times = Some(n);
+        self
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        self.path_contains
+            .as_deref()
+            .is_none_or(|fragment| path.contains(fragment))
+    }
+}
+
+/// An HTTP/1.1 proxy on a free loopback port in front of a plain-HTTP registry. See the
+/// [module docs](self).
+#[derive(Debug)]
+pub struct HttpFaultProxy {
+    addr: SocketAddr,
+    shared: Arc<HttpShared>,
+    runtime: Option<Runtime>,
+}
+
+#[derive(Debug)]
+struct HttpShared {
+    upstream: String,
+    client: reqwest::Client,
+    rule: Mutex<Option<(FaultRule, usize)>>,
+    /// Requests seen, by what was done to them (`forwarded` or a [`Fault::label`]).
+    counts: Mutex<BTreeMap<String, usize>>,
+    /// `METHOD PATH -> what` per request, in order.
+    seen: Mutex<Vec<String>>,
+}
+
+impl HttpShared {
+    /// The fault for a request to `path` under the current rule, counting it against the
+    /// rule's `times`.
+    fn fault_for(&self, path: &str) -> Option<Fault> {
+        let mut rule = lock(&self.rule);
+        let (current, applied) = rule.as_mut()?;
+        if !current.matches(path) || current.times.is_some_and(|n| *applied >= n) {
+            return None;
+        }
+        *applied += 1;
+        Some(current.fault)
+    }
+
+    fn record(&self, method: &str, path: &str, what: &str) {
+        *lock(&self.counts).entry(what.to_string()).or_default() += 1;
+        lock(&self.seen).push(format!("{method} {path} -> {what}"));
+    }
+}
+
+impl HttpFaultProxy {
+    /// Starts an HTTP proxy on `127.0.0.1:PORT` (a free port) forwarding to the plain-HTTP
+    /// registry at `upstream` (`host:port`), with no fault set.
+    pub fn start(upstream: &str) -> HttpFaultProxy {
+        let runtime = runtime("http-fault-proxy");
+        let (listener, addr) = loopback_listener();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .expect("cannot build the fault proxy's HTTP client");
+        let shared = Arc::new(HttpShared {
+            upstream: upstream.to_string(),
+            client,
+            rule: Mutex::new(None),
+            counts: Mutex::new(BTreeMap::new()),
+            seen: Mutex::new(Vec::new()),
+        });
+        let router = Router::new()
+            .fallback(proxy)
+            .with_state(Arc::clone(&shared));
+        runtime.spawn(async move {
+            let listener = TcpListener::from_std(listener).expect("cannot register the listener");
+            let _ = axum::serve(listener, router).await;
+        });
+        HttpFaultProxy {
+            addr,
+            shared,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// `127.0.0.1:PORT`: the registry part of image references that go through the proxy.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Applies `rule` from now on (replacing any other; its `times` count from zero).
+    pub fn set_rule(&self, rule: FaultRule) {
+        *lock(&self.shared.rule) = Some((rule, 0));
+    }
+
+    /// Forwards everything untouched from now on.
+    pub fn clear_rule(&self) {
+        *lock(&self.shared.rule) = None;
+    }
+
+    /// Requests seen so far that got `what`: `forwarded` (untouched), or a [`Fault::label`]
+    /// (`429`, `500`, `truncated`, `corrupted`).
+    pub fn count(&self, what: &str) -> usize {
+        lock(&self.shared.counts).get(what).copied().unwrap_or(0)
+    }
+
+    /// Every count so far, by what was done.
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        lock(&self.shared.counts).clone()
+    }
+
+    /// Every request so far as `METHOD PATH -> what`, in order (for failure messages).
+    pub fn requests(&self) -> Vec<String> {
+        lock(&self.shared.seen).clone()
+    }
+}
+
+impl Drop for HttpFaultProxy {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Hop-by-hop headers: never forwarded.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+    ]
+    .contains(name)
+        || name.as_str() == "keep-alive"
+}
+
+async fn proxy(State(shared): State<Arc<HttpShared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let method = parts.method.to_string();
+    let path = parts.uri.path().to_string();
+    let fault = shared.fault_for(&path);
+
+    if let Some(Fault::Status {
+        status,
+        retry_after,
+    }) = fault
+    {
+        shared.record(&method, &path, &status.to_string());
+        return injected_status(status, retry_after);
+    }
+
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        shared.record(&method, &path, "unreadable request");
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "the fault proxy could not read the request",
+        );
+    };
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| path.clone(), ToString::to_string);
+    let url = format!("http://{}{path_and_query}", shared.upstream);
+    let mut upstream = shared.client.request(parts.method.clone(), url);
+    for (name, value) in &parts.headers {
+        if name != header::HOST && !is_hop_by_hop(name) {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let answer = match upstream.body(body).send().await {
+        Ok(answer) => answer,
+        Err(e) => {
+            shared.record(&method, &path, "upstream failed");
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                &format!("the fault proxy could not reach the registry: {e}"),
+            );
+        }
+    };
+    let status = answer.status();
+    let mut headers = HeaderMap::new();
+    for (name, value) in answer.headers() {
+        if !is_hop_by_hop(name) {
+            headers.append(name, value.clone());
+        }
+    }
+    let Ok(bytes) = answer.bytes().await else {
+        shared.record(&method, &path, "upstream failed");
+        return plain(
+            StatusCode::BAD_GATEWAY,
+            "the fault proxy could not read the registry's answer",
+        );
+    };
+
+    // A fault on a body needs one; empty answers (HEAD, 202) pass untouched.
+    let (what, body) = match fault {
+        Some(Fault::Truncate) if !bytes.is_empty() => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            let half = bytes.slice(..bytes.len() / 2);
+            ("truncated", Body::new(TruncatedBody::new(half)))
+        }
+        Some(Fault::Corrupt) if !bytes.is_empty() => ("corrupted", Body::from(corrupt(&bytes))),
+        _ => ("forwarded", Body::from(bytes)),
+    };
+    shared.record(&method, &path, what);
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+fn injected_status(status: u16, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let code = match status {
+        StatusCode::TOO_MANY_REQUESTS => "TOOMANYREQUESTS",
+        _ => "UNKNOWN",
+    };
+    let body = format!(
+        r#"{{"errors":[{{"code":"{code}","message":"injected by the fault proxy","detail":null}}]}}"#
+    );
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(seconds) = retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+fn plain(status: StatusCode, message: &str) -> Response {
+    let mut response = Response::new(Body::from(format!("{message}\n")));
+    *response.status_mut() = status;
+    response
+}
+
+/// `bytes` with one byte changed: the first hex digit after the first `sha256:` (so JSON stays
+/// JSON and a digest now names other content), else the middle byte.
+fn corrupt(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let marker = b"sha256:";
+    let at = out
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .map(|i| i + marker.len())
+        .filter(|&i| i < out.len() && out[i].is_ascii_hexdigit());
+    match at {
+        Some(i) => out[i] = if out[i] == b'0' { b'1' } else { b'0' },
+        None => {
+            let i = out.len() / 2;
+            out[i] ^= 0x01;
+        }
+    }
+    out
+}
+
+/// How long a truncated body waits after its part before failing: long enough for the server
+/// to flush the headers and the part to the client.
+const TRUNCATE_FLUSH: Duration = Duration::from_millis(50);
+
+/// A body that yields `part`, waits for it to be flushed, then fails: hyper then closes the
+/// connection, short of the `Content-Length` already sent.
+#[derive(Debug)]
+struct TruncatedBody {
+    part: Option<Bytes>,
+    flushed: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl TruncatedBody {
+    fn new(part: Bytes) -> TruncatedBody {
+        TruncatedBody {
+            part: Some(part),
+            flushed: Box::pin(tokio::time::sleep(TRUNCATE_FLUSH)),
+        }
+    }
+}
+
+impl http_body::Body for TruncatedBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Some(part) = self.part.take() {
+            return Poll::Ready(Some(Ok(Frame::data(part))));
+        }
+        match self.flushed.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::other(
+                "body truncated by the fault proxy",
+            )))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn corrupting_changes_exactly_one_byte_and_keeps_json_valid() {
+        let manifest = br#"{"config":{"digest":"sha256:0bc","size":2}}"#;
+        let changed = corrupt(manifest);
+        assert_eq!(changed.len(), manifest.len());
+        let differing = manifest
+            .iter()
+            .zip(&changed)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(differing, 1);
+        assert!(serde_json::from_slice::<serde_json::Value>(&changed).is_ok());
+        assert_eq!(corrupt(b"abc"), b"acc");
+    }
+
+    #[test]
+    fn rules_match_paths_and_run_out() {
+        let shared = HttpShared {
+            upstream: String::new(),
+            client: reqwest::Client::new(),
+            rule: Mutex::new(None),
+            counts: Mutex::new(BTreeMap::new()),
+            seen: Mutex::new(Vec::new()),
+        };
+        assert_eq!(shared.fault_for("/v2/app/manifests/v1"), None);
+        *lock(&shared.rule) = Some((
+            FaultRule::new(Fault::Truncate).on_paths("/blobs/").times(1),
+            0,
+        ));
+        assert_eq!(shared.fault_for("/v2/app/manifests/v1"), None);
+        assert_eq!(
+            shared.fault_for("/v2/app/blobs/sha256:1"),
+            Some(Fault::Truncate)
+        );
+        assert_eq!(shared.fault_for("/v2/app/blobs/sha256:1"), None);
+    }
+}
