@@ -97,7 +97,8 @@ pub enum TcpMode {
     BlackHole,
 }
 
-/// A TCP proxy on a free loopback port in front of `upstream`. See the [module docs](self).
+/// A TCP proxy on a free loopback port in front of `upstream`: forwards, delays, black-holes,
+/// or stops (listener closed, open connections dropped), as a test asks.
 #[derive(Debug)]
 pub struct TcpFaultProxy {
     addr: SocketAddr,
@@ -316,8 +317,8 @@ impl FaultRule {
     }
 }
 
-/// An HTTP/1.1 proxy on a free loopback port in front of a plain-HTTP registry. See the
-/// [module docs](self).
+/// An HTTP/1.1 proxy on a free loopback port in front of a plain-HTTP registry: forwards every
+/// request, and applies the [`FaultRule`] set to those it matches.
 #[derive(Debug)]
 pub struct HttpFaultProxy {
     addr: SocketAddr,
