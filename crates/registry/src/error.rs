@@ -147,6 +147,24 @@ pub enum Error {
         actual: Digest,
     },
 
+    /// The connection closed (or broke) while a body was being read: it is incomplete.
+    #[error(
+        "{what} from {host} ended early: {received} of {} bytes arrived before the connection was cut ({detail}); try again",
+        announced.map_or_else(|| "the".to_string(), |n| n.to_string())
+    )]
+    Truncated {
+        /// The registry host.
+        host: String,
+        /// What was being read, e.g. `manifest 127.0.0.1:5000/app:v1`.
+        what: String,
+        /// Bytes received before the end.
+        received: u64,
+        /// The `Content-Length`, when the registry sent one.
+        announced: Option<u64>,
+        /// What the HTTP layer said, e.g. "end of file before message length reached".
+        detail: String,
+    },
+
     /// A response body that must be JSON is not.
     #[error("{what} from {host} is not valid JSON: {detail}")]
     InvalidJson {

@@ -461,7 +461,19 @@ pub(crate) async fn read_bounded(
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
-            Err(error) => return Err(classify(host, timeout, &error)),
+            // Not a timeout or TLS failure: the body was cut short.
+            Err(error) => {
+                return Err(match classify(host, timeout, &error) {
+                    Error::Transport { host, detail } => Error::Truncated {
+                        host,
+                        what: what.to_string(),
+                        received: body.len() as u64,
+                        announced,
+                        detail,
+                    },
+                    other => other,
+                });
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The registry client against a real registry (Debian's `docker-registry`, started per test by
 //! `sealgate-test-registry`), plus two raw-socket servers for what a real registry will not do
-//! on demand: hang, and fail with 503.
+//! on demand: hang, and fail with 503; and the test harness' fault proxy to cut bodies short.
 
 // Test helpers outside #[test] fns: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -823,6 +823,64 @@ async fn server_errors_are_retried_with_backoff_and_other_4xx_are_not() {
         format!("{host} answered 400 to GET /v2/app/manifests/v1: bad request")
     );
     assert_eq!(count.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_body_cut_short_is_an_error_naming_what_ended_early() {
+    use sealgate_test_registry::{Fault, FaultRule, HttpFaultProxy};
+
+    let registry = TestRegistry::start(PLAIN);
+    let pushed = registry.push_image("app", "v1");
+    let proxy = HttpFaultProxy::start(registry.host());
+    let host = proxy.host();
+    let client = Client::new(RegistryOptions {
+        insecure_hosts: vec![host.clone()],
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    let image = ImageRef::parse(&format!("{host}/app:v1")).unwrap();
+    proxy.set_rule(FaultRule::new(Fault::Truncate));
+
+    let e = client.get_manifest(&image, "v1").await.unwrap_err();
+    let Error::Truncated {
+        received,
+        announced: Some(announced),
+        ..
+    } = &e
+    else {
+        panic!("{e:?}");
+    };
+    assert_eq!(*received, announced / 2);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "manifest {host}/app:v1 from {host} ended early: {received} of {announced} bytes arrived before the connection was cut (end of file before message length reached); try again"
+        )
+    );
+
+    let layer = json(
+        &registry
+            .client()
+            .get_manifest(&registry.image_ref("app:v1"), "v1")
+            .await
+            .unwrap()
+            .unwrap()
+            .bytes,
+    )["layers"][0]
+        .clone();
+    let digest = descriptor_digest(&layer);
+    let e = client.get_blob(&image, &digest, 1 << 20).await.unwrap_err();
+    assert!(
+        e.to_string().starts_with(&format!(
+            "blob {digest} of {host}/app from {host} ended early: "
+        )),
+        "{e}"
+    );
+    assert_eq!(proxy.count("truncated"), 2, "{:?}", proxy.requests());
+
+    // Once the proxy behaves, the same client reads it all.
+    proxy.clear_rule();
+    assert_eq!(client.resolve(&image).await.unwrap(), pushed);
 }
 
 #[test]
