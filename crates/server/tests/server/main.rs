@@ -9,5 +9,6 @@ mod admission;
 mod caching;
 mod common;
 mod deadline;
+mod faults;
 mod reload;
 mod tls;

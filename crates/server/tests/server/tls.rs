@@ -1,6 +1,6 @@
-//! The server over real HTTPS: the self-signed CA (made once, then reused), certificate rotation
-//! under load without a failed request, and graceful shutdown that finishes the request in
-//! flight and flushes the audit trail.
+//! The server over real HTTPS: the self-signed CA (made once, then reused), two certificate
+//! rotations under load (health checks and AdmissionReviews) without a failed request, and
+//! graceful shutdown that finishes the request in flight and flushes the audit trail.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -150,8 +150,62 @@ fn peer_certificate(response: &reqwest::Response) -> Vec<u8> {
         .to_vec()
 }
 
+/// Writes a new certificate and key in place, certificate first (for a moment the files do not
+/// match), and waits until a fresh client is served the new certificate.
+async fn rotate(pki: &Pki, name: &str, cert_file: &Path, key_file: &Path, url: &str) -> Vec<u8> {
+    let (cert, key, der) = pki.issue(name);
+    std::fs::write(cert_file, &cert).unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    std::fs::write(key_file, &key).unwrap();
+    let start = Instant::now();
+    loop {
+        let fresh = client(pki.ca.pem().as_bytes());
+        let response = fresh.get(format!("{url}/healthz")).send().await.unwrap();
+        if peer_certificate(&response) == der {
+            return der;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the {name} certificate is served within 5s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One request of a load loop: `GET /healthz` or an AdmissionReview on `POST /validate`
+/// (no policy covers it: allowed), answered correctly or counted as a failure.
+async fn load_request(http: &reqwest::Client, url: &str, n: usize) -> Result<(), String> {
+    if n.is_multiple_of(2) {
+        let response = http
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        return match response.status().as_u16() {
+            200 => Ok(()),
+            status => Err(format!("GET /healthz: status {status}")),
+        };
+    }
+    let review = review("pod-create", "registry.example/app:v1");
+    let response = http
+        .post(format!("{url}/validate"))
+        .body(review.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    if response.status() != 200 {
+        return Err(format!("POST /validate: status {}", response.status()));
+    }
+    let body = response.bytes().await.map_err(|e| format!("{e:?}"))?;
+    let answer: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    match answer["response"]["allowed"].as_bool() {
+        Some(true) => Ok(()),
+        _ => Err(format!("POST /validate: {answer}")),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotating_the_certificate_files_under_load_fails_no_request() {
+async fn rotating_the_certificate_files_twice_under_load_fails_no_request() {
     let dir = tempfile::tempdir().unwrap();
     let (policies, data) = (dir.path().join("policies"), dir.path().join("data"));
     std::fs::create_dir(&policies).unwrap();
@@ -173,69 +227,62 @@ async fn rotating_the_certificate_files_under_load_fails_no_request() {
     let response = http.get(format!("{url}/healthz")).send().await.unwrap();
     assert_eq!(peer_certificate(&response), der_a);
 
-    // Clients hammer the server (a new TLS handshake per request) while the files change.
+    // Clients hammer the server while the files change twice: health checks and
+    // AdmissionReviews, half the loops resuming TLS sessions, half with a full handshake each
+    // time.
+    const LOOPS: usize = 6;
     let running = Arc::new(AtomicBool::new(true));
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut loops = Vec::new();
     let ca_pem = pki.ca.pem();
-    for i in 0..4 {
+    for i in 0..LOOPS {
         let (url, running, ok, failed) = (url.clone(), running.clone(), ok.clone(), failed.clone());
         let shared = http.clone();
         let ca_pem = ca_pem.clone();
         loops.push(tokio::spawn(async move {
+            let mut n = i;
             while running.load(Ordering::SeqCst) {
-                // Half the loops resume sessions, half do full handshakes every time.
                 let http = if i % 2 == 0 {
                     shared.clone()
                 } else {
                     client(ca_pem.as_bytes())
                 };
-                match http.get(format!("{url}/healthz")).send().await {
-                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::SeqCst),
-                    Ok(r) => panic!("status {}", r.status()),
+                match load_request(&http, &url, n).await {
+                    Ok(()) => ok.fetch_add(1, Ordering::SeqCst),
                     Err(e) => {
-                        eprintln!("request failed: {e:?}");
+                        eprintln!("request failed: {e}");
                         failed.fetch_add(1, Ordering::SeqCst)
                     }
                 };
+                n += 1;
             }
         }));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // Written in place, certificate first: for a moment the files do not match.
-    let (cert_b, key_b, der_b) = pki.issue("second");
-    std::fs::write(&cert_file, &cert_b).unwrap();
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    std::fs::write(&key_file, &key_b).unwrap();
-    let start = Instant::now();
-    loop {
-        let fresh = client(ca_pem.as_bytes());
-        let response = fresh.get(format!("{url}/healthz")).send().await.unwrap();
-        if peer_certificate(&response) == der_b {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the new certificate is served"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let der_b = rotate(&pki, "second", &cert_file, &key_file, &url).await;
+    let after_first = ok.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let der_c = rotate(&pki, "third", &cert_file, &key_file, &url).await;
+    assert_ne!(der_b, der_c);
     tokio::time::sleep(Duration::from_millis(200)).await;
     running.store(false, Ordering::SeqCst);
     for l in loops {
         l.await.unwrap();
     }
-    eprintln!(
-        "rotation under load: {} requests, {} failed",
-        ok.load(Ordering::SeqCst),
-        failed.load(Ordering::SeqCst)
-    );
-    assert_eq!(failed.load(Ordering::SeqCst), 0);
+    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    eprintln!("two rotations under load: {ok} requests, {failed} failed");
+    assert_eq!(failed, 0);
     assert!(
-        ok.load(Ordering::SeqCst) > 20,
-        "{}",
-        ok.load(Ordering::SeqCst)
+        after_first > 20,
+        "{after_first} requests before the first rotation was served"
     );
+    assert!(ok > after_first + 20, "{ok} requests in all");
+
+    // The last certificate is the one served now.
+    let fresh = client(ca_pem.as_bytes());
+    let response = fresh.get(format!("{url}/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(peer_certificate(&response), der_c);
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
