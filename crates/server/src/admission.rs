@@ -163,13 +163,23 @@ impl AdmissionRequest {
     /// kind and namespace filled in where the object leaves them out (on CREATE the namespace
     /// often comes only from the URL).
     pub fn resource(&self, operation: Operation) -> Result<Resource, String> {
-        let Some(object) = self.object.clone().filter(|o| !o.is_null()) else {
+        self.resource_of(self.object.clone(), operation)
+    }
+
+    /// [`AdmissionRequest::resource`], moving the object out of the request instead of copying
+    /// it (`request.object` is `None` afterwards).
+    pub fn take_resource(&mut self, operation: Operation) -> Result<Resource, String> {
+        let object = self.object.take();
+        self.resource_of(object, operation)
+    }
+
+    fn resource_of(&self, object: Option<Value>, operation: Operation) -> Result<Resource, String> {
+        let Some(mut object) = object.filter(|o| !o.is_null()) else {
             return Err(format!(
                 "request.object is missing for a {} of {}",
                 self.operation, self.kind.kind
             ));
         };
-        let mut object = object;
         match object.as_object_mut() {
             Some(map) => {
                 if map
@@ -192,51 +202,55 @@ impl AdmissionRequest {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReviewEnvelope {
-    #[serde(default)]
-    api_version: Option<Value>,
-    #[serde(default)]
-    kind: Option<Value>,
-    #[serde(default)]
-    request: Option<Value>,
-}
-
 /// Parses a v1 AdmissionReview and returns its request.
+///
+/// The body is parsed once into a JSON tree; the request's large members (`object`,
+/// `oldObject`, `userInfo`, `options`) are moved out of that tree, not rebuilt, and the small
+/// rest is read into [`AdmissionRequest`].
 pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| ReviewError::Json {
         detail: e.to_string(),
     })?;
-    if !value.is_object() {
+    let Value::Object(mut envelope) = value else {
         return Err(ReviewError::Json {
             detail: format!("expected an object, found {}", json_type(&value)),
         });
-    }
-    let envelope: ReviewEnvelope =
-        serde_json::from_value(value).map_err(|e| ReviewError::Json {
-            detail: e.to_string(),
-        })?;
-    let text = |v: &Option<Value>| {
-        v.as_ref()
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+    };
+    let text = |v: Option<&Value>| {
+        v.map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
             .unwrap_or_default()
     };
-    let api_version = text(&envelope.api_version);
+    let api_version = text(envelope.get("apiVersion"));
     if api_version != API_VERSION {
         return Err(ReviewError::ApiVersion { found: api_version });
     }
-    let kind = text(&envelope.kind);
+    let kind = text(envelope.get("kind"));
     if kind != KIND {
         return Err(ReviewError::Kind { found: kind });
     }
     let request = envelope
-        .request
+        .remove("request")
         .filter(|r| !r.is_null())
         .ok_or(ReviewError::MissingRequest)?;
-    serde_json::from_value(request).map_err(|e| ReviewError::Request {
+    let malformed = |e: serde_json::Error| ReviewError::Request {
         detail: e.to_string(),
-    })
+    };
+    let Value::Object(mut fields) = request else {
+        return serde_json::from_value(request).map_err(malformed);
+    };
+    // `null` reads as absent, as serde reads an `Option` from `null`.
+    let mut take = |name: &str| fields.remove(name).filter(|v| !v.is_null());
+    let object = take("object");
+    let old_object = take("oldObject");
+    let user_info = take("userInfo");
+    let options = take("options");
+    let mut request: AdmissionRequest =
+        serde_json::from_value(Value::Object(fields)).map_err(malformed)?;
+    request.object = object;
+    request.old_object = old_object;
+    request.user_info = user_info.unwrap_or(Value::Null);
+    request.options = options;
+    Ok(request)
 }
 
 fn json_type(v: &Value) -> &'static str {
@@ -340,7 +354,8 @@ impl AdmissionResponse {
         if patch.is_empty() {
             return self;
         }
-        let json = Value::Array(patch.to_vec()).to_string();
+        // Serialising JSON values cannot fail.
+        let json = serde_json::to_vec(patch).unwrap_or_default();
         self.patch = Some(STANDARD.encode(json));
         self.patch_type = Some("JSONPatch");
         self
@@ -353,6 +368,25 @@ impl AdmissionResponse {
             "kind": KIND,
             "response": self,
         })
+    }
+
+    /// The whole AdmissionReview to send back, serialised straight from this response (what
+    /// [`AdmissionResponse::into_review`] holds, without building a JSON tree first).
+    pub fn to_review_json(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Review<'a> {
+            api_version: &'static str,
+            kind: &'static str,
+            response: &'a AdmissionResponse,
+        }
+        // The response holds strings, booleans and numbers only: serialising cannot fail.
+        serde_json::to_vec(&Review {
+            api_version: API_VERSION,
+            kind: KIND,
+            response: self,
+        })
+        .unwrap_or_default()
     }
 }
 
@@ -389,6 +423,18 @@ mod tests {
         assert!(request.is_dry_run());
         let resource = request.resource(Operation::Create).unwrap();
         assert_eq!(resource.display_name(), "Pod/team-a/web-");
+        assert_eq!(request.user_info, json!({"username": "admin"}));
+        assert!(request.old_object.is_none(), "null reads as absent");
+        assert_eq!(request.options.as_ref().unwrap()["kind"], "CreateOptions");
+
+        let mut request = request;
+        let taken = request.take_resource(Operation::Create).unwrap();
+        assert_eq!(taken.display_name(), "Pod/team-a/web-");
+        assert!(request.object.is_none());
+        assert_eq!(
+            request.take_resource(Operation::Create).unwrap_err(),
+            "request.object is missing for a CREATE of Pod"
+        );
     }
 
     #[test]
@@ -433,6 +479,14 @@ mod tests {
             json!([{"op": "add", "path": "/metadata/annotations", "value": {}}])
         );
         assert!(v["response"].get("status").is_none());
+        let r = AdmissionResponse::allow("u1")
+            .with_warnings(&["w".into()])
+            .with_patch(&[json!({"op": "add", "path": "/x", "value": 1})]);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&r.to_review_json()).unwrap(),
+            r.clone().into_review(),
+            "the direct serialisation says the same"
+        );
 
         let v = AdmissionResponse::allow("u2")
             .with_patch(&[json!({})])

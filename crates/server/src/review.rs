@@ -52,9 +52,10 @@ impl Webhook {
 pub async fn review(
     state: &AppState,
     webhook: Webhook,
-    request: &AdmissionRequest,
+    mut request: AdmissionRequest,
     received: Instant,
 ) -> AdmissionResponse {
+    let request = &mut request;
     let response = AdmissionResponse::allow(&request.uid);
     let Some(operation) = request.operation() else {
         let response = response.invalid(format!(
@@ -95,7 +96,8 @@ pub async fn review(
         );
         return response;
     }
-    let resource = match request.resource(operation) {
+    // The object moves into the resource; the request keeps its other fields for the records.
+    let resource = match request.take_resource(operation) {
         Ok(r) => r,
         Err(why) => {
             let response = response.invalid(why);

@@ -90,8 +90,12 @@ async fn admit(state: AppState, webhook: Webhook, request: Request) -> Response 
         Ok(r) => r,
         Err(e) => return refuse(&state, webhook, e),
     };
-    let response = review(&state, webhook, &admission, received).await;
-    axum::Json(response.into_review()).into_response()
+    let response = review(&state, webhook, admission, received).await;
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        response.to_review_json(),
+    )
+        .into_response()
 }
 
 fn refuse(state: &AppState, webhook: Webhook, error: ReviewError) -> Response {
