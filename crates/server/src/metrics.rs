@@ -220,10 +220,28 @@ impl Metrics {
         );
     }
 
-    /// One cache lookup (`cache` is `outcome` or `digest`).
+    /// One cache lookup (`cache` is `outcome`, `digest` or `signatures`).
     pub fn cache_lookup(&self, cache: &'static str, hit: bool) {
         let name = if hit { CACHE_HITS } else { CACHE_MISSES };
         self.count(name, vec![("cache", cache.to_string())]);
+    }
+
+    /// `hits` and `misses` lookups of one cache at once (nothing when both are 0).
+    pub fn cache_lookups(&self, cache: &'static str, hits: usize, misses: usize) {
+        if hits == 0 && misses == 0 {
+            return;
+        }
+        self.with(|f| {
+            for (name, n) in [(CACHE_HITS, hits), (CACHE_MISSES, misses)] {
+                if n > 0 {
+                    add(
+                        f.counters.entry(name).or_default(),
+                        vec![("cache", cache.to_string())],
+                        n as f64,
+                    );
+                }
+            }
+        });
     }
 
     /// A request joined a fetch already in flight (`fetch` is `digest` or `signatures`).

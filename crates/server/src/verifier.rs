@@ -108,7 +108,7 @@ struct Gathering {
     digests: Vec<Pending<String, DigestResult>>,
     /// Signature fetches waited for.
     signatures: Vec<Pending<SignatureRequest, SignatureResult>>,
-    /// Outcome keys already answered from the cache or asked for.
+    /// Outcome keys asked for (not answered by the cache).
     seen: HashSet<OutcomeKey>,
     /// Signature sets already asked for.
     requested: HashSet<SignatureRequest>,
@@ -188,7 +188,10 @@ impl Verifier {
             evidence
                 .signatures
                 .extend(fetched.into_iter().map(|(k, v)| (k, v.map(unshare))));
-            self.verify(&plan, &mut evidence, &g.uncached);
+            // With every outcome from the cache there is nothing to check.
+            if !evidence.signatures.is_empty() {
+                self.verify(&plan, &mut evidence, &g.uncached);
+            }
         }
         verdict.decision = decide(&plan, &evidence);
         verdict
@@ -203,15 +206,17 @@ impl Verifier {
         g: &mut Gathering,
     ) {
         let inner = &self.inner;
+        let (mut hits, mut misses) = (0, 0);
+        let now = std::time::Instant::now();
         for image in plan.digest_requests() {
             let key = image.normalized();
-            if let Some(d) = inner.digests.get(&key, std::time::Instant::now()) {
-                inner.metrics.cache_lookup("digest", true);
+            if let Some(d) = inner.digests.get(&key, now) {
+                hits += 1;
                 verdict.cache_hits += 1;
                 evidence.digests.insert(key, Ok(d));
                 continue;
             }
-            inner.metrics.cache_lookup("digest", false);
+            misses += 1;
             let host = image.api_host().to_string();
             let joined = inner.resolving.join_or_start(
                 key.clone(),
@@ -223,6 +228,7 @@ impl Verifier {
                 evidence.digests.insert(k, v);
             });
         }
+        inner.metrics.cache_lookups("digest", hits, misses);
     }
 
     /// Waits for the tag resolutions in the order they finish, starting the signature fetches
@@ -364,8 +370,20 @@ impl Verifier {
     ) -> BTreeSet<SignatureRequest> {
         let inner = &self.inner;
         let now = std::time::Instant::now();
+        // The digest of each image of the plan, looked up once rather than once per check.
+        let digests: Vec<Option<Digest>> = plan
+            .images
+            .iter()
+            .map(|image| match &image.reference {
+                Ok(reference) => match evidence.digest_of(reference) {
+                    Some(Ok(digest)) => Some(digest),
+                    _ => None,
+                },
+                Err(_) => None,
+            })
+            .collect();
         // Every key the engine will look up, and whether the cache may answer it.
-        let mut keys: HashMap<OutcomeKey, bool> = HashMap::new();
+        let mut keys: HashMap<OutcomeKey, bool> = HashMap::with_capacity(plan.rules.len() * 4);
         for r in &plan.rules {
             if r.unsupported.is_some() {
                 continue;
@@ -373,9 +391,6 @@ impl Verifier {
             for c in &r.checks {
                 let entry = &r.rule.verify_images[c.entry];
                 let image = &plan.images[c.image];
-                let Ok(reference) = &image.reference else {
-                    continue;
-                };
                 if entry.attestors.is_empty()
                     || image.unsupported.is_some()
                     || entry.skips(image.normalized())
@@ -384,7 +399,7 @@ impl Verifier {
                 {
                     continue;
                 }
-                let Some(Ok(digest)) = evidence.digest_of(reference) else {
+                let Some(Some(digest)) = digests.get(c.image) else {
                     continue;
                 };
                 let mut leaves = Vec::new();
@@ -402,27 +417,33 @@ impl Verifier {
             }
         }
         let mut needed = BTreeSet::new();
+        let (mut hits, mut misses) = (0, 0);
+        evidence.outcomes.reserve(keys.len());
         for (key, cacheable) in keys {
-            if evidence.outcomes.contains_key(&key) || !g.seen.insert(key.clone()) {
+            // Outcomes found are in `evidence` from now on; `seen` holds the keys asked for, so a
+            // second call (after more tags resolved) neither looks them up nor counts them again.
+            if evidence.outcomes.contains_key(&key) || g.seen.contains(&key) {
                 continue;
             }
             if cacheable {
                 if let Some(outcome) = inner.outcomes.get(&key, now) {
-                    inner.metrics.cache_lookup("outcome", true);
+                    hits += 1;
                     verdict.cache_hits += 1;
                     evidence.outcomes.insert(key, outcome);
                     continue;
                 }
-                inner.metrics.cache_lookup("outcome", false);
+                misses += 1;
             }
             needed.insert(SignatureRequest {
                 repository: key.repository.clone(),
                 digest: key.digest.clone(),
             });
             if !cacheable {
-                g.uncached.insert(key);
+                g.uncached.insert(key.clone());
             }
+            g.seen.insert(key);
         }
+        inner.metrics.cache_lookups("outcome", hits, misses);
         needed
     }
 
