@@ -242,6 +242,9 @@ impl Server {
                             continue;
                         }
                     };
+                    // Responses go out at once: without this, Nagle's algorithm holds the
+                    // last segment of a response until the client's delayed ACK (40 ms).
+                    let _ = tcp.set_nodelay(true);
                     let acceptor = acceptor.clone();
                     let watcher = graceful.watcher();
                     let service = TowerToHyperService::new(router.clone());
