@@ -1,8 +1,8 @@
 //! [`AuditWriter`]: the audit trail off the request path.
 //!
-//! Handlers hand records to [`AuditWriter::record`], which counts them into a bounded queue and
-//! returns at once; when the queue is full the records are dropped and counted
-//! ([`AuditWriter::dropped`]). One dedicated thread owns the writable [`AuditStore`]: it writes
+//! Handlers hand records to [`AuditWriter::record`], which counts them into a bounded queue (at
+//! most 65,536 records and about 16 MiB of them) and returns at once; when the queue is full the
+//! records are dropped and counted ([`AuditWriter::dropped`]). One dedicated thread owns the writable [`AuditStore`]: it writes
 //! what arrives in transactions of up to 500 records, or every 200 ms when fewer come, and
 //! prunes at start and every 10 minutes. [`AuditFlusher::shutdown`] asks it to write everything
 //! queued so far, close the database and stop.
@@ -21,6 +21,9 @@ use super::{AuditError, AuditRecord, AuditStore, now_unix_ms};
 pub(crate) struct WriterConfig {
     /// Records queued (sent, not yet taken by the thread) at most; more are dropped.
     pub(crate) capacity: usize,
+    /// Bytes of queued records at most (as [`record_bytes`] estimates them); more are dropped.
+    /// This bounds the memory a writer that cannot keep up holds.
+    pub(crate) capacity_bytes: usize,
     /// A transaction is written as soon as this many records are waiting.
     pub(crate) batch_size: usize,
     /// ... or when the oldest waiting record has waited this long.
@@ -33,6 +36,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             capacity: 65_536,
+            capacity_bytes: 16 * 1024 * 1024,
             batch_size: 500,
             flush_interval: Duration::from_millis(200),
             prune_interval: Duration::from_secs(600),
@@ -46,7 +50,8 @@ pub(crate) type Reporter = Arc<dyn Fn(&str) + Send + Sync>;
 /// What the writer thread is sent.
 #[derive(Debug)]
 enum Message {
-    Records(Vec<AuditRecord>),
+    /// Records and their [`record_bytes`].
+    Records(Vec<AuditRecord>, usize),
     /// Write everything before this message, close the database, answer, stop.
     Shutdown(oneshot::Sender<Result<(), AuditError>>),
 }
@@ -55,8 +60,11 @@ enum Message {
 #[derive(Debug)]
 struct Shared {
     capacity: usize,
+    capacity_bytes: usize,
     /// Records sent and not yet taken by the thread.
     queued: AtomicUsize,
+    /// Their [`record_bytes`].
+    queued_bytes: AtomicUsize,
     /// Records refused: queue full, or the writer stopped.
     dropped: AtomicU64,
     /// Records lost because SQLite could not write them.
@@ -107,7 +115,7 @@ impl AuditWriter {
         config: WriterConfig,
         report: Reporter,
     ) -> (AuditWriter, AuditFlusher) {
-        let (writer, receiver) = AuditWriter::queue(config.capacity);
+        let (writer, receiver) = AuditWriter::queue(config.capacity, config.capacity_bytes);
         let shared = Arc::clone(&writer.shared);
         let thread_report = Arc::clone(&report);
         let spawned = std::thread::Builder::new()
@@ -132,11 +140,13 @@ impl AuditWriter {
     }
 
     /// A writer and the receiving end of its queue, with no thread yet.
-    fn queue(capacity: usize) -> (AuditWriter, Receiver<Message>) {
+    fn queue(capacity: usize, capacity_bytes: usize) -> (AuditWriter, Receiver<Message>) {
         let (sender, receiver) = std::sync::mpsc::channel();
         let shared = Arc::new(Shared {
             capacity,
+            capacity_bytes,
             queued: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -156,14 +166,14 @@ impl AuditWriter {
             shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
             return;
         }
+        let bytes: usize = records.iter().map(record_bytes).sum();
         let before = shared.queued.fetch_add(n, Ordering::AcqRel);
-        if before.saturating_add(n) > shared.capacity {
+        let before_bytes = shared.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        let full = before.saturating_add(n) > shared.capacity
+            || before_bytes.saturating_add(bytes) > shared.capacity_bytes;
+        if full || self.sender.send(Message::Records(records, bytes)).is_err() {
             shared.queued.fetch_sub(n, Ordering::AcqRel);
-            shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
-            return;
-        }
-        if self.sender.send(Message::Records(records)).is_err() {
-            shared.queued.fetch_sub(n, Ordering::AcqRel);
+            shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
@@ -194,6 +204,35 @@ impl AuditFlusher {
             .map_err(|_| AuditError::WriterStopped)?;
         answer.await.map_err(|_| AuditError::WriterStopped)?
     }
+}
+
+/// About how much memory `record` holds: its fixed size, the text of its strings and an
+/// allocation header for each.
+pub(crate) fn record_bytes(record: &AuditRecord) -> usize {
+    const PER_ALLOCATION: usize = 16;
+    let strings = [
+        &record.uid,
+        &record.operation,
+        &record.namespace,
+        &record.kind,
+        &record.name,
+        &record.image,
+        &record.policy,
+        &record.rule,
+        &record.result,
+        &record.reason,
+    ];
+    let optional = [&record.digest, &record.signer];
+    std::mem::size_of::<AuditRecord>()
+        + strings
+            .iter()
+            .map(|s| s.capacity() + PER_ALLOCATION)
+            .sum::<usize>()
+        + optional
+            .iter()
+            .filter_map(|s| s.as_ref())
+            .map(|s| s.capacity() + PER_ALLOCATION)
+            .sum::<usize>()
 }
 
 /// Reports write failures at most once a minute.
@@ -262,8 +301,9 @@ fn run(
         }
         let wake = flush_due.map_or(next_prune, |due| due.min(next_prune));
         match receiver.recv_timeout(wake.saturating_duration_since(Instant::now())) {
-            Ok(Message::Records(records)) => {
+            Ok(Message::Records(records, bytes)) => {
                 shared.queued.fetch_sub(records.len(), Ordering::AcqRel);
+                shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
                 pending.extend(records);
                 if pending.len() >= config.batch_size {
                     let _ = write(&mut store, &mut pending, &mut failures);
@@ -277,8 +317,9 @@ fn run(
                 // Records that raced in before `closed` was seen are written too. (There is one
                 // flusher, so there is no second shutdown to answer.)
                 while let Ok(message) = receiver.try_recv() {
-                    if let Message::Records(records) = message {
+                    if let Message::Records(records, bytes) = message {
                         shared.queued.fetch_sub(records.len(), Ordering::AcqRel);
+                        shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
                         pending.extend(records);
                     }
                 }
@@ -412,7 +453,7 @@ mod tests {
     #[test]
     fn a_full_queue_drops_and_counts_instead_of_blocking() {
         // No thread takes anything out of this queue.
-        let (writer, _receiver) = AuditWriter::queue(4);
+        let (writer, _receiver) = AuditWriter::queue(4, usize::MAX);
         writer.record(vec![record(1), record(2), record(3)]);
         writer.record(vec![record(4), record(5)]);
         assert_eq!(
@@ -433,8 +474,34 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_full_in_bytes_drops_and_counts_too() {
+        let size = record_bytes(&record(1));
+        assert!(size > std::mem::size_of::<AuditRecord>(), "{size}");
+        // Room for three records by size, many more by count.
+        let (writer, receiver) = AuditWriter::queue(1000, 3 * size);
+        writer.record(vec![record(1), record(2)]);
+        writer.record(vec![record(3), record(4)]);
+        assert_eq!(writer.dropped(), 2);
+        writer.record(vec![record(5)]);
+        assert_eq!(writer.dropped(), 2, "exactly full");
+        assert_eq!(writer.shared.queued_bytes.load(Ordering::Relaxed), 3 * size);
+        // What the thread takes out makes room again.
+        let Ok(Message::Records(taken, bytes)) = receiver.recv() else {
+            panic!("records expected");
+        };
+        assert_eq!((taken.len(), bytes), (2, 2 * size));
+        writer.shared.queued.fetch_sub(2, Ordering::AcqRel);
+        writer
+            .shared
+            .queued_bytes
+            .fetch_sub(bytes, Ordering::AcqRel);
+        writer.record(vec![record(6), record(7)]);
+        assert_eq!(writer.dropped(), 2);
+    }
+
+    #[test]
     fn records_for_a_writer_whose_thread_is_gone_are_counted_as_dropped() {
-        let (writer, receiver) = AuditWriter::queue(4);
+        let (writer, receiver) = AuditWriter::queue(4, usize::MAX);
         drop(receiver);
         writer.record(vec![record(1), record(2)]);
         assert_eq!(writer.dropped(), 2);
@@ -443,7 +510,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_says_when_the_writer_is_gone() {
-        let (writer, receiver) = AuditWriter::queue(4);
+        let (writer, receiver) = AuditWriter::queue(4, usize::MAX);
         drop(receiver);
         let flusher = AuditFlusher {
             sender: writer.sender.clone(),
