@@ -216,8 +216,15 @@ fn record(
     for r in &decision.results {
         metrics.policy_result(&r.policy, &r.rule, &r.status.to_string());
     }
+    // One audit record per image per rule, and one per image no rule covers.
+    let images: usize = decision
+        .results
+        .iter()
+        .map(|r| r.images.len())
+        .sum::<usize>()
+        + decision.uncovered.len();
     if let Some(audit) = state.audit() {
-        audit.record(audit_records(request, resource, decision, took));
+        audit.record_with(images, || audit_records(request, resource, decision, took));
         metrics.set_audit_dropped(audit.dropped());
     }
     let reasons = if decision.allowed {
@@ -225,12 +232,6 @@ fn record(
     } else {
         decision.message.clone()
     };
-    let images: usize = decision
-        .results
-        .iter()
-        .map(|r| r.images.len())
-        .sum::<usize>()
-        + decision.uncovered.len();
     state.log().info(
         "decision",
         &[

@@ -178,6 +178,20 @@ impl AuditWriter {
         }
     }
 
+    /// Queues the `n` records `build` makes, calling it only when the queue has room for `n`
+    /// more records (and is not already full in bytes): a writer that cannot keep up does not
+    /// cost the request path the records it will drop. Otherwise counts `n` as dropped.
+    pub fn record_with(&self, n: usize, build: impl FnOnce() -> Vec<AuditRecord>) {
+        let shared = &self.shared;
+        let full = shared.queued.load(Ordering::Acquire).saturating_add(n) > shared.capacity
+            || shared.queued_bytes.load(Ordering::Acquire) >= shared.capacity_bytes;
+        if full || shared.closed.load(Ordering::Acquire) {
+            shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            return;
+        }
+        self.record(build());
+    }
+
     /// Records dropped so far because the queue was full or the writer had stopped.
     pub fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
@@ -302,9 +316,7 @@ fn run(
         let wake = flush_due.map_or(next_prune, |due| due.min(next_prune));
         match receiver.recv_timeout(wake.saturating_duration_since(Instant::now())) {
             Ok(Message::Records(records, bytes)) => {
-                shared.queued.fetch_sub(records.len(), Ordering::AcqRel);
-                shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-                pending.extend(records);
+                take(shared, &mut pending, records, bytes);
                 if pending.len() >= config.batch_size {
                     let _ = write(&mut store, &mut pending, &mut failures);
                     flush_due = None;
@@ -318,9 +330,7 @@ fn run(
                 // flusher, so there is no second shutdown to answer.)
                 while let Ok(message) = receiver.try_recv() {
                     if let Message::Records(records, bytes) = message {
-                        shared.queued.fetch_sub(records.len(), Ordering::AcqRel);
-                        shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-                        pending.extend(records);
+                        take(shared, &mut pending, records, bytes);
                     }
                 }
                 let written = write(&mut store, &mut pending, &mut failures);
@@ -340,6 +350,13 @@ fn run(
             }
         }
     }
+}
+
+/// Moves `records` (of `bytes`) from the queue's count to the thread's batch.
+fn take(shared: &Shared, pending: &mut Vec<AuditRecord>, records: Vec<AuditRecord>, bytes: usize) {
+    shared.queued.fetch_sub(records.len(), Ordering::AcqRel);
+    shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+    pending.extend(records);
 }
 
 #[cfg(test)]
@@ -497,6 +514,17 @@ mod tests {
             .fetch_sub(bytes, Ordering::AcqRel);
         writer.record(vec![record(6), record(7)]);
         assert_eq!(writer.dropped(), 2);
+    }
+
+    #[test]
+    fn records_are_not_even_built_when_the_queue_is_full() {
+        let (writer, _receiver) = AuditWriter::queue(4, usize::MAX);
+        writer.record_with(3, || vec![record(1), record(2), record(3)]);
+        writer.record_with(2, || panic!("built for a full queue"));
+        assert_eq!(writer.dropped(), 2);
+        writer.record_with(1, || vec![record(4)]);
+        assert_eq!(writer.dropped(), 2);
+        assert_eq!(writer.shared.queued.load(Ordering::Relaxed), 4);
     }
 
     #[test]
