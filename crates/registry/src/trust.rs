@@ -19,7 +19,9 @@ use crate::Error;
 
 /// A rustls client configuration over the ring provider with the lazy trust described above,
 /// offering HTTP/2 and HTTP/1.1.
-pub(crate) fn client_config(extra_roots: Vec<CertificateDer<'static>>) -> Result<rustls::ClientConfig, Error> {
+pub(crate) fn client_config(
+    extra_roots: Vec<CertificateDer<'static>>,
+) -> Result<rustls::ClientConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = LazySystemRoots::new(extra_roots, provider.clone())?;
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -42,21 +44,29 @@ struct LazySystemRoots {
     with_system: OnceLock<Option<Arc<WebPkiServerVerifier>>>,
 }
 
-fn verifier(roots: RootCertStore, provider: &Arc<CryptoProvider>) -> Result<Arc<WebPkiServerVerifier>, Error> {
+fn verifier(
+    roots: RootCertStore,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, Error> {
     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| Error::ClientSetup(format!("TLS certificate verifier: {e}")))
 }
 
 fn base_roots(extra: &[CertificateDer<'static>]) -> RootCertStore {
-    let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
     // CA files were checked when read; one that is not a usable anchor is skipped as rustls does.
     let _ = roots.add_parsable_certificates(extra.iter().cloned());
     roots
 }
 
 impl LazySystemRoots {
-    fn new(extra_roots: Vec<CertificateDer<'static>>, provider: Arc<CryptoProvider>) -> Result<LazySystemRoots, Error> {
+    fn new(
+        extra_roots: Vec<CertificateDer<'static>>,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<LazySystemRoots, Error> {
         Ok(LazySystemRoots {
             primary: verifier(base_roots(&extra_roots), &provider)?,
             extra_roots,
@@ -89,11 +99,27 @@ impl ServerCertVerifier for LazySystemRoots {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.primary.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
-            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => match self.system() {
-                Some(system) => system.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
-                None => Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
-            },
+        match self.primary.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+                match self.system() {
+                    Some(system) => system.verify_server_cert(
+                        end_entity,
+                        intermediates,
+                        server_name,
+                        ocsp_response,
+                        now,
+                    ),
+                    None => Err(rustls::Error::InvalidCertificate(
+                        CertificateError::UnknownIssuer,
+                    )),
+                }
+            }
             other => other,
         }
     }
@@ -127,9 +153,16 @@ mod tests {
 
     #[test]
     fn the_system_store_is_not_read_until_needed() {
-        let v = LazySystemRoots::new(Vec::new(), Arc::new(rustls::crypto::ring::default_provider())).unwrap();
+        let v = LazySystemRoots::new(
+            Vec::new(),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .unwrap();
         assert!(v.with_system.get().is_none());
         let config = client_config(Vec::new()).unwrap();
-        assert_eq!(config.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+        assert_eq!(
+            config.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
     }
 }
