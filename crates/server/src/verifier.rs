@@ -31,9 +31,9 @@ use sealgate_core::cosign::SignatureSet;
 use sealgate_core::engine::Resource;
 use sealgate_core::engine::{
     AttestorOutcome, Decision, Evidence, FetchFailure, OutcomeKey, Plan, SignatureRequest,
-    VerifyContext, decide, plan, signature_repository,
+    VerifyContext, decide, plan,
 };
-use sealgate_core::policy::{Attestor, AttestorKind, AttestorSet, Policy, VerifierType};
+use sealgate_core::policy::Policy;
 use sealgate_core::trust::TrustedRoot;
 use sealgate_core::{Digest, ImageRef};
 use sealgate_registry::Client;
@@ -370,51 +370,14 @@ impl Verifier {
     ) -> BTreeSet<SignatureRequest> {
         let inner = &self.inner;
         let now = std::time::Instant::now();
-        // The digest of each image of the plan, looked up once rather than once per check.
-        let digests: Vec<Option<Digest>> = plan
-            .images
-            .iter()
-            .map(|image| match &image.reference {
-                Ok(reference) => match evidence.digest_of(reference) {
-                    Some(Ok(digest)) => Some(digest),
-                    _ => None,
-                },
-                Err(_) => None,
-            })
-            .collect();
         // Every key the engine will look up, and whether the cache may answer it.
-        let mut keys: HashMap<OutcomeKey, bool> = HashMap::with_capacity(plan.rules.len() * 4);
-        for r in &plan.rules {
-            if r.unsupported.is_some() {
-                continue;
-            }
-            for c in &r.checks {
-                let entry = &r.rule.verify_images[c.entry];
-                let image = &plan.images[c.image];
-                if entry.attestors.is_empty()
-                    || image.unsupported.is_some()
-                    || entry.skips(image.normalized())
-                    || entry.verifier != VerifierType::Cosign
-                    || !entry.attestations.is_empty()
-                {
-                    continue;
-                }
-                let Some(Some(digest)) = digests.get(c.image) else {
-                    continue;
-                };
-                let mut leaves = Vec::new();
-                for set in &entry.attestors {
-                    leaves_of(set, &mut leaves);
-                }
-                for attestor in leaves {
-                    let key = OutcomeKey {
-                        attestor: attestor.fingerprint().to_string(),
-                        repository: signature_repository(image, entry, attestor).into_owned(),
-                        digest: digest.clone(),
-                    };
-                    *keys.entry(key).or_insert(true) &= entry.use_cache;
-                }
-            }
+        let checks = plan.attestor_checks(&|r: &ImageRef| match evidence.digest_of(r) {
+            Some(Ok(digest)) => Some(digest),
+            _ => None,
+        });
+        let mut keys: HashMap<OutcomeKey, bool> = HashMap::with_capacity(checks.len());
+        for check in checks {
+            *keys.entry(check.key).or_insert(true) &= check.entry.use_cache;
         }
         let mut needed = BTreeSet::new();
         let (mut hits, mut misses) = (0, 0);
@@ -593,15 +556,6 @@ fn timed_out<V: Clone>(budget: Duration, flight: &Flight<V>) -> FetchFailure {
         format_duration(budget),
         flight.progress()
     ))
-}
-
-fn leaves_of<'a>(set: &'a AttestorSet, out: &mut Vec<&'a Attestor>) {
-    for entry in &set.entries {
-        match &entry.kind {
-            AttestorKind::Nested(inner) => leaves_of(inner, out),
-            _ => out.push(entry),
-        }
-    }
 }
 
 fn unshare(set: Arc<SignatureSet>) -> SignatureSet {

@@ -195,6 +195,8 @@ impl Plan<'_> {
         digest_of: &dyn Fn(&ImageRef) -> Option<Digest>,
     ) -> Vec<AttestorCheck<'_>> {
         let mut out = Vec::new();
+        // Each image's digest is asked for once, however many checks it is in.
+        let mut digests: Vec<Option<Option<Digest>>> = vec![None; self.images.len()];
         for r in &self.rules {
             if r.unsupported.is_some() {
                 continue;
@@ -213,8 +215,10 @@ impl Plan<'_> {
                 {
                     continue;
                 }
-                let Some(digest) = reference.digest().cloned().or_else(|| digest_of(reference))
-                else {
+                let known = digests[c.image].get_or_insert_with(|| {
+                    reference.digest().cloned().or_else(|| digest_of(reference))
+                });
+                let Some(digest) = known.clone() else {
                     continue;
                 };
                 for set in &entry.attestors {
