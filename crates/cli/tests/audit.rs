@@ -283,3 +283,79 @@ fn bad_flag_values_are_usage_errors() {
     let output = sealgate(dir.path(), &["audit", "--since", "yesterday"]);
     assert!(stderr(&output).contains("such as 45s, 30m, 1h or 2d"));
 }
+
+/// One admission request as the webhook records it: 3 images under 10 policies, 30 records in
+/// one call; the second image fails the seventh policy.
+fn pod_request(time_unix_ms: i64) -> Vec<AuditRecord> {
+    let mut records = Vec::new();
+    for p in 1..=10 {
+        for image in ["web", "sidecar", "logger"] {
+            let failed = p == 7 && image == "sidecar";
+            let mut r = record(
+                time_unix_ms,
+                "web-7d9f8b6c5d-x2k9d",
+                if failed { "fail" } else { "pass" },
+                false,
+            );
+            r.image = format!("registry.company.com/team-a/{image}:v1");
+            r.policy = format!("require-signed-k{p:02}");
+            r.reason = format!("{image} under k{p:02}");
+            records.push(r);
+        }
+    }
+    records
+}
+
+#[test]
+fn a_request_of_thirty_checks_comes_back_as_thirty_records_and_filters_look_inside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data").join(AUDIT_DB_FILE);
+    let now = now_unix_ms();
+    let older = pod_request(now - 20_000);
+    let newer = pod_request(now - 10_000);
+    // Written as the server writes: through the writer, one call per request.
+    let (writer, flusher) =
+        AuditWriter::spawn(AuditStore::open(&path, Retention::default()).unwrap());
+    writer.record(older.clone());
+    writer.record(newer.clone());
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(flusher.shutdown())
+        .unwrap();
+
+    let json = |extra: &[&str]| {
+        let mut args = vec!["audit", "--data-dir", "data", "-o", "json"];
+        args.extend_from_slice(extra);
+        json_rows(&sealgate(dir.path(), &args))
+    };
+    assert_eq!(json(&[]), [newer.clone(), older.clone()].concat());
+    assert_eq!(
+        json(&["--result", "fail"]),
+        vec![newer[19].clone(), older[19].clone()]
+    );
+    let sidecar = json(&["--image", "*/sidecar:v1"]);
+    assert_eq!(sidecar.len(), 20);
+    assert!(sidecar.iter().all(|r| r.image.ends_with("/sidecar:v1")));
+    assert_eq!(json(&["--limit", "35"]), [&newer[..], &older[..5]].concat());
+
+    let output = sealgate(
+        dir.path(),
+        &[
+            "audit",
+            "--data-dir",
+            "data",
+            "--image",
+            "registry.company.com/team-a/logger:*",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert_eq!(text.lines().count(), 21, "a header and 20 records: {text}");
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .contains("require-signed-k01/check-signature")
+    );
+}

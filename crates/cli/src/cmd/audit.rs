@@ -16,7 +16,7 @@ use crate::render::table;
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Output {
-    /// One row per decision, newest first.
+    /// One line per record (image and rule), newest request first.
     Table,
     /// A JSON array of records, as `GET /audit` serves them.
     Json,
@@ -26,8 +26,9 @@ enum Output {
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Reads DIR/audit.db read-only, so it works while the server runs. One row per \
-image and rule of each admission request; RESULT says ', denied' when the whole request was \
-denied. Dry-run requests are left out unless --include-dry-run. Exit 0 when the query ran (even \
+image and rule of each admission request, newest request first, a request's records in the \
+order they were recorded; RESULT says ', denied' when the whole request was denied. --limit \
+counts these records. Dry-run requests are left out unless --include-dry-run. Exit 0 when the query ran (even \
 with no rows), 2 on errors (no database, unreadable file, bad flags)."
 )]
 pub(crate) struct Args {

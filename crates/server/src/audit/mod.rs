@@ -1,18 +1,23 @@
 //! The audit trail: every admission decision, stored in an embedded SQLite database in the data
 //! directory (`--data-dir`, file [`AUDIT_DB_FILE`]).
 //!
-//! - [`AuditRecord`] is one row: what was decided about one image of one request under one rule
-//!   (or that no rule covered it), with the request's overall decision and its duration.
-//! - [`AuditStore`] owns a SQLite connection: the schema (WAL mode, one column per field, an index
-//!   on time, a schema version table), batched inserts, filtered queries and retention.
-//! - [`AuditWriter`] keeps SQLite off the request path. Handlers queue records without waiting;
-//!   one dedicated thread owns the writable store, writes batches in transactions and prunes old
-//!   rows. When the queue is full, records are dropped and counted, never waited for.
+//! - [`AuditRecord`] is one check: what was decided about one image of one request under one
+//!   rule (or that no rule covered it), with the request's overall decision and its duration.
+//!   The webhook records one per image per rule, all of a request's records in one call.
+//! - [`AuditStore`] owns a SQLite connection: the schema (WAL mode, one row per admission
+//!   request with its records in one compact column, indexes on time and on namespace, a schema
+//!   version table, migration from the one-row-per-record version 1), batched inserts, filtered
+//!   queries that expand each request back into its records, and retention by request.
+//! - [`AuditWriter`] keeps SQLite off the request path. Handlers queue a request's records
+//!   without waiting; they are encoded into the request's row on the handler's thread, and one
+//!   dedicated thread owns the writable store, writes batches of rows in transactions and prunes
+//!   old ones. When the queue is full, records are dropped and counted, never waited for.
 //!   [`AuditFlusher::shutdown`] writes what is queued and closes the database.
 //! - [`query_async`], [`filter_from_query`] and [`parse_since`] serve `GET /audit` and
 //!   `sealgate audit`, which read the database through their own read-only connections (WAL lets
-//!   them read while the writer writes).
+//!   them read while the writer writes). Both answer with records, one per check.
 
+mod decision;
 mod filter;
 mod store;
 mod writer;
@@ -29,10 +34,10 @@ pub const AUDIT_DB_FILE: &str = "audit.db";
 /// The server's data directory when `--data-dir` is not given (relative to the working directory).
 pub const DEFAULT_DATA_DIR: &str = "sealgate-data";
 
-/// One audited decision: one image of one admission request, under one rule.
+/// One audited check: one image of one admission request, under one rule.
 ///
-/// A request with several images or rules gives several records sharing `uid`, `allowed` and
-/// `duration_ms`.
+/// A request with several images or rules gives several records sharing `time_unix_ms`, `uid`,
+/// `allowed`, `duration_ms` and the other request-level fields; the store keeps them as one row.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
@@ -137,6 +142,25 @@ version {supported}; use a newer sealgate to read it",
         found: i64,
         /// The version this build reads and writes.
         supported: i64,
+    },
+
+    /// A database of an older schema version could not be migrated; it was left unchanged.
+    #[error(
+        "could not migrate the audit database {} from schema version {from} to {to}: {detail}; \
+the file is unchanged: free disk space (the migration needs about as much again as the file) \
+and start `sealgate serve` again, or move the file aside (with its -wal and -shm files) and \
+`sealgate serve` creates a new one",
+        path.display()
+    )]
+    Migrate {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        from: i64,
+        /// The version this build writes.
+        to: i64,
+        /// What SQLite said.
+        detail: String,
     },
 
     /// Inserting or pruning failed.
@@ -270,6 +294,39 @@ pub(crate) mod test_support {
             signer: Some("key sha256:0123".into()),
             duration_ms: 12.5,
         }
+    }
+
+    /// The records of one admitted request at `time_unix_ms` (uid `req-<time>`), as the webhook
+    /// records them: `policies` policies, each checking `images` images
+    /// (`registry.company.com/team-a/app-<i>:v1`), rule by rule; every check passes with a
+    /// digest, a reason and a signer.
+    pub(crate) fn request(time_unix_ms: i64, images: usize, policies: usize) -> Vec<AuditRecord> {
+        let mut out = Vec::new();
+        for p in 0..policies {
+            for i in 0..images {
+                let image = format!("registry.company.com/team-a/app-{i}:v1");
+                let digest = format!("sha256:{}", format!("{i:02x}").repeat(32));
+                out.push(AuditRecord {
+                    time_unix_ms,
+                    uid: format!("req-{time_unix_ms}"),
+                    dry_run: false,
+                    operation: "CREATE".into(),
+                    namespace: "team-a".into(),
+                    kind: "Pod".into(),
+                    name: "web".into(),
+                    reason: format!("verified image signatures for {image} ({digest})"),
+                    image,
+                    digest: Some(digest),
+                    policy: format!("require-signed-{p:02}"),
+                    rule: "check-signature".into(),
+                    result: "pass".into(),
+                    allowed: true,
+                    signer: Some(format!("key sha256:{}", format!("{p:02x}").repeat(32))),
+                    duration_ms: 0.75,
+                });
+            }
+        }
+        out
     }
 }
 

@@ -2,21 +2,41 @@
 //! filtered queries and retention.
 //!
 //! The database runs in WAL mode, so read-only connections (`GET /audit`, `sealgate audit`) read
-//! while the writer writes. Each [`AuditRecord`] field is a column of table `audit`; `time_unix_ms`
-//! is indexed, and queries walk that index newest first. Table `schema_version` holds one row,
-//! [`SCHEMA_VERSION`], checked on every open.
+//! while the writer writes. Table `schema_version` holds one row, [`SCHEMA_VERSION`], checked on
+//! every open.
+//!
+//! **Schema version 2**: table `decisions` has one row per admission request, not per audit
+//! record: the request-level fields, two filter columns and the request's checks (its
+//! [`AuditRecord`]s, one per image per rule) in one JSON column — see
+//! [`decision`](super::decision) for the encoding. It is indexed on time, and on namespace and
+//! time. A query narrows the rows in SQL (since, namespace, dry run, a result among the
+//! request's results, an image starting with the pattern's literal prefix), walking an index
+//! newest first; expands each remaining row into its records; applies the exact filters (the
+//! Kyverno wildcard on the image, the result) to each; and stops at the limit, which counts
+//! records. Retention counts and deletes rows, i.e. admission requests.
+//!
+//! **Version 1** (one row per record, table `audit`) is migrated when a writable store opens
+//! it: in one transaction the records of each request (consecutive rows sharing the time, the
+//! uid and every other request-level field) become one row of `decisions`, table `audit` is
+//! dropped, and the freed pages are given back to the file system. If that fails the file is
+//! left as it was. Read-only stores (`sealgate audit` next to a server not yet upgraded) read a
+//! version 1 database as it is.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::types::Value;
-use rusqlite::{Connection, ErrorCode, OpenFlags, params, params_from_iter};
+use rusqlite::types::{Type, Value};
+use rusqlite::{
+    CachedStatement, Connection, ErrorCode, OpenFlags, Row, Transaction, TransactionBehavior,
+    params, params_from_iter,
+};
 use sealgate_core::image::wildcard;
 
+use super::decision::{DecisionRow, RequestFields, decode_checks};
 use super::{AuditError, AuditFilter, AuditRecord};
 
 /// The schema version this build creates, reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long SQLite waits for another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -24,12 +44,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rows deleted per statement when pruning, so one prune never makes one huge transaction.
 const PRUNE_CHUNK: i64 = 10_000;
 
-/// Rows a query returns when the filter's limit is 0.
+/// Records a query returns when the filter's limit is 0.
 const DEFAULT_QUERY_LIMIT: usize = 1000;
 
-/// The schema of version 1 (created in one transaction with the version row).
-const SCHEMA_V1: &str = "
-CREATE TABLE audit (
+/// The schema of version 2 (created in one transaction with the version row).
+const SCHEMA_V2: &str = "
+CREATE TABLE decisions (
     id           INTEGER PRIMARY KEY,
     time_unix_ms INTEGER NOT NULL,
     uid          TEXT    NOT NULL,
@@ -38,30 +58,38 @@ CREATE TABLE audit (
     namespace    TEXT    NOT NULL,
     kind         TEXT    NOT NULL,
     name         TEXT    NOT NULL,
-    image        TEXT    NOT NULL,
-    digest       TEXT,
-    policy       TEXT    NOT NULL,
-    rule         TEXT    NOT NULL,
-    result       TEXT    NOT NULL,
     allowed      INTEGER NOT NULL,
-    reason       TEXT    NOT NULL,
-    signer       TEXT,
-    duration_ms  REAL    NOT NULL
+    duration_ms  REAL    NOT NULL,
+    check_count  INTEGER NOT NULL,
+    results      TEXT    NOT NULL,
+    images       TEXT    NOT NULL,
+    checks       TEXT    NOT NULL
 );
-CREATE INDEX audit_time ON audit (time_unix_ms);
+CREATE INDEX decisions_time ON decisions (time_unix_ms);
+CREATE INDEX decisions_namespace_time ON decisions (namespace, time_unix_ms);
 ";
 
-/// The columns in [`AuditRecord`] field order (after `id`).
-const COLUMNS: &str = "time_unix_ms, uid, dry_run, operation, namespace, kind, name, image, \
+/// Inserts one [`DecisionRow`].
+const INSERT_DECISION: &str = "INSERT INTO decisions (time_unix_ms, uid, dry_run, operation, \
+namespace, kind, name, allowed, duration_ms, check_count, results, images, checks) VALUES \
+(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+/// The columns a query reads, in the order [`AuditStore::query_rows`] reads them.
+const QUERY_COLUMNS: &str = "id, time_unix_ms, uid, dry_run, operation, namespace, kind, name, allowed, duration_ms, checks";
+
+/// Version 1's columns in [`AuditRecord`] field order (after `id`), for reading and migrating
+/// a version 1 database.
+const V1_COLUMNS: &str = "time_unix_ms, uid, dry_run, operation, namespace, kind, name, image, \
 digest, policy, rule, result, allowed, reason, signer, duration_ms";
 
-/// How much of the audit trail is kept; older rows, then the oldest beyond the row limit, are
-/// deleted by [`AuditStore::prune`].
+/// How much of the audit trail is kept; older requests, then the oldest beyond the row limit,
+/// are deleted by [`AuditStore::prune`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
-    /// Rows older than this are deleted (default 30 days).
+    /// Admission requests older than this are deleted with all their records (default 30 days).
     pub max_age: Duration,
-    /// At most this many rows are kept, the newest (default 1,000,000).
+    /// At most this many admission requests (rows of table `decisions`) are kept, the newest,
+    /// each with all of its records (default 1,000,000).
     pub max_rows: u64,
 }
 
@@ -81,12 +109,15 @@ pub struct AuditStore {
     conn: Connection,
     path: PathBuf,
     retention: Retention,
+    /// The file's schema version: [`SCHEMA_VERSION`], or 1 in a read-only store.
+    version: i64,
 }
 
 impl AuditStore {
     /// Opens the database at `path` for writing, creating the file (and its directory) and the
-    /// schema when missing. Refuses files that are not SQLite, SQLite databases sealgate did not
-    /// create, and databases of a newer schema.
+    /// schema when missing, and migrating a version 1 database (see the module documentation).
+    /// Refuses files that are not SQLite, SQLite databases sealgate did not create, and
+    /// databases of a newer schema.
     pub fn open(path: &Path, retention: Retention) -> Result<AuditStore, AuditError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| AuditError::CreateDir {
@@ -99,8 +130,14 @@ impl AuditStore {
             conn,
             path: path.to_path_buf(),
             retention,
+            version: SCHEMA_VERSION,
         };
-        store.set_up().map_err(|e| open_error(path, &e))??;
+        let migrated = store.set_up().map_err(|e| open_error(path, &e))??;
+        if migrated {
+            store
+                .reclaim_after_migration()
+                .map_err(|e| open_error(path, &e))?;
+        }
         Ok(store)
     }
 
@@ -123,17 +160,21 @@ impl AuditStore {
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, &e))?;
-        let store = AuditStore {
+        let mut store = AuditStore {
             conn,
             path: path.to_path_buf(),
             retention: Retention::default(),
+            version: SCHEMA_VERSION,
         };
         store
             .conn
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| open_error(path, &e))?;
         match store.schema_version().map_err(|e| open_error(path, &e))? {
-            Some(found) => store.check_version(found)?,
+            Some(found) => {
+                store.check_version(found)?;
+                store.version = found;
+            }
             None => return Err(not_ours(path)),
         }
         Ok(store)
@@ -144,9 +185,10 @@ impl AuditStore {
         &self.path
     }
 
-    /// Sets the connection up for writing and creates or checks the schema. The outer error is
-    /// SQLite's; the inner one a file sealgate cannot use.
-    fn set_up(&mut self) -> rusqlite::Result<Result<(), AuditError>> {
+    /// Sets the connection up for writing and creates, checks or migrates the schema. The outer
+    /// error is SQLite's; the inner one a file sealgate cannot use. `Ok(Ok(true))`: a version 1
+    /// database was migrated.
+    fn set_up(&mut self) -> rusqlite::Result<Result<bool, AuditError>> {
         self.conn.busy_timeout(BUSY_TIMEOUT)?;
         // Only takes effect before the first table is created: lets prune give space back.
         self.conn
@@ -162,18 +204,30 @@ impl AuditStore {
         }
         // An audit trail should survive a power cut; with batched writes the fsyncs are cheap.
         self.conn.pragma_update(None, "synchronous", "FULL")?;
-        let tx = self.conn.transaction()?;
-        let version = schema_version_of(&tx)?;
-        match version {
-            Some(found) => {
-                if found > SCHEMA_VERSION {
-                    return Ok(Err(AuditError::NewerSchema {
-                        path: self.path.clone(),
-                        found,
-                        supported: SCHEMA_VERSION,
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let migrated = match schema_version_of(&tx)? {
+            Some(found) if found > SCHEMA_VERSION => {
+                return Ok(Err(AuditError::NewerSchema {
+                    path,
+                    found,
+                    supported: SCHEMA_VERSION,
+                }));
+            }
+            Some(1) => {
+                if let Err(e) = migrate_v1(&tx) {
+                    return Ok(Err(AuditError::Migrate {
+                        path,
+                        from: 1,
+                        to: SCHEMA_VERSION,
+                        detail: e.to_string(),
                     }));
                 }
+                true
             }
+            Some(_) => false,
             None => {
                 let tables: i64 = tx.query_row(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
@@ -181,18 +235,37 @@ impl AuditStore {
                     |row| row.get(0),
                 )?;
                 if tables > 0 {
-                    return Ok(Err(not_ours(&self.path)));
+                    return Ok(Err(not_ours(&path)));
                 }
-                tx.execute_batch(SCHEMA_V1)?;
+                tx.execute_batch(SCHEMA_V2)?;
                 tx.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL)")?;
                 tx.execute(
                     "INSERT INTO schema_version (version) VALUES (?1)",
                     [SCHEMA_VERSION],
                 )?;
+                false
             }
+        };
+        if let Err(e) = tx.commit() {
+            if migrated {
+                return Ok(Err(AuditError::Migrate {
+                    path,
+                    from: 1,
+                    to: SCHEMA_VERSION,
+                    detail: e.to_string(),
+                }));
+            }
+            return Err(e);
         }
-        tx.commit()?;
-        Ok(Ok(()))
+        Ok(Ok(migrated))
+    }
+
+    /// After a migration: gives the pages of the dropped table back to the file system and
+    /// empties the write-ahead log, which held the whole new table.
+    fn reclaim_after_migration(&mut self) -> rusqlite::Result<()> {
+        self.incremental_vacuum()?;
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
     }
 
     /// The version in `schema_version`, `None` when the table does not exist.
@@ -212,70 +285,150 @@ impl AuditStore {
         }
     }
 
-    /// Inserts `records` in one transaction: all or none.
+    /// Inserts `records` in one transaction: all or none. Each run of consecutive records of
+    /// one request (the same time, uid and other request-level fields) is stored as one row.
     pub fn insert(&mut self, records: &[AuditRecord]) -> Result<(), AuditError> {
         if records.is_empty() {
             return Ok(());
         }
-        self.insert_all(records).map_err(|e| self.write_error(&e))
+        self.insert_rows(&DecisionRow::from_records(records))
     }
 
-    fn insert_all(&mut self, records: &[AuditRecord]) -> rusqlite::Result<()> {
+    /// Inserts `rows` in one transaction: all or none.
+    pub(crate) fn insert_rows(&mut self, rows: &[DecisionRow]) -> Result<(), AuditError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.insert_all(rows).map_err(|e| self.write_error(&e))
+    }
+
+    fn insert_all(&mut self, rows: &[DecisionRow]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
-            let mut insert = tx.prepare_cached(&format!(
-                "INSERT INTO audit ({COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
-            ))?;
-            for r in records {
-                // SQLite stores NaN as NULL, which the NOT NULL column would reject with the
-                // whole batch: a duration that is not a number is recorded as 0.
-                let duration_ms = if r.duration_ms.is_finite() {
-                    r.duration_ms
-                } else {
-                    0.0
-                };
-                insert.execute(params![
-                    r.time_unix_ms,
-                    r.uid,
-                    r.dry_run,
-                    r.operation,
-                    r.namespace,
-                    r.kind,
-                    r.name,
-                    r.image,
-                    r.digest,
-                    r.policy,
-                    r.rule,
-                    r.result,
-                    r.allowed,
-                    r.reason,
-                    r.signer,
-                    duration_ms,
-                ])?;
+            let mut insert = tx.prepare_cached(INSERT_DECISION)?;
+            for row in rows {
+                insert_row(&mut insert, row)?;
             }
         }
         tx.commit()
     }
 
-    /// The records matching `filter`, newest first, at most `filter.limit` (1000 when 0).
+    /// The records matching `filter`, newest request first and each request's records in the
+    /// order they were recorded; at most `filter.limit` records (1000 when 0).
     ///
-    /// `since`, `namespace`, `result` and dry-run exclusion are SQL conditions on the time-ordered
-    /// index walk; the image pattern's literal prefix is one too, and the Kyverno wildcard match
-    /// itself runs here, on each candidate row, until the limit is reached.
+    /// `since`, `namespace`, dry-run exclusion, "a check with this result" and "an image
+    /// starting with the pattern's literal prefix" are SQL conditions on an index walk, newest
+    /// first; the matching requests are expanded into records here, and the Kyverno wildcard
+    /// and the result are matched on each record, until the limit is reached.
     pub fn query(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, AuditError> {
-        self.query_rows(filter).map_err(|e| AuditError::Read {
+        let found = if self.version == 1 {
+            self.query_v1(filter)
+        } else {
+            self.query_rows(filter)
+        };
+        found.map_err(|e| AuditError::Read {
             path: self.path.clone(),
             detail: e.to_string(),
         })
     }
 
     fn query_rows(&self, filter: &AuditFilter) -> rusqlite::Result<Vec<AuditRecord>> {
-        let limit = if filter.limit == 0 {
-            DEFAULT_QUERY_LIMIT
-        } else {
-            filter.limit
-        };
+        let limit = effective_limit(filter);
+        let mut conditions: Vec<&str> = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        if let Some(since) = filter.since_unix_ms {
+            conditions.push("time_unix_ms >= ?");
+            values.push(Value::Integer(since));
+        }
+        if let Some(namespace) = &filter.namespace {
+            conditions.push("namespace = ?");
+            values.push(Value::Text(namespace.clone()));
+        }
+        if let Some(result) = &filter.result {
+            conditions.push("instr(results, ?) > 0");
+            values.push(Value::Text(format!(" {result} ")));
+        }
+        if !filter.include_dry_run {
+            conditions.push("dry_run = 0");
+        }
+        if let Some(prefix) = filter.image.as_deref().map(literal_prefix)
+            && !prefix.is_empty()
+        {
+            conditions.push("instr(images, ?) > 0");
+            values.push(Value::Text(format!(" {prefix}")));
+        }
+        let mut sql = format!("SELECT {QUERY_COLUMNS} FROM decisions");
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(" ORDER BY time_unix_ms DESC, id DESC");
+        let mut statement = self.conn.prepare(&sql)?;
+        let mut rows = statement.query(params_from_iter(values))?;
+        let mut found = Vec::new();
+        while found.len() < limit {
+            let Some(row) = rows.next()? else { break };
+            let id: i64 = row.get(0)?;
+            let uid: String = row.get(2)?;
+            let operation: String = row.get(4)?;
+            let namespace: String = row.get(5)?;
+            let kind: String = row.get(6)?;
+            let name: String = row.get(7)?;
+            let request = RequestFields {
+                time_unix_ms: row.get(1)?,
+                uid: &uid,
+                dry_run: row.get(3)?,
+                operation: &operation,
+                namespace: &namespace,
+                kind: &kind,
+                name: &name,
+                allowed: row.get(8)?,
+                duration_ms: row.get(9)?,
+            };
+            let checks = row.get_ref(10)?.as_str()?;
+            let checks = decode_checks(id, checks)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(10, Type::Text, e.into()))?;
+            for check in checks {
+                if found.len() >= limit {
+                    break;
+                }
+                let wanted = filter
+                    .result
+                    .as_deref()
+                    .is_none_or(|result| check.result == result)
+                    && filter
+                        .image
+                        .as_deref()
+                        .is_none_or(|pattern| wildcard::matches(pattern, &check.image));
+                if wanted {
+                    found.push(AuditRecord {
+                        time_unix_ms: request.time_unix_ms,
+                        uid: request.uid.to_owned(),
+                        dry_run: request.dry_run,
+                        operation: request.operation.to_owned(),
+                        namespace: request.namespace.to_owned(),
+                        kind: request.kind.to_owned(),
+                        name: request.name.to_owned(),
+                        image: check.image.into_owned(),
+                        digest: check.digest.map(|d| d.into_owned()),
+                        policy: check.policy.into_owned(),
+                        rule: check.rule.into_owned(),
+                        result: check.result.into_owned(),
+                        allowed: request.allowed,
+                        reason: check.reason.into_owned(),
+                        signer: check.signer.map(|s| s.into_owned()),
+                        duration_ms: request.duration_ms,
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// [`AuditStore::query`] on a version 1 database (read-only stores only: a writable store
+    /// migrates it).
+    fn query_v1(&self, filter: &AuditFilter) -> rusqlite::Result<Vec<AuditRecord>> {
+        let limit = effective_limit(filter);
         let mut conditions: Vec<&str> = Vec::new();
         let mut values: Vec<Value> = Vec::new();
         if let Some(since) = filter.since_unix_ms {
@@ -293,20 +446,16 @@ impl AuditStore {
         if !filter.include_dry_run {
             conditions.push("dry_run = 0");
         }
-        if let Some(pattern) = &filter.image {
-            let prefix: String = pattern
-                .chars()
-                .take_while(|c| !matches!(c, '*' | '?'))
-                .collect();
-            if !prefix.is_empty() {
-                conditions.push("substr(image, 1, ?) = ?");
-                values.push(Value::Integer(
-                    i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX),
-                ));
-                values.push(Value::Text(prefix));
-            }
+        if let Some(prefix) = filter.image.as_deref().map(literal_prefix)
+            && !prefix.is_empty()
+        {
+            conditions.push("substr(image, 1, ?) = ?");
+            values.push(Value::Integer(
+                i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX),
+            ));
+            values.push(Value::Text(prefix.to_string()));
         }
-        let mut sql = format!("SELECT {COLUMNS} FROM audit");
+        let mut sql = format!("SELECT {V1_COLUMNS} FROM audit");
         if !conditions.is_empty() {
             sql.push_str(" WHERE ");
             sql.push_str(&conditions.join(" AND "));
@@ -321,24 +470,7 @@ impl AuditStore {
         let mut found = Vec::new();
         while found.len() < limit {
             let Some(row) = rows.next()? else { break };
-            let record = AuditRecord {
-                time_unix_ms: row.get(0)?,
-                uid: row.get(1)?,
-                dry_run: row.get(2)?,
-                operation: row.get(3)?,
-                namespace: row.get(4)?,
-                kind: row.get(5)?,
-                name: row.get(6)?,
-                image: row.get(7)?,
-                digest: row.get(8)?,
-                policy: row.get(9)?,
-                rule: row.get(10)?,
-                result: row.get(11)?,
-                allowed: row.get(12)?,
-                reason: row.get(13)?,
-                signer: row.get(14)?,
-                duration_ms: row.get(15)?,
-            };
+            let record = v1_record(row)?;
             if filter
                 .image
                 .as_deref()
@@ -350,8 +482,9 @@ impl AuditStore {
         Ok(found)
     }
 
-    /// Applies the retention: deletes rows older than `max_age` before `now_unix_ms`, then the
-    /// oldest rows beyond `max_rows`, in chunks. Returns how many rows were deleted.
+    /// Applies the retention: deletes the admission requests (rows, each with all its records)
+    /// older than `max_age` before `now_unix_ms`, then the oldest beyond `max_rows`, in chunks.
+    /// Returns how many requests were deleted.
     pub fn prune(&mut self, now_unix_ms: i64) -> Result<u64, AuditError> {
         self.prune_rows(now_unix_ms)
             .map_err(|e| self.write_error(&e))
@@ -363,8 +496,8 @@ impl AuditStore {
         let mut deleted = 0u64;
         loop {
             let n = self.conn.execute(
-                "DELETE FROM audit WHERE id IN \
-                 (SELECT id FROM audit WHERE time_unix_ms < ?1 ORDER BY time_unix_ms LIMIT ?2)",
+                "DELETE FROM decisions WHERE id IN \
+                 (SELECT id FROM decisions WHERE time_unix_ms < ?1 ORDER BY time_unix_ms LIMIT ?2)",
                 params![cutoff, PRUNE_CHUNK],
             )?;
             deleted += n as u64;
@@ -374,13 +507,13 @@ impl AuditStore {
         }
         let rows: i64 = self
             .conn
-            .query_row("SELECT count(*) FROM audit", [], |row| row.get(0))?;
+            .query_row("SELECT count(*) FROM decisions", [], |row| row.get(0))?;
         let max_rows = i64::try_from(self.retention.max_rows).unwrap_or(i64::MAX);
         let mut excess = rows.saturating_sub(max_rows);
         while excess > 0 {
             let n = self.conn.execute(
-                "DELETE FROM audit WHERE id IN \
-                 (SELECT id FROM audit ORDER BY time_unix_ms, id LIMIT ?1)",
+                "DELETE FROM decisions WHERE id IN \
+                 (SELECT id FROM decisions ORDER BY time_unix_ms, id LIMIT ?1)",
                 [excess.min(PRUNE_CHUNK)],
             )?;
             if n == 0 {
@@ -390,13 +523,18 @@ impl AuditStore {
             excess -= n as i64;
         }
         if deleted > 0 {
-            // Give the freed pages back to the file system (auto_vacuum = INCREMENTAL). The
-            // pragma frees pages one step at a time, so step it to the end.
-            let mut vacuum = self.conn.prepare("PRAGMA incremental_vacuum")?;
-            let mut steps = vacuum.query([])?;
-            while steps.next()?.is_some() {}
+            self.incremental_vacuum()?;
         }
         Ok(deleted)
+    }
+
+    /// Gives the free pages back to the file system (auto_vacuum = INCREMENTAL). The pragma
+    /// frees pages one step at a time, so step it to the end.
+    fn incremental_vacuum(&mut self) -> rusqlite::Result<()> {
+        let mut vacuum = self.conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut steps = vacuum.query([])?;
+        while steps.next()?.is_some() {}
+        Ok(())
     }
 
     /// Closes the connection, reporting what SQLite says (the last close checkpoints the WAL).
@@ -414,6 +552,96 @@ impl AuditStore {
             detail: e.to_string(),
         }
     }
+}
+
+/// The filter's limit, 1000 when 0.
+fn effective_limit(filter: &AuditFilter) -> usize {
+    if filter.limit == 0 {
+        DEFAULT_QUERY_LIMIT
+    } else {
+        filter.limit
+    }
+}
+
+/// What an image must start with to match `pattern`: everything before its first `*` or `?`.
+fn literal_prefix(pattern: &str) -> &str {
+    pattern
+        .find(['*', '?'])
+        .map_or(pattern, |end| pattern.get(..end).unwrap_or_default())
+}
+
+fn insert_row(insert: &mut CachedStatement<'_>, row: &DecisionRow) -> rusqlite::Result<()> {
+    insert.execute(params![
+        row.time_unix_ms,
+        row.uid,
+        row.dry_run,
+        row.operation,
+        row.namespace,
+        row.kind,
+        row.name,
+        row.allowed,
+        row.duration_ms,
+        i64::try_from(row.check_count).unwrap_or(i64::MAX),
+        row.results,
+        row.images,
+        row.checks,
+    ])?;
+    Ok(())
+}
+
+/// A version 1 row (columns [`V1_COLUMNS`]).
+fn v1_record(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        time_unix_ms: row.get(0)?,
+        uid: row.get(1)?,
+        dry_run: row.get(2)?,
+        operation: row.get(3)?,
+        namespace: row.get(4)?,
+        kind: row.get(5)?,
+        name: row.get(6)?,
+        image: row.get(7)?,
+        digest: row.get(8)?,
+        policy: row.get(9)?,
+        rule: row.get(10)?,
+        result: row.get(11)?,
+        allowed: row.get(12)?,
+        reason: row.get(13)?,
+        signer: row.get(14)?,
+        duration_ms: row.get(15)?,
+    })
+}
+
+/// Moves a version 1 database's records into table `decisions`, one row per request, oldest
+/// first; drops table `audit`; sets the version. Runs inside the caller's transaction.
+fn migrate_v1(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(SCHEMA_V2)?;
+    {
+        // By time, then in the order they were written: a request's records are consecutive.
+        let mut select = tx.prepare(&format!(
+            "SELECT {V1_COLUMNS} FROM audit ORDER BY time_unix_ms, id"
+        ))?;
+        let mut insert = tx.prepare_cached(INSERT_DECISION)?;
+        let mut rows = select.query([])?;
+        let mut request: Vec<AuditRecord> = Vec::new();
+        while let Some(row) = rows.next()? {
+            let record = v1_record(row)?;
+            if request.last().is_some_and(|last| {
+                !RequestFields::of(last).same_request(&RequestFields::of(&record))
+            }) {
+                for decision in DecisionRow::from_records(&request) {
+                    insert_row(&mut insert, &decision)?;
+                }
+                request.clear();
+            }
+            request.push(record);
+        }
+        for decision in DecisionRow::from_records(&request) {
+            insert_row(&mut insert, &decision)?;
+        }
+    }
+    tx.execute_batch("DROP TABLE audit")?;
+    tx.execute("UPDATE schema_version SET version = ?1", [SCHEMA_VERSION])?;
+    Ok(())
 }
 
 /// The version in `schema_version`, `None` when the table does not exist.
@@ -463,7 +691,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::audit::test_support::record;
+    use crate::audit::test_support::{record, request};
 
     fn temp_store(retention: Retention) -> (tempfile::TempDir, AuditStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -549,21 +777,42 @@ mod tests {
         assert_eq!(all(&reader), vec![record(1)]);
     }
 
-    #[test]
-    fn queries_walk_the_time_index() {
-        let (_dir, store) = temp_store(Retention::default());
-        let plan: String = store
+    /// SQLite's plan for a query with `conditions`, as the query builds it.
+    fn plan(store: &AuditStore, conditions: &str) -> String {
+        let mut statement = store
             .conn
-            .query_row(
-                &format!(
-                    "EXPLAIN QUERY PLAN SELECT {COLUMNS} FROM audit WHERE time_unix_ms >= 1 \
-                     AND namespace = 'a' AND dry_run = 0 ORDER BY time_unix_ms DESC, id DESC"
-                ),
-                [],
-                |r| r.get(3),
-            )
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT {QUERY_COLUMNS} FROM decisions WHERE {conditions} \
+                 ORDER BY time_unix_ms DESC, id DESC"
+            ))
             .unwrap();
-        assert!(plan.contains("audit_time"), "{plan}");
+        let steps: Vec<String> = statement
+            .query_map([], |r| r.get(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        steps.join("; ")
+    }
+
+    #[test]
+    fn queries_walk_an_index_newest_first_without_sorting() {
+        let (_dir, store) = temp_store(Retention::default());
+        let by_time = plan(
+            &store,
+            "time_unix_ms >= 1 AND dry_run = 0 AND instr(results, ' fail ') > 0 \
+             AND instr(images, ' ghcr.io/') > 0",
+        );
+        assert!(by_time.contains("decisions_time"), "{by_time}");
+        assert!(!by_time.contains("TEMP B-TREE"), "{by_time}");
+        let by_namespace = plan(
+            &store,
+            "time_unix_ms >= 1 AND namespace = 'a' AND dry_run = 0",
+        );
+        assert!(
+            by_namespace.contains("decisions_namespace_time"),
+            "{by_namespace}"
+        );
+        assert!(!by_namespace.contains("TEMP B-TREE"), "{by_namespace}");
     }
 
     /// Records for the filter tests: times 1..=8, spread over namespaces, results and images.
@@ -877,7 +1126,7 @@ mod tests {
                     err,
                     AuditError::NewerSchema {
                         found: 7,
-                        supported: 1,
+                        supported: 2,
                         ..
                     }
                 ),
@@ -908,9 +1157,10 @@ mod tests {
         writer
             .conn
             .execute(
-                "INSERT INTO audit (time_unix_ms, uid, dry_run, operation, namespace, kind, \
-                 name, image, policy, rule, result, allowed, reason, duration_ms) \
-                 VALUES (3, '', 0, 'CREATE', '', 'Pod', 'p', 'i', '', '', 'pass', 1, '', 0)",
+                "INSERT INTO decisions (time_unix_ms, uid, dry_run, operation, namespace, kind, \
+                 name, allowed, duration_ms, check_count, results, images, checks) \
+                 VALUES (3, '', 0, 'CREATE', '', 'Pod', 'p', 1, 0, 1, ' pass ', ' i ', \
+                 '[[\"i\",null,\"\",1,\"pass\",1,null]]')",
                 [],
             )
             .unwrap();
@@ -929,5 +1179,410 @@ mod tests {
         let mut reader = reader;
         let err = reader.insert(&[record(4)]).unwrap_err();
         assert!(matches!(err, AuditError::Write { .. }), "{err:?}");
+    }
+
+    /// The records of `store`, all of them, and the rows of table `decisions`.
+    fn rows(store: &AuditStore) -> i64 {
+        store
+            .conn
+            .query_row("SELECT count(*) FROM decisions", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_request_of_thirty_checks_is_one_row_and_round_trips_exactly() {
+        let (_dir, mut store) = temp_store(Retention::default());
+        let mut checks = request(1_000, 3, 10);
+        // Every kind of value a field can take: absent, empty, escaped, repeated, non-ASCII.
+        checks[4].digest = None;
+        checks[4].signer = None;
+        checks[4].result = "fail".into();
+        checks[4].reason = "no signature by key 'prod': \"quoted\"\n\ttab \\ back\u{1}slash".into();
+        checks[7].reason = checks[4].reason.clone();
+        checks[9].image = "docker.io/library/nginx:1.27".into();
+        checks[9].policy = String::new();
+        checks[9].rule = String::new();
+        checks[9].result = "none".into();
+        checks[9].reason = "not covered by any verifyImages rule".into();
+        checks[12].image = "ünïcode.example/名前:v1".into();
+        checks[29].signer = Some("key a, certificate CN=b".into());
+        store.insert(&checks).unwrap();
+        assert_eq!(rows(&store), 1);
+        assert_eq!(all(&store), checks, "order and every field");
+        let (check_count, results, images, size): (i64, String, String, i64) = store
+            .conn
+            .query_row(
+                "SELECT check_count, results, images, length(checks) FROM decisions",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(check_count, 30);
+        assert_eq!(results, " pass fail none ");
+        assert_eq!(
+            images,
+            " registry.company.com/team-a/app-0:v1 registry.company.com/team-a/app-1:v1 \
+             registry.company.com/team-a/app-2:v1 docker.io/library/nginx:1.27 \
+             ünïcode.example/名前:v1 "
+        );
+        // Repeated images, digests, reasons, policies and signers are back-references.
+        let written_out: usize = checks
+            .iter()
+            .map(|c| {
+                c.image.len()
+                    + c.digest.as_ref().map_or(0, String::len)
+                    + c.policy.len()
+                    + c.rule.len()
+                    + c.result.len()
+                    + c.reason.len()
+                    + c.signer.as_ref().map_or(0, String::len)
+            })
+            .sum();
+        assert!(
+            size * 3 < i64::try_from(written_out).unwrap(),
+            "{size} bytes for {written_out} bytes of text"
+        );
+    }
+
+    /// Three requests, oldest first: 30 passing checks; 30 checks of which one fails (the
+    /// second image under the fifth policy); 30 passing checks in namespace team-b.
+    fn requests_fixture() -> (tempfile::TempDir, AuditStore, Vec<Vec<AuditRecord>>) {
+        let (dir, mut store) = temp_store(Retention::default());
+        let first = request(100, 3, 10);
+        let mut second = request(200, 3, 10);
+        second[13].result = "fail".into();
+        second[13].reason = "no signature by key 'prod'".into();
+        second[13].signer = None;
+        for r in &mut second {
+            r.allowed = false;
+        }
+        let mut third = request(300, 3, 10);
+        for r in &mut third {
+            r.namespace = "team-b".into();
+        }
+        for r in [&first, &second, &third] {
+            store.insert(r).unwrap();
+        }
+        assert_eq!(rows(&store), 3);
+        (dir, store, vec![first, second, third])
+    }
+
+    #[test]
+    fn the_result_filter_finds_the_one_failed_check_of_thirty() {
+        let (_dir, store, requests) = requests_fixture();
+        let result = |r: &str| AuditFilter {
+            result: Some(r.into()),
+            ..AuditFilter::default()
+        };
+        assert_eq!(
+            store.query(&result("fail")).unwrap(),
+            vec![requests[1][13].clone()]
+        );
+        let passed = store.query(&result("pass")).unwrap();
+        assert_eq!(passed.len(), 89);
+        assert_eq!(passed[..30], requests[2][..], "newest request first");
+        assert!(!passed.contains(&requests[1][13]));
+        assert!(store.query(&result("error")).unwrap().is_empty());
+        let in_team_a = AuditFilter {
+            namespace: Some("team-a".into()),
+            ..result("pass")
+        };
+        assert_eq!(store.query(&in_team_a).unwrap().len(), 59);
+    }
+
+    #[test]
+    fn an_image_pattern_selects_single_images_inside_a_request() {
+        let (_dir, store, requests) = requests_fixture();
+        let image = |p: &str| AuditFilter {
+            image: Some(p.into()),
+            ..AuditFilter::default()
+        };
+        let one_image = |request: &[AuditRecord], i: usize| -> Vec<AuditRecord> {
+            request.iter().skip(i).step_by(3).cloned().collect()
+        };
+        // A literal prefix (prefiltered in SQL), then the wildcard on each check.
+        let found = store
+            .query(&image("registry.company.com/team-a/app-1:*"))
+            .unwrap();
+        let expected: Vec<AuditRecord> = requests
+            .iter()
+            .rev()
+            .flat_map(|r| one_image(r, 1))
+            .collect();
+        assert_eq!(found.len(), 30);
+        assert_eq!(found, expected);
+        // No literal prefix: every row is expanded and matched.
+        assert_eq!(store.query(&image("*/app-2:v?")).unwrap().len(), 30);
+        // Exact, one request only.
+        let exact = AuditFilter {
+            namespace: Some("team-b".into()),
+            ..image("registry.company.com/team-a/app-0:v1")
+        };
+        assert_eq!(store.query(&exact).unwrap(), one_image(&requests[2], 0));
+        // A prefix no image has.
+        assert!(
+            store
+                .query(&image("registry.company.com/team-b/*"))
+                .unwrap()
+                .is_empty()
+        );
+        // The result and the image must hold for the same check.
+        let both = AuditFilter {
+            result: Some("fail".into()),
+            ..image("*app-0*")
+        };
+        assert!(store.query(&both).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_limit_counts_records_not_requests() {
+        let (_dir, store, requests) = requests_fixture();
+        let limit = |n: usize| AuditFilter {
+            limit: n,
+            ..AuditFilter::default()
+        };
+        assert_eq!(store.query(&limit(10)).unwrap(), requests[2][..10]);
+        let found = store.query(&limit(45)).unwrap();
+        assert_eq!(found.len(), 45);
+        assert_eq!(found[..30], requests[2][..]);
+        assert_eq!(
+            found[30..],
+            requests[1][..15],
+            "the next request, cut at the limit"
+        );
+        assert_eq!(store.query(&limit(1000)).unwrap().len(), 90);
+        // With filters the limit counts what matched.
+        let filtered = AuditFilter {
+            image: Some("*app-2:v1".into()),
+            limit: 12,
+            ..AuditFilter::default()
+        };
+        let found = store.query(&filtered).unwrap();
+        assert_eq!(found.len(), 12);
+        assert!(
+            found[10..].iter().all(|r| r.time_unix_ms == 200),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn retention_by_rows_keeps_whole_requests() {
+        let (_dir, mut store) = temp_store(Retention {
+            max_age: Duration::from_secs(365 * 86_400),
+            max_rows: 2,
+        });
+        for time in [100, 200, 300] {
+            store.insert(&request(time, 3, 10)).unwrap();
+        }
+        assert_eq!(store.prune(400).unwrap(), 1, "one request deleted");
+        let kept = all(&store);
+        assert_eq!(kept.len(), 60);
+        assert_eq!(kept[0].time_unix_ms, 300);
+        assert_eq!(kept[59].time_unix_ms, 200);
+        assert_eq!(store.prune(400).unwrap(), 0);
+    }
+
+    #[test]
+    fn retention_by_age_deletes_whole_requests() {
+        let (_dir, mut store) = temp_store(Retention {
+            max_age: Duration::from_millis(150),
+            max_rows: 1_000_000,
+        });
+        for time in [100, 200, 300] {
+            store.insert(&request(time, 3, 10)).unwrap();
+        }
+        assert_eq!(store.prune(320).unwrap(), 1);
+        assert_eq!(times(&all(&store)), [vec![300; 30], vec![200; 30]].concat());
+    }
+
+    /// The schema of version 1, as sealgate created it.
+    const SCHEMA_V1: &str = "
+        CREATE TABLE audit (
+            id           INTEGER PRIMARY KEY,
+            time_unix_ms INTEGER NOT NULL,
+            uid          TEXT    NOT NULL,
+            dry_run      INTEGER NOT NULL,
+            operation    TEXT    NOT NULL,
+            namespace    TEXT    NOT NULL,
+            kind         TEXT    NOT NULL,
+            name         TEXT    NOT NULL,
+            image        TEXT    NOT NULL,
+            digest       TEXT,
+            policy       TEXT    NOT NULL,
+            rule         TEXT    NOT NULL,
+            result       TEXT    NOT NULL,
+            allowed      INTEGER NOT NULL,
+            reason       TEXT    NOT NULL,
+            signer       TEXT,
+            duration_ms  REAL    NOT NULL
+        );
+        CREATE INDEX audit_time ON audit (time_unix_ms);
+        CREATE TABLE schema_version (version INTEGER NOT NULL);
+        INSERT INTO schema_version (version) VALUES (1);
+    ";
+
+    /// A version 1 database holding `records`, one row each in the given order, written as
+    /// sealgate 1 wrote them.
+    fn v1_database(path: &Path, records: &[AuditRecord]) {
+        let mut conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .unwrap();
+        let _: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(SCHEMA_V1).unwrap();
+        {
+            let mut insert = tx
+                .prepare(&format!(
+                    "INSERT INTO audit ({V1_COLUMNS}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                ))
+                .unwrap();
+            for r in records {
+                insert
+                    .execute(params![
+                        r.time_unix_ms,
+                        r.uid,
+                        r.dry_run,
+                        r.operation,
+                        r.namespace,
+                        r.kind,
+                        r.name,
+                        r.image,
+                        r.digest,
+                        r.policy,
+                        r.rule,
+                        r.result,
+                        r.allowed,
+                        r.reason,
+                        r.signer,
+                        r.duration_ms,
+                    ])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        conn.close().unwrap();
+    }
+
+    /// Requests as a version 1 writer stored them: in batches, oldest first; two requests in the
+    /// same millisecond; a dry run; single-record requests (an uncovered image).
+    fn v1_requests() -> Vec<Vec<AuditRecord>> {
+        let mut same_ms = request(2_000, 2, 3);
+        for r in &mut same_ms {
+            r.uid = "other".into();
+        }
+        let mut dry_run = request(3_000, 3, 2);
+        for r in &mut dry_run {
+            r.dry_run = true;
+        }
+        let mut lone = record(4_000);
+        lone.uid = "lone".into();
+        vec![
+            request(1_000, 3, 10),
+            request(2_000, 3, 10),
+            same_ms,
+            dry_run,
+            vec![lone],
+            vec![record(5_000)],
+        ]
+    }
+
+    #[test]
+    fn a_version_1_database_is_read_as_it_is_by_read_only_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let requests = v1_requests();
+        v1_database(&path, &requests.concat());
+        let reader = AuditStore::open_read_only(&path).unwrap();
+        let found = all(&reader);
+        assert_eq!(found.len(), requests.concat().len());
+        // Version 1 order: newest first, and the last written first.
+        let mut expected = requests.concat();
+        expected.reverse();
+        assert_eq!(found, expected);
+        let failed = reader
+            .query(&AuditFilter {
+                result: Some("fail".into()),
+                image: Some("registry.company.com/*".into()),
+                ..AuditFilter::default()
+            })
+            .unwrap();
+        assert_eq!(times(&failed), vec![5_000, 4_000]);
+        // Reading does not migrate.
+        let version: i64 = reader
+            .conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 1);
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_one_row_per_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let requests = v1_requests();
+        let records = requests.concat();
+        v1_database(&path, &records);
+        let size_v1 = std::fs::metadata(&path).unwrap().len();
+
+        let mut store = AuditStore::open(&path, Retention::default()).unwrap();
+        assert_eq!(rows(&store), 6, "one row per request");
+        let version: i64 = store
+            .conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let tables: i64 = store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('audit', 'audit_time')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0, "table audit is gone");
+        let free: i64 = store
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(free, 0, "its pages were given back");
+        assert!(std::fs::metadata(&path).unwrap().len() < size_v1);
+        // Newest request first, each request's records in the order they were written.
+        let expected: Vec<AuditRecord> = requests.iter().rev().flatten().cloned().collect();
+        assert_eq!(all(&store), expected);
+
+        // New requests go after the migrated ones; opening again changes nothing.
+        store.insert(&request(6_000, 1, 1)).unwrap();
+        store.close().unwrap();
+        let store = AuditStore::open(&path, Retention::default()).unwrap();
+        assert_eq!(rows(&store), 7);
+        assert_eq!(all(&store)[1..], expected[..]);
+        let reader = AuditStore::open_read_only(&path).unwrap();
+        assert_eq!(all(&reader).len(), records.len() + 1);
+    }
+
+    #[test]
+    fn a_migration_that_fails_leaves_the_file_as_it_was_and_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        v1_database(&path, &request(1_000, 3, 10));
+        // A table in the way of the new schema (someone's experiment).
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE decisions (x INTEGER)")
+            .unwrap();
+        drop(conn);
+        let err = AuditStore::open(&path, Retention::default()).unwrap_err();
+        assert!(
+            matches!(err, AuditError::Migrate { from: 1, to: 2, .. }),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("the file is unchanged"), "{message}");
+        assert!(message.contains("move the file aside"), "{message}");
+        let reader = AuditStore::open_read_only(&path).unwrap();
+        assert_eq!(all(&reader).len(), 30, "still version 1, still readable");
     }
 }

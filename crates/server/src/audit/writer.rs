@@ -1,11 +1,13 @@
 //! [`AuditWriter`]: the audit trail off the request path.
 //!
-//! Handlers hand records to [`AuditWriter::record`], which counts them into a bounded queue (at
-//! most 65,536 records and about 16 MiB of them) and returns at once; when the queue is full the
-//! records are dropped and counted ([`AuditWriter::dropped`]). One dedicated thread owns the writable [`AuditStore`]: it writes
-//! what arrives in transactions of up to 500 records, or every 200 ms when fewer come, and
-//! prunes at start and every 10 minutes. [`AuditFlusher::shutdown`] asks it to write everything
-//! queued so far, close the database and stop.
+//! Handlers hand a request's records to [`AuditWriter::record`], which encodes them into the
+//! request's row ([`DecisionRow`]) on the calling thread, counts them into a bounded queue (at
+//! most 65,536 records and about 16 MiB of rows) and returns at once; when the queue is full the
+//! records are dropped and counted ([`AuditWriter::dropped`]), without being encoded. One
+//! dedicated thread owns the writable [`AuditStore`]: it writes what arrives in transactions of
+//! up to 500 records (one INSERT per request), or every 200 ms when fewer come, and prunes at
+//! start and every 10 minutes. [`AuditFlusher::shutdown`] asks it to write everything queued so
+//! far, close the database and stop.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::decision::DecisionRow;
 use super::{AuditError, AuditRecord, AuditStore, now_unix_ms};
 
 /// How the writer thread batches, prunes and bounds its queue.
@@ -21,10 +24,10 @@ use super::{AuditError, AuditRecord, AuditStore, now_unix_ms};
 pub(crate) struct WriterConfig {
     /// Records queued (sent, not yet taken by the thread) at most; more are dropped.
     pub(crate) capacity: usize,
-    /// Bytes of queued records at most (as [`record_bytes`] estimates them); more are dropped.
-    /// This bounds the memory a writer that cannot keep up holds.
+    /// Bytes of queued rows at most (as [`DecisionRow::bytes`] estimates them); more are
+    /// dropped. This bounds the memory a writer that cannot keep up holds.
     pub(crate) capacity_bytes: usize,
-    /// A transaction is written as soon as this many records are waiting.
+    /// A transaction is written as soon as the waiting rows hold this many records.
     pub(crate) batch_size: usize,
     /// ... or when the oldest waiting record has waited this long.
     pub(crate) flush_interval: Duration,
@@ -48,10 +51,13 @@ impl Default for WriterConfig {
 pub(crate) type Reporter = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// What the writer thread is sent.
+// Almost every message is a row; boxing it would cost the request path an allocation per
+// request to shrink the one shutdown message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Message {
-    /// Records and their [`record_bytes`].
-    Records(Vec<AuditRecord>, usize),
+    /// One request's row and its [`DecisionRow::bytes`].
+    Row(DecisionRow, usize),
     /// Write everything before this message, close the database, answer, stop.
     Shutdown(oneshot::Sender<Result<(), AuditError>>),
 }
@@ -63,7 +69,7 @@ struct Shared {
     capacity_bytes: usize,
     /// Records sent and not yet taken by the thread.
     queued: AtomicUsize,
-    /// Their [`record_bytes`].
+    /// The [`DecisionRow::bytes`] of their rows.
     queued_bytes: AtomicUsize,
     /// Records refused: queue full, or the writer stopped.
     dropped: AtomicU64,
@@ -154,42 +160,70 @@ impl AuditWriter {
         (AuditWriter { sender, shared }, receiver)
     }
 
-    /// Queues `records` for writing. When the queue is full or the writer has stopped they are
-    /// dropped and counted instead: this never blocks and never panics.
+    /// Queues one request's `records` for writing (consecutive records of one request become
+    /// one row). When the queue is full or the writer has stopped they are dropped and counted
+    /// instead: this never blocks and never panics.
     pub fn record(&self, records: Vec<AuditRecord>) {
         let n = records.len();
         if n == 0 {
             return;
         }
-        let shared = &self.shared;
-        if shared.closed.load(Ordering::Acquire) {
-            shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        if self.refuses(n) {
+            self.shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
             return;
         }
-        let bytes: usize = records.iter().map(record_bytes).sum();
-        let before = shared.queued.fetch_add(n, Ordering::AcqRel);
-        let before_bytes = shared.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
-        let full = before.saturating_add(n) > shared.capacity
-            || before_bytes.saturating_add(bytes) > shared.capacity_bytes;
-        if full || self.sender.send(Message::Records(records, bytes)).is_err() {
-            shared.queued.fetch_sub(n, Ordering::AcqRel);
-            shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-            shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
-        }
+        self.send(DecisionRow::from_records(&records));
     }
 
     /// Queues the `n` records `build` makes, calling it only when the queue has room for `n`
     /// more records (and is not already full in bytes): a writer that cannot keep up does not
     /// cost the request path the records it will drop. Otherwise counts `n` as dropped.
     pub fn record_with(&self, n: usize, build: impl FnOnce() -> Vec<AuditRecord>) {
-        let shared = &self.shared;
-        let full = shared.queued.load(Ordering::Acquire).saturating_add(n) > shared.capacity
-            || shared.queued_bytes.load(Ordering::Acquire) >= shared.capacity_bytes;
-        if full || shared.closed.load(Ordering::Acquire) {
-            shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        if self.refuses(n) {
+            self.shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
             return;
         }
         self.record(build());
+    }
+
+    /// Whether `n` more records would be dropped anyway: the writer stopped, the queue has no
+    /// room for them, or it is full in bytes.
+    fn refuses(&self, n: usize) -> bool {
+        let shared = &self.shared;
+        shared.closed.load(Ordering::Acquire)
+            || shared.queued.load(Ordering::Acquire).saturating_add(n) > shared.capacity
+            || shared.queued_bytes.load(Ordering::Acquire) >= shared.capacity_bytes
+    }
+
+    /// Queues `rows` (one call's: all or none), or drops and counts their records.
+    fn send(&self, rows: Vec<DecisionRow>) {
+        let shared = &self.shared;
+        let n: usize = rows.iter().map(|r| r.check_count).sum();
+        if n == 0 {
+            return;
+        }
+        let bytes: usize = rows.iter().map(DecisionRow::bytes).sum();
+        let before = shared.queued.fetch_add(n, Ordering::AcqRel);
+        let before_bytes = shared.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        let full = before.saturating_add(n) > shared.capacity
+            || before_bytes.saturating_add(bytes) > shared.capacity_bytes;
+        let mut unsent = (n, bytes);
+        if !full {
+            for row in rows {
+                let (records, size) = (row.check_count, row.bytes());
+                if self.sender.send(Message::Row(row, size)).is_err() {
+                    // The thread is gone: this row and the rest are not sent.
+                    break;
+                }
+                unsent.0 -= records;
+                unsent.1 -= size;
+            }
+        }
+        if unsent.0 > 0 || unsent.1 > 0 {
+            shared.queued.fetch_sub(unsent.0, Ordering::AcqRel);
+            shared.queued_bytes.fetch_sub(unsent.1, Ordering::AcqRel);
+            shared.dropped.fetch_add(unsent.0 as u64, Ordering::Relaxed);
+        }
     }
 
     /// Records dropped so far because the queue was full or the writer had stopped.
@@ -220,35 +254,6 @@ impl AuditFlusher {
     }
 }
 
-/// About how much memory `record` holds: its fixed size, the text of its strings and an
-/// allocation header for each.
-pub(crate) fn record_bytes(record: &AuditRecord) -> usize {
-    const PER_ALLOCATION: usize = 16;
-    let strings = [
-        &record.uid,
-        &record.operation,
-        &record.namespace,
-        &record.kind,
-        &record.name,
-        &record.image,
-        &record.policy,
-        &record.rule,
-        &record.result,
-        &record.reason,
-    ];
-    let optional = [&record.digest, &record.signer];
-    std::mem::size_of::<AuditRecord>()
-        + strings
-            .iter()
-            .map(|s| s.capacity() + PER_ALLOCATION)
-            .sum::<usize>()
-        + optional
-            .iter()
-            .filter_map(|s| s.as_ref())
-            .map(|s| s.capacity() + PER_ALLOCATION)
-            .sum::<usize>()
-}
-
 /// Reports write failures at most once a minute.
 #[derive(Debug, Default)]
 struct FailureReport {
@@ -273,6 +278,24 @@ impl FailureReport {
     }
 }
 
+/// The rows taken from the queue and not yet written.
+#[derive(Debug, Default)]
+struct Batch {
+    rows: Vec<DecisionRow>,
+    /// The records they hold.
+    records: usize,
+}
+
+impl Batch {
+    /// Moves `row` (of `bytes`) from the queue's count to the batch.
+    fn take(&mut self, shared: &Shared, row: DecisionRow, bytes: usize) {
+        shared.queued.fetch_sub(row.check_count, Ordering::AcqRel);
+        shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        self.records += row.check_count;
+        self.rows.push(row);
+    }
+}
+
 /// The writer thread: batches, writes, prunes; returns after a shutdown or when every sender is
 /// gone.
 fn run(
@@ -282,25 +305,25 @@ fn run(
     config: WriterConfig,
     report: &dyn Fn(&str),
 ) {
-    let mut pending: Vec<AuditRecord> = Vec::with_capacity(config.batch_size);
+    let mut pending = Batch::default();
     let mut flush_due: Option<Instant> = None;
     let mut next_prune = Instant::now();
     let mut failures = FailureReport::default();
-    let write =
-        |store: &mut AuditStore, pending: &mut Vec<AuditRecord>, failures: &mut FailureReport| {
-            if pending.is_empty() {
-                return Ok(());
-            }
-            let result = store.insert(pending);
-            if let Err(e) = &result {
-                shared
-                    .failed
-                    .fetch_add(pending.len() as u64, Ordering::Relaxed);
-                failures.failed(pending.len(), e, report);
-            }
-            pending.clear();
-            result
-        };
+    let write = |store: &mut AuditStore, pending: &mut Batch, failures: &mut FailureReport| {
+        if pending.rows.is_empty() {
+            return Ok(());
+        }
+        let result = store.insert_rows(&pending.rows);
+        if let Err(e) = &result {
+            shared
+                .failed
+                .fetch_add(pending.records as u64, Ordering::Relaxed);
+            failures.failed(pending.records, e, report);
+        }
+        pending.rows.clear();
+        pending.records = 0;
+        result
+    };
     loop {
         let now = Instant::now();
         if now >= next_prune {
@@ -315,9 +338,9 @@ fn run(
         }
         let wake = flush_due.map_or(next_prune, |due| due.min(next_prune));
         match receiver.recv_timeout(wake.saturating_duration_since(Instant::now())) {
-            Ok(Message::Records(records, bytes)) => {
-                take(shared, &mut pending, records, bytes);
-                if pending.len() >= config.batch_size {
+            Ok(Message::Row(row, bytes)) => {
+                pending.take(shared, row, bytes);
+                if pending.records >= config.batch_size {
                     let _ = write(&mut store, &mut pending, &mut failures);
                     flush_due = None;
                 } else if flush_due.is_none() {
@@ -329,8 +352,8 @@ fn run(
                 // Records that raced in before `closed` was seen are written too. (There is one
                 // flusher, so there is no second shutdown to answer.)
                 while let Ok(message) = receiver.try_recv() {
-                    if let Message::Records(records, bytes) = message {
-                        take(shared, &mut pending, records, bytes);
+                    if let Message::Row(row, bytes) = message {
+                        pending.take(shared, row, bytes);
                     }
                 }
                 let written = write(&mut store, &mut pending, &mut failures);
@@ -352,13 +375,6 @@ fn run(
     }
 }
 
-/// Moves `records` (of `bytes`) from the queue's count to the thread's batch.
-fn take(shared: &Shared, pending: &mut Vec<AuditRecord>, records: Vec<AuditRecord>, bytes: usize) {
-    shared.queued.fetch_sub(records.len(), Ordering::AcqRel);
-    shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-    pending.extend(records);
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -366,7 +382,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::audit::test_support::record;
+    use crate::audit::test_support::{record, request};
     use crate::audit::{AuditFilter, Retention};
 
     /// A reporter for tests that expect no warnings.
@@ -420,6 +436,53 @@ mod tests {
         times.dedup();
         assert_eq!(times.len(), 10_000, "no record written twice");
         assert_eq!(found[0], record(1_000_000 + 3 * 10_000 + 2499));
+    }
+
+    #[tokio::test]
+    async fn queries_while_the_writer_writes_see_whole_requests() {
+        let (_dir, path) = temp_db();
+        let config = WriterConfig {
+            flush_interval: Duration::from_millis(5),
+            ..WriterConfig::default()
+        };
+        let store = AuditStore::open(&path, Retention::default()).unwrap();
+        let (writer, flusher) = AuditWriter::start(store, config, quiet());
+        let requests: i64 = 2_000;
+        let producer = {
+            let writer = writer.clone();
+            std::thread::spawn(move || {
+                for t in 0..requests {
+                    writer.record(request(1_000 + t, 3, 10));
+                    if t % 100 == 0 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+            })
+        };
+        let mut queries = 0;
+        let mut last = 0usize;
+        while !producer.is_finished() || last < 60_000 {
+            let found = stored(&path);
+            queries += 1;
+            // Committed requests only, each whole, newest first, in recorded order.
+            assert_eq!(found.len() % 30, 0, "{}", found.len());
+            assert!(found.len() >= last, "{} after {last}", found.len());
+            for (i, chunk) in found.chunks(30).enumerate() {
+                assert_eq!(chunk, &request(chunk[0].time_unix_ms, 3, 10)[..]);
+                if let Some(next) = found.get((i + 1) * 30) {
+                    assert!(next.time_unix_ms < chunk[0].time_unix_ms);
+                }
+            }
+            last = found.len();
+            if queries > 10_000 {
+                panic!("the writer never wrote everything: {last} records");
+            }
+        }
+        producer.join().unwrap();
+        flusher.shutdown().await.unwrap();
+        assert_eq!(writer.dropped(), 0);
+        assert!(queries > 1, "{queries}");
+        assert_eq!(stored(&path).len(), 30 * 2_000);
     }
 
     #[tokio::test]
@@ -490,30 +553,66 @@ mod tests {
         assert_eq!(writer.shared.queued.load(Ordering::Relaxed), 4);
     }
 
+    /// The queue bytes of the one-record request `record(time)`.
+    fn row_bytes(time: i64) -> usize {
+        let rows = DecisionRow::from_records(&[record(time)]);
+        assert_eq!(rows.len(), 1);
+        rows[0].bytes()
+    }
+
     #[test]
     fn a_queue_full_in_bytes_drops_and_counts_too() {
-        let size = record_bytes(&record(1));
-        assert!(size > std::mem::size_of::<AuditRecord>(), "{size}");
-        // Room for three records by size, many more by count.
+        let size = row_bytes(1);
+        assert!(size > std::mem::size_of::<DecisionRow>(), "{size}");
+        assert!((2..=5).all(|t| row_bytes(t) == size));
+        // Room for three rows by size, many more by count.
         let (writer, receiver) = AuditWriter::queue(1000, 3 * size);
         writer.record(vec![record(1), record(2)]);
         writer.record(vec![record(3), record(4)]);
-        assert_eq!(writer.dropped(), 2);
+        assert_eq!(
+            writer.dropped(),
+            2,
+            "a call's records are queued all or none"
+        );
         writer.record(vec![record(5)]);
         assert_eq!(writer.dropped(), 2, "exactly full");
         assert_eq!(writer.shared.queued_bytes.load(Ordering::Relaxed), 3 * size);
         // What the thread takes out makes room again.
-        let Ok(Message::Records(taken, bytes)) = receiver.recv() else {
-            panic!("records expected");
-        };
-        assert_eq!((taken.len(), bytes), (2, 2 * size));
-        writer.shared.queued.fetch_sub(2, Ordering::AcqRel);
-        writer
-            .shared
-            .queued_bytes
-            .fetch_sub(bytes, Ordering::AcqRel);
+        let mut batch = Batch::default();
+        for _ in 0..2 {
+            let Ok(Message::Row(row, bytes)) = receiver.recv() else {
+                panic!("a row expected");
+            };
+            assert_eq!(bytes, size);
+            batch.take(&writer.shared, row, bytes);
+        }
+        assert_eq!(batch.records, 2);
         writer.record(vec![record(6), record(7)]);
         assert_eq!(writer.dropped(), 2);
+        assert_eq!(writer.shared.queued.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_request_is_encoded_on_the_callers_thread_into_one_row() {
+        let (writer, receiver) = AuditWriter::queue(1000, usize::MAX);
+        let request: Vec<AuditRecord> = (0..30)
+            .map(|i| {
+                let mut r = record(7);
+                r.image = format!("registry.company.com/app-{}:v1", i % 3);
+                r.policy = format!("policy-{}", i / 3);
+                r
+            })
+            .collect();
+        writer.record(request.clone());
+        let Ok(Message::Row(row, bytes)) = receiver.try_recv() else {
+            panic!("a row expected");
+        };
+        assert!(receiver.try_recv().is_err(), "one row per request");
+        assert_eq!(row.check_count, 30);
+        assert_eq!(bytes, row.bytes());
+        assert_eq!(writer.shared.queued.load(Ordering::Relaxed), 30);
+        assert_eq!(writer.shared.queued_bytes.load(Ordering::Relaxed), bytes);
+        assert_eq!(DecisionRow::from_records(&request), vec![row]);
     }
 
     #[test]
