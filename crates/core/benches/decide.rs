@@ -3,9 +3,12 @@
 //! is `plan` + `decide`: rule matching, image extraction and normalisation, wildcard matching,
 //! count/AND logic, failure actions, messages and the JSON patch.
 //!
-//! Each policy checks `registry<i>.company.com/*` with one key; the Pod's containers use
-//! registries 0–9, so with N ≥ 10 every container is checked by one policy and the other N − 10
-//! policies are evaluated and do not match.
+//! Group `decide_pod_10_containers`: each policy checks `registry<i>.company.com/*` with one
+//! key; the Pod's containers use registries 0–9, so with N ≥ 10 every container is checked by
+//! one policy and the other N − 10 policies are evaluated and do not match.
+//!
+//! Group `decide_pod_10_containers_every_policy_matches`: each policy checks `*`, so every
+//! container is checked by every policy: N rule results over 10 × N attestor outcomes.
 //!
 //! `cargo bench -p sealgate-core --bench decide`
 
@@ -22,12 +25,14 @@ use sealgate_core::key::SigningKey;
 use sealgate_core::policy::{Operation, Policy, load};
 use serde_json::json;
 
-fn policies(n: usize, key_pem: &str) -> Vec<Policy> {
+/// `n` ClusterPolicies; policy `i` checks the images that `pattern(i)` matches.
+fn policies(n: usize, key_pem: &str, pattern: impl Fn(usize) -> String) -> Vec<Policy> {
     let key = key_pem.trim_end().replace('\n', "\n                ");
     let mut text = String::new();
     for i in 0..n {
+        let pattern = pattern(i);
         text.push_str(&format!(
-            "---\napiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: policy-{i}\nspec:\n  validationFailureAction: Enforce\n  rules:\n    - name: check-{i}\n      match:\n        any:\n        - resources:\n            kinds: [Pod]\n      verifyImages:\n      - imageReferences: [\"registry{i}.company.com/*\"]\n        attestors:\n        - count: 1\n          entries:\n          - keys:\n              publicKeys: |-\n                {key}\n"
+            "---\napiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: policy-{i}\nspec:\n  validationFailureAction: Enforce\n  rules:\n    - name: check-{i}\n      match:\n        any:\n        - resources:\n            kinds: [Pod]\n      verifyImages:\n      - imageReferences: [\"{pattern}\"]\n        attestors:\n        - count: 1\n          entries:\n          - keys:\n              publicKeys: |-\n                {key}\n"
         ));
     }
     let outcome = load("bench.yaml", &text);
@@ -74,21 +79,35 @@ fn bench(c: &mut Criterion) {
     let key = SigningKey::generate(&SystemRandom::new()).unwrap();
     let pem = key.public_key().to_pem();
     let resource = pod();
-    let mut group = c.benchmark_group("decide_pod_10_containers");
-    for n in [1usize, 10, 100, 1000] {
-        let policies = policies(n, &pem);
-        let ev = evidence(&policies, &resource);
-        let d = decide(&plan(&policies, &resource), &ev);
-        assert!(d.allowed, "{}", d.message);
-        assert_eq!(d.results.len(), n.min(10));
-        group.bench_with_input(BenchmarkId::new("policies", n), &n, |b, _| {
-            b.iter(|| {
-                let p = plan(&policies, &resource);
-                decide(&p, &ev)
-            })
-        });
+    let groups: [(&str, fn(usize) -> String, fn(usize) -> usize); 2] = [
+        (
+            "decide_pod_10_containers",
+            |i| format!("registry{i}.company.com/*"),
+            |n| n.min(10),
+        ),
+        (
+            "decide_pod_10_containers_every_policy_matches",
+            |_| "*".to_string(),
+            |n| n,
+        ),
+    ];
+    for (name, pattern, results) in groups {
+        let mut group = c.benchmark_group(name);
+        for n in [1usize, 10, 100, 1000] {
+            let policies = policies(n, &pem, pattern);
+            let ev = evidence(&policies, &resource);
+            let d = decide(&plan(&policies, &resource), &ev);
+            assert!(d.allowed, "{}", d.message);
+            assert_eq!(d.results.len(), results(n));
+            group.bench_with_input(BenchmarkId::new("policies", n), &n, |b, _| {
+                b.iter(|| {
+                    let p = plan(&policies, &resource);
+                    decide(&p, &ev)
+                })
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, bench);

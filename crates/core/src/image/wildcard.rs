@@ -13,7 +13,9 @@ pub fn matches(pattern: &str, text: &str) -> bool {
     if pattern == "*" {
         return true;
     }
-    match pattern.find(['*', '?']) {
+    // A byte search: `*` and `?` are ASCII, so they never occur inside a multi-byte character
+    // (and `str::find` with a char set decodes every character: a fifth of a decision's time).
+    match first_wildcard(pattern) {
         None => return pattern == text,
         // `prefix*`, the usual image pattern: a prefix test.
         Some(i) if i + 1 == pattern.len() && pattern.ends_with('*') => {
@@ -59,7 +61,12 @@ pub fn matches_any<S: AsRef<str>>(patterns: &[S], text: &str) -> bool {
 
 /// Whether a pattern contains wildcard characters.
 pub fn has_wildcards(pattern: &str) -> bool {
-    pattern.contains(['*', '?'])
+    first_wildcard(pattern).is_some()
+}
+
+/// The byte index of the first `*` or `?` in `pattern`.
+fn first_wildcard(pattern: &str) -> Option<usize> {
+    pattern.bytes().position(|b| b == b'*' || b == b'?')
 }
 
 #[cfg(test)]
