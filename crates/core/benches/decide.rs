@@ -75,11 +75,14 @@ fn evidence(policies: &[Policy], resource: &Resource) -> Evidence {
     ev
 }
 
+/// A benchmark group: its name, the pattern of policy `i`, the rule results for `n` policies.
+type Group = (&'static str, fn(usize) -> String, fn(usize) -> usize);
+
 fn bench(c: &mut Criterion) {
     let key = SigningKey::generate(&SystemRandom::new()).unwrap();
     let pem = key.public_key().to_pem();
     let resource = pod();
-    let groups: [(&str, fn(usize) -> String, fn(usize) -> usize); 2] = [
+    let groups: [Group; 2] = [
         (
             "decide_pod_10_containers",
             |i| format!("registry{i}.company.com/*"),
