@@ -334,35 +334,19 @@ impl AuditStore {
 
     fn query_rows(&self, filter: &AuditFilter) -> rusqlite::Result<Vec<AuditRecord>> {
         let limit = effective_limit(filter);
-        let mut conditions: Vec<&str> = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
-        if let Some(since) = filter.since_unix_ms {
-            conditions.push("time_unix_ms >= ?");
-            values.push(Value::Integer(since));
-        }
-        if let Some(namespace) = &filter.namespace {
-            conditions.push("namespace = ?");
-            values.push(Value::Text(namespace.clone()));
-        }
+        let mut query = SqlQuery::common(filter);
         if let Some(result) = &filter.result {
-            conditions.push("instr(results, ?) > 0");
-            values.push(Value::Text(format!(" {result} ")));
-        }
-        if !filter.include_dry_run {
-            conditions.push("dry_run = 0");
+            query.push(
+                "instr(results, ?) > 0",
+                [Value::Text(format!(" {result} "))],
+            );
         }
         if let Some(prefix) = filter.image.as_deref().map(literal_prefix)
             && !prefix.is_empty()
         {
-            conditions.push("instr(images, ?) > 0");
-            values.push(Value::Text(format!(" {prefix}")));
+            query.push("instr(images, ?) > 0", [Value::Text(format!(" {prefix}"))]);
         }
-        let mut sql = format!("SELECT {QUERY_COLUMNS} FROM decisions");
-        if !conditions.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conditions.join(" AND "));
-        }
-        sql.push_str(" ORDER BY time_unix_ms DESC, id DESC");
+        let (sql, values) = query.select(QUERY_COLUMNS, "decisions");
         let mut statement = self.conn.prepare(&sql)?;
         let mut rows = statement.query(params_from_iter(values))?;
         let mut found = Vec::new();
@@ -429,38 +413,20 @@ impl AuditStore {
     /// migrates it).
     fn query_v1(&self, filter: &AuditFilter) -> rusqlite::Result<Vec<AuditRecord>> {
         let limit = effective_limit(filter);
-        let mut conditions: Vec<&str> = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
-        if let Some(since) = filter.since_unix_ms {
-            conditions.push("time_unix_ms >= ?");
-            values.push(Value::Integer(since));
-        }
-        if let Some(namespace) = &filter.namespace {
-            conditions.push("namespace = ?");
-            values.push(Value::Text(namespace.clone()));
-        }
+        let mut query = SqlQuery::common(filter);
         if let Some(result) = &filter.result {
-            conditions.push("result = ?");
-            values.push(Value::Text(result.clone()));
-        }
-        if !filter.include_dry_run {
-            conditions.push("dry_run = 0");
+            query.push("result = ?", [Value::Text(result.clone())]);
         }
         if let Some(prefix) = filter.image.as_deref().map(literal_prefix)
             && !prefix.is_empty()
         {
-            conditions.push("substr(image, 1, ?) = ?");
-            values.push(Value::Integer(
-                i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX),
-            ));
-            values.push(Value::Text(prefix.to_string()));
+            let chars = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
+            query.push(
+                "substr(image, 1, ?) = ?",
+                [Value::Integer(chars), Value::Text(prefix.to_string())],
+            );
         }
-        let mut sql = format!("SELECT {V1_COLUMNS} FROM audit");
-        if !conditions.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conditions.join(" AND "));
-        }
-        sql.push_str(" ORDER BY time_unix_ms DESC, id DESC");
+        let (mut sql, mut values) = query.select(V1_COLUMNS, "audit");
         if filter.image.is_none() {
             sql.push_str(" LIMIT ?");
             values.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
@@ -555,6 +521,46 @@ impl AuditStore {
 }
 
 /// The filter's limit, 1000 when 0.
+/// The conditions of a query and the values of their `?` placeholders, in order.
+#[derive(Debug, Default)]
+struct SqlQuery {
+    conditions: Vec<&'static str>,
+    values: Vec<Value>,
+}
+
+impl SqlQuery {
+    /// The conditions both schemas express the same way: `since`, `namespace`, dry runs.
+    fn common(filter: &AuditFilter) -> SqlQuery {
+        let mut query = SqlQuery::default();
+        if let Some(since) = filter.since_unix_ms {
+            query.push("time_unix_ms >= ?", [Value::Integer(since)]);
+        }
+        if let Some(namespace) = &filter.namespace {
+            query.push("namespace = ?", [Value::Text(namespace.clone())]);
+        }
+        if !filter.include_dry_run {
+            query.push("dry_run = 0", []);
+        }
+        query
+    }
+
+    fn push<const N: usize>(&mut self, condition: &'static str, values: [Value; N]) {
+        self.conditions.push(condition);
+        self.values.extend(values);
+    }
+
+    /// `SELECT columns FROM table [WHERE …] ORDER BY` newest first, and its values.
+    fn select(self, columns: &str, table: &str) -> (String, Vec<Value>) {
+        let mut sql = format!("SELECT {columns} FROM {table}");
+        if !self.conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&self.conditions.join(" AND "));
+        }
+        sql.push_str(" ORDER BY time_unix_ms DESC, id DESC");
+        (sql, self.values)
+    }
+}
+
 fn effective_limit(filter: &AuditFilter) -> usize {
     if filter.limit == 0 {
         DEFAULT_QUERY_LIMIT
