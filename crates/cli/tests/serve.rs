@@ -75,6 +75,8 @@ fn serve_answers_over_https_and_stops_cleanly_on_sigterm() {
     )
     .unwrap();
 
+    let token = "9f2c4e8a1b7d3f6e0a5c9b2d8e4f1a7c";
+    std::fs::write(w.path("audit-token"), format!("{token}\n")).unwrap();
     let mut args: Vec<String> = [
         "serve",
         "--policies",
@@ -85,6 +87,8 @@ fn serve_answers_over_https_and_stops_cleanly_on_sigterm() {
         "data",
         "--log-format",
         "json",
+        "--audit-token-file",
+        "audit-token",
     ]
     .map(String::from)
     .to_vec();
@@ -195,6 +199,36 @@ fn serve_answers_over_https_and_stops_cleanly_on_sigterm() {
         ] {
             assert!(metrics.contains(want), "{want}\n{metrics}");
         }
+
+        // GET /audit wants the token: none or a wrong one is 401, the right one gets the
+        // records (the writer stores them within 200 ms).
+        let audit_url = format!("{base}/audit");
+        for authorization in [None, Some(format!("Bearer {token}0"))] {
+            let mut request = http.get(&audit_url);
+            if let Some(value) = &authorization {
+                request = request.header("authorization", value);
+            }
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), 401, "{authorization:?}");
+            assert_eq!(r.headers()["www-authenticate"], "Bearer");
+            assert!(r.text().await.unwrap().contains("--audit-token-file"));
+        }
+        let mut records = Vec::new();
+        for _ in 0..50 {
+            let r = http
+                .get(&audit_url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            records = serde_json::from_slice::<Vec<Value>>(&r.bytes().await.unwrap()).unwrap();
+            if records.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(records.len(), 2, "{records:?}");
     });
 
     // The client's connections close with its runtime (an idle HTTP/2 connection that nobody
@@ -249,4 +283,33 @@ fn serve_answers_over_https_and_stops_cleanly_on_sigterm() {
             .iter()
             .any(|r| r["uid"] == "unsigned-pod" && r["result"] == "fail")
     );
+}
+
+#[test]
+fn an_unusable_audit_token_file_stops_serve_before_it_listens() {
+    let w = Workdir::new();
+    std::fs::create_dir(w.path("policies")).unwrap();
+    std::fs::write(w.path("short-token"), "abc\n").unwrap();
+    for (file, why) in [
+        ("short-token", "fewer than 16"),
+        ("no-such-file", "No such file"),
+    ] {
+        w.run(
+            "",
+            &[
+                "serve",
+                "--policies",
+                "policies",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                "data",
+                "--audit-token-file",
+                file,
+            ],
+        )
+        .expect_code(2)
+        .stderr_has(&format!("cannot use the audit token file {file}"))
+        .stderr_has(why);
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sealgate_registry::Client;
 
-use crate::audit::Retention;
+use crate::audit::{AuditToken, Retention};
 use crate::log::LogFormat;
 
 /// The default request budget: under Kubernetes' 10 s default `timeoutSeconds`, so sealgate
@@ -114,6 +114,8 @@ pub struct ServeConfig {
     pub verify: VerifyConfig,
     /// How long audit records are kept, and how many.
     pub audit_retention: Retention,
+    /// The bearer token `GET /audit` requires (`--audit-token-file`); `None`: no token.
+    pub audit_token: Option<AuditToken>,
     /// Text or JSON log lines.
     pub log_format: LogFormat,
     /// The registry client (built from the shared registry flags).
@@ -137,6 +139,7 @@ impl ServeConfig {
             data_dir: PathBuf::from(crate::audit::DEFAULT_DATA_DIR),
             verify: VerifyConfig::default(),
             audit_retention: Retention::default(),
+            audit_token: None,
             log_format: LogFormat::Text,
             registry,
             policy_poll: DEFAULT_POLICY_POLL,

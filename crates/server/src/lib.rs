@@ -150,6 +150,7 @@ impl Server {
             log,
             audit: Some(writer),
             audit_db: Some(audit_db),
+            audit_token: config.audit_token.clone(),
         });
 
         Ok(Server {

@@ -9,6 +9,9 @@
 //! | `GET /metrics`   | Prometheus text format                                              |
 //! | `GET /audit`     | JSON array of audit records; `since`, `image`, `namespace`, `result`, `dryRun`, `limit` |
 //!
+//! With an audit token (`--audit-token-file`), `GET /audit` answers 401 unless the request
+//! carries `Authorization: Bearer TOKEN`.
+//!
 //! A body that is not a v1 AdmissionReview with a request gets HTTP 400 (413 when larger than
 //! 3 MiB, 408 when it does not arrive within the budget) with a one-line message.
 
@@ -19,7 +22,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
-use axum::http::{Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -148,8 +151,25 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn audit(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
+    if let Some(token) = state.audit_token()
+        && !token.admits(
+            headers
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+        )
+    {
+        let mut response = text(
+            StatusCode::UNAUTHORIZED,
+            "GET /audit needs the server's audit token: send `Authorization: Bearer TOKEN` with the token of --audit-token-file".into(),
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
     let Some(path) = state.audit_db().cloned() else {
         return text(
             StatusCode::NOT_FOUND,

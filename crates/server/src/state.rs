@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
 
-use crate::audit::AuditWriter;
+use crate::audit::{AuditToken, AuditWriter};
 use crate::log::Logger;
 use crate::metrics::Metrics;
 use crate::policies::PolicySet;
@@ -28,6 +28,8 @@ pub struct StateParts {
     pub audit: Option<AuditWriter>,
     /// The audit database `GET /audit` reads; `None` answers 404.
     pub audit_db: Option<PathBuf>,
+    /// The bearer token `GET /audit` requires; `None` answers anyone who reaches the port.
+    pub audit_token: Option<AuditToken>,
 }
 
 /// The handlers' shared state. Cheap to clone.
@@ -81,6 +83,11 @@ impl AppState {
     /// The audit database, if any.
     pub fn audit_db(&self) -> Option<&PathBuf> {
         self.inner.parts.audit_db.as_ref()
+    }
+
+    /// The token `GET /audit` requires, if any.
+    pub fn audit_token(&self) -> Option<&AuditToken> {
+        self.inner.parts.audit_token.as_ref()
     }
 
     /// Whether policies are loaded and the server is not shutting down.

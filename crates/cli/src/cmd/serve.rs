@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
-use sealgate_server::audit::{DEFAULT_DATA_DIR, Retention};
+use sealgate_server::audit::{AuditToken, DEFAULT_DATA_DIR, Retention};
 use sealgate_server::config::{
     CacheConfig, DEFAULT_MAX_CONCURRENT_VERIFICATIONS, DEFAULT_PER_REGISTRY_CONCURRENCY,
     VerifyConfig, format_duration, parse_duration,
@@ -92,6 +92,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N", default_value_t = Retention::default().max_rows)]
     audit_max_rows: u64,
 
+    /// File holding a bearer token (at least 16 characters, e.g. `openssl rand -hex 32`):
+    /// GET /audit then answers only requests with `Authorization: Bearer TOKEN`. Without it,
+    /// GET /audit answers anyone who can reach --listen.
+    #[arg(long, value_name = "FILE")]
+    audit_token_file: Option<PathBuf>,
+
     /// Log line format (stderr).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormatArg,
@@ -135,6 +141,18 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         max_age: args.audit_retention,
         max_rows: args.audit_max_rows,
     };
+    config.audit_token = match &args.audit_token_file {
+        Some(path) => Some(AuditToken::from_file(path)?),
+        None => {
+            if !listens_on_loopback(&args.listen) {
+                eprintln!(
+                    "warning: GET /audit answers anyone who can reach {}: it lists every image, namespace and workload decided; pass --audit-token-file to require a token",
+                    args.listen
+                );
+            }
+            None
+        }
+    };
     config.log_format = match args.log_format {
         LogFormatArg::Text => LogFormat::Text,
         LogFormatArg::Json => LogFormat::Json,
@@ -145,6 +163,16 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         .context("starting the async runtime")?;
     runtime.block_on(serve(config))?;
     Ok(Outcome::Success)
+}
+
+/// Whether `listen` (`HOST:PORT`) binds only a loopback address (`localhost` included).
+fn listens_on_loopback(listen: &str) -> bool {
+    let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
@@ -173,4 +201,29 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = int.recv() => {}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listens_on_loopback;
+
+    #[test]
+    fn only_loopback_listen_addresses_count_as_loopback() {
+        for listen in [
+            "127.0.0.1:8443",
+            "127.0.0.2:0",
+            "[::1]:8443",
+            "localhost:8443",
+        ] {
+            assert!(listens_on_loopback(listen), "{listen}");
+        }
+        for listen in [
+            "0.0.0.0:8443",
+            "[::]:8443",
+            "10.0.0.5:8443",
+            "webhook.local:8443",
+        ] {
+            assert!(!listens_on_loopback(listen), "{listen}");
+        }
+    }
 }

@@ -16,16 +16,19 @@
 //! - [`query_async`], [`filter_from_query`] and [`parse_since`] serve `GET /audit` and
 //!   `sealgate audit`, which read the database through their own read-only connections (WAL lets
 //!   them read while the writer writes). Both answer with records, one per check.
+//! - [`AuditToken`] is the bearer token `GET /audit` requires when `--audit-token-file` is given.
 
 mod decision;
 mod filter;
 mod store;
+mod token;
 mod writer;
 
 use std::path::PathBuf;
 
 pub use filter::{AuditFilter, MAX_QUERY_LIMIT, RESULTS, filter_from_query, parse_since};
 pub use store::{AuditStore, Retention, SCHEMA_VERSION};
+pub use token::{AuditToken, MIN_TOKEN_LEN};
 pub use writer::{AuditFlusher, AuditWriter};
 
 /// The audit database's file name inside the data directory.
@@ -172,6 +175,19 @@ and start `sealgate serve` again, or move the file aside (with its -wal and -shm
         /// The database file.
         path: PathBuf,
         /// What SQLite said.
+        detail: String,
+    },
+
+    /// The `--audit-token-file` cannot be read or holds no usable token.
+    #[error(
+        "cannot use the audit token file {}: {detail}; write one random token to it, e.g. \
+`openssl rand -hex 32 > FILE`",
+        path.display()
+    )]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
         detail: String,
     },
 

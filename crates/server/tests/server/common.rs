@@ -122,6 +122,7 @@ pub(crate) fn state(
         log,
         audit,
         audit_db,
+        audit_token: None,
     });
     (state.clone(), app(state))
 }

@@ -62,6 +62,7 @@ async fn policy_files_are_reloaded_and_an_invalid_one_keeps_the_last_good_versio
         log,
         audit: None,
         audit_db: None,
+        audit_token: None,
     });
     let app = app(state.clone());
     assert_eq!(names(&state), ["first"]);
