@@ -12,7 +12,9 @@
 //!   admissions of a new image cost one tag resolution and one signature fetch. A fetched
 //!   signature set is also kept for a few seconds (10 s by default), because verification runs
 //!   in each request after the fetch: a request arriving between the end of the fetch and the
-//!   caching of the verified outcome would otherwise fetch again.
+//!   caching of the verified outcome would otherwise fetch again. The requests that joined a
+//!   fetch look the outcome cache up again when it ends, so the signatures are checked by the
+//!   first of them, not by each.
 //! - **Cached.** Verified attestor outcomes are kept for `--cache-ttl`, keyed by
 //!   [`OutcomeKey`] (attestor content, signature repository, image digest), so a policy edit that
 //!   changes an attestor misses by construction; tag resolutions are kept for
@@ -190,6 +192,7 @@ impl Verifier {
                 .extend(fetched.into_iter().map(|(k, v)| (k, v.map(unshare))));
             // With every outcome from the cache there is nothing to check.
             if !evidence.signatures.is_empty() {
+                self.take_outcomes_verified_meanwhile(&mut evidence, &g, &mut verdict);
                 self.verify(&plan, &mut evidence, &g.uncached);
             }
         }
@@ -408,6 +411,37 @@ impl Verifier {
         }
         inner.metrics.cache_lookups("outcome", hits, misses);
         needed
+    }
+
+    /// Looks the outcomes this request missed in the cache up again once its signature sets have
+    /// arrived. Requests that joined one fetch wake together; whichever checks the signatures
+    /// first caches what verified, and the others take that instead of checking the same
+    /// signatures again (100 simultaneous admissions of a new image signed by 10 keys: about
+    /// 20 signature checks instead of 1,000). Counted as `cache="outcome_after_fetch"`.
+    fn take_outcomes_verified_meanwhile(
+        &self,
+        evidence: &mut Evidence,
+        g: &Gathering,
+        verdict: &mut Verdict,
+    ) {
+        let now = std::time::Instant::now();
+        let (mut hits, mut misses) = (0, 0);
+        for key in &g.seen {
+            if g.uncached.contains(key) || evidence.outcomes.contains_key(key) {
+                continue;
+            }
+            match self.inner.outcomes.get(key, now) {
+                Some(outcome) => {
+                    hits += 1;
+                    verdict.cache_hits += 1;
+                    evidence.outcomes.insert(key.clone(), outcome);
+                }
+                None => misses += 1,
+            }
+        }
+        self.inner
+            .metrics
+            .cache_lookups("outcome_after_fetch", hits, misses);
     }
 
     /// Checks the fetched signatures and caches what verified (except `uncached` keys).

@@ -80,6 +80,25 @@ async fn a_hundred_simultaneous_admissions_of_a_new_image_cost_one_resolution_an
         99.0,
         "every other request joined the resolution or found it cached"
     );
+    // The signature is checked by the requests that run before the first check is cached (at
+    // most one per worker thread, give or take a wake-up); the others take the cached outcome
+    // when their shared fetch ends instead of checking the same signature again.
+    let outcome = |cache: &str, name: &str| metrics.counter(name, &[("cache", cache)]);
+    let late_hits = outcome("outcome_after_fetch", sealgate_server::metrics::CACHE_HITS);
+    let late_misses = outcome(
+        "outcome_after_fetch",
+        sealgate_server::metrics::CACHE_MISSES,
+    );
+    let early_hits = outcome("outcome", sealgate_server::metrics::CACHE_HITS);
+    assert_eq!(
+        early_hits + late_hits + late_misses,
+        100.0,
+        "each request found the outcome cached at the start, or waited for the fetch"
+    );
+    assert!(
+        late_misses <= 8.0,
+        "{late_misses} requests checked the signature themselves; {late_hits} took the cached outcome"
+    );
 }
 
 #[tokio::test]
