@@ -60,7 +60,7 @@ fn evidence(policies: &[Policy], resource: &Resource) -> Evidence {
     let mut ev = Evidence::default();
     for image in p.digest_requests() {
         ev.digests.insert(
-            image.normalized(),
+            image.normalized().to_string(),
             Ok(Digest::sha256_of(image.normalized().as_bytes())),
         );
     }

@@ -36,7 +36,7 @@ pub async fn gather(client: &Client, plan: &Plan<'_>, concurrency: usize) -> Evi
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let result = client.resolve(&image).await.map_err(|e| fetch_failure(&e));
-            (image.normalized(), result)
+            (image.normalized().to_string(), result)
         });
     }
     while let Some(joined) = tasks.join_next().await {
@@ -47,7 +47,7 @@ pub async fn gather(client: &Client, plan: &Plan<'_>, concurrency: usize) -> Evi
 
     let digests = evidence.digests.clone();
     let requests = plan.signature_requests(&|r: &ImageRef| {
-        digests.get(&r.normalized()).and_then(|d| d.clone().ok())
+        digests.get(r.normalized()).and_then(|d| d.clone().ok())
     });
     let mut tasks = JoinSet::new();
     for request in requests {

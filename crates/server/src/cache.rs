@@ -6,6 +6,7 @@
 //! expired entries and, at capacity, the oldest one in O(1) amortised. Time is passed in (an
 //! [`Instant`]), so expiry is tested without sleeping.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
@@ -51,7 +52,11 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     }
 
     /// The value stored under `key`, unless it expired by `now`.
-    pub fn get(&self, key: &K, now: Instant) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q, now: Instant) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
         let mut inner = self.lock();
         match inner.map.get(key) {
             Some(entry) if entry.expires > now => Some(entry.value.clone()),

@@ -212,13 +212,15 @@ impl Verifier {
         let (mut hits, mut misses) = (0, 0);
         let now = std::time::Instant::now();
         for image in plan.digest_requests() {
-            let key = image.normalized();
-            if let Some(d) = inner.digests.get(&key, now) {
+            if let Some(d) = inner.digests.get(image.normalized(), now) {
                 hits += 1;
                 verdict.cache_hits += 1;
-                evidence.digests.insert(key, Ok(d));
+                evidence
+                    .digests
+                    .insert(image.normalized().to_string(), Ok(d));
                 continue;
             }
+            let key = image.normalized().to_string();
             misses += 1;
             let host = image.api_host().to_string();
             let joined = inner.resolving.join_or_start(
@@ -501,7 +503,7 @@ impl Inner {
 
     async fn resolve(self: Arc<Self>, image: ImageRef, progress: Progress) -> DigestResult {
         let host = image.api_host().to_string();
-        let key = image.normalized();
+        let key = image.normalized().to_string();
         let _slots = self.slots(&host, &progress).await;
         let _in_flight = self.metrics.fetch_started();
         let start = Instant::now();

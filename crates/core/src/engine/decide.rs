@@ -239,7 +239,7 @@ fn evaluate_rule(
         if entry.has_checks() && result.status != Status::Error {
             let key = match (&image.reference, &result.digest) {
                 (Ok(reference), Some(d)) if result.status == Status::Pass => {
-                    reference.with_digest(d.clone()).normalized()
+                    reference.with_digest(d.clone()).normalized().to_string()
                 }
                 _ => image.normalized().to_string(),
             };

@@ -56,7 +56,7 @@ impl Evidence {
     pub fn digest_of(&self, image: &ImageRef) -> Option<Result<Digest, FetchFailure>> {
         match image.digest() {
             Some(d) => Some(Ok(d.clone())),
-            None => self.digests.get(&image.normalized()).cloned(),
+            None => self.digests.get(image.normalized()).cloned(),
         }
     }
 
@@ -67,9 +67,7 @@ impl Evidence {
         let digests = &self.digests;
         let checks = plan.attestor_checks(&|r: &ImageRef| match r.digest() {
             Some(d) => Some(d.clone()),
-            None => digests
-                .get(r.normalized().as_str())
-                .and_then(|d| d.clone().ok()),
+            None => digests.get(r.normalized()).and_then(|d| d.clone().ok()),
         });
         for check in checks {
             if self.outcomes.contains_key(&check.key) {

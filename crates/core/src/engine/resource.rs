@@ -165,7 +165,7 @@ impl ExtractedImage {
     ) -> ExtractedImage {
         let reference = ImageRef::parse(&raw);
         let (normalized, repository) = match &reference {
-            Ok(r) => (r.normalized(), r.repository()),
+            Ok(r) => (r.normalized().to_string(), r.repository()),
             Err(_) => (raw.clone(), String::new()),
         };
         ExtractedImage {

@@ -223,19 +223,19 @@ impl FakeRegistry {
                     "could not connect to registry.company.com".into(),
                 ))
             } else {
-                Ok(digest_for(&r.normalized()))
+                Ok(digest_for(r.normalized()))
             };
-            ev.digests.insert(r.normalized(), result);
+            ev.digests.insert(r.normalized().to_string(), result);
         }
         let digests = ev.digests.clone();
         for req in
-            plan.signature_requests(&|r| digests.get(&r.normalized()).and_then(|d| d.clone().ok()))
+            plan.signature_requests(&|r| digests.get(r.normalized()).and_then(|d| d.clone().ok()))
         {
             let mut layers = Vec::new();
             for (image, keys) in &self.signers {
                 let reference = crate::image::ImageRef::parse(image).unwrap();
                 if reference.repository() == req.repository
-                    && digest_for(&reference.normalized()) == req.digest
+                    && digest_for(reference.normalized()) == req.digest
                 {
                     layers.extend(
                         keys.iter()
@@ -813,7 +813,7 @@ fn plan_lists_what_to_fetch_once() {
             .collect::<Vec<_>>(),
         vec![image.to_string()]
     );
-    let requests = plan.signature_requests(&|r| Some(digest_for(&r.normalized())));
+    let requests = plan.signature_requests(&|r| Some(digest_for(r.normalized())));
     assert_eq!(requests.len(), 2, "{requests:?}");
     assert!(
         requests

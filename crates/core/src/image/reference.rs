@@ -24,6 +24,8 @@ pub struct ImageRef {
     path: String,
     tag: Option<String>,
     digest: Option<Digest>,
+    /// Kyverno's normalised form, made once: every policy pattern and cache key uses it.
+    normalized: String,
 }
 
 /// Why a string is not an image reference.
@@ -101,12 +103,31 @@ impl ImageRef {
                 return Err(err(ParseErrorKind::BadPathComponent(component.to_string())));
             }
         }
-        Ok(ImageRef {
+        Ok(ImageRef::new(
             registry,
-            path: path.to_string(),
-            tag: tag.map(str::to_string),
+            path.to_string(),
+            tag.map(str::to_string),
             digest,
-        })
+        ))
+    }
+
+    fn new(
+        registry: String,
+        path: String,
+        tag: Option<String>,
+        digest: Option<Digest>,
+    ) -> ImageRef {
+        let normalized = match &digest {
+            Some(d) => format!("{registry}/{path}@{d}"),
+            None => format!("{registry}/{path}:{}", tag.as_deref().unwrap_or("latest")),
+        };
+        ImageRef {
+            registry,
+            path,
+            tag,
+            digest,
+            normalized,
+        }
     }
 
     /// The registry as Kyverno names it (`docker.io` when the reference names none).
@@ -142,8 +163,8 @@ impl ImageRef {
     /// Kyverno's normalised string, the one every policy pattern is matched against:
     /// `registry/path@digest` when there is a digest (the tag is dropped), else
     /// `registry/path:tag` with `latest` as the default tag.
-    pub fn normalized(&self) -> String {
-        self.to_string()
+    pub fn normalized(&self) -> &str {
+        &self.normalized
     }
 
     /// `registry/path:tag`, as Kyverno's `referenceWithTag` (empty tag for digest-only references).
@@ -163,10 +184,12 @@ impl ImageRef {
 
     /// This reference pinned to `digest`, keeping its tag: `registry/path:tag@digest`.
     pub fn with_digest(&self, digest: Digest) -> ImageRef {
-        ImageRef {
-            digest: Some(digest),
-            ..self.clone()
-        }
+        ImageRef::new(
+            self.registry.clone(),
+            self.path.clone(),
+            self.tag.clone(),
+            Some(digest),
+        )
     }
 
     /// `registry/path:tag@digest` (or `registry/path@digest` without a tag): what a mutated pod
@@ -225,16 +248,7 @@ impl ImageRef {
 
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.digest {
-            Some(d) => write!(f, "{}/{}@{}", self.registry, self.path, d),
-            None => write!(
-                f,
-                "{}/{}:{}",
-                self.registry,
-                self.path,
-                self.tag_or_latest()
-            ),
-        }
+        f.write_str(&self.normalized)
     }
 }
 
@@ -549,7 +563,7 @@ mod tests {
         #[test]
         fn parse_never_panics_and_normalisation_is_stable(input in "\\PC{0,80}") {
             if let Ok(r) = ImageRef::parse(&input) {
-                let again = ImageRef::parse(&r.normalized()).unwrap();
+                let again = ImageRef::parse(r.normalized()).unwrap();
                 prop_assert_eq!(&again, &r);
                 prop_assert_eq!(again.normalized(), r.normalized());
             }
