@@ -112,12 +112,29 @@ pub fn decide(plan: &Plan<'_>, evidence: &Evidence) -> Decision {
     let mut annotation: BTreeMap<String, &'static str> = BTreeMap::new();
     let mut stop_policy: Option<*const crate::policy::Policy> = None;
 
+    // Mutation first, as Kyverno's mutating webhook: every rule's verification, pins and
+    // annotation entries.
+    let mut evaluated: Vec<(&RulePlan<'_>, RuleResult)> = Vec::with_capacity(plan.rules.len());
     for r in &plan.rules {
         let policy_ptr: *const crate::policy::Policy = r.policy;
         if stop_policy == Some(policy_ptr) {
             continue;
         }
         let result = evaluate_rule(plan, r, evidence, &mut pins, &mut annotation);
+        if r.policy.apply_rules == ApplyRules::One
+            && matches!(result.status, Status::Pass | Status::Fail)
+        {
+            stop_policy = Some(policy_ptr);
+        }
+        evaluated.push((r, result));
+    }
+    // Then `verifyDigest`, as Kyverno's validating webhook: on the object after every pin, so
+    // a rule's image pinned by a later rule has its digest (policy order does not matter).
+    for (r, result) in &mut evaluated {
+        check_digests(plan, r, result, &pins);
+    }
+
+    for (r, result) in evaluated {
         let enforce = r.action.action == FailureAction::Enforce;
         let qualified = r.policy.qualified_name();
         match result.status {
@@ -150,11 +167,6 @@ pub fn decide(plan: &Plan<'_>, evidence: &Evidence) -> Decision {
                 ));
             }
             _ => {}
-        }
-        if r.policy.apply_rules == ApplyRules::One
-            && matches!(result.status, Status::Pass | Status::Fail)
-        {
-            stop_policy = Some(policy_ptr);
         }
         results.push(result);
     }
@@ -211,7 +223,7 @@ fn evaluate_rule(
     for check in &r.checks {
         let image = &plan.images[check.image];
         let entry = &r.rule.verify_images[check.entry];
-        let mut result = match &r.unsupported {
+        let result = match &r.unsupported {
             Some(why) => image_result(image, check, None, Status::Error, why.clone(), Vec::new()),
             None => evaluate_image(r, check, image, entry, evidence),
         };
@@ -227,18 +239,15 @@ fn evaluate_rule(
                 reference.with_digest(digest.clone()).pinned_string(),
             );
         }
-        // verifyDigest: after pinning, the image must carry a digest.
-        if entry.verify_digest
-            && result.status == Status::Pass
-            && !pins.contains_key(&image.pointer)
-            && image.reference.as_ref().is_ok_and(|i| i.digest().is_none())
-        {
-            result.status = Status::Fail;
-            result.message = format!("missing digest for {}", image.normalized());
-        }
         if entry.has_checks() && result.status != Status::Error {
+            // Kyverno keys the annotation by the image as it is after mutation: the digest form
+            // when this entry pinned it, else the image as written (normalised).
             let key = match (&image.reference, &result.digest) {
-                (Ok(reference), Some(d)) if result.status == Status::Pass => {
+                (Ok(reference), Some(d))
+                    if entry.mutate_digest
+                        && result.status == Status::Pass
+                        && reference.digest().is_none() =>
+                {
                     reference.with_digest(d.clone()).normalized().to_string()
                 }
                 _ => image.normalized().to_string(),
@@ -252,6 +261,20 @@ fn evaluate_rule(
         }
         images.push(result);
     }
+    let (status, message) = summarize(&images);
+    RuleResult {
+        policy: r.policy.qualified_name(),
+        rule: r.rule.name.clone(),
+        status,
+        action: r.action.action,
+        message,
+        images,
+    }
+}
+
+/// A rule's status (the worst of its images': fail > error > pass > skip) and message (the
+/// images that did not pass, or what verified).
+fn summarize(images: &[ImageResult]) -> (Status, String) {
     let status = images
         .iter()
         .map(|i| i.status)
@@ -281,13 +304,34 @@ fn evaluate_rule(
     } else {
         not_passed.join("; ")
     };
-    RuleResult {
-        policy: r.policy.qualified_name(),
-        rule: r.rule.name.clone(),
-        status,
-        action: r.action.action,
-        message,
-        images,
+    (status, message)
+}
+
+/// `verifyDigest` (Kyverno's validating webhook): every image the rule passed must carry a
+/// digest once the pins are applied, else the image fails with `missing digest for IMAGE`.
+fn check_digests(
+    plan: &Plan<'_>,
+    r: &RulePlan<'_>,
+    result: &mut RuleResult,
+    pins: &BTreeMap<String, String>,
+) {
+    let mut changed = false;
+    // `evaluate_rule` made one image result per check, in order.
+    for (check, image_result) in r.checks.iter().zip(result.images.iter_mut()) {
+        let entry = &r.rule.verify_images[check.entry];
+        let image = &plan.images[check.image];
+        if entry.verify_digest
+            && image_result.status == Status::Pass
+            && !pins.contains_key(&image.pointer)
+            && image.reference.as_ref().is_ok_and(|i| i.digest().is_none())
+        {
+            image_result.status = Status::Fail;
+            image_result.message = format!("missing digest for {}", image.normalized());
+            changed = true;
+        }
+    }
+    if changed {
+        (result.status, result.message) = summarize(&result.images);
     }
 }
 

@@ -1028,3 +1028,100 @@ fn kyverno_pitfalls() {
         )
     );
 }
+
+#[test]
+fn verify_digest_sees_the_pins_of_every_rule_whatever_the_policy_order() {
+    let k = key();
+    let image = "registry.company.com/app:v1";
+    let checks_only = keys_policy(
+        &key_entry(&k),
+        None,
+        "\n        mutateDigest: false\n        verifyDigest: true",
+    )
+    .replace("name: p\n", "name: a-checks\n");
+    let pins = keys_policy(
+        &key_entry(&k),
+        None,
+        "\n        mutateDigest: true\n        verifyDigest: false",
+    )
+    .replace("name: p\n", "name: b-pins\n");
+    let registry = FakeRegistry::default().sign(image, &k);
+    for docs in [
+        format!("{checks_only}---\n{pins}"),
+        format!("{pins}---\n{checks_only}"),
+    ] {
+        let d = run(&policies(&docs), &pod("default", &[image]), &registry);
+        assert!(d.allowed, "{}", d.message);
+        assert!(d.results.iter().all(|r| r.status == Status::Pass));
+        assert!(
+            d.patch
+                .iter()
+                .any(|op| op["path"] == "/spec/containers/0/image"),
+            "{:?}",
+            d.patch
+        );
+    }
+    // Alone, the checking policy fails: nothing pins the tag.
+    let d = run(
+        &policies(&checks_only),
+        &pod("default", &[image]),
+        &registry,
+    );
+    assert!(!d.allowed);
+    assert!(
+        d.message
+            .contains("missing digest for registry.company.com/app:v1"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn the_verify_images_annotation_names_the_image_as_it_is_after_mutation() {
+    let k = key();
+    let image = "registry.company.com/app:v1";
+    let digest = digest_for(image);
+    let registry = FakeRegistry::default().sign(image, &k);
+    let annotation = |extra: &str, images: &[&str]| {
+        let p = policies(&keys_policy(&key_entry(&k), None, extra));
+        let d = run(&p, &pod("default", images), &registry);
+        assert!(d.allowed, "{}", d.message);
+        d.patch
+            .iter()
+            .find(|op| op["path"] == "/metadata/annotations/kyverno.io~1verify-images")
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // Pinned: the digest form.
+    assert_eq!(
+        annotation("\n        mutateDigest: true", &[image]),
+        format!("{{\"registry.company.com/app@{digest}\":\"pass\"}}")
+    );
+    // Not pinned: the image as written.
+    assert_eq!(
+        annotation(
+            "\n        mutateDigest: false\n        verifyDigest: false",
+            &[image]
+        ),
+        "{\"registry.company.com/app:v1\":\"pass\"}"
+    );
+    // Written with its digest: that digest form, whatever mutateDigest says.
+    // (the fake registry keeps the tag's signatures under the tag's digest, which this is)
+    let pinned = format!("registry.company.com/app@{digest}");
+    let p = policies(&keys_policy(
+        &key_entry(&k),
+        None,
+        "\n        mutateDigest: false",
+    ));
+    let d = run(&p, &pod("default", &[&pinned]), &registry);
+    assert!(d.allowed, "{}", d.message);
+    assert!(
+        d.patch.iter().any(|op| op["value"]
+            .as_str()
+            .is_some_and(|v| v.contains(&format!("\"{pinned}\":\"pass\"")))),
+        "{:?}",
+        d.patch
+    );
+}
