@@ -353,6 +353,19 @@ pub enum PolicyWarningKind {
     /// A policy without verifyImages rules, skipped.
     #[error("the policy has no verifyImages rule: sealgate skips it")]
     NoVerifyImagesRules,
+    /// A feature sealgate reads but cannot evaluate yet.
+    #[error(
+        "{0} not supported yet: every image it applies to gets an error result (denied under Enforce, a warning under Audit)"
+    )]
+    NotSupportedYet(&'static str),
+    /// A field sealgate reads but does not act on.
+    #[error("{field} is not used by sealgate: {instead}")]
+    NotUsed {
+        /// The field.
+        field: &'static str,
+        /// What sealgate does instead.
+        instead: &'static str,
+    },
     /// A key reference sealgate cannot resolve yet.
     #[error("{0} are not supported yet: images checked by this attestor will fail with an error")]
     UnsupportedKeySource(&'static str),
@@ -484,6 +497,9 @@ pub(crate) fn warning_hint(kind: &PolicyWarningKind) -> Option<String> {
         }
         PolicyWarningKind::RuleTypeIgnored(_) => "run it with Kyverno".into(),
         PolicyWarningKind::RequiredWithoutChecks => "add attestors, or set required: false".into(),
+        PolicyWarningKind::NotSupportedYet(_) => {
+            "remove it, or keep this policy with Kyverno until sealgate supports it".into()
+        }
         PolicyWarningKind::UnsupportedKeySource(_) => {
             "paste the public key PEM into publicKeys".into()
         }

@@ -591,6 +591,42 @@ impl<'a> DocumentLoader<'a> {
                 },
             );
         }
+        if !rule.context.is_empty() {
+            self.warn(
+                &path.field("context"),
+                PolicyWarningKind::NotSupportedYet("rule context is"),
+            );
+        }
+        if rule.preconditions.as_ref().is_some_and(|v| !v.is_null()) {
+            self.warn(
+                &path.field("preconditions"),
+                PolicyWarningKind::NotSupportedYet("preconditions are"),
+            );
+        }
+        if rule
+            .cel_preconditions
+            .as_ref()
+            .is_some_and(|v| !v.is_null())
+        {
+            self.warn(
+                &path.field("celPreconditions"),
+                PolicyWarningKind::NotSupportedYet("celPreconditions are"),
+            );
+        }
+        for (kind, extractors) in &image_extractors {
+            for (i, extractor) in extractors.iter().enumerate() {
+                if extractor.jmes_path.is_some() {
+                    self.warn(
+                        &path
+                            .field("imageExtractors")
+                            .field(kind)
+                            .index(i)
+                            .field("jmesPath"),
+                        PolicyWarningKind::NotSupportedYet("jmesPath in imageExtractors is"),
+                    );
+                }
+            }
+        }
         let mut verify_images = Vec::new();
         let entries_path = path.field("verifyImages");
         for (j, entry) in rule.verify_images.iter().flatten().enumerate() {
@@ -698,6 +734,41 @@ impl<'a> DocumentLoader<'a> {
         let verifier = entry.verifier_type.unwrap_or_default();
         if verifier == VerifierType::Notary {
             self.check_notary(&entry, path);
+        }
+        match verifier {
+            VerifierType::Cosign => {}
+            VerifierType::Notary => self.warn(
+                &path.field("type"),
+                PolicyWarningKind::NotSupportedYet("type: Notary is"),
+            ),
+            VerifierType::SigstoreBundle => self.warn(
+                &path.field("type"),
+                PolicyWarningKind::NotSupportedYet("type: SigstoreBundle is"),
+            ),
+        }
+        if !entry.attestations.is_empty() {
+            self.warn(
+                &path.field("attestations"),
+                PolicyWarningKind::NotSupportedYet("verifying attestations is"),
+            );
+        }
+        if entry.cosign_oci11 {
+            self.warn(
+                &path.field("cosignOCI11"),
+                PolicyWarningKind::NotUsed {
+                    field: "cosignOCI11",
+                    instead: "signatures are read from the cosign .sig tag (OCI 1.1 referrers are not read yet)",
+                },
+            );
+        }
+        if entry.image_registry_credentials.is_some() {
+            self.warn(
+                &path.field("imageRegistryCredentials"),
+                PolicyWarningKind::NotUsed {
+                    field: "imageRegistryCredentials",
+                    instead: "registry credentials come from the registry flags and the docker config.json of the process",
+                },
+            );
         }
         let action = entry.failure_action.unwrap_or(self.spec_action);
         if action == FailureAction::Audit && entry.mutate_digest {
@@ -1017,6 +1088,10 @@ impl<'a> DocumentLoader<'a> {
         }
         if let Some(keyless) = &attestor.keyless {
             let keyless_path = path.field("keyless");
+            self.warn(
+                &keyless_path,
+                PolicyWarningKind::NotSupportedYet("keyless verification is"),
+            );
             let roots_text = keyless.roots.as_deref().filter(|r| !r.trim().is_empty());
             if keyless.rekor.is_none() && roots_text.is_none() {
                 self.error(&keyless_path, PolicyErrorKind::KeylessRekorOrRoots);
