@@ -686,3 +686,58 @@ fn a_ca_in_the_system_store_is_trusted_without_registry_ca() {
         .unwrap();
     Run(out).success();
 }
+
+/// The user's document as written: `lint` names its three kinds of broken key material with
+/// file:line:column, policy, rule, JSON path and what to do, and exits 1; `apply` with the
+/// broken documents and a valid policy still evaluates the valid one.
+#[test]
+fn the_seed_documents_as_written_give_located_errors_and_do_not_stop_a_valid_policy() {
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/testdata/policies/seed");
+    let w = Workdir::new();
+    std::fs::create_dir(w.path("seed")).unwrap();
+    for entry in std::fs::read_dir(&seed).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), w.path("seed").join(entry.file_name())).unwrap();
+    }
+    let lint = w.run("", &["lint", "seed"]);
+    lint.expect_code(1);
+    // lint's findings are its output.
+    let err = lint.stdout();
+    for want in [
+        // A comment line inside the PEM block.
+        "seed/quick-start.yaml:24:17: policy require-signed-images, rule check-signatures: spec.rules[0].verifyImages[0].attestors[0].entries[0].keys.publicKeys: line 2 of the PEM block ('# Paste the cosign.pub content here') is not base64 — paste the exact contents of cosign.pub, without comments",
+        // The made-up "Development team" key.
+        "seed/scenario-1-dual-signatures.yaml:33:17: policy require-dual-signatures, rule critical-app-signatures: spec.rules[0].verifyImages[0].attestors[1].entries[0].keys.publicKeys: the PUBLIC KEY block at line 1: the key is not a valid ECDSA P-256 point",
+        // The placeholder certificate.
+        "seed/scenario-3-certificates.yaml:31:17: policy certificate-verification, rule verify-with-certificates: spec.rules[0].verifyImages[0].attestors[0].entries[0].certificates.cert: line 9 of the PEM block has 67 characters",
+        "it is not valid DER either",
+        "0 valid policies, 9 error(s), 1 warning(s)",
+    ] {
+        assert!(err.contains(want), "missing: {want}\n{err}");
+    }
+
+    // A valid policy next to the broken ones: required digests, no registry needed.
+    std::fs::write(
+        w.path("seed/zz-digests.yaml"),
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: require-digests\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: pinned\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    verifyImages:\n    - imageReferences: [\"registry.example.com/*\"]\n      mutateDigest: false\n      verifyDigest: true\n      required: false\n",
+    )
+    .unwrap();
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    std::fs::write(
+        w.path("pod.yaml"),
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: default\nspec:\n  containers:\n  - name: pinned\n    image: registry.example.com/app@{digest}\n  - name: floating\n    image: registry.example.com/app:v1\n"),
+    )
+    .unwrap();
+    let apply = w.run(
+        "",
+        &["apply", "seed", "--resource", "pod.yaml", "-o", "json"],
+    );
+    apply.expect_code(1);
+    let out = format!("{}{}", apply.stdout(), apply.stderr());
+    assert!(out.contains("seed/quick-start.yaml:24:17"), "{out}");
+    assert!(out.contains("require-digests"), "{out}");
+    assert!(
+        out.contains("missing digest for registry.example.com/app:v1"),
+        "{out}"
+    );
+}
