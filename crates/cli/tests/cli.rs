@@ -741,3 +741,83 @@ fn the_seed_documents_as_written_give_located_errors_and_do_not_stop_a_valid_pol
         "{out}"
     );
 }
+
+/// `sealgate test` as `kyverno test`: a rule no image of the resource matched is `Excluded`
+/// (passing whatever was expected), a policy the test does not load is `Not found`, and a file
+/// using what sealgate cannot evaluate fails with the reason instead of passing unchecked.
+#[test]
+fn kyverno_test_files_excluded_not_found_and_unsupported_fields() {
+    let w = Workdir::new();
+    let dir = w.path("t");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("policy.yaml"),
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: require-digests\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: pinned\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    verifyImages:\n    - imageReferences: [\"registry.example.com/*\"]\n      mutateDigest: false\n      verifyDigest: true\n      required: false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("resources.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: floating\nspec:\n  containers:\n  - name: c\n    image: registry.example.com/app:v1\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: elsewhere\nspec:\n  containers:\n  - name: c\n    image: ghcr.io/other/app:v1\n",
+    )
+    .unwrap();
+    let test = "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata:\n  name: digests\npolicies: [policy.yaml]\nresources: [resources.yaml]\nresults:\n- policy: require-digests\n  rule: pinned\n  kind: Pod\n  resources: [floating]\n  result: fail\n- policy: require-digests\n  rule: pinned\n  kind: Pod\n  resources: [elsewhere]\n  result: fail\n";
+    std::fs::write(dir.join("kyverno-test.yaml"), test).unwrap();
+    let run = w.run("", &["test", "t"]);
+    run.success();
+    let out = run.stdout();
+    assert!(out.contains("Excluded"), "{out}");
+    assert!(
+        out.contains("Test Summary: 2 tests passed and 0 tests failed"),
+        "{out}"
+    );
+
+    // A policy the test does not load.
+    std::fs::write(
+        dir.join("kyverno-test.yaml"),
+        test.replace(
+            "- policy: require-digests\n  rule: pinned\n  kind: Pod\n  resources: [elsewhere]",
+            "- policy: no-such-policy\n  rule: pinned\n  kind: Pod\n  resources: [elsewhere]",
+        ),
+    )
+    .unwrap();
+    let run = w.run("", &["test", "t", "--detailed-results"]);
+    run.expect_code(1);
+    assert!(run.stdout().contains("Not found"), "{}", run.stdout());
+    assert!(
+        run.stdout()
+            .contains("no policy named no-such-policy among the test's policies"),
+        "{}",
+        run.stdout()
+    );
+
+    // What sealgate cannot evaluate is refused with the field and what to do.
+    for (edit, want) in [
+        (
+            test.replace(
+                "  resources: [floating]",
+                "  resourceSpecs: [{kind: Pod, name: floating}]",
+            ),
+            "results[0].resourceSpecs is not supported by sealgate test yet; name the resources with 'resources: [name]'",
+        ),
+        (
+            test.replace("kind: Test\n", "kind: Test\nvalues: {policies: []}\n"),
+            "'values' is not supported by sealgate test yet",
+        ),
+        (
+            test.replace("kind: Test\n", ""),
+            "apiVersion 'cli.kyverno.io/v1alpha1' and kind ''",
+        ),
+        (
+            test.replace("metadata:\n  name: digests\n", "name: digests\n"),
+            "a top-level 'name' is the deprecated test schema",
+        ),
+        (
+            test.replace("  result: fail\n", "  result: fail\n  colour: blue\n"),
+            "unknown field `colour`",
+        ),
+    ] {
+        std::fs::write(dir.join("kyverno-test.yaml"), &edit).unwrap();
+        let run = w.run("", &["test", "t"]);
+        run.expect_code(2).stderr_has(want);
+    }
+}

@@ -56,20 +56,34 @@ pub(crate) struct Args {
     registry: RegistryArgs,
 }
 
-/// `cli.kyverno.io/v1alpha1` `Test`.
+/// `cli.kyverno.io/v1alpha1` `Test`. Fields sealgate does not evaluate are read so that a test
+/// using them fails with a reason instead of passing without checking what it says.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct TestFile {
+    api_version: Option<String>,
+    kind: Option<String>,
+    #[serde(default, rename = "metadata")]
+    _metadata: Option<serde_json::Value>,
+    /// The deprecated pre-1.10 schema's top-level name.
+    name: Option<String>,
     #[serde(default)]
     policies: Vec<String>,
     #[serde(default)]
     resources: Vec<String>,
     #[serde(default)]
     results: Vec<ExpectedResult>,
+    #[serde(default)]
+    exceptions: Vec<String>,
+    variables: Option<String>,
+    values: Option<serde_json::Value>,
+    user_info: Option<String>,
+    #[serde(default)]
+    target_resources: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ExpectedResult {
     policy: String,
     #[serde(default)]
@@ -81,6 +95,73 @@ struct ExpectedResult {
     #[serde(default)]
     resource: Option<String>,
     result: String,
+    #[serde(default)]
+    resource_specs: Vec<serde_json::Value>,
+    patched_resources: Option<String>,
+    generated_resource: Option<String>,
+    clone_source_resource: Option<String>,
+    operation: Option<String>,
+}
+
+impl TestFile {
+    /// Why sealgate cannot run this file as Kyverno would, if it cannot.
+    fn unsupported(&self) -> Option<String> {
+        if self.name.is_some() {
+            return Some(
+                "a top-level 'name' is the deprecated test schema, which Kyverno refuses too: \
+use apiVersion: cli.kyverno.io/v1alpha1, kind: Test and metadata.name"
+                    .into(),
+            );
+        }
+        if self.api_version.as_deref() != Some("cli.kyverno.io/v1alpha1")
+            || self.kind.as_deref() != Some("Test")
+        {
+            return Some(format!(
+                "apiVersion '{}' and kind '{}': a test file needs apiVersion: cli.kyverno.io/v1alpha1 and kind: Test",
+                self.api_version.as_deref().unwrap_or(""),
+                self.kind.as_deref().unwrap_or("")
+            ));
+        }
+        let file_level = [
+            ("exceptions", !self.exceptions.is_empty()),
+            ("variables", self.variables.is_some()),
+            ("values", self.values.is_some()),
+            ("userInfo", self.user_info.is_some()),
+            ("targetResources", !self.target_resources.is_empty()),
+        ];
+        if let Some((field, _)) = file_level.iter().find(|(_, used)| *used) {
+            return Some(format!(
+                "'{field}' is not supported by sealgate test yet; run this test with kyverno test"
+            ));
+        }
+        for (i, r) in self.results.iter().enumerate() {
+            let per_result = [
+                ("resourceSpecs", !r.resource_specs.is_empty()),
+                ("generatedResource", r.generated_resource.is_some()),
+                ("cloneSourceResource", r.clone_source_resource.is_some()),
+                (
+                    "operation",
+                    r.operation
+                        .as_deref()
+                        .is_some_and(|o| !o.eq_ignore_ascii_case("CREATE")),
+                ),
+            ];
+            if let Some((field, _)) = per_result.iter().find(|(_, used)| *used) {
+                let hint = if *field == "resourceSpecs" {
+                    "name the resources with 'resources: [name]' or 'ns/name'"
+                } else {
+                    "run this test with kyverno test"
+                };
+                return Some(format!(
+                    "results[{i}].{field} is not supported by sealgate test yet; {hint}"
+                ));
+            }
+        }
+        if self.results.is_empty() {
+            return Some("the file has no results to check".into());
+        }
+        None
+    }
 }
 
 fn find_test_files(path: &Path, name: &str, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
@@ -197,16 +278,17 @@ async fn run_file(
         .next()
         .with_context(|| format!("{} is empty", file.display()))?
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    if let Some(kind) = doc.value["kind"].as_str()
-        && kind != "Test"
-    {
-        bail!(
-            "{}: kind is '{kind}', expected 'Test' (apiVersion cli.kyverno.io/v1alpha1)",
+    let test: TestFile = serde_json::from_value(doc.value.clone())
+        .map_err(|e| anyhow::anyhow!("{}: not a Kyverno test file: {e}", file.display()))?;
+    if let Some(why) = test.unsupported() {
+        bail!("{}: {why}", file.display());
+    }
+    if test.results.iter().any(|r| r.patched_resources.is_some()) {
+        eprintln!(
+            "warning: {}: patchedResources is not compared (Kyverno compares it with the input resource for verifyImages rules, so it cannot check the digest patch either)",
             file.display()
         );
     }
-    let test: TestFile = serde_json::from_value(doc.value.clone())
-        .with_context(|| format!("{}: not a Kyverno test file", file.display()))?;
     let dir = file.parent().unwrap_or(Path::new("."));
     let policy_paths: Vec<PathBuf> = test.policies.iter().map(|p| dir.join(p)).collect();
     let resource_paths: Vec<PathBuf> = test.resources.iter().map(|p| dir.join(p)).collect();
@@ -239,7 +321,11 @@ async fn run_file(
                 slot.insert(evaluate(client, &loaded.policies, &resources[index].resource).await);
             }
             let decision = &decisions[&index];
-            rows.extend(compare(expected, name, decision));
+            let policy_loaded = loaded
+                .policies
+                .iter()
+                .any(|p| p.qualified_name() == expected.policy);
+            rows.extend(compare(expected, name, decision, policy_loaded));
         }
     }
     Ok((rows, !loaded.errors.is_empty()))
@@ -257,7 +343,15 @@ fn find_resource(resources: &[SourcedResource], name: &str, kind: Option<&str>) 
     })
 }
 
-fn compare(expected: &ExpectedResult, resource: &str, decision: &Decision) -> Vec<Row> {
+/// The rows for one expected result. A loaded policy with no result for the rule (no image
+/// matched it, or the rule did not match the resource) is `Excluded`, which passes whatever was
+/// expected, as in `kyverno test`; a policy that is not loaded is `Not found`.
+fn compare(
+    expected: &ExpectedResult,
+    resource: &str,
+    decision: &Decision,
+    policy_loaded: bool,
+) -> Vec<Row> {
     let candidates = [
         expected.rule.clone(),
         format!("autogen-{}", expected.rule),
@@ -273,14 +367,17 @@ fn compare(expected: &ExpectedResult, resource: &str, decision: &Decision) -> Ve
         .filter(|r| candidates.contains(&r.rule))
         .collect();
     if matching.is_empty() {
-        return vec![if policy_results.is_empty() {
+        return vec![if !policy_loaded {
             row(
                 expected,
                 resource,
                 false,
                 "",
                 "Not found",
-                "the policy produced no result for this resource".into(),
+                format!(
+                    "no policy named {} among the test's policies",
+                    expected.policy
+                ),
             )
         } else {
             row(
