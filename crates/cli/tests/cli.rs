@@ -821,3 +821,39 @@ fn kyverno_test_files_excluded_not_found_and_unsupported_fields() {
         run.expect_code(2).stderr_has(want);
     }
 }
+
+/// A registry that cannot be reached is an error result: under Enforce with failurePolicy: Fail
+/// the resource is denied and apply exits 2 (could not evaluate); with failurePolicy: Ignore it
+/// is admitted with a warning and apply exits 0.
+#[test]
+fn apply_exit_code_for_errors_follows_the_failure_policy() {
+    let w = Workdir::new();
+    let (_, public) = w.keys("cosign", "pw");
+    let pem = std::fs::read_to_string(w.path(&public)).unwrap();
+    // Nothing listens on port 9 (discard) here: the connection is refused at once.
+    let registry = "127.0.0.1:9";
+    let policy = |failure_policy: &str| {
+        format!(
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  validationFailureAction: Enforce\n  failurePolicy: {failure_policy}\n  rules:\n  - name: r\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    verifyImages:\n    - imageReferences: [\"{registry}/*\"]\n      attestors:\n      - entries:\n        - keys:\n            publicKeys: |-\n              {}\n",
+            pem.trim().replace('\n', "\n              ")
+        )
+    };
+    std::fs::write(
+        w.path("pod.yaml"),
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: c\n    image: {registry}/app:v1\n"),
+    )
+    .unwrap();
+    std::fs::write(w.path("fail.yaml"), policy("Fail")).unwrap();
+    std::fs::write(w.path("ignore.yaml"), policy("Ignore")).unwrap();
+    let denied = w.run("", &["apply", "fail.yaml", "--resource", "pod.yaml"]);
+    denied.expect_code(2);
+    assert!(denied.stdout().contains("DENIED"), "{}", denied.stdout());
+    assert!(
+        denied.stdout().contains("127.0.0.1:9"),
+        "{}",
+        denied.stdout()
+    );
+    let admitted = w.run("", &["apply", "ignore.yaml", "--resource", "pod.yaml"]);
+    admitted.expect_code(0);
+    assert!(admitted.stdout().contains("error"), "{}", admitted.stdout());
+}

@@ -97,7 +97,9 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
                 Status::Fail => summary.warn += 1,
                 Status::Error => {
                     summary.error += 1;
-                    enforce_error |= enforce;
+                    // An error blocks only under failurePolicy: Fail (the decision says so);
+                    // under Ignore the resource was admitted with a warning.
+                    enforce_error |= enforce && !decision.allowed;
                 }
             }
             for i in &r.images {
