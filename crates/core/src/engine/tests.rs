@@ -1125,3 +1125,47 @@ fn the_verify_images_annotation_names_the_image_as_it_is_after_mutation() {
         d.patch
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Kyverno #6115 was a bypass through container order. Any mix of signed and unsigned images
+    /// over containers, init containers and ephemeral containers, in any order and with repeated
+    /// names: denied exactly when one image is unsigned, and every unsigned image is named.
+    #[test]
+    fn an_unsigned_image_anywhere_in_a_pod_is_denied(
+        layout in proptest::collection::vec((0usize..3, proptest::bool::ANY, 0usize..3), 1..7)
+    ) {
+        let k = key();
+        let p = policies(&quick_start(&k));
+        let mut registry = FakeRegistry::default();
+        let groups = ["containers", "initContainers", "ephemeralContainers"];
+        let mut spec = serde_json::Map::new();
+        let mut unsigned = Vec::new();
+        for (i, (group, signed, name)) in layout.iter().enumerate() {
+            let image = if *signed {
+                format!("registry.company.com/signed-{i}:v1")
+            } else {
+                format!("registry.company.com/unsigned-{i}:v1")
+            };
+            if *signed {
+                registry = registry.sign(&image, &k);
+            } else {
+                unsigned.push(image.clone());
+            }
+            spec.entry(groups[*group])
+                .or_insert_with(|| json!([]))
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": format!("c{name}"), "image": image}));
+        }
+        let object = json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "default"}, "spec": spec});
+        let resource =
+            Resource::from_object(object, Operation::Create, None, BTreeMap::new()).unwrap();
+        let d = run(&p, &resource, &registry);
+        proptest::prop_assert_eq!(d.allowed, unsigned.is_empty(), "{}", d.message);
+        for image in &unsigned {
+            proptest::prop_assert!(d.message.contains(image.as_str()), "{} not named in {}", image, d.message);
+        }
+    }
+}
