@@ -1169,3 +1169,102 @@ proptest::proptest! {
         }
     }
 }
+
+/// A `certificates` attestor with `cert` only (no `certChain`), on the real keyless signature:
+/// the certificate must be the policy's (a signature carrying none is checked with the policy's,
+/// as cosign's `--certificate` does), and it must be valid at the signing time.
+#[test]
+fn certificate_attestor_with_cert_only() {
+    let manifest = ImageManifest::parse(include_bytes!(
+        "../../testdata/connaisseur/sig-manifest.json"
+    ))
+    .unwrap();
+    let descriptor = manifest.layers[0].clone();
+    let layer = SignatureLayer {
+        descriptor: descriptor.clone(),
+        payload: include_bytes!("../../testdata/connaisseur/payload.json").to_vec(),
+    };
+    let cert = descriptor.annotation(CERTIFICATE_ANNOTATION).unwrap();
+    let chain = descriptor.annotation(CHAIN_ANNOTATION).unwrap();
+    let image = "index.docker.io/phbelitz/rekor-test@sha256:31dc72a13a0c34b40eb95419d2b2fd67320c856baf3b72da518023ee8d370aee";
+    let resource = pod("default", &[image]);
+    let cert_only = |cert: &str, rekor: &str| {
+        let text = connaisseur_policy(cert, "CHAIN", rekor);
+        let without_chain =
+            text.replace("              certChain: |-\n                CHAIN\n", "");
+        assert!(!without_chain.contains("CHAIN"));
+        policies(&without_chain)
+    };
+    let decide_with = |p: &[Policy], layers: Vec<SignatureLayer>| {
+        let plan = plan(p, &resource);
+        decide(&plan, &connaisseur_evidence(&plan, layers, NOW))
+    };
+    let rekor = "              rekor:\n                url: https://rekor.sigstore.dev\n";
+
+    let p = cert_only(cert, rekor);
+    let d = decide_with(&p, vec![layer.clone()]);
+    assert!(d.allowed, "{}", d.message);
+
+    // The same signature without its certificate annotation: checked with the policy's cert.
+    let mut bare = layer.clone();
+    bare.descriptor
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(CERTIFICATE_ANNOTATION);
+    let d = decide_with(&p, vec![bare]);
+    assert!(d.allowed, "{}", d.message);
+
+    // Another certificate in the policy (the chain's first certificate, a CA): refused.
+    let ca = crate::pem::parse_blocks(chain).unwrap()[0].clone();
+    let ca_pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        STANDARD.encode(&ca.der)
+    );
+    let d = decide_with(&cert_only(&ca_pem, rekor), vec![layer.clone()]);
+    assert!(!d.allowed);
+    assert!(
+        d.message
+            .contains("it carries another certificate than the policy's cert"),
+        "{}",
+        d.message
+    );
+
+    // Without the transparency log the signing time is now, after the 10-minute certificate.
+    let ignore = "              rekor:\n                ignoreTlog: true\n";
+    let d = decide_with(&cert_only(cert, ignore), vec![layer]);
+    assert!(!d.allowed);
+    assert!(
+        d.message.contains("was not valid at the signing time"),
+        "{}",
+        d.message
+    );
+}
+
+/// A `keys` attestor with an explicit `rekor` block requires the transparency-log proof: a
+/// signature without a bundle is refused, with `ignoreTlog: true` it verifies.
+#[test]
+fn keys_attestor_with_a_rekor_block_requires_a_bundle() {
+    let k = key();
+    let image = "registry.company.com/app:v1";
+    let registry = FakeRegistry::default().sign(image, &k);
+    let with_rekor = |rekor: &str| {
+        keys_policy(&key_entry(&k), None, "")
+            .replace(&key_entry(&k), &format!("{}{rekor}", key_entry(&k)))
+    };
+    let required = policies(&with_rekor(
+        "              rekor:\n                url: https://rekor.sigstore.dev\n",
+    ));
+    let d = run(&required, &pod("default", &[image]), &registry);
+    assert!(!d.allowed);
+    assert!(
+        d.message.contains("the transparency-log proof is missing"),
+        "{}",
+        d.message
+    );
+    let ignored = policies(&with_rekor(
+        "              rekor:\n                ignoreTlog: true\n",
+    ));
+    let d = run(&ignored, &pod("default", &[image]), &registry);
+    assert!(d.allowed, "{}", d.message);
+}
