@@ -264,6 +264,17 @@ impl FakeRegistry {
     }
 }
 
+/// Asserts that `d` denies and that its message contains `needle`.
+#[track_caller]
+fn assert_denied(d: &Decision, needle: &str) {
+    assert!(!d.allowed, "allowed, expected a denial with {needle:?}");
+    assert!(
+        d.message.contains(needle),
+        "{needle:?} not in {}",
+        d.message
+    );
+}
+
 fn run(policies: &[Policy], resource: &Resource, registry: &FakeRegistry) -> Decision {
     let plan = plan(policies, resource);
     let evidence = registry.evidence(&plan);
@@ -377,13 +388,7 @@ fn production_is_strict_development_and_staging_are_audited() {
         &pod("production", &[company, "nginx:1.25"]),
         &FakeRegistry::default().sign(company, &prod),
     );
-    assert!(!d.allowed);
-    assert!(
-        d.message
-            .contains("production-must-be-signed: image docker.io/nginx:1.25"),
-        "{}",
-        d.message
-    );
+    assert_denied(&d, "production-must-be-signed: image docker.io/nginx:1.25");
     let signed_both = FakeRegistry::default()
         .sign(company, &prod)
         .sign("nginx:1.25", &prod);
@@ -463,12 +468,7 @@ fn pod_controllers_are_covered_by_autogen() {
     )
     .unwrap();
     let d = run(&p, &deployment, &FakeRegistry::default());
-    assert!(!d.allowed);
-    assert!(
-        d.message.contains("autogen-check-signatures"),
-        "{}",
-        d.message
-    );
+    assert_denied(&d, "autogen-check-signatures");
     let d = run(&p, &deployment, &FakeRegistry::default().sign(image, &k));
     assert!(d.allowed);
     assert_eq!(
@@ -563,12 +563,9 @@ fn several_keys_in_one_public_keys_block_are_separate_entries() {
         &pod("default", &[image]),
         &FakeRegistry::default().sign(image, &b),
     );
-    assert!(!d.allowed);
-    assert!(
-        d.message
-            .contains("needs 2 signatures, got 1: entry 0 (key 1 of publicKeys)"),
-        "{}",
-        d.message
+    assert_denied(
+        &d,
+        "needs 2 signatures, got 1: entry 0 (key 1 of publicKeys)",
     );
 }
 
@@ -596,12 +593,7 @@ fn nested_attestor_sets_recurse() {
         &pod("default", &[image]),
         &FakeRegistry::default().sign(image, &a),
     );
-    assert!(!d.allowed);
-    assert!(
-        d.message.contains("entry 1: nested set needs 1, got 0"),
-        "{}",
-        d.message
-    );
+    assert_denied(&d, "entry 1: nested set needs 1, got 0");
 }
 
 #[test]
@@ -754,13 +746,7 @@ fn verify_digest_and_required_without_attestors() {
         &pod("default", &["nginx:latest"]),
         &FakeRegistry::default(),
     );
-    assert!(!d.allowed);
-    assert!(
-        d.message
-            .contains("missing digest for docker.io/nginx:latest"),
-        "{}",
-        d.message
-    );
+    assert_denied(&d, "missing digest for docker.io/nginx:latest");
     let pinned = format!("nginx:latest@{}", digest_for("x"));
     assert!(
         run(
@@ -923,12 +909,7 @@ fn certificate_attestor_accepts_the_real_keyless_signature_and_refuses_a_foreign
         &plan,
         &connaisseur_evidence(&plan, vec![no_bundle.clone()], NOW),
     );
-    assert!(!d.allowed);
-    assert!(
-        d.message.contains("the transparency-log proof is missing"),
-        "{}",
-        d.message
-    );
+    assert_denied(&d, "the transparency-log proof is missing");
     // … and with ignoreTlog the signing time is now, when the 10-minute Fulcio cert has expired.
     let ignore = "              rekor:\n                ignoreTlog: true\n";
     let p2 = policies(&connaisseur_policy(cert, chain, ignore));
@@ -944,12 +925,7 @@ fn certificate_attestor_accepts_the_real_keyless_signature_and_refuses_a_foreign
     let p3 = policies(&connaisseur_policy(cert, cert, rekor));
     let plan3 = super::plan(&p3, &resource);
     let d = decide(&plan3, &connaisseur_evidence(&plan3, vec![layer], NOW));
-    assert!(!d.allowed);
-    assert!(
-        d.message.contains("none of 1 signature(s)"),
-        "{}",
-        d.message
-    );
+    assert_denied(&d, "none of 1 signature(s)");
 }
 
 /// Kyverno parity pitfalls (reference §9), each as Kyverno behaves.
@@ -1067,13 +1043,7 @@ fn verify_digest_sees_the_pins_of_every_rule_whatever_the_policy_order() {
         &pod("default", &[image]),
         &registry,
     );
-    assert!(!d.allowed);
-    assert!(
-        d.message
-            .contains("missing digest for registry.company.com/app:v1"),
-        "{}",
-        d.message
-    );
+    assert_denied(&d, "missing digest for registry.company.com/app:v1");
 }
 
 #[test]
@@ -1222,23 +1192,12 @@ fn certificate_attestor_with_cert_only() {
         STANDARD.encode(&ca.der)
     );
     let d = decide_with(&cert_only(&ca_pem, rekor), vec![layer.clone()]);
-    assert!(!d.allowed);
-    assert!(
-        d.message
-            .contains("it carries another certificate than the policy's cert"),
-        "{}",
-        d.message
-    );
+    assert_denied(&d, "it carries another certificate than the policy's cert");
 
     // Without the transparency log the signing time is now, after the 10-minute certificate.
     let ignore = "              rekor:\n                ignoreTlog: true\n";
     let d = decide_with(&cert_only(cert, ignore), vec![layer]);
-    assert!(!d.allowed);
-    assert!(
-        d.message.contains("was not valid at the signing time"),
-        "{}",
-        d.message
-    );
+    assert_denied(&d, "was not valid at the signing time");
 }
 
 /// A `keys` attestor with an explicit `rekor` block requires the transparency-log proof: a
@@ -1256,12 +1215,7 @@ fn keys_attestor_with_a_rekor_block_requires_a_bundle() {
         "              rekor:\n                url: https://rekor.sigstore.dev\n",
     ));
     let d = run(&required, &pod("default", &[image]), &registry);
-    assert!(!d.allowed);
-    assert!(
-        d.message.contains("the transparency-log proof is missing"),
-        "{}",
-        d.message
-    );
+    assert_denied(&d, "the transparency-log proof is missing");
     let ignored = policies(&with_rekor(
         "              rekor:\n                ignoreTlog: true\n",
     ));
