@@ -843,6 +843,18 @@ spec:
     )
 }
 
+/// The real keyless signature layer of `testdata/connaisseur` (certificate, chain, Rekor bundle).
+fn connaisseur_layer() -> SignatureLayer {
+    let manifest = ImageManifest::parse(include_bytes!(
+        "../../testdata/connaisseur/sig-manifest.json"
+    ))
+    .unwrap();
+    SignatureLayer {
+        descriptor: manifest.layers[0].clone(),
+        payload: include_bytes!("../../testdata/connaisseur/payload.json").to_vec(),
+    }
+}
+
 fn connaisseur_evidence(plan: &Plan<'_>, layers: Vec<SignatureLayer>, now: i64) -> Evidence {
     let mut ev = Evidence::default();
     for req in plan.signature_requests(&|_| None) {
@@ -868,15 +880,8 @@ fn connaisseur_evidence(plan: &Plan<'_>, layers: Vec<SignatureLayer>, now: i64) 
 
 #[test]
 fn certificate_attestor_accepts_the_real_keyless_signature_and_refuses_a_foreign_chain() {
-    let manifest = ImageManifest::parse(include_bytes!(
-        "../../testdata/connaisseur/sig-manifest.json"
-    ))
-    .unwrap();
-    let descriptor = manifest.layers[0].clone();
-    let layer = SignatureLayer {
-        descriptor: descriptor.clone(),
-        payload: include_bytes!("../../testdata/connaisseur/payload.json").to_vec(),
-    };
+    let layer = connaisseur_layer();
+    let descriptor = &layer.descriptor;
     let cert = descriptor.annotation(CERTIFICATE_ANNOTATION).unwrap();
     let chain = descriptor.annotation(CHAIN_ANNOTATION).unwrap();
     assert!(descriptor.annotation(BUNDLE_ANNOTATION).is_some());
@@ -1145,15 +1150,8 @@ proptest::proptest! {
 /// as cosign's `--certificate` does), and it must be valid at the signing time.
 #[test]
 fn certificate_attestor_with_cert_only() {
-    let manifest = ImageManifest::parse(include_bytes!(
-        "../../testdata/connaisseur/sig-manifest.json"
-    ))
-    .unwrap();
-    let descriptor = manifest.layers[0].clone();
-    let layer = SignatureLayer {
-        descriptor: descriptor.clone(),
-        payload: include_bytes!("../../testdata/connaisseur/payload.json").to_vec(),
-    };
+    let layer = connaisseur_layer();
+    let descriptor = &layer.descriptor;
     let cert = descriptor.annotation(CERTIFICATE_ANNOTATION).unwrap();
     let chain = descriptor.annotation(CHAIN_ANNOTATION).unwrap();
     let image = "index.docker.io/phbelitz/rekor-test@sha256:31dc72a13a0c34b40eb95419d2b2fd67320c856baf3b72da518023ee8d370aee";
