@@ -142,6 +142,9 @@ const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 /// How long before its expiry a token stops being reused.
 const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(10);
 
+/// The longest a token is reused, whatever its service says.
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
+
 impl TokenAnswer {
     /// The bearer token (`token` preferred over `access_token`), if there is a non-empty one.
     pub(crate) fn bearer(&self) -> Option<&str> {
@@ -153,9 +156,12 @@ impl TokenAnswer {
 
     /// How long the token may be reused from now, leaving a safety margin.
     pub(crate) fn reuse_for(&self) -> Duration {
+        // A token service's word on the lifetime is capped: a day at most (and `Instant +` a
+        // huge value would overflow).
         let lifetime = self
             .expires_in
-            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs)
+            .min(MAX_TOKEN_LIFETIME);
         if lifetime > TOKEN_EXPIRY_MARGIN * 2 {
             lifetime - TOKEN_EXPIRY_MARGIN
         } else {
@@ -290,6 +296,15 @@ mod tests {
         let a: TokenAnswer = serde_json::from_str(r#"{"token":"","expires_in":4}"#).unwrap();
         assert_eq!(a.bearer(), None);
         assert_eq!(a.reuse_for(), Duration::from_secs(2));
+        // A lifetime that would overflow the clock is capped at a day.
+        let a: TokenAnswer =
+            serde_json::from_str(r#"{"token":"t","expires_in":18446744073709551615}"#).unwrap();
+        assert_eq!(a.reuse_for(), Duration::from_secs(86_400 - 10));
+        assert!(
+            std::time::Instant::now()
+                .checked_add(a.reuse_for())
+                .is_some()
+        );
     }
 
     #[test]

@@ -172,7 +172,9 @@ pub fn format_duration(d: Duration) -> String {
 
 /// Why a duration flag value is not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration '{input}': give a number and a unit, such as 500ms, 8s, 5m, 1h or 2d")]
+#[error(
+    "invalid duration '{input}': give a number and a unit, such as 500ms, 8s, 5m, 1h or 2d (at most ten years)"
+)]
 pub struct DurationError {
     /// The text given.
     pub input: String,
@@ -210,12 +212,26 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         total += value * seconds;
         rest = tail;
     }
+    // Longer than ten years is a typo, and `Instant + duration` would overflow.
+    if total > MAX_DURATION_SECS {
+        return Err(err());
+    }
     Duration::try_from_secs_f64(total).map_err(|_| err())
 }
+
+/// The longest duration a flag takes: ten years.
+const MAX_DURATION_SECS: f64 = 10.0 * 365.0 * 86_400.0;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_beyond_ten_years_are_refused() {
+        assert!(parse_duration("3650d").is_ok());
+        assert!(parse_duration("3651d").is_err());
+        assert!(parse_duration("18446744073709551615s").is_err());
+    }
 
     #[test]
     fn durations_parse_and_print_as_the_flags_write_them() {
