@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
+use sealgate_core::ImageRef;
 use sealgate_registry::{AuthFiles, Client, RegistryOptions};
 
 /// How to reach registries: credentials, trust and plain-HTTP exceptions.
@@ -29,6 +30,18 @@ pub(crate) struct RegistryArgs {
     )]
     registry_password: Option<String>,
 
+    /// Send --registry-username/--registry-password only to this registry host (repeatable;
+    /// host:port for that port only). sign, verify and triangulate default to the image's
+    /// registry; apply, test and serve, whose images come from resources, need it.
+    #[arg(
+        long,
+        value_name = "HOST",
+        env = "SEALGATE_REGISTRY_AUTH_HOST",
+        value_delimiter = ',',
+        help_heading = "Registry"
+    )]
+    registry_auth_host: Vec<String>,
+
     /// Also trust the CA certificates in this PEM file (repeatable).
     #[arg(long, value_name = "FILE", help_heading = "Registry")]
     registry_ca: Vec<PathBuf>,
@@ -48,14 +61,39 @@ pub(crate) struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    /// A client configured from the flags, with docker config.json credentials as fallback.
+    /// A client for commands whose images come from resources (apply, test, serve): explicit
+    /// credentials go only to the `--registry-auth-host` hosts, which must be named.
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
+        if self.registry_username.is_some() && self.registry_auth_host.is_empty() {
+            bail!(
+                "--registry-username needs --registry-auth-host HOST here: the images come from \
+resources, which may name any registry, and the password must go only to yours"
+            );
+        }
+        self.build(self.registry_auth_host.clone())
+    }
+
+    /// A client for a command that names its images itself (sign, verify, triangulate):
+    /// explicit credentials go to those images' registries unless `--registry-auth-host` says
+    /// otherwise.
+    pub(crate) fn client_for(&self, images: &[ImageRef]) -> anyhow::Result<Client> {
+        let hosts = if self.registry_auth_host.is_empty() {
+            images.iter().map(|i| i.api_host().to_string()).collect()
+        } else {
+            self.registry_auth_host.clone()
+        };
+        self.build(hosts)
+    }
+
+    /// A client configured from the flags, with docker config.json credentials as fallback.
+    fn build(&self, credential_hosts: Vec<String>) -> anyhow::Result<Client> {
         if self.registry_username.is_some() != self.registry_password.is_some() {
             bail!("--registry-username and --registry-password go together; pass both or neither");
         }
         let options = RegistryOptions {
             username: self.registry_username.clone(),
             password: self.registry_password.clone(),
+            credential_hosts: Some(credential_hosts),
             ca_files: self.registry_ca.clone(),
             insecure_hosts: self.allow_insecure_registry.clone(),
             request_timeout: Duration::from_secs(self.registry_timeout.max(1)),

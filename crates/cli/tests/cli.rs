@@ -483,6 +483,54 @@ fn registry_failures_are_distinct_errors_that_name_the_fix() {
     )
     .expect_code(2)
     .stderr_has("rejected the credentials of user 'sealgate'");
+    // The password goes only where --registry-auth-host says (by default the image's registry):
+    // named for another host, this registry never sees it and asks for authentication.
+    let password = registry.password().unwrap().to_string();
+    let bound_elsewhere = [
+        "verify",
+        "--key",
+        &public,
+        "--registry-ca",
+        ca,
+        "--registry-username",
+        "sealgate",
+        "--registry-password",
+        &password,
+        "--registry-auth-host",
+        "registry.example.com",
+        &app,
+    ];
+    w.run("", &bound_elsewhere)
+        .expect_code(2)
+        .stderr_has(&format!("authentication required by {}", registry.host()));
+    let mut default_host = bound_elsewhere.to_vec();
+    default_host.drain(9..11);
+    // By default it goes to the image's registry: authenticated, the (unsigned) image is found.
+    w.run("", &default_host)
+        .expect_code(1)
+        .stderr_has("no signatures found");
+    // apply takes images from resources: explicit credentials need their hosts named.
+    std::fs::write(w.path("empty-policies.yaml"), "").unwrap();
+    std::fs::write(
+        w.path("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: nginx\n",
+    )
+    .unwrap();
+    w.run(
+        "",
+        &[
+            "apply",
+            "empty-policies.yaml",
+            "--resource",
+            "pod.yaml",
+            "--registry-username",
+            "sealgate",
+            "--registry-password",
+            &password,
+        ],
+    )
+    .expect_code(2)
+    .stderr_has("--registry-username needs --registry-auth-host HOST here");
     w.run_on(
         &registry,
         "",

@@ -47,6 +47,7 @@ fn sealgate(dir: &Path, args: &[&str]) -> Output {
         .env("COSIGN_PASSWORD", PASSWORD)
         .env_remove("SEALGATE_REGISTRY_USERNAME")
         .env_remove("SEALGATE_REGISTRY_PASSWORD")
+        .env_remove("SEALGATE_REGISTRY_AUTH_HOST")
         .env("DOCKER_CONFIG", dir.join("no-docker-config"))
         .args(args)
         .output()

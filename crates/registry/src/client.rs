@@ -349,7 +349,14 @@ impl Client {
 
     /// Credentials for `host`: the explicit ones, else the first docker config file entry.
     pub(crate) async fn credentials_for(&self, host: &str) -> Result<Option<Credentials>, Error> {
-        if let Some(explicit) = &self.inner.explicit_credentials {
+        if let Some(explicit) = &self.inner.explicit_credentials
+            && self
+                .inner
+                .options
+                .credential_hosts
+                .as_ref()
+                .is_none_or(|hosts| host_listed(hosts, host))
+        {
             return Ok(Some(explicit.clone()));
         }
         if let Some(known) = self.with_state(|s| s.credentials.get(host).cloned()) {
@@ -466,11 +473,26 @@ fn read_ca_file(
 /// Whether `host` (`host[:port]`) is to be spoken to over plain HTTP: an entry equal to it, or
 /// an entry without a port equal to its host name.
 pub(crate) fn is_insecure(insecure_hosts: &[String], host: &str) -> bool {
+    host_listed(insecure_hosts, host)
+}
+
+/// Whether `host[:port]` is in `list`: an entry `host:port` matches that port only, an entry
+/// `host` any port; Docker Hub's names (`docker.io`, `index.docker.io`, `registry-1.docker.io`)
+/// are one.
+pub(crate) fn host_listed(list: &[String], host: &str) -> bool {
+    let host = docker_hub_as_one(host);
     let name = host_name(host);
-    insecure_hosts.iter().any(|entry| {
+    list.iter().map(|e| docker_hub_as_one(e)).any(|entry| {
         entry.eq_ignore_ascii_case(host)
             || (entry.eq_ignore_ascii_case(name) && host_name(entry) == entry)
     })
+}
+
+fn docker_hub_as_one(host: &str) -> &str {
+    match host.to_ascii_lowercase().as_str() {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io",
+        _ => host,
+    }
 }
 
 /// The host name of `host[:port]` (brackets kept for IPv6).
@@ -666,6 +688,49 @@ mod tests {
         assert!(is_insecure(&hosts, "[::1]:5000"));
         assert!(!is_insecure(&hosts, "registry.local.evil.com"));
         assert!(!is_insecure(&[], "127.0.0.1:5000"));
+    }
+
+    #[test]
+    fn credential_hosts_treat_docker_hub_names_as_one() {
+        let hosts = vec!["docker.io".to_string(), "ghcr.io".to_string()];
+        for host in [
+            "docker.io",
+            "index.docker.io",
+            "registry-1.docker.io",
+            "ghcr.io:443",
+        ] {
+            assert!(host_listed(&hosts, host), "{host}");
+        }
+        for host in ["quay.io", "docker.io.evil.com", "evil-docker.io"] {
+            assert!(!host_listed(&hosts, host), "{host}");
+        }
+        let hub = vec!["index.docker.io".to_string()];
+        assert!(host_listed(&hub, "registry-1.docker.io"));
+    }
+
+    #[tokio::test]
+    async fn explicit_credentials_go_only_to_the_listed_hosts() {
+        let client = Client::new(RegistryOptions {
+            username: Some("u".into()),
+            password: Some("p".into()),
+            credential_hosts: Some(vec!["registry.company.com".into()]),
+            ..RegistryOptions::default()
+        })
+        .unwrap();
+        assert!(
+            client
+                .credentials_for("registry.company.com")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            client
+                .credentials_for("attacker.example:5000")
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -17,6 +17,11 @@ pub struct RegistryOptions {
     pub username: Option<String>,
     /// Password for `username`.
     pub password: Option<String>,
+    /// The registry hosts `username`/`password` are sent to (`host:port` that port only, `host`
+    /// any port; `docker.io`, `index.docker.io` and `registry-1.docker.io` are one). `None`: every
+    /// host, for a caller that names every image itself. A server verifying images named by
+    /// others must list them, or one image on an attacker's registry collects the password.
+    pub credential_hosts: Option<Vec<String>>,
     /// PEM files of extra CA certificates to trust, besides the system and built-in roots.
     pub ca_files: Vec<PathBuf>,
     /// Hosts spoken to over plain HTTP: `host:port` matches that port only, `host` any port.
@@ -36,6 +41,7 @@ impl Default for RegistryOptions {
         RegistryOptions {
             username: None,
             password: None,
+            credential_hosts: None,
             ca_files: Vec::new(),
             insecure_hosts: Vec::new(),
             request_timeout: Duration::from_secs(30),

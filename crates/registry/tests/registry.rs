@@ -901,6 +901,8 @@ fn cli_args_name_the_ca_and_credentials() {
             "sealgate".into(),
             "--registry-password".into(),
             registry.password().unwrap().to_string(),
+            "--registry-auth-host".into(),
+            registry.host().to_string(),
         ]
     );
     assert!(registry.url().starts_with("https://127.0.0.1:"));

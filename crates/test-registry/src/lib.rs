@@ -260,6 +260,8 @@ impl TestRegistry {
                 username.to_string(),
                 "--registry-password".to_string(),
                 password.to_string(),
+                "--registry-auth-host".to_string(),
+                self.host.clone(),
             ]);
         }
         args

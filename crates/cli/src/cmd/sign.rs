@@ -93,7 +93,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         certificate_annotations.insert(CHAIN_ANNOTATION.to_string(), chain);
     }
     let annotations: BTreeMap<String, String> = args.annotations.iter().cloned().collect();
-    let client = args.registry.client()?;
+    let client = args.registry.client_for(&images)?;
     for image in &images {
         let digest = resolve_digest(&client, image).await?;
         let payload_bytes = payload::build(&image.cosign_identity(), &digest, &annotations);

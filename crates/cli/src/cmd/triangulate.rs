@@ -35,7 +35,7 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let image = parse_image(&args.image)?;
-    let client = args.registry.client()?;
+    let client = args.registry.client_for(std::slice::from_ref(&image))?;
     let digest = resolve_digest(&client, &image).await?;
     let tag = digest.referrers_tag();
     match args.kind {

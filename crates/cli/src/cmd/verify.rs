@@ -79,7 +79,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         .with_context(|| format!("reading the public key {}", args.key.display()))?;
     let key = PublicKey::from_pem(&key_text)
         .with_context(|| format!("reading the public key {}", args.key.display()))?;
-    let client = args.registry.client()?;
+    let client = args.registry.client_for(&images)?;
     let mut outcome = Outcome::Success;
     for image in &images {
         let digest = resolve_digest(&client, image).await?;

@@ -43,6 +43,7 @@ impl Workdir {
             .env_remove("REGISTRY_AUTH_FILE")
             .env_remove("SEALGATE_REGISTRY_USERNAME")
             .env_remove("SEALGATE_REGISTRY_PASSWORD")
+            .env_remove("SEALGATE_REGISTRY_AUTH_HOST")
             .env_remove("COSIGN_PASSWORD")
             .stdin(Stdio::null());
         cmd
