@@ -198,6 +198,7 @@ impl AdmissionRequest {
             self.namespace.as_deref().filter(|n| !n.is_empty()),
             BTreeMap::new(),
         )
+        .map(Resource::without_namespace_labels)
         .map_err(|e| format!("request.object: {e}"))
     }
 }
@@ -434,6 +435,10 @@ mod tests {
         assert!(request.is_dry_run());
         let resource = request.resource(Operation::Create).unwrap();
         assert_eq!(resource.display_name(), "Pod/team-a/web-");
+        assert!(
+            !resource.namespace_labels_known,
+            "a review does not carry the namespace's labels: selectors on them fail closed"
+        );
         assert_eq!(request.user_info, json!({"username": "admin"}));
         assert!(request.old_object.is_none(), "null reads as absent");
         assert_eq!(request.options.as_ref().unwrap()["kind"], "CreateOptions");

@@ -28,6 +28,8 @@ pub struct Resource {
     pub annotations: BTreeMap<String, String>,
     /// Labels of the namespace the resource lives in.
     pub namespace_labels: BTreeMap<String, String>,
+    /// Whether `namespace_labels` are known ([`Resource::without_namespace_labels`]).
+    pub namespace_labels_known: bool,
     /// The admission operation (`CREATE` for files given to `apply`).
     pub operation: Operation,
     /// The whole object.
@@ -94,9 +96,19 @@ impl Resource {
             namespace,
             name,
             namespace_labels,
+            namespace_labels_known: true,
             operation,
             object,
         })
+    }
+
+    /// This resource with its namespace's labels marked unknown, as the webhook has them (an
+    /// AdmissionReview does not carry them): `namespaceSelector` in `match` is then taken as
+    /// satisfied and in `exclude` as not, so a rule limited by namespace labels still applies.
+    pub fn without_namespace_labels(mut self) -> Resource {
+        self.namespace_labels.clear();
+        self.namespace_labels_known = false;
+        self
     }
 
     /// The view match/exclude evaluation needs.
@@ -107,7 +119,9 @@ impl Resource {
             name: &self.name,
             labels: &self.labels,
             annotations: &self.annotations,
-            namespace_labels: &self.namespace_labels,
+            namespace_labels: self
+                .namespace_labels_known
+                .then_some(&self.namespace_labels),
             operation: self.operation,
         }
     }

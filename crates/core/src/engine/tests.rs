@@ -1220,3 +1220,55 @@ fn keys_attestor_with_a_rekor_block_requires_a_bundle() {
     let d = run(&ignored, &pod("default", &[image]), &registry);
     assert!(d.allowed, "{}", d.message);
 }
+
+/// The webhook does not know namespace labels (an AdmissionReview does not carry them):
+/// `namespaceSelector` then fails closed — satisfied in `match`, not in `exclude`, and an Enforce
+/// override wins — where known labels decide as Kyverno does.
+#[test]
+fn unknown_namespace_labels_fail_closed() {
+    let k = key();
+    let image = "registry.company.com/app:v1";
+    let unsigned = FakeRegistry::default();
+    let text = keys_policy(&key_entry(&k), None, "")
+        .replace(
+            "        - resources:\n            kinds: [Pod]\n",
+            "        - resources:\n            kinds: [Pod]\n            namespaceSelector:\n              matchLabels:\n                env: prod\n      exclude:\n        any:\n        - resources:\n            namespaceSelector:\n              matchLabels:\n                signing: exempt\n",
+        );
+    assert!(text.contains("namespaceSelector"), "{text}");
+    let p = policies(&text);
+    let known = |labels: &[(&str, &str)]| {
+        Resource::from_object(
+            pod("team", &[image]).object,
+            Operation::Create,
+            None,
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap()
+    };
+    // Known labels decide.
+    assert!(run(&p, &known(&[]), &unsigned).allowed);
+    assert!(!run(&p, &known(&[("env", "prod")]), &unsigned).allowed);
+    assert!(
+        run(
+            &p,
+            &known(&[("env", "prod"), ("signing", "exempt")]),
+            &unsigned
+        )
+        .allowed
+    );
+    // Unknown labels: the rule applies.
+    let d = run(&p, &known(&[]).without_namespace_labels(), &unsigned);
+    assert_denied(&d, "no signatures found");
+
+    // An Enforce override limited by namespace labels applies when they are unknown.
+    let audit_with_override = keys_policy(&key_entry(&k), None, "").replace(
+        "  validationFailureAction: Enforce\n",
+        "  validationFailureAction: Audit\n  validationFailureActionOverrides:\n  - action: Enforce\n    namespaceSelector:\n      matchLabels:\n        env: prod\n",
+    );
+    let p = policies(&audit_with_override);
+    assert!(run(&p, &known(&[]), &unsigned).allowed, "Audit: a warning");
+    assert!(!run(&p, &known(&[]).without_namespace_labels(), &unsigned).allowed);
+}

@@ -91,16 +91,21 @@ pub struct FailureActionOverride {
 }
 
 impl FailureActionOverride {
-    /// Whether the override applies to a resource in `namespace` with `namespace_labels`.
+    /// Whether the override applies to a resource in `namespace` with `namespace_labels`
+    /// (`None`: not known, as in the webhook; a `namespaceSelector` then counts as satisfied for
+    /// an Enforce override and not for an Audit one, so the stricter action wins).
     pub fn applies(
         &self,
         namespace: Option<&str>,
-        namespace_labels: &BTreeMap<String, String>,
+        namespace_labels: Option<&BTreeMap<String, String>>,
     ) -> bool {
         let selector_ok = self
             .namespace_selector
             .as_ref()
-            .is_none_or(|s| matching::selector_matches(s, namespace_labels));
+            .is_none_or(|s| match namespace_labels {
+                Some(labels) => matching::selector_matches(s, labels),
+                None => self.action == FailureAction::Enforce,
+            });
         match &self.namespaces {
             None => selector_ok,
             Some(patterns) => {
@@ -176,7 +181,7 @@ impl Policy {
         &self,
         rule: &Rule,
         namespace: Option<&str>,
-        namespace_labels: &BTreeMap<String, String>,
+        namespace_labels: Option<&BTreeMap<String, String>>,
     ) -> ResolvedFailureAction {
         if let Some(index) = rule
             .verify_images
@@ -223,7 +228,7 @@ impl Policy {
         rule: &Rule,
         _entry: usize,
         namespace: Option<&str>,
-        namespace_labels: &BTreeMap<String, String>,
+        namespace_labels: Option<&BTreeMap<String, String>>,
     ) -> ResolvedFailureAction {
         self.failure_action(rule, namespace, namespace_labels)
     }
@@ -321,7 +326,7 @@ impl Rule {
             name,
             labels,
             annotations: &annotations,
-            namespace_labels,
+            namespace_labels: Some(namespace_labels),
             operation,
         })
     }

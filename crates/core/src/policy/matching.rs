@@ -66,8 +66,10 @@ pub struct ResourceMeta<'a> {
     pub labels: &'a BTreeMap<String, String>,
     /// The resource's annotations.
     pub annotations: &'a BTreeMap<String, String>,
-    /// The labels of the resource's namespace.
-    pub namespace_labels: &'a BTreeMap<String, String>,
+    /// The labels of the resource's namespace; `None` when they are not known (the webhook has no
+    /// Kubernetes API to ask): a `namespaceSelector` is then taken as satisfied in `match` and
+    /// as not satisfied in `exclude`, so the rule applies (fail closed).
+    pub namespace_labels: Option<&'a BTreeMap<String, String>>,
     /// The admission operation.
     pub operation: Operation,
 }
@@ -111,7 +113,11 @@ fn requirement_matches(req: &LabelSelectorRequirement, labels: &BTreeMap<String,
 }
 
 /// Whether a resource description matches. The namespace of a `Namespace` is its name.
-pub fn description_matches(desc: &ResourceDescription, resource: &ResourceMeta<'_>) -> bool {
+pub fn description_matches(
+    desc: &ResourceDescription,
+    resource: &ResourceMeta<'_>,
+    in_exclude: bool,
+) -> bool {
     if !desc.kinds.is_empty() && !kinds_match(&desc.kinds, resource.kind) {
         return false;
     }
@@ -147,10 +153,14 @@ pub fn description_matches(desc: &ResourceDescription, resource: &ResourceMeta<'
     {
         return false;
     }
-    if let Some(selector) = &desc.namespace_selector
-        && !selector_matches(selector, resource.namespace_labels)
-    {
-        return false;
+    if let Some(selector) = &desc.namespace_selector {
+        let satisfied = match resource.namespace_labels {
+            Some(labels) => selector_matches(selector, labels),
+            None => !in_exclude,
+        };
+        if !satisfied {
+            return false;
+        }
     }
     if !desc.operations.is_empty()
         && !desc
@@ -170,7 +180,7 @@ fn filter_matches(filter: &ResourceFilter, resource: &ResourceMeta<'_>, in_exclu
     filter
         .resources
         .as_ref()
-        .is_none_or(|desc| description_matches(desc, resource))
+        .is_none_or(|desc| description_matches(desc, resource, in_exclude))
 }
 
 /// Whether `match` selects the resource. An empty `match` selects nothing.
@@ -206,7 +216,7 @@ fn selects(resources: &MatchResources, resource: &ResourceMeta<'_>, in_exclude: 
         return false;
     }
     match &resources.resources {
-        Some(desc) if !desc.is_empty() => description_matches(desc, resource),
+        Some(desc) if !desc.is_empty() => description_matches(desc, resource, in_exclude),
         _ => legacy_user_info && !in_exclude,
     }
 }

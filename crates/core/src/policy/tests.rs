@@ -318,10 +318,10 @@ fn fixed_scenario_2_resolves_enforce_and_audit_per_rule() {
     let none = BTreeMap::new();
     let production = policy.rule("production-must-be-signed").unwrap();
     let development = policy.rule("development-warn-unsigned").unwrap();
-    let resolved = policy.failure_action(production, Some("production"), &none);
+    let resolved = policy.failure_action(production, Some("production"), Some(&none));
     assert_eq!(resolved.action, FailureAction::Enforce);
     assert_eq!(resolved.source, FailureActionSource::Entry(0));
-    let resolved = policy.failure_action(development, Some("development"), &none);
+    let resolved = policy.failure_action(development, Some("development"), Some(&none));
     assert_eq!(resolved.action, FailureAction::Audit);
     assert_eq!(resolved.source, FailureActionSource::Entry(0));
     assert!(!resolved.is_enforce());
@@ -1474,14 +1474,14 @@ fn failure_action_resolution() {
         ),
     ];
     for (namespace, ns_labels, action, source) in table {
-        let resolved = policy.failure_action(rule, namespace, &ns_labels);
+        let resolved = policy.failure_action(rule, namespace, Some(&ns_labels));
         assert_eq!(
             (resolved.action, resolved.source),
             (action, source),
             "{namespace:?}"
         );
         assert_eq!(
-            policy.entry_failure_action(rule, 0, namespace, &ns_labels),
+            policy.entry_failure_action(rule, 0, namespace, Some(&ns_labels)),
             resolved
         );
     }
@@ -1500,7 +1500,7 @@ fn failure_action_resolution() {
         v["spec"]["validationFailureActionOverrides"] = json!([{"action": "Audit"}]);
     });
     let policy = loaded(&outcome);
-    let resolved = policy.failure_action(&policy.rules[0], Some("x"), &none);
+    let resolved = policy.failure_action(&policy.rules[0], Some("x"), Some(&none));
     assert_eq!(
         (resolved.action, resolved.source),
         (FailureAction::Enforce, FailureActionSource::Entry(1))
@@ -1510,7 +1510,7 @@ fn failure_action_resolution() {
         entry(v)["mutateDigest"] = json!(false);
     });
     let policy = loaded(&outcome);
-    let resolved = policy.failure_action(&policy.rules[0], Some("x"), &none);
+    let resolved = policy.failure_action(&policy.rules[0], Some("x"), Some(&none));
     assert_eq!(
         (resolved.action, resolved.source),
         (FailureAction::Audit, FailureActionSource::Entry(0))
@@ -1635,7 +1635,7 @@ fn match_and_exclude() {
         name: "n",
         labels: &none,
         annotations: &annotations,
-        namespace_labels: &none,
+        namespace_labels: Some(&none),
         operation: create,
     };
     assert!(rule.matches_resource(&meta));
