@@ -112,6 +112,8 @@ pub struct PolicySet {
     pub for_validate: Vec<Policy>,
     /// Increases with every reload that changed something (1 after the first load).
     pub generation: u64,
+    /// Policy files of which nothing is in force: invalid, with no last good version.
+    pub failed_files: usize,
 }
 
 impl PolicySet {
@@ -133,7 +135,15 @@ impl PolicySet {
             policies,
             for_validate,
             generation,
+            failed_files: 0,
         }
+    }
+
+    /// Whether the server can admit with these policies: loaded, and not a directory whose
+    /// every file failed (that would admit every image unchecked; `/readyz` says 503 instead,
+    /// so the API server applies the webhook's failurePolicy).
+    pub fn is_usable(&self) -> bool {
+        self.generation > 0 && !(self.policies.is_empty() && self.failed_files > 0)
     }
 }
 
@@ -143,6 +153,8 @@ struct FileState {
     stamp: Stamp,
     /// The last good version's policies.
     policies: Vec<Policy>,
+    /// Invalid, with nothing of it in force.
+    failed: bool,
 }
 
 /// What changes when a file is rewritten.
@@ -228,7 +240,10 @@ impl PolicyStore {
             if self.files.get(file).is_some_and(|s| s.stamp == now) {
                 continue;
             }
-            let previous = self.files.remove(file);
+            let previous = self.files.remove(file).map(|p| (p.failed, p));
+            let was_failed = previous.as_ref().is_some_and(|(failed, _)| *failed);
+            // A file that failed before has no good version to keep.
+            let previous = previous.and_then(|(failed, p)| (!failed).then_some(p));
             let had_good = previous.is_some();
             // Whether what is in force changes: not when a broken file keeps its last version.
             let mut replaced = true;
@@ -261,6 +276,7 @@ impl PolicyStore {
                     }
                 }
             };
+            let failed = !errors.is_empty() && policies.is_empty();
             if !errors.is_empty() {
                 let kept = if had_good {
                     "its last good version stays in force"
@@ -280,12 +296,13 @@ impl PolicyStore {
                 self.metrics.policy_reload_errors(1);
                 report.errors.extend(errors);
             }
-            changed |= replaced && (had_good || !policies.is_empty());
+            changed |= (replaced && (had_good || !policies.is_empty())) || failed != was_failed;
             self.files.insert(
                 file.clone(),
                 FileState {
                     stamp: now,
                     policies,
+                    failed,
                 },
             );
         }
@@ -324,8 +341,16 @@ impl PolicyStore {
                 ("policies", json!(names.join(","))),
             ],
         );
-        self.sender
-            .send_replace(Arc::new(PolicySet::new(policies, self.generation)));
+        let failed_files = self.files.values().filter(|f| f.failed).count();
+        if policies.is_empty() && failed_files > 0 {
+            self.log.error(
+                "no policy is in force: every policy file is invalid; /readyz answers 503 until one loads",
+                &[("failed_files", json!(failed_files))],
+            );
+        }
+        let mut set = PolicySet::new(policies, self.generation);
+        set.failed_files = failed_files;
+        self.sender.send_replace(Arc::new(set));
     }
 
     /// Polls the directory every `every` until `stop` resolves.

@@ -90,9 +90,10 @@ impl AppState {
         self.inner.parts.audit_token.as_ref()
     }
 
-    /// Whether policies are loaded and the server is not shutting down.
+    /// Whether policies are loaded (and not every policy file failed) and the server is not
+    /// shutting down.
     pub fn is_ready(&self) -> bool {
-        self.policies().generation > 0 && !self.is_draining()
+        self.policies().is_usable() && !self.is_draining()
     }
 
     /// Whether a shutdown has begun.

@@ -124,6 +124,23 @@ async fn policy_files_are_reloaded_and_an_invalid_one_keeps_the_last_good_versio
         "{text}"
     );
     assert!(text.contains("\nsealgate_policies 1\n"), "{text}");
+
+    // Left with only the invalid c.yaml, nothing is in force: not ready (503), so the API
+    // server applies the webhook's failurePolicy instead of sealgate admitting everything.
+    std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
+    until("the last valid policy gone", || names(&state).is_empty()).await;
+    assert_eq!(state.policies().failed_files, 1);
+    let (status, _) = call(&app, "GET", "/readyz", Body::empty()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // c.yaml fixed: ready again.
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        policy("third", &key, "registry.company.com/*", "Enforce", ""),
+    )
+    .unwrap();
+    until("the fixed third policy", || names(&state) == ["third"]).await;
+    let (status, _) = call(&app, "GET", "/readyz", Body::empty()).await;
+    assert_eq!(status, StatusCode::OK);
     let _ = stop.send(());
     watcher.await.unwrap();
 }
