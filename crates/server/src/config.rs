@@ -108,6 +108,8 @@ pub struct ServeConfig {
     pub listen: String,
     /// The serving certificate.
     pub tls: TlsSource,
+    /// Extra DNS names or IPs of the self-signed server certificate (`--tls-san`).
+    pub tls_names: Vec<String>,
     /// Where the audit database and the self-signed certificates live.
     pub data_dir: PathBuf,
     /// Budget, caches and concurrency.
@@ -136,6 +138,7 @@ impl ServeConfig {
             policies,
             listen: "127.0.0.1:8443".into(),
             tls: TlsSource::SelfSigned,
+            tls_names: Vec::new(),
             data_dir: PathBuf::from(crate::audit::DEFAULT_DATA_DIR),
             verify: VerifyConfig::default(),
             audit_retention: Retention::default(),

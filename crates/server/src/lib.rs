@@ -116,7 +116,7 @@ impl Server {
                 None,
             ),
             TlsSource::SelfSigned => {
-                let ss = SelfSigned::new(&data_dir, listen_host(&config.listen));
+                let ss = SelfSigned::new(&data_dir, listen_host(&config.listen), &config.tls_names);
                 let what = ss.ensure()?;
                 log.info(
                     "self-signed certificate",

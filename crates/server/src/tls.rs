@@ -374,8 +374,10 @@ pub struct SelfSigned {
 }
 
 impl SelfSigned {
-    /// The self-signed files for a server listening on `listen_host`, in `data_dir`.
-    pub fn new(data_dir: &Path, listen_host: &str) -> SelfSigned {
+    /// The self-signed files for a server listening on `listen_host`, in `data_dir`, valid also
+    /// for `extra_names` (`--tls-san`: the Service DNS name the API server calls, e.g.
+    /// `sealgate.sealgate.svc`).
+    pub fn new(data_dir: &Path, listen_host: &str, extra_names: &[String]) -> SelfSigned {
         let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
         let host = listen_host.trim_start_matches('[').trim_end_matches(']');
         let unspecified = host
@@ -383,6 +385,12 @@ impl SelfSigned {
             .is_ok_and(|ip| ip.is_unspecified());
         if !host.is_empty() && !unspecified && !names.iter().any(|n| n == host) {
             names.push(host.to_string());
+        }
+        for name in extra_names {
+            let name = name.trim();
+            if !name.is_empty() && !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
         }
         SelfSigned {
             dir: data_dir.join(SELF_SIGNED_DIR),
@@ -568,7 +576,7 @@ mod tests {
     #[test]
     fn the_self_signed_ca_is_made_once_and_a_new_listen_host_renews_only_the_server_certificate() {
         let dir = tempfile::tempdir().unwrap();
-        let ss = SelfSigned::new(dir.path(), "0.0.0.0");
+        let ss = SelfSigned::new(dir.path(), "0.0.0.0", &[]);
         assert_eq!(ss.names, ["localhost", "127.0.0.1"], "0.0.0.0 is no name");
         assert_eq!(ss.ensure().unwrap(), "created");
         assert_eq!(ss.ensure().unwrap(), "reused");
@@ -583,7 +591,7 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
 
-        let other = SelfSigned::new(dir.path(), "webhook.example.internal");
+        let other = SelfSigned::new(dir.path(), "webhook.example.internal", &[]);
         assert_eq!(other.ensure().unwrap(), "renewed");
         assert_eq!(
             std::fs::read(other.ca_path()).unwrap(),
@@ -596,13 +604,30 @@ mod tests {
         assert!(info.names.contains(&"127.0.0.1".to_string()));
         let days = (loaded.not_after - unix_now()) / 86_400;
         assert!((360..=366).contains(&days), "{days}");
+
+        // --tls-san: the Service name the API server calls is added, the CA still kept.
+        let service = SelfSigned::new(
+            dir.path(),
+            "0.0.0.0",
+            &["sealgate.sealgate.svc".to_string(), "localhost".to_string()],
+        );
+        assert_eq!(
+            service.names,
+            ["localhost", "127.0.0.1", "sealgate.sealgate.svc"]
+        );
+        assert_eq!(service.ensure().unwrap(), "renewed");
+        assert_eq!(std::fs::read(service.ca_path()).unwrap(), ca);
+        let loaded = load(&service.files()).unwrap();
+        let info = leaf_info(loaded.key.cert[0].as_ref()).unwrap();
+        assert!(info.names.contains(&"sealgate.sealgate.svc".to_string()));
+        assert_eq!(service.ensure().unwrap(), "reused");
     }
 
     #[test]
     fn a_key_of_another_certificate_is_refused_naming_both_files() {
         let dir = tempfile::tempdir().unwrap();
-        let a = SelfSigned::new(&dir.path().join("a"), "localhost");
-        let b = SelfSigned::new(&dir.path().join("b"), "localhost");
+        let a = SelfSigned::new(&dir.path().join("a"), "localhost", &[]);
+        let b = SelfSigned::new(&dir.path().join("b"), "localhost", &[]);
         a.ensure().unwrap();
         b.ensure().unwrap();
         let files = CertFiles {

@@ -56,6 +56,11 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Another DNS name or IP the self-signed certificate is valid for (repeatable), e.g. the
+    /// Service name the API server calls: sealgate.sealgate.svc.
+    #[arg(long, value_name = "NAME", conflicts_with = "tls_cert")]
+    tls_san: Vec<String>,
+
     /// Directory for the audit database and the self-signed certificates.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
@@ -126,6 +131,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     let mut config = ServeConfig::new(args.policies.clone(), args.registry.client()?);
     config.listen = args.listen.clone();
     config.tls = tls;
+    config.tls_names = args.tls_san.clone();
     config.data_dir = args.data_dir.clone();
     config.verify = VerifyConfig {
         budget: args.budget,
