@@ -74,6 +74,21 @@ fn generate_key_pair_writes_cosign_files_and_never_overwrites_without_force() {
     w.run("", &["generate-key-pair", "--output-key-prefix", "team-a"])
         .success();
     assert!(w.path("team-a.key").exists() && w.path("team-a.pub").exists());
+
+    // A dangling symlink where the public key goes (it "does not exist" to a check) is not
+    // followed, and no half pair stays: the private key just placed is taken back.
+    std::os::unix::fs::symlink(w.path("nowhere"), w.path("team-b.pub")).unwrap();
+    w.run("", &["generate-key-pair", "--output-key-prefix", "team-b"])
+        .expect_code(2)
+        .stderr_has("team-b.pub already exists");
+    assert!(!w.path("team-b.key").exists(), "no half pair");
+    assert!(!w.path("nowhere").exists(), "the link was not followed");
+    let leftovers: Vec<_> = std::fs::read_dir(w.path("."))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]

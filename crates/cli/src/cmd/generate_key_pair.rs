@@ -46,25 +46,72 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     let rng = SystemRandom::new();
     let key = SigningKey::generate(&rng)?;
     let private_pem = encrypt_key_file(&key, &password, ScryptCost::Standard, &rng)?;
-    write_file(&private_path, private_pem.as_bytes(), 0o600)?;
-    write_file(&public_path, key.public_key().to_pem().as_bytes(), 0o644)?;
+    // Both files are written in full to temporary names first, then put in place: without
+    // --force by a hard link, which fails if the name exists by now (no check-then-write race,
+    // no symlink followed); with --force by a rename. A pair is never left half written.
+    let private_tmp = write_temporary(&private_path, private_pem.as_bytes(), 0o600)?;
+    let public_tmp =
+        match write_temporary(&public_path, key.public_key().to_pem().as_bytes(), 0o644) {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = std::fs::remove_file(&private_tmp);
+                return Err(e);
+            }
+        };
+    let placed = place(&private_tmp, &private_path, args.force).and_then(|()| {
+        place(&public_tmp, &public_path, args.force).inspect_err(|_| {
+            if !args.force {
+                let _ = std::fs::remove_file(&private_path);
+            }
+        })
+    });
+    let _ = std::fs::remove_file(&private_tmp);
+    let _ = std::fs::remove_file(&public_tmp);
+    placed?;
     eprintln!("Private key written to {}", private_path.display());
     eprintln!("Public key written to {}", public_path.display());
     Ok(Outcome::Success)
 }
 
-fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+/// Writes `bytes` to a new file next to `path` (created exclusively, with `mode`, synced) and
+/// returns its name.
+fn write_temporary(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let mut f = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(mode)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    // An existing file keeps its old mode under O_CREAT: set it explicitly.
-    f.set_permissions(std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("setting the mode of {}", path.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    // The mode exactly, whatever the umask.
+    let written = f
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|()| f.write_all(bytes))
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map(|()| tmp)
+}
+
+/// Puts `tmp` at `path`: replacing what is there with `force`, else only if nothing is.
+fn place(tmp: &Path, path: &Path, force: bool) -> anyhow::Result<()> {
+    if force {
+        return std::fs::rename(tmp, path).with_context(|| format!("writing {}", path.display()));
+    }
+    std::fs::hard_link(tmp, path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!(
+                "{} already exists; pass --force to overwrite it (the key it holds is lost)",
+                path.display()
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("creating {}", path.display()))
+        }
+    })
 }
