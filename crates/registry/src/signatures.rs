@@ -27,7 +27,8 @@ pub fn signature_location(repo: &ImageRef, digest: &Digest) -> String {
 }
 
 /// Reads the `.sig` image of `digest` from `repo` with every simple-signing payload, each checked
-/// against its digest and bounded in size. A missing `.sig` image gives an empty set.
+/// against its digest and bounded in size. A missing `.sig` image gives an empty set; a layer
+/// whose payload is missing or too large is kept with an empty payload (see the code).
 pub async fn fetch_signatures(
     client: &Client,
     repo: &ImageRef,
@@ -45,7 +46,15 @@ pub async fn fetch_signatures(
         let limit = client.options().limits.payload_bytes;
         for descriptor in parsed.layers {
             let payload = if descriptor.media_type == SIMPLE_SIGNING_MEDIA_TYPE {
-                client.get_blob(repo, &descriptor.digest, limit).await?
+                match client.get_blob(repo, &descriptor.digest, limit).await {
+                    Ok(bytes) => bytes,
+                    // One missing or oversized payload makes that layer unusable, not the
+                    // others: it stays with an empty payload, which the checks report as such.
+                    // A digest mismatch, a truncated body or a transport failure still fails
+                    // the whole fetch: the registry or the network cannot be trusted then.
+                    Err(Error::NotFound { .. } | Error::TooLarge { .. }) => Vec::new(),
+                    Err(e) => return Err(e),
+                }
             } else {
                 Vec::new()
             };

@@ -908,3 +908,74 @@ fn cli_args_name_the_ca_and_credentials() {
     assert!(registry.url().starts_with("https://127.0.0.1:"));
     assert!(registry.data_dir().is_dir());
 }
+
+/// One unusable layer does not hide the others: a `.sig` image whose first layer's payload is
+/// over the 1 MiB limit still yields the valid signature in its second layer, and the first is
+/// reported as a payload that could not be fetched.
+#[tokio::test]
+async fn an_oversized_signature_payload_spoils_only_its_own_layer() {
+    use sealgate_core::cosign::{
+        Descriptor, LayerVerdict, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer,
+        Verification, payload, verify_with_key,
+    };
+    use sealgate_core::key::{SignatureHash, SigningKey};
+    use sealgate_registry::signatures::{fetch_signatures, push_signature};
+
+    let registry = TestRegistry::start(PLAIN);
+    let digest = registry.push_image("app", "v1");
+    let client = registry.client();
+    let image = ImageRef::parse(&format!("{}/app:v1", registry.host())).unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let layer = |payload: Vec<u8>, key: &SigningKey| {
+        let signature = key.sign(&rng, &payload).unwrap();
+        let mut descriptor = Descriptor::of(SIMPLE_SIGNING_MEDIA_TYPE, &payload);
+        descriptor.annotations = Some(
+            [(
+                SIGNATURE_ANNOTATION.to_string(),
+                base64::engine::general_purpose::STANDARD.encode(signature),
+            )]
+            .into_iter()
+            .collect(),
+        );
+        SignatureLayer {
+            descriptor,
+            payload,
+        }
+    };
+    let stranger = SigningKey::generate(&rng).unwrap();
+    let oversized = layer(vec![b' '; 1024 * 1024 + 1], &stranger);
+    push_signature(&client, &image, &digest, &oversized, stranger.public_key())
+        .await
+        .unwrap();
+    let key = SigningKey::generate(&rng).unwrap();
+    let good = layer(
+        payload::build(&image.cosign_identity(), &digest, &Default::default()),
+        &key,
+    );
+    push_signature(&client, &image, &digest, &good, key.public_key())
+        .await
+        .unwrap();
+
+    let set = fetch_signatures(&client, &image, &digest).await.unwrap();
+    assert_eq!(set.layers.len(), 2);
+    assert!(
+        set.layers[0].payload.is_empty(),
+        "the oversized payload is not read"
+    );
+    let Verification::Verified(verified) =
+        verify_with_key(&set, key.public_key(), SignatureHash::Sha256)
+    else {
+        panic!("the valid second layer must verify");
+    };
+    assert_eq!(verified[0].layer_index(), 1);
+    let Verification::Failed(failure) =
+        verify_with_key(&set, stranger.public_key(), SignatureHash::Sha256)
+    else {
+        panic!("the stranger's only layer is unusable");
+    };
+    let text = failure.to_string();
+    assert!(
+        text.contains(&LayerVerdict::PayloadUnavailable.to_string()),
+        "{text}"
+    );
+}

@@ -97,6 +97,9 @@ pub enum LayerVerdict {
         /// Its media type.
         media_type: String,
     },
+    /// The payload blob could not be fetched (missing, or over the size limit): the registry
+    /// client leaves such a layer's payload empty, which no simple-signing payload is.
+    PayloadUnavailable,
     /// No signature annotation on the layer.
     MissingSignature,
     /// The signature annotation is not base64.
@@ -121,6 +124,9 @@ impl fmt::Display for LayerVerdict {
             LayerVerdict::NotSimpleSigning { media_type } => {
                 write!(f, "not a simple-signing layer (media type {media_type})")
             }
+            LayerVerdict::PayloadUnavailable => f.write_str(
+                "its payload blob could not be fetched (missing from the registry, or over the 1 MiB limit)",
+            ),
             LayerVerdict::MissingSignature => {
                 write!(f, "malformed: no {SIGNATURE_ANNOTATION} annotation")
             }
@@ -229,6 +235,9 @@ fn check_layer(
         return Err(LayerVerdict::NotSimpleSigning {
             media_type: layer.descriptor.media_type.clone(),
         });
+    }
+    if layer.payload.is_empty() {
+        return Err(LayerVerdict::PayloadUnavailable);
     }
     let sig_b64 = layer
         .descriptor

@@ -226,6 +226,9 @@ fn check_certificate_layer(
             layer.descriptor.media_type
         ));
     }
+    if layer.payload.is_empty() {
+        return Err(crate::cosign::LayerVerdict::PayloadUnavailable.to_string());
+    }
     let sig = signature_bytes(layer).ok_or("no or malformed signature annotation")?;
     let layer_cert = match layer
         .descriptor
