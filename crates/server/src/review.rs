@@ -172,6 +172,30 @@ fn finish_without_work(
         .status
         .as_ref()
         .map_or_else(|| why.to_string(), |s| s.message.clone());
+    // A refusal is a decision worth keeping even without an image: one `error` record.
+    if !response.allowed
+        && let Some(audit) = state.audit()
+    {
+        audit.record(vec![AuditRecord {
+            time_unix_ms: now_unix_ms(),
+            uid: request.uid.clone(),
+            dry_run: request.is_dry_run(),
+            operation: request.operation.clone(),
+            namespace: request.namespace.clone().unwrap_or_default(),
+            kind: request.kind.kind.clone(),
+            name: request.name.clone().unwrap_or_default(),
+            image: String::new(),
+            digest: None,
+            policy: String::new(),
+            rule: String::new(),
+            result: "error".into(),
+            allowed: false,
+            reason: reason.clone(),
+            signer: None,
+            duration_ms: millis(took),
+        }]);
+        state.metrics().set_audit_dropped(audit.dropped());
+    }
     state.log().info(
         "decision",
         &[

@@ -315,6 +315,39 @@ async fn every_decision_is_audited_and_dry_runs_are_marked() {
 }
 
 #[tokio::test]
+async fn a_refusal_without_an_image_is_audited_too() {
+    let env = env_with_policies();
+    let (writer, flusher, db) = env.audit();
+    let (_, app) = env.app_with(
+        VerifyConfig::default(),
+        env.registry.client_options(),
+        Some((writer, db.clone())),
+    );
+    let mut review = review("pod-create", &env.image("app:v1"));
+    review["request"]["operation"] = json!("PATCH");
+    let response = admit(&app, "/mutate", &review).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    flusher.shutdown().await.unwrap();
+    let records = sealgate_server::audit::AuditStore::open_read_only(&db)
+        .unwrap()
+        .query(&sealgate_server::audit::AuditFilter {
+            include_dry_run: true,
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].result, "error");
+    assert!(!records[0].allowed);
+    assert_eq!(records[0].uid, review["request"]["uid"].as_str().unwrap());
+    assert!(
+        records[0].reason.contains("unknown operation 'PATCH'"),
+        "{}",
+        records[0].reason
+    );
+}
+
+#[tokio::test]
 async fn what_is_not_an_admission_review_gets_a_clear_4xx() {
     let env = env_with_policies();
     let (_, app) = env.app(VerifyConfig::default());
