@@ -832,3 +832,49 @@ mod tests {
         assert_eq!(SignatureHash::from_kyverno(""), Some(SignatureHash::Sha256));
     }
 }
+
+#[cfg(test)]
+mod p384_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _};
+
+    use super::*;
+
+    /// An ECDSA P-384 public key (PKIX PEM, as `openssl ec -pubout` writes it) verifies a
+    /// SHA-384 signature over the exact bytes, and nothing else.
+    #[test]
+    fn ecdsa_p384_public_keys_verify() {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        // SubjectPublicKeyInfo: id-ecPublicKey, secp384r1, the uncompressed point.
+        let mut spki = vec![
+            0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+            0x05, 0x2b, 0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
+        ];
+        spki.extend_from_slice(pair.public_key().as_ref());
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&spki)
+        );
+        let key = PublicKey::from_pem(&pem).unwrap();
+        assert_eq!(key.algorithm(), KeyAlgorithm::EcdsaP384);
+        let message = b"{\"critical\":{}}";
+        let signature = pair.sign(&rng, message).unwrap();
+        assert!(
+            key.verify(SignatureHash::Sha384, message, signature.as_ref())
+                .unwrap()
+        );
+        assert!(
+            !key.verify(
+                SignatureHash::Sha384,
+                b"{\"critical\":{ }}",
+                signature.as_ref()
+            )
+            .unwrap()
+        );
+    }
+}
