@@ -196,6 +196,45 @@ async fn delete_and_connect_are_allowed_without_a_registry_request() {
 }
 
 #[tokio::test]
+async fn every_pod_controller_kind_is_checked_through_the_webhook() {
+    let env = env_with_policies();
+    env.push_unsigned("app", "worker");
+    let (_, app) = env.app(VerifyConfig::default());
+    let image = env.image("app:worker");
+    for (group, kind, resource) in [
+        ("apps", "DaemonSet", "daemonsets"),
+        ("apps", "StatefulSet", "statefulsets"),
+        ("apps", "ReplicaSet", "replicasets"),
+        ("", "ReplicationController", "replicationcontrollers"),
+        ("batch", "Job", "jobs"),
+    ] {
+        // The Deployment review with another kind: all keep the pod template at spec.template.
+        let mut review = review("deployment-create", &image);
+        let api_version = if group.is_empty() {
+            "v1".to_string()
+        } else {
+            format!("{group}/v1")
+        };
+        review["request"]["kind"] = json!({"group": group, "version": "v1", "kind": kind});
+        review["request"]["resource"] =
+            json!({"group": group, "version": "v1", "resource": resource});
+        review["request"]["object"]["kind"] = json!(kind);
+        review["request"]["object"]["apiVersion"] = json!(api_version);
+        let response = admit(&app, "/mutate", &review).await;
+        assert_eq!(response["allowed"], false, "{kind}: {response}");
+        let message = response["status"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("resource {kind}/team-a/api was blocked")),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("autogen-check-signature: image {image}")),
+            "{kind}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn pod_controllers_are_checked_by_autogen() {
     let env = env_with_policies();
     let digest = env.push_signed("app", "api").await;
