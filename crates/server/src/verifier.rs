@@ -51,6 +51,9 @@ use crate::single_flight::{Flight, Joined, Progress, SingleFlight};
 
 /// A fetch still running after this long is abandoned. The registry client's own per-request
 /// timeout (`--registry-timeout`) and bounded retries normally end it long before.
+/// Registry hosts whose connection slots are remembered before idle ones are forgotten.
+const MAX_TRACKED_HOSTS: usize = 1024;
+
 const FLIGHT_LIMIT: Duration = Duration::from_secs(300);
 
 /// How many signature sets are checked inline on the async thread; more move to a blocking
@@ -481,6 +484,11 @@ impl Inner {
     ) -> (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) {
         let per_host = {
             let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+            // Pods may name any number of hosts: past a bound, forget the idle ones (no fetch
+            // holds or waits for their semaphore, so a new one is equivalent).
+            if hosts.len() >= MAX_TRACKED_HOSTS && !hosts.contains_key(host) {
+                hosts.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+            }
             Arc::clone(hosts.entry(host.to_string()).or_insert_with(|| {
                 Arc::new(Semaphore::new(self.config.per_registry_concurrency.max(1)))
             }))
