@@ -10,6 +10,9 @@ use sealgate_core::cosign::{
 use sealgate_core::key::PublicKey;
 use sealgate_core::{Digest, ImageRef};
 
+/// Signature payloads fetched at once from one `.sig` image.
+const PARALLEL_PAYLOADS: usize = 8;
+
 /// How often a signer retries when another signer rewrote the `.sig` image at the same time.
 const PUSH_ATTEMPTS: usize = 3;
 
@@ -44,9 +47,32 @@ pub async fn fetch_signatures(
             detail: e.to_string(),
         })?;
         let limit = client.options().limits.payload_bytes;
-        for descriptor in parsed.layers {
-            let payload = if descriptor.media_type == SIMPLE_SIGNING_MEDIA_TYPE {
-                match client.get_blob(repo, &descriptor.digest, limit).await {
+        // The payloads are fetched a few at a time (one round trip each: 10 signers would be
+        // 10 in a row), and kept in layer order.
+        let mut payloads: Vec<Option<Vec<u8>>> = vec![None; parsed.layers.len()];
+        for chunk in parsed
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.media_type == SIMPLE_SIGNING_MEDIA_TYPE)
+            .collect::<Vec<_>>()
+            .chunks(PARALLEL_PAYLOADS)
+        {
+            let mut fetches = tokio::task::JoinSet::new();
+            for (index, descriptor) in chunk {
+                let (client, repo, digest) =
+                    (client.clone(), repo.clone(), descriptor.digest.clone());
+                let index = *index;
+                fetches.spawn(async move { (index, client.get_blob(&repo, &digest, limit).await) });
+            }
+            while let Some(joined) = fetches.join_next().await {
+                let Ok((index, fetched)) = joined else {
+                    return Err(Error::Transport {
+                        host: repo.api_host().to_string(),
+                        detail: "a signature payload fetch stopped unexpectedly".into(),
+                    });
+                };
+                payloads[index] = Some(match fetched {
                     Ok(bytes) => bytes,
                     // One missing or oversized payload makes that layer unusable, not the
                     // others: it stays with an empty payload, which the checks report as such.
@@ -54,13 +80,13 @@ pub async fn fetch_signatures(
                     // the whole fetch: the registry or the network cannot be trusted then.
                     Err(Error::NotFound { .. } | Error::TooLarge { .. }) => Vec::new(),
                     Err(e) => return Err(e),
-                }
-            } else {
-                Vec::new()
-            };
+                });
+            }
+        }
+        for (descriptor, payload) in parsed.layers.into_iter().zip(payloads) {
             layers.push(SignatureLayer {
                 descriptor,
-                payload,
+                payload: payload.unwrap_or_default(),
             });
         }
     }
