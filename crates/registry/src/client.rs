@@ -46,6 +46,8 @@ pub(crate) struct State {
     /// Credentials looked up per host (`None`: no file has any).
     credentials: HashMap<String, Option<Credentials>>,
     pub(crate) stats: RequestCounters,
+    /// Hosts that answered 429: no request goes to them before this instant.
+    pub(crate) rate_limited_until: HashMap<String, std::time::Instant>,
 }
 
 /// A manifest or index as the registry sent it.

@@ -307,6 +307,22 @@ impl Client {
         let mut tries: u32 = 0;
         loop {
             tries += 1;
+            // A host that answered 429 to any request of this client is left alone until its
+            // Retry-After (or the backoff) has passed, by every request, not only that one.
+            let wait = self.with_state(|s| {
+                let now = Instant::now();
+                match s.rate_limited_until.get(&host) {
+                    Some(until) if *until > now => Some(*until - now),
+                    Some(_) => {
+                        s.rate_limited_until.remove(&host);
+                        None
+                    }
+                    None => None,
+                }
+            });
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait.min(MAX_RETRY_DELAY)).await;
+            }
             let mut builder = self
                 .inner
                 .http
@@ -326,7 +342,16 @@ impl Client {
                         return Ok(response);
                     }
                     let delay = retry_after(response.headers()).unwrap_or_else(|| backoff(tries));
-                    (status.to_string(), delay)
+                    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                        let until = Instant::now() + delay;
+                        self.with_state(|s| {
+                            let entry = s.rate_limited_until.entry(host.clone()).or_insert(until);
+                            *entry = (*entry).max(until);
+                        });
+                        (status.to_string(), Duration::ZERO)
+                    } else {
+                        (status.to_string(), delay)
+                    }
                 }
                 Err(error) => {
                     self.with_state(|s| s.stats.record(&host, RequestCount::NO_RESPONSE));

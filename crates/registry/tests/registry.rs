@@ -979,3 +979,57 @@ async fn an_oversized_signature_payload_spoils_only_its_own_layer() {
         "{text}"
     );
 }
+
+/// A 429 holds back every request of the client to that host, not only the one it answered:
+/// a second resolution started while the first waits out `Retry-After` waits too.
+#[tokio::test]
+async fn a_429_holds_back_every_request_to_that_host() {
+    use sealgate_test_registry::{Fault, FaultRule, HttpFaultProxy};
+
+    let registry = TestRegistry::start(PLAIN);
+    let v1 = registry.push_image("app", "v1");
+    let v2 = registry.push_image("app", "v2");
+    let proxy = HttpFaultProxy::start(registry.host());
+    let host = proxy.host();
+    let client = Client::new(RegistryOptions {
+        insecure_hosts: vec![host.clone()],
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    proxy.set_rule(
+        FaultRule::new(Fault::Status {
+            status: 429,
+            retry_after: Some(2),
+        })
+        .on_paths("/manifests/v1")
+        .times(1),
+    );
+    let start = Instant::now();
+    let first = {
+        let client = client.clone();
+        let image = ImageRef::parse(&format!("{host}/app:v1")).unwrap();
+        tokio::spawn(async move { (client.resolve(&image).await, start.elapsed()) })
+    };
+    // Let the first request meet its 429.
+    while proxy.count("429") == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            proxy.requests()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let image = ImageRef::parse(&format!("{host}/app:v2")).unwrap();
+    let second = client.resolve(&image).await.unwrap();
+    let second_took = start.elapsed();
+    let (first, first_took) = first.await.unwrap();
+    assert_eq!(first.unwrap(), v1);
+    assert_eq!(second, v2);
+    assert!(
+        second_took >= Duration::from_millis(1800),
+        "the second request went out {second_took:?} after the 429's Retry-After: 2 began; {:?}",
+        proxy.requests()
+    );
+    assert!(first_took >= Duration::from_millis(1800), "{first_took:?}");
+    assert_eq!(proxy.count("429"), 1);
+}
