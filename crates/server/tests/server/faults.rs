@@ -53,15 +53,28 @@ struct Webhook {
 
 impl Webhook {
     async fn start(policies: &Path, registry: RegistryOptions) -> Webhook {
+        Webhook::start_with(
+            policies,
+            registry,
+            VerifyConfig {
+                budget: BUDGET,
+                ..VerifyConfig::default()
+            },
+        )
+        .await
+    }
+
+    async fn start_with(
+        policies: &Path,
+        registry: RegistryOptions,
+        verify: VerifyConfig,
+    ) -> Webhook {
         let data = tempfile::tempdir().unwrap();
         let mut config = ServeConfig::new(policies.to_path_buf(), Client::new(registry).unwrap());
         config.listen = "127.0.0.1:0".into();
         config.data_dir = data.path().to_path_buf();
         config.tls = TlsSource::SelfSigned;
-        config.verify = VerifyConfig {
-            budget: BUDGET,
-            ..VerifyConfig::default()
-        };
+        config.verify = verify;
         let server = Server::bind(config).await.unwrap();
         let ca = std::fs::read(server.ca_path().unwrap()).unwrap();
         let url = format!("https://localhost:{}", server.local_addr().port());
@@ -606,5 +619,51 @@ async fn manifests_and_blobs_that_do_not_match_their_digest_are_denied_at_once()
     );
     took_between(took, Duration::ZERO, FAST, "an altered blob");
     assert_eq!(proxy.count("corrupted"), 4, "{:?}", proxy.counts());
+    webhook.stop().await;
+}
+
+/// `--registry-concurrency 1`: while one fetch holds the only connection slot to a slow
+/// registry, a fetch for another image of that registry waits for the slot, and its denial at
+/// the budget says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_registry_limit_holds_and_the_denial_names_the_busy_slots() {
+    let env = Env::new(SECURE);
+    let proxy = TcpFaultProxy::start(env.registry.host());
+    let host = proxy.host();
+    write_policies(&env, &host);
+    env.push_signed("app", "v1").await;
+    env.push_signed("app", "v2").await;
+    let webhook = Webhook::start_with(
+        &env.policies_dir(),
+        options(&env, &host),
+        VerifyConfig {
+            budget: BUDGET,
+            per_registry_concurrency: 1,
+            ..VerifyConfig::default()
+        },
+    )
+    .await;
+    proxy.set_mode(TcpMode::Delay(Duration::from_secs(3)));
+
+    let first = format!("{host}/app:v1");
+    let second = format!("{host}/app:v2");
+    let ((holds, t1), (waits, t2)) = tokio::join!(webhook.review(&first), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        webhook.review(&second).await
+    });
+    denied(
+        &holds,
+        &[&format!(
+            "waiting for {host} to answer the tag resolution of {first}"
+        )],
+    );
+    denied(
+        &waits,
+        &[&format!(
+            "verification of {second} did not finish within 2s: waiting for one of the 1 connection slots to {host} (all busy)"
+        )],
+    );
+    took_between(t1, BUDGET, BUDGET + SLACK, "first");
+    took_between(t2, BUDGET, BUDGET + SLACK, "second");
     webhook.stop().await;
 }
