@@ -1154,6 +1154,15 @@ impl<'a> DocumentLoader<'a> {
         let Some(ctlog) = ctlog else {
             return CtLogSettings::default();
         };
+        if !ctlog.ignore_sct {
+            self.warn(
+                path,
+                PolicyWarningKind::NotUsed {
+                    field: "ctlog",
+                    instead: "certificate transparency (SCT) proofs are not checked yet; set ignoreSCT: true to say that on purpose",
+                },
+            );
+        }
         let public_key = ctlog
             .pubkey
             .as_deref()

@@ -1948,3 +1948,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_ctlog_block_that_does_not_ignore_scts_is_said_to_be_unchecked() {
+    let outcome = with(|v| {
+        entry(v)["attestors"][0]["entries"][0]["keys"]["ctlog"] = json!({"ignoreSCT": false});
+    });
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    let warned: Vec<String> = outcome.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warned.iter().any(|w| w.contains(
+            "spec.rules[0].verifyImages[0].attestors[0].entries[0].keys.ctlog: ctlog is not used by sealgate: certificate transparency (SCT) proofs are not checked yet"
+        )),
+        "{warned:#?}"
+    );
+    let quiet = with(|v| {
+        entry(v)["attestors"][0]["entries"][0]["keys"]["ctlog"] = json!({"ignoreSCT": true});
+    });
+    assert!(
+        !quiet
+            .warnings
+            .iter()
+            .any(|w| w.to_string().contains("ctlog")),
+        "{:?}",
+        quiet.warnings
+    );
+}
