@@ -827,17 +827,11 @@ async fn server_errors_are_retried_with_backoff_and_other_4xx_are_not() {
 
 #[tokio::test]
 async fn a_body_cut_short_is_an_error_naming_what_ended_early() {
-    use sealgate_test_registry::{Fault, FaultRule, HttpFaultProxy};
+    use sealgate_test_registry::{Fault, FaultRule};
 
     let registry = TestRegistry::start(PLAIN);
     let pushed = registry.push_image("app", "v1");
-    let proxy = HttpFaultProxy::start(registry.host());
-    let host = proxy.host();
-    let client = Client::new(RegistryOptions {
-        insecure_hosts: vec![host.clone()],
-        ..RegistryOptions::default()
-    })
-    .unwrap();
+    let (proxy, host, client) = behind_fault_proxy(&registry);
     let image = ImageRef::parse(&format!("{host}/app:v1")).unwrap();
     proxy.set_rule(FaultRule::new(Fault::Truncate));
 
@@ -984,18 +978,12 @@ async fn an_oversized_signature_payload_spoils_only_its_own_layer() {
 /// a second resolution started while the first waits out `Retry-After` waits too.
 #[tokio::test]
 async fn a_429_holds_back_every_request_to_that_host() {
-    use sealgate_test_registry::{Fault, FaultRule, HttpFaultProxy};
+    use sealgate_test_registry::{Fault, FaultRule};
 
     let registry = TestRegistry::start(PLAIN);
     let v1 = registry.push_image("app", "v1");
     let v2 = registry.push_image("app", "v2");
-    let proxy = HttpFaultProxy::start(registry.host());
-    let host = proxy.host();
-    let client = Client::new(RegistryOptions {
-        insecure_hosts: vec![host.clone()],
-        ..RegistryOptions::default()
-    })
-    .unwrap();
+    let (proxy, host, client) = behind_fault_proxy(&registry);
     proxy.set_rule(
         FaultRule::new(Fault::Status {
             status: 429,
@@ -1032,4 +1020,18 @@ async fn a_429_holds_back_every_request_to_that_host() {
     );
     assert!(first_took >= Duration::from_millis(1800), "{first_took:?}");
     assert_eq!(proxy.count("429"), 1);
+}
+
+/// An HTTP fault proxy in front of the plain-HTTP `registry`, its host, and a client for it.
+fn behind_fault_proxy(
+    registry: &TestRegistry,
+) -> (sealgate_test_registry::HttpFaultProxy, String, Client) {
+    let proxy = sealgate_test_registry::HttpFaultProxy::start(registry.host());
+    let host = proxy.host();
+    let client = Client::new(RegistryOptions {
+        insecure_hosts: vec![host.clone()],
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    (proxy, host, client)
 }
