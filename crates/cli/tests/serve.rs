@@ -313,3 +313,50 @@ fn an_unusable_audit_token_file_stops_serve_before_it_listens() {
         .stderr_has(why);
     }
 }
+
+#[test]
+fn serve_says_it_is_not_ready_while_every_policy_file_is_invalid() {
+    let w = Workdir::new();
+    std::fs::create_dir(w.path("policies")).unwrap();
+    std::fs::write(
+        w.path("policies/broken.yaml"),
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: broken}\nspec:\n  rules: [",
+    )
+    .unwrap();
+    let mut child = w
+        .command(&[
+            "serve",
+            "--policies",
+            "policies",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "data",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _serving = Serving(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.starts_with("not ready")) {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no 'not ready' line; stdout {lines:?}"));
+        assert_ne!(line, "ready", "{lines:?}");
+        lines.push(line);
+    }
+    assert!(
+        lines.last().unwrap().contains("/readyz answers 503"),
+        "{lines:?}"
+    );
+}

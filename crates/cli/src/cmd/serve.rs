@@ -33,7 +33,7 @@ enum LogFormatArg {
     after_help = "Endpoints: POST /mutate and POST /validate (AdmissionReview \
 admission.k8s.io/v1), GET /healthz, GET /readyz, GET /metrics (Prometheus), GET /audit (JSON; \
 since, image, namespace, result, dryRun, limit). Prints the listen address, the CA certificate \
-(self-signed mode) and 'ready' on stdout; logs go to stderr. SIGTERM or SIGINT: stop accepting, \
+(self-signed mode) and 'ready' on stdout ('not ready: …' while every policy file is invalid); logs go to stderr. SIGTERM or SIGINT: stop accepting, \
 finish in-flight requests (at most 10s), flush the audit trail, exit 0. Exit 2 when the server \
 cannot start (policy directory missing, port in use, unusable certificate)."
 )]
@@ -188,7 +188,15 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     if let Some(ca) = server.ca_path() {
         writeln!(out, "CA certificate: {}", ca.display())?;
     }
-    writeln!(out, "ready")?;
+    if server.state().is_ready() {
+        writeln!(out, "ready")?;
+    } else {
+        // Serving, but /readyz answers 503 until a policy file loads (see the log).
+        writeln!(
+            out,
+            "not ready: no policy is in force (every policy file is invalid; see the log); /readyz answers 503 until one loads"
+        )?;
+    }
     out.flush()?;
     drop(out);
     let shutdown = shutdown_signal()?;
