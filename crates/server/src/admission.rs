@@ -34,10 +34,10 @@ pub enum ReviewError {
         limit: usize,
     },
     /// The body could not be read in time.
-    #[error("the request body did not arrive within {seconds}s")]
+    #[error("the request body did not arrive within {budget} (the request's budget)")]
     BodyTimeout {
-        /// The time allowed.
-        seconds: u64,
+        /// The time allowed, as the flags write it (`8s`, `400ms`).
+        budget: String,
     },
     /// The body could not be read.
     #[error("could not read the request body: {detail}")]

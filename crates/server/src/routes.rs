@@ -84,7 +84,7 @@ async fn admit(state: AppState, webhook: Webhook, request: Request) -> Response 
                 &state,
                 webhook,
                 ReviewError::BodyTimeout {
-                    seconds: budget.as_secs().max(1),
+                    budget: crate::config::format_duration(budget),
                 },
             );
         }

@@ -495,3 +495,59 @@ async fn health_readiness_and_metrics_answer() {
     assert!(!text.contains("team-a"), "no namespace label");
     assert!(!text.contains("app:v1"), "no image label");
 }
+
+/// A body that never finishes arriving is refused with 408 at the budget, not waited for.
+#[tokio::test]
+async fn a_body_that_stalls_is_refused_at_the_budget() {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Sends the first bytes of a review, then nothing, for ever.
+    struct Stalled(Option<axum::body::Bytes>);
+    impl http_body::Body for Stalled {
+        type Data = axum::body::Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            match self.0.take() {
+                Some(bytes) => Poll::Ready(Some(Ok(http_body::Frame::data(bytes)))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    let env = env_with_policies();
+    let budget = std::time::Duration::from_millis(400);
+    let (_, app) = env.app(VerifyConfig {
+        budget,
+        ..VerifyConfig::default()
+    });
+    let start = std::time::Instant::now();
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/mutate",
+        Body::new(Stalled(Some(axum::body::Bytes::from_static(
+            b"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"AdmissionReview\", ",
+        )))),
+    )
+    .await;
+    let took = start.elapsed();
+    assert_eq!(
+        status,
+        StatusCode::REQUEST_TIMEOUT,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(
+        took >= budget && took < budget + std::time::Duration::from_secs(2),
+        "{took:?}"
+    );
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("the request body did not arrive within 400ms"),
+        "{text}"
+    );
+}
