@@ -93,7 +93,7 @@ pub enum Error {
 
     /// The registry refused the operation for these credentials (403).
     #[error(
-        "{host} denied {action} access to {repository} (403 forbidden); the credentials lack that permission on the repository"
+        "{host} denied {action} access to {repository} (403 forbidden); the credentials lack that permission on the repository: grant it, or pass credentials that have it (--registry-username/--registry-password with --registry-auth-host {host}, or docker config.json)"
     )]
     Forbidden {
         /// The registry host.

@@ -571,7 +571,7 @@ async fn blob_redirects_are_followed_without_sending_credentials_elsewhere() {
     assert_eq!(
         e.to_string(),
         format!(
-            "{host} denied pull access to {host}/app (403 forbidden); the credentials lack that permission on the repository"
+            "{host} denied pull access to {host}/app (403 forbidden); the credentials lack that permission on the repository: grant it, or pass credentials that have it (--registry-username/--registry-password with --registry-auth-host {host}, or docker config.json)"
         )
     );
 }
