@@ -15,12 +15,12 @@
 use std::time::{Duration, Instant};
 
 use sealgate_core::ImageRef;
-use sealgate_core::engine::{Decision, Resource};
+use sealgate_core::engine::{Decision, Resource, Status};
 use sealgate_core::policy::Operation;
 use serde_json::json;
 
 use crate::admission::{AdmissionRequest, AdmissionResponse};
-use crate::audit::{AuditRecord, now_unix_ms};
+use crate::audit::{AuditRecord, Check, DecisionBuilder, RequestFields, now_unix_ms};
 use crate::config::format_duration;
 use crate::state::AppState;
 use crate::verifier::Verdict;
@@ -248,7 +248,19 @@ fn record(
         .sum::<usize>()
         + decision.uncovered.len();
     if let Some(audit) = state.audit() {
-        audit.record_with(images, || audit_records(request, resource, decision, took));
+        let namespace = resource.namespace.as_deref().unwrap_or_default();
+        let fields = RequestFields {
+            time_unix_ms: now_unix_ms(),
+            uid: &request.uid,
+            dry_run: request.is_dry_run(),
+            operation: &request.operation,
+            namespace,
+            kind: &resource.kind,
+            name: &resource.name,
+            allowed: decision.allowed,
+            duration_ms: millis(took),
+        };
+        audit.record_request(fields, images, |row| add_checks(row, decision));
         metrics.set_audit_dropped(audit.dropped());
     }
     let reasons = if decision.allowed {
@@ -281,68 +293,47 @@ fn record(
     );
 }
 
-/// One record per checked image per rule, and one per image no rule covers.
-pub fn audit_records(
-    request: &AdmissionRequest,
-    resource: &Resource,
-    decision: &Decision,
-    took: Duration,
-) -> Vec<AuditRecord> {
-    let time_unix_ms = now_unix_ms();
-    let duration_ms = millis(took);
-    let base = |image: String,
-                digest: Option<String>,
-                policy: String,
-                rule: String,
-                result: String,
-                reason: String,
-                signer: Option<String>| AuditRecord {
-        time_unix_ms,
-        uid: request.uid.clone(),
-        dry_run: request.is_dry_run(),
-        operation: request.operation.clone(),
-        namespace: resource.namespace.clone().unwrap_or_default(),
-        kind: resource.kind.clone(),
-        name: resource.name.clone(),
-        image,
-        digest,
-        policy,
-        rule,
-        result,
-        allowed: decision.allowed,
-        reason,
-        signer,
-        duration_ms,
-    };
-    let mut out = Vec::new();
+/// One check per checked image per rule, and one per image no rule covers, added to the
+/// request's row as they are, with no intermediate records.
+fn add_checks(row: &mut DecisionBuilder, decision: &Decision) {
     for r in &decision.results {
         for i in &r.images {
-            out.push(base(
-                i.image.clone(),
-                i.digest.as_ref().map(ToString::to_string),
-                r.policy.clone(),
-                r.rule.clone(),
-                i.status.to_string(),
-                i.message.clone(),
-                (!i.signers.is_empty()).then(|| i.signers.join(", ")),
-            ));
+            let digest = i.digest.as_ref().map(ToString::to_string);
+            let signer = (!i.signers.is_empty()).then(|| i.signers.join(", "));
+            row.check(&Check {
+                image: &i.image,
+                digest: digest.as_deref(),
+                policy: &r.policy,
+                rule: &r.rule,
+                result: status_str(i.status),
+                reason: &i.message,
+                signer: signer.as_deref(),
+            });
         }
     }
     for image in &decision.uncovered {
         let digest = ImageRef::parse(image)
             .ok()
             .and_then(|r| r.digest().map(ToString::to_string));
-        out.push(base(
-            image.clone(),
-            digest,
-            String::new(),
-            String::new(),
-            "none".into(),
-            "not covered by any verifyImages rule".into(),
-            None,
-        ));
+        row.check(&Check {
+            image,
+            digest: digest.as_deref(),
+            policy: "",
+            rule: "",
+            result: "none",
+            reason: "not covered by any verifyImages rule",
+            signer: None,
+        });
     }
-    out
+}
+
+fn status_str(status: Status) -> &'static str {
+    match status {
+        Status::Pass => "pass",
+        Status::Fail => "fail",
+        Status::Skip => "skip",
+        Status::Error => "error",
+    }
 }
 
 fn millis(d: Duration) -> f64 {

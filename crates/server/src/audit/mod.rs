@@ -26,6 +26,7 @@ mod writer;
 
 use std::path::PathBuf;
 
+pub(crate) use decision::{Check, DecisionBuilder, RequestFields};
 pub use filter::{AuditFilter, MAX_QUERY_LIMIT, RESULTS, filter_from_query, parse_since};
 pub use store::{AuditStore, Retention, SCHEMA_VERSION};
 pub use token::{AuditToken, MIN_TOKEN_LEN};

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::decision::DecisionRow;
+use super::decision::{DecisionBuilder, DecisionRow, RequestFields};
 use super::{AuditError, AuditRecord, AuditStore, now_unix_ms};
 
 /// How the writer thread batches, prunes and bounds its queue.
@@ -185,6 +185,28 @@ impl AuditWriter {
             return;
         }
         self.record(build());
+    }
+
+    /// Queues one request's `n` checks, which `fill` adds to the row's builder straight from the
+    /// caller's data (no [`AuditRecord`] is made: on the webhook's path that was 30 records of
+    /// cloned strings per review). Dropped and counted, without calling `fill`, when the queue
+    /// has no room.
+    pub(crate) fn record_request(
+        &self,
+        request: RequestFields<'_>,
+        n: usize,
+        fill: impl FnOnce(&mut DecisionBuilder),
+    ) {
+        if n == 0 {
+            return;
+        }
+        if self.refuses(n) {
+            self.shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            return;
+        }
+        let mut builder = DecisionBuilder::new(request, n);
+        fill(&mut builder);
+        self.send(vec![builder.finish()]);
     }
 
     /// Whether `n` more records would be dropped anyway: the writer stopped, the queue has no
