@@ -26,6 +26,28 @@ impl Drop for Serving {
     }
 }
 
+/// Starts `sealgate ARGS` in `w` with stderr to `serve.log`; returns the process and its stdout
+/// lines as they come.
+fn spawn_serve(w: &Workdir, args: &[&str]) -> (Serving, std::sync::mpsc::Receiver<String>) {
+    let stderr = std::fs::File::create(w.path("serve.log")).unwrap();
+    let mut child = w
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    (Serving(child), rx)
+}
+
 fn review(uid: &str, image: &str) -> Value {
     json!({
         "apiVersion": "admission.k8s.io/v1",
@@ -93,25 +115,10 @@ fn serve_answers_over_https_and_stops_cleanly_on_sigterm() {
     .map(String::from)
     .to_vec();
     args.extend(registry.cli_args());
-    let stderr = std::fs::File::create(w.path("serve.log")).unwrap();
-    let mut child = w
-        .command(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut serving = Serving(child);
+    let (mut serving, lines_rx) =
+        spawn_serve(&w, &args.iter().map(String::as_str).collect::<Vec<_>>());
 
     // "sealgate listening on https://ADDR", "CA certificate: PATH", "ready".
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if lines_tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
     let mut printed = Vec::new();
     while printed.last().map(String::as_str) != Some("ready") {
         let line = lines_rx
@@ -323,8 +330,9 @@ fn serve_says_it_is_not_ready_while_every_policy_file_is_invalid() {
         "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: broken}\nspec:\n  rules: [",
     )
     .unwrap();
-    let mut child = w
-        .command(&[
+    let (_serving, rx) = spawn_serve(
+        &w,
+        &[
             "serve",
             "--policies",
             "policies",
@@ -332,21 +340,8 @@ fn serve_says_it_is_not_ready_while_every_policy_file_is_invalid() {
             "127.0.0.1:0",
             "--data-dir",
             "data",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _serving = Serving(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+        ],
+    );
     let mut lines = Vec::new();
     while !lines.iter().any(|l: &String| l.starts_with("not ready")) {
         let line = rx
