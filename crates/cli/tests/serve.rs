@@ -16,6 +16,17 @@ use common::{Workdir, image};
 use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
 use serde_json::{Value, json};
 
+/// `sealgate serve` on the workdir's `policies`, a free port and `data`.
+const SERVE: [&str; 7] = [
+    "serve",
+    "--policies",
+    "policies",
+    "--listen",
+    "127.0.0.1:0",
+    "--data-dir",
+    "data",
+];
+
 /// The server's child process, killed if the test fails before stopping it.
 struct Serving(Child);
 
@@ -99,21 +110,11 @@ fn serve_answers_over_https_and_stops_cleanly_on_sigterm() {
 
     let token = "9f2c4e8a1b7d3f6e0a5c9b2d8e4f1a7c";
     std::fs::write(w.path("audit-token"), format!("{token}\n")).unwrap();
-    let mut args: Vec<String> = [
-        "serve",
-        "--policies",
-        "policies",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        "data",
-        "--log-format",
-        "json",
-        "--audit-token-file",
-        "audit-token",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args: Vec<String> = SERVE
+        .iter()
+        .chain(&["--log-format", "json", "--audit-token-file", "audit-token"])
+        .map(|a| a.to_string())
+        .collect();
     args.extend(registry.cli_args());
     let (mut serving, lines_rx) =
         spawn_serve(&w, &args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -301,23 +302,10 @@ fn an_unusable_audit_token_file_stops_serve_before_it_listens() {
         ("short-token", "fewer than 16"),
         ("no-such-file", "No such file"),
     ] {
-        w.run(
-            "",
-            &[
-                "serve",
-                "--policies",
-                "policies",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                "data",
-                "--audit-token-file",
-                file,
-            ],
-        )
-        .expect_code(2)
-        .stderr_has(&format!("cannot use the audit token file {file}"))
-        .stderr_has(why);
+        w.run("", &[&SERVE[..], &["--audit-token-file", file]].concat())
+            .expect_code(2)
+            .stderr_has(&format!("cannot use the audit token file {file}"))
+            .stderr_has(why);
     }
 }
 
@@ -330,18 +318,7 @@ fn serve_says_it_is_not_ready_while_every_policy_file_is_invalid() {
         "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: broken}\nspec:\n  rules: [",
     )
     .unwrap();
-    let (_serving, rx) = spawn_serve(
-        &w,
-        &[
-            "serve",
-            "--policies",
-            "policies",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            "data",
-        ],
-    );
+    let (_serving, rx) = spawn_serve(&w, &SERVE);
     let mut lines = Vec::new();
     while !lines.iter().any(|l: &String| l.starts_with("not ready")) {
         let line = rx
