@@ -96,13 +96,17 @@ fn resource(
     namespace: &str,
     namespace_labels: &BTreeMap<String, String>,
 ) -> anyhow::Result<SourcedResource> {
-    let resource = Resource::from_object(
+    let mut resource = Resource::from_object(
         value,
         Operation::Create,
         Some(namespace),
         namespace_labels.clone(),
     )
     .with_context(|| format!("{source}: not a Kubernetes object"))?;
+    // The labels are those of --namespace: a resource that names another namespace has none.
+    if resource.namespace.as_deref() != Some(namespace) {
+        resource.namespace_labels.clear();
+    }
     Ok(SourcedResource {
         source: source.to_string(),
         resource,

@@ -920,3 +920,42 @@ fn apply_exit_code_for_errors_follows_the_failure_policy() {
     admitted.expect_code(0);
     assert!(admitted.stdout().contains("error"), "{}", admitted.stdout());
 }
+
+/// `--namespace-labels` are the labels of `--namespace`: a namespaceSelector rule checks the
+/// resources there, not one that names another namespace.
+#[test]
+fn namespace_labels_belong_to_the_namespace_flag() {
+    let w = Workdir::new();
+    std::fs::write(
+        w.path("policy.yaml"),
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: prod-digests\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: pinned\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n          namespaceSelector:\n            matchLabels:\n              env: prod\n    verifyImages:\n    - imageReferences: [\"registry.example.com/*\"]\n      mutateDigest: false\n      verifyDigest: true\n      required: false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        w.path("pods.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: here\nspec:\n  containers:\n  - name: c\n    image: registry.example.com/app:v1\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: there\n  namespace: staging\nspec:\n  containers:\n  - name: c\n    image: registry.example.com/app:v1\n",
+    )
+    .unwrap();
+    let run = w.run(
+        "",
+        &[
+            "apply",
+            "policy.yaml",
+            "--resource",
+            "pods.yaml",
+            "--namespace",
+            "shop",
+            "--namespace-labels",
+            "env=prod",
+        ],
+    );
+    run.expect_code(1);
+    let out = run.stdout();
+    assert!(out.contains("Pod/shop/here: DENIED"), "{out}");
+    assert!(!out.contains("Pod/staging/there: DENIED"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Pod/staging/there") && l.contains("not covered")),
+        "{out}"
+    );
+}

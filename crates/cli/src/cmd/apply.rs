@@ -46,7 +46,8 @@ pub(crate) struct Args {
     #[arg(short = 'n', long, default_value = "default")]
     namespace: String,
 
-    /// Labels of that namespace, for namespaceSelector and override selectors: k=v,k2=v2.
+    /// Labels of that namespace, for namespaceSelector and override selectors: k=v,k2=v2
+    /// (resources that name another namespace get none).
     #[arg(long, value_name = "K=V,...", value_parser = parse_labels, default_value = "")]
     namespace_labels: BTreeMap<String, String>,
 
