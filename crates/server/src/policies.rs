@@ -240,10 +240,10 @@ impl PolicyStore {
             if self.files.get(file).is_some_and(|s| s.stamp == now) {
                 continue;
             }
-            let previous = self.files.remove(file).map(|p| (p.failed, p));
-            let was_failed = previous.as_ref().is_some_and(|(failed, _)| *failed);
+            let previous = self.files.remove(file);
+            let was_failed = previous.as_ref().is_some_and(|p| p.failed);
             // A file that failed before has no good version to keep.
-            let previous = previous.and_then(|(failed, p)| (!failed).then_some(p));
+            let previous = previous.filter(|p| !p.failed);
             let had_good = previous.is_some();
             // Whether what is in force changes: not when a broken file keeps its last version.
             let mut replaced = true;

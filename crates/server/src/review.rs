@@ -20,7 +20,7 @@ use sealgate_core::policy::Operation;
 use serde_json::json;
 
 use crate::admission::{AdmissionRequest, AdmissionResponse};
-use crate::audit::{AuditRecord, Check, DecisionBuilder, RequestFields, now_unix_ms};
+use crate::audit::{Check, DecisionBuilder, RequestFields, now_unix_ms};
 use crate::config::format_duration;
 use crate::state::AppState;
 use crate::verifier::Verdict;
@@ -176,24 +176,28 @@ fn finish_without_work(
     if !response.allowed
         && let Some(audit) = state.audit()
     {
-        audit.record(vec![AuditRecord {
+        let fields = RequestFields {
             time_unix_ms: now_unix_ms(),
-            uid: request.uid.clone(),
+            uid: &request.uid,
             dry_run: request.is_dry_run(),
-            operation: request.operation.clone(),
-            namespace: request.namespace.clone().unwrap_or_default(),
-            kind: request.kind.kind.clone(),
-            name: request.name.clone().unwrap_or_default(),
-            image: String::new(),
-            digest: None,
-            policy: String::new(),
-            rule: String::new(),
-            result: "error".into(),
+            operation: &request.operation,
+            namespace: request.namespace.as_deref().unwrap_or_default(),
+            kind: &request.kind.kind,
+            name: request.name.as_deref().unwrap_or_default(),
             allowed: false,
-            reason: reason.clone(),
-            signer: None,
             duration_ms: millis(took),
-        }]);
+        };
+        audit.record_request(fields, 1, |row| {
+            row.check(&Check {
+                image: "",
+                digest: None,
+                policy: "",
+                rule: "",
+                result: Status::Error.as_str(),
+                reason: &reason,
+                signer: None,
+            });
+        });
         state.metrics().set_audit_dropped(audit.dropped());
     }
     state.log().info(
@@ -305,7 +309,7 @@ fn add_checks(row: &mut DecisionBuilder, decision: &Decision) {
                 digest: digest.as_deref(),
                 policy: &r.policy,
                 rule: &r.rule,
-                result: status_str(i.status),
+                result: i.status.as_str(),
                 reason: &i.message,
                 signer: signer.as_deref(),
             });
@@ -324,15 +328,6 @@ fn add_checks(row: &mut DecisionBuilder, decision: &Decision) {
             reason: "not covered by any verifyImages rule",
             signer: None,
         });
-    }
-}
-
-fn status_str(status: Status) -> &'static str {
-    match status {
-        Status::Pass => "pass",
-        Status::Fail => "fail",
-        Status::Skip => "skip",
-        Status::Error => "error",
     }
 }
 

@@ -396,15 +396,20 @@ impl Verifier {
             if evidence.outcomes.contains_key(&key) || g.seen.contains(&key) {
                 continue;
             }
-            if cacheable {
-                if let Some(outcome) = inner.outcomes.get(&key, now) {
-                    hits += 1;
-                    verdict.cache_hits += 1;
-                    evidence.outcomes.insert(key, outcome);
-                    continue;
+            let key = if cacheable {
+                match self.take_cached_outcome(key, now, evidence, verdict) {
+                    None => {
+                        hits += 1;
+                        continue;
+                    }
+                    Some(key) => {
+                        misses += 1;
+                        key
+                    }
                 }
-                misses += 1;
-            }
+            } else {
+                key
+            };
             needed.insert(SignatureRequest {
                 repository: key.repository.clone(),
                 digest: key.digest.clone(),
@@ -435,18 +440,36 @@ impl Verifier {
             if g.uncached.contains(key) || evidence.outcomes.contains_key(key) {
                 continue;
             }
-            match self.inner.outcomes.get(key, now) {
-                Some(outcome) => {
-                    hits += 1;
-                    verdict.cache_hits += 1;
-                    evidence.outcomes.insert(key.clone(), outcome);
-                }
-                None => misses += 1,
+            // (the cold path: a key's clone per lookup costs nothing that matters here)
+            if self
+                .take_cached_outcome(key.clone(), now, evidence, verdict)
+                .is_none()
+            {
+                hits += 1;
+            } else {
+                misses += 1;
             }
         }
         self.inner
             .metrics
             .cache_lookups("outcome_after_fetch", hits, misses);
+    }
+
+    /// Puts the cached outcome of `key` into `evidence` (a cache hit: `None`), or gives the key
+    /// back when the cache has none.
+    fn take_cached_outcome(
+        &self,
+        key: OutcomeKey,
+        now: std::time::Instant,
+        evidence: &mut Evidence,
+        verdict: &mut Verdict,
+    ) -> Option<OutcomeKey> {
+        let Some(outcome) = self.inner.outcomes.get(&key, now) else {
+            return Some(key);
+        };
+        verdict.cache_hits += 1;
+        evidence.outcomes.insert(key, outcome);
+        None
     }
 
     /// Checks the fetched signatures and caches what verified (except `uncached` keys).

@@ -39,14 +39,21 @@ pub enum Status {
     Error,
 }
 
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Status {
+    /// `pass`, `fail`, `skip` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Status::Pass => "pass",
             Status::Fail => "fail",
             Status::Skip => "skip",
             Status::Error => "error",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -123,9 +123,7 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource) -> Plan<'p> {
             let action = policy.failure_action(
                 rule,
                 resource.namespace.as_deref(),
-                resource
-                    .namespace_labels_known
-                    .then_some(&resource.namespace_labels),
+                resource.known_namespace_labels(),
             );
             rules.push(RulePlan {
                 policy,

@@ -111,6 +111,12 @@ impl Resource {
         self
     }
 
+    /// The namespace's labels, when known (see [`Resource::without_namespace_labels`]).
+    pub fn known_namespace_labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.namespace_labels_known
+            .then_some(&self.namespace_labels)
+    }
+
     /// The view match/exclude evaluation needs.
     pub fn meta(&self) -> ResourceMeta<'_> {
         ResourceMeta {
@@ -119,9 +125,7 @@ impl Resource {
             name: &self.name,
             labels: &self.labels,
             annotations: &self.annotations,
-            namespace_labels: self
-                .namespace_labels_known
-                .then_some(&self.namespace_labels),
+            namespace_labels: self.known_namespace_labels(),
             operation: self.operation,
         }
     }

@@ -176,17 +176,6 @@ impl AuditWriter {
         self.send(DecisionRow::from_records(&records));
     }
 
-    /// Queues the `n` records `build` makes, calling it only when the queue has room for `n`
-    /// more records (and is not already full in bytes): a writer that cannot keep up does not
-    /// cost the request path the records it will drop. Otherwise counts `n` as dropped.
-    pub fn record_with(&self, n: usize, build: impl FnOnce() -> Vec<AuditRecord>) {
-        if self.refuses(n) {
-            self.shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
-            return;
-        }
-        self.record(build());
-    }
-
     /// Queues one request's `n` checks, which `fill` adds to the row's builder straight from the
     /// caller's data (no [`AuditRecord`] is made: on the webhook's path that was 30 records of
     /// cloned strings per review). Dropped and counted, without calling `fill`, when the queue
@@ -406,7 +395,7 @@ mod tests {
 
     use super::*;
     use crate::audit::test_support::{record, request};
-    use crate::audit::{AuditFilter, Retention};
+    use crate::audit::{AuditFilter, Check, Retention};
 
     /// A reporter for tests that expect no warnings.
     fn quiet() -> Reporter {
@@ -641,10 +630,21 @@ mod tests {
     #[test]
     fn records_are_not_even_built_when_the_queue_is_full() {
         let (writer, _receiver) = AuditWriter::queue(4, usize::MAX);
-        writer.record_with(3, || vec![record(1), record(2), record(3)]);
-        writer.record_with(2, || panic!("built for a full queue"));
+        let one = record(1);
+        let fill = |n: usize| {
+            let one = &one;
+            move |row: &mut DecisionBuilder| {
+                for _ in 0..n {
+                    row.check(&Check::of(one));
+                }
+            }
+        };
+        writer.record_request(RequestFields::of(&one), 3, fill(3));
+        writer.record_request(RequestFields::of(&one), 2, |_| {
+            panic!("built for a full queue")
+        });
         assert_eq!(writer.dropped(), 2);
-        writer.record_with(1, || vec![record(4)]);
+        writer.record_request(RequestFields::of(&one), 1, fill(1));
         assert_eq!(writer.dropped(), 2);
         assert_eq!(writer.shared.queued.load(Ordering::Relaxed), 4);
     }
