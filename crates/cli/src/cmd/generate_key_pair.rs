@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use ring::rand::SystemRandom;
 use sealgate_core::key::{ScryptCost, SigningKey, encrypt_key_file};
 
@@ -35,10 +35,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     if !args.force {
         for p in [&private_path, &public_path] {
             if p.exists() {
-                bail!(
-                    "{} already exists; pass --force to overwrite it (the key it holds is lost)",
-                    p.display()
-                );
+                return Err(already_exists(p));
             }
         }
     }
@@ -106,12 +103,16 @@ fn place(tmp: &Path, path: &Path, force: bool) -> anyhow::Result<()> {
     }
     std::fs::hard_link(tmp, path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            anyhow::anyhow!(
-                "{} already exists; pass --force to overwrite it (the key it holds is lost)",
-                path.display()
-            )
+            already_exists(path)
         } else {
             anyhow::Error::new(e).context(format!("creating {}", path.display()))
         }
     })
+}
+
+fn already_exists(path: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} already exists; pass --force to overwrite it (the key it holds is lost)",
+        path.display()
+    )
 }
