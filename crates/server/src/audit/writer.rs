@@ -1,7 +1,8 @@
 //! [`AuditWriter`]: the audit trail off the request path.
 //!
-//! Handlers hand a request's records to [`AuditWriter::record`], which encodes them into the
-//! request's row ([`DecisionRow`]) on the calling thread, counts them into a bounded queue (at
+//! The webhook hands a request's checks to [`AuditWriter::record_request`], which encodes them
+//! straight into the request's row ([`DecisionRow`]) on the calling thread ([`AuditWriter::record`]
+//! does the same from [`AuditRecord`]s), counts them into a bounded queue (at
 //! most 1,048,576 records and about 16 MiB of rows: the bytes bind first, at about 6,000 requests
 //! of 30 records) and returns at once; when the queue is full the
 //! records are dropped and counted ([`AuditWriter::dropped`]), without being encoded. One
