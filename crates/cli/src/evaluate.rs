@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sealgate_core::engine::{Decision, Resource, VerifyContext, decide, plan};
 use sealgate_core::policy::Policy;
-use sealgate_core::trust::TrustedRoot;
+use sealgate_core::sigstore::trust::TrustedRoot;
 use sealgate_registry::Client;
 use sealgate_registry::evidence::gather;
 

@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use ring::rand::SystemRandom;
 use sealgate_core::Digest;
+use sealgate_core::crypto::key::SigningKey;
 use sealgate_core::engine::{AttestorOutcome, Evidence, Resource, decide, plan};
-use sealgate_core::key::SigningKey;
 use sealgate_core::policy::{Operation, Policy, load};
 use serde_json::json;
 

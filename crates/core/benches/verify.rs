@@ -23,7 +23,7 @@ use sealgate_core::Digest;
 use sealgate_core::cosign::{
     Descriptor, SIGNATURE_ANNOTATION, SignatureLayer, SignatureSet, Verification, verify_with_key,
 };
-use sealgate_core::key::{PublicKey, SignatureHash};
+use sealgate_core::crypto::key::{PublicKey, SignatureHash};
 
 const SIGNATURE_FILE: &[u8] = include_bytes!("../testdata/containers-image/signature-1");
 const MANIFEST: &[u8] = include_bytes!("../testdata/containers-image/manifest.json");

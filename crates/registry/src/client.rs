@@ -88,7 +88,7 @@ impl Client {
             extra_roots.extend(read_ca_file(path)?);
         }
         let builder = reqwest::Client::builder()
-            .use_preconfigured_tls(crate::trust::client_config(extra_roots)?)
+            .use_preconfigured_tls(crate::tls_roots::client_config(extra_roots)?)
             .timeout(options.request_timeout)
             .connect_timeout(options.request_timeout)
             .user_agent(concat!("sealgate/", env!("CARGO_PKG_VERSION")))

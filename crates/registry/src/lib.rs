@@ -30,8 +30,8 @@ pub mod media_type;
 mod options;
 pub mod signatures;
 pub mod stats;
+mod tls_roots;
 mod transport;
-mod trust;
 
 pub use client::{Client, Manifest};
 pub use credentials::{AuthFiles, Credentials};

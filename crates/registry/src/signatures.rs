@@ -7,7 +7,7 @@ use sealgate_core::cosign::{
     Descriptor, ImageManifest, OCI_MANIFEST_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer,
     SignatureSet, is_same_signature, signature_image,
 };
-use sealgate_core::key::PublicKey;
+use sealgate_core::crypto::key::PublicKey;
 use sealgate_core::{Digest, ImageRef};
 
 /// Signature payloads fetched at once from one `.sig` image.

@@ -912,7 +912,7 @@ async fn an_oversized_signature_payload_spoils_only_its_own_layer() {
         Descriptor, LayerVerdict, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer,
         Verification, payload, verify_with_key,
     };
-    use sealgate_core::key::{SignatureHash, SigningKey};
+    use sealgate_core::crypto::key::{SignatureHash, SigningKey};
     use sealgate_registry::signatures::{fetch_signatures, push_signature};
 
     let registry = TestRegistry::start(PLAIN);

@@ -36,7 +36,7 @@ use sealgate_core::engine::{
     VerifyContext, decide, plan,
 };
 use sealgate_core::policy::Policy;
-use sealgate_core::trust::TrustedRoot;
+use sealgate_core::sigstore::trust::TrustedRoot;
 use sealgate_core::{Digest, ImageRef};
 use sealgate_registry::Client;
 use sealgate_registry::evidence::fetch_failure;

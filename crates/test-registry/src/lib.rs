@@ -386,7 +386,7 @@ fn random_hex(bytes: usize) -> String {
     ring::rand::SystemRandom::new()
         .fill(&mut buf)
         .expect("the system random generator failed");
-    sealgate_core::digest::hex_encode(&buf)
+    sealgate_core::image::digest::hex_encode(&buf)
 }
 
 /// Writes the certificates and the htpasswd file the configuration refers to.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use ring::rand::SystemRandom;
-use sealgate_core::key::{ScryptCost, SigningKey, encrypt_key_file};
+use sealgate_core::crypto::key::{ScryptCost, SigningKey, encrypt_key_file};
 
 use super::Outcome;
 use crate::password::{self, Purpose};

@@ -113,8 +113,8 @@ pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
 pub(crate) fn load_signing_key(
     path: &std::path::Path,
     rng: &dyn ring::rand::SecureRandom,
-) -> anyhow::Result<sealgate_core::key::SigningKey> {
-    use sealgate_core::key::{PrivateKeyFile, decrypt_key_file};
+) -> anyhow::Result<sealgate_core::crypto::key::SigningKey> {
+    use sealgate_core::crypto::key::{PrivateKeyFile, decrypt_key_file};
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the private key {}", path.display()))?;
     let context = || format!("loading the private key {}", path.display());

@@ -11,7 +11,7 @@ use sealgate_core::cosign::{
     CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, Descriptor, SIGNATURE_ANNOTATION,
     SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer, payload,
 };
-use sealgate_core::key::PublicKey;
+use sealgate_core::crypto::key::PublicKey;
 
 use super::{Outcome, load_signing_key, parse_image, parse_key_value};
 use crate::registry_args::RegistryArgs;

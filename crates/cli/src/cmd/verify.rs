@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::ValueEnum;
 use sealgate_core::cosign::{Verification, VerifiedSignature, with_annotations};
-use sealgate_core::key::{PublicKey, SignatureHash};
+use sealgate_core::crypto::key::{PublicKey, SignatureHash};
 
 use super::{Outcome, parse_image, parse_key_value};
 use crate::registry_args::RegistryArgs;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{OCI_CONFIG_MEDIA_TYPE, OCI_MANIFEST_MEDIA_TYPE};
-use crate::digest::Digest;
+use crate::image::digest::Digest;
 
 /// An OCI content descriptor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::digest::Digest;
+use crate::image::digest::Digest;
 
 /// `critical.type` of an image signature payload.
 pub const SIGNATURE_TYPE: &str = "cosign container image signature";

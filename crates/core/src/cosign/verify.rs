@@ -7,8 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::payload::{self, SimpleSigning};
 use super::{Descriptor, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE};
-use crate::digest::Digest;
-use crate::key::{KeyError, PublicKey, SignatureHash};
+use crate::crypto::key::{KeyError, PublicKey, SignatureHash};
+use crate::image::digest::Digest;
 
 /// One layer of a `.sig` image with its payload blob (already checked against the descriptor's
 /// digest by whoever fetched it).
@@ -460,7 +460,7 @@ mod tests {
 
     #[test]
     fn same_signature_means_same_payload_and_key_not_same_bytes() {
-        use crate::key::SigningKey;
+        use crate::crypto::key::SigningKey;
         use ring::rand::SystemRandom;
         let rng = SystemRandom::new();
         let key = SigningKey::generate(&rng).unwrap();
@@ -515,7 +515,7 @@ mod tests {
 
     #[test]
     fn annotations_filter_needs_every_pair() {
-        use crate::key::SigningKey;
+        use crate::crypto::key::SigningKey;
         use ring::rand::SystemRandom;
         let rng = SystemRandom::new();
         let key = SigningKey::generate(&rng).unwrap();

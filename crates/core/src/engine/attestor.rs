@@ -8,20 +8,20 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::chain::{cert_info, verify_code_signing_chain};
 use crate::cosign::{
     BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, SIGNATURE_ANNOTATION,
     SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer, SignatureSet, Verification, VerifiedSignature,
     payload, verify_with_key, with_annotations,
 };
-use crate::digest::Digest;
-use crate::key::SignatureHash;
+use crate::crypto::chain::{cert_info, verify_code_signing_chain};
+use crate::crypto::key::SignatureHash;
+use crate::image::digest::Digest;
 use crate::policy::{
     Attestor, AttestorKind, CertificateAttestor, KeyAttestor, KeySource, RekorSettings,
 };
-use crate::rekor::{TlogProof, verify_bundle};
+use crate::sigstore::rekor::{TlogProof, verify_bundle};
+use crate::sigstore::trust::{LogKey, TrustedRoot};
 use crate::timestamp::format_rfc3339;
-use crate::trust::{LogKey, TrustedRoot};
 
 /// What one attestor concluded about one image digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,7 +236,7 @@ fn check_certificate_layer(
         .filter(|t| !t.trim().is_empty())
     {
         Some(text) => Some(
-            crate::pem::parse_blocks(text)
+            crate::crypto::pem::parse_blocks(text)
                 .ok()
                 .and_then(|b| b.into_iter().next())
                 .ok_or("its certificate annotation is not a PEM certificate")?
@@ -283,7 +283,7 @@ fn check_certificate_layer(
         let hints: Vec<Vec<u8>> = layer
             .descriptor
             .annotation(CHAIN_ANNOTATION)
-            .and_then(|t| crate::pem::parse_blocks(t).ok())
+            .and_then(|t| crate::crypto::pem::parse_blocks(t).ok())
             .map(|b| b.into_iter().map(|b| b.der).collect())
             .unwrap_or_default();
         verify_code_signing_chain(&signing_cert, &hints, &roots, signing_time)

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::digest::Digest;
+use crate::image::digest::Digest;
 use crate::policy::{
     ApplyRules, AttestorKind, AttestorSet, FailureAction, FailurePolicy, ImageVerification,
     VerifierType,

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use crate::cosign::SignatureSet;
-use crate::digest::Digest;
 use crate::image::ImageRef;
+use crate::image::digest::Digest;
 
 use super::attestor::{AttestorOutcome, VerifyContext, check_attestor};
 use super::plan::{Plan, SignatureRequest};

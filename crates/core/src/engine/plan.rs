@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::digest::Digest;
 use crate::image::ImageRef;
+use crate::image::digest::Digest;
 use crate::policy::{
     Attestor, AttestorKind, AttestorSet, ImageSource, ImageVerification, Policy,
     ResolvedFailureAction, Rule, RuleOrigin, VerifierType, pod_spec_pointer,

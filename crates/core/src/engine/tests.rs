@@ -14,10 +14,10 @@ use crate::cosign::{
     BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, Descriptor, ImageManifest,
     SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer, SignatureSet, payload,
 };
-use crate::digest::Digest;
-use crate::key::SigningKey;
+use crate::crypto::key::SigningKey;
+use crate::image::digest::Digest;
 use crate::policy::{Operation, Policy, load};
-use crate::trust::TrustedRoot;
+use crate::sigstore::trust::TrustedRoot;
 
 /// 2026-11-25, when these tests were written.
 const NOW: i64 = 1_795_000_000;
@@ -1184,7 +1184,7 @@ fn certificate_attestor_with_cert_only() {
     assert!(d.allowed, "{}", d.message);
 
     // Another certificate in the policy (the chain's first certificate, a CA): refused.
-    let ca = crate::pem::parse_blocks(chain).unwrap()[0].clone();
+    let ca = crate::crypto::pem::parse_blocks(chain).unwrap()[0].clone();
     let ca_pem = format!(
         "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
         STANDARD.encode(&ca.der)

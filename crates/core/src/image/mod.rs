@@ -1,4 +1,4 @@
-//! Container image references and Kyverno's wildcard patterns.
+//! Container image references, their digests and Kyverno's wildcard patterns.
 //!
 //! [`ImageRef`] parses what a Pod spec or a command line says (`nginx`, `ghcr.io/a/b:v1@sha256:…`)
 //! and gives both views sealgate needs: the normalised string Kyverno matches policies against
@@ -6,6 +6,7 @@
 //! to put on the wire (`registry-1.docker.io`, `library/nginx`). [`wildcard::matches`] is Kyverno's
 //! `*`/`?` matcher.
 
+pub mod digest;
 mod reference;
 pub mod wildcard;
 

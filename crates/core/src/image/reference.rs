@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::digest::Digest;
+use crate::image::digest::Digest;
 
 /// The registry Kyverno assumes when a reference names none.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
@@ -60,7 +60,7 @@ pub enum ParseErrorKind {
     BadTag(String),
     /// The digest is malformed.
     #[error("{0}")]
-    BadDigest(#[from] crate::digest::ParseError),
+    BadDigest(#[from] crate::image::digest::ParseError),
 }
 
 impl ImageRef {

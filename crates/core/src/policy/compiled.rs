@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::cert::Certificate;
+use crate::crypto::cert::Certificate;
+use crate::crypto::key::{PublicKey, SignatureHash};
 use crate::image::wildcard;
-use crate::key::{PublicKey, SignatureHash};
 
 use super::matching::{self, Operation, ResourceMeta};
 use super::model::{

@@ -12,9 +12,9 @@
 
 use std::fmt;
 
-use crate::cert::CertError;
-use crate::key::KeyError;
-use crate::pem::PemErrorKind;
+use crate::crypto::cert::CertError;
+use crate::crypto::key::KeyError;
+use crate::crypto::pem::PemErrorKind;
 
 use super::path::JsonPath;
 use super::yaml::YamlErrorKind;

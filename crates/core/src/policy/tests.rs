@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::cert::CertError;
-use crate::key::{KeyAlgorithm, KeyError, SignatureHash};
+use crate::crypto::cert::CertError;
+use crate::crypto::key::{KeyAlgorithm, KeyError, SignatureHash};
 
 const SEED_QUICK_START: &str = include_str!("../../testdata/policies/seed/quick-start.yaml");
 const SEED_SCENARIO_1: &str =
@@ -252,7 +252,7 @@ fn fixed_quick_start_loads() {
     };
     assert_eq!(
         key.key,
-        KeySource::Pem(crate::key::PublicKey::from_pem(K1).unwrap())
+        KeySource::Pem(crate::crypto::key::PublicKey::from_pem(K1).unwrap())
     );
     assert_eq!(key.hash, SignatureHash::Sha256);
     assert_eq!(key.rekor.url.as_deref(), Some(DEFAULT_REKOR_URL));
@@ -292,8 +292,8 @@ fn fixed_scenario_1_has_two_attestor_sets_of_one() {
     assert_eq!(
         keys,
         [
-            KeySource::Pem(crate::key::PublicKey::from_pem(K1).unwrap()),
-            KeySource::Pem(crate::key::PublicKey::from_pem(DEV_KEY).unwrap())
+            KeySource::Pem(crate::crypto::key::PublicKey::from_pem(K1).unwrap()),
+            KeySource::Pem(crate::crypto::key::PublicKey::from_pem(DEV_KEY).unwrap())
         ]
     );
 }
@@ -368,7 +368,7 @@ fn fixed_scenario_3_has_a_certificate_attestor_with_rekor() {
         attestor.rekor.url.as_deref(),
         Some("https://rekor.sigstore.dev")
     );
-    let expected = crate::cert::parse_pem_certificates(TEST_CERT).unwrap();
+    let expected = crate::crypto::cert::parse_pem_certificates(TEST_CERT).unwrap();
     assert_eq!(
         attestor.cert.as_ref().map(|c| c.der()),
         Some(expected[0].der())
@@ -1239,7 +1239,7 @@ fn several_pem_keys_expand_into_entries() {
             };
             assert_eq!(
                 k.key,
-                KeySource::Pem(crate::key::PublicKey::from_pem(pem).unwrap())
+                KeySource::Pem(crate::crypto::key::PublicKey::from_pem(pem).unwrap())
             );
             assert_eq!(attestor.annotations["x"], "y", "other fields are copied");
             assert_eq!(attestor.key_index, (keys.len() > 1).then_some(i));

@@ -14,7 +14,7 @@ use ring::rand::SystemRandom;
 use sealgate_core::cosign::{
     Descriptor, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer, payload,
 };
-use sealgate_core::key::SigningKey;
+use sealgate_core::crypto::key::SigningKey;
 use sealgate_core::{Digest, ImageRef};
 use sealgate_registry::signatures::push_signature;
 use sealgate_registry::{Client, RegistryOptions};

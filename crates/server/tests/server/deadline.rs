@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use sealgate_core::Digest;
-use sealgate_core::key::SigningKey;
+use sealgate_core::crypto::key::SigningKey;
 use sealgate_registry::{Client, RegistryOptions};
 use sealgate_server::config::VerifyConfig;
 use serde_json::Value;

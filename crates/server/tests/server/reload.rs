@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::StatusCode;
 use ring::rand::SystemRandom;
-use sealgate_core::key::SigningKey;
+use sealgate_core::crypto::key::SigningKey;
 use sealgate_registry::{Client, RegistryOptions};
 use sealgate_server::config::VerifyConfig;
 use sealgate_server::log::{LogFormat, Logger};

@@ -301,7 +301,8 @@ async fn shutdown_finishes_the_request_in_flight_and_flushes_the_audit_trail() {
     let dir = tempfile::tempdir().unwrap();
     let (policies, data) = (dir.path().join("policies"), dir.path().join("data"));
     std::fs::create_dir(&policies).unwrap();
-    let key = sealgate_core::key::SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+    let key =
+        sealgate_core::crypto::key::SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
     std::fs::write(
         policies.join("p.yaml"),
         policy("require-signed", &key, &format!("{host}/*"), "Enforce", ""),

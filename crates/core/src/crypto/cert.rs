@@ -8,7 +8,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::pem::{self, PemError};
+use crate::crypto::pem::{self, PemError};
 
 /// PEM label of certificates.
 pub const CERTIFICATE_LABEL: &str = "CERTIFICATE";
@@ -144,11 +144,11 @@ pub(crate) fn der_problem(parser_message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pem::PemErrorKind;
+    use crate::crypto::pem::PemErrorKind;
 
     fn self_signed() -> String {
         // A tiny self-signed certificate made once with rcgen (P-256, CN=sealgate test).
-        include_str!("../testdata/policies/certs/test-cert.pem").to_string()
+        include_str!("../../testdata/policies/certs/test-cert.pem").to_string()
     }
 
     #[test]

@@ -9,10 +9,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::digest::{Digest, hex_encode};
-use crate::key::SignatureHash;
-use crate::pem;
-use crate::trust::LogKey;
+use crate::crypto::key::SignatureHash;
+use crate::crypto::pem;
+use crate::image::digest::{Digest, hex_encode};
+use crate::sigstore::trust::LogKey;
 
 /// What a valid bundle proves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,13 +169,13 @@ mod tests {
     use crate::cosign::{
         BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, ImageManifest, SIGNATURE_ANNOTATION,
     };
-    use crate::key::PublicKey;
-    use crate::trust::TrustedRoot;
+    use crate::crypto::key::PublicKey;
+    use crate::sigstore::trust::TrustedRoot;
 
-    const CONNAISSEUR_SIG: &[u8] = include_bytes!("../testdata/connaisseur/sig-manifest.json");
-    const CONNAISSEUR_PAYLOAD: &[u8] = include_bytes!("../testdata/connaisseur/payload.json");
-    const CI_SIGNATURE: &[u8] = include_bytes!("../testdata/containers-image/signature-1");
-    const CI_KEY: &str = include_str!("../testdata/containers-image/cosign2.pub");
+    const CONNAISSEUR_SIG: &[u8] = include_bytes!("../../testdata/connaisseur/sig-manifest.json");
+    const CONNAISSEUR_PAYLOAD: &[u8] = include_bytes!("../../testdata/connaisseur/payload.json");
+    const CI_SIGNATURE: &[u8] = include_bytes!("../../testdata/containers-image/signature-1");
+    const CI_KEY: &str = include_str!("../../testdata/containers-image/cosign2.pub");
 
     fn connaisseur() -> (String, Vec<u8>, Vec<u8>) {
         let m = ImageManifest::parse(CONNAISSEUR_SIG).unwrap();

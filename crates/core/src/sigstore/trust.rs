@@ -9,11 +9,11 @@ use std::sync::LazyLock;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::digest::{Digest, hex_encode};
-use crate::key::PublicKey;
+use crate::crypto::key::PublicKey;
+use crate::image::digest::{Digest, hex_encode};
 use crate::timestamp::parse_rfc3339;
 
-const PUBLIC_GOOD: &str = include_str!("../trust/public-good-trusted-root.json");
+const PUBLIC_GOOD: &str = include_str!("../../trust/public-good-trusted-root.json");
 
 /// A transparency log (Rekor) or certificate-transparency log and its key.
 #[derive(Debug, Clone)]

@@ -21,9 +21,8 @@ use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey as ParsedKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use crate::digest::{Digest, hex_encode};
-use crate::ec_point;
-use crate::pem::{self, PemError};
+use crate::crypto::pem::{self, PemError};
+use crate::image::digest::{Digest, hex_encode};
 
 /// PEM label of private keys written by cosign v2.0.1 and later (and by sealgate).
 pub const SIGSTORE_PRIVATE_KEY_LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
@@ -215,16 +214,16 @@ impl PublicKey {
                     .and_then(|p| p.as_oid().ok())
                     .map(|o| o.to_id_string())
                     .unwrap_or_default();
-                let (algorithm, params) = match curve.as_str() {
-                    OID_P256 => (KeyAlgorithm::EcdsaP256, ec_point::P256),
-                    OID_P384 => (KeyAlgorithm::EcdsaP384, ec_point::P384),
+                let algorithm = match curve.as_str() {
+                    OID_P256 => KeyAlgorithm::EcdsaP256,
+                    OID_P384 => KeyAlgorithm::EcdsaP384,
                     _ => {
                         return Err(KeyError::UnsupportedAlgorithm {
                             oid: format!("EC curve {curve}"),
                         });
                     }
                 };
-                if !ec_point::on_curve(params, &key_bytes) {
+                if !uncompressed_point_on_curve(algorithm, &key_bytes) {
                     return Err(KeyError::PointNotOnCurve { algorithm });
                 }
                 algorithm
@@ -426,6 +425,19 @@ impl SigningKey {
 }
 
 /// Wraps a PKCS#1 RSAPublicKey in a SubjectPublicKeyInfo.
+/// Whether `point` is an uncompressed SEC1 point (`04 ‖ x ‖ y`) on the curve of `algorithm`
+/// (ring verifies only uncompressed points; RustCrypto does the field arithmetic).
+fn uncompressed_point_on_curve(algorithm: KeyAlgorithm, point: &[u8]) -> bool {
+    if point.first() != Some(&0x04) {
+        return false;
+    }
+    match algorithm {
+        KeyAlgorithm::EcdsaP256 => p256::PublicKey::from_sec1_bytes(point).is_ok(),
+        KeyAlgorithm::EcdsaP384 => p384::PublicKey::from_sec1_bytes(point).is_ok(),
+        _ => false,
+    }
+}
+
 fn rsa_spki(pkcs1: &[u8]) -> Vec<u8> {
     // AlgorithmIdentifier { rsaEncryption, NULL }
     let alg: &[u8] = &[
@@ -671,8 +683,8 @@ mod tests {
     use ring::rand::SystemRandom;
 
     const EMPTY_PW_KEY: &str =
-        include_str!("../testdata/keys/cosign_generated_encrypted_empty_private.key");
-    const LEGACY_KEY: &str = include_str!("../testdata/keys/ecdsa_encrypted_private.key");
+        include_str!("../../testdata/keys/cosign_generated_encrypted_empty_private.key");
+    const LEGACY_KEY: &str = include_str!("../../testdata/keys/ecdsa_encrypted_private.key");
     const SEED_PROD_KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE8nXRh950IZbRj8Ra/N9sbqOPZrfM\n5/KAQN0/KjHcorm/J5yctVd7iEcnessRQjU917hmKO6JWVGHpDguIyakZA==\n-----END PUBLIC KEY-----";
     const SEED_DEV_KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEyctVd7iEcnessRQjU917hmKO6JWV\nGHpDguIyakZA8nXRh950IZbRj8Ra/N9sbqOPZrfM5/KAQN0/KjHcorm/J5==\n-----END PUBLIC KEY-----";
 
@@ -875,6 +887,54 @@ mod p384_tests {
                 signature.as_ref()
             )
             .unwrap()
+        );
+    }
+}
+
+#[cfg(test)]
+mod point_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const G256: &str = "046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5";
+    const G384: &str = "04aa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab73617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f";
+
+    fn hex(s: &str) -> Vec<u8> {
+        crate::image::digest::hex_decode(s).unwrap()
+    }
+
+    #[test]
+    fn generators_are_on_their_curves() {
+        assert!(uncompressed_point_on_curve(
+            KeyAlgorithm::EcdsaP256,
+            &hex(G256)
+        ));
+        assert!(uncompressed_point_on_curve(
+            KeyAlgorithm::EcdsaP384,
+            &hex(G384)
+        ));
+        assert!(
+            !uncompressed_point_on_curve(KeyAlgorithm::EcdsaP256, &hex(G384)),
+            "wrong length"
+        );
+    }
+
+    #[test]
+    fn a_changed_coordinate_is_off_the_curve() {
+        let mut g = hex(G256);
+        for i in 1..g.len() {
+            g[i] ^= 1;
+            assert!(
+                !uncompressed_point_on_curve(KeyAlgorithm::EcdsaP256, &g),
+                "flip at byte {i}"
+            );
+            g[i] ^= 1;
+        }
+        g[0] = 0x02;
+        assert!(
+            !uncompressed_point_on_curve(KeyAlgorithm::EcdsaP256, &g[..33]),
+            "compressed points are not accepted"
         );
     }
 }

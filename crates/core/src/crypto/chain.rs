@@ -11,7 +11,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::key::{KeyError, PublicKey};
+use crate::crypto::key::{KeyError, PublicKey};
 use crate::timestamp::format_rfc3339;
 
 /// DER contents of the OID id-kp-codeSigning (1.3.6.1.5.5.7.3.3).
@@ -173,9 +173,9 @@ pub fn verify_code_signing_chain(
 mod tests {
     use super::*;
     use crate::cosign::{CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, ImageManifest};
-    use crate::pem;
+    use crate::crypto::pem;
 
-    const CONNAISSEUR_SIG: &[u8] = include_bytes!("../testdata/connaisseur/sig-manifest.json");
+    const CONNAISSEUR_SIG: &[u8] = include_bytes!("../../testdata/connaisseur/sig-manifest.json");
     /// The Rekor integrated time of the connaisseur signature: inside the leaf's 10 minutes.
     const SIGNED_AT: i64 = 1_717_082_297;
 
