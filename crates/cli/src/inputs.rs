@@ -8,7 +8,6 @@ use anyhow::Context;
 use sealgate_core::engine::Resource;
 use sealgate_core::policy::yaml::parse_documents;
 use sealgate_core::policy::{Operation, Policy, PolicyError, PolicyWarning, SkippedDocument};
-use sealgate_server::policies;
 
 /// Policies loaded from files, with every problem found on the way.
 #[derive(Debug, Default)]
@@ -23,10 +22,9 @@ pub(crate) struct LoadedPolicies {
     pub(crate) skipped: Vec<SkippedDocument>,
 }
 
-/// Files under `path` that may hold manifests: the file itself, or `*.yaml`, `*.yml` and `*.json`
-/// below a directory, in sorted order (shared with the webhook: `sealgate_server::policies`).
+/// Files under `path` that may hold manifests (as the webhook finds them: `sealgate_files`).
 pub(crate) fn manifest_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    Ok(policies::manifest_files(path)?)
+    Ok(sealgate_files::manifest_files(path)?)
 }
 
 /// Loads every policy under `paths`. Unreadable paths are errors; invalid policies are
@@ -35,7 +33,7 @@ pub(crate) fn load_policies(paths: &[PathBuf]) -> anyhow::Result<LoadedPolicies>
     let mut loaded = LoadedPolicies::default();
     for path in paths {
         for file in manifest_files(path)? {
-            let outcome = policies::load_file(&file)?;
+            let outcome = sealgate_files::load_policy_file(&file)?;
             loaded.policies.extend(outcome.policies);
             loaded.errors.extend(outcome.errors);
             loaded.warnings.extend(outcome.warnings);

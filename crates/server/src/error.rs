@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use crate::audit::AuditError;
-use crate::policies::PolicyFileError;
 use crate::tls::TlsError;
+use sealgate_files::PolicyFileError;
 
 /// Why `sealgate serve` could not start, or did not shut down cleanly.
 #[derive(Debug, thiserror::Error)]

@@ -2,17 +2,12 @@
 //! AdmissionReviews over HTTPS trusting the CA it printed, read its metrics, stop it with SIGTERM
 //! (exit 0), and find the decisions with `sealgate audit`.
 
-// Test code: failing loudly is the point.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{Workdir, image};
 use base64::Engine as _;
-use common::{Workdir, image};
 use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
 use serde_json::{Value, json};
 

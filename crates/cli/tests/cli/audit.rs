@@ -1,9 +1,6 @@
 //! End-to-end tests of `sealgate audit`: a store written through the server library in a
 //! temporary data directory, read by the `sealgate` binary as a user would.
 
-// Test code: failing loudly is the point.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -2,16 +2,11 @@
 //! started per test on a loopback port by `sealgate-test-registry`), driving the binary as a user
 //! would and asserting exit codes and messages.
 
-// Test code: failing loudly is the point.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::{Run, Workdir, image, signature_layers};
+use crate::common::{Run, Workdir, image, signature_layers};
 use sealgate_core::cosign::ImageManifest;
 use sealgate_test_registry::{CodeSigningPki, TestRegistry, TestRegistryConfig};
 

@@ -1,15 +1,6 @@
 //! What the integration tests share: a scratch directory with an isolated environment for
 //! running the `sealgate` binary, and assertions on its exit code and output.
 
-// Test code: failing loudly is the point.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    dead_code,
-    unreachable_pub
-)]
-
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 

@@ -9,9 +9,6 @@
 //! The key password is non-empty on purpose: sigstore-rs treats an empty password as "the key
 //! is not encrypted", so an empty one would not test that it reads our encrypted key files.
 
-// Test code: failing loudly is the point.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::Path;
 use std::process::{Command, Output};
 

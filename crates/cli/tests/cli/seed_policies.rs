@@ -6,15 +6,10 @@
 //! `unshare` (util-linux) and `ip` (iproute2) are required; without them the test fails, it
 //! never skips.
 
-// Test code: failing loudly is the point.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{Run, Workdir};
+use crate::common::{Run, Workdir};
 use sealgate_test_registry::{CodeSigningPki, TestRegistry, TestRegistryConfig};
 use serde_json::Value;
 
@@ -172,7 +167,7 @@ impl Setup {
 #[test]
 fn seed_policies_end_to_end_as_registry_company_com() {
     if std::env::var_os(IN_NAMESPACE).is_none() {
-        rerun_in_namespace("seed_policies_end_to_end_as_registry_company_com");
+        rerun_in_namespace("seed_policies::seed_policies_end_to_end_as_registry_company_com");
         return;
     }
     let s = Setup::new();

@@ -1,0 +1,19 @@
+//! The `sealgate` binary end to end, as one test binary (one link instead of five): each module
+//! drives the binary as a user would, against real registries (Debian's docker-registry, started
+//! per test on a loopback port by `sealgate-test-registry`), and asserts exit codes and messages.
+
+// Test code: failing loudly is the point.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    dead_code,
+    unreachable_pub
+)]
+
+mod audit;
+mod commands;
+mod common;
+mod oracle;
+mod seed_policies;
+mod serve;
