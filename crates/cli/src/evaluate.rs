@@ -1,23 +1,11 @@
-//! Running the engine on one resource: plan, fetch, verify, decide.
+//! Running the engine on one resource: one evaluation, carried out by the registry driver with
+//! the registry client (no deadline: the client's per-request timeout bounds each fetch).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use sealgate_core::engine::{Decision, Resource, VerifyContext, decide, plan};
+use sealgate_core::engine::{Decision, Evaluation, Mode, Resource};
 use sealgate_core::policy::Policy;
 use sealgate_core::sigstore::trust::TrustedRoot;
 use sealgate_registry::Client;
-use sealgate_registry::evidence::gather;
-
-/// How many registry requests one evaluation keeps in flight.
-const CONCURRENCY: usize = 8;
-
-/// Seconds since the Unix epoch, now.
-pub(crate) fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use sealgate_registry::driver::{ClientFetch, SystemClock, drive};
 
 /// The engine's decision for `resource` under `policies`, fetching from registries with `client`.
 pub(crate) async fn evaluate(
@@ -25,14 +13,15 @@ pub(crate) async fn evaluate(
     policies: &[Policy],
     resource: &Resource,
 ) -> Decision {
-    let plan = plan(policies, resource);
-    let mut evidence = gather(client, &plan, CONCURRENCY).await;
-    evidence.verify_missing(
-        &plan,
-        VerifyContext {
-            trust: TrustedRoot::public_good(),
-            now: now_unix(),
-        },
-    );
-    decide(&plan, &evidence)
+    let evaluation = Evaluation::new(policies, resource, Mode::Mutate);
+    let fetch = ClientFetch::new(client.clone());
+    drive(
+        evaluation,
+        &fetch,
+        None,
+        TrustedRoot::public_good(),
+        &SystemClock,
+    )
+    .await
+    .decision
 }

@@ -1,5 +1,80 @@
-//! RFC 3339 timestamps to Unix seconds, without a date library (the core has no clock; it only
-//! compares times it is given).
+//! Times as the core reads and writes them: RFC 3339 timestamps to and from Unix seconds,
+//! [`UnixTime`] shown as RFC 3339 ([`Rfc3339`]), and durations as flags write them
+//! ([`format_duration`]). No date library and no clock: the core only compares times it is given.
+
+use std::fmt;
+use std::time::Duration;
+
+pub use rustls_pki_types::UnixTime;
+
+/// Where the time comes from: the core never reads a clock, its callers pass one in (the
+/// system's in the binaries, a fixed one in tests).
+pub trait Clock: Send + Sync {
+    /// The time since the Unix epoch.
+    fn since_epoch(&self) -> Duration;
+
+    /// Now, in whole seconds.
+    fn now(&self) -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(self.since_epoch().as_secs()))
+    }
+
+    /// Now, in milliseconds since the Unix epoch.
+    fn unix_ms(&self) -> i64 {
+        i64::try_from(self.since_epoch().as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// A clock stopped at one time (tests, replays).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedClock(pub Duration);
+
+impl Clock for FixedClock {
+    fn since_epoch(&self) -> Duration {
+        self.0
+    }
+}
+
+/// A [`UnixTime`] displayed as RFC 3339 in UTC, e.g. `2024-05-30T15:18:17Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339(pub UnixTime);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_rfc3339(unix_seconds(self.0)))
+    }
+}
+
+/// `secs` seconds after the Unix epoch (times before it are taken as the epoch: no certificate,
+/// log entry or signature sealgate checks predates 1970).
+pub fn unix_time(secs: i64) -> UnixTime {
+    UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+}
+
+/// The seconds since the Unix epoch of `t`, as a signed number for arithmetic and formatting.
+pub fn unix_seconds(t: UnixTime) -> i64 {
+    i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// A duration as the flags write it: `500ms`, `8s`, `1.5s`, `5m`, `1h`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    if ms.is_multiple_of(3_600_000) {
+        return format!("{}h", ms / 3_600_000);
+    }
+    if ms.is_multiple_of(60_000) {
+        return format!("{}m", ms / 60_000);
+    }
+    if ms.is_multiple_of(1000) {
+        return format!("{}s", ms / 1000);
+    }
+    format!("{}s", d.as_secs_f64())
+}
 
 /// Seconds since the Unix epoch of an RFC 3339 timestamp such as `2021-01-12T11:53:27Z` or
 /// `2022-12-31T23:59:59.999+02:00` (fractions are dropped).

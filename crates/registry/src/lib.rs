@@ -24,8 +24,8 @@
 mod auth;
 mod client;
 pub mod credentials;
+pub mod driver;
 mod error;
-pub mod evidence;
 pub mod media_type;
 mod options;
 pub mod signatures;

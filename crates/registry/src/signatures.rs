@@ -1,6 +1,6 @@
 //! Reading and writing cosign `.sig` images on a registry: the I/O half of cosign signatures
 //! (the checks are in `sealgate_core::cosign`). Shared by `sealgate sign`/`verify`, the policy
-//! engine's evidence gathering and the webhook.
+//! evaluation driver and the webhook.
 
 use crate::{Client, Error};
 use sealgate_core::cosign::{

@@ -152,26 +152,7 @@ impl ServeConfig {
     }
 }
 
-/// Formats a duration as the flags take it: `8s`, `500ms`, `1.5s`, `5m`, `1h`.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        return "0s".into();
-    }
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    if ms.is_multiple_of(3_600_000) {
-        return format!("{}h", ms / 3_600_000);
-    }
-    if ms.is_multiple_of(60_000) {
-        return format!("{}m", ms / 60_000);
-    }
-    if ms.is_multiple_of(1000) {
-        return format!("{}s", ms / 1000);
-    }
-    format!("{}s", d.as_secs_f64())
-}
+pub use sealgate_core::timestamp::format_duration;
 
 /// Why a duration flag value is not understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,7 +6,7 @@
 //! before serving) with a [`ServeConfig`]; [`app`] is the router alone, for in-process tests.
 //!
 //! Modules: [`admission`] (AdmissionReview v1 types), [`review`] (one request: decide, audit,
-//! count, log), [`verifier`] (plan → cached/shared/deadline-bounded fetches → decide), [`cache`],
+//! count, log), [`fetcher`] (the caches, shared flights and limits the evaluation driver fetches through), [`cache`],
 //! [`single_flight`], [`policies`] (directory loading and hot reload), [`tls`] (certificate hot
 //! reload, self-signed CA), [`metrics`], [`log`], [`routes`], [`audit`] (SQLite trail).
 
@@ -15,6 +15,7 @@ pub mod audit;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod fetcher;
 pub mod log;
 pub mod metrics;
 pub mod policies;
@@ -23,7 +24,6 @@ pub mod routes;
 pub mod single_flight;
 pub mod state;
 pub mod tls;
-pub mod verifier;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -46,11 +46,11 @@ pub use routes::app;
 pub use state::{AppState, StateParts};
 
 use crate::audit::{AUDIT_DB_FILE, AuditFlusher, AuditStore, AuditWriter};
+use crate::fetcher::CachingFetcher;
 use crate::log::Logger;
 use crate::metrics::Metrics;
 use crate::policies::PolicyStore;
 use crate::tls::{CertResolver, SelfSigned};
-use crate::verifier::Verifier;
 
 /// A TLS handshake that takes longer is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -138,14 +138,14 @@ impl Server {
             log.warn("audit", &[("warning", json!(warning))]);
         });
 
-        let verifier = Verifier::new(
+        let fetcher = CachingFetcher::new(
             config.registry.clone(),
             config.verify.clone(),
             metrics.clone(),
         );
         let state = AppState::new(StateParts {
             policies,
-            verifier,
+            fetcher,
             metrics,
             log,
             audit: Some(writer),
@@ -176,7 +176,7 @@ impl Server {
         self.self_signed.as_ref().map(SelfSigned::ca_path)
     }
 
-    /// The handlers' state (metrics, verifier), e.g. for benchmarks.
+    /// The handlers' state (metrics, fetcher), e.g. for benchmarks.
     pub fn state(&self) -> &AppState {
         &self.state
     }

@@ -26,10 +26,6 @@ use crate::metrics::Metrics;
 pub struct PolicySet {
     /// The policies, by file path then document order.
     pub policies: Vec<Policy>,
-    /// The same policies as the validating webhook evaluates them: with `mutateDigest` off, so
-    /// an image left unpinned fails `verifyDigest` ("missing digest for …") instead of passing on
-    /// the strength of a pin this webhook never applies.
-    pub for_validate: Vec<Policy>,
     /// Increases with every reload that changed something (1 after the first load).
     pub generation: u64,
     /// Policy files of which nothing is in force: invalid, with no last good version.
@@ -39,21 +35,8 @@ pub struct PolicySet {
 impl PolicySet {
     /// A snapshot of `policies`.
     pub fn new(policies: Vec<Policy>, generation: u64) -> PolicySet {
-        let for_validate = policies
-            .iter()
-            .cloned()
-            .map(|mut p| {
-                for rule in p.rules.iter_mut().chain(p.autogen_rules.iter_mut()) {
-                    for entry in &mut rule.verify_images {
-                        entry.mutate_digest = false;
-                    }
-                }
-                p
-            })
-            .collect();
         PolicySet {
             policies,
-            for_validate,
             generation,
             failed_files: 0,
         }

@@ -5,25 +5,25 @@
 //!
 //! - DELETE and CONNECT, and subresources other than `ephemeralcontainers`, are allowed without
 //!   work (they run no new image).
-//! - Otherwise the [`Verifier`](crate::verifier::Verifier) decides under the request's budget;
-//!   `/mutate` returns the engine's JSON patch (digest pins, `kyverno.io/verify-images`),
-//!   `/validate` never patches and evaluates the policies with `mutateDigest` off (see
-//!   [`PolicySet::for_validate`](crate::policies::PolicySet::for_validate)).
+//! - Otherwise one evaluation, driven through the [`CachingFetcher`](crate::fetcher::CachingFetcher),
+//!   decides under the request's budget; `/mutate` returns the engine's JSON patch (digest pins,
+//!   `kyverno.io/verify-images`), `/validate` never patches and evaluates in
+//!   [`Mode::Validate`] (no `mutateDigest`).
 //! - A denial is `allowed: false` with `status.code` 403 and the engine's message; Audit failures
 //!   and non-blocking errors are `warnings`.
 
 use std::time::{Duration, Instant};
 
 use sealgate_core::ImageRef;
-use sealgate_core::engine::{Decision, Resource, Status};
+use sealgate_core::engine::{Decision, Mode, Resource, Status};
 use sealgate_core::policy::Operation;
 use serde_json::json;
 
 use crate::admission::{AdmissionRequest, AdmissionResponse};
 use crate::audit::{Check, DecisionBuilder, RequestFields, now_unix_ms};
 use crate::config::format_duration;
+use crate::fetcher::Verdict;
 use crate::state::AppState;
-use crate::verifier::Verdict;
 
 /// How long the decision may overrun the budget (CPU work after the last fetch) before the
 /// safety net answers instead.
@@ -114,16 +114,16 @@ pub async fn review(
     };
 
     let policies = state.policies();
-    let verifier = state.verifier();
-    let budget = verifier.budget();
-    let set = match webhook {
-        Webhook::Mutate => &policies.policies,
-        Webhook::Validate => &policies.for_validate,
+    let fetcher = state.fetcher();
+    let budget = fetcher.budget();
+    let mode = match webhook {
+        Webhook::Mutate => Mode::Mutate,
+        Webhook::Validate => Mode::Validate,
     };
     let remaining = budget.saturating_sub(received.elapsed());
-    let deciding = verifier.decide(set, &resource, remaining, budget);
+    let deciding = fetcher.decide(&policies.policies, &resource, mode, remaining, budget);
     let Ok(verdict) = tokio::time::timeout(remaining + OVERRUN, deciding).await else {
-        // Never expected: waiting is bounded inside the verifier. Fail closed and say so.
+        // Never expected: waiting is bounded inside the driver. Fail closed and say so.
         let message = format!(
             "verification of {} did not finish within {}: the decision itself overran; this is a sealgate bug, please report it",
             resource.display_name(),

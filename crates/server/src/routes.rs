@@ -58,7 +58,7 @@ async fn validate(State(state): State<AppState>, request: Request) -> Response {
 
 async fn admit(state: AppState, webhook: Webhook, request: Request) -> Response {
     let received = Instant::now();
-    let budget = state.verifier().budget();
+    let budget = state.fetcher().budget();
     let body = match tokio::time::timeout(budget, Bytes::from_request(request, &())).await {
         Ok(Ok(body)) => body,
         Ok(Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)))) => {
@@ -138,7 +138,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    let stats = state.verifier().client().request_stats();
+    let stats = state.fetcher().request_stats();
     (
         [(
             header::CONTENT_TYPE,

@@ -14,6 +14,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use sealgate_core::engine::Waiting;
 use tokio::sync::watch;
 
 /// Fetches in flight, by key.
@@ -50,22 +51,22 @@ impl<V> Clone for Flight<V> {
     }
 }
 
-/// What a fetch is doing now, in words ("waiting for HOST to answer …"), for timeout messages.
+/// What a fetch is waiting for now ("HOST to answer …", a free slot), for timeout messages.
 #[derive(Debug, Clone)]
-pub struct Progress(Arc<Mutex<String>>);
+pub struct Progress(Arc<Mutex<Waiting>>);
 
 impl Progress {
-    fn new(initial: String) -> Progress {
+    fn new(initial: Waiting) -> Progress {
         Progress(Arc::new(Mutex::new(initial)))
     }
 
-    /// Records what the fetch is doing now.
-    pub fn set(&self, what: String) {
+    /// Records what the fetch is waiting for now.
+    pub fn set(&self, what: Waiting) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = what;
     }
 
-    /// What the fetch is doing now.
-    pub fn get(&self) -> String {
+    /// What the fetch is waiting for now.
+    pub fn get(&self) -> Waiting {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -94,8 +95,8 @@ impl<V: Clone> Flight<V> {
         }
     }
 
-    /// What the fetch is doing now.
-    pub fn progress(&self) -> String {
+    /// What the fetch is waiting for now.
+    pub fn progress(&self) -> Waiting {
         self.progress.get()
     }
 }
@@ -120,7 +121,7 @@ where
         self: &Arc<Self>,
         key: K,
         cached: impl FnOnce() -> Option<V>,
-        initial: impl FnOnce() -> String,
+        initial: impl FnOnce() -> Waiting,
         start: impl FnOnce(Progress) -> Fut,
     ) -> Joined<V>
     where
@@ -157,6 +158,11 @@ where
     }
 
     /// How many fetches are in flight.
+    /// What the fetch of `key` is waiting for, while it is in flight.
+    pub fn progress_of(&self, key: &K) -> Option<Waiting> {
+        self.lock().get(key).map(Flight::progress)
+    }
+
     pub fn len(&self) -> usize {
         self.lock().len()
     }
@@ -194,6 +200,17 @@ mod tests {
 
     use super::*;
 
+    fn starting() -> Waiting {
+        Waiting::FetchSlot { slots: 1 }
+    }
+
+    fn released_by_the_test() -> Waiting {
+        Waiting::HostSlot {
+            host: "the test".into(),
+            slots: 1,
+        }
+    }
+
     #[tokio::test]
     async fn concurrent_requests_share_one_fetch_and_later_ones_hit_the_cache() {
         let flights: Arc<SingleFlight<&str, u32>> = Arc::default();
@@ -209,10 +226,10 @@ mod tests {
             let joined = flights.join_or_start(
                 "k",
                 || *cache.lock().unwrap(),
-                || "starting".into(),
+                starting,
                 move |progress| async move {
                     fetches2.fetch_add(1, Ordering::SeqCst);
-                    progress.set("waiting for the test to release".into());
+                    progress.set(released_by_the_test());
                     if let Some(rx) = released2.lock().await.take() {
                         let _ = rx.await;
                     }
@@ -231,19 +248,15 @@ mod tests {
         }
         assert_eq!(started, 1);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(handles[0].progress(), "waiting for the test to release");
+        assert_eq!(handles[0].progress(), released_by_the_test());
         release.send(()).unwrap();
         for mut h in handles {
             assert_eq!(h.wait().await, Some(7));
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         assert!(flights.is_empty());
-        let again = flights.join_or_start(
-            "k",
-            || *cache.lock().unwrap(),
-            || "starting".into(),
-            |_| async { 8 },
-        );
+        let again =
+            flights.join_or_start("k", || *cache.lock().unwrap(), starting, |_| async { 8 });
         assert!(matches!(again, Joined::Cached(7)));
     }
 
@@ -255,7 +268,7 @@ mod tests {
         let joined = flights.join_or_start(
             "k",
             || None,
-            || "starting".into(),
+            starting,
             move |_| async move {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 *cache2.lock().unwrap() = Some(1);
@@ -279,7 +292,7 @@ mod tests {
         let joined = flights.join_or_start(
             "k",
             || None,
-            || "starting".into(),
+            starting,
             |_| async { panic!("fetch failed badly") },
         );
         let Joined::Started(mut flight) = joined else {

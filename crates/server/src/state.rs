@@ -1,4 +1,4 @@
-//! [`AppState`]: what every handler shares: the policy snapshots, the verifier with its caches,
+//! [`AppState`]: what every handler shares: the policy snapshots, the fetcher with its caches,
 //! metrics, the logger and the audit writer.
 
 use std::path::PathBuf;
@@ -8,19 +8,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 use crate::audit::{AuditToken, AuditWriter};
+use crate::fetcher::CachingFetcher;
 use crate::log::Logger;
 use crate::metrics::Metrics;
 use crate::policies::PolicySet;
-use crate::verifier::Verifier;
 
 /// The parts an [`AppState`] is made of.
 #[derive(Debug)]
 pub struct StateParts {
     /// The policy snapshots ([`PolicyStore::open`](crate::policies::PolicyStore::open)).
     pub policies: watch::Receiver<Arc<PolicySet>>,
-    /// The verifier.
-    pub verifier: Verifier,
-    /// Metrics (the same handle the verifier and policy store count into).
+    /// The fetcher reviews are decided through.
+    pub fetcher: CachingFetcher,
+    /// Metrics (the same handle the fetcher and policy store count into).
     pub metrics: Metrics,
     /// The logger.
     pub log: Logger,
@@ -60,9 +60,9 @@ impl AppState {
         Arc::clone(&self.inner.parts.policies.borrow())
     }
 
-    /// The verifier.
-    pub fn verifier(&self) -> &Verifier {
-        &self.inner.parts.verifier
+    /// The fetcher reviews are decided through.
+    pub fn fetcher(&self) -> &CachingFetcher {
+        &self.inner.parts.fetcher
     }
 
     /// The metrics.

@@ -39,12 +39,18 @@ pub enum Signer {
         /// The key fingerprint.
         fingerprint: String,
     },
+    /// A certificate, by its subject DN.
+    Certificate {
+        /// The subject.
+        subject: String,
+    },
 }
 
 impl fmt::Display for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Signer::Key { fingerprint } => write!(f, "key {fingerprint}"),
+            Signer::Certificate { subject } => write!(f, "certificate {subject}"),
         }
     }
 }

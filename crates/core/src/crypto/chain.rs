@@ -5,14 +5,12 @@
 //! Chains are validated by rustls-webpki (the same code that validates TLS chains here) at a given
 //! time; [`CertInfo`] reads what messages and identity checks need.
 
-use std::time::Duration;
-
 use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::crypto::key::{KeyError, PublicKey};
-use crate::timestamp::format_rfc3339;
+use crate::timestamp::{Rfc3339, unix_time};
 
 /// DER contents of the OID id-kp-codeSigning (1.3.6.1.5.5.7.3.3).
 const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
@@ -26,10 +24,10 @@ pub struct CertInfo {
     pub issuer: String,
     /// Subject alternative names: e-mail addresses, URIs, DNS names.
     pub sans: Vec<String>,
-    /// Unix seconds.
-    pub not_before: i64,
-    /// Unix seconds.
-    pub not_after: i64,
+    /// Start of the validity period.
+    pub not_before: UnixTime,
+    /// End of the validity period.
+    pub not_after: UnixTime,
     /// The certified public key.
     pub public_key: PublicKey,
 }
@@ -55,17 +53,18 @@ pub enum ChainError {
     },
     /// A certificate of the chain was not valid at the signing time.
     #[error(
-        "the certificate '{subject}' was not valid at the signing time {at} (valid {not_before} to {not_after})"
+        "the certificate '{subject}' was not valid at the signing time {} (valid {} to {})",
+        Rfc3339(*at), Rfc3339(*not_before), Rfc3339(*not_after)
     )]
     NotValidAtSigningTime {
         /// The leaf subject.
         subject: String,
         /// The signing time.
-        at: String,
+        at: UnixTime,
         /// Validity start.
-        not_before: String,
+        not_before: UnixTime,
         /// Validity end.
-        not_after: String,
+        not_after: UnixTime,
     },
     /// The leaf lacks the code-signing extended key usage.
     #[error(
@@ -101,8 +100,8 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo, ChainError> {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
         sans,
-        not_before: cert.validity().not_before.timestamp(),
-        not_after: cert.validity().not_after.timestamp(),
+        not_before: unix_time(cert.validity().not_before.timestamp()),
+        not_after: unix_time(cert.validity().not_after.timestamp()),
         public_key: PublicKey::from_spki_der(cert.tbs_certificate.subject_pki.raw)?,
     })
 }
@@ -114,7 +113,7 @@ pub fn verify_code_signing_chain(
     leaf: &[u8],
     intermediates: &[Vec<u8>],
     roots: &[Vec<u8>],
-    at_unix: i64,
+    at: UnixTime,
 ) -> Result<(), ChainError> {
     let info = cert_info(leaf)?;
     let roots_der: Vec<CertificateDer<'_>> = roots
@@ -135,12 +134,11 @@ pub fn verify_code_signing_chain(
     let leaf_der = CertificateDer::from(leaf);
     let ee = webpki::EndEntityCert::try_from(&leaf_der)
         .map_err(|e| ChainError::Malformed(e.to_string()))?;
-    let time = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(at_unix).unwrap_or(0)));
     ee.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
         &anchors,
         &inter,
-        time,
+        at,
         webpki::KeyUsage::required_if_present(CODE_SIGNING),
         None,
         None,
@@ -154,9 +152,9 @@ pub fn verify_code_signing_chain(
         webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. } => {
             ChainError::NotValidAtSigningTime {
                 subject: info.subject.clone(),
-                at: format_rfc3339(at_unix),
-                not_before: format_rfc3339(info.not_before),
-                not_after: format_rfc3339(info.not_after),
+                at,
+                not_before: info.not_before,
+                not_after: info.not_after,
             }
         }
         webpki::Error::RequiredEkuNotFoundContext(_) => {
@@ -177,7 +175,9 @@ mod tests {
 
     const CONNAISSEUR_SIG: &[u8] = include_bytes!("../../testdata/connaisseur/sig-manifest.json");
     /// The Rekor integrated time of the connaisseur signature: inside the leaf's 10 minutes.
-    const SIGNED_AT: i64 = 1_717_082_297;
+    fn signed_at(extra: u64) -> UnixTime {
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(1_717_082_297 + extra))
+    }
 
     fn fulcio() -> (Vec<u8>, Vec<Vec<u8>>) {
         let m = ImageManifest::parse(CONNAISSEUR_SIG).unwrap();
@@ -202,9 +202,9 @@ mod tests {
             info.sans,
             vec!["philipp.belitz@securesystems.de".to_string()]
         );
-        assert!(info.not_before <= SIGNED_AT && SIGNED_AT <= info.not_after);
+        assert!(info.not_before <= signed_at(0) && signed_at(0) <= info.not_after);
         let (intermediate, root) = (chain[..1].to_vec(), chain[1..].to_vec());
-        verify_code_signing_chain(&leaf, &intermediate, &root, SIGNED_AT).unwrap();
+        verify_code_signing_chain(&leaf, &intermediate, &root, signed_at(0)).unwrap();
     }
 
     /// A generated CA → leaf, with the leaf's extended key usage `eku`.
@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn extended_key_usage_must_allow_code_signing_when_present() {
         use rcgen::ExtendedKeyUsagePurpose::{CodeSigning, ServerAuth};
-        let now = 1_795_000_000;
+        let now = crate::timestamp::unix_time(1_795_000_000);
         for (eku, ok) in [
             (vec![CodeSigning], true),
             (vec![], true),
@@ -242,7 +242,7 @@ mod tests {
         let (leaf, chain) = fulcio();
         let (intermediate, root) = (chain[..1].to_vec(), chain[1..].to_vec());
         let late =
-            verify_code_signing_chain(&leaf, &intermediate, &root, SIGNED_AT + 3600).unwrap_err();
+            verify_code_signing_chain(&leaf, &intermediate, &root, signed_at(3600)).unwrap_err();
         assert!(
             matches!(late, ChainError::NotValidAtSigningTime { .. }),
             "{late}"
@@ -253,9 +253,10 @@ mod tests {
             "{late}"
         );
         // The intermediate as the only root works (it is a CA); the leaf's own key as root does not.
-        verify_code_signing_chain(&leaf, &[], &intermediate, SIGNED_AT).unwrap();
-        let wrong = verify_code_signing_chain(&leaf, &[], std::slice::from_ref(&leaf), SIGNED_AT)
-            .unwrap_err();
+        verify_code_signing_chain(&leaf, &[], &intermediate, signed_at(0)).unwrap();
+        let wrong =
+            verify_code_signing_chain(&leaf, &[], std::slice::from_ref(&leaf), signed_at(0))
+                .unwrap_err();
         assert!(
             matches!(
                 wrong,

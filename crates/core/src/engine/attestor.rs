@@ -1,49 +1,38 @@
-//! Step 2 of a decision: does one attestor entry have a valid signature for one image digest?
+//! Does one attestor entry have a valid signature for one image digest?
 //!
 //! [`check_attestor`] is pure but does the cryptography: signatures over payloads, Rekor bundles,
 //! certificate chains at signing time. Its result, an [`AttestorOutcome`], depends only on the
-//! attestor's content, the signature set and the time, so callers may cache it by
-//! the attestor's fingerprint ([`crate::policy::Attestor::fingerprint`]), repository and digest.
+//! attestor's content, the signature set and the time, so callers may cache it by the
+//! attestor's fingerprint ([`crate::policy::Attestor::fingerprint`]), repository and digest. A
+//! verified outcome carries the [`Verified`] proof, which nothing outside the engine can make.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::cosign::{
     BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, SIGNATURE_ANNOTATION,
-    SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer, SignatureSet, Verification, VerifiedSignature,
-    payload, verify_with_key, with_annotations,
+    SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer, SignatureSet, Signer, Verification,
+    VerifiedSignature, payload, verify_with_key, with_annotations,
 };
 use crate::crypto::chain::{cert_info, verify_code_signing_chain};
 use crate::crypto::key::SignatureHash;
 use crate::image::digest::Digest;
-use crate::policy::{
-    Attestor, AttestorKind, CertificateAttestor, KeyAttestor, KeySource, RekorSettings,
-};
+use crate::policy::{Attestor, AttestorKind, CertificateAttestor, KeyAttestor, RekorSettings};
 use crate::sigstore::rekor::{TlogProof, verify_bundle};
 use crate::sigstore::trust::{LogKey, TrustedRoot};
-use crate::timestamp::format_rfc3339;
+use crate::timestamp::UnixTime;
 
-/// What one attestor concluded about one image digest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttestorOutcome {
-    /// A signature verified.
-    Verified {
-        /// Who signed: `key sha256:…` or `certificate CN=…`.
-        signer: String,
-    },
-    /// No signature satisfies the attestor; why.
-    Failed(String),
-    /// The attestor could not be evaluated (fetch failure, unsupported feature); why.
-    Error(String),
-}
+use super::outcome::{
+    AttestorFailure, AttestorOutcome, CannotEvaluate, CertificateRefusal, TlogRefusal, Verified,
+};
 
 /// What verification may assume: the trust roots and the current time.
 #[derive(Debug, Clone, Copy)]
 pub struct VerifyContext<'a> {
     /// Trusted Rekor, Fulcio and CT keys (for attestors that name no key of their own).
     pub trust: &'a TrustedRoot,
-    /// Unix seconds now: the signing time when no transparency log proves an earlier one.
-    pub now: i64,
+    /// Now: the signing time when no transparency log proves an earlier one.
+    pub now: UnixTime,
 }
 
 /// Checks `attestor` against the signatures found for an image.
@@ -52,14 +41,16 @@ pub fn check_attestor(
     signatures: &SignatureSet,
     ctx: VerifyContext<'_>,
 ) -> AttestorOutcome {
+    if let Some(why) = attestor.unsupported() {
+        return AttestorOutcome::Error(CannotEvaluate::Unsupported(why.clone()));
+    }
     match &attestor.kind {
         AttestorKind::Key(k) => check_key(attestor, k, signatures, ctx),
         AttestorKind::Certificate(c) => check_certificate(attestor, c, signatures, ctx),
-        AttestorKind::Keyless(_) => AttestorOutcome::Error(
-            "keyless attestors are not supported yet; use a keys or certificates attestor".into(),
-        ),
-        AttestorKind::Nested(_) => {
-            AttestorOutcome::Error("nested attestor sets are evaluated by the engine".into())
+        // Keyless attestors carry their `Unsupported` reason (above); nested sets are walked by
+        // the engine and never reach a leaf check.
+        AttestorKind::Keyless(_) | AttestorKind::Nested(_) => {
+            AttestorOutcome::Error(CannotEvaluate::NestedSet)
         }
     }
 }
@@ -74,35 +65,30 @@ fn rekor_logs<'a>(rekor: &RekorSettings, ctx: VerifyContext<'a>) -> std::borrow:
     }
 }
 
-/// The transparency-log verdict for one verified signature.
-enum Tlog {
-    /// Not required and absent.
-    NotChecked,
-    /// A valid bundle.
-    Proven(TlogProof),
-    /// Required but missing, or present but invalid.
-    Refused(String),
-}
-
+/// The transparency-log verdict for one verified signature: no proof required and none given
+/// (`Ok(None)`), a valid proof, or a refusal.
 fn check_tlog(
     rekor: &RekorSettings,
     layer: &SignatureLayer,
     signature: &[u8],
     signer_der: &[&[u8]],
     ctx: VerifyContext<'_>,
-) -> Tlog {
+) -> Result<Option<TlogProof>, TlogRefusal> {
     if rekor.ignore_tlog {
-        return Tlog::NotChecked;
+        return Ok(None);
     }
     match layer.descriptor.annotation(BUNDLE_ANNOTATION) {
-        Some(bundle) => match verify_bundle(bundle, &layer.payload, signature, signer_der, &rekor_logs(rekor, ctx)) {
-            Ok(proof) => Tlog::Proven(proof),
-            Err(e) => Tlog::Refused(e.to_string()),
-        },
-        None if rekor.written => Tlog::Refused(
-            "the transparency-log proof is missing: the signature carries no Rekor bundle (sign with a tool that uploads to Rekor, or set rekor.ignoreTlog: true)".into(),
-        ),
-        None => Tlog::NotChecked,
+        Some(bundle) => verify_bundle(
+            bundle,
+            &layer.payload,
+            signature,
+            signer_der,
+            &rekor_logs(rekor, ctx),
+        )
+        .map(Some)
+        .map_err(TlogRefusal::Invalid),
+        None if rekor.written => Err(TlogRefusal::Missing),
+        None => Ok(None),
     }
 }
 
@@ -118,31 +104,20 @@ fn check_key(
     signatures: &SignatureSet,
     ctx: VerifyContext<'_>,
 ) -> AttestorOutcome {
-    let key = match &k.key {
-        KeySource::Pem(key) => key,
-        KeySource::Secret { namespace, name } => {
-            return AttestorOutcome::Error(format!(
-                "keys from Secrets (k8s://{namespace}/{name}) are not supported yet; paste the public key into publicKeys"
-            ));
-        }
-        KeySource::Kms(uri) => {
-            return AttestorOutcome::Error(format!(
-                "KMS keys ({uri}) are not supported yet; paste the public key into publicKeys"
-            ));
-        }
-        KeySource::Reference(r) => {
-            return AttestorOutcome::Error(format!(
-                "key reference '{r}' is not supported; paste the PEM public key into publicKeys"
-            ));
-        }
+    // Only PEM keys reach here: the other sources carry an `Unsupported` reason.
+    let crate::policy::KeySource::Pem(key) = &k.key else {
+        return AttestorOutcome::Error(CannotEvaluate::NestedSet);
     };
     let verified = match verify_with_key(signatures, key, k.hash) {
         Verification::Verified(v) => v,
-        Verification::Failed(f) => return AttestorOutcome::Failed(f.to_string()),
+        Verification::Failed(f) => return AttestorOutcome::Failed(AttestorFailure::Key(f)),
     };
     let candidates = annotated(&verified, attestor);
     if candidates.is_empty() {
-        return AttestorOutcome::Failed(missing_annotations(verified.len(), attestor));
+        return AttestorOutcome::Failed(AttestorFailure::MissingAnnotations {
+            verified: verified.len(),
+            wanted: wanted_annotations(attestor),
+        });
     }
     let mut refusals = Vec::new();
     for v in candidates {
@@ -151,18 +126,13 @@ fn check_key(
             continue;
         };
         match check_tlog(&k.rekor, layer, &sig, &[key.spki_der()], ctx) {
-            Tlog::Refused(why) => refusals.push(why),
-            Tlog::NotChecked | Tlog::Proven(_) => {
-                return AttestorOutcome::Verified {
-                    signer: format!("key {}", key.fingerprint()),
-                };
+            Err(why) => refusals.push(why),
+            Ok(_) => {
+                return AttestorOutcome::Verified(Verified::new(v.signer().clone()));
             }
         }
     }
-    AttestorOutcome::Failed(format!(
-        "a signature verifies with the key, but {}",
-        refusals.join("; ")
-    ))
+    AttestorOutcome::Failed(AttestorFailure::Tlog(refusals))
 }
 
 fn annotated<'a>(
@@ -177,16 +147,12 @@ fn annotated<'a>(
     with_annotations(verified, &required)
 }
 
-fn missing_annotations(n: usize, attestor: &Attestor) -> String {
-    let wanted: Vec<String> = attestor
+fn wanted_annotations(attestor: &Attestor) -> Vec<String> {
+    attestor
         .annotations
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    format!(
-        "{n} signature(s) verify, but none carries the required annotations {}",
-        wanted.join(", ")
-    )
+        .collect()
 }
 
 fn check_certificate(
@@ -195,41 +161,39 @@ fn check_certificate(
     signatures: &SignatureSet,
     ctx: VerifyContext<'_>,
 ) -> AttestorOutcome {
-    if signatures.layers.is_empty() {
-        return AttestorOutcome::Failed(format!("no signatures found at {}", signatures.location));
-    }
-    let mut reasons = Vec::new();
-    for (i, layer) in signatures.layers.iter().enumerate() {
+    let mut layers = Vec::new();
+    for layer in &signatures.layers {
         match check_certificate_layer(attestor, c, layer, &signatures.image_digest, ctx) {
-            Ok(signer) => return AttestorOutcome::Verified { signer },
-            Err(why) => reasons.push(format!("signature {}: {why}", i + 1)),
+            Ok(subject) => {
+                return AttestorOutcome::Verified(Verified::new(Signer::Certificate { subject }));
+            }
+            Err(why) => layers.push(why),
         }
     }
-    let n = signatures.layers.len();
-    AttestorOutcome::Failed(format!(
-        "none of {n} signature(s) at {} verifies with the certificate: {}",
-        signatures.location,
-        reasons.join("; ")
-    ))
+    AttestorOutcome::Failed(AttestorFailure::Certificate {
+        location: signatures.location.clone(),
+        layers,
+    })
 }
 
+/// Checks one layer against a certificate attestor; the signing certificate's subject when it
+/// verifies.
 fn check_certificate_layer(
     attestor: &Attestor,
     c: &CertificateAttestor,
     layer: &SignatureLayer,
     image_digest: &Digest,
     ctx: VerifyContext<'_>,
-) -> Result<String, String> {
+) -> Result<String, CertificateRefusal> {
     if layer.descriptor.media_type != SIMPLE_SIGNING_MEDIA_TYPE {
-        return Err(format!(
-            "not a simple-signing layer ({})",
-            layer.descriptor.media_type
-        ));
+        return Err(CertificateRefusal::NotSimpleSigning {
+            media_type: layer.descriptor.media_type.clone(),
+        });
     }
     if layer.payload.is_empty() {
-        return Err(crate::cosign::LayerVerdict::PayloadUnavailable.to_string());
+        return Err(CertificateRefusal::PayloadUnavailable);
     }
-    let sig = signature_bytes(layer).ok_or("no or malformed signature annotation")?;
+    let sig = signature_bytes(layer).ok_or(CertificateRefusal::NoSignature)?;
     let layer_cert = match layer
         .descriptor
         .annotation(CERTIFICATE_ANNOTATION)
@@ -239,44 +203,45 @@ fn check_certificate_layer(
             crate::crypto::pem::parse_blocks(text)
                 .ok()
                 .and_then(|b| b.into_iter().next())
-                .ok_or("its certificate annotation is not a PEM certificate")?
+                .ok_or(CertificateRefusal::BadCertificateAnnotation)?
                 .der,
         ),
         None => None,
     };
     let signing_cert: Vec<u8> = match (&c.cert, &layer_cert) {
         (Some(want), Some(got)) if want.der() != got.as_slice() => {
-            return Err("it carries another certificate than the policy's cert".into());
+            return Err(CertificateRefusal::OtherCertificate);
         }
         (Some(want), _) => want.der().to_vec(),
         (None, Some(got)) => got.clone(),
-        (None, None) => return Err("it carries no certificate to check against certChain".into()),
+        (None, None) => return Err(CertificateRefusal::NoCertificate),
     };
-    let info = cert_info(&signing_cert).map_err(|e| e.to_string())?;
+    let info = cert_info(&signing_cert).map_err(CertificateRefusal::Chain)?;
     if !info
         .public_key
         .verify(SignatureHash::Sha256, &layer.payload, &sig)
         .unwrap_or(false)
     {
-        return Err(format!(
-            "does not verify with the certificate's key ({})",
-            info.subject
-        ));
+        return Err(CertificateRefusal::NotByCertificate {
+            subject: info.subject,
+        });
     }
-    let parsed = payload::parse(&layer.payload).map_err(|e| e.to_string())?;
+    let parsed = payload::parse(&layer.payload).map_err(CertificateRefusal::MalformedPayload)?;
     if parsed.manifest_digest != image_digest.to_string() {
-        return Err(format!(
-            "signed digest {}, not this image's {image_digest}",
-            parsed.manifest_digest
-        ));
+        return Err(CertificateRefusal::OtherDigest {
+            signed: parsed.manifest_digest,
+            image: image_digest.clone(),
+        });
     }
     if !with_annotations_ok(&parsed.optional, attestor) {
-        return Err(missing_annotations(1, attestor));
+        return Err(CertificateRefusal::MissingAnnotations {
+            wanted: wanted_annotations(attestor),
+        });
     }
     let signing_time = match check_tlog(&c.rekor, layer, &sig, &[&signing_cert], ctx) {
-        Tlog::Refused(why) => return Err(why),
-        Tlog::Proven(proof) => proof.integrated_time,
-        Tlog::NotChecked => ctx.now,
+        Err(why) => return Err(CertificateRefusal::Tlog(why)),
+        Ok(Some(proof)) => proof.integrated_time,
+        Ok(None) => ctx.now,
     };
     if !c.chain.is_empty() {
         let roots: Vec<Vec<u8>> = c.chain.iter().map(|x| x.der().to_vec()).collect();
@@ -287,17 +252,16 @@ fn check_certificate_layer(
             .map(|b| b.into_iter().map(|b| b.der).collect())
             .unwrap_or_default();
         verify_code_signing_chain(&signing_cert, &hints, &roots, signing_time)
-            .map_err(|e| e.to_string())?;
+            .map_err(CertificateRefusal::Chain)?;
     } else if signing_time < info.not_before || signing_time > info.not_after {
-        return Err(format!(
-            "the certificate '{}' was not valid at the signing time {} (valid {} to {})",
-            info.subject,
-            format_rfc3339(signing_time),
-            format_rfc3339(info.not_before),
-            format_rfc3339(info.not_after)
-        ));
+        return Err(CertificateRefusal::NotValidAtSigningTime {
+            subject: info.subject,
+            at: signing_time,
+            not_before: info.not_before,
+            not_after: info.not_after,
+        });
     }
-    Ok(format!("certificate {}", info.subject))
+    Ok(info.subject)
 }
 
 fn with_annotations_ok(

@@ -1,7 +1,7 @@
-//! Step 3 of a decision: from the plan and the evidence to allowed or denied, with the reasons,
-//! the warnings and the JSON patch.
+//! The last step of an evaluation: from the plan and what was found to allowed or denied, with
+//! the reasons, the warnings and the JSON patch.
 //!
-//! Pure and cheap: no cryptography (attestor outcomes are already in the [`Evidence`]), no I/O.
+//! Pure and cheap: no cryptography (attestor outcomes are already known), no I/O.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,17 +10,65 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::image::digest::Digest;
+use std::collections::HashMap;
+
 use crate::policy::{
-    ApplyRules, AttestorKind, AttestorSet, FailureAction, FailurePolicy, ImageVerification,
-    VerifierType,
+    ApplyRules, Attestor, AttestorKind, AttestorSet, FailureAction, FailurePolicy,
+    ImageVerification,
 };
 
-use super::attestor::AttestorOutcome;
-use super::evidence::{Evidence, FetchFailure, OutcomeKey};
-use super::plan::{
-    ImageCheck, Plan, RulePlan, SignatureRequest, for_each_leaf, signature_repository,
-};
+use super::outcome::{AttestorOutcome, CannotEvaluate, FetchFailure, OutcomeKey, Reason};
+use super::plan::{ImageCheck, Plan, RulePlan, for_each_leaf, outcome_key};
 use super::resource::{ExtractedImage, pointer_segment};
+use crate::image::ImageRef;
+
+/// What an evaluation found for the decision: tag resolutions and attestor outcomes.
+#[derive(Debug, Default)]
+pub(super) struct Found {
+    /// Tag → digest resolutions, by normalised reference (`registry/path:tag`).
+    pub(super) digests: HashMap<String, Result<Digest, FetchFailure>>,
+    /// Attestor outcomes.
+    pub(super) outcomes: HashMap<OutcomeKey, AttestorOutcome>,
+}
+
+impl Found {
+    /// The digest an image stands for: its own, or the resolution of its tag.
+    fn digest_of(&self, image: &ImageRef) -> Option<Result<Digest, &FetchFailure>> {
+        match image.digest() {
+            Some(d) => Some(Ok(d.clone())),
+            None => self.digests.get(image.normalized()).map(|r| match r {
+                Ok(d) => Ok(d.clone()),
+                Err(e) => Err(e),
+            }),
+        }
+    }
+
+    /// What `attestor` concluded for `image` at `digest`, or why it could not conclude.
+    fn outcome(
+        &self,
+        image: &ExtractedImage,
+        entry: &ImageVerification,
+        attestor: &Attestor,
+        digest: &Digest,
+    ) -> Leaf<'_> {
+        if let Some(why) = attestor.unsupported() {
+            return Leaf::Cannot(CannotEvaluate::Unsupported(why.clone()));
+        }
+        match outcome_key(image, entry, attestor, digest) {
+            Ok(key) => match self.outcomes.get(&key) {
+                Some(outcome) => Leaf::Known(outcome),
+                None => Leaf::Cannot(CannotEvaluate::NotFetched),
+            },
+            Err(why) => Leaf::Cannot(why),
+        }
+    }
+}
+
+/// One leaf attestor's result as the decision sees it.
+enum Leaf<'a> {
+    Known(&'a AttestorOutcome),
+    Cannot(CannotEvaluate),
+}
 
 /// Kyverno's annotation recording which images verified.
 pub const VERIFY_IMAGES_ANNOTATION: &str = "kyverno.io/verify-images";
@@ -70,6 +118,8 @@ pub struct ImageResult {
     pub digest: Option<Digest>,
     /// Outcome.
     pub status: Status,
+    /// Why, as a kind.
+    pub reason: Reason,
     /// Why, in words.
     pub message: String,
     /// Who signed, for each attestor that verified.
@@ -110,28 +160,27 @@ pub struct Decision {
     pub uncovered: Vec<String>,
 }
 
-/// Decides for `plan` with everything in `evidence`.
-pub fn decide(plan: &Plan<'_>, evidence: &Evidence) -> Decision {
+/// Decides for `plan` with everything `found`.
+pub(super) fn decide(plan: &Plan<'_>, found: &Found) -> Decision {
     let mut results = Vec::new();
     let mut warnings = Vec::new();
     let mut blocked: Vec<(String, String, String)> = Vec::new();
     let mut pins: BTreeMap<String, String> = BTreeMap::new();
     let mut annotation: BTreeMap<String, &'static str> = BTreeMap::new();
-    let mut stop_policy: Option<*const crate::policy::Policy> = None;
+    let mut stop_policy: Option<usize> = None;
 
     // Mutation first, as Kyverno's mutating webhook: every rule's verification, pins and
     // annotation entries.
     let mut evaluated: Vec<(&RulePlan<'_>, RuleResult)> = Vec::with_capacity(plan.rules.len());
     for r in &plan.rules {
-        let policy_ptr: *const crate::policy::Policy = r.policy;
-        if stop_policy == Some(policy_ptr) {
+        if stop_policy == Some(r.policy_index) {
             continue;
         }
-        let result = evaluate_rule(plan, r, evidence, &mut pins, &mut annotation);
+        let result = evaluate_rule(plan, r, found, &mut pins, &mut annotation);
         if r.policy.apply_rules == ApplyRules::One
             && matches!(result.status, Status::Pass | Status::Fail)
         {
-            stop_policy = Some(policy_ptr);
+            stop_policy = Some(r.policy_index);
         }
         evaluated.push((r, result));
     }
@@ -222,7 +271,7 @@ fn denial_message(resource: &str, blocked: &[(String, String, String)]) -> Strin
 fn evaluate_rule(
     plan: &Plan<'_>,
     r: &RulePlan<'_>,
-    evidence: &Evidence,
+    found: &Found,
     pins: &mut BTreeMap<String, String>,
     annotation: &mut BTreeMap<String, &'static str>,
 ) -> RuleResult {
@@ -230,13 +279,20 @@ fn evaluate_rule(
     for check in &r.checks {
         let image = &plan.images[check.image];
         let entry = &r.rule.verify_images[check.entry];
-        let result = match &r.unsupported {
-            Some(why) => image_result(image, check, None, Status::Error, why.clone(), Vec::new()),
-            None => evaluate_image(r, check, image, entry, evidence),
+        let result = match &r.rule.unsupported {
+            Some(why) => image_result(
+                image,
+                check,
+                None,
+                (Status::Error, Reason::Unsupported, why.to_string()),
+                Vec::new(),
+            ),
+            None => evaluate_image(plan, r, check, image, entry, found),
         };
+        let mutate_digest = plan.mutates_digest(entry);
         // Tag → digest pinning: in Enforce only what passed matters (a failure denies); in
         // Audit only digests that verified are pinned.
-        if entry.mutate_digest
+        if mutate_digest
             && result.status == Status::Pass
             && let (Ok(reference), Some(digest)) = (&image.reference, &result.digest)
             && reference.digest().is_none()
@@ -251,7 +307,7 @@ fn evaluate_rule(
             // when this entry pinned it, else the image as written (normalised).
             let key = match (&image.reference, &result.digest) {
                 (Ok(reference), Some(d))
-                    if entry.mutate_digest
+                    if mutate_digest
                         && result.status == Status::Pass
                         && reference.digest().is_none() =>
                 {
@@ -333,6 +389,7 @@ fn check_digests(
             && image.reference.as_ref().is_ok_and(|i| i.digest().is_none())
         {
             image_result.status = Status::Fail;
+            image_result.reason = Reason::MissingDigest;
             image_result.message = format!("missing digest for {}", image.normalized());
             changed = true;
         }
@@ -342,12 +399,14 @@ fn check_digests(
     }
 }
 
+/// A status with its kind and its words.
+type Verdict = (Status, Reason, String);
+
 fn image_result(
     image: &ExtractedImage,
     check: &ImageCheck,
     digest: Option<Digest>,
-    status: Status,
-    message: String,
+    (status, reason, message): Verdict,
     signers: Vec<String>,
 ) -> ImageResult {
     ImageResult {
@@ -356,70 +415,75 @@ fn image_result(
         entry: check.entry,
         digest,
         status,
+        reason,
         message,
         signers,
     }
 }
 
 fn evaluate_image(
+    plan: &Plan<'_>,
     r: &RulePlan<'_>,
     check: &ImageCheck,
     image: &ExtractedImage,
     entry: &ImageVerification,
-    evidence: &Evidence,
+    found: &Found,
 ) -> ImageResult {
     let s = image.normalized();
-    let fail =
-        |status, message: String| image_result(image, check, None, status, message, Vec::new());
+    let fail = |verdict: Verdict| image_result(image, check, None, verdict, Vec::new());
     let reference = match &image.reference {
         Ok(reference) => reference,
-        Err(e) => return fail(Status::Error, format!("{e}")),
+        Err(e) => return fail((Status::Error, Reason::InvalidImage, format!("{e}"))),
     };
     if let Some(why) = &image.unsupported {
-        return fail(Status::Error, format!("image {s}: {why}"));
+        return fail((
+            Status::Error,
+            Reason::Unsupported,
+            format!("image {s}: {why}"),
+        ));
     }
     if entry.skips(s) {
-        return fail(
+        return fail((
             Status::Skip,
+            Reason::Skipped,
             format!(
                 "skipping image reference image {s}, policy {} ruleName {}",
                 r.policy.qualified_name(),
                 r.rule.name
             ),
-        );
+        ));
     }
-    if entry.verifier != VerifierType::Cosign {
-        return fail(
+    if let Some(why) = &entry.unsupported {
+        return fail((
             Status::Error,
-            format!(
-                "image {s}: verifyImages type {:?} is not supported yet; only Cosign is",
-                entry.verifier
-            ),
-        );
+            Reason::Unsupported,
+            format!("image {s}: {why}"),
+        ));
     }
-    if !entry.attestations.is_empty() {
-        return fail(
-            Status::Error,
-            format!("image {s}: attestations are not supported yet; the image cannot be checked"),
-        );
-    }
-    let needs_digest = entry.has_checks() || entry.mutate_digest;
-    let digest = match evidence.digest_of(reference) {
+    let mutate_digest = plan.mutates_digest(entry);
+    let needs_digest = entry.has_checks() || mutate_digest;
+    let digest = match found.digest_of(reference) {
         Some(Ok(d)) => Some(d),
-        Some(Err(FetchFailure::Timeout(why))) => {
-            return fail(
+        Some(Err(why)) if why.is_timeout() => {
+            return fail((
                 Status::Error,
+                Reason::Fetch(why.reason()),
                 format!("verification of {s} did not finish within {why}"),
-            );
+            ));
         }
-        Some(Err(FetchFailure::Unavailable(why))) if needs_digest => {
-            return fail(
+        Some(Err(why)) if needs_digest => {
+            return fail((
                 Status::Error,
+                Reason::Fetch(why.reason()),
                 format!("could not resolve the digest of {s}: {why}"),
-            );
+            ));
         }
         Some(Err(_)) | None if needs_digest => {
-            return fail(Status::Error, format!("the digest of {s} was not fetched"));
+            return fail((
+                Status::Error,
+                Reason::NotFetched,
+                format!("the digest of {s} was not fetched"),
+            ));
         }
         _ => None,
     };
@@ -429,31 +493,39 @@ fn evaluate_image(
                 image,
                 check,
                 digest,
-                Status::Fail,
-                format!("unverified image {s}"),
+                (
+                    Status::Fail,
+                    Reason::Unverified,
+                    format!("unverified image {s}"),
+                ),
                 Vec::new(),
             );
         }
-        let message = if entry.mutate_digest {
+        let message = if mutate_digest {
             "mutated image digest".to_string()
         } else {
             "image verified".to_string()
         };
-        return image_result(image, check, digest, Status::Pass, message, Vec::new());
+        return image_result(
+            image,
+            check,
+            digest,
+            (Status::Pass, Reason::NotChecked, message),
+            Vec::new(),
+        );
     }
     let Some(digest) = digest else {
-        return fail(Status::Error, format!("the digest of {s} is unknown"));
+        return fail((
+            Status::Error,
+            Reason::NotFetched,
+            format!("the digest of {s} is unknown"),
+        ));
     };
     let n = entry.attestors.len();
     let mut signers = Vec::new();
     for (i, set) in entry.attestors.iter().enumerate() {
         let verdict = evaluate_set(set, &|attestor| {
-            let key = OutcomeKey {
-                attestor: attestor.fingerprint().to_string(),
-                repository: signature_repository(image, entry, attestor).into_owned(),
-                digest: digest.clone(),
-            };
-            evidence.outcomes.get(&key).cloned()
+            found.outcome(image, entry, attestor, &digest)
         });
         match verdict {
             SetVerdict::Pass(mut s) => signers.append(&mut s),
@@ -462,16 +534,19 @@ fn evaluate_image(
                 required,
                 reasons,
                 error,
+                reason,
             } => {
                 // A signature fetch cut off by the caller's deadline: say so, as for a tag.
-                if error && let Some(why) = signature_timeout(set, image, entry, &digest, evidence)
-                {
+                if error && let Some(why) = signature_timeout(set, image, entry, &digest, found) {
                     return image_result(
                         image,
                         check,
                         Some(digest),
-                        Status::Error,
-                        format!("verification of {s} did not finish within {why}"),
+                        (
+                            Status::Error,
+                            Reason::Fetch(why.reason()),
+                            format!("verification of {s} did not finish within {why}"),
+                        ),
                         signers,
                     );
                 }
@@ -486,7 +561,13 @@ fn evaluate_image(
                     i + 1,
                     reasons.join("; ")
                 );
-                return image_result(image, check, Some(digest), status, message, signers);
+                return image_result(
+                    image,
+                    check,
+                    Some(digest),
+                    (status, reason, message),
+                    signers,
+                );
             }
         }
     }
@@ -494,34 +575,36 @@ fn evaluate_image(
         image,
         check,
         Some(digest.clone()),
-        Status::Pass,
-        format!("verified image signatures for {s} ({digest})"),
+        (
+            Status::Pass,
+            Reason::Verified,
+            format!("verified image signatures for {s} ({digest})"),
+        ),
         signers,
     )
 }
 
 /// The first signature fetch of `set`'s attestors that ran out of time, if any.
-fn signature_timeout(
+fn signature_timeout<'f>(
     set: &AttestorSet,
     image: &ExtractedImage,
     entry: &ImageVerification,
     digest: &Digest,
-    evidence: &Evidence,
-) -> Option<String> {
-    let mut found = None;
+    found: &'f Found,
+) -> Option<&'f FetchFailure> {
+    let mut timeout = None;
     for_each_leaf(set, &mut |attestor| {
-        if found.is_some() {
+        if timeout.is_some() {
             return;
         }
-        let request = SignatureRequest {
-            repository: signature_repository(image, entry, attestor).into_owned(),
-            digest: digest.clone(),
-        };
-        if let Some(Err(FetchFailure::Timeout(why))) = evidence.signatures.get(&request) {
-            found = Some(why.clone());
+        if let Leaf::Known(AttestorOutcome::Error(CannotEvaluate::Fetch(f))) =
+            found.outcome(image, entry, attestor, digest)
+            && f.is_timeout()
+        {
+            timeout = Some(f);
         }
     });
-    found
+    timeout
 }
 
 enum SetVerdict {
@@ -532,18 +615,18 @@ enum SetVerdict {
         reasons: Vec<String>,
         /// True when evaluation errors (not failed checks) kept the set from passing.
         error: bool,
+        /// The kind of the first error (when `error`) or of the first failure.
+        reason: Reason,
     },
 }
 
-fn evaluate_set(
-    set: &AttestorSet,
-    outcome: &dyn Fn(&crate::policy::Attestor) -> Option<AttestorOutcome>,
-) -> SetVerdict {
+fn evaluate_set<'f>(set: &AttestorSet, outcome: &dyn Fn(&Attestor) -> Leaf<'f>) -> SetVerdict {
     let required = set.required_count();
     let mut verified = 0;
     let mut signers = Vec::new();
     let mut reasons = Vec::new();
     let mut errors = 0;
+    let (mut first_error, mut first_failure) = (None, None);
     for (j, entry) in set.entries.iter().enumerate() {
         if verified >= required {
             break;
@@ -560,19 +643,24 @@ fn evaluate_set(
                     required,
                     reasons,
                     error,
+                    reason,
                 } => {
                     let msg = format!(
                         "nested set needs {required}, got {verified}: {}",
                         reasons.join("; ")
                     );
-                    Err((msg, error))
+                    Err((msg, error, reason))
                 }
             },
             _ => match outcome(entry) {
-                Some(AttestorOutcome::Verified { signer }) => Ok(vec![signer]),
-                Some(AttestorOutcome::Failed(why)) => Err((why, false)),
-                Some(AttestorOutcome::Error(why)) => Err((why, true)),
-                None => Err(("its signatures were not fetched".to_string(), true)),
+                Leaf::Known(AttestorOutcome::Verified(v)) => Ok(vec![v.signer().to_string()]),
+                Leaf::Known(AttestorOutcome::Failed(why)) => {
+                    Err((why.to_string(), false, why.reason()))
+                }
+                Leaf::Known(AttestorOutcome::Error(why)) => {
+                    Err((why.to_string(), true, why.reason()))
+                }
+                Leaf::Cannot(why) => Err((why.to_string(), true, why.reason())),
             },
         };
         match result {
@@ -580,8 +668,14 @@ fn evaluate_set(
                 verified += 1;
                 signers.append(&mut s);
             }
-            Err((why, is_error)) => {
+            Err((why, is_error, reason)) => {
                 errors += usize::from(is_error);
+                let first = if is_error {
+                    &mut first_error
+                } else {
+                    &mut first_failure
+                };
+                first.get_or_insert(reason);
                 reasons.push(format!("{label}: {why}"));
             }
         }
@@ -589,11 +683,18 @@ fn evaluate_set(
     if verified >= required {
         SetVerdict::Pass(signers)
     } else {
+        let error = errors > 0 && verified + errors >= required;
+        let reason = if error {
+            first_error.or(first_failure)
+        } else {
+            first_failure.or(first_error)
+        };
         SetVerdict::Fail {
             verified,
             required,
             reasons,
-            error: errors > 0 && verified + errors >= required,
+            error,
+            reason: reason.unwrap_or(Reason::NotFetched),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Step 1 of a decision: which rules apply to a resource, which of its images each rule checks,
-//! and what must be fetched from registries to decide.
+//! Which rules apply to a resource and which of its images each rule checks: the part of an
+//! evaluation that needs nothing from a registry.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -7,11 +7,24 @@ use crate::image::ImageRef;
 use crate::image::digest::Digest;
 use crate::policy::{
     Attestor, AttestorKind, AttestorSet, ImageSource, ImageVerification, Policy,
-    ResolvedFailureAction, Rule, RuleOrigin, VerifierType, pod_spec_pointer,
+    ResolvedFailureAction, Rule, RuleOrigin, pod_spec_pointer,
 };
 
-use super::evidence::OutcomeKey;
+use super::outcome::{CannotEvaluate, OutcomeKey, SignatureRequest};
 use super::resource::{ExtractedImage, Resource};
+
+/// Which webhook the evaluation answers: a mode of the one evaluation, not a second copy of the
+/// policies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// The mutating webhook (and `apply`): `mutateDigest` pins tags to the digests that verified.
+    #[default]
+    Mutate,
+    /// The validating webhook: nothing is pinned, so an image left unpinned fails
+    /// `verifyDigest` ("missing digest for …") instead of passing on the strength of a pin this
+    /// webhook never applies.
+    Validate,
+}
 
 /// What to evaluate for one resource.
 #[derive(Debug)]
@@ -23,6 +36,8 @@ pub struct Plan<'p> {
     pub images: Vec<ExtractedImage>,
     /// The rules that apply and check at least one image, in policy and rule order.
     pub rules: Vec<RulePlan<'p>>,
+    /// Mutate or validate.
+    pub mode: Mode,
 }
 
 /// One applicable rule.
@@ -30,12 +45,12 @@ pub struct Plan<'p> {
 pub struct RulePlan<'p> {
     /// The policy.
     pub policy: &'p Policy,
+    /// The policy's index in the slice the plan was made from.
+    pub policy_index: usize,
     /// The rule.
     pub rule: &'p Rule,
     /// Enforce or Audit, resolved for the resource's namespace.
     pub action: ResolvedFailureAction,
-    /// Why the rule cannot be evaluated, when it uses something sealgate does not support.
-    pub unsupported: Option<String>,
     /// (verifyImages entry, image) pairs: the image matches the entry's `imageReferences`.
     pub checks: Vec<ImageCheck>,
 }
@@ -49,24 +64,8 @@ pub struct ImageCheck {
     pub image: usize,
 }
 
-/// Where signatures must be fetched from: the `.sig` of `digest` in `repository`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SignatureRequest {
-    /// The repository holding the signatures (`registry/path`).
-    pub repository: String,
-    /// The image digest.
-    pub digest: Digest,
-}
-
-impl SignatureRequest {
-    /// The repository as a reference the registry client can use.
-    pub fn repository_ref(&self) -> Option<ImageRef> {
-        ImageRef::parse(&self.repository).ok()
-    }
-}
-
 /// Builds the plan for `resource` under `policies`.
-pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource) -> Plan<'p> {
+pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource, mode: Mode) -> Plan<'p> {
     let mut images: Vec<ExtractedImage> = Vec::new();
     let mut by_pointer: HashMap<String, usize> = HashMap::new();
     let mut add = |found: Vec<ExtractedImage>, images: &mut Vec<ExtractedImage>| -> Vec<usize> {
@@ -87,7 +86,7 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource) -> Plan<'p> {
     let builtin: Vec<usize> = (0..images.len()).collect();
     let meta = resource.meta();
     let mut rules = Vec::new();
-    for policy in policies {
+    for (policy_index, policy) in policies.iter().enumerate() {
         if !policy.covers_namespace(resource.namespace.as_deref()) {
             continue;
         }
@@ -127,9 +126,9 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource) -> Plan<'p> {
             );
             rules.push(RulePlan {
                 policy,
+                policy_index,
                 rule,
                 action,
-                unsupported: unsupported(rule),
                 checks,
             });
         }
@@ -138,23 +137,16 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource) -> Plan<'p> {
         resource,
         images,
         rules,
+        mode,
     }
 }
 
-fn unsupported(rule: &Rule) -> Option<String> {
-    if !rule.context.is_empty() {
-        return Some(
-            "the rule uses `context`, which sealgate does not support yet; it cannot be evaluated"
-                .into(),
-        );
+impl<'p> Plan<'p> {
+    /// Whether `entry` pins tags to digests in this mode.
+    pub fn mutates_digest(&self, entry: &ImageVerification) -> bool {
+        self.mode == Mode::Mutate && entry.mutate_digest
     }
-    if rule.preconditions.is_some() || rule.cel_preconditions.is_some() {
-        return Some("the rule uses `preconditions`, which sealgate does not support yet; it cannot be evaluated".into());
-    }
-    None
-}
 
-impl Plan<'_> {
     /// Indices of images no applicable verifyImages entry covers (Kyverno admits them silently).
     pub fn uncovered_images(&self) -> Vec<usize> {
         let covered: BTreeSet<usize> = self
@@ -167,9 +159,9 @@ impl Plan<'_> {
             .collect()
     }
 
-    /// The images whose tags must be resolved to digests: checked images without a digest.
-    /// Each reference appears once, by its normalised form.
-    pub fn digest_requests(&self) -> Vec<ImageRef> {
+    /// The images whose tags must be resolved to digests: checked images without a digest,
+    /// each reference once (by its normalised form).
+    pub(super) fn tags_to_resolve(&self) -> Vec<&ImageRef> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         for r in &self.rules {
@@ -178,118 +170,95 @@ impl Plan<'_> {
                     && reference.digest().is_none()
                     && seen.insert(reference.normalized())
                 {
-                    out.push(reference.clone());
+                    out.push(reference);
                 }
             }
         }
         out
     }
 
-    /// Every (attestor, image digest) pair the decision will look up, given the digests known so
-    /// far (`digest_of` returns the digest of a checked tag, when known): where that attestor's
-    /// signatures are, and the key its outcome is stored (and may be cached) under. Checks the
-    /// engine refuses before looking at signatures (skipped images, unsupported rules, types or
-    /// attestations) need nothing fetched and are left out.
-    pub fn attestor_checks(
+    /// The attestors the decision consults for image `image` once its digest is `digest`: every
+    /// leaf attestor of every entry that checks signatures of the image (skipped images,
+    /// unsupported rules, entries and attestors need no signatures and are left out), with
+    /// whether its entry lets the outcome be cached.
+    pub(super) fn attestors_of(
         &self,
-        digest_of: &dyn Fn(&ImageRef) -> Option<Digest>,
-    ) -> Vec<AttestorCheck<'_>> {
-        let mut out = Vec::new();
-        // Each image's digest is asked for once, however many checks it is in.
-        let mut digests: Vec<Option<Option<Digest>>> = vec![None; self.images.len()];
+        image: usize,
+        digest: &Digest,
+        found: &mut dyn FnMut(&'p Attestor, OutcomeKey, bool),
+    ) {
+        let extracted = &self.images[image];
+        if extracted.reference.is_err() || extracted.unsupported.is_some() {
+            return;
+        }
         for r in &self.rules {
-            if r.unsupported.is_some() {
+            if r.rule.unsupported.is_some() {
                 continue;
             }
-            for c in &r.checks {
-                let entry = &r.rule.verify_images[c.entry];
-                let image = &self.images[c.image];
-                let Ok(reference) = &image.reference else {
-                    continue;
-                };
+            let rule: &'p Rule = r.rule;
+            for c in r.checks.iter().filter(|c| c.image == image) {
+                let entry = &rule.verify_images[c.entry];
                 if entry.attestors.is_empty()
-                    || image.unsupported.is_some()
-                    || entry.skips(image.normalized())
-                    || entry.verifier != VerifierType::Cosign
-                    || !entry.attestations.is_empty()
+                    || entry.unsupported.is_some()
+                    || entry.skips(extracted.normalized())
                 {
                     continue;
                 }
-                let known = digests[c.image].get_or_insert_with(|| {
-                    reference.digest().cloned().or_else(|| digest_of(reference))
-                });
-                let Some(digest) = known.clone() else {
-                    continue;
-                };
                 for set in &entry.attestors {
                     for_each_leaf(set, &mut |attestor| {
-                        let repository = signature_repository(image, entry, attestor).into_owned();
-                        out.push(AttestorCheck {
-                            attestor,
-                            entry,
-                            key: OutcomeKey {
-                                attestor: attestor.fingerprint().to_string(),
-                                repository: repository.clone(),
-                                digest: digest.clone(),
-                            },
-                            request: SignatureRequest {
-                                repository,
-                                digest: digest.clone(),
-                            },
-                        });
+                        if attestor.unsupported().is_some() {
+                            return;
+                        }
+                        if let Ok(key) = outcome_key(extracted, entry, attestor, digest) {
+                            found(attestor, key, entry.use_cache);
+                        }
                     });
                 }
             }
         }
-        out
     }
-
-    /// The signature sets needed, given the digests resolved so far: the distinct
-    /// [`AttestorCheck::request`]s.
-    pub fn signature_requests(
-        &self,
-        digest_of: &dyn Fn(&ImageRef) -> Option<Digest>,
-    ) -> Vec<SignatureRequest> {
-        let unique: BTreeSet<SignatureRequest> = self
-            .attestor_checks(digest_of)
-            .into_iter()
-            .map(|c| c.request)
-            .collect();
-        unique.into_iter().collect()
-    }
-}
-
-/// One attestor to check against one image digest.
-#[derive(Debug, Clone)]
-pub struct AttestorCheck<'p> {
-    /// The attestor (never a nested set: those are walked into).
-    pub attestor: &'p Attestor,
-    /// The verifyImages entry it belongs to.
-    pub entry: &'p ImageVerification,
-    /// Where its signatures are.
-    pub request: SignatureRequest,
-    /// Where its outcome is stored.
-    pub key: OutcomeKey,
 }
 
 /// Where an attestor looks for an image's signatures: the attestor's `repository`, else the
 /// entry's, else the image's own repository.
-pub fn signature_repository<'a>(
-    image: &'a ExtractedImage,
+pub(super) fn signature_repository(
+    image: &ExtractedImage,
     entry: &ImageVerification,
     attestor: &Attestor,
-) -> std::borrow::Cow<'a, str> {
+) -> Result<ImageRef, CannotEvaluate> {
     match attestor
         .repository
         .as_deref()
         .or(entry.repository.as_deref())
     {
-        Some(repo) if !repo.is_empty() => std::borrow::Cow::Owned(match ImageRef::parse(repo) {
-            Ok(r) => r.repository(),
-            Err(_) => repo.to_string(),
-        }),
-        _ => std::borrow::Cow::Borrowed(image.repository()),
+        Some(repo) if !repo.is_empty() => ImageRef::parse(repo)
+            .map(|r| r.repository_ref())
+            .map_err(|_| CannotEvaluate::InvalidRepository {
+                repository: repo.to_string(),
+            }),
+        _ => match &image.reference {
+            Ok(reference) => Ok(reference.repository_ref()),
+            Err(_) => Err(CannotEvaluate::InvalidRepository {
+                repository: image.raw.clone(),
+            }),
+        },
     }
+}
+
+/// The key under which `attestor`'s outcome for `image` at `digest` is kept.
+pub(super) fn outcome_key(
+    image: &ExtractedImage,
+    entry: &ImageVerification,
+    attestor: &Attestor,
+    digest: &Digest,
+) -> Result<OutcomeKey, CannotEvaluate> {
+    Ok(OutcomeKey {
+        attestor: attestor.fingerprint().to_string(),
+        request: SignatureRequest {
+            repository: signature_repository(image, entry, attestor)?,
+            digest: digest.clone(),
+        },
+    })
 }
 
 /// Calls `f` on every non-nested attestor of `set`, depth first.

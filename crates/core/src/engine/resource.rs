@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::image::{ImageRef, ParseError};
 use crate::policy::model::ImageExtractorConfig;
-use crate::policy::{ImageSource, Operation, ResourceMeta};
+use crate::policy::{ImageSource, Operation, ResourceMeta, Unsupported};
 
 /// A Kubernetes object under review.
 #[derive(Debug, Clone)]
@@ -167,7 +167,7 @@ pub struct ExtractedImage {
     /// The parsed reference, or why it does not parse.
     pub reference: Result<ImageRef, ParseError>,
     /// `Some` when the extractor post-processes the value with JMESPath, which is not supported.
-    pub unsupported: Option<String>,
+    pub unsupported: Option<Unsupported>,
     normalized: String,
     repository: String,
 }
@@ -179,7 +179,7 @@ impl ExtractedImage {
         group: String,
         name: String,
         raw: String,
-        unsupported: Option<String>,
+        unsupported: Option<Unsupported>,
     ) -> ExtractedImage {
         let reference = ImageRef::parse(&raw);
         let (normalized, repository) = match &reference {
@@ -279,7 +279,9 @@ fn extractor_images(object: &Value, config: &ImageExtractorConfig) -> Vec<Extrac
             config
                 .jmes_path
                 .as_ref()
-                .map(|j| format!("imageExtractors jmesPath '{j}' is not supported yet; the image cannot be checked")),
+                .map(|j| Unsupported::ExtractorJmesPath {
+                    expression: j.clone(),
+                }),
         ));
     });
     found

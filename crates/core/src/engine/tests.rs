@@ -3,6 +3,8 @@
 //! engine); only the registry is replaced by evidence built in memory.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -15,12 +17,60 @@ use crate::cosign::{
     SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer, SignatureSet, payload,
 };
 use crate::crypto::key::SigningKey;
+use crate::image::ImageRef;
 use crate::image::digest::Digest;
 use crate::policy::{Operation, Policy, load};
 use crate::sigstore::trust::TrustedRoot;
+use crate::timestamp::{UnixTime, unix_time};
 
 /// 2026-11-25, when these tests were written.
 const NOW: i64 = 1_795_000_000;
+
+/// Carries out `evaluation` synchronously, as a driver without a cache: tags answered by
+/// `digest`, signature sets by `signatures`; then decides at `now`.
+fn drive(
+    mut evaluation: Evaluation<'_>,
+    digest: &dyn Fn(&ImageRef) -> Result<Digest, FetchFailure>,
+    signatures: &dyn Fn(&SignatureRequest) -> Result<SignatureSet, FetchFailure>,
+    now: UnixTime,
+) -> Decision {
+    loop {
+        let wants = evaluation.wants();
+        if wants.is_empty() {
+            break;
+        }
+        for want in wants {
+            match want {
+                Want::Digest(image) => {
+                    let result = digest(&image);
+                    evaluation.digest_resolved(&image, result);
+                }
+                Want::CachedOutcome(key) => evaluation.outcome_cached(key, None),
+                Want::Signatures { request, .. } => {
+                    let result = signatures(&request).map(Arc::new);
+                    evaluation.signatures_fetched(request, result);
+                }
+            }
+        }
+    }
+    evaluation
+        .finish(VerifyContext {
+            trust: TrustedRoot::public_good(),
+            now,
+        })
+        .decision
+}
+
+/// A fetch cut off by an 8 s budget while waiting for `host`.
+fn budget_timeout(host: &str, waiting: Waiting) -> FetchFailure {
+    FetchFailure {
+        host: host.into(),
+        kind: FetchFailureKind::Budget {
+            budget: Duration::from_secs(8),
+            waiting,
+        },
+    }
+}
 
 fn key() -> SigningKey {
     SigningKey::generate(&SystemRandom::new()).unwrap()
@@ -215,26 +265,24 @@ impl FakeRegistry {
         self
     }
 
-    fn evidence(&self, plan: &Plan<'_>) -> Evidence {
-        let mut ev = Evidence::default();
-        for r in plan.digest_requests() {
-            let result = if self.unreachable {
-                Err(FetchFailure::Unavailable(
-                    "could not connect to registry.company.com".into(),
-                ))
+    fn decide(&self, policies: &[Policy], resource: &Resource) -> Decision {
+        let digest = |r: &ImageRef| {
+            if self.unreachable {
+                Err(FetchFailure {
+                    host: "registry.company.com".into(),
+                    kind: FetchFailureKind::Unreachable {
+                        reason: "could not connect to registry.company.com".into(),
+                    },
+                })
             } else {
                 Ok(digest_for(r.normalized()))
-            };
-            ev.digests.insert(r.normalized().to_string(), result);
-        }
-        let digests = ev.digests.clone();
-        for req in
-            plan.signature_requests(&|r| digests.get(r.normalized()).and_then(|d| d.clone().ok()))
-        {
+            }
+        };
+        let signatures = |req: &SignatureRequest| {
             let mut layers = Vec::new();
             for (image, keys) in &self.signers {
-                let reference = crate::image::ImageRef::parse(image).unwrap();
-                if reference.repository() == req.repository
+                let reference = ImageRef::parse(image).unwrap();
+                if reference.repository_ref() == req.repository
                     && digest_for(reference.normalized()) == req.digest
                 {
                     layers.extend(
@@ -243,24 +291,18 @@ impl FakeRegistry {
                     );
                 }
             }
-            let location = format!("{}:{}", req.repository, req.digest.signature_tag());
-            ev.signatures.insert(
-                req.clone(),
-                Ok(SignatureSet {
-                    location,
-                    image_digest: req.digest.clone(),
-                    layers,
-                }),
-            );
-        }
-        ev.verify_missing(
-            plan,
-            VerifyContext {
-                trust: TrustedRoot::public_good(),
-                now: NOW,
-            },
-        );
-        ev
+            Ok(SignatureSet {
+                location: format!("{}:{}", req.repository_name(), req.digest.signature_tag()),
+                image_digest: req.digest.clone(),
+                layers,
+            })
+        };
+        drive(
+            Evaluation::new(policies, resource, Mode::Mutate),
+            &digest,
+            &signatures,
+            unix_time(NOW),
+        )
     }
 }
 
@@ -276,9 +318,7 @@ fn assert_denied(d: &Decision, needle: &str) {
 }
 
 fn run(policies: &[Policy], resource: &Resource, registry: &FakeRegistry) -> Decision {
-    let plan = plan(policies, resource);
-    let evidence = registry.evidence(&plan);
-    decide(&plan, &evidence)
+    registry.decide(policies, resource)
 }
 
 #[test]
@@ -645,16 +685,33 @@ fn timeouts_say_which_image_did_not_finish_within_the_budget() {
     let image = "registry.company.com/app:v1";
     let enforce = policies(&keys_policy(&key_entry(&k), Some(1), ""));
     let resource = pod("default", &[image]);
-    let slow = "8s: waiting for registry.company.com to answer";
+    let host = "registry.company.com";
+    let slow_tag = || {
+        Err(budget_timeout(
+            host,
+            Waiting::TagResolution {
+                host: host.into(),
+                image: image.into(),
+            },
+        ))
+    };
+    let no_signatures = |_: &SignatureRequest| -> Result<SignatureSet, FetchFailure> {
+        panic!("no signatures are fetched for an image whose tag did not resolve")
+    };
+    let decide_at_budget =
+        |policies: &[Policy],
+         digest: &dyn Fn(&ImageRef) -> Result<Digest, FetchFailure>,
+         signatures: &dyn Fn(&SignatureRequest) -> Result<SignatureSet, FetchFailure>| {
+            drive(
+                Evaluation::new(policies, &resource, Mode::Mutate),
+                digest,
+                signatures,
+                unix_time(NOW),
+            )
+        };
 
     // The tag resolution ran out of time.
-    let p = plan(&enforce, &resource);
-    let mut evidence = Evidence::default();
-    evidence.digests.insert(
-        "registry.company.com/app:v1".into(),
-        Err(FetchFailure::Timeout(slow.into())),
-    );
-    let d = decide(&p, &evidence);
+    let d = decide_at_budget(&enforce, &|_| slow_tag(), &no_signatures);
     assert!(!d.allowed);
     assert_eq!(d.results[0].status, Status::Error);
     assert!(
@@ -667,28 +724,22 @@ fn timeouts_say_which_image_did_not_finish_within_the_budget() {
 
     // The tag resolved (or was cached) but the signatures did not arrive in time.
     let digest = digest_for(image);
-    let mut evidence = Evidence::default();
-    evidence
-        .digests
-        .insert("registry.company.com/app:v1".into(), Ok(digest.clone()));
-    let requests = p.signature_requests(&|_| Some(digest.clone()));
-    assert_eq!(requests.len(), 1);
-    evidence
-        .signatures
-        .insert(requests[0].clone(), Err(FetchFailure::Timeout(slow.into())));
-    evidence.verify_missing(
-        &p,
-        VerifyContext {
-            trust: TrustedRoot::public_good(),
-            now: NOW,
-        },
-    );
-    let d = decide(&p, &evidence);
+    let slow_signatures = |req: &SignatureRequest| {
+        Err(budget_timeout(
+            host,
+            Waiting::Signatures {
+                host: host.into(),
+                repository: req.repository_name(),
+                digest: req.digest.clone(),
+            },
+        ))
+    };
+    let d = decide_at_budget(&enforce, &|_| Ok(digest.clone()), &slow_signatures);
     assert!(!d.allowed);
     assert_eq!(d.results[0].status, Status::Error);
     assert!(
         d.message.contains(&format!(
-            "verification of {image} did not finish within 8s: waiting for registry.company.com to answer"
+            "verification of {image} did not finish within 8s: waiting for registry.company.com to send the signatures of registry.company.com/app@{digest}"
         )),
         "{}",
         d.message
@@ -700,8 +751,7 @@ fn timeouts_say_which_image_did_not_finish_within_the_budget() {
         Some(1),
         "\n        failureAction: Audit\n        mutateDigest: false",
     ));
-    let p = plan(&audit, &resource);
-    let d = decide(&p, &evidence);
+    let d = decide_at_budget(&audit, &|_| Ok(digest.clone()), &slow_signatures);
     assert!(d.allowed);
     assert!(
         d.warnings[0].contains("did not finish within 8s"),
@@ -791,22 +841,33 @@ fn plan_lists_what_to_fetch_once() {
     let image = "registry.company.com/app:v1";
     let pinned = format!("registry.company.com/app@{}", digest_for("other"));
     let resource = pod("default", &[image, image, &pinned, "nginx"]);
-    let plan = plan(&p, &resource);
-    assert_eq!(
-        plan.digest_requests()
-            .iter()
-            .map(|r| r.normalized())
-            .collect::<Vec<_>>(),
-        vec![image.to_string()]
-    );
-    let requests = plan.signature_requests(&|r| Some(digest_for(r.normalized())));
+    let mut evaluation = Evaluation::new(&p, &resource, Mode::Mutate);
+    assert_eq!(evaluation.plan().uncovered_images(), vec![3]);
+    // Every want, answered as a registry without a cache would, until none is left.
+    let (mut tags, mut requests) = (Vec::new(), Vec::new());
+    loop {
+        let wants = evaluation.wants();
+        if wants.is_empty() {
+            break;
+        }
+        for want in wants {
+            match want {
+                Want::Digest(r) => {
+                    tags.push(r.normalized().to_string());
+                    evaluation.digest_resolved(&r, Ok(digest_for(r.normalized())));
+                }
+                Want::CachedOutcome(key) => evaluation.outcome_cached(key, None),
+                Want::Signatures { request, .. } => requests.push(request),
+            }
+        }
+    }
+    assert_eq!(tags, vec![image.to_string()]);
     assert_eq!(requests.len(), 2, "{requests:?}");
     assert!(
         requests
             .iter()
-            .all(|r| r.repository == "registry.company.com/app")
+            .all(|r| r.repository_name() == "registry.company.com/app")
     );
-    assert_eq!(plan.uncovered_images(), vec![3]);
 }
 
 /// The real keyless `.sig` from connaisseur passes a certificates attestor built from its own
@@ -855,27 +916,25 @@ fn connaisseur_layer() -> SignatureLayer {
     }
 }
 
-fn connaisseur_evidence(plan: &Plan<'_>, layers: Vec<SignatureLayer>, now: i64) -> Evidence {
-    let mut ev = Evidence::default();
-    for req in plan.signature_requests(&|_| None) {
-        let location = format!("{}:{}", req.repository, req.digest.signature_tag());
-        ev.signatures.insert(
-            req.clone(),
+/// The decision for `resource` when every signature set holds `layers`.
+fn connaisseur_decide(
+    policies: &[Policy],
+    resource: &Resource,
+    layers: Vec<SignatureLayer>,
+    now: i64,
+) -> Decision {
+    drive(
+        Evaluation::new(policies, resource, Mode::Mutate),
+        &|r| panic!("{r} has a digest: nothing to resolve"),
+        &|req| {
             Ok(SignatureSet {
-                location,
+                location: format!("{}:{}", req.repository_name(), req.digest.signature_tag()),
                 image_digest: req.digest.clone(),
                 layers: layers.clone(),
-            }),
-        );
-    }
-    ev.verify_missing(
-        plan,
-        VerifyContext {
-            trust: TrustedRoot::public_good(),
-            now,
+            })
         },
-    );
-    ev
+        unix_time(now),
+    )
 }
 
 #[test]
@@ -890,11 +949,7 @@ fn certificate_attestor_accepts_the_real_keyless_signature_and_refuses_a_foreign
 
     let rekor = "              rekor:\n                url: https://rekor.sigstore.dev\n";
     let p = policies(&connaisseur_policy(cert, chain, rekor));
-    let plan = plan(&p, &resource);
-    let d = decide(
-        &plan,
-        &connaisseur_evidence(&plan, vec![layer.clone()], NOW),
-    );
+    let d = connaisseur_decide(&p, &resource, vec![layer.clone()], NOW);
     assert!(d.allowed, "{}", d.message);
     assert!(
         d.results[0].images[0].signers[0].starts_with("certificate "),
@@ -910,16 +965,12 @@ fn certificate_attestor_accepts_the_real_keyless_signature_and_refuses_a_foreign
         .as_mut()
         .unwrap()
         .remove(BUNDLE_ANNOTATION);
-    let d = decide(
-        &plan,
-        &connaisseur_evidence(&plan, vec![no_bundle.clone()], NOW),
-    );
+    let d = connaisseur_decide(&p, &resource, vec![no_bundle.clone()], NOW);
     assert_denied(&d, "the transparency-log proof is missing");
     // … and with ignoreTlog the signing time is now, when the 10-minute Fulcio cert has expired.
     let ignore = "              rekor:\n                ignoreTlog: true\n";
     let p2 = policies(&connaisseur_policy(cert, chain, ignore));
-    let plan2 = super::plan(&p2, &resource);
-    let d = decide(&plan2, &connaisseur_evidence(&plan2, vec![no_bundle], NOW));
+    let d = connaisseur_decide(&p2, &resource, vec![no_bundle], NOW);
     assert!(
         d.message.contains("was not valid at the signing time"),
         "{}",
@@ -928,8 +979,7 @@ fn certificate_attestor_accepts_the_real_keyless_signature_and_refuses_a_foreign
 
     // A chain from another CA (here: the leaf's own certificate as the only root) fails.
     let p3 = policies(&connaisseur_policy(cert, cert, rekor));
-    let plan3 = super::plan(&p3, &resource);
-    let d = decide(&plan3, &connaisseur_evidence(&plan3, vec![layer], NOW));
+    let d = connaisseur_decide(&p3, &resource, vec![layer], NOW);
     assert_denied(&d, "none of 1 signature(s)");
 }
 
@@ -1163,10 +1213,8 @@ fn certificate_attestor_with_cert_only() {
         assert!(!without_chain.contains("CHAIN"));
         policies(&without_chain)
     };
-    let decide_with = |p: &[Policy], layers: Vec<SignatureLayer>| {
-        let plan = plan(p, &resource);
-        decide(&plan, &connaisseur_evidence(&plan, layers, NOW))
-    };
+    let decide_with =
+        |p: &[Policy], layers: Vec<SignatureLayer>| connaisseur_decide(p, &resource, layers, NOW);
     let rekor = "              rekor:\n                url: https://rekor.sigstore.dev\n";
 
     let p = cert_only(cert, rekor);

@@ -155,6 +155,11 @@ impl ImageRef {
         self.digest.as_ref()
     }
 
+    /// The repository alone (no tag, no digest), e.g. where an image's signatures are kept.
+    pub fn repository_ref(&self) -> ImageRef {
+        ImageRef::new(self.registry.clone(), self.path.clone(), None, None)
+    }
+
     /// `registry/path`, e.g. `docker.io/nginx`.
     pub fn repository(&self) -> String {
         format!("{}/{}", self.registry, self.path)
@@ -262,6 +267,16 @@ impl PartialEq for ImageRef {
 }
 
 impl Eq for ImageRef {}
+
+impl std::hash::Hash for ImageRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The parts `eq` compares, so equal references hash alike.
+        self.registry.hash(state);
+        self.path.hash(state);
+        self.tag_or_latest().hash(state);
+        self.digest.hash(state);
+    }
+}
 
 impl FromStr for ImageRef {
     type Err = ParseError;

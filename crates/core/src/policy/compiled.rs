@@ -22,6 +22,7 @@ use super::model::{
     MatchResources, VerifierType,
 };
 use super::path::JsonPath;
+use super::unsupported::Unsupported;
 
 pub use super::model::FailureAction;
 
@@ -304,6 +305,8 @@ pub struct Rule {
     pub report_properties: BTreeMap<String, String>,
     /// Path of the written rule (`spec.rules[i]`; for autogen rules, the rule they came from).
     pub path: JsonPath,
+    /// Why the rule cannot be evaluated (context, preconditions), decided when it was loaded.
+    pub unsupported: Option<Unsupported>,
 }
 
 impl Rule {
@@ -402,6 +405,9 @@ pub struct ImageVerification {
     pub validate: Option<ImageValidation>,
     /// Path of the entry (`spec.rules[i].verifyImages[j]`).
     pub path: JsonPath,
+    /// Why the entry's images cannot be checked (Notary, SigstoreBundle, attestations), decided
+    /// when it was loaded.
+    pub unsupported: Option<Unsupported>,
 }
 
 impl ImageVerification {
@@ -478,6 +484,8 @@ pub struct Attestor {
     pub key_index: Option<usize>,
     /// What the attestor checks, as a stable string (see [`Attestor::fingerprint`]).
     fingerprint: String,
+    /// Why the attestor cannot be evaluated (keyless, Secret, KMS or unresolved keys).
+    unsupported: Option<Unsupported>,
 }
 
 impl Attestor {
@@ -490,6 +498,21 @@ impl Attestor {
         key_index: Option<usize>,
     ) -> Attestor {
         let fingerprint = fingerprint(&kind, &annotations);
+        let unsupported = match &kind {
+            AttestorKind::Keyless(_) => Some(Unsupported::Keyless),
+            AttestorKind::Key(k) => match &k.key {
+                KeySource::Pem(_) => None,
+                KeySource::Secret { namespace, name } => Some(Unsupported::SecretKey {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                }),
+                KeySource::Kms(uri) => Some(Unsupported::KmsKey { uri: uri.clone() }),
+                KeySource::Reference(r) => Some(Unsupported::KeyReference {
+                    reference: r.clone(),
+                }),
+            },
+            AttestorKind::Certificate(_) | AttestorKind::Nested(_) => None,
+        };
         Attestor {
             kind,
             annotations,
@@ -497,7 +520,13 @@ impl Attestor {
             path,
             key_index,
             fingerprint,
+            unsupported,
         }
+    }
+
+    /// Why sealgate cannot evaluate this attestor, if it cannot.
+    pub fn unsupported(&self) -> Option<&Unsupported> {
+        self.unsupported.as_ref()
     }
 
     /// A stable description of what the attestor checks (key fingerprint, hash, certificates,

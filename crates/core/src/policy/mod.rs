@@ -33,6 +33,7 @@ mod load;
 pub mod matching;
 pub mod model;
 pub mod path;
+mod unsupported;
 pub mod yaml;
 
 #[cfg(test)]
@@ -52,4 +53,5 @@ pub use load::{LoadOutcome, SkippedDocument, load};
 pub use matching::{Operation, ResourceMeta};
 pub use model::{ApplyRules, FailurePolicy, VerifierType};
 pub use path::{JsonPath, Segment};
+pub use unsupported::Unsupported;
 pub use yaml::{Document, Position, SourceMap};

@@ -13,12 +13,13 @@ use crate::crypto::key::SignatureHash;
 use crate::crypto::pem;
 use crate::image::digest::{Digest, hex_encode};
 use crate::sigstore::trust::LogKey;
+use crate::timestamp::{Rfc3339, UnixTime, unix_time};
 
 /// What a valid bundle proves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlogProof {
-    /// Unix seconds at which the log integrated the entry: the signing time.
-    pub integrated_time: i64,
+    /// When the log integrated the entry: the signing time.
+    pub integrated_time: UnixTime,
     /// The entry's index in the log.
     pub log_index: i64,
     /// The log, by URL.
@@ -38,12 +39,12 @@ pub enum RekorError {
     #[error("the Rekor bundle's signed entry timestamp does not verify with the key of {0}")]
     BadSet(String),
     /// The log key was not valid when the entry was made.
-    #[error("the Rekor key of {log} was not valid at the entry's time {time}")]
+    #[error("the Rekor key of {log} was not valid at the entry's time {}", Rfc3339(*time))]
     KeyNotValidAtTime {
         /// The log.
         log: String,
-        /// The integrated time (RFC 3339).
-        time: String,
+        /// The integrated time.
+        time: UnixTime,
     },
     /// The log entry is about another signature, payload or key.
     #[error("the Rekor entry does not match this signature: {0}")]
@@ -101,15 +102,16 @@ pub fn verify_bundle(
     {
         return Err(RekorError::BadSet(log.base_url.clone()));
     }
-    if !log.valid_at(p.integrated_time) {
+    let integrated_time = unix_time(p.integrated_time);
+    if !log.valid_at(integrated_time) {
         return Err(RekorError::KeyNotValidAtTime {
             log: log.base_url.clone(),
-            time: crate::timestamp::format_rfc3339(p.integrated_time),
+            time: integrated_time,
         });
     }
     check_body(&p.body, payload, signature, signer_der)?;
     Ok(TlogProof {
-        integrated_time: p.integrated_time,
+        integrated_time,
         log_index: p.log_index,
         log_url: log.base_url.clone(),
     })
@@ -205,7 +207,7 @@ mod tests {
             &TrustedRoot::public_good().tlogs,
         )
         .unwrap();
-        assert_eq!(proof.integrated_time, 1_717_082_297);
+        assert_eq!(proof.integrated_time, unix_time(1_717_082_297));
         assert_eq!(proof.log_url, "https://rekor.sigstore.dev");
     }
 
@@ -227,7 +229,7 @@ mod tests {
             &TrustedRoot::public_good().tlogs,
         )
         .unwrap();
-        assert_eq!(proof.integrated_time, 1_674_251_859);
+        assert_eq!(proof.integrated_time, unix_time(1_674_251_859));
     }
 
     #[test]

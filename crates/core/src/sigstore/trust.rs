@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::crypto::key::PublicKey;
 use crate::image::digest::{Digest, hex_encode};
-use crate::timestamp::parse_rfc3339;
+use crate::timestamp::{UnixTime, parse_rfc3339, unix_time};
 
 const PUBLIC_GOOD: &str = include_str!("../../trust/public-good-trusted-root.json");
 
@@ -24,10 +24,10 @@ pub struct LogKey {
     pub key: PublicKey,
     /// Hex of sha256(DER SubjectPublicKeyInfo): the log ID bundles and SCTs name.
     pub log_id: String,
-    /// Unix seconds from which the key is valid.
-    pub valid_from: Option<i64>,
-    /// Unix seconds until which the key is valid.
-    pub valid_until: Option<i64>,
+    /// When the key starts to be valid.
+    pub valid_from: Option<UnixTime>,
+    /// When the key stops being valid.
+    pub valid_until: Option<UnixTime>,
 }
 
 impl LogKey {
@@ -43,10 +43,9 @@ impl LogKey {
         }
     }
 
-    /// Whether `unix_secs` lies in the key's validity window.
-    pub fn valid_at(&self, unix_secs: i64) -> bool {
-        self.valid_from.is_none_or(|f| unix_secs >= f)
-            && self.valid_until.is_none_or(|u| unix_secs <= u)
+    /// Whether `time` lies in the key's validity window.
+    pub fn valid_at(&self, time: UnixTime) -> bool {
+        self.valid_from.is_none_or(|f| time >= f) && self.valid_until.is_none_or(|u| time <= u)
     }
 }
 
@@ -57,10 +56,10 @@ pub struct CertificateAuthority {
     pub uri: String,
     /// DER certificates, issuing CA first, root last.
     pub chain: Vec<Vec<u8>>,
-    /// Unix seconds from which the CA issues.
-    pub valid_from: Option<i64>,
-    /// Unix seconds until which the CA issues.
-    pub valid_until: Option<i64>,
+    /// When the CA starts to issue.
+    pub valid_from: Option<UnixTime>,
+    /// When the CA stops issuing.
+    pub valid_until: Option<UnixTime>,
 }
 
 /// The keys a signature's transparency and certificate proofs are checked against.
@@ -129,12 +128,14 @@ struct RawCert {
     raw_bytes: String,
 }
 
-fn window(v: &Option<RawValidity>) -> Result<(Option<i64>, Option<i64>), TrustError> {
-    let parse = |s: &Option<String>| -> Result<Option<i64>, TrustError> {
+type Window = (Option<UnixTime>, Option<UnixTime>);
+
+fn window(v: &Option<RawValidity>) -> Result<Window, TrustError> {
+    let parse = |s: &Option<String>| -> Result<Option<UnixTime>, TrustError> {
         match s {
             None => Ok(None),
             Some(t) => parse_rfc3339(t)
-                .map(Some)
+                .map(|secs| Some(unix_time(secs)))
                 .ok_or_else(|| TrustError(format!("bad timestamp '{t}'"))),
         }
     };
@@ -218,9 +219,12 @@ mod tests {
             .tlog("c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d")
             .unwrap();
         assert_eq!(rekor.base_url, "https://rekor.sigstore.dev");
-        assert_eq!(rekor.valid_from, parse_rfc3339("2021-01-12T11:53:27Z"));
-        assert!(rekor.valid_at(1_717_082_297));
-        assert!(!rekor.valid_at(1_600_000_000));
+        assert_eq!(
+            rekor.valid_from,
+            parse_rfc3339("2021-01-12T11:53:27Z").map(unix_time)
+        );
+        assert!(rekor.valid_at(unix_time(1_717_082_297)));
+        assert!(!rekor.valid_at(unix_time(1_600_000_000)));
         assert_eq!(root.tlogs.len(), 2);
         assert_eq!(root.certificate_authorities.len(), 2);
         assert_eq!(root.ctlogs.len(), 2);

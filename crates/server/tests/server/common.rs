@@ -20,10 +20,10 @@ use sealgate_registry::signatures::push_signature;
 use sealgate_registry::{Client, RegistryOptions};
 use sealgate_server::audit::{AuditFlusher, AuditStore, AuditWriter, Retention};
 use sealgate_server::config::VerifyConfig;
+use sealgate_server::fetcher::CachingFetcher;
 use sealgate_server::log::{LogFormat, Logger};
 use sealgate_server::metrics::Metrics;
 use sealgate_server::policies::PolicyStore;
-use sealgate_server::verifier::Verifier;
 use sealgate_server::{AppState, StateParts, app};
 use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
 use serde_json::Value;
@@ -117,7 +117,7 @@ pub(crate) fn state(
     };
     let state = AppState::new(StateParts {
         policies,
-        verifier: Verifier::new(client, verify, metrics.clone()),
+        fetcher: CachingFetcher::new(client, verify, metrics.clone()),
         metrics,
         log,
         audit,
@@ -265,8 +265,7 @@ pub(crate) async fn log_lines(registry: &TestRegistry, needles: &[&str]) -> usiz
 /// Requests sent so far by the state's registry client.
 pub(crate) fn registry_requests(state: &AppState) -> u64 {
     state
-        .verifier()
-        .client()
+        .fetcher()
         .request_stats()
         .counts
         .iter()

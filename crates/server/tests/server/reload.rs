@@ -10,10 +10,10 @@ use ring::rand::SystemRandom;
 use sealgate_core::crypto::key::SigningKey;
 use sealgate_registry::{Client, RegistryOptions};
 use sealgate_server::config::VerifyConfig;
+use sealgate_server::fetcher::CachingFetcher;
 use sealgate_server::log::{LogFormat, Logger};
 use sealgate_server::metrics::{Metrics, POLICY_RELOAD_ERRORS};
 use sealgate_server::policies::PolicyStore;
-use sealgate_server::verifier::Verifier;
 use sealgate_server::{AppState, StateParts, app};
 
 use crate::common::*;
@@ -53,7 +53,7 @@ async fn policy_files_are_reloaded_and_an_invalid_one_keeps_the_last_good_versio
     }));
     let state = AppState::new(StateParts {
         policies,
-        verifier: Verifier::new(
+        fetcher: CachingFetcher::new(
             Client::new(RegistryOptions::default()).unwrap(),
             VerifyConfig::default(),
             metrics.clone(),

@@ -13,6 +13,7 @@ use crate::policy::error::{PolicyErrorKind, PolicyWarningKind};
 use crate::policy::matching::kind_of;
 use crate::policy::model::{self, FailurePolicy, PolicyDocument, VerifierType};
 use crate::policy::path::JsonPath;
+use crate::policy::unsupported::Unsupported;
 use std::collections::HashMap;
 
 use super::DocumentLoader;
@@ -295,6 +296,18 @@ impl DocumentLoader<'_> {
             verify_images,
             report_properties: rule.report_properties.clone(),
             path: path.clone(),
+            unsupported: if !rule.context.is_empty() {
+                Some(Unsupported::Context)
+            } else if rule.preconditions.as_ref().is_some_and(|v| !v.is_null())
+                || rule
+                    .cel_preconditions
+                    .as_ref()
+                    .is_some_and(|v| !v.is_null())
+            {
+                Some(Unsupported::Preconditions)
+            } else {
+                None
+            },
         })
     }
 
@@ -473,7 +486,15 @@ impl DocumentLoader<'_> {
         if self.errors.len() > errors_before {
             return None;
         }
+        let unsupported = if verifier != VerifierType::Cosign {
+            Some(Unsupported::VerifierType(verifier))
+        } else if !attestations.is_empty() {
+            Some(Unsupported::Attestations)
+        } else {
+            None
+        };
         Some(ImageVerification {
+            unsupported,
             verifier,
             image_references: entry.image_references,
             skip_image_references: entry.skip_image_references,

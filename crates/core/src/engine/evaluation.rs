@@ -1,0 +1,270 @@
+//! One resource's evaluation as a state machine that tells its caller what it wants next, as
+//! rustls' connection does: the caller does the I/O, the evaluation decides.
+//!
+//! ```text
+//! Evaluation::new(policies, resource, mode)
+//!   loop: wants() → Want::Digest(image)            → digest_resolved(image, result)
+//!                   Want::CachedOutcome(key)       → outcome_cached(key, cached or None)
+//!                   Want::Signatures { request }   → signatures_fetched(request, result)
+//!   finish(ctx) → Finished { decision, verified }   (checks what was fetched, then decides)
+//! ```
+//!
+//! Each want is handed out once. A resolved tag makes the signature wants of its image
+//! possible at once, so one slow tag never holds up the other images. A caller with a cache
+//! answers [`Want::CachedOutcome`] from it (a caller without one answers `None`) and keeps
+//! [`Finished::verified`]; a caller with a deadline answers what is still pending with a
+//! [`FetchFailure`] of kind [`Budget`](super::FetchFailureKind::Budget). Nothing here does I/O
+//! or reads a clock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::cosign::SignatureSet;
+use crate::image::ImageRef;
+use crate::image::digest::Digest;
+use crate::policy::{Attestor, Policy};
+
+use super::attestor::{VerifyContext, check_attestor};
+use super::decide::{Decision, Found, decide};
+use super::outcome::{AttestorOutcome, CannotEvaluate, FetchFailure, OutcomeKey, SignatureRequest};
+use super::plan::{Mode, Plan, plan};
+use super::resource::Resource;
+
+/// Something the evaluation needs from outside before it can decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Want {
+    /// Resolve this tag to a digest; answer with [`Evaluation::digest_resolved`].
+    Digest(ImageRef),
+    /// A cached outcome for this key, if the caller keeps one; answer with
+    /// [`Evaluation::outcome_cached`] (`None` when there is none).
+    CachedOutcome(OutcomeKey),
+    /// Fetch these signatures; answer with [`Evaluation::signatures_fetched`].
+    Signatures {
+        /// Where.
+        request: SignatureRequest,
+        /// Whether an entry with `useCache: false` needs them: a copy kept from an earlier
+        /// fetch will not do.
+        fresh: bool,
+    },
+}
+
+/// The end of an evaluation.
+#[derive(Debug)]
+pub struct Finished {
+    /// The decision.
+    pub decision: Decision,
+    /// Outcomes this evaluation verified that may be cached (entries with `useCache: false`
+    /// excluded): each is a [`Verified`](super::Verified) outcome.
+    pub verified: Vec<(OutcomeKey, AttestorOutcome)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyState {
+    /// The cache was asked.
+    AskedCache,
+    /// Waiting for (or holding) its signatures.
+    NeedsSignatures,
+    /// The outcome is known.
+    Known,
+}
+
+#[derive(Debug)]
+struct KeyInfo<'p> {
+    attestor: &'p Attestor,
+    /// False when any entry consulting the key has `useCache: false`.
+    cacheable: bool,
+    state: KeyState,
+}
+
+/// One resource's evaluation. See the module documentation for the protocol.
+#[derive(Debug)]
+pub struct Evaluation<'p> {
+    plan: Plan<'p>,
+    found: Found,
+    signatures: HashMap<SignatureRequest, Result<Arc<SignatureSet>, FetchFailure>>,
+    keys: HashMap<OutcomeKey, KeyInfo<'p>>,
+    requested: HashSet<SignatureRequest>,
+    queue: Vec<Want>,
+}
+
+impl<'p> Evaluation<'p> {
+    /// Starts evaluating `resource` under `policies`.
+    pub fn new(policies: &'p [Policy], resource: &'p Resource, mode: Mode) -> Evaluation<'p> {
+        let mut evaluation = Evaluation {
+            plan: plan(policies, resource, mode),
+            found: Found::default(),
+            signatures: HashMap::new(),
+            keys: HashMap::new(),
+            requested: HashSet::new(),
+            queue: Vec::new(),
+        };
+        let tags: Vec<Want> = evaluation
+            .plan
+            .tags_to_resolve()
+            .into_iter()
+            .map(|r| Want::Digest(r.clone()))
+            .collect();
+        evaluation.queue = tags;
+        for image in 0..evaluation.plan.images.len() {
+            if let Ok(reference) = &evaluation.plan.images[image].reference
+                && let Some(digest) = reference.digest().cloned()
+            {
+                evaluation.expand(image, &digest);
+            }
+        }
+        evaluation
+    }
+
+    /// The plan: the rules that apply and the images they check.
+    pub fn plan(&self) -> &Plan<'p> {
+        &self.plan
+    }
+
+    /// Whether any rule applies at all (with none, the decision needs nothing fetched).
+    pub fn has_work(&self) -> bool {
+        !self.plan.rules.is_empty()
+    }
+
+    /// What the evaluation needs that it has not asked for yet. Empty means nothing more can be
+    /// learned from outside until an answer arrives: once every want has been answered,
+    /// [`Evaluation::finish`] decides.
+    pub fn wants(&mut self) -> Vec<Want> {
+        std::mem::take(&mut self.queue)
+    }
+
+    /// The answer to [`Want::Digest`].
+    pub fn digest_resolved(&mut self, image: &ImageRef, result: Result<Digest, FetchFailure>) {
+        let normalized = image.normalized().to_string();
+        let digest = result.as_ref().ok().cloned();
+        self.found.digests.insert(normalized, result);
+        let Some(digest) = digest else {
+            return;
+        };
+        let matching: Vec<usize> = (0..self.plan.images.len())
+            .filter(|&i| {
+                self.plan.images[i]
+                    .reference
+                    .as_ref()
+                    .is_ok_and(|r| r.digest().is_none() && r.normalized() == image.normalized())
+            })
+            .collect();
+        for i in matching {
+            self.expand(i, &digest);
+        }
+    }
+
+    /// The answer to [`Want::CachedOutcome`]: the cached outcome, or `None`.
+    pub fn outcome_cached(&mut self, key: OutcomeKey, outcome: Option<AttestorOutcome>) {
+        match outcome {
+            Some(outcome) => {
+                if let Some(info) = self.keys.get_mut(&key) {
+                    info.state = KeyState::Known;
+                }
+                self.found.outcomes.insert(key, outcome);
+            }
+            None => self.needs_signatures(&key),
+        }
+    }
+
+    /// The answer to [`Want::Signatures`].
+    pub fn signatures_fetched(
+        &mut self,
+        request: SignatureRequest,
+        result: Result<Arc<SignatureSet>, FetchFailure>,
+    ) {
+        self.signatures.insert(request, result);
+    }
+
+    /// Keys whose signatures have arrived but whose outcome is not known yet and may come from a
+    /// cache: a caller that shares fetches between evaluations may find that another one has
+    /// verified them meanwhile, and answer with [`Evaluation::outcome_cached`].
+    pub fn awaiting_verification(&self) -> Vec<OutcomeKey> {
+        self.keys
+            .iter()
+            .filter(|(key, info)| {
+                info.cacheable
+                    && info.state == KeyState::NeedsSignatures
+                    && matches!(self.signatures.get(&key.request), Some(Ok(_)))
+            })
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// How many signature sets [`Evaluation::finish`] will check (its CPU cost).
+    pub fn checks_to_run(&self) -> usize {
+        self.keys
+            .values()
+            .filter(|info| info.state == KeyState::NeedsSignatures)
+            .count()
+    }
+
+    /// Checks the signatures that were fetched, then decides.
+    pub fn finish(mut self, ctx: VerifyContext<'_>) -> Finished {
+        let mut verified = Vec::new();
+        for (key, info) in &mut self.keys {
+            if info.state != KeyState::NeedsSignatures {
+                continue;
+            }
+            let outcome = match self.signatures.get(&key.request) {
+                Some(Ok(set)) => check_attestor(info.attestor, set, ctx),
+                Some(Err(failure)) => {
+                    AttestorOutcome::Error(CannotEvaluate::Fetch(failure.clone()))
+                }
+                // Never answered: the decision says its signatures were not fetched.
+                None => continue,
+            };
+            info.state = KeyState::Known;
+            if info.cacheable && outcome.verified().is_some() {
+                verified.push((key.clone(), outcome.clone()));
+            }
+            self.found.outcomes.insert(key.clone(), outcome);
+        }
+        Finished {
+            decision: decide(&self.plan, &self.found),
+            verified,
+        }
+    }
+
+    /// Registers the attestor checks image `image` needs at `digest`.
+    fn expand(&mut self, image: usize, digest: &Digest) {
+        let mut found: Vec<(&'p Attestor, OutcomeKey, bool)> = Vec::new();
+        self.plan
+            .attestors_of(image, digest, &mut |attestor, key, use_cache| {
+                found.push((attestor, key, use_cache));
+            });
+        for (attestor, key, use_cache) in found {
+            match self.keys.get_mut(&key) {
+                Some(info) => info.cacheable &= use_cache,
+                None => {
+                    self.keys.insert(
+                        key.clone(),
+                        KeyInfo {
+                            attestor,
+                            cacheable: use_cache,
+                            state: KeyState::AskedCache,
+                        },
+                    );
+                    if use_cache {
+                        self.queue.push(Want::CachedOutcome(key));
+                    } else {
+                        self.needs_signatures(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    fn needs_signatures(&mut self, key: &OutcomeKey) {
+        let Some(info) = self.keys.get_mut(key) else {
+            return;
+        };
+        info.state = KeyState::NeedsSignatures;
+        let fresh = !info.cacheable;
+        if self.requested.insert(key.request.clone()) {
+            self.queue.push(Want::Signatures {
+                request: key.request.clone(),
+                fresh,
+            });
+        }
+    }
+}

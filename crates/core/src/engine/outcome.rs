@@ -1,0 +1,746 @@
+//! What an evaluation asks for and what it is told, as types: where signatures are
+//! ([`SignatureRequest`]), under which key an attestor's outcome is kept ([`OutcomeKey`]), why a
+//! fetch failed ([`FetchFailure`], with what a fetch cut off by the budget was waiting for), and
+//! what an attestor concluded ([`AttestorOutcome`]: a verified outcome carries a [`Verified`]
+//! proof that only this crate makes, a failed one the typed reason, an error why it could not be
+//! evaluated).
+//!
+//! Every type here displays as the words users read; the engine, the audit trail and the metrics
+//! match on the kinds, never on the words.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::time::Duration;
+
+use crate::cosign::payload::PayloadError;
+use crate::cosign::{LayerVerdict, Signer, VerifyFailure};
+use crate::crypto::chain::ChainError;
+use crate::image::ImageRef;
+use crate::image::digest::Digest;
+use crate::policy::Unsupported;
+use crate::sigstore::rekor::RekorError;
+use crate::timestamp::{Rfc3339, UnixTime, format_duration};
+
+/// Where an attestor's signatures are read: the `.sig` image of `digest` in `repository`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SignatureRequest {
+    /// The repository holding the signatures (no tag, no digest).
+    pub repository: ImageRef,
+    /// The image digest the signatures are for.
+    pub digest: Digest,
+}
+
+impl SignatureRequest {
+    /// `registry/path`, as messages name the repository.
+    pub fn repository_name(&self) -> String {
+        self.repository.repository()
+    }
+
+    /// The host the signatures are fetched from.
+    pub fn host(&self) -> &str {
+        self.repository.api_host()
+    }
+}
+
+impl Ord for SignatureRequest {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.repository.normalized(), &self.digest)
+            .cmp(&(other.repository.normalized(), &other.digest))
+    }
+}
+
+impl PartialOrd for SignatureRequest {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The key under which an attestor's outcome is stored (and may be cached): what the attestor
+/// checks, where its signatures are, and the image digest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OutcomeKey {
+    /// The attestor's [`fingerprint`](crate::policy::Attestor::fingerprint).
+    pub attestor: String,
+    /// Where its signatures are.
+    pub request: SignatureRequest,
+}
+
+/// What a fetch cut off by the budget was waiting for when time ran out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waiting {
+    /// The registry to answer the resolution of a tag.
+    TagResolution {
+        /// The registry host.
+        host: String,
+        /// The image, normalised.
+        image: String,
+    },
+    /// The registry to send an image's signatures.
+    Signatures {
+        /// The registry host.
+        host: String,
+        /// `registry/path` of the signatures.
+        repository: String,
+        /// The image digest.
+        digest: Digest,
+    },
+    /// A free connection slot to the registry host.
+    HostSlot {
+        /// The registry host.
+        host: String,
+        /// How many slots the host has.
+        slots: usize,
+    },
+    /// A free slot among all registry fetches.
+    FetchSlot {
+        /// How many slots there are (`--max-concurrent-verifications`).
+        slots: usize,
+    },
+}
+
+impl fmt::Display for Waiting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Waiting::TagResolution { host, image } => {
+                write!(
+                    f,
+                    "waiting for {host} to answer the tag resolution of {image}"
+                )
+            }
+            Waiting::Signatures {
+                host,
+                repository,
+                digest,
+            } => write!(
+                f,
+                "waiting for {host} to send the signatures of {repository}@{digest}"
+            ),
+            Waiting::HostSlot { host, slots } => write!(
+                f,
+                "waiting for one of the {slots} connection slots to {host} (all busy)"
+            ),
+            Waiting::FetchSlot { slots } => write!(
+                f,
+                "waiting for one of the {slots} registry fetch slots (--max-concurrent-verifications; all busy)"
+            ),
+        }
+    }
+}
+
+/// Why something could not be fetched from a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchFailure {
+    /// The registry host (and port) the fetch went to.
+    pub host: String,
+    /// What went wrong.
+    pub kind: FetchFailureKind,
+}
+
+/// What went wrong with a fetch. The first three are timeouts; for the others, `reason` is the
+/// registry client's own explanation (it names the host, the repository and the fix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchFailureKind {
+    /// The request's budget ran out while the fetch was still waiting.
+    Budget {
+        /// The request's whole budget.
+        budget: Duration,
+        /// What the fetch was waiting for.
+        waiting: Waiting,
+    },
+    /// The registry did not answer one request within the client's per-request timeout.
+    RequestTimeout {
+        /// The timeout in force (`--registry-timeout`).
+        after: Duration,
+    },
+    /// The fetch kept going past the longest any fetch may run, and was abandoned.
+    Abandoned {
+        /// The limit.
+        after: Duration,
+    },
+    /// No connection could be made (refused, no route, DNS).
+    Unreachable {
+        /// The registry client's explanation.
+        reason: String,
+    },
+    /// TLS failed: an untrusted certificate, a name mismatch, a plain-HTTP server.
+    Tls {
+        /// The registry client's explanation.
+        reason: String,
+    },
+    /// The registry wants credentials, or rejected the ones sent (401).
+    Unauthorized {
+        /// The registry client's explanation.
+        reason: String,
+    },
+    /// The credentials lack the permission (403).
+    Forbidden {
+        /// The registry client's explanation.
+        reason: String,
+    },
+    /// The image, tag or blob does not exist (404).
+    NotFound {
+        /// The registry client's explanation.
+        reason: String,
+    },
+    /// A response was over its size limit.
+    TooLarge {
+        /// The registry client's explanation.
+        reason: String,
+    },
+    /// Content did not hash to the digest asked for.
+    DigestMismatch {
+        /// The registry client's explanation.
+        reason: String,
+    },
+    /// 429 or 5xx answers, or a body cut off, until the retries ran out.
+    Overloaded {
+        /// The registry client's explanation.
+        reason: String,
+    },
+    /// The registry answered something sealgate cannot read (bad JSON, an unexpected media type
+    /// or status).
+    Malformed {
+        /// The registry client's explanation.
+        reason: String,
+    },
+    /// The fetch could not be made for a local reason (a credential helper failed, a file could
+    /// not be read).
+    Local {
+        /// The registry client's explanation.
+        reason: String,
+    },
+    /// The task carrying the fetch stopped without a result (the server is shutting down).
+    Stopped,
+}
+
+impl FetchFailure {
+    /// Whether the fetch ran out of time (the budget, the per-request timeout or the flight
+    /// limit), rather than failing.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self.kind,
+            FetchFailureKind::Budget { .. }
+                | FetchFailureKind::RequestTimeout { .. }
+                | FetchFailureKind::Abandoned { .. }
+        )
+    }
+}
+
+impl fmt::Display for FetchFailure {
+    /// A timeout reads as the end of "did not finish within …": the time, then what was slow.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = &self.host;
+        match &self.kind {
+            FetchFailureKind::Budget { budget, waiting } => {
+                write!(f, "{}: {waiting}", format_duration(*budget))
+            }
+            FetchFailureKind::RequestTimeout { after } => write!(
+                f,
+                "{}s: {host} did not answer in time; if the registry is slow, raise --registry-timeout",
+                after.as_secs_f64()
+            ),
+            FetchFailureKind::Abandoned { after } => write!(
+                f,
+                "{}: {host} kept the fetch going that long; it was abandoned",
+                format_duration(*after)
+            ),
+            FetchFailureKind::Unreachable { reason }
+            | FetchFailureKind::Tls { reason }
+            | FetchFailureKind::Unauthorized { reason }
+            | FetchFailureKind::Forbidden { reason }
+            | FetchFailureKind::NotFound { reason }
+            | FetchFailureKind::TooLarge { reason }
+            | FetchFailureKind::DigestMismatch { reason }
+            | FetchFailureKind::Overloaded { reason }
+            | FetchFailureKind::Malformed { reason }
+            | FetchFailureKind::Local { reason } => f.write_str(reason),
+            FetchFailureKind::Stopped => f.write_str(
+                "the fetch task stopped without a result (the server is shutting down?)",
+            ),
+        }
+    }
+}
+
+/// The proof that an attestor verified a signature over an image digest. Only the engine's
+/// attestor checks make one, so a decision can only count signatures that were checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    signer: Signer,
+}
+
+impl Verified {
+    /// Made by the attestor checks, and nowhere else.
+    pub(super) fn new(signer: Signer) -> Verified {
+        Verified { signer }
+    }
+
+    /// Who signed.
+    pub fn signer(&self) -> &Signer {
+        &self.signer
+    }
+}
+
+/// What one attestor concluded about one image digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttestorOutcome {
+    /// A signature verified.
+    Verified(Verified),
+    /// No signature satisfies the attestor.
+    Failed(AttestorFailure),
+    /// The attestor could not be evaluated.
+    Error(CannotEvaluate),
+}
+
+impl AttestorOutcome {
+    /// The proof, when the attestor verified.
+    pub fn verified(&self) -> Option<&Verified> {
+        match self {
+            AttestorOutcome::Verified(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Why an attestor could not be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CannotEvaluate {
+    /// Its signatures could not be fetched.
+    Fetch(FetchFailure),
+    /// It uses something sealgate does not evaluate yet.
+    Unsupported(Unsupported),
+    /// Its signature repository is not a repository name.
+    InvalidRepository {
+        /// The repository as written.
+        repository: String,
+    },
+    /// Its signatures were never fetched (the evaluation finished without them).
+    NotFetched,
+    /// A nested set reached the leaf check (the engine walks nested sets itself).
+    NestedSet,
+}
+
+impl fmt::Display for CannotEvaluate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CannotEvaluate::Fetch(e) => e.fmt(f),
+            CannotEvaluate::Unsupported(u) => u.fmt(f),
+            CannotEvaluate::InvalidRepository { repository } => {
+                write!(f, "'{repository}' is not a valid signature repository")
+            }
+            CannotEvaluate::NotFetched => f.write_str("its signatures were not fetched"),
+            CannotEvaluate::NestedSet => {
+                f.write_str("nested attestor sets are evaluated by the engine")
+            }
+        }
+    }
+}
+
+/// Why no signature satisfies an attestor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttestorFailure {
+    /// No signature verifies with the key (or there are none).
+    Key(VerifyFailure),
+    /// Signatures verify, but none carries the annotations the attestor requires.
+    MissingAnnotations {
+        /// How many verified.
+        verified: usize,
+        /// The annotations required, `key=value`.
+        wanted: Vec<String>,
+    },
+    /// Signatures verify with the key, but the transparency log refuses every one.
+    Tlog(Vec<TlogRefusal>),
+    /// No signature verifies with the certificate.
+    Certificate {
+        /// Where the signatures were found.
+        location: String,
+        /// Why each signature failed, in layer order.
+        layers: Vec<CertificateRefusal>,
+    },
+}
+
+impl fmt::Display for AttestorFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttestorFailure::Key(v) => v.fmt(f),
+            AttestorFailure::MissingAnnotations { verified, wanted } => write!(
+                f,
+                "{verified} signature(s) verify, but none carries the required annotations {}",
+                wanted.join(", ")
+            ),
+            AttestorFailure::Tlog(refusals) => {
+                f.write_str("a signature verifies with the key, but ")?;
+                join(f, refusals.iter(), "; ")
+            }
+            AttestorFailure::Certificate { location, layers } if layers.is_empty() => {
+                write!(f, "no signatures found at {location}")
+            }
+            AttestorFailure::Certificate { location, layers } => {
+                write!(
+                    f,
+                    "none of {} signature(s) at {location} verifies with the certificate: ",
+                    layers.len()
+                )?;
+                for (i, why) in layers.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "signature {}: {why}", i + 1)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Why the transparency log does not vouch for a signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlogRefusal {
+    /// A proof is required and the signature carries none.
+    Missing,
+    /// The Rekor bundle does not hold.
+    Invalid(RekorError),
+}
+
+impl fmt::Display for TlogRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlogRefusal::Missing => f.write_str(
+                "the transparency-log proof is missing: the signature carries no Rekor bundle (sign with a tool that uploads to Rekor, or set rekor.ignoreTlog: true)",
+            ),
+            TlogRefusal::Invalid(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Why one signature does not verify with a certificate attestor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateRefusal {
+    /// The layer is another artifact type.
+    NotSimpleSigning {
+        /// Its media type.
+        media_type: String,
+    },
+    /// The payload blob could not be fetched.
+    PayloadUnavailable,
+    /// No signature annotation, or not base64.
+    NoSignature,
+    /// The certificate annotation is not a PEM certificate.
+    BadCertificateAnnotation,
+    /// The layer carries another certificate than the policy's `cert`.
+    OtherCertificate,
+    /// Neither the policy nor the layer gives a certificate.
+    NoCertificate,
+    /// The certificate cannot be read or its chain does not hold.
+    Chain(ChainError),
+    /// The signature does not verify with the certificate's key.
+    NotByCertificate {
+        /// The certificate's subject.
+        subject: String,
+    },
+    /// The payload cannot be read.
+    MalformedPayload(PayloadError),
+    /// The payload names another digest.
+    OtherDigest {
+        /// The digest signed.
+        signed: String,
+        /// The image's digest.
+        image: Digest,
+    },
+    /// The required annotations are missing.
+    MissingAnnotations {
+        /// The annotations required, `key=value`.
+        wanted: Vec<String>,
+    },
+    /// The transparency log does not vouch for it.
+    Tlog(TlogRefusal),
+    /// The certificate was not valid when the signature was made.
+    NotValidAtSigningTime {
+        /// The certificate's subject.
+        subject: String,
+        /// The signing time.
+        at: UnixTime,
+        /// Start of validity.
+        not_before: UnixTime,
+        /// End of validity.
+        not_after: UnixTime,
+    },
+}
+
+impl fmt::Display for CertificateRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CertificateRefusal::NotSimpleSigning { media_type } => {
+                write!(f, "not a simple-signing layer ({media_type})")
+            }
+            CertificateRefusal::PayloadUnavailable => LayerVerdict::PayloadUnavailable.fmt(f),
+            CertificateRefusal::NoSignature => f.write_str("no or malformed signature annotation"),
+            CertificateRefusal::BadCertificateAnnotation => {
+                f.write_str("its certificate annotation is not a PEM certificate")
+            }
+            CertificateRefusal::OtherCertificate => {
+                f.write_str("it carries another certificate than the policy's cert")
+            }
+            CertificateRefusal::NoCertificate => {
+                f.write_str("it carries no certificate to check against certChain")
+            }
+            CertificateRefusal::Chain(e) => e.fmt(f),
+            CertificateRefusal::NotByCertificate { subject } => {
+                write!(f, "does not verify with the certificate's key ({subject})")
+            }
+            CertificateRefusal::MalformedPayload(e) => e.fmt(f),
+            CertificateRefusal::OtherDigest { signed, image } => {
+                write!(f, "signed digest {signed}, not this image's {image}")
+            }
+            CertificateRefusal::MissingAnnotations { wanted } => write!(
+                f,
+                "1 signature(s) verify, but none carries the required annotations {}",
+                wanted.join(", ")
+            ),
+            CertificateRefusal::Tlog(t) => t.fmt(f),
+            CertificateRefusal::NotValidAtSigningTime {
+                subject,
+                at,
+                not_before,
+                not_after,
+            } => write!(
+                f,
+                "the certificate '{subject}' was not valid at the signing time {} (valid {} to {})",
+                Rfc3339(*at),
+                Rfc3339(*not_before),
+                Rfc3339(*not_after)
+            ),
+        }
+    }
+}
+
+fn join<T: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    items: impl Iterator<Item = T>,
+    separator: &str,
+) -> fmt::Result {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            f.write_str(separator)?;
+        }
+        item.fmt(f)?;
+    }
+    Ok(())
+}
+
+/// Why an image check ended as it did, as a kind: what the audit trail records and the metrics
+/// count beside each result's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Every attestor set passed.
+    Verified,
+    /// Nothing to verify (no attestors): the digest was pinned or the image let through.
+    NotChecked,
+    /// `skipImageReferences` matched.
+    Skipped,
+    /// `required` without attestors: the image carries no verification.
+    Unverified,
+    /// `verifyDigest` found the image without a digest.
+    MissingDigest,
+    /// No signatures exist for the image.
+    NoSignatures,
+    /// Signatures exist, none verifies with the key or certificate.
+    SignatureMismatch,
+    /// A signature by the key names another digest.
+    SignedOtherDigest,
+    /// Signatures verify but lack the required annotations.
+    MissingAnnotations,
+    /// The transparency log does not vouch for the signature.
+    TransparencyLog,
+    /// The certificate or its chain does not hold.
+    Certificate,
+    /// The policy uses something sealgate does not evaluate yet.
+    Unsupported,
+    /// The image reference does not parse.
+    InvalidImage,
+    /// The signature repository does not parse.
+    InvalidRepository,
+    /// What was needed was never fetched.
+    NotFetched,
+    /// A fetch failed, of this kind.
+    Fetch(FetchReason),
+}
+
+/// [`FetchFailureKind`] without its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FetchReason {
+    /// [`FetchFailureKind::Budget`].
+    Budget,
+    /// [`FetchFailureKind::RequestTimeout`].
+    RequestTimeout,
+    /// [`FetchFailureKind::Abandoned`].
+    Abandoned,
+    /// [`FetchFailureKind::Unreachable`].
+    Unreachable,
+    /// [`FetchFailureKind::Tls`].
+    Tls,
+    /// [`FetchFailureKind::Unauthorized`].
+    Unauthorized,
+    /// [`FetchFailureKind::Forbidden`].
+    Forbidden,
+    /// [`FetchFailureKind::NotFound`].
+    NotFound,
+    /// [`FetchFailureKind::TooLarge`].
+    TooLarge,
+    /// [`FetchFailureKind::DigestMismatch`].
+    DigestMismatch,
+    /// [`FetchFailureKind::Overloaded`].
+    Overloaded,
+    /// [`FetchFailureKind::Malformed`].
+    Malformed,
+    /// [`FetchFailureKind::Local`].
+    Local,
+    /// [`FetchFailureKind::Stopped`].
+    Stopped,
+}
+
+impl Reason {
+    /// The kind's name: `verified`, `no_signatures`, `fetch_unauthorized`, ….
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Verified => "verified",
+            Reason::NotChecked => "not_checked",
+            Reason::Skipped => "skipped",
+            Reason::Unverified => "unverified",
+            Reason::MissingDigest => "missing_digest",
+            Reason::NoSignatures => "no_signatures",
+            Reason::SignatureMismatch => "signature_mismatch",
+            Reason::SignedOtherDigest => "signed_other_digest",
+            Reason::MissingAnnotations => "missing_annotations",
+            Reason::TransparencyLog => "transparency_log",
+            Reason::Certificate => "certificate",
+            Reason::Unsupported => "unsupported",
+            Reason::InvalidImage => "invalid_image",
+            Reason::InvalidRepository => "invalid_repository",
+            Reason::NotFetched => "not_fetched",
+            Reason::Fetch(f) => f.as_str(),
+        }
+    }
+}
+
+impl FetchReason {
+    /// The kind's name, prefixed `fetch_`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchReason::Budget => "fetch_budget",
+            FetchReason::RequestTimeout => "fetch_request_timeout",
+            FetchReason::Abandoned => "fetch_abandoned",
+            FetchReason::Unreachable => "fetch_unreachable",
+            FetchReason::Tls => "fetch_tls",
+            FetchReason::Unauthorized => "fetch_unauthorized",
+            FetchReason::Forbidden => "fetch_forbidden",
+            FetchReason::NotFound => "fetch_not_found",
+            FetchReason::TooLarge => "fetch_too_large",
+            FetchReason::DigestMismatch => "fetch_digest_mismatch",
+            FetchReason::Overloaded => "fetch_overloaded",
+            FetchReason::Malformed => "fetch_malformed",
+            FetchReason::Local => "fetch_local",
+            FetchReason::Stopped => "fetch_stopped",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FetchFailure {
+    /// The failure's kind without its data.
+    pub fn reason(&self) -> FetchReason {
+        match self.kind {
+            FetchFailureKind::Budget { .. } => FetchReason::Budget,
+            FetchFailureKind::RequestTimeout { .. } => FetchReason::RequestTimeout,
+            FetchFailureKind::Abandoned { .. } => FetchReason::Abandoned,
+            FetchFailureKind::Unreachable { .. } => FetchReason::Unreachable,
+            FetchFailureKind::Tls { .. } => FetchReason::Tls,
+            FetchFailureKind::Unauthorized { .. } => FetchReason::Unauthorized,
+            FetchFailureKind::Forbidden { .. } => FetchReason::Forbidden,
+            FetchFailureKind::NotFound { .. } => FetchReason::NotFound,
+            FetchFailureKind::TooLarge { .. } => FetchReason::TooLarge,
+            FetchFailureKind::DigestMismatch { .. } => FetchReason::DigestMismatch,
+            FetchFailureKind::Overloaded { .. } => FetchReason::Overloaded,
+            FetchFailureKind::Malformed { .. } => FetchReason::Malformed,
+            FetchFailureKind::Local { .. } => FetchReason::Local,
+            FetchFailureKind::Stopped => FetchReason::Stopped,
+        }
+    }
+}
+
+impl CannotEvaluate {
+    /// The kind, for the audit trail and metrics.
+    pub fn reason(&self) -> Reason {
+        match self {
+            CannotEvaluate::Fetch(f) => Reason::Fetch(f.reason()),
+            CannotEvaluate::Unsupported(_) => Reason::Unsupported,
+            CannotEvaluate::InvalidRepository { .. } => Reason::InvalidRepository,
+            CannotEvaluate::NotFetched | CannotEvaluate::NestedSet => Reason::NotFetched,
+        }
+    }
+}
+
+impl AttestorFailure {
+    /// The kind, for the audit trail and metrics.
+    pub fn reason(&self) -> Reason {
+        match self {
+            AttestorFailure::Key(VerifyFailure::NoSignatures { .. }) => Reason::NoSignatures,
+            AttestorFailure::Key(VerifyFailure::NoneVerified { verdicts, .. }) => {
+                if verdicts
+                    .iter()
+                    .any(|v| matches!(v, LayerVerdict::OtherDigest { .. }))
+                {
+                    Reason::SignedOtherDigest
+                } else {
+                    Reason::SignatureMismatch
+                }
+            }
+            AttestorFailure::MissingAnnotations { .. } => Reason::MissingAnnotations,
+            AttestorFailure::Tlog(_) => Reason::TransparencyLog,
+            AttestorFailure::Certificate { layers, .. } if layers.is_empty() => {
+                Reason::NoSignatures
+            }
+            AttestorFailure::Certificate { layers, .. } => {
+                // The most telling refusal: a chain or validity problem over a plain mismatch.
+                if layers.iter().any(|l| {
+                    matches!(
+                        l,
+                        CertificateRefusal::Chain(_)
+                            | CertificateRefusal::NotValidAtSigningTime { .. }
+                    )
+                }) {
+                    Reason::Certificate
+                } else if layers
+                    .iter()
+                    .any(|l| matches!(l, CertificateRefusal::Tlog(_)))
+                {
+                    Reason::TransparencyLog
+                } else if layers
+                    .iter()
+                    .any(|l| matches!(l, CertificateRefusal::OtherDigest { .. }))
+                {
+                    Reason::SignedOtherDigest
+                } else {
+                    Reason::SignatureMismatch
+                }
+            }
+        }
+    }
+}
+
+impl AttestorOutcome {
+    /// The kind, for the audit trail and metrics.
+    pub fn reason(&self) -> Reason {
+        match self {
+            AttestorOutcome::Verified(_) => Reason::Verified,
+            AttestorOutcome::Failed(f) => f.reason(),
+            AttestorOutcome::Error(e) => e.reason(),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! What a policy may say that sealgate does not evaluate yet, decided once when the policy is
+//! loaded: a rule, a verifyImages entry, an attestor or an image extractor carries its
+//! [`Unsupported`] reason, and the engine turns it into an `error` result (denied under Enforce)
+//! without fetching anything for it.
+
+use std::fmt;
+
+use super::model::VerifierType;
+
+/// A feature sealgate does not evaluate yet, with the words the user reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unsupported {
+    /// The rule declares `context` entries.
+    Context,
+    /// The rule has `preconditions` (or `celPreconditions`).
+    Preconditions,
+    /// The entry is `type: Notary` or `type: SigstoreBundle`.
+    VerifierType(VerifierType),
+    /// The entry checks `attestations`.
+    Attestations,
+    /// A `keyless` attestor.
+    Keyless,
+    /// A key kept in a Kubernetes Secret.
+    SecretKey {
+        /// The Secret's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+    },
+    /// A key in a KMS.
+    KmsKey {
+        /// The KMS URI.
+        uri: String,
+    },
+    /// A key reference sealgate does not resolve.
+    KeyReference {
+        /// The reference as written.
+        reference: String,
+    },
+    /// An image extractor that post-processes the value with JMESPath.
+    ExtractorJmesPath {
+        /// The expression.
+        expression: String,
+    },
+}
+
+impl Unsupported {
+    /// Whether the words are about one image (the engine prefixes them with `image IMAGE: `).
+    pub fn is_about_an_image(&self) -> bool {
+        matches!(
+            self,
+            Unsupported::VerifierType(_)
+                | Unsupported::Attestations
+                | Unsupported::ExtractorJmesPath { .. }
+        )
+    }
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unsupported::Context => f.write_str(
+                "the rule uses `context`, which sealgate does not support yet; it cannot be evaluated",
+            ),
+            Unsupported::Preconditions => f.write_str(
+                "the rule uses `preconditions`, which sealgate does not support yet; it cannot be evaluated",
+            ),
+            Unsupported::VerifierType(t) => {
+                write!(f, "verifyImages type {t:?} is not supported yet; only Cosign is")
+            }
+            Unsupported::Attestations => {
+                f.write_str("attestations are not supported yet; the image cannot be checked")
+            }
+            Unsupported::Keyless => f.write_str(
+                "keyless attestors are not supported yet; use a keys or certificates attestor",
+            ),
+            Unsupported::SecretKey { namespace, name } => write!(
+                f,
+                "keys from Secrets (k8s://{namespace}/{name}) are not supported yet; paste the public key into publicKeys"
+            ),
+            Unsupported::KmsKey { uri } => write!(
+                f,
+                "KMS keys ({uri}) are not supported yet; paste the public key into publicKeys"
+            ),
+            Unsupported::KeyReference { reference } => write!(
+                f,
+                "key reference '{reference}' is not supported; paste the PEM public key into publicKeys"
+            ),
+            Unsupported::ExtractorJmesPath { expression } => write!(
+                f,
+                "imageExtractors jmesPath '{expression}' is not supported yet; the image cannot be checked"
+            ),
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! [`CachingFetcher`]: the webhook's [`Fetch`], which the one evaluation driver
+//! ([`sealgate_registry::driver::drive`]) carries each review out through: caches, shared flights,
+//! per-host and global limits, and metrics in front of an upstream fetch (the registry client;
+//! a fake in tests).
+//!
+//! - **Parallel and bounded.** Every fetch starts as a spawned task as soon as the evaluation
+//!   wants it; a global semaphore (`--max-concurrent-verifications`) and one per registry host
+//!   bound how many run, and what a fetch waits for is its [`Progress`], which a deadline's
+//!   timeout message names.
+//! - **Shared.** Identical fetches in flight are joined ([`SingleFlight`]): 100 simultaneous
+//!   admissions of a new image cost one tag resolution and one signature fetch. A fetched
+//!   signature set is also kept for a few seconds (10 s by default), because verification runs
+//!   in each request after the fetch: a request arriving between the end of the fetch and the
+//!   caching of the verified outcome would otherwise fetch again. Requests that joined a fetch
+//!   look the outcome cache up again when it ends ([`Lookup::AfterFetch`]), so the signatures
+//!   are checked by the first of them, not by each.
+//! - **Cached.** Verified attestor outcomes are kept for `--cache-ttl`, keyed by
+//!   [`OutcomeKey`] (attestor content, signature repository, image digest), so a policy edit that
+//!   changes an attestor misses by construction; tag resolutions are kept for
+//!   `--digest-cache-ttl`. Failures are never cached, and entries with `useCache: false` neither
+//!   read nor fill the outcome cache (as in Kyverno): the evaluation does not ask for them.
+//! - **Deadline.** The driver stops waiting at the request's budget; the fetch itself runs on
+//!   (at most [`FLIGHT_LIMIT`]) and fills the cache for the next request.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use sealgate_core::cosign::SignatureSet;
+use sealgate_core::engine::{
+    AttestorOutcome, Decision, Evaluation, FetchFailure, FetchFailureKind, Mode, OutcomeKey,
+    Resource, SignatureRequest, Waiting,
+};
+use sealgate_core::policy::Policy;
+use sealgate_core::sigstore::trust::TrustedRoot;
+use sealgate_core::timestamp::Clock;
+use sealgate_core::{Digest, ImageRef};
+use sealgate_registry::driver::{
+    ClientFetch, Deadline, Fetch, Fetched, Lookup, Pending, SystemClock, drive,
+};
+use sealgate_registry::{Client, RequestStats};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use crate::cache::TtlCache;
+use crate::config::VerifyConfig;
+use crate::metrics::Metrics;
+use crate::single_flight::{Flight, Joined, Progress, SingleFlight};
+
+/// A fetch still running after this long is abandoned. The registry client's own per-request
+/// timeout (`--registry-timeout`) and bounded retries normally end it long before.
+pub const FLIGHT_LIMIT: Duration = Duration::from_secs(300);
+
+/// Registry hosts whose connection slots are remembered before idle ones are forgotten.
+const MAX_TRACKED_HOSTS: usize = 1024;
+
+type DigestResult = Result<Digest, FetchFailure>;
+type SignatureResult = Result<Arc<SignatureSet>, FetchFailure>;
+
+/// The caching, shared, bounded fetcher the webhook decides with. Cheap to clone.
+#[derive(Clone)]
+pub struct CachingFetcher {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CachingFetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachingFetcher")
+            .field("outcomes", &self.inner.outcomes.len())
+            .field("digests", &self.inner.digests.len())
+            .field("in_flight", &self.inner.metrics.in_flight())
+            .finish()
+    }
+}
+
+struct Inner {
+    upstream: Arc<dyn Fetch>,
+    client: Option<Client>,
+    config: VerifyConfig,
+    clock: Arc<dyn Clock>,
+    outcomes: TtlCache<OutcomeKey, AttestorOutcome>,
+    digests: TtlCache<String, Digest>,
+    /// Signature sets just fetched, kept briefly so that a request arriving between the end of a
+    /// fetch and the caching of its verified outcome does not fetch again.
+    signature_sets: TtlCache<SignatureRequest, Arc<SignatureSet>>,
+    resolving: Arc<SingleFlight<String, DigestResult>>,
+    fetching: Arc<SingleFlight<SignatureRequest, SignatureResult>>,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    all: Arc<Semaphore>,
+    metrics: Metrics,
+}
+
+/// A decision and how it was reached.
+#[derive(Debug)]
+pub struct Verdict {
+    /// The engine's decision.
+    pub decision: Decision,
+    /// Whether the budget ran out with fetches still pending.
+    pub timed_out: bool,
+    /// Registry fetches this request started.
+    pub started: usize,
+    /// Registry fetches this request joined.
+    pub shared: usize,
+    /// Cache hits (digests, signature sets and outcomes).
+    pub cache_hits: usize,
+}
+
+impl CachingFetcher {
+    /// A fetcher in front of the registry client `client`.
+    pub fn new(client: Client, config: VerifyConfig, metrics: Metrics) -> CachingFetcher {
+        let upstream = Arc::new(ClientFetch::unbounded(client.clone()));
+        let mut fetcher = CachingFetcher::with_upstream(upstream, config, metrics);
+        if let Some(inner) = Arc::get_mut(&mut fetcher.inner) {
+            inner.client = Some(client);
+        }
+        fetcher
+    }
+
+    /// A fetcher in front of any upstream fetch (a fake one in tests).
+    pub fn with_upstream(
+        upstream: Arc<dyn Fetch>,
+        config: VerifyConfig,
+        metrics: Metrics,
+    ) -> CachingFetcher {
+        CachingFetcher::with_clock(upstream, config, metrics, Arc::new(SystemClock))
+    }
+
+    /// A fetcher that verifies at the times `clock` reads.
+    pub fn with_clock(
+        upstream: Arc<dyn Fetch>,
+        config: VerifyConfig,
+        metrics: Metrics,
+        clock: Arc<dyn Clock>,
+    ) -> CachingFetcher {
+        let all = Arc::new(Semaphore::new(config.max_concurrent_fetches.max(1)));
+        CachingFetcher {
+            inner: Arc::new(Inner {
+                upstream,
+                client: None,
+                outcomes: TtlCache::new(config.cache.outcome_ttl, config.cache.outcome_entries),
+                digests: TtlCache::new(config.cache.digest_ttl, config.cache.digest_entries),
+                signature_sets: TtlCache::new(
+                    config.cache.signature_set_ttl,
+                    config.cache.outcome_entries,
+                ),
+                config,
+                clock,
+                resolving: Arc::default(),
+                fetching: Arc::default(),
+                hosts: Mutex::new(HashMap::new()),
+                all,
+                metrics,
+            }),
+        }
+    }
+
+    /// The registry client's request counters (zero without a client).
+    pub fn request_stats(&self) -> RequestStats {
+        self.inner
+            .client
+            .as_ref()
+            .map(Client::request_stats)
+            .unwrap_or_default()
+    }
+
+    /// The request budget.
+    pub fn budget(&self) -> Duration {
+        self.inner.config.budget
+    }
+
+    /// Decides `resource` under `policies` for the webhook `mode`, waiting for registries at
+    /// most `remaining`. Timeout messages name `budget`, the request's whole budget ("did not
+    /// finish within 8s").
+    pub async fn decide(
+        &self,
+        policies: &[Policy],
+        resource: &Resource,
+        mode: Mode,
+        remaining: Duration,
+        budget: Duration,
+    ) -> Verdict {
+        let evaluation = Evaluation::new(policies, resource, mode);
+        let fetch = ReviewFetch {
+            inner: &self.inner,
+            counts: Counts::default(),
+        };
+        let deadline = Deadline {
+            at: Instant::now() + remaining,
+            budget,
+        };
+        let driven = drive(
+            evaluation,
+            &fetch,
+            Some(deadline),
+            TrustedRoot::public_good(),
+            self.inner.clock.as_ref(),
+        )
+        .await;
+        fetch.counts.report(&self.inner.metrics);
+        Verdict {
+            decision: driven.decision,
+            timed_out: driven.timed_out,
+            started: fetch.counts.started.load(Ordering::Relaxed),
+            shared: fetch.counts.shared.load(Ordering::Relaxed),
+            cache_hits: fetch.counts.cache_hits.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One review's view of the fetcher: what it counts goes to its verdict and, once, to the
+/// metrics.
+struct ReviewFetch<'f> {
+    inner: &'f Arc<Inner>,
+    counts: Counts,
+}
+
+#[derive(Default)]
+struct Counts {
+    started: AtomicUsize,
+    shared: AtomicUsize,
+    cache_hits: AtomicUsize,
+    /// Hits and misses per cache: digest, signatures, outcome, outcome_after_fetch.
+    lookups: [(AtomicUsize, AtomicUsize); 4],
+}
+
+const CACHES: [&str; 4] = ["digest", "signatures", "outcome", "outcome_after_fetch"];
+
+impl Counts {
+    fn lookup(&self, cache: usize, hit: bool) {
+        let (hits, misses) = &self.lookups[cache];
+        if hit {
+            hits.fetch_add(1, Ordering::Relaxed);
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+        } else {
+            misses.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn report(&self, metrics: &Metrics) {
+        for (name, (hits, misses)) in CACHES.iter().zip(&self.lookups) {
+            let (hits, misses) = (hits.load(Ordering::Relaxed), misses.load(Ordering::Relaxed));
+            if hits + misses > 0 {
+                metrics.cache_lookups(name, hits, misses);
+            }
+        }
+    }
+
+    fn joined<V>(&self, joined: Joined<V>, fetch: &'static str, metrics: &Metrics) -> Joining<V> {
+        match joined {
+            Joined::Cached(v) => {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
+                Joining::Ready(v)
+            }
+            Joined::Started(flight) => {
+                self.started.fetch_add(1, Ordering::Relaxed);
+                Joining::Wait(flight)
+            }
+            Joined::Shared(flight) => {
+                self.shared.fetch_add(1, Ordering::Relaxed);
+                metrics.fetch_shared(fetch);
+                Joining::Wait(flight)
+            }
+        }
+    }
+}
+
+enum Joining<V> {
+    Ready(V),
+    Wait(Flight<V>),
+}
+
+impl<T: Clone + Send + Sync + 'static> Joining<Result<T, FetchFailure>> {
+    fn into_future<'a>(self, host: &'a str) -> Fetched<'a, T> {
+        match self {
+            Joining::Ready(v) => Box::pin(std::future::ready(v)),
+            Joining::Wait(mut flight) => Box::pin(async move {
+                flight.wait().await.unwrap_or_else(|| {
+                    Err(FetchFailure {
+                        host: host.to_string(),
+                        kind: FetchFailureKind::Stopped,
+                    })
+                })
+            }),
+        }
+    }
+}
+
+impl Fetch for ReviewFetch<'_> {
+    fn cached_outcome(&self, key: &OutcomeKey, lookup: Lookup) -> Option<AttestorOutcome> {
+        let hit = self.inner.outcomes.get(key, std::time::Instant::now());
+        let cache = match lookup {
+            Lookup::First => 2,
+            Lookup::AfterFetch => 3,
+        };
+        self.counts.lookup(cache, hit.is_some());
+        hit
+    }
+
+    fn resolve<'a>(&'a self, image: &'a ImageRef) -> Fetched<'a, Digest> {
+        let inner = self.inner;
+        let key = image.normalized();
+        if let Some(d) = inner.digests.get(key, std::time::Instant::now()) {
+            self.counts.lookup(0, true);
+            return Box::pin(std::future::ready(Ok(d)));
+        }
+        self.counts.lookup(0, false);
+        let joined = inner.resolving.join_or_start(
+            key.to_string(),
+            || inner.digests.get(key, std::time::Instant::now()).map(Ok),
+            || Pending::Digest(image.clone()).waiting(),
+            |progress| Arc::clone(inner).resolve(image.clone(), progress),
+        );
+        self.counts
+            .joined(joined, "digest", &inner.metrics)
+            .into_future(image.api_host())
+    }
+
+    fn signatures<'a>(
+        &'a self,
+        request: &'a SignatureRequest,
+        fresh: bool,
+    ) -> Fetched<'a, Arc<SignatureSet>> {
+        let inner = self.inner;
+        // `useCache: false` entries get a fresh set (a shared fetch in flight is fresh).
+        let joined = inner.fetching.join_or_start(
+            request.clone(),
+            || {
+                if fresh {
+                    return None;
+                }
+                let hit = inner.signature_sets.get(request, std::time::Instant::now());
+                self.counts.lookup(1, hit.is_some());
+                hit.map(Ok)
+            },
+            || Pending::Signatures(request.clone()).waiting(),
+            |progress| Arc::clone(inner).fetch(request.clone(), progress),
+        );
+        self.counts
+            .joined(joined, "signatures", &inner.metrics)
+            .into_future(request.host())
+    }
+
+    fn waiting_for(&self, pending: &Pending) -> Waiting {
+        let in_flight = match pending {
+            Pending::Digest(image) => self
+                .inner
+                .resolving
+                .progress_of(&image.normalized().to_string()),
+            Pending::Signatures(request) => self.inner.fetching.progress_of(request),
+        };
+        in_flight.unwrap_or_else(|| pending.waiting())
+    }
+
+    fn store_outcomes(&self, verified: &[(OutcomeKey, AttestorOutcome)]) {
+        let now = std::time::Instant::now();
+        for (key, outcome) in verified {
+            self.inner
+                .outcomes
+                .insert(key.clone(), outcome.clone(), now);
+        }
+    }
+}
+
+impl Inner {
+    /// A slot for `host` and a global one; `progress` says which is awaited.
+    async fn slots(
+        &self,
+        host: &str,
+        progress: &Progress,
+    ) -> (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) {
+        let per_host = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+            // Pods may name any number of hosts: past a bound, forget the idle ones (no fetch
+            // holds or waits for their semaphore, so a new one is equivalent).
+            if hosts.len() >= MAX_TRACKED_HOSTS && !hosts.contains_key(host) {
+                hosts.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+            }
+            Arc::clone(hosts.entry(host.to_string()).or_insert_with(|| {
+                Arc::new(Semaphore::new(self.config.per_registry_concurrency.max(1)))
+            }))
+        };
+        let before = progress.get();
+        progress.set(Waiting::HostSlot {
+            host: host.to_string(),
+            slots: self.config.per_registry_concurrency.max(1),
+        });
+        // The semaphores are never closed, so acquiring only fails if that changes.
+        let host_permit = per_host.acquire_owned().await.ok();
+        progress.set(Waiting::FetchSlot {
+            slots: self.config.max_concurrent_fetches.max(1),
+        });
+        let global = Arc::clone(&self.all).acquire_owned().await.ok();
+        progress.set(before);
+        (host_permit, global)
+    }
+
+    async fn resolve(self: Arc<Self>, image: ImageRef, progress: Progress) -> DigestResult {
+        let host = image.api_host().to_string();
+        let _slots = self.slots(&host, &progress).await;
+        let _in_flight = self.metrics.fetch_started();
+        let start = Instant::now();
+        let result = match tokio::time::timeout(FLIGHT_LIMIT, self.upstream.resolve(&image)).await {
+            Ok(r) => r,
+            Err(_) => Err(abandoned(&host)),
+        };
+        self.metrics
+            .fetch_duration(&host, "digest", start.elapsed());
+        if let Ok(d) = &result {
+            self.digests.insert(
+                image.normalized().to_string(),
+                d.clone(),
+                std::time::Instant::now(),
+            );
+        }
+        result
+    }
+
+    async fn fetch(
+        self: Arc<Self>,
+        request: SignatureRequest,
+        progress: Progress,
+    ) -> SignatureResult {
+        let host = request.host().to_string();
+        let _slots = self.slots(&host, &progress).await;
+        let _in_flight = self.metrics.fetch_started();
+        let start = Instant::now();
+        let fetched = self.upstream.signatures(&request, true);
+        let result = match tokio::time::timeout(FLIGHT_LIMIT, fetched).await {
+            Ok(r) => r,
+            Err(_) => Err(abandoned(&host)),
+        };
+        self.metrics
+            .fetch_duration(&host, "signatures", start.elapsed());
+        if let Ok(set) = &result {
+            self.signature_sets
+                .insert(request, Arc::clone(set), std::time::Instant::now());
+        }
+        result
+    }
+}
+
+fn abandoned(host: &str) -> FetchFailure {
+    FetchFailure {
+        host: host.to_string(),
+        kind: FetchFailureKind::Abandoned {
+            after: FLIGHT_LIMIT,
+        },
+    }
+}
