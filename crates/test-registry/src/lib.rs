@@ -26,6 +26,7 @@
 #![allow(clippy::panic, clippy::expect_used)]
 
 mod certs;
+mod fake_fetch;
 mod fault_proxy;
 mod image;
 mod pki;
@@ -41,6 +42,7 @@ use sealgate_core::{Digest, ImageRef};
 use sealgate_registry::{Client, Error, RegistryOptions};
 
 pub use certs::{CA_COMMON_NAME, SERVER_NAMES};
+pub use fake_fetch::FakeFetch;
 pub use fault_proxy::{Fault, FaultRule, HttpFaultProxy, TcpFaultProxy, TcpMode};
 pub use image::{INDEX_PLATFORMS, push_tiny_image, push_tiny_index};
 pub use pki::CodeSigningPki;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -16,6 +17,7 @@ use sealgate_core::cosign::{
 };
 use sealgate_core::crypto::key::SigningKey;
 use sealgate_core::{Digest, ImageRef};
+use sealgate_registry::driver::Fetch;
 use sealgate_registry::signatures::push_signature;
 use sealgate_registry::{Client, RegistryOptions};
 use sealgate_server::audit::{AuditFlusher, AuditStore, AuditWriter, Retention};
@@ -109,6 +111,28 @@ pub(crate) fn state(
     audit: Option<(AuditWriter, PathBuf)>,
 ) -> (AppState, Router) {
     let metrics = Metrics::new();
+    let fetcher = CachingFetcher::new(client, verify, metrics.clone());
+    state_with(dir, fetcher, metrics, audit)
+}
+
+/// State over the policies in `dir` deciding through `upstream` (a fake) behind the webhook's
+/// caches.
+pub(crate) fn fake_state(
+    dir: &std::path::Path,
+    verify: VerifyConfig,
+    upstream: Arc<dyn Fetch>,
+) -> (AppState, Router) {
+    let metrics = Metrics::new();
+    let fetcher = CachingFetcher::with_upstream(upstream, verify, metrics.clone());
+    state_with(dir, fetcher, metrics, None)
+}
+
+fn state_with(
+    dir: &std::path::Path,
+    fetcher: CachingFetcher,
+    metrics: Metrics,
+    audit: Option<(AuditWriter, PathBuf)>,
+) -> (AppState, Router) {
     let log = Logger::new(LogFormat::Text);
     let (_store, policies) = PolicyStore::open(dir, log, metrics.clone()).unwrap();
     let (audit, audit_db) = match audit {
@@ -117,7 +141,7 @@ pub(crate) fn state(
     };
     let state = AppState::new(StateParts {
         policies,
-        fetcher: CachingFetcher::new(client, verify, metrics.clone()),
+        fetcher,
         metrics,
         log,
         audit,

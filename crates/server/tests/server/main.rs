@@ -9,6 +9,7 @@ mod admission;
 mod caching;
 mod common;
 mod deadline;
+mod fake_fetch;
 mod faults;
 mod reload;
 mod tls;
