@@ -4,8 +4,9 @@
 //! Deliberately small: the server logs start-up, reloads, errors and one line per admission
 //! decision; it needs no spans or filtering.
 
+use sealgate_core::timestamp::Clock as _;
+use sealgate_registry::driver::SystemClock;
 use std::io::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
@@ -128,9 +129,7 @@ fn single_line(s: &str) -> String {
 
 /// Now as RFC 3339 with milliseconds, UTC.
 fn now() -> String {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let since = SystemClock.since_epoch();
     let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
     let base = sealgate_core::timestamp::format_rfc3339(secs);
     // "…:SSZ" → "…:SS.mmmZ"

@@ -16,7 +16,10 @@
 //! 3 MiB, 408 when it does not arrive within the budget) with a one-line message.
 
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
+
+use sealgate_core::timestamp::Clock as _;
+use sealgate_registry::driver::SystemClock;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -134,10 +137,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let now = sealgate_core::timestamp::unix_seconds(SystemClock.now());
     let stats = state.fetcher().request_stats();
     (
         [(

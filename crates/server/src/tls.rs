@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -563,10 +563,8 @@ fn write_atomically(path: &Path, text: &str, secret: bool) -> Result<(), TlsErro
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    use sealgate_core::timestamp::Clock as _;
+    sealgate_core::timestamp::unix_seconds(sealgate_registry::driver::SystemClock.now())
 }
 
 #[cfg(test)]

@@ -278,11 +278,8 @@ pub async fn query_async(
 
 /// The current time in milliseconds since the Unix epoch, for `since` and record times.
 pub fn now_unix_ms() -> i64 {
-    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        // A clock set before 1970: count backwards.
-        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
-    }
+    use sealgate_core::timestamp::Clock as _;
+    sealgate_registry::driver::SystemClock.unix_ms()
 }
 
 #[cfg(test)]
