@@ -68,7 +68,7 @@ pub async fn review(
             request,
             &response,
             received,
-            "unknown operation",
+            NoWork::UnknownOperation,
         );
         return response;
     };
@@ -79,7 +79,7 @@ pub async fn review(
             request,
             &response,
             received,
-            "runs no image",
+            NoWork::RunsNoImage,
         );
         return response;
     }
@@ -92,7 +92,7 @@ pub async fn review(
             request,
             &response,
             received,
-            "subresource runs no new image",
+            NoWork::SubresourceRunsNoImage,
         );
         return response;
     }
@@ -107,7 +107,7 @@ pub async fn review(
                 request,
                 &response,
                 received,
-                "invalid object",
+                NoWork::InvalidObject,
             );
             return response;
         }
@@ -134,7 +134,14 @@ pub async fn review(
             &[("uid", json!(request.uid)), ("error", json!(message))],
         );
         let response = response.deny(message);
-        finish_without_work(state, webhook, request, &response, received, "overran");
+        finish_without_work(
+            state,
+            webhook,
+            request,
+            &response,
+            received,
+            NoWork::Overran,
+        );
         return response;
     };
     let decision = &verdict.decision;
@@ -151,6 +158,39 @@ pub async fn review(
     response
 }
 
+/// Why a request was answered without evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoWork {
+    UnknownOperation,
+    RunsNoImage,
+    SubresourceRunsNoImage,
+    InvalidObject,
+    Overran,
+}
+
+impl NoWork {
+    /// What the log says when the response carries no message.
+    fn words(self) -> &'static str {
+        match self {
+            NoWork::UnknownOperation => "unknown operation",
+            NoWork::RunsNoImage => "runs no image",
+            NoWork::SubresourceRunsNoImage => "subresource runs no new image",
+            NoWork::InvalidObject => "invalid object",
+            NoWork::Overran => "overran",
+        }
+    }
+
+    /// The kind, as the audit trail's `cause` records it.
+    fn as_str(self) -> &'static str {
+        match self {
+            NoWork::UnknownOperation => "invalid_request",
+            NoWork::RunsNoImage | NoWork::SubresourceRunsNoImage => "runs_no_image",
+            NoWork::InvalidObject => "invalid_object",
+            NoWork::Overran => "overran",
+        }
+    }
+}
+
 /// Metrics and a log line for a request answered without evaluation.
 fn finish_without_work(
     state: &AppState,
@@ -158,7 +198,7 @@ fn finish_without_work(
     request: &AdmissionRequest,
     response: &AdmissionResponse,
     received: Instant,
-    why: &str,
+    why: NoWork,
 ) {
     let took = received.elapsed();
     state.metrics().admission(
@@ -171,7 +211,7 @@ fn finish_without_work(
     let reason = response
         .status
         .as_ref()
-        .map_or_else(|| why.to_string(), |s| s.message.clone());
+        .map_or_else(|| why.words().to_string(), |s| s.message.clone());
     // A refusal is a decision worth keeping even without an image: one `error` record.
     if !response.allowed
         && let Some(audit) = state.audit()
@@ -196,6 +236,7 @@ fn finish_without_work(
                 result: Status::Error.as_str(),
                 reason: &reason,
                 signer: None,
+                cause: Some(why.as_str()),
             });
         });
         state.metrics().set_audit_dropped(audit.dropped());
@@ -312,6 +353,7 @@ fn add_checks(row: &mut DecisionBuilder, decision: &Decision) {
                 result: i.status.as_str(),
                 reason: &i.message,
                 signer: signer.as_deref(),
+                cause: Some(i.reason.as_str()),
             });
         }
     }
@@ -327,6 +369,7 @@ fn add_checks(row: &mut DecisionBuilder, decision: &Decision) {
             result: "none",
             reason: "not covered by any verifyImages rule",
             signer: None,
+            cause: Some("not_covered"),
         });
     }
 }

@@ -199,6 +199,7 @@ mod tests {
             allowed: false,
             reason: "not covered\nby any rule".into(),
             signer: None,
+            cause: None,
             duration_ms: 1.0,
         };
         assert_eq!(

@@ -41,6 +41,7 @@ fn record(time_unix_ms: i64, name: &str, result: &str, allowed: bool) -> AuditRe
         allowed,
         reason: format!("{name}: {result}"),
         signer: (result == "pass").then(|| "key sha256:1234abcd".to_string()),
+        cause: None,
         duration_ms: 3.5,
     }
 }

@@ -13,10 +13,12 @@
 //! Both may let through a row whose checks do not match (an image containing a space), never the
 //! reverse; the exact filters run on the expanded records.
 //!
-//! Column `checks` holds the checks as a JSON array, one 7-element array per check, in the order
-//! they were recorded: `[image, digest, policy, rule, result, reason, signer]`. An element is a
-//! string; `null` (no digest, no signer); or a number `n`, standing for the n-th string (from 0)
-//! written out earlier in the same array. A Pod of 3 images under 10 policies repeats each
+//! Column `checks` holds the checks as a JSON array, one 8-element array per check, in the order
+//! they were recorded: `[image, digest, policy, rule, result, reason, signer, cause]` (`cause`
+//! is the reason's kind, e.g. `signature_mismatch` or `fetch_budget`; rows written before it
+//! existed have 7 elements and read back without one). An element is a string; `null` (no
+//! digest, no signer, no cause); or a number `n`, standing for the n-th string (from 0)
+//! written out earlier in the same array. Strings are escaped by `serde_json`. A Pod of 3 images under 10 policies repeats each
 //! image, digest and reason 10 times and each policy and signer 3 times; with these
 //! back-references its 30 checks take about 2.6 KB instead of 10 KB. A reference never leaves
 //! its row, so deleting rows (retention) needs no bookkeeping.
@@ -95,6 +97,9 @@ pub(crate) struct Check<'a> {
     pub(crate) result: &'a str,
     pub(crate) reason: &'a str,
     pub(crate) signer: Option<&'a str>,
+    /// The reason's kind ([`Reason::as_str`](sealgate_core::engine::Reason::as_str)), when the
+    /// engine gave one.
+    pub(crate) cause: Option<&'a str>,
 }
 
 impl<'a> Check<'a> {
@@ -108,6 +113,7 @@ impl<'a> Check<'a> {
             result: &record.result,
             reason: &record.reason,
             signer: record.signer.as_deref(),
+            cause: record.cause.as_deref(),
         }
     }
 }
@@ -181,8 +187,10 @@ impl DecisionRow {
     }
 }
 
-/// The seven fields of a check, in stored order.
-const FIELDS: usize = 7;
+/// The eight fields of a check, in stored order.
+const FIELDS: usize = 8;
+/// The fields of a check written before `cause` existed.
+const FIELDS_BEFORE_CAUSE: usize = 7;
 const IMAGE: usize = 0;
 const RESULT: usize = 4;
 
@@ -208,6 +216,8 @@ struct Written {
 #[derive(Debug)]
 pub(crate) struct DecisionBuilder {
     row: DecisionRow,
+    /// The checks column as it is written (made the row's `checks` by `finish`).
+    checks: Vec<u8>,
     written: Vec<Written>,
     /// For each field, the last string written for it (an index into `written`).
     last: [Option<usize>; FIELDS],
@@ -216,8 +226,8 @@ pub(crate) struct DecisionBuilder {
 impl DecisionBuilder {
     /// A row for `request`, sized for about `checks` checks.
     pub(crate) fn new(request: RequestFields<'_>, checks: usize) -> DecisionBuilder {
-        let mut encoded = String::with_capacity(128 + 96 * checks);
-        encoded.push('[');
+        let mut encoded = Vec::with_capacity(128 + 96 * checks);
+        encoded.push(b'[');
         DecisionBuilder {
             row: DecisionRow {
                 time_unix_ms: request.time_unix_ms,
@@ -232,8 +242,9 @@ impl DecisionBuilder {
                 check_count: 0,
                 results: String::new(),
                 images: String::new(),
-                checks: encoded,
+                checks: String::new(),
             },
+            checks: encoded,
             written: Vec::with_capacity(32),
             last: [None; FIELDS],
         }
@@ -242,36 +253,39 @@ impl DecisionBuilder {
     /// Appends one check.
     pub(crate) fn check(&mut self, check: &Check<'_>) {
         if self.row.check_count > 0 {
-            self.row.checks.push(',');
+            self.checks.push(b',');
         }
         self.row.check_count += 1;
-        self.row.checks.push('[');
-        self.field(IMAGE, Some(check.image));
-        self.row.checks.push(',');
-        self.field(1, check.digest);
-        self.row.checks.push(',');
-        self.field(2, Some(check.policy));
-        self.row.checks.push(',');
-        self.field(3, Some(check.rule));
-        self.row.checks.push(',');
-        self.field(RESULT, Some(check.result));
-        self.row.checks.push(',');
-        self.field(5, Some(check.reason));
-        self.row.checks.push(',');
-        self.field(6, check.signer);
-        self.row.checks.push(']');
+        let fields = [
+            Some(check.image),
+            check.digest,
+            Some(check.policy),
+            Some(check.rule),
+            Some(check.result),
+            Some(check.reason),
+            check.signer,
+            check.cause,
+        ];
+        for (field, value) in fields.into_iter().enumerate() {
+            self.checks.push(if field == 0 { b'[' } else { b',' });
+            self.field(field, value);
+        }
+        self.checks.push(b']');
     }
 
     /// The finished row.
     pub(crate) fn finish(mut self) -> DecisionRow {
-        self.row.checks.push(']');
+        self.checks.push(b']');
+        // Only strings (serde_json's output) and ASCII went in, so the bytes are UTF-8.
+        self.row.checks = String::from_utf8(self.checks)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         self.row
     }
 
     /// Writes `value` for field `field`: `null`, a reference, or the escaped string.
     fn field(&mut self, field: usize, value: Option<&str>) {
         let Some(value) = value else {
-            self.row.checks.push_str("null");
+            self.checks.extend_from_slice(b"null");
             return;
         };
         let mut at = self.last[field];
@@ -281,18 +295,19 @@ impl DecisionBuilder {
             // Only a string written without escapes is compared, so equal text means an equal
             // string; one that needed escapes is simply written again.
             if w.end - w.start == value.len()
-                && self.row.checks.as_bytes().get(w.start..w.end) == Some(value.as_bytes())
+                && self.checks.get(w.start..w.end) == Some(value.as_bytes())
             {
-                push_index(&mut self.row.checks, w.index);
+                self.checks
+                    .extend_from_slice(itoa::Buffer::new().format(w.index).as_bytes());
                 return;
             }
             at = w.previous;
         }
-        self.row.checks.push('"');
-        let start = self.row.checks.len();
-        push_escaped(&mut self.row.checks, value);
-        let end = self.row.checks.len();
-        self.row.checks.push('"');
+        // The quoted, escaped string; `start..end` is its inside.
+        let start = self.checks.len() + 1;
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.checks, value);
+        let end = self.checks.len() - 1;
         let index = self.written.len();
         self.written.push(Written {
             start,
@@ -318,57 +333,6 @@ fn push_listed(list: &mut String, value: &str) {
     }
     list.push_str(value);
     list.push(' ');
-}
-
-/// Appends `n` in decimal.
-fn push_index(out: &mut String, n: usize) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        // `n % 10` is below 10, so the cast never truncates.
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
-    }
-}
-
-/// Appends `s` as the inside of a JSON string: `"` and `\` escaped, control characters as
-/// `\n`, `\t`, ... or `\u00XX`; everything else as it is.
-fn push_escaped(out: &mut String, s: &str) {
-    let bytes = s.as_bytes();
-    let mut plain_from = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        // Everything before `i` up to the last escape is whole characters: `i` is an ASCII byte.
-        out.push_str(s.get(plain_from..i).unwrap_or_default());
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push_str(escape);
-        }
-        plain_from = i + 1;
-    }
-    out.push_str(s.get(plain_from..).unwrap_or_default());
 }
 
 /// Why a row's `checks` column could not be read back.
@@ -432,16 +396,23 @@ pub(crate) struct StoredCheck<'a> {
     pub(crate) result: Cow<'a, str>,
     pub(crate) reason: Cow<'a, str>,
     pub(crate) signer: Option<Cow<'a, str>>,
+    pub(crate) cause: Option<Cow<'a, str>>,
 }
 
 /// Reads the `checks` column of row `id` back, in recorded order.
 pub(crate) fn decode_checks(id: i64, checks: &str) -> Result<Vec<StoredCheck<'_>>, CorruptChecks> {
     let corrupt = |detail: String| CorruptChecks { id, detail };
-    let elements: Vec<[Element<'_>; FIELDS]> =
+    let elements: Vec<Vec<Element<'_>>> =
         serde_json::from_str(checks).map_err(|e| corrupt(e.to_string()))?;
     let mut table: Vec<Cow<'_, str>> = Vec::new();
     let mut out = Vec::with_capacity(elements.len());
     for (n, fields) in elements.into_iter().enumerate() {
+        if fields.len() != FIELDS && fields.len() != FIELDS_BEFORE_CAUSE {
+            return Err(corrupt(format!(
+                "check {n} has {} fields, not {FIELDS}",
+                fields.len()
+            )));
+        }
         let mut values: [Option<Cow<'_, str>>; FIELDS] = Default::default();
         for (value, element) in values.iter_mut().zip(fields) {
             *value = match element {
@@ -462,7 +433,7 @@ pub(crate) fn decode_checks(id: i64, checks: &str) -> Result<Vec<StoredCheck<'_>
                 Element::Null => None,
             };
         }
-        let [image, digest, policy, rule, result, reason, signer] = values;
+        let [image, digest, policy, rule, result, reason, signer, cause] = values;
         out.push(StoredCheck {
             image: required(image, id, n, "image")?,
             digest,
@@ -471,6 +442,7 @@ pub(crate) fn decode_checks(id: i64, checks: &str) -> Result<Vec<StoredCheck<'_>
             result: required(result, id, n, "result")?,
             reason: required(reason, id, n, "reason")?,
             signer,
+            cause,
         });
     }
     Ok(out)
@@ -518,6 +490,7 @@ mod tests {
                 reason: c.reason.into_owned(),
                 signer: c.signer.map(Cow::into_owned),
                 duration_ms: row.duration_ms,
+                cause: c.cause.map(Cow::into_owned),
             })
             .collect()
     }
@@ -540,10 +513,10 @@ mod tests {
         assert_eq!(
             row.checks,
             format!(
-                "[[\"{i0}\",\"{d0}\",\"require-signed-00\",\"check-signature\",\"pass\",\"{r0}\",\"{s0}\"],\
-                 [\"{i1}\",\"{d1}\",2,3,4,\"{r1}\",6],\
-                 [0,1,\"require-signed-01\",3,4,5,\"{s1}\"],\
-                 [7,8,10,3,4,9,null]]"
+                "[[\"{i0}\",\"{d0}\",\"require-signed-00\",\"check-signature\",\"pass\",\"{r0}\",\"{s0}\",\"verified\"],\
+                 [\"{i1}\",\"{d1}\",2,3,4,\"{r1}\",6,7],\
+                 [0,1,\"require-signed-01\",3,4,5,\"{s1}\",7],\
+                 [8,9,11,3,4,10,null,7]]"
             )
         );
         assert_eq!(row.check_count, 4);
@@ -623,11 +596,11 @@ mod tests {
             ("not json", "expected ident"),
             (
                 "[[\"a\",null,\"p\",\"r\",\"pass\",\"why\"]]",
-                "invalid length 6",
+                "check 0 has 6 fields, not 8",
             ),
             (
-                "[[\"a\",null,\"p\",\"r\",\"pass\",\"why\",null,null]]",
-                "trailing",
+                "[[\"a\",null,\"p\",\"r\",\"pass\",\"why\",null,null,null]]",
+                "check 0 has 9 fields, not 8",
             ),
             (
                 "[[0,null,\"p\",\"r\",\"pass\",\"why\",null]]",
@@ -658,11 +631,16 @@ mod tests {
     }
 
     #[test]
-    fn indexes_are_written_in_decimal() {
-        for n in [0, 7, 10, 99, 1234, usize::MAX] {
-            let mut s = String::new();
-            push_index(&mut s, n);
-            assert_eq!(s, n.to_string());
-        }
+    fn checks_written_before_causes_were_kept_read_back_without_one() {
+        let checks = decode_checks(1, "[[\"a\",null,\"p\",\"r\",\"pass\",\"why\",null]]").unwrap();
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].reason, "why");
+        assert_eq!(checks[0].cause, None);
+        let checks = decode_checks(
+            1,
+            "[[\"a\",null,\"p\",\"r\",\"fail\",\"why\",null,\"no_signatures\"]]",
+        )
+        .unwrap();
+        assert_eq!(checks[0].cause.as_deref(), Some("no_signatures"));
     }
 }

@@ -75,6 +75,12 @@ pub struct AuditRecord {
     pub reason: String,
     /// Who signed: `key sha256:...` or `certificate CN=...`.
     pub signer: Option<String>,
+    /// The kind of `reason`, for matching without reading words: `verified`,
+    /// `signature_mismatch`, `no_signatures`, `fetch_budget`, `fetch_unauthorized`, ...
+    /// (`null` where the engine gave none: an image no rule covers, a request refused before
+    /// evaluation, a record written before kinds were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     /// Time taken to decide the whole request, in milliseconds.
     pub duration_ms: f64,
 }
@@ -307,6 +313,7 @@ pub(crate) mod test_support {
             reason: "no signature by key 'prod'".into(),
             signer: Some("key sha256:0123".into()),
             duration_ms: 12.5,
+            cause: Some("signature_mismatch".into()),
         }
     }
 
@@ -337,6 +344,7 @@ pub(crate) mod test_support {
                     allowed: true,
                     signer: Some(format!("key sha256:{}", format!("{p:02x}").repeat(32))),
                     duration_ms: 0.75,
+                    cause: Some("verified".into()),
                 });
             }
         }
@@ -372,10 +380,11 @@ mod tests {
             "reason",
             "signer",
             "durationMs",
+            "cause",
         ] {
             assert!(json.get(key).is_some(), "{key} missing in {json}");
         }
-        assert_eq!(json.as_object().unwrap().len(), 16);
+        assert_eq!(json.as_object().unwrap().len(), 17);
         let back: AuditRecord = serde_json::from_value(json).unwrap();
         assert_eq!(back, r);
     }

@@ -398,6 +398,7 @@ impl AuditStore {
                         policy: check.policy.into_owned(),
                         rule: check.rule.into_owned(),
                         result: check.result.into_owned(),
+                        cause: check.cause.map(|c| c.into_owned()),
                         allowed: request.allowed,
                         reason: check.reason.into_owned(),
                         signer: check.signer.map(|s| s.into_owned()),
@@ -614,6 +615,7 @@ fn v1_record(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
         reason: row.get(13)?,
         signer: row.get(14)?,
         duration_ms: row.get(15)?,
+        cause: None,
     })
 }
 
@@ -741,6 +743,7 @@ mod tests {
             allowed: true,
             reason: "not covered by any verifyImages rule; 'quoted' \"text\"\nsecond line".into(),
             signer: None,
+            cause: None,
             duration_ms: 0.125,
         };
         store.insert(&[full.clone(), sparse.clone()]).unwrap();
@@ -1485,14 +1488,19 @@ mod tests {
         }
         let mut lone = record(4_000);
         lone.uid = "lone".into();
-        vec![
+        let mut requests = vec![
             request(1_000, 3, 10),
             request(2_000, 3, 10),
             same_ms,
             dry_run,
             vec![lone],
             vec![record(5_000)],
-        ]
+        ];
+        // Version 1 kept no cause.
+        for r in requests.iter_mut().flatten() {
+            r.cause = None;
+        }
+        requests
     }
 
     #[test]

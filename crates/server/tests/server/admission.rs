@@ -384,6 +384,7 @@ async fn a_refusal_without_an_image_is_audited_too() {
         "{}",
         records[0].reason
     );
+    assert_eq!(records[0].cause.as_deref(), Some("invalid_request"));
 }
 
 #[tokio::test]

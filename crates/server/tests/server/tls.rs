@@ -365,4 +365,5 @@ async fn shutdown_finishes_the_request_in_flight_and_flushes_the_audit_trail() {
     assert_eq!(records[0].result, "error");
     assert!(!records[0].allowed);
     assert!(records[0].reason.contains("did not finish within 1.5s"));
+    assert_eq!(records[0].cause.as_deref(), Some("fetch_budget"));
 }
