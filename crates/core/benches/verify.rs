@@ -13,7 +13,6 @@
 // A benchmark: a broken fixture should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use base64::Engine;
@@ -21,7 +20,7 @@ use base64::engine::general_purpose::STANDARD;
 use criterion::{Criterion, criterion_group, criterion_main};
 use sealgate_core::Digest;
 use sealgate_core::cosign::{
-    Descriptor, SIGNATURE_ANNOTATION, SignatureLayer, SignatureSet, Verification, verify_with_key,
+    SIGNATURE_ANNOTATION, SignatureLayer, SignatureSet, Verification, verify_with_key,
 };
 use sealgate_core::crypto::key::{PublicKey, SignatureHash};
 
@@ -29,27 +28,9 @@ const SIGNATURE_FILE: &[u8] = include_bytes!("../testdata/containers-image/signa
 const MANIFEST: &[u8] = include_bytes!("../testdata/containers-image/manifest.json");
 const KEY: &str = include_str!("../testdata/containers-image/cosign2.pub");
 
-/// containers/image stores a cosign signature as `\0sigstore-json\n` + JSON `{mimeType, payload
-/// (base64), annotations}`: turn it into the layer a registry's `.sig` image would hold.
-fn layer() -> SignatureLayer {
-    let json = SIGNATURE_FILE
-        .strip_prefix(b"\x00sigstore-json\n")
-        .expect("the fixture starts with the containers/image marker");
-    let v: serde_json::Value = serde_json::from_slice(json).unwrap();
-    let payload = STANDARD.decode(v["payload"].as_str().unwrap()).unwrap();
-    let annotations: BTreeMap<String, String> =
-        serde_json::from_value(v["annotations"].clone()).unwrap();
-    let mut descriptor = Descriptor::of(v["mimeType"].as_str().unwrap(), &payload);
-    descriptor.annotations = Some(annotations);
-    SignatureLayer {
-        descriptor,
-        payload,
-    }
-}
-
 fn bench(c: &mut Criterion) {
     let key = PublicKey::from_pem(KEY).unwrap();
-    let layer = layer();
+    let layer = SignatureLayer::from_containers_image(SIGNATURE_FILE).unwrap();
     let set = SignatureSet {
         location: "example/key-1:sha256-0489.sig".to_string(),
         image_digest: Digest::sha256_of(MANIFEST),

@@ -171,26 +171,11 @@ impl Client {
         let content_type = header_str(response.headers(), CONTENT_TYPE.as_str());
         let announced = header_str(response.headers(), DOCKER_CONTENT_DIGEST);
         let limit = self.inner.options.limits.manifest_bytes;
-        let bytes = read_bounded(
-            response,
-            limit,
-            &target.host,
-            &what,
-            self.inner.options.request_timeout,
-        )
-        .await?;
-
-        let digest = match &requested_digest {
+        let bytes = self.body(response, limit, &target, &what).await?;
+        let digest = match requested_digest {
             Some(expected) => {
-                let actual = Digest::compute(expected.algorithm(), &bytes);
-                if actual != *expected {
-                    return Err(Error::DigestMismatch {
-                        what,
-                        expected: expected.clone(),
-                        actual,
-                    });
-                }
-                actual
+                verify_digest(&what, &expected, &bytes)?;
+                expected
             }
             None => Digest::sha256_of(&bytes),
         };
@@ -228,16 +213,27 @@ impl Client {
             _ => return Err(unexpected_status(&request, response).await),
         }
         let limit = max_bytes.min(self.inner.options.limits.blob_bytes);
-        let bytes = read_bounded(
+        let bytes = self.body(response, limit, &target, &what).await?;
+        verify_digest(&what, digest, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// The body of `response`, at most `limit` bytes, read within the request timeout.
+    async fn body(
+        &self,
+        response: reqwest::Response,
+        limit: usize,
+        target: &Target,
+        what: &str,
+    ) -> Result<Vec<u8>, Error> {
+        read_bounded(
             response,
             limit,
             &target.host,
-            &what,
+            what,
             self.inner.options.request_timeout,
         )
-        .await?;
-        verify_digest(&what, digest, &bytes)?;
-        Ok(bytes)
+        .await
     }
 
     /// Uploads `bytes` as a blob of `image`'s repository, unless the registry already has it.

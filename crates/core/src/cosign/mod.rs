@@ -12,8 +12,8 @@ mod verify;
 
 pub use manifest::{Descriptor, ImageManifest, ManifestError, signature_image};
 pub use verify::{
-    LayerVerdict, SignatureLayer, SignatureSet, Signer, Verification, VerifiedSignature,
-    VerifyFailure, is_same_signature, verify_with_key, with_annotations,
+    LayerVerdict, SignatureFileError, SignatureLayer, SignatureSet, Signer, Verification,
+    VerifiedSignature, VerifyFailure, is_same_signature, verify_with_key, with_annotations,
 };
 
 /// Media type of a simple-signing payload layer.

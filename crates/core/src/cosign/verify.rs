@@ -20,6 +20,55 @@ pub struct SignatureLayer {
     pub payload: Vec<u8>,
 }
 
+/// The marker containers/image (podman, skopeo) puts before a cosign signature it stores on
+/// disk.
+const SIGSTORE_JSON_MARKER: &[u8] = b"\x00sigstore-json\n";
+
+/// Why a containers/image signature file is not a signature layer.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignatureFileError {
+    /// The file does not start with `\0sigstore-json\n`.
+    #[error("not a containers/image sigstore signature: it does not start with \\0sigstore-json")]
+    NoMarker,
+    /// The JSON after the marker is not `{mimeType, payload, annotations}`.
+    #[error("containers/image sigstore signature: {0}")]
+    Json(String),
+    /// The payload is not base64.
+    #[error("containers/image sigstore signature: the payload is not base64 ({0})")]
+    Payload(String),
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SigstoreJson {
+    mime_type: String,
+    payload: String,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl SignatureLayer {
+    /// The layer a registry's `.sig` image would hold for a cosign signature as containers/image
+    /// (podman, skopeo) stores it on disk: `\0sigstore-json\n` and then JSON `{mimeType,
+    /// payload (base64), annotations}`.
+    pub fn from_containers_image(file: &[u8]) -> Result<SignatureLayer, SignatureFileError> {
+        let json = file
+            .strip_prefix(SIGSTORE_JSON_MARKER)
+            .ok_or(SignatureFileError::NoMarker)?;
+        let parsed: SigstoreJson =
+            serde_json::from_slice(json).map_err(|e| SignatureFileError::Json(e.to_string()))?;
+        let payload = STANDARD
+            .decode(parsed.payload.as_bytes())
+            .map_err(|e| SignatureFileError::Payload(e.to_string()))?;
+        let mut descriptor = Descriptor::of(&parsed.mime_type, &payload);
+        descriptor.annotations = Some(parsed.annotations);
+        Ok(SignatureLayer {
+            descriptor,
+            payload,
+        })
+    }
+}
+
 /// The signatures found for one image: where they were looked for and the layers found there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignatureSet {
@@ -361,20 +410,24 @@ mod tests {
     const CI_KEY: &str = include_str!("../../testdata/containers-image/cosign2.pub");
     const OTHER_KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE8nXRh950IZbRj8Ra/N9sbqOPZrfM\n5/KAQN0/KjHcorm/J5yctVd7iEcnessRQjU917hmKO6JWVGHpDguIyakZA==\n-----END PUBLIC KEY-----";
 
-    /// containers/image stores a cosign signature on disk as `\0sigstore-json\n` + JSON
-    /// `{mimeType, payload (base64), annotations}`; turn it into the layer the registry would hold.
     fn containers_image_layer() -> SignatureLayer {
-        let json = CI_SIGNATURE.strip_prefix(b"\x00sigstore-json\n").unwrap();
-        let v: serde_json::Value = serde_json::from_slice(json).unwrap();
-        let payload = STANDARD.decode(v["payload"].as_str().unwrap()).unwrap();
-        let annotations: BTreeMap<String, String> =
-            serde_json::from_value(v["annotations"].clone()).unwrap();
-        let mut descriptor = Descriptor::of(v["mimeType"].as_str().unwrap(), &payload);
-        descriptor.annotations = Some(annotations);
-        SignatureLayer {
-            descriptor,
-            payload,
-        }
+        SignatureLayer::from_containers_image(CI_SIGNATURE).unwrap()
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_containers_image_signature_says_what_is_wrong() {
+        assert_eq!(
+            SignatureLayer::from_containers_image(b"{}"),
+            Err(SignatureFileError::NoMarker)
+        );
+        let e = SignatureLayer::from_containers_image(b"\x00sigstore-json\n{\"payload\": 1}")
+            .unwrap_err();
+        assert!(matches!(e, SignatureFileError::Json(_)), "{e}");
+        let e = SignatureLayer::from_containers_image(
+            b"\x00sigstore-json\n{\"mimeType\": \"x\", \"payload\": \"***\"}",
+        )
+        .unwrap_err();
+        assert!(matches!(e, SignatureFileError::Payload(_)), "{e}");
     }
 
     fn ci_set(layers: Vec<SignatureLayer>) -> SignatureSet {

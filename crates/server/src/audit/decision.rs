@@ -399,6 +399,31 @@ pub(crate) struct StoredCheck<'a> {
     pub(crate) cause: Option<Cow<'a, str>>,
 }
 
+impl StoredCheck<'_> {
+    /// The audit record of this check of `request`.
+    pub(crate) fn into_record(self, request: &RequestFields<'_>) -> AuditRecord {
+        AuditRecord {
+            time_unix_ms: request.time_unix_ms,
+            uid: request.uid.to_owned(),
+            dry_run: request.dry_run,
+            operation: request.operation.to_owned(),
+            namespace: request.namespace.to_owned(),
+            kind: request.kind.to_owned(),
+            name: request.name.to_owned(),
+            image: self.image.into_owned(),
+            digest: self.digest.map(Cow::into_owned),
+            policy: self.policy.into_owned(),
+            rule: self.rule.into_owned(),
+            result: self.result.into_owned(),
+            allowed: request.allowed,
+            reason: self.reason.into_owned(),
+            signer: self.signer.map(Cow::into_owned),
+            duration_ms: request.duration_ms,
+            cause: self.cause.map(Cow::into_owned),
+        }
+    }
+}
+
 /// Reads the `checks` column of row `id` back, in recorded order.
 pub(crate) fn decode_checks(id: i64, checks: &str) -> Result<Vec<StoredCheck<'_>>, CorruptChecks> {
     let corrupt = |detail: String| CorruptChecks { id, detail };
@@ -470,28 +495,21 @@ mod tests {
 
     /// The records `row` holds, read back.
     fn expand(row: &DecisionRow) -> Vec<AuditRecord> {
+        let request = RequestFields {
+            time_unix_ms: row.time_unix_ms,
+            uid: &row.uid,
+            dry_run: row.dry_run,
+            operation: &row.operation,
+            namespace: &row.namespace,
+            kind: &row.kind,
+            name: &row.name,
+            allowed: row.allowed,
+            duration_ms: row.duration_ms,
+        };
         decode_checks(1, &row.checks)
             .unwrap()
             .into_iter()
-            .map(|c| AuditRecord {
-                time_unix_ms: row.time_unix_ms,
-                uid: row.uid.clone(),
-                dry_run: row.dry_run,
-                operation: row.operation.clone(),
-                namespace: row.namespace.clone(),
-                kind: row.kind.clone(),
-                name: row.name.clone(),
-                image: c.image.into_owned(),
-                digest: c.digest.map(Cow::into_owned),
-                policy: c.policy.into_owned(),
-                rule: c.rule.into_owned(),
-                result: c.result.into_owned(),
-                allowed: row.allowed,
-                reason: c.reason.into_owned(),
-                signer: c.signer.map(Cow::into_owned),
-                duration_ms: row.duration_ms,
-                cause: c.cause.map(Cow::into_owned),
-            })
+            .map(|c| c.into_record(&request))
             .collect()
     }
 

@@ -385,25 +385,7 @@ impl AuditStore {
                         .as_deref()
                         .is_none_or(|pattern| wildcard::matches(pattern, &check.image));
                 if wanted {
-                    found.push(AuditRecord {
-                        time_unix_ms: request.time_unix_ms,
-                        uid: request.uid.to_owned(),
-                        dry_run: request.dry_run,
-                        operation: request.operation.to_owned(),
-                        namespace: request.namespace.to_owned(),
-                        kind: request.kind.to_owned(),
-                        name: request.name.to_owned(),
-                        image: check.image.into_owned(),
-                        digest: check.digest.map(|d| d.into_owned()),
-                        policy: check.policy.into_owned(),
-                        rule: check.rule.into_owned(),
-                        result: check.result.into_owned(),
-                        cause: check.cause.map(|c| c.into_owned()),
-                        allowed: request.allowed,
-                        reason: check.reason.into_owned(),
-                        signer: check.signer.map(|s| s.into_owned()),
-                        duration_ms: request.duration_ms,
-                    });
+                    found.push(check.into_record(&request));
                 }
             }
         }
