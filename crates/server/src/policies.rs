@@ -30,6 +30,30 @@ pub struct PolicySet {
     pub generation: u64,
     /// Policy files of which nothing is in force: invalid, with no last good version.
     pub failed_files: usize,
+    /// Those files, with their errors and what they meant to do.
+    pub failed: Vec<FailedFile>,
+}
+
+/// A policy file of which nothing is in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it did not load, one message per error.
+    pub errors: Vec<String>,
+    /// Whether it meant to block: it names `Enforce` as a failure action, or names none that
+    /// can be read (sealgate cannot tell, so it fails closed).
+    pub enforce: bool,
+}
+
+/// How the webhook answers while no policy is in force although policy files exist: every one
+/// of them is invalid, so it knows nothing it could check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NothingInForce {
+    /// A file meant to enforce: deny, with this reason.
+    Deny(String),
+    /// Every file meant only to audit: admit, with this warning.
+    Warn(String),
 }
 
 impl PolicySet {
@@ -39,7 +63,45 @@ impl PolicySet {
             policies,
             generation,
             failed_files: 0,
+            failed: Vec::new(),
         }
+    }
+
+    /// With no policy in force while policy files exist (all invalid), what the webhook
+    /// answers instead of admitting unchecked; `None` when policies are in force or there are
+    /// no policy files at all.
+    pub fn nothing_in_force(&self) -> Option<NothingInForce> {
+        if !self.policies.is_empty() || self.failed.is_empty() {
+            return None;
+        }
+        const LISTED: usize = 5;
+        let mut errors: Vec<String> = self
+            .failed
+            .iter()
+            .flat_map(|f| f.errors.iter().cloned())
+            .collect();
+        let more = errors.len().saturating_sub(LISTED);
+        errors.truncate(LISTED);
+        let mut listed = errors.join("; ");
+        if more > 0 {
+            listed.push_str(&format!("; and {more} more"));
+        }
+        let enforcing: Vec<String> = self
+            .failed
+            .iter()
+            .filter(|f| f.enforce)
+            .map(|f| f.path.display().to_string())
+            .collect();
+        Some(if enforcing.is_empty() {
+            NothingInForce::Warn(format!(
+                "no policy is in force: every policy file is invalid (all meant Audit, so this request is admitted unchecked): {listed}"
+            ))
+        } else {
+            NothingInForce::Deny(format!(
+                "no policy is in force: every policy file is invalid and {} meant to enforce, so sealgate refuses what it cannot check until the policies load; fix them: {listed}",
+                enforcing.join(", ")
+            ))
+        })
     }
 
     /// Whether the server can admit with these policies: loaded, and not a directory whose
@@ -58,6 +120,46 @@ struct FileState {
     policies: Vec<Policy>,
     /// Invalid, with nothing of it in force.
     failed: bool,
+    /// Its errors, when it has any.
+    errors: Vec<String>,
+    /// Whether it means to enforce (see [`FailedFile::enforce`]).
+    enforce: bool,
+}
+
+/// Whether a policy file's text means to enforce: a `failureAction` or
+/// `validationFailureAction` of `Enforce` (any case), or none that reads as `Audit`. Read from
+/// the raw text because the file did not load; unreadable means "enforce" (fail closed).
+fn means_to_enforce(path: &Path) -> bool {
+    const MAX_SCANNED: u64 = 8 << 20;
+    let Ok(file) = std::fs::File::open(path) else {
+        return true;
+    };
+    let mut text = String::new();
+    use std::io::Read as _;
+    if std::io::Read::take(file, MAX_SCANNED)
+        .read_to_string(&mut text)
+        .is_err()
+    {
+        return true;
+    }
+    let mut audit = false;
+    // `failureAction:` and `validationFailureAction:`, in block or flow style.
+    for (at, key) in text.match_indices("ailureAction:") {
+        let value = text
+            .get(at + key.len()..)
+            .unwrap_or_default()
+            .split(['\n', ',', '}', '#'])
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'');
+        if value.eq_ignore_ascii_case("audit") {
+            audit = true;
+        } else {
+            return true;
+        }
+    }
+    !audit
 }
 
 /// What changes when a file is rewritten.
@@ -180,6 +282,7 @@ impl PolicyStore {
                 }
             };
             let failed = !errors.is_empty() && policies.is_empty();
+            let enforce = failed && means_to_enforce(file);
             if !errors.is_empty() {
                 let kept = if had_good {
                     "its last good version stays in force"
@@ -197,7 +300,7 @@ impl PolicyStore {
                     );
                 }
                 self.metrics.policy_reload_errors(1);
-                report.errors.extend(errors);
+                report.errors.extend(errors.iter().cloned());
             }
             changed |= (replaced && (had_good || !policies.is_empty())) || failed != was_failed;
             self.files.insert(
@@ -206,6 +309,8 @@ impl PolicyStore {
                     stamp: now,
                     policies,
                     failed,
+                    errors: if failed { errors } else { Vec::new() },
+                    enforce,
                 },
             );
         }
@@ -244,15 +349,31 @@ impl PolicyStore {
                 ("policies", json!(names.join(","))),
             ],
         );
-        let failed_files = self.files.values().filter(|f| f.failed).count();
+        let failed: Vec<FailedFile> = self
+            .files
+            .iter()
+            .filter(|(_, f)| f.failed)
+            .map(|(path, f)| FailedFile {
+                path: path.clone(),
+                errors: f.errors.clone(),
+                enforce: f.enforce,
+            })
+            .collect();
+        let failed_files = failed.len();
         if policies.is_empty() && failed_files > 0 {
             self.log.error(
-                "no policy is in force: every policy file is invalid; /readyz answers 503 until one loads",
+                "no policy is in force: every policy file is invalid; /readyz answers 503 and reviews are denied (or, if every file meant Audit, admitted with a warning) until one loads",
                 &[("failed_files", json!(failed_files))],
+            );
+        } else if policies.is_empty() && self.generation == 1 {
+            self.log.warn(
+                "no policy files: every review is admitted unchecked until policies are added",
+                &[("directory", json!(self.root.display().to_string()))],
             );
         }
         let mut set = PolicySet::new(policies, self.generation);
         set.failed_files = failed_files;
+        set.failed = failed;
         self.sender.send_replace(Arc::new(set));
     }
 

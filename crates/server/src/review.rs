@@ -23,6 +23,7 @@ use crate::admission::{AdmissionRequest, AdmissionResponse};
 use crate::audit::{Check, DecisionBuilder, RequestFields, now_unix_ms};
 use crate::config::format_duration;
 use crate::fetcher::Verdict;
+use crate::policies::NothingInForce;
 use crate::state::AppState;
 
 /// How long the decision may overrun the budget (CPU work after the last fetch) before the
@@ -114,6 +115,35 @@ pub async fn review(
     };
 
     let policies = state.policies();
+    // Every policy file invalid: sealgate knows nothing it could check, so it never admits
+    // unchecked on that account (an empty policy source does admit, and says so at start).
+    match policies.nothing_in_force() {
+        None => {}
+        Some(NothingInForce::Deny(why)) => {
+            let response = response.deny(why);
+            finish_without_work(
+                state,
+                webhook,
+                request,
+                &response,
+                received,
+                NoWork::NothingInForce,
+            );
+            return response;
+        }
+        Some(NothingInForce::Warn(why)) => {
+            let response = response.with_warnings(&[why]);
+            finish_without_work(
+                state,
+                webhook,
+                request,
+                &response,
+                received,
+                NoWork::NothingInForce,
+            );
+            return response;
+        }
+    }
     let fetcher = state.fetcher();
     let budget = fetcher.budget();
     let mode = match webhook {
@@ -165,6 +195,7 @@ enum NoWork {
     RunsNoImage,
     SubresourceRunsNoImage,
     InvalidObject,
+    NothingInForce,
     Overran,
 }
 
@@ -176,6 +207,7 @@ impl NoWork {
             NoWork::RunsNoImage => "runs no image",
             NoWork::SubresourceRunsNoImage => "subresource runs no new image",
             NoWork::InvalidObject => "invalid object",
+            NoWork::NothingInForce => "no policy in force",
             NoWork::Overran => "overran",
         }
     }
@@ -186,6 +218,7 @@ impl NoWork {
             NoWork::UnknownOperation => "invalid_request",
             NoWork::RunsNoImage | NoWork::SubresourceRunsNoImage => "runs_no_image",
             NoWork::InvalidObject => "invalid_object",
+            NoWork::NothingInForce => "no_policy_in_force",
             NoWork::Overran => "overran",
         }
     }

@@ -155,3 +155,101 @@ async fn a_missing_policy_directory_is_an_error_naming_it() {
         format!("{} does not exist", missing.display())
     );
 }
+
+/// A policy whose every document is invalid (`imageReferences` is not a list), with `action`
+/// as its failure action (none when empty).
+fn invalid_policy(action: &str) -> String {
+    let action = if action.is_empty() {
+        String::new()
+    } else {
+        format!(", failureAction: {action}")
+    };
+    format!(
+        "kind: ClusterPolicy\napiVersion: kyverno.io/v1\nmetadata: {{name: broken}}\nspec: {{rules: [{{name: r, match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}, verifyImages: [{{imageReferences: 5{action}}}]}}]}}\n"
+    )
+}
+
+fn app_over(files: &[(&str, String)]) -> (tempfile::TempDir, axum::Router) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let client = Client::new(RegistryOptions::default()).unwrap();
+    let (_, app) = state(dir.path(), VerifyConfig::default(), client, None);
+    (dir, app)
+}
+
+#[tokio::test]
+async fn with_every_policy_file_invalid_the_webhook_denies_what_it_cannot_check() {
+    for action in ["Enforce", "enforce", ""] {
+        let (_dir, app) = app_over(&[("broken.yaml", invalid_policy(action))]);
+        for path in ["/mutate", "/validate"] {
+            let response = admit(
+                &app,
+                path,
+                &review("pod-create", "registry.company.com/app:v1"),
+            )
+            .await;
+            assert_eq!(response["allowed"], false, "{action:?} {path}: {response}");
+            let message = response["status"]["message"].as_str().unwrap();
+            assert!(
+                message.starts_with("no policy is in force: every policy file is invalid and ")
+                    && message.contains("broken.yaml meant to enforce")
+                    && message.contains("imageReferences"),
+                "{message}"
+            );
+        }
+        // Nothing runs no image: a DELETE is still allowed.
+        let mut delete = review("pod-create", "registry.company.com/app:v1");
+        delete["request"]["operation"] = serde_json::json!("DELETE");
+        assert_eq!(admit(&app, "/mutate", &delete).await["allowed"], true);
+    }
+}
+
+#[tokio::test]
+async fn with_every_policy_file_invalid_and_meant_for_audit_the_webhook_admits_with_a_warning() {
+    let (_dir, app) = app_over(&[
+        ("a.yaml", invalid_policy("Audit")),
+        ("b.yaml", invalid_policy("Audit")),
+    ]);
+    let response = admit(
+        &app,
+        "/mutate",
+        &review("pod-create", "registry.company.com/app:v1"),
+    )
+    .await;
+    assert_eq!(response["allowed"], true, "{response}");
+    let warning = response["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.starts_with("no policy is in force: every policy file is invalid (all meant Audit"),
+        "{warning}"
+    );
+    // One file meaning to enforce is enough to deny.
+    let (_dir, app) = app_over(&[
+        ("a.yaml", invalid_policy("Audit")),
+        ("b.yaml", invalid_policy("Enforce")),
+    ]);
+    let response = admit(
+        &app,
+        "/mutate",
+        &review("pod-create", "registry.company.com/app:v1"),
+    )
+    .await;
+    assert_eq!(response["allowed"], false, "{response}");
+}
+
+#[tokio::test]
+async fn an_empty_policy_directory_admits() {
+    let (_dir, app) = app_over(&[]);
+    let response = admit(
+        &app,
+        "/mutate",
+        &review("pod-create", "registry.company.com/app:v1"),
+    )
+    .await;
+    assert_eq!(response["allowed"], true, "{response}");
+    assert!(
+        response["warnings"].as_array().is_none_or(Vec::is_empty),
+        "{response}"
+    );
+}
