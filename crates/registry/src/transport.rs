@@ -307,18 +307,25 @@ impl Client {
         let mut tries: u32 = 0;
         loop {
             tries += 1;
-            // A host that answered 429 to any request of this client is left alone until its
-            // Retry-After (or the backoff) has passed, by every request, not only that one.
+            // What answered 429 is left alone until its Retry-After (or the backoff) has
+            // passed, by every request of this client: the repository it answered for, or the
+            // whole host when the limit is the host's (see `RateLimitScope`).
+            let scope = RateLimitScope::of_request(&host, &request.url);
             let wait = self.with_state(|s| {
                 let now = Instant::now();
-                match s.rate_limited_until.get(&host) {
-                    Some(until) if *until > now => Some(*until - now),
-                    Some(_) => {
-                        s.rate_limited_until.remove(&host);
-                        None
+                let mut wait = None;
+                for key in [scope.host_key(), scope.key()] {
+                    match s.rate_limited_until.get(&key) {
+                        Some(until) if *until > now => {
+                            wait = wait.max(Some(*until - now));
+                        }
+                        Some(_) => {
+                            s.rate_limited_until.remove(&key);
+                        }
+                        None => {}
                     }
-                    None => None,
                 }
+                wait
             });
             if let Some(wait) = wait {
                 tokio::time::sleep(wait.min(MAX_RETRY_DELAY)).await;
@@ -344,8 +351,13 @@ impl Client {
                     let delay = retry_after(response.headers()).unwrap_or_else(|| backoff(tries));
                     if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
                         let until = Instant::now() + delay;
+                        let key = if limit_is_host_wide(response.headers()) {
+                            scope.host_key()
+                        } else {
+                            scope.key()
+                        };
                         self.with_state(|s| {
-                            let entry = s.rate_limited_until.entry(host.clone()).or_insert(until);
+                            let entry = s.rate_limited_until.entry(key).or_insert(until);
                             *entry = (*entry).max(until);
                         });
                         (status.to_string(), Duration::ZERO)
@@ -444,6 +456,53 @@ fn backoff(tries: u32) -> Duration {
     FIRST_RETRY_DELAY
         .saturating_mul(factor)
         .min(MAX_RETRY_DELAY)
+}
+
+/// What a 429 holds back: the repository a request was for (`/v2/NAME/manifests/…`,
+/// `/v2/NAME/blobs/…`, `/v2/NAME/tags/…`), or the whole host for any other path (token
+/// services, `/v2/`, the catalog).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RateLimitScope {
+    host: String,
+    repository: Option<String>,
+}
+
+impl RateLimitScope {
+    fn of_request(host: &str, url: &Url) -> RateLimitScope {
+        let path = url.path();
+        let repository = path.strip_prefix("/v2/").and_then(|rest| {
+            ["/manifests/", "/blobs/", "/tags/"]
+                .iter()
+                .filter_map(|marker| rest.rfind(marker).map(|at| &rest[..at]))
+                .max_by_key(|name| name.len())
+                .filter(|name| !name.is_empty())
+                .map(str::to_string)
+        });
+        RateLimitScope {
+            host: host.to_string(),
+            repository,
+        }
+    }
+
+    /// The key of the whole host.
+    fn host_key(&self) -> String {
+        self.host.clone()
+    }
+
+    /// The key of what this request was for.
+    fn key(&self) -> String {
+        match &self.repository {
+            Some(repository) => format!("{}/{repository}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+/// Whether a 429 says its limit is the host's, not the repository's: Docker Hub (and registries
+/// that copy it) announce a per-client pull quota with `RateLimit-Limit`/`RateLimit-Remaining`,
+/// which every repository shares.
+fn limit_is_host_wide(headers: &HeaderMap) -> bool {
+    headers.contains_key("ratelimit-limit") || headers.contains_key("ratelimit-remaining")
 }
 
 /// `Retry-After` in seconds, capped at [`MAX_RETRY_DELAY`]. HTTP dates are ignored.
@@ -649,6 +708,31 @@ mod tests {
         assert_eq!(backoff(2), Duration::from_millis(400));
         assert_eq!(backoff(3), Duration::from_millis(800));
         assert_eq!(backoff(40), MAX_RETRY_DELAY);
+    }
+
+    #[test]
+    fn a_429_holds_back_the_repository_it_answered_unless_the_limit_is_the_hosts() {
+        let scope =
+            |url: &str| RateLimitScope::of_request("r.example", &Url::parse(url).unwrap()).key();
+        assert_eq!(
+            scope("https://r.example/v2/team/app/manifests/v1"),
+            "r.example/team/app"
+        );
+        assert_eq!(
+            scope("https://r.example/v2/team/app/blobs/sha256:ab"),
+            "r.example/team/app"
+        );
+        assert_eq!(
+            scope("https://r.example/v2/a/manifests/x/manifests/y"),
+            "r.example/a/manifests/x"
+        );
+        assert_eq!(scope("https://r.example/v2/app/tags/list"), "r.example/app");
+        assert_eq!(scope("https://r.example/v2/"), "r.example");
+        assert_eq!(scope("https://r.example/token?scope=x"), "r.example");
+        let mut h = HeaderMap::new();
+        assert!(!limit_is_host_wide(&h));
+        h.insert("RateLimit-Limit", HeaderValue::from_static("100;w=21600"));
+        assert!(limit_is_host_wide(&h));
     }
 
     #[test]

@@ -442,6 +442,42 @@ async fn a_registry_answering_429_for_ever_is_denied_after_the_retries_and_says_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_for_one_repository_holds_back_only_that_repository() {
+    let env = Env::new(PLAIN);
+    let proxy = HttpFaultProxy::start(env.registry.host());
+    let host = proxy.host();
+    write_policies(&env, &host);
+    env.push_signed("app", "v1").await;
+    env.push_signed("app-limited", "v1").await;
+    let webhook = Webhook::start(&env.policies_dir(), options(&env, &host)).await;
+    // The limited repository's 429 asks for 5 s, more than the budget.
+    proxy.set_rule(
+        FaultRule::new(Fault::Status {
+            status: 429,
+            retry_after: Some(5),
+        })
+        .on_paths("/v2/app-limited/"),
+    );
+    let limited = format!("{host}/app-limited:v1");
+    let image = format!("{host}/app:v1");
+    let ((held, _), (response, took)) = tokio::join!(webhook.review(&limited), async {
+        // Let the limited repository's 429 arrive first.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        webhook.review(&image).await
+    });
+    denied(
+        &held,
+        &[&format!(
+            "verification of {limited} did not finish within 2s: waiting for {host} to answer the tag resolution of {limited}"
+        )],
+    );
+    // The other repository of the same host is not held back by that 429.
+    allowed(&response);
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    webhook.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_answering_500_for_ever_is_denied_after_the_retries() {
     let env = Env::new(PLAIN);
     let proxy = HttpFaultProxy::start(env.registry.host());
