@@ -104,6 +104,12 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
                 }
             }
             for i in &r.images {
+                if let Some(spelling) = &i.covered_as {
+                    eprintln!(
+                        "note: {name}: policy {} rule {} covers {} as {spelling}, the same repository; Kyverno matches the reference as written and would not check it",
+                        r.policy, r.rule, i.image
+                    );
+                }
                 let status = if i.status == Status::Fail && !enforce {
                     "warn".to_string()
                 } else {

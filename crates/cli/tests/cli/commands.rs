@@ -954,3 +954,38 @@ fn namespace_labels_belong_to_the_namespace_flag() {
         "{out}"
     );
 }
+
+/// An image spelled differently from the policy's pattern is still covered, and apply says
+/// which rule now covers what Kyverno would have missed.
+#[test]
+fn apply_covers_every_spelling_of_an_image_and_names_the_rule_kyverno_would_have_missed() {
+    let w = Workdir::new();
+    std::fs::write(
+        w.path("policy.yaml"),
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: pinned-only\nspec:\n  rules:\n  - name: digests\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    verifyImages:\n    - imageReferences: [\"registry.company.com/*\"]\n      failureAction: Enforce\n      mutateDigest: false\n      verifyDigest: true\n      required: false\n",
+    )
+    .unwrap();
+    for image in [
+        "REGISTRY.COMPANY.COM/critical/app:v1",
+        "registry.company.com:443/critical/app:v1",
+        "registry.company.com./critical/app:v1",
+    ] {
+        std::fs::write(
+            w.path("pod.yaml"),
+            format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: c\n    image: {image}\n"),
+        )
+        .unwrap();
+        let run = w.run("", &["apply", "policy.yaml", "--resource", "pod.yaml"]);
+        run.expect_code(1);
+        assert!(run.stdout().contains("DENIED"), "{image}: {}", run.stdout());
+        assert!(
+            run.stderr()
+                .contains("note: Pod/default/web: policy pinned-only rule digests covers ")
+                && run
+                    .stderr()
+                    .contains("Kyverno matches the reference as written and would not check it"),
+            "{image}: {}",
+            run.stderr()
+        );
+    }
+}

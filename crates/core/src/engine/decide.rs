@@ -124,6 +124,10 @@ pub struct ImageResult {
     pub message: String,
     /// Who signed, for each attestor that verified.
     pub signers: Vec<String>,
+    /// The equivalent spelling the entry's `imageReferences` matched, when Kyverno's spelling
+    /// did not (Kyverno would not have checked the image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub covered_as: Option<String>,
 }
 
 /// The outcome of one rule.
@@ -418,6 +422,7 @@ fn image_result(
         reason,
         message,
         signers,
+        covered_as: check.covered_as.map(|_| check.spelling(image).into_owned()),
     }
 }
 
@@ -442,7 +447,7 @@ fn evaluate_image(
             format!("image {s}: {why}"),
         ));
     }
-    if entry.skips(s) {
+    if check.skipped(entry, image) {
         return fail((
             Status::Skip,
             Reason::Skipped,

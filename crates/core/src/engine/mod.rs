@@ -29,4 +29,6 @@ pub use plan::{ImageCheck, Mode, Plan, RulePlan, plan};
 pub use resource::{ExtractedImage, Resource, ResourceError};
 
 #[cfg(test)]
+mod alias_tests;
+#[cfg(test)]
 mod tests;

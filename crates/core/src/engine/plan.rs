@@ -1,10 +1,11 @@
 //! Which rules apply to a resource and which of its images each rule checks: the part of an
 //! evaluation that needs nothing from a registry.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
-use crate::image::ImageRef;
 use crate::image::digest::Digest;
+use crate::image::{ImageRef, alias};
 use crate::policy::{
     Attestor, AttestorKind, AttestorSet, ImageSource, ImageVerification, Policy,
     ResolvedFailureAction, Rule, RuleOrigin, pod_spec_pointer,
@@ -62,6 +63,64 @@ pub struct ImageCheck {
     pub entry: usize,
     /// Index into [`Plan::images`].
     pub image: usize,
+    /// `None` when `imageReferences` matched the image as Kyverno spells it; else the index of
+    /// the equivalent spelling that matched ([`alias::spellings`]): an image Kyverno would not
+    /// have checked.
+    pub covered_as: Option<usize>,
+}
+
+impl ImageCheck {
+    /// The spelling of `image` the entry's `imageReferences` matched first: Kyverno's own when
+    /// it matched, else the equivalent one.
+    pub fn spelling<'i>(&self, image: &'i ExtractedImage) -> Cow<'i, str> {
+        match (self.covered_as, &image.reference) {
+            (Some(i), Ok(reference)) => alias::spellings(reference)
+                .into_iter()
+                .nth(i)
+                .map_or(Cow::Borrowed(image.normalized()), Cow::Owned),
+            _ => Cow::Borrowed(image.normalized()),
+        }
+    }
+
+    /// Whether `skipImageReferences` skips the image: a skip pattern must match a spelling that
+    /// `imageReferences` covers (Kyverno's own first, so Kyverno's skips stay), never merely some
+    /// other spelling. Every spelling of one image gets the same answer.
+    pub fn skipped(&self, entry: &ImageVerification, image: &ExtractedImage) -> bool {
+        if entry.skip_image_references.is_empty() {
+            return false;
+        }
+        let raw = image.normalized();
+        if entry.applies_to(raw) && entry.skips(raw) {
+            return true;
+        }
+        let Ok(reference) = &image.reference else {
+            return false;
+        };
+        alias::spellings(reference)
+            .iter()
+            .skip(1)
+            .any(|s| entry.applies_to(s) && entry.skips(s))
+    }
+}
+
+/// Whether `entry` covers `image`: Kyverno's spelling first, then the equivalent ones
+/// (computed once per image, and only when Kyverno's does not match).
+fn coverage(
+    entry: &ImageVerification,
+    image: &ExtractedImage,
+    spellings: &mut Option<Vec<String>>,
+) -> Option<Option<usize>> {
+    if entry.applies_to(image.normalized()) {
+        return Some(None);
+    }
+    let reference = image.reference.as_ref().ok()?;
+    let spellings = spellings.get_or_insert_with(|| alias::spellings(reference));
+    spellings
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, s)| entry.applies_to(s))
+        .map(|(i, _)| Some(i))
 }
 
 /// Builds the plan for `resource` under `policies`.
@@ -84,6 +143,8 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource, mode: Mode) -> P
         add(resource.images(ImageSource::PodSpec(pointer)), &mut images);
     }
     let builtin: Vec<usize> = (0..images.len()).collect();
+    // Equivalent spellings of each image, made only for an image some entry's patterns miss.
+    let mut spellings: Vec<Option<Vec<String>>> = Vec::new();
     let meta = resource.meta();
     let mut rules = Vec::new();
     for (policy_index, policy) in policies.iter().enumerate() {
@@ -108,10 +169,15 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource, mode: Mode) -> P
                 ImageSource::None => &[],
             };
             let mut checks = Vec::new();
+            spellings.resize(images.len(), None);
             for (e, entry) in rule.verify_images.iter().enumerate() {
                 for &i in rule_images {
-                    if entry.applies_to(images[i].normalized()) {
-                        checks.push(ImageCheck { entry: e, image: i });
+                    if let Some(covered_as) = coverage(entry, &images[i], &mut spellings[i]) {
+                        checks.push(ImageCheck {
+                            entry: e,
+                            image: i,
+                            covered_as,
+                        });
                     }
                 }
             }
@@ -200,7 +266,7 @@ impl<'p> Plan<'p> {
                 let entry = &rule.verify_images[c.entry];
                 if entry.attestors.is_empty()
                     || entry.unsupported.is_some()
-                    || entry.skips(extracted.normalized())
+                    || c.skipped(entry, extracted)
                 {
                     continue;
                 }

@@ -72,12 +72,12 @@ fn budget_timeout(host: &str, waiting: Waiting) -> FetchFailure {
     }
 }
 
-fn key() -> SigningKey {
+pub(super) fn key() -> SigningKey {
     SigningKey::generate(&SystemRandom::new()).unwrap()
 }
 
 /// `publicKeys: |-` content indented for the policies below.
-fn pem(key: &SigningKey) -> String {
+pub(super) fn pem(key: &SigningKey) -> String {
     key.public_key()
         .to_pem()
         .trim_end()
@@ -232,7 +232,7 @@ fn digest_for(image: &str) -> Digest {
     Digest::sha256_of(image.as_bytes())
 }
 
-fn signed_layer(k: &SigningKey, identity: &str, digest: &Digest) -> SignatureLayer {
+pub(super) fn signed_layer(k: &SigningKey, identity: &str, digest: &Digest) -> SignatureLayer {
     let payload = payload::build(identity, digest, &BTreeMap::new());
     let sig = STANDARD.encode(k.sign(&SystemRandom::new(), &payload).unwrap());
     let mut descriptor = Descriptor::of(SIMPLE_SIGNING_MEDIA_TYPE, &payload);

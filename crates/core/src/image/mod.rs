@@ -4,8 +4,10 @@
 //! and gives both views sealgate needs: the normalised string Kyverno matches policies against
 //! (`docker.io/nginx:latest`, see [`ImageRef::normalized`]) and the registry host and repository
 //! to put on the wire (`registry-1.docker.io`, `library/nginx`). [`wildcard::matches`] is Kyverno's
-//! `*`/`?` matcher.
+//! `*`/`?` matcher; [`alias`] says when two references name the same repository for a container
+//! runtime, so that no spelling of an image escapes a rule.
 
+pub mod alias;
 pub mod digest;
 mod reference;
 pub mod wildcard;

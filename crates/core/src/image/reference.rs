@@ -219,7 +219,7 @@ impl ImageRef {
         matches!(
             self.registry.as_str(),
             "docker.io" | "index.docker.io" | "registry-1.docker.io"
-        )
+        ) || super::alias::canonical_registry(&self.registry) == DEFAULT_REGISTRY
     }
 
     /// The host (and port) to send registry API requests to.
@@ -314,6 +314,9 @@ fn valid_registry(registry: &str) -> bool {
                 Some((h, p)) => (h, Some(p)),
                 None => (registry, None),
             };
+            // A fully qualified name may end with a dot (`registry.company.com.`): the same
+            // host to a resolver, so it must parse (and match) as that host.
+            let host = host.strip_suffix('.').unwrap_or(host);
             (
                 !host.is_empty() && host.split('.').all(valid_domain_component),
                 port,
