@@ -181,15 +181,26 @@ impl AdmissionRequest {
             ));
         };
         match object.as_object_mut() {
-            Some(map) => {
-                if map
-                    .get("kind")
-                    .and_then(Value::as_str)
-                    .is_none_or(str::is_empty)
-                {
+            Some(map) => match map.get("kind") {
+                None | Some(Value::Null) => {
                     map.insert("kind".into(), Value::String(self.kind.kind.clone()));
                 }
-            }
+                Some(Value::String(kind)) if kind.is_empty() => {
+                    map.insert("kind".into(), Value::String(self.kind.kind.clone()));
+                }
+                // Rules are matched by the kind the API server names; an object that claims
+                // another would be checked (or skipped) as something it is not.
+                Some(Value::String(kind)) if *kind != self.kind.kind => {
+                    return Err(format!(
+                        "request.object.kind is '{kind}' but request.kind.kind is '{}': the object is not the kind the request names, so it is refused",
+                        self.kind.kind
+                    ));
+                }
+                Some(Value::String(_)) => {}
+                Some(_) => {
+                    return Err("request.object.kind is not a string: refused".into());
+                }
+            },
             None => return Err("request.object is not a JSON object".into()),
         }
         Resource::from_object(

@@ -436,6 +436,9 @@ fn evaluate_image(
 ) -> ImageResult {
     let s = image.normalized();
     let fail = |verdict: Verdict| image_result(image, check, None, verdict, Vec::new());
+    if let Some(why) = &image.unreadable {
+        return fail((Status::Fail, Reason::MalformedObject, why.clone()));
+    }
     let reference = match &image.reference {
         Ok(reference) => reference,
         Err(e) => return fail((Status::Error, Reason::InvalidImage, format!("{e}"))),

@@ -558,6 +558,8 @@ pub enum Reason {
     Unsupported,
     /// The image reference does not parse.
     InvalidImage,
+    /// The object holds something other than an image where one belongs.
+    MalformedObject,
     /// The signature repository does not parse.
     InvalidRepository,
     /// What was needed was never fetched.
@@ -617,6 +619,7 @@ impl Reason {
             Reason::Certificate => "certificate",
             Reason::Unsupported => "unsupported",
             Reason::InvalidImage => "invalid_image",
+            Reason::MalformedObject => "malformed_object",
             Reason::InvalidRepository => "invalid_repository",
             Reason::NotFetched => "not_fetched",
             Reason::Fetch(f) => f.as_str(),

@@ -110,7 +110,9 @@ fn coverage(
     image: &ExtractedImage,
     spellings: &mut Option<Vec<String>>,
 ) -> Option<Option<usize>> {
-    if entry.applies_to(image.normalized()) {
+    // What cannot be read as an image is covered by every entry of a rule that matches: its
+    // image could be anything.
+    if image.unreadable.is_some() || entry.applies_to(image.normalized()) {
         return Some(None);
     }
     let reference = image.reference.as_ref().ok()?;

@@ -168,6 +168,10 @@ pub struct ExtractedImage {
     pub reference: Result<ImageRef, ParseError>,
     /// `Some` when the extractor post-processes the value with JMESPath, which is not supported.
     pub unsupported: Option<Unsupported>,
+    /// `Some` when the object holds something other than an image where an image (or the list
+    /// of containers) belongs: why, naming the JSON path. Every rule that matches the object
+    /// covers it, and it fails (an object that cannot be checked is never admitted unchecked).
+    pub unreadable: Option<String>,
     normalized: String,
     repository: String,
 }
@@ -193,9 +197,22 @@ impl ExtractedImage {
             raw,
             reference,
             unsupported,
+            unreadable: None,
             normalized,
             repository,
         }
+    }
+
+    /// What stands at `pointer` where an image or a list of containers belongs, when it is not
+    /// one: `found` says what it is.
+    pub fn unreadable(pointer: String, group: String, expected: &str, found: &Value) -> Self {
+        let path = json_path(&pointer);
+        let mut image = ExtractedImage::new(pointer, group, String::new(), path.clone(), None);
+        image.unreadable = Some(format!(
+            "{path} is {}, not {expected}: the object cannot be checked, so it is refused",
+            kind_of_value(found)
+        ));
+        image
     }
 
     /// Kyverno's normalised form (`docker.io/nginx:latest`), or the raw string if it does not
@@ -210,6 +227,35 @@ impl ExtractedImage {
     }
 }
 
+/// `spec.containers[0].image` for the pointer `/spec/containers/0/image`.
+pub(super) fn json_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&segment);
+        }
+    }
+    out
+}
+
+/// "a number", "a list", ... for messages.
+fn kind_of_value(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
 /// Escapes one JSON pointer segment (RFC 6901).
 pub(super) fn pointer_segment(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
@@ -218,17 +264,66 @@ pub(super) fn pointer_segment(s: &str) -> String {
 const POD_IMAGE_GROUPS: [&str; 3] = ["initContainers", "containers", "ephemeralContainers"];
 
 fn pod_spec_images(object: &Value, pointer: &str) -> Vec<ExtractedImage> {
-    let Some(spec) = object.pointer(pointer) else {
-        return Vec::new();
-    };
+    // Each step to the pod spec must be a mapping where it exists (a missing one holds no
+    // containers; the API server rejects such an object anyway).
+    let mut at = String::new();
+    let mut node = object;
+    for segment in pointer.split('/').skip(1) {
+        at = format!("{at}/{segment}");
+        match node.get(segment) {
+            None | Some(Value::Null) => return Vec::new(),
+            Some(child @ Value::Object(_)) => node = child,
+            Some(other) => {
+                return vec![ExtractedImage::unreadable(
+                    at,
+                    "spec".into(),
+                    "a mapping",
+                    other,
+                )];
+            }
+        }
+    }
+    let spec = node;
     let mut out = Vec::new();
     for group in POD_IMAGE_GROUPS {
-        let Some(containers) = spec[group].as_array() else {
-            continue;
+        let containers = match &spec[group] {
+            Value::Null => continue,
+            Value::Array(containers) => containers,
+            other => {
+                out.push(ExtractedImage::unreadable(
+                    format!("{pointer}/{group}"),
+                    group.to_string(),
+                    "a list of containers",
+                    other,
+                ));
+                continue;
+            }
         };
         for (i, c) in containers.iter().enumerate() {
-            let Some(raw) = c["image"].as_str() else {
-                continue;
+            let raw = match c {
+                Value::Object(_) => match &c["image"] {
+                    // No image: the API server rejects the object; nothing to check here.
+                    Value::Null => continue,
+                    Value::String(raw) => raw,
+                    other => {
+                        out.push(ExtractedImage::unreadable(
+                            format!("{pointer}/{group}/{i}/image"),
+                            group.to_string(),
+                            "an image reference string",
+                            other,
+                        ));
+                        continue;
+                    }
+                },
+                other => {
+                    out.push(ExtractedImage::unreadable(
+                        format!("{pointer}/{group}/{i}"),
+                        group.to_string(),
+                        "a container mapping",
+                        other,
+                    ));
+                    continue;
+                }
             };
             if raw.trim().is_empty() {
                 continue;
@@ -257,8 +352,18 @@ fn extractor_images(object: &Value, config: &ImageExtractorConfig) -> Vec<Extrac
     let group = config.name.clone().unwrap_or_else(|| "custom".to_string());
     let mut found = Vec::new();
     walk(object, &segments, String::new(), &mut |node, pointer| {
-        let Some(raw) = node.get(&value_field).and_then(Value::as_str) else {
-            return;
+        let raw = match node.get(&value_field) {
+            None | Some(Value::Null) => return,
+            Some(Value::String(raw)) => raw,
+            Some(other) => {
+                found.push(ExtractedImage::unreadable(
+                    format!("{pointer}/{}", pointer_segment(&value_field)),
+                    group.clone(),
+                    "an image reference string",
+                    other,
+                ));
+                return;
+            }
         };
         if raw.trim().is_empty() {
             return;

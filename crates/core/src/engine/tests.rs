@@ -1320,3 +1320,97 @@ fn unknown_namespace_labels_fail_closed() {
     assert!(run(&p, &known(&[]), &unsigned).allowed, "Audit: a warning");
     assert!(!run(&p, &known(&[]).without_namespace_labels(), &unsigned).allowed);
 }
+
+#[test]
+fn an_object_whose_containers_cannot_be_read_is_denied_under_enforce_and_warned_under_audit() {
+    let k = key();
+    let enforce = policies(&quick_start(&k));
+    let audit = policies(
+        &quick_start(&k)
+            .replace(
+                "validationFailureAction: Enforce",
+                "validationFailureAction: Audit",
+            )
+            .replace("mutateDigest: true", "mutateDigest: false"),
+    );
+    let object = |kind: &str, spec: Value| {
+        Resource::from_object(
+            json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": "web", "namespace": "default"}, "spec": spec}),
+            Operation::Create,
+            None,
+            BTreeMap::new(),
+        )
+        .unwrap()
+    };
+    let signed = "registry.company.com/app:v1";
+    for (resource, path, found) in [
+        (
+            object("Pod", json!({"containers": 5})),
+            "spec.containers",
+            "a number",
+        ),
+        (
+            object("Pod", json!({"containers": [{"name": "c", "image": 5}]})),
+            "spec.containers[0].image",
+            "a number",
+        ),
+        (
+            object(
+                "Pod",
+                json!({"containers": [{"name": "c", "image": [signed]}]}),
+            ),
+            "spec.containers[0].image",
+            "a list",
+        ),
+        (
+            object("Pod", json!({"containers": [signed]})),
+            "spec.containers[0]",
+            "a string",
+        ),
+        (
+            object(
+                "Pod",
+                json!({"initContainers": {"a": 1}, "containers": [{"name": "c", "image": signed}]}),
+            ),
+            "spec.initContainers",
+            "a mapping",
+        ),
+        (object("Pod", json!("none")), "spec", "a string"),
+        (
+            object(
+                "Deployment",
+                json!({"template": {"spec": {"containers": 5}}}),
+            ),
+            "spec.template.spec.containers",
+            "a number",
+        ),
+    ] {
+        let registry = FakeRegistry::default().sign(signed, &k);
+        let d = run(&enforce, &resource, &registry);
+        assert!(!d.allowed, "{path} admitted under Enforce");
+        assert!(
+            d.message.contains(&format!("{path} is {found}, not ")),
+            "{path}: {}",
+            d.message
+        );
+        assert!(
+            d.message.contains("the object cannot be checked"),
+            "{}",
+            d.message
+        );
+        let d = run(&audit, &resource, &registry);
+        assert!(d.allowed, "{path}: Audit never blocks");
+        assert!(
+            d.warnings.iter().any(|w| w.contains(path)),
+            "{path}: {:?}",
+            d.warnings
+        );
+    }
+    // A kind no rule matches is not this engine's business.
+    let d = run(
+        &enforce,
+        &object("ConfigMap", json!({"containers": 5})),
+        &FakeRegistry::default(),
+    );
+    assert!(d.allowed);
+}

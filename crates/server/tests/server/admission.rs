@@ -454,6 +454,18 @@ async fn what_is_not_an_admission_review_gets_a_clear_4xx() {
         "request.object is missing for a CREATE of Pod"
     );
 
+    // An object that is not the kind the request names is refused, not matched as what it
+    // claims (a ConfigMap-looking Pod would escape every Pod rule).
+    let mut disguised = pod.clone();
+    disguised["request"]["object"]["kind"] = json!("ConfigMap");
+    let response = admit(&app, "/mutate", &disguised).await;
+    assert_eq!(response["allowed"], false);
+    assert_eq!(response["status"]["code"], 400);
+    assert_eq!(
+        response["status"]["message"],
+        "request.object.kind is 'ConfigMap' but request.kind.kind is 'Pod': the object is not the kind the request names, so it is refused"
+    );
+
     let (status, _) = call(&app, "GET", "/mutate", Body::empty()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let (status, body) = call(&app, "GET", "/nope", Body::empty()).await;
@@ -551,4 +563,31 @@ async fn a_body_that_stalls_is_refused_at_the_budget() {
         text.contains("the request body did not arrive within 400ms"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn containers_that_cannot_be_read_are_denied_under_enforce_naming_the_path() {
+    let env = env_with_policies();
+    let digest_free = env.image("app:v1");
+    let (_, app) = env.app(VerifyConfig::default());
+    for (containers, path) in [
+        (json!(5), "spec.containers is a number"),
+        (
+            json!([{"name": "c", "image": 5}]),
+            "spec.containers[0].image is a number",
+        ),
+        (
+            json!([{"name": "c", "image": [digest_free]}]),
+            "spec.containers[0].image is a list",
+        ),
+    ] {
+        let mut r = review("pod-create", &digest_free);
+        r["request"]["object"]["spec"]["containers"] = containers;
+        for webhook in ["/mutate", "/validate"] {
+            let response = admit(&app, webhook, &r).await;
+            assert_eq!(response["allowed"], false, "{path}: {response}");
+            let message = response["status"]["message"].as_str().unwrap();
+            assert!(message.contains(path), "{message}");
+        }
+    }
 }
