@@ -13,7 +13,9 @@
 //! carries `Authorization: Bearer TOKEN`.
 //!
 //! A body that is not a v1 AdmissionReview with a request gets HTTP 400 (413 when larger than
-//! 3 MiB, 408 when it does not arrive within the budget) with a one-line message.
+//! 3 MiB, 408 when it does not arrive within the budget) with a one-line message. An oversized
+//! body is read on and thrown away (up to 16 MiB more, within the budget) before the 413 goes out,
+//! so HTTP/2 and HTTP/1.1 clients alike read the answer rather than a reset or a broken pipe.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -22,12 +24,12 @@ use sealgate_core::timestamp::Clock as _;
 use sealgate_registry::driver::SystemClock;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt as _;
 use serde_json::json;
 
 use crate::admission::{ReviewError, parse_review};
@@ -47,7 +49,6 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/audit", get(audit))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -62,26 +63,9 @@ async fn validate(State(state): State<AppState>, request: Request) -> Response {
 async fn admit(state: AppState, webhook: Webhook, request: Request) -> Response {
     let received = Instant::now();
     let budget = state.fetcher().budget();
-    let body = match tokio::time::timeout(budget, Bytes::from_request(request, &())).await {
+    let body = match tokio::time::timeout(budget, read_body(request.into_body())).await {
         Ok(Ok(body)) => body,
-        Ok(Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)))) => {
-            return refuse(
-                &state,
-                webhook,
-                ReviewError::TooLarge {
-                    limit: MAX_BODY_BYTES,
-                },
-            );
-        }
-        Ok(Err(e)) => {
-            return refuse(
-                &state,
-                webhook,
-                ReviewError::Body {
-                    detail: e.body_text(),
-                },
-            );
-        }
+        Ok(Err(e)) => return refuse(&state, webhook, e),
         Err(_) => {
             return refuse(
                 &state,
@@ -102,6 +86,43 @@ async fn admit(state: AppState, webhook: Webhook, request: Request) -> Response 
         response.to_review_json(),
     )
         .into_response()
+}
+
+/// How much of an oversized body is read and thrown away before the 413 is sent, so the client,
+/// still sending, reads the answer instead of a reset stream (HTTP/2) or a broken pipe
+/// (HTTP/1.1). A larger body is cut off once this much is discarded: its sender gets a reset.
+const DISCARD_BYTES: usize = 16 * 1024 * 1024;
+
+/// The request body, at most [`MAX_BODY_BYTES`]; a larger one is drained (at most
+/// [`DISCARD_BYTES`] more) and refused as [`ReviewError::TooLarge`]. The caller bounds the time.
+async fn read_body(mut body: Body) -> Result<Bytes, ReviewError> {
+    let mut kept = Vec::new();
+    let mut discarded = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ReviewError::Body {
+            detail: e.to_string(),
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if discarded == 0 && kept.len() + data.len() <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&data);
+            continue;
+        }
+        if discarded == 0 {
+            kept = Vec::new();
+        }
+        discarded = discarded.saturating_add(data.len()).max(1);
+        if discarded > DISCARD_BYTES {
+            break;
+        }
+    }
+    if discarded > 0 {
+        return Err(ReviewError::TooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    Ok(Bytes::from(kept))
 }
 
 fn refuse(state: &AppState, webhook: Webhook, error: ReviewError) -> Response {

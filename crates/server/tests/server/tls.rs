@@ -367,3 +367,62 @@ async fn shutdown_finishes_the_request_in_flight_and_flushes_the_audit_trail() {
     assert!(records[0].reason.contains("did not finish within 1.5s"));
     assert_eq!(records[0].cause.as_deref(), Some("fetch_budget"));
 }
+
+/// Over HTTP/2 as over HTTP/1.1, a body over the limit gets its 413 and the one-line reason,
+/// not a stream reset the client sees as a transport error (the API server would report that
+/// as a failed call, not as the refusal it is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_gets_its_413_over_http2_and_http1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (policies, data) = (dir.path().join("policies"), dir.path().join("data"));
+    std::fs::create_dir(&policies).unwrap();
+    let server = Server::bind(config(&policies, &data, TlsSource::SelfSigned))
+        .await
+        .unwrap();
+    let ca = std::fs::read(server.ca_path().unwrap()).unwrap();
+    let (url, stop, task) = start(server);
+    let body = format!(
+        "{{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\",\"pad\":\"{}\"}}",
+        "x".repeat(4 * 1024 * 1024)
+    );
+    let ca_cert = reqwest::Certificate::from_pem(&ca).unwrap();
+    let base = || {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca_cert.clone())
+            .timeout(Duration::from_secs(10))
+    };
+    let h2 = base().http2_prior_knowledge().build().unwrap();
+    let h1 = base().http1_only().build().unwrap();
+    for (client, want_version) in [
+        (&h2, reqwest::Version::HTTP_2),
+        (&h1, reqwest::Version::HTTP_11),
+    ] {
+        for path in ["/mutate", "/validate"] {
+            let response = client
+                .post(format!("{url}{path}"))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{want_version:?} {path}: {e:?}"));
+            assert_eq!(response.version(), want_version, "{path}");
+            assert_eq!(response.status(), 413, "{want_version:?} {path}");
+            let text = response.text().await.unwrap();
+            assert!(
+                text.starts_with("the AdmissionReview is larger than 3145728 bytes"),
+                "{want_version:?} {path}: {text}"
+            );
+        }
+        // The connection stays usable after the refusal.
+        let response = client
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{want_version:?} after the refusal: {e:?}"));
+        assert_eq!(response.status(), 200, "{want_version:?}");
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
