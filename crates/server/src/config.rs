@@ -118,6 +118,10 @@ pub struct ServeConfig {
     pub audit_retention: Retention,
     /// The bearer token `GET /audit` requires (`--audit-token-file`); `None`: no token.
     pub audit_token: Option<AuditToken>,
+    /// Whether each answer waits for its audit row's commit (`--audit-sync`): no answered
+    /// request without its row, even after SIGKILL; otherwise a kill loses at most the last
+    /// flush window (200 ms) of rows.
+    pub audit_sync: bool,
     /// Text or JSON log lines.
     pub log_format: LogFormat,
     /// The registry client (built from the shared registry flags).
@@ -143,6 +147,7 @@ impl ServeConfig {
             verify: VerifyConfig::default(),
             audit_retention: Retention::default(),
             audit_token: None,
+            audit_sync: false,
             log_format: LogFormat::Text,
             registry,
             policy_poll: DEFAULT_POLICY_POLL,

@@ -134,9 +134,12 @@ impl Server {
 
         let audit_db = data_dir.join(AUDIT_DB_FILE);
         let store = AuditStore::open(&audit_db, config.audit_retention)?;
-        let (writer, audit) = AuditWriter::spawn_with_reporter(store, move |warning| {
-            log.warn("audit", &[("warning", json!(warning))]);
-        });
+        let report = move |warning: &str| log.warn("audit", &[("warning", json!(warning))]);
+        let (writer, audit) = if config.audit_sync {
+            AuditWriter::synced(store, report)
+        } else {
+            AuditWriter::spawn_with_reporter(store, report)
+        };
 
         let fetcher = CachingFetcher::new(
             config.registry.clone(),

@@ -20,7 +20,7 @@ use sealgate_core::policy::Operation;
 use serde_json::json;
 
 use crate::admission::{AdmissionRequest, AdmissionResponse};
-use crate::audit::{Check, DecisionBuilder, RequestFields, now_unix_ms};
+use crate::audit::{Check, Commit, DecisionBuilder, RequestFields, now_unix_ms};
 use crate::config::format_duration;
 use crate::fetcher::Verdict;
 use crate::policies::NothingInForce;
@@ -49,68 +49,95 @@ impl Webhook {
     }
 }
 
-/// Decides `request` (received at `received`) and records the decision.
+/// Decides `request` (received at `received`) and records the decision; with a synced audit
+/// trail (`--audit-sync`) the answer waits for its row's commit.
 pub async fn review(
     state: &AppState,
     webhook: Webhook,
     mut request: AdmissionRequest,
     received: Instant,
 ) -> AdmissionResponse {
-    let request = &mut request;
+    let answered = answer(state, webhook, &mut request, received).await;
+    let took = received.elapsed();
+    let (response, commit) = match answered {
+        Answered::Evaluated {
+            response,
+            resource,
+            verdict,
+        } => {
+            let commit = record(state, webhook, &request, &resource, &verdict, took);
+            (response, commit)
+        }
+        Answered::WithoutWork { response, why } => {
+            let commit = finish_without_work(state, webhook, &request, &response, took, why);
+            (response, commit)
+        }
+    };
+    if let Err(e) = commit.wait(AUDIT_COMMIT_BOUND).await {
+        state.log().warn(
+            "answered without knowing the decision's audit row is written",
+            &[("uid", json!(request.uid)), ("error", json!(e.to_string()))],
+        );
+    }
+    response
+}
+
+/// How long an answer waits for its audit row's commit under `--audit-sync`; a slower disk
+/// gets a warning, not a failed admission.
+const AUDIT_COMMIT_BOUND: Duration = Duration::from_secs(2);
+
+/// What [`answer`] decided, for the records.
+// One per request, moved once: boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Answered {
+    /// The policies were evaluated.
+    Evaluated {
+        response: AdmissionResponse,
+        resource: Resource,
+        verdict: Verdict,
+    },
+    /// The request was answered without evaluation.
+    WithoutWork {
+        response: AdmissionResponse,
+        why: NoWork,
+    },
+}
+
+impl Answered {
+    fn without(response: AdmissionResponse, why: NoWork) -> Answered {
+        Answered::WithoutWork { response, why }
+    }
+}
+
+/// Decides `request`, records nothing.
+async fn answer(
+    state: &AppState,
+    webhook: Webhook,
+    request: &mut AdmissionRequest,
+    received: Instant,
+) -> Answered {
     let response = AdmissionResponse::allow(&request.uid);
     let Some(operation) = request.operation() else {
         let response = response.invalid(format!(
             "unknown operation '{}': expected CREATE, UPDATE, DELETE or CONNECT",
             request.operation
         ));
-        finish_without_work(
-            state,
-            webhook,
-            request,
-            &response,
-            received,
-            NoWork::UnknownOperation,
-        );
-        return response;
+        return Answered::without(response, NoWork::UnknownOperation);
     };
     if matches!(operation, Operation::Delete | Operation::Connect) {
-        finish_without_work(
-            state,
-            webhook,
-            request,
-            &response,
-            received,
-            NoWork::RunsNoImage,
-        );
-        return response;
+        return Answered::without(response, NoWork::RunsNoImage);
     }
     if let Some(sub) = request.sub_resource.as_deref().filter(|s| !s.is_empty())
         && sub != "ephemeralcontainers"
     {
-        finish_without_work(
-            state,
-            webhook,
-            request,
-            &response,
-            received,
-            NoWork::SubresourceRunsNoImage,
-        );
-        return response;
+        return Answered::without(response, NoWork::SubresourceRunsNoImage);
     }
     // The object moves into the resource; the request keeps its other fields for the records.
     let resource = match request.take_resource(operation) {
         Ok(r) => r,
         Err(why) => {
             let response = response.invalid(why);
-            finish_without_work(
-                state,
-                webhook,
-                request,
-                &response,
-                received,
-                NoWork::InvalidObject,
-            );
-            return response;
+            return Answered::without(response, NoWork::InvalidObject);
         }
     };
 
@@ -121,27 +148,11 @@ pub async fn review(
         None => {}
         Some(NothingInForce::Deny(why)) => {
             let response = response.deny(why);
-            finish_without_work(
-                state,
-                webhook,
-                request,
-                &response,
-                received,
-                NoWork::NothingInForce,
-            );
-            return response;
+            return Answered::without(response, NoWork::NothingInForce);
         }
         Some(NothingInForce::Warn(why)) => {
             let response = response.with_warnings(&[why]);
-            finish_without_work(
-                state,
-                webhook,
-                request,
-                &response,
-                received,
-                NoWork::NothingInForce,
-            );
-            return response;
+            return Answered::without(response, NoWork::NothingInForce);
         }
     }
     let fetcher = state.fetcher();
@@ -164,15 +175,7 @@ pub async fn review(
             &[("uid", json!(request.uid)), ("error", json!(message))],
         );
         let response = response.deny(message);
-        finish_without_work(
-            state,
-            webhook,
-            request,
-            &response,
-            received,
-            NoWork::Overran,
-        );
-        return response;
+        return Answered::without(response, NoWork::Overran);
     };
     let decision = &verdict.decision;
     let mut response = response.with_warnings(&decision.warnings);
@@ -183,9 +186,11 @@ pub async fn review(
     } else {
         response = response.deny(decision.message.clone());
     }
-    let took = received.elapsed();
-    record(state, webhook, request, &resource, &verdict, took);
-    response
+    Answered::Evaluated {
+        response,
+        resource,
+        verdict,
+    }
 }
 
 /// Why a request was answered without evaluation.
@@ -230,10 +235,9 @@ fn finish_without_work(
     webhook: Webhook,
     request: &AdmissionRequest,
     response: &AdmissionResponse,
-    received: Instant,
+    took: Duration,
     why: NoWork,
-) {
-    let took = received.elapsed();
+) -> Commit {
     state.metrics().admission(
         webhook.as_str(),
         &request.operation,
@@ -246,6 +250,7 @@ fn finish_without_work(
         .as_ref()
         .map_or_else(|| why.words().to_string(), |s| s.message.clone());
     // A refusal is a decision worth keeping even without an image: one `error` record.
+    let mut commit = Commit::done();
     if !response.allowed
         && let Some(audit) = state.audit()
     {
@@ -260,7 +265,7 @@ fn finish_without_work(
             allowed: false,
             duration_ms: millis(took),
         };
-        audit.record_request(fields, 1, |row| {
+        commit = audit.record_request(fields, 1, |row| {
             row.check(&Check {
                 image: "",
                 digest: None,
@@ -292,6 +297,7 @@ fn finish_without_work(
             ("reasons", json!(reason)),
         ],
     );
+    commit
 }
 
 /// Audit records, metrics and the log line of an evaluated request.
@@ -302,7 +308,7 @@ fn record(
     resource: &Resource,
     verdict: &Verdict,
     took: Duration,
-) {
+) -> Commit {
     let decision = &verdict.decision;
     let metrics = state.metrics();
     metrics.admission(
@@ -325,6 +331,7 @@ fn record(
         .map(|r| r.images.len())
         .sum::<usize>()
         + decision.uncovered.len();
+    let mut commit = Commit::done();
     if let Some(audit) = state.audit() {
         let namespace = resource.namespace.as_deref().unwrap_or_default();
         let fields = RequestFields {
@@ -338,7 +345,7 @@ fn record(
             allowed: decision.allowed,
             duration_ms: millis(took),
         };
-        audit.record_request(fields, images, |row| add_checks(row, decision));
+        commit = audit.record_request(fields, images, |row| add_checks(row, decision));
         metrics.set_audit_dropped(audit.dropped());
     }
     let reasons = if decision.allowed {
@@ -369,6 +376,7 @@ fn record(
             ("reasons", json!(reasons)),
         ],
     );
+    commit
 }
 
 /// One check per checked image per rule, and one per image no rule covers, added to the

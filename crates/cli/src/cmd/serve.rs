@@ -103,6 +103,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE")]
     audit_token_file: Option<PathBuf>,
 
+    /// Answer each review only once its audit row is committed (group commit: one fsync for
+    /// the reviews that arrived meanwhile). Without it, rows are written every 200 ms and a
+    /// process killed outright (SIGKILL, OOM, power cut) loses at most that last window.
+    #[arg(long)]
+    audit_sync: bool,
+
     /// Log line format (stderr).
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormatArg,
@@ -147,6 +153,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         max_age: args.audit_retention,
         max_rows: args.audit_max_rows,
     };
+    config.audit_sync = args.audit_sync;
     config.audit_token = match &args.audit_token_file {
         Some(path) => Some(AuditToken::from_file(path)?),
         None => {

@@ -14,6 +14,7 @@
 mod audit;
 mod commands;
 mod common;
+mod durability;
 mod oracle;
 mod seed_policies;
 mod serve;

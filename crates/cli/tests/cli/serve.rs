@@ -12,7 +12,7 @@ use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
 use serde_json::{Value, json};
 
 /// `sealgate serve` on the workdir's `policies`, a free port and `data`.
-const SERVE: [&str; 7] = [
+pub(crate) const SERVE: [&str; 7] = [
     "serve",
     "--policies",
     "policies",
@@ -23,7 +23,7 @@ const SERVE: [&str; 7] = [
 ];
 
 /// The server's child process, killed if the test fails before stopping it.
-struct Serving(Child);
+pub(crate) struct Serving(pub(crate) Child);
 
 impl Drop for Serving {
     fn drop(&mut self) {
@@ -34,7 +34,10 @@ impl Drop for Serving {
 
 /// Starts `sealgate ARGS` in `w` with stderr to `serve.log`; returns the process and its stdout
 /// lines as they come.
-fn spawn_serve(w: &Workdir, args: &[&str]) -> (Serving, std::sync::mpsc::Receiver<String>) {
+pub(crate) fn spawn_serve(
+    w: &Workdir,
+    args: &[&str],
+) -> (Serving, std::sync::mpsc::Receiver<String>) {
     let stderr = std::fs::File::create(w.path("serve.log")).unwrap();
     let mut child = w
         .command(args)
@@ -54,7 +57,39 @@ fn spawn_serve(w: &Workdir, args: &[&str]) -> (Serving, std::sync::mpsc::Receive
     (Serving(child), rx)
 }
 
-fn review(uid: &str, image: &str) -> Value {
+/// Waits for `sealgate serve`'s "sealgate listening on https://ADDR", "CA certificate: PATH",
+/// "ready" on `lines`; returns the port and the CA file's path.
+pub(crate) fn wait_ready(
+    w: &Workdir,
+    lines_rx: &std::sync::mpsc::Receiver<String>,
+) -> (String, String) {
+    // "sealgate listening on https://ADDR", "CA certificate: PATH", "ready".
+    let mut printed = Vec::new();
+    while printed.last().map(String::as_str) != Some("ready") {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no 'ready' from sealgate serve; stdout {printed:?}\nstderr:\n{}",
+                    std::fs::read_to_string(w.path("serve.log")).unwrap_or_default()
+                )
+            });
+        printed.push(line);
+    }
+    let address = printed[0]
+        .strip_prefix("sealgate listening on https://")
+        .unwrap()
+        .to_string();
+    let ca = printed[1]
+        .strip_prefix("CA certificate: ")
+        .unwrap()
+        .to_string();
+    assert!(ca.ends_with("/data/tls/ca.pem"), "{ca}");
+    let port = address.rsplit_once(':').unwrap().1.to_string();
+    (port, ca)
+}
+
+pub(crate) fn review(uid: &str, image: &str) -> Value {
     json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -114,29 +149,7 @@ fn serve_answers_over_https_and_stops_cleanly_on_sigterm() {
     let (mut serving, lines_rx) =
         spawn_serve(&w, &args.iter().map(String::as_str).collect::<Vec<_>>());
 
-    // "sealgate listening on https://ADDR", "CA certificate: PATH", "ready".
-    let mut printed = Vec::new();
-    while printed.last().map(String::as_str) != Some("ready") {
-        let line = lines_rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "no 'ready' from sealgate serve; stdout {printed:?}\nstderr:\n{}",
-                    std::fs::read_to_string(w.path("serve.log")).unwrap_or_default()
-                )
-            });
-        printed.push(line);
-    }
-    let address = printed[0]
-        .strip_prefix("sealgate listening on https://")
-        .unwrap()
-        .to_string();
-    let ca = printed[1]
-        .strip_prefix("CA certificate: ")
-        .unwrap()
-        .to_string();
-    assert!(ca.ends_with("/data/tls/ca.pem"), "{ca}");
-    let port = address.rsplit_once(':').unwrap().1.to_string();
+    let (port, ca) = wait_ready(&w, &lines_rx);
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -30,7 +30,7 @@ pub(crate) use decision::{Check, DecisionBuilder, RequestFields};
 pub use filter::{AuditFilter, MAX_QUERY_LIMIT, RESULTS, filter_from_query, parse_since};
 pub use store::{AuditStore, Retention, SCHEMA_VERSION};
 pub use token::{AuditToken, MIN_TOKEN_LEN};
-pub use writer::{AuditFlusher, AuditWriter};
+pub use writer::{AuditFlusher, AuditWriter, Commit, CommitError};
 
 /// The audit database's file name inside the data directory.
 pub const AUDIT_DB_FILE: &str = "audit.db";

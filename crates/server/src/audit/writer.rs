@@ -10,6 +10,13 @@
 //! up to 4,096 records (one INSERT per request), or every 200 ms when fewer come, and prunes at
 //! start and every 10 minutes. [`AuditFlusher::shutdown`] asks it to write everything queued so
 //! far, close the database and stop.
+//!
+//! So a process killed outright (SIGKILL, OOM, power cut) loses at most the rows of its last
+//! [flush window](WriterConfig::flush_interval) and the transaction being committed; the database
+//! stays readable (SQLite WAL, `synchronous=FULL`). A writer started [`synced`](AuditWriter::synced)
+//! (`sealgate serve --audit-sync`) leaves no such gap: each row carries a [`Commit`] the request
+//! waits on, and the thread commits as soon as a waited-for row arrives, together with every row
+//! queued behind it (group commit: one fsync for all the requests that arrived during the last).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -35,6 +42,8 @@ pub(crate) struct WriterConfig {
     pub(crate) flush_interval: Duration,
     /// Retention is applied at start and then this often.
     pub(crate) prune_interval: Duration,
+    /// Whether each request waits for its row's commit ([`Commit`]).
+    pub(crate) synced: bool,
 }
 
 impl Default for WriterConfig {
@@ -45,6 +54,7 @@ impl Default for WriterConfig {
             batch_size: 4096,
             flush_interval: Duration::from_millis(200),
             prune_interval: Duration::from_secs(600),
+            synced: false,
         }
     }
 }
@@ -58,8 +68,8 @@ pub(crate) type Reporter = Arc<dyn Fn(&str) + Send + Sync>;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Message {
-    /// One request's row and its [`DecisionRow::bytes`].
-    Row(DecisionRow, usize),
+    /// One request's row, its [`DecisionRow::bytes`], and who waits for its commit.
+    Row(DecisionRow, usize, Option<oneshot::Sender<bool>>),
     /// Write everything before this message, close the database, answer, stop.
     Shutdown(oneshot::Sender<Result<(), AuditError>>),
 }
@@ -79,6 +89,8 @@ struct Shared {
     failed: AtomicU64,
     /// Set when the thread starts shutting down; later records are dropped.
     closed: AtomicBool,
+    /// Whether requests wait for their rows' commits.
+    synced: bool,
 }
 
 /// Queues audit records for the writer thread. Cheap to clone; never blocks the request path.
@@ -117,13 +129,28 @@ impl AuditWriter {
         Self::start(store, WriterConfig::default(), Arc::new(report))
     }
 
+    /// As [`AuditWriter::spawn_with_reporter`], with every [`Commit`] it hands out resolving
+    /// only once its row is committed (group commit): no answered request lacks its row, even
+    /// after SIGKILL, at the cost of one fsync per group of requests.
+    pub fn synced(
+        store: AuditStore,
+        report: impl Fn(&str) + Send + Sync + 'static,
+    ) -> (AuditWriter, AuditFlusher) {
+        let config = WriterConfig {
+            synced: true,
+            ..WriterConfig::default()
+        };
+        Self::start(store, config, Arc::new(report))
+    }
+
     /// Starts the thread with `config`.
     pub(crate) fn start(
         store: AuditStore,
         config: WriterConfig,
         report: Reporter,
     ) -> (AuditWriter, AuditFlusher) {
-        let (writer, receiver) = AuditWriter::queue(config.capacity, config.capacity_bytes);
+        let (writer, receiver) =
+            AuditWriter::queue(config.capacity, config.capacity_bytes, config.synced);
         let shared = Arc::clone(&writer.shared);
         let thread_report = Arc::clone(&report);
         let spawned = std::thread::Builder::new()
@@ -148,7 +175,11 @@ impl AuditWriter {
     }
 
     /// A writer and the receiving end of its queue, with no thread yet.
-    fn queue(capacity: usize, capacity_bytes: usize) -> (AuditWriter, Receiver<Message>) {
+    fn queue(
+        capacity: usize,
+        capacity_bytes: usize,
+        synced: bool,
+    ) -> (AuditWriter, Receiver<Message>) {
         let (sender, receiver) = std::sync::mpsc::channel();
         let shared = Arc::new(Shared {
             capacity,
@@ -158,6 +189,7 @@ impl AuditWriter {
             dropped: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            synced,
         });
         (AuditWriter { sender, shared }, receiver)
     }
@@ -174,29 +206,45 @@ impl AuditWriter {
             self.shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
             return;
         }
-        self.send(DecisionRow::from_records(&records));
+        self.send(DecisionRow::from_records(&records), None);
     }
 
     /// Queues one request's `n` checks, which `fill` adds to the row's builder straight from the
     /// caller's data (no [`AuditRecord`] is made: on the webhook's path that was 30 records of
     /// cloned strings per review). Dropped and counted, without calling `fill`, when the queue
-    /// has no room.
+    /// has no room. The [`Commit`] resolves at once unless the writer is
+    /// [`synced`](AuditWriter::synced).
     pub(crate) fn record_request(
         &self,
         request: RequestFields<'_>,
         n: usize,
         fill: impl FnOnce(&mut DecisionBuilder),
-    ) {
+    ) -> Commit {
         if n == 0 {
-            return;
+            return Commit(CommitState::Done);
         }
         if self.refuses(n) {
             self.shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
-            return;
+            return Commit(self.done_or(CommitState::Dropped));
         }
         let mut builder = DecisionBuilder::new(request, n);
         fill(&mut builder);
-        self.send(vec![builder.finish()]);
+        if !self.shared.synced {
+            self.send(vec![builder.finish()], None);
+            return Commit(CommitState::Done);
+        }
+        let (committed, commit) = oneshot::channel();
+        self.send(vec![builder.finish()], Some(committed));
+        Commit(CommitState::Waiting(commit))
+    }
+
+    /// `state` for a synced writer, [`CommitState::Done`] for one nobody waits on.
+    fn done_or(&self, state: CommitState) -> CommitState {
+        if self.shared.synced {
+            state
+        } else {
+            CommitState::Done
+        }
     }
 
     /// Whether `n` more records would be dropped anyway: the writer stopped, the queue has no
@@ -208,8 +256,9 @@ impl AuditWriter {
             || shared.queued_bytes.load(Ordering::Acquire) >= shared.capacity_bytes
     }
 
-    /// Queues `rows` (one call's: all or none), or drops and counts their records.
-    fn send(&self, rows: Vec<DecisionRow>) {
+    /// Queues `rows` (one call's: all or none), or drops and counts their records. `committed`,
+    /// sent with the last row, is told when it is written (dropped unanswered when it is not).
+    fn send(&self, rows: Vec<DecisionRow>, mut committed: Option<oneshot::Sender<bool>>) {
         let shared = &self.shared;
         let n: usize = rows.iter().map(|r| r.check_count).sum();
         if n == 0 {
@@ -222,9 +271,11 @@ impl AuditWriter {
             || before_bytes.saturating_add(bytes) > shared.capacity_bytes;
         let mut unsent = (n, bytes);
         if !full {
-            for row in rows {
+            let last = rows.len().saturating_sub(1);
+            for (i, row) in rows.into_iter().enumerate() {
                 let (records, size) = (row.check_count, row.bytes());
-                if self.sender.send(Message::Row(row, size)).is_err() {
+                let waiter = if i == last { committed.take() } else { None };
+                if self.sender.send(Message::Row(row, size, waiter)).is_err() {
                     // The thread is gone: this row and the rest are not sent.
                     break;
                 }
@@ -267,6 +318,58 @@ impl AuditFlusher {
     }
 }
 
+/// A request's audit row on its way to the database: [`Commit::wait`] returns once it is
+/// committed (at once when the writer is not [`synced`](AuditWriter::synced)).
+#[derive(Debug)]
+#[must_use = "a synced writer's row is only known to be written once the commit is awaited"]
+pub struct Commit(CommitState);
+
+#[derive(Debug)]
+enum CommitState {
+    /// Nothing to wait for.
+    Done,
+    /// The row was refused (queue full, writer stopped).
+    Dropped,
+    /// The writer thread answers once the row's transaction has committed (or failed).
+    Waiting(oneshot::Receiver<bool>),
+}
+
+/// Why a request's audit row is not known to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// The queue was full, or the writer had stopped: the row was never queued.
+    #[error("the audit queue had no room for the row (or the writer had stopped)")]
+    Dropped,
+    /// SQLite refused the transaction that held the row (see the audit warnings).
+    #[error("the audit database refused the row; see the audit warnings")]
+    Failed,
+    /// The row was not committed within the bound.
+    #[error("the audit row was not committed within {0:?}")]
+    Slow(Duration),
+}
+
+impl Commit {
+    /// A commit already done, for requests that write no row.
+    pub fn done() -> Commit {
+        Commit(CommitState::Done)
+    }
+
+    /// Waits at most `bound` for the row's commit.
+    pub async fn wait(self, bound: Duration) -> Result<(), CommitError> {
+        match self.0 {
+            CommitState::Done => Ok(()),
+            CommitState::Dropped => Err(CommitError::Dropped),
+            CommitState::Waiting(answer) => match tokio::time::timeout(bound, answer).await {
+                Ok(Ok(true)) => Ok(()),
+                Ok(Ok(false)) => Err(CommitError::Failed),
+                // The thread let go of the row without writing it: stopped, or refused it.
+                Ok(Err(_)) => Err(CommitError::Dropped),
+                Err(_) => Err(CommitError::Slow(bound)),
+            },
+        }
+    }
+}
+
 /// Reports write failures at most once a minute.
 #[derive(Debug, Default)]
 struct FailureReport {
@@ -297,15 +400,24 @@ struct Batch {
     rows: Vec<DecisionRow>,
     /// The records they hold.
     records: usize,
+    /// Who waits for them to be committed.
+    waiters: Vec<oneshot::Sender<bool>>,
 }
 
 impl Batch {
     /// Moves `row` (of `bytes`) from the queue's count to the batch.
-    fn take(&mut self, shared: &Shared, row: DecisionRow, bytes: usize) {
+    fn take(
+        &mut self,
+        shared: &Shared,
+        row: DecisionRow,
+        bytes: usize,
+        waiter: Option<oneshot::Sender<bool>>,
+    ) {
         shared.queued.fetch_sub(row.check_count, Ordering::AcqRel);
         shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
         self.records += row.check_count;
         self.rows.push(row);
+        self.waiters.extend(waiter);
     }
 }
 
@@ -322,6 +434,8 @@ fn run(
     let mut flush_due: Option<Instant> = None;
     let mut next_prune = Instant::now();
     let mut failures = FailureReport::default();
+    // A shutdown met while gathering a group commit, to handle once the group is written.
+    let mut deferred: Option<Message> = None;
     let write = |store: &mut AuditStore, pending: &mut Batch, failures: &mut FailureReport| {
         if pending.rows.is_empty() {
             return Ok(());
@@ -332,6 +446,10 @@ fn run(
                 .failed
                 .fetch_add(pending.records as u64, Ordering::Relaxed);
             failures.failed(pending.records, e, report);
+        }
+        for waiter in pending.waiters.drain(..) {
+            // The request may have stopped waiting (its own bound): nobody to tell then.
+            let _ = waiter.send(result.is_ok());
         }
         pending.rows.clear();
         pending.records = 0;
@@ -350,10 +468,32 @@ fn run(
             flush_due = None;
         }
         let wake = flush_due.map_or(next_prune, |due| due.min(next_prune));
-        match receiver.recv_timeout(wake.saturating_duration_since(Instant::now())) {
-            Ok(Message::Row(row, bytes)) => {
-                pending.take(shared, row, bytes);
-                if pending.records >= config.batch_size {
+        let received = match deferred.take() {
+            Some(message) => Ok(message),
+            None => receiver.recv_timeout(wake.saturating_duration_since(Instant::now())),
+        };
+        match received {
+            Ok(Message::Row(row, bytes, waiter)) => {
+                let waited_for = waiter.is_some();
+                pending.take(shared, row, bytes, waiter);
+                if waited_for {
+                    // Group commit: everything already queued goes into the same transaction.
+                    while pending.records < config.batch_size {
+                        match receiver.try_recv() {
+                            Ok(Message::Row(row, bytes, waiter)) => {
+                                pending.take(shared, row, bytes, waiter);
+                            }
+                            Ok(message @ Message::Shutdown(_)) => {
+                                // Handled next, after this group is written.
+                                deferred = Some(message);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let _ = write(&mut store, &mut pending, &mut failures);
+                    flush_due = None;
+                } else if pending.records >= config.batch_size {
                     let _ = write(&mut store, &mut pending, &mut failures);
                     flush_due = None;
                 } else if flush_due.is_none() {
@@ -365,8 +505,8 @@ fn run(
                 // Records that raced in before `closed` was seen are written too. (There is one
                 // flusher, so there is no second shutdown to answer.)
                 while let Ok(message) = receiver.try_recv() {
-                    if let Message::Row(row, bytes) = message {
-                        pending.take(shared, row, bytes);
+                    if let Message::Row(row, bytes, waiter) = message {
+                        pending.take(shared, row, bytes, waiter);
                     }
                 }
                 let written = write(&mut store, &mut pending, &mut failures);
@@ -525,6 +665,67 @@ mod tests {
         assert_eq!(stored(&path).len(), 3);
     }
 
+    /// Fills a row with the one check of `record(time)`.
+    fn fill_one(time: i64) -> impl FnOnce(&mut DecisionBuilder) {
+        move |row| row.check(&Check::of(&record(time)))
+    }
+
+    #[tokio::test]
+    async fn a_synced_writer_answers_each_commit_once_its_row_is_in_the_database() {
+        let (_dir, path) = temp_db();
+        // The timer alone would take a minute: only the group commit can write these in time.
+        let config = WriterConfig {
+            flush_interval: Duration::from_secs(60),
+            synced: true,
+            ..WriterConfig::default()
+        };
+        let store = AuditStore::open(&path, Retention::default()).unwrap();
+        let (writer, flusher) = AuditWriter::start(store, config, quiet());
+        let commits: Vec<Commit> = (0..50)
+            .map(|i| writer.record_request(RequestFields::of(&record(i)), 1, fill_one(i)))
+            .collect();
+        for (i, commit) in commits.into_iter().enumerate() {
+            commit.wait(Duration::from_secs(10)).await.unwrap();
+            // Everything up to this request is readable by another connection now.
+            assert!(
+                stored(&path).len() > i,
+                "request {i} answered before its row"
+            );
+        }
+        assert_eq!(stored(&path).len(), 50);
+        flusher.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_synced_commit_reports_a_dropped_row_and_an_unsynced_one_waits_for_nothing() {
+        let (_dir, path) = temp_db();
+        let store = AuditStore::open(&path, Retention::default()).unwrap();
+        let config = WriterConfig {
+            capacity: 1,
+            flush_interval: Duration::from_secs(60),
+            synced: true,
+            ..WriterConfig::default()
+        };
+        let (writer, flusher) = AuditWriter::start(store, config, quiet());
+        flusher.shutdown().await.unwrap();
+        let commit = writer.record_request(RequestFields::of(&record(1)), 1, fill_one(1));
+        assert_eq!(
+            commit.wait(Duration::from_secs(10)).await,
+            Err(CommitError::Dropped)
+        );
+
+        let (writer, _receiver) = AuditWriter::queue(10, usize::MAX, false);
+        let commit = writer.record_request(RequestFields::of(&record(1)), 1, fill_one(1));
+        assert_eq!(commit.wait(Duration::ZERO).await, Ok(()), "not synced");
+        let (writer, _receiver) = AuditWriter::queue(10, usize::MAX, true);
+        let commit = writer.record_request(RequestFields::of(&record(1)), 1, fill_one(1));
+        assert_eq!(
+            commit.wait(Duration::from_millis(10)).await,
+            Err(CommitError::Slow(Duration::from_millis(10))),
+            "no thread writes it"
+        );
+    }
+
     #[tokio::test]
     async fn batches_are_written_without_waiting_for_shutdown() {
         let (_dir, path) = temp_db();
@@ -546,7 +747,7 @@ mod tests {
     #[test]
     fn a_full_queue_drops_and_counts_instead_of_blocking() {
         // No thread takes anything out of this queue.
-        let (writer, _receiver) = AuditWriter::queue(4, usize::MAX);
+        let (writer, _receiver) = AuditWriter::queue(4, usize::MAX, false);
         writer.record(vec![record(1), record(2), record(3)]);
         writer.record(vec![record(4), record(5)]);
         assert_eq!(
@@ -579,7 +780,7 @@ mod tests {
         assert!(size > std::mem::size_of::<DecisionRow>(), "{size}");
         assert!((2..=5).all(|t| row_bytes(t) == size));
         // Room for three rows by size, many more by count.
-        let (writer, receiver) = AuditWriter::queue(1000, 3 * size);
+        let (writer, receiver) = AuditWriter::queue(1000, 3 * size, false);
         writer.record(vec![record(1), record(2)]);
         writer.record(vec![record(3), record(4)]);
         assert_eq!(
@@ -593,11 +794,11 @@ mod tests {
         // What the thread takes out makes room again.
         let mut batch = Batch::default();
         for _ in 0..2 {
-            let Ok(Message::Row(row, bytes)) = receiver.recv() else {
+            let Ok(Message::Row(row, bytes, _)) = receiver.recv() else {
                 panic!("a row expected");
             };
             assert_eq!(bytes, size);
-            batch.take(&writer.shared, row, bytes);
+            batch.take(&writer.shared, row, bytes, None);
         }
         assert_eq!(batch.records, 2);
         writer.record(vec![record(6), record(7)]);
@@ -607,7 +808,7 @@ mod tests {
 
     #[test]
     fn a_request_is_encoded_on_the_callers_thread_into_one_row() {
-        let (writer, receiver) = AuditWriter::queue(1000, usize::MAX);
+        let (writer, receiver) = AuditWriter::queue(1000, usize::MAX, false);
         let request: Vec<AuditRecord> = (0..30)
             .map(|i| {
                 let mut r = record(7);
@@ -617,7 +818,7 @@ mod tests {
             })
             .collect();
         writer.record(request.clone());
-        let Ok(Message::Row(row, bytes)) = receiver.try_recv() else {
+        let Ok(Message::Row(row, bytes, _)) = receiver.try_recv() else {
             panic!("a row expected");
         };
         assert!(receiver.try_recv().is_err(), "one row per request");
@@ -630,7 +831,7 @@ mod tests {
 
     #[test]
     fn records_are_not_even_built_when_the_queue_is_full() {
-        let (writer, _receiver) = AuditWriter::queue(4, usize::MAX);
+        let (writer, _receiver) = AuditWriter::queue(4, usize::MAX, false);
         let one = record(1);
         let fill = |n: usize| {
             let one = &one;
@@ -640,19 +841,19 @@ mod tests {
                 }
             }
         };
-        writer.record_request(RequestFields::of(&one), 3, fill(3));
-        writer.record_request(RequestFields::of(&one), 2, |_| {
+        let _ = writer.record_request(RequestFields::of(&one), 3, fill(3));
+        let _ = writer.record_request(RequestFields::of(&one), 2, |_| {
             panic!("built for a full queue")
         });
         assert_eq!(writer.dropped(), 2);
-        writer.record_request(RequestFields::of(&one), 1, fill(1));
+        let _ = writer.record_request(RequestFields::of(&one), 1, fill(1));
         assert_eq!(writer.dropped(), 2);
         assert_eq!(writer.shared.queued.load(Ordering::Relaxed), 4);
     }
 
     #[test]
     fn records_for_a_writer_whose_thread_is_gone_are_counted_as_dropped() {
-        let (writer, receiver) = AuditWriter::queue(4, usize::MAX);
+        let (writer, receiver) = AuditWriter::queue(4, usize::MAX, false);
         drop(receiver);
         writer.record(vec![record(1), record(2)]);
         assert_eq!(writer.dropped(), 2);
@@ -661,7 +862,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_says_when_the_writer_is_gone() {
-        let (writer, receiver) = AuditWriter::queue(4, usize::MAX);
+        let (writer, receiver) = AuditWriter::queue(4, usize::MAX, false);
         drop(receiver);
         let flusher = AuditFlusher {
             sender: writer.sender.clone(),
