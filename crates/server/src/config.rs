@@ -86,7 +86,13 @@ pub struct VerifyConfig {
     pub max_concurrent_fetches: usize,
     /// Registry fetches in flight at once per registry host.
     pub per_registry_concurrency: usize,
+    /// How long a fetch may run on, to fill the cache, once every request that wanted it has
+    /// been answered; then it is cancelled.
+    pub unattended_fetch_limit: Duration,
 }
+
+/// The default [`VerifyConfig::unattended_fetch_limit`].
+pub const DEFAULT_UNATTENDED_FETCH_LIMIT: Duration = Duration::from_secs(30);
 
 impl Default for VerifyConfig {
     fn default() -> VerifyConfig {
@@ -95,6 +101,7 @@ impl Default for VerifyConfig {
             cache: CacheConfig::default(),
             max_concurrent_fetches: DEFAULT_MAX_CONCURRENT_VERIFICATIONS,
             per_registry_concurrency: DEFAULT_PER_REGISTRY_CONCURRENCY,
+            unattended_fetch_limit: DEFAULT_UNATTENDED_FETCH_LIMIT,
         }
     }
 }

@@ -19,8 +19,11 @@
 //!   changes an attestor misses by construction; tag resolutions are kept for
 //!   `--digest-cache-ttl`. Failures are never cached, and entries with `useCache: false` neither
 //!   read nor fill the outcome cache (as in Kyverno): the evaluation does not ask for them.
-//! - **Deadline.** The driver stops waiting at the request's budget; the fetch itself runs on
-//!   (at most [`FLIGHT_LIMIT`]) and fills the cache for the next request.
+//! - **Deadline.** The driver stops waiting at the request's budget; the fetch itself runs on to
+//!   fill the cache for the next request, for at most
+//!   [`unattended_fetch_limit`](VerifyConfig::unattended_fetch_limit) (30 s) once no request
+//!   waits for it (then it is cancelled), and never past [`FLIGHT_LIMIT`]; how such fetches end is
+//!   counted (`sealgate_registry_fetches_unattended_total`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,7 +49,18 @@ use tokio::time::Instant;
 use crate::cache::TtlCache;
 use crate::config::VerifyConfig;
 use crate::metrics::Metrics;
-use crate::single_flight::{Flight, Joined, Progress, SingleFlight};
+use crate::single_flight::{Flight, Joined, Progress, SingleFlight, Unattended};
+
+/// The single-flight map of one kind of fetch, reporting how its unattended fetches end.
+fn flights<K, V>(
+    config: &VerifyConfig,
+    metrics: &Metrics,
+    fetch: &'static str,
+) -> Arc<SingleFlight<K, V>> {
+    let metrics = metrics.clone();
+    let report = move |end: Unattended| metrics.fetch_unattended(fetch, end.as_str());
+    Arc::new(SingleFlight::new(config.unattended_fetch_limit, report))
+}
 
 /// A fetch still running after this long is abandoned. The registry client's own per-request
 /// timeout (`--registry-timeout`) and bounded retries normally end it long before.
@@ -134,6 +148,8 @@ impl CachingFetcher {
         clock: Arc<dyn Clock>,
     ) -> CachingFetcher {
         let all = Arc::new(Semaphore::new(config.max_concurrent_fetches.max(1)));
+        let resolving = flights(&config, &metrics, "digest");
+        let fetching = flights(&config, &metrics, "signatures");
         CachingFetcher {
             inner: Arc::new(Inner {
                 upstream,
@@ -146,8 +162,8 @@ impl CachingFetcher {
                 ),
                 config,
                 clock,
-                resolving: Arc::default(),
-                fetching: Arc::default(),
+                resolving,
+                fetching,
                 hosts: Mutex::new(HashMap::new()),
                 all,
                 metrics,

@@ -37,6 +37,8 @@ pub const CACHE_HITS: &str = "sealgate_verification_cache_hits_total";
 pub const CACHE_MISSES: &str = "sealgate_verification_cache_misses_total";
 /// `sealgate_registry_fetches_shared_total`.
 pub const FETCHES_SHARED: &str = "sealgate_registry_fetches_shared_total";
+/// `sealgate_registry_fetches_unattended_total`.
+pub const FETCHES_UNATTENDED: &str = "sealgate_registry_fetches_unattended_total";
 /// `sealgate_registry_fetch_duration_seconds`.
 pub const FETCH_DURATION: &str = "sealgate_registry_fetch_duration_seconds";
 /// `sealgate_registry_requests_total`.
@@ -55,7 +57,7 @@ pub const POLICY_RELOAD_ERRORS: &str = "sealgate_policy_reload_errors_total";
 pub const AUDIT_DROPPED: &str = "sealgate_audit_records_dropped_total";
 
 /// HELP text and TYPE of every family, in output order.
-const FAMILIES: [(&str, &str, &str); 15] = [
+const FAMILIES: [(&str, &str, &str); 16] = [
     (
         ADMISSION_REQUESTS,
         "counter",
@@ -90,6 +92,11 @@ const FAMILIES: [(&str, &str, &str); 15] = [
         FETCHES_SHARED,
         "counter",
         "Registry fetches a request joined instead of starting (single flight).",
+    ),
+    (
+        FETCHES_UNATTENDED,
+        "counter",
+        "Registry fetches that outlived every request waiting for them, by how they ended (finished within the unattended limit, or cancelled at it).",
     ),
     (
         FETCH_DURATION,
@@ -247,6 +254,15 @@ impl Metrics {
     /// A request joined a fetch already in flight (`fetch` is `digest` or `signatures`).
     pub fn fetch_shared(&self, fetch: &'static str) {
         self.count(FETCHES_SHARED, vec![("fetch", fetch.to_string())]);
+    }
+
+    /// A fetch that outlived every request waiting for it `end`ed (`finished` within the
+    /// unattended limit, or `cancelled` at it).
+    pub fn fetch_unattended(&self, fetch: &'static str, end: &'static str) {
+        self.count(
+            FETCHES_UNATTENDED,
+            vec![("fetch", fetch.to_string()), ("end", end.to_string())],
+        );
     }
 
     /// A registry fetch finished.

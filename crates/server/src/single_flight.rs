@@ -7,19 +7,95 @@
 //! request. The caller's fetch future fills the cache itself *before* the key leaves the in-flight
 //! map, and a requester that finds no flight checks the cache again under the map's lock, so no
 //! request can slip between "finished" and "cached" and fetch a second time.
+//!
+//! A fetch nobody waits for any more (every request that wanted it was answered) runs on for at
+//! most the flights' *unattended limit* (30 s in the webhook) to fill the cache, then it is
+//! dropped, which cancels its registry requests; how each such fetch ended ([`Unattended`]) is
+//! reported, for the metrics.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use sealgate_core::engine::Waiting;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+
+/// How a fetch that outlived every request waiting for it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unattended {
+    /// It finished within the unattended limit (and filled the cache).
+    Finished,
+    /// It was cancelled at the limit.
+    Cancelled,
+}
+
+impl Unattended {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unattended::Finished => "finished",
+            Unattended::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Told how each unattended fetch ended.
+type UnattendedReport = Arc<dyn Fn(Unattended) + Send + Sync>;
 
 /// Fetches in flight, by key.
 pub struct SingleFlight<K, V> {
-    inflight: Mutex<HashMap<K, Flight<V>>>,
+    inflight: Mutex<HashMap<K, Entry<V>>>,
+    /// How long a fetch nobody waits for may run on.
+    unattended_limit: Duration,
+    report: UnattendedReport,
+}
+
+/// A flight as the map keeps it: joining it makes a [`Flight`], which counts as a waiter.
+struct Entry<V> {
+    result: watch::Receiver<Option<V>>,
+    progress: Progress,
+    waiters: Arc<Waiters>,
+}
+
+/// How many [`Flight`]s of one fetch are alive, and a signal when the last one goes.
+#[derive(Debug, Default)]
+struct Waiters {
+    count: AtomicUsize,
+    none_left: Notify,
+}
+
+/// One requester's hold on a flight: counted while alive.
+#[derive(Debug)]
+struct Waiter(Arc<Waiters>);
+
+impl Waiter {
+    fn new(waiters: &Arc<Waiters>) -> Waiter {
+        waiters.count.fetch_add(1, Ordering::AcqRel);
+        Waiter(Arc::clone(waiters))
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // notify_one keeps the signal if the fetch task is not listening yet.
+            self.0.none_left.notify_one();
+        }
+    }
+}
+
+impl<V: Clone> Entry<V> {
+    fn join(&self) -> Flight<V> {
+        Flight {
+            result: self.result.clone(),
+            progress: self.progress.clone(),
+            _waiter: Waiter::new(&self.waiters),
+        }
+    }
 }
 
 impl<K, V> fmt::Debug for SingleFlight<K, V> {
@@ -40,15 +116,7 @@ impl<K, V> fmt::Debug for SingleFlight<K, V> {
 pub struct Flight<V> {
     result: watch::Receiver<Option<V>>,
     progress: Progress,
-}
-
-impl<V> Clone for Flight<V> {
-    fn clone(&self) -> Self {
-        Flight {
-            result: self.result.clone(),
-            progress: self.progress.clone(),
-        }
-    }
+    _waiter: Waiter,
 }
 
 /// What a fetch is waiting for now ("HOST to answer …", a free slot), for timeout messages.
@@ -102,9 +170,24 @@ impl<V: Clone> Flight<V> {
 }
 
 impl<K, V> Default for SingleFlight<K, V> {
+    /// Unattended fetches run on for at most [`FLIGHT_LIMIT`](crate::fetcher::FLIGHT_LIMIT),
+    /// unreported.
     fn default() -> Self {
+        SingleFlight::new(crate::fetcher::FLIGHT_LIMIT, |_| {})
+    }
+}
+
+impl<K, V> SingleFlight<K, V> {
+    /// Flights whose unattended fetches run on for at most `unattended_limit`; `report` is told
+    /// how each of those ended.
+    pub fn new(
+        unattended_limit: Duration,
+        report: impl Fn(Unattended) + Send + Sync + 'static,
+    ) -> SingleFlight<K, V> {
         SingleFlight {
             inflight: Mutex::new(HashMap::new()),
+            unattended_limit,
+            report: Arc::new(report),
         }
     }
 }
@@ -128,31 +211,37 @@ where
         Fut: Future<Output = V> + Send + 'static,
     {
         let mut inflight = self.lock();
-        if let Some(flight) = inflight.get(&key) {
-            return Joined::Shared(flight.clone());
+        if let Some(entry) = inflight.get(&key) {
+            return Joined::Shared(entry.join());
         }
         if let Some(v) = cached() {
             return Joined::Cached(v);
         }
         let (tx, rx) = watch::channel(None);
         let progress = Progress::new(initial());
-        let flight = Flight {
+        let entry = Entry {
             result: rx,
             progress: progress.clone(),
+            waiters: Arc::default(),
         };
-        inflight.insert(key.clone(), flight.clone());
+        let flight = entry.join();
+        let waiters = Arc::clone(&entry.waiters);
+        inflight.insert(key.clone(), entry);
         drop(inflight);
         let fetch = start(progress);
         let guard = Landing {
             flights: Arc::clone(self),
             key,
         };
+        let (limit, report) = (self.unattended_limit, Arc::clone(&self.report));
         tokio::spawn(async move {
-            let value = fetch.await;
+            let value = attended(fetch, &waiters, limit, &*report).await;
             // Leave the map first: a requester arriving now finds the cache already filled.
             drop(guard);
-            // Nobody waiting is fine.
-            let _ = tx.send(Some(value));
+            // Nobody waiting is fine; a cancelled fetch drops `tx`, so late joiners get None.
+            if let Some(value) = value {
+                let _ = tx.send(Some(value));
+            }
         });
         Joined::Started(flight)
     }
@@ -160,7 +249,7 @@ where
     /// How many fetches are in flight.
     /// What the fetch of `key` is waiting for, while it is in flight.
     pub fn progress_of(&self, key: &K) -> Option<Waiting> {
-        self.lock().get(key).map(Flight::progress)
+        self.lock().get(key).map(|e| e.progress.get())
     }
 
     pub fn len(&self) -> usize {
@@ -172,8 +261,47 @@ where
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Flight<V>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>>> {
         self.inflight.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Runs `fetch` while someone waits for it; once nobody does, for at most `limit` more (a
+/// requester joining meanwhile keeps it going), then drops it: `None`. `report` hears how each
+/// fetch that lost its waiters ended.
+async fn attended<V>(
+    fetch: impl Future<Output = V>,
+    waiters: &Waiters,
+    limit: Duration,
+    report: &(dyn Fn(Unattended) + Send + Sync),
+) -> Option<V> {
+    let mut fetch = std::pin::pin!(fetch);
+    let mut unattended = false;
+    loop {
+        if waiters.count.load(Ordering::Acquire) > 0 {
+            tokio::select! {
+                value = &mut fetch => {
+                    if unattended {
+                        report(Unattended::Finished);
+                    }
+                    return Some(value);
+                }
+                () = waiters.none_left.notified() => continue,
+            }
+        }
+        unattended = true;
+        match tokio::time::timeout(limit, &mut fetch).await {
+            Ok(value) => {
+                report(Unattended::Finished);
+                return Some(value);
+            }
+            // A requester joined while the limit ran: it waits for the fetch now.
+            Err(_) if waiters.count.load(Ordering::Acquire) > 0 => continue,
+            Err(_) => {
+                report(Unattended::Cancelled);
+                return None;
+            }
+        }
     }
 }
 
@@ -300,5 +428,130 @@ mod tests {
         };
         assert_eq!(flight.wait().await, None);
         assert!(flights.is_empty());
+    }
+
+    /// Flights with `limit` that record how their unattended fetches ended.
+    fn reporting(limit: Duration) -> (Arc<SingleFlight<&'static str, u32>>, Reports) {
+        let reports = Reports::default();
+        let seen = reports.clone();
+        let flights = SingleFlight::new(limit, move |end| seen.0.lock().unwrap().push(end));
+        (Arc::new(flights), reports)
+    }
+
+    #[derive(Clone, Default)]
+    struct Reports(Arc<Mutex<Vec<Unattended>>>);
+
+    impl Reports {
+        fn get(&self) -> Vec<Unattended> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    /// Sets its flag when dropped: the fetch future holding it was cancelled or finished.
+    struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unattended_fetch_is_cancelled_at_the_limit_and_reported() {
+        let (flights, reports) = reporting(Duration::from_millis(30));
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let joined = flights.join_or_start(
+            "k",
+            || None,
+            starting,
+            move |_| async move {
+                let _flag = flag;
+                std::future::pending::<u32>().await
+            },
+        );
+        let Joined::Started(flight) = joined else {
+            panic!("expected a new flight")
+        };
+        drop(flight);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(flights.len(), 1, "it runs on within the limit");
+        assert!(!dropped.load(Ordering::SeqCst));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the fetch future was dropped"
+        );
+        assert!(flights.is_empty());
+        assert_eq!(reports.get(), vec![Unattended::Cancelled]);
+    }
+
+    #[tokio::test]
+    async fn an_unattended_fetch_that_finishes_within_the_limit_fills_the_cache() {
+        let (flights, reports) = reporting(Duration::from_secs(5));
+        let cache: Arc<Mutex<Option<u32>>> = Arc::default();
+        let cache2 = cache.clone();
+        let joined = flights.join_or_start(
+            "k",
+            || None,
+            starting,
+            move |_| async move {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                *cache2.lock().unwrap() = Some(3);
+                3
+            },
+        );
+        drop(joined);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(*cache.lock().unwrap(), Some(3));
+        assert!(flights.is_empty());
+        assert_eq!(reports.get(), vec![Unattended::Finished]);
+    }
+
+    #[tokio::test]
+    async fn an_attended_fetch_is_never_cut_off_or_reported() {
+        let (flights, reports) = reporting(Duration::from_millis(20));
+        let joined = flights.join_or_start(
+            "k",
+            || None,
+            starting,
+            |_| async {
+                tokio::time::sleep(Duration::from_millis(120)).await;
+                5
+            },
+        );
+        let Joined::Started(mut flight) = joined else {
+            panic!("expected a new flight")
+        };
+        assert_eq!(flight.wait().await, Some(5), "waited six times the limit");
+        assert!(reports.get().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_requester_joining_within_the_limit_keeps_the_fetch_going() {
+        let (flights, reports) = reporting(Duration::from_millis(40));
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let joined = flights.join_or_start(
+            "k",
+            || None,
+            starting,
+            |_| async {
+                let _ = released.await;
+                9
+            },
+        );
+        drop(joined);
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        let Joined::Shared(mut late) =
+            flights.join_or_start("k", || None, starting, |_| async { 0 })
+        else {
+            panic!("the fetch is still in flight")
+        };
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(flights.len(), 1, "a waiter holds it past the limit");
+        assert!(reports.get().is_empty());
+        release.send(()).unwrap();
+        assert_eq!(late.wait().await, Some(9));
+        assert_eq!(reports.get(), vec![Unattended::Finished]);
     }
 }

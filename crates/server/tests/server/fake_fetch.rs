@@ -290,3 +290,62 @@ async fn a_slow_tag_does_not_hold_up_a_pinned_image_on_another_host() {
         start.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_fetch_nobody_waits_for_is_cancelled_at_the_unattended_limit_and_counted() {
+    let verify = VerifyConfig {
+        budget: Duration::from_millis(100),
+        unattended_fetch_limit: Duration::from_millis(200),
+        ..VerifyConfig::default()
+    };
+    let f = fake_with("Enforce", "", verify);
+    let (image, _) = f.signed("app");
+    f.fake.hang(HOST);
+    let response = f.admit("/mutate", &image).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    let unattended = |end| {
+        f.state.metrics().counter(
+            sealgate_server::metrics::FETCHES_UNATTENDED,
+            &[("fetch", "digest"), ("end", end)],
+        )
+    };
+    // Answered at the budget; the resolution runs on unattended, within its limit.
+    assert_eq!(unattended("cancelled"), 0.0);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(unattended("cancelled"), 1.0);
+    assert_eq!(unattended("finished"), 0.0);
+    // It is gone: once the registry answers, the next request resolves the tag anew.
+    f.fake.release(HOST);
+    let response = f.admit("/mutate", &image).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    assert_eq!(f.fake.resolves(), 2);
+}
+
+#[tokio::test]
+async fn a_fetch_that_finishes_after_its_request_was_answered_fills_the_cache_and_is_counted() {
+    let verify = VerifyConfig {
+        budget: Duration::from_millis(100),
+        ..VerifyConfig::default()
+    };
+    let f = fake_with("Enforce", "", verify);
+    let (image, _) = f.signed("app");
+    f.fake.hang(HOST);
+    let response = f.admit("/mutate", &image).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    f.fake.release(HOST);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        f.state.metrics().counter(
+            sealgate_server::metrics::FETCHES_UNATTENDED,
+            &[("fetch", "digest"), ("end", "finished")]
+        ),
+        1.0
+    );
+    let response = f.admit("/mutate", &image).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    assert_eq!(
+        f.fake.resolves(),
+        1,
+        "the resolution that ran on is the one used"
+    );
+}
