@@ -46,7 +46,8 @@ pub(crate) struct RegistryArgs {
     #[arg(long, value_name = "FILE", help_heading = "Registry")]
     registry_ca: Vec<PathBuf>,
 
-    /// Talk plain HTTP to this registry host or host:port (repeatable). Never the default.
+    /// Talk plain HTTP to this registry host or host:port (repeatable): a registry, a redirect
+    /// target or a token service. Never the default.
     #[arg(long, value_name = "HOST", help_heading = "Registry")]
     allow_insecure_registry: Vec<String>,
 
@@ -85,7 +86,8 @@ resources, which may name any registry, and the password must go only to yours"
         self.build(hosts)
     }
 
-    /// A client configured from the flags, with docker config.json credentials as fallback.
+    /// A client configured from the flags, with the docker and podman credential files (found
+    /// from the process environment) as fallback.
     fn build(&self, credential_hosts: Vec<String>) -> anyhow::Result<Client> {
         if self.registry_username.is_some() != self.registry_password.is_some() {
             bail!("--registry-username and --registry-password go together; pass both or neither");

@@ -19,8 +19,6 @@ use crate::transport::{Request, Target, read_bounded, unexpected_status};
 
 /// The header registries use to announce a manifest's digest. Checked, never trusted.
 const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
-/// Redirects followed before giving up (blob downloads redirect once or twice).
-const MAX_REDIRECTS: usize = 10;
 
 /// A registry client. Cheap to clone: clones share connections, tokens and counters.
 #[derive(Debug, Clone)]
@@ -92,7 +90,8 @@ impl Client {
             .timeout(options.request_timeout)
             .connect_timeout(options.request_timeout)
             .user_agent(concat!("sealgate/", env!("CARGO_PKG_VERSION")))
-            .redirect(redirect_policy());
+            // Redirects are followed by `transport`, which decides where credentials may go.
+            .redirect(reqwest::redirect::Policy::none());
         let http = builder
             .build()
             .map_err(|e| Error::ClientSetup(e.to_string()))?;
@@ -190,7 +189,7 @@ impl Client {
 
     /// Fetches blob `digest` from `image`'s repository, reading at most `max_bytes` (and never
     /// more than the `blob_bytes` limit), and checks that it hashes to `digest`. Redirects to
-    /// storage are followed; credentials are not sent to another host.
+    /// storage are followed; credentials are not sent to another origin.
     pub async fn get_blob(
         &self,
         image: &ImageRef,
@@ -420,25 +419,6 @@ impl Client {
             &format!("v2/{}/blobs/{digest}", image.api_repository()),
         )
     }
-}
-
-/// Follows up to [`MAX_REDIRECTS`] redirects, refusing any from HTTPS to plain HTTP. reqwest
-/// itself drops `Authorization` when a redirect leaves the host.
-fn redirect_policy() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        let downgrade = attempt
-            .previous()
-            .last()
-            .is_some_and(|prev| prev.scheme() == "https")
-            && attempt.url().scheme() == "http";
-        if downgrade {
-            attempt.error("refusing to follow a redirect from https to plain http")
-        } else if attempt.previous().len() > MAX_REDIRECTS {
-            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
-        } else {
-            attempt.follow()
-        }
-    })
 }
 
 /// The certificates in a PEM file, as reqwest roots.

@@ -8,7 +8,6 @@
 //! Docker Hub's key is `https://index.docker.io/v1/`.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -26,6 +25,8 @@ const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 const DOCKER_HUB_HOSTS: [&str; 3] = ["index.docker.io", "registry-1.docker.io", "docker.io"];
 /// How long a credential helper may take.
 const HELPER_TIMEOUT: Duration = Duration::from_secs(15);
+/// The largest credential file read: a config with thousands of registries stays far below.
+const MAX_AUTH_FILE_BYTES: u64 = 1024 * 1024;
 /// The user name a helper returns when `Secret` is an identity token.
 const IDENTITY_TOKEN_USER: &str = "<token>";
 
@@ -67,6 +68,57 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// What the credential files are found from: the variables docker, podman and skopeo read,
+/// and the home directory. [`CredentialEnvironment::from_process`] reads them from the
+/// process; tests build one by hand, so no test changes the process environment. An empty
+/// variable counts as unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialEnvironment {
+    /// `REGISTRY_AUTH_FILE`: the one file podman and skopeo use when it is set.
+    pub registry_auth_file: Option<PathBuf>,
+    /// `DOCKER_CONFIG`: the folder holding docker's `config.json`, instead of `~/.docker`.
+    pub docker_config: Option<PathBuf>,
+    /// `XDG_RUNTIME_DIR`: holds podman's primary `containers/auth.json`.
+    pub xdg_runtime_dir: Option<PathBuf>,
+    /// `XDG_CONFIG_HOME`: holds `containers/auth.json`; `~/.config` when unset.
+    pub xdg_config_home: Option<PathBuf>,
+    /// `HOME`.
+    pub home: Option<PathBuf>,
+    /// The user id, for `/run/containers/$UID/auth.json` when `XDG_RUNTIME_DIR` is unset.
+    pub uid: Option<u32>,
+}
+
+impl CredentialEnvironment {
+    /// The process' own environment (and, on Unix, its user id).
+    pub fn from_process() -> CredentialEnvironment {
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        CredentialEnvironment {
+            registry_auth_file: var("REGISTRY_AUTH_FILE"),
+            docker_config: var("DOCKER_CONFIG"),
+            xdg_runtime_dir: var("XDG_RUNTIME_DIR"),
+            xdg_config_home: var("XDG_CONFIG_HOME"),
+            home: var("HOME"),
+            uid: process_uid(),
+        }
+    }
+}
+
+/// The user id the process runs as: the owner of `/proc/self` (Linux); `None` elsewhere.
+#[cfg(unix)]
+fn process_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+#[cfg(not(unix))]
+fn process_uid() -> Option<u32> {
+    None
+}
+
 /// Docker-style credential files to consult, in order.
 #[derive(Debug, Clone, Default)]
 pub struct AuthFiles {
@@ -81,11 +133,54 @@ impl AuthFiles {
         AuthFiles::default()
     }
 
-    /// The files docker, podman and skopeo read, in this order: `$REGISTRY_AUTH_FILE`,
-    /// `$DOCKER_CONFIG/config.json`, `$HOME/.docker/config.json`. Reads only the environment now;
-    /// the files are read when first needed, and missing ones are skipped.
+    /// The files found from the process environment: [`AuthFiles::from_environment`] of
+    /// [`CredentialEnvironment::from_process`]. Reads only the environment now; the files are
+    /// read when first needed, and missing ones are skipped.
     pub fn from_env() -> AuthFiles {
-        AuthFiles::from_vars(|name| std::env::var_os(name))
+        AuthFiles::from_environment(&CredentialEnvironment::from_process())
+    }
+
+    /// The files docker, podman and skopeo read, in the order sealgate consults them (pure: no
+    /// file is touched here):
+    ///
+    /// 1. `$REGISTRY_AUTH_FILE`, when set, and then no other file (podman and skopeo treat it
+    ///    as the one file to use).
+    /// 2. `$XDG_RUNTIME_DIR/containers/auth.json` (without `XDG_RUNTIME_DIR`,
+    ///    `/run/containers/$UID/auth.json`), podman's primary file.
+    /// 3. `$XDG_CONFIG_HOME/containers/auth.json` (default `~/.config/containers/auth.json`).
+    /// 4. `$DOCKER_CONFIG/config.json` when `DOCKER_CONFIG` is set, else
+    ///    `~/.docker/config.json`: `DOCKER_CONFIG` replaces the default folder, as docker,
+    ///    cosign and podman do.
+    ///
+    /// Credentials given as options (`--registry-username`) come before all of them.
+    pub fn from_environment(environment: &CredentialEnvironment) -> AuthFiles {
+        let mut paths = Vec::new();
+        if let Some(file) = &environment.registry_auth_file {
+            paths.push(file.clone());
+            return AuthFiles::from_paths(paths);
+        }
+        match (&environment.xdg_runtime_dir, environment.uid) {
+            (Some(dir), _) => paths.push(dir.join("containers").join("auth.json")),
+            (None, Some(uid)) => {
+                paths.push(Path::new(&format!("/run/containers/{uid}")).join("auth.json"));
+            }
+            (None, None) => {}
+        }
+        let config_home = environment
+            .xdg_config_home
+            .clone()
+            .or_else(|| environment.home.as_ref().map(|home| home.join(".config")));
+        if let Some(dir) = config_home {
+            paths.push(dir.join("containers").join("auth.json"));
+        }
+        let docker_dir = environment
+            .docker_config
+            .clone()
+            .or_else(|| environment.home.as_ref().map(|home| home.join(".docker")));
+        if let Some(dir) = docker_dir {
+            paths.push(dir.join("config.json"));
+        }
+        AuthFiles::from_paths(paths)
     }
 
     /// Exactly these files, in this order.
@@ -99,24 +194,6 @@ impl AuthFiles {
     /// The files consulted, in order.
     pub fn paths(&self) -> &[PathBuf] {
         &self.paths
-    }
-
-    fn from_vars(var: impl Fn(&str) -> Option<OsString>) -> AuthFiles {
-        let non_empty = |name: &str| var(name).filter(|v| !v.is_empty());
-        let mut paths = Vec::new();
-        if let Some(file) = non_empty("REGISTRY_AUTH_FILE") {
-            paths.push(PathBuf::from(file));
-        }
-        if let Some(dir) = non_empty("DOCKER_CONFIG") {
-            paths.push(Path::new(&dir).join("config.json"));
-        }
-        if let Some(home) = non_empty("HOME") {
-            paths.push(Path::new(&home).join(".docker").join("config.json"));
-        }
-        AuthFiles {
-            paths,
-            helper_dir: None,
-        }
     }
 
     /// The credentials for registry `host` (`host[:port]`, as on the wire), from the first file
@@ -313,21 +390,42 @@ struct HelperAnswer {
     secret: String,
 }
 
-/// Reads and parses one file; `None` if it does not exist.
+/// Reads and parses one file, at most [`MAX_AUTH_FILE_BYTES`]; `None` if it does not exist.
 async fn read_config(path: &Path) -> Result<Option<DockerConfig>, Error> {
-    let bytes = match tokio::fs::read(path).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::AuthFile {
-                path: path.to_path_buf(),
-                detail: format!("cannot be read: {e}"),
-            });
-        }
-    };
-    parse_config(&bytes).map(Some).map_err(|e| Error::AuthFile {
+    use tokio::io::AsyncReadExt as _;
+
+    let fail = |detail: String| Error::AuthFile {
         path: path.to_path_buf(),
-        detail: format!("is not valid JSON: {e}"),
+        detail,
+    };
+    let file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(fail(format!("cannot be read: {e}"))),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_AUTH_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| fail(format!("cannot be read: {e}")))?;
+    if bytes.len() as u64 > MAX_AUTH_FILE_BYTES {
+        return Err(fail(format!(
+            "is larger than {} MiB, more than any credential file needs; is it the right file?",
+            MAX_AUTH_FILE_BYTES / (1024 * 1024)
+        )));
+    }
+    parse_config(&bytes).map(Some).map_err(|e| {
+        // serde_json's message ends with " at line L column C": say it once, up front
+        let message = e.to_string();
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(head, _)| head)
+            .to_string();
+        fail(format!(
+            "line {}, column {}: is not valid JSON: {message}",
+            e.line(),
+            e.column()
+        ))
     })
 }
 
@@ -496,25 +594,232 @@ mod tests {
         );
     }
 
+    fn paths(environment: &CredentialEnvironment) -> Vec<PathBuf> {
+        AuthFiles::from_environment(environment).paths().to_vec()
+    }
+
     #[test]
-    fn from_env_order_and_empty_values() {
-        let vars = |name: &str| match name {
-            "REGISTRY_AUTH_FILE" => Some(OsString::from("/run/auth.json")),
-            "DOCKER_CONFIG" => Some(OsString::from("/etc/docker-cfg")),
-            "HOME" => Some(OsString::from("/home/u")),
-            _ => None,
+    fn default_order_is_containers_files_then_docker() {
+        let environment = CredentialEnvironment {
+            home: Some("/home/u".into()),
+            uid: Some(1000),
+            ..CredentialEnvironment::default()
         };
-        let files = AuthFiles::from_vars(vars);
         assert_eq!(
-            files.paths(),
+            paths(&environment),
             [
-                PathBuf::from("/run/auth.json"),
-                PathBuf::from("/etc/docker-cfg/config.json"),
-                PathBuf::from("/home/u/.docker/config.json")
+                PathBuf::from("/run/containers/1000/auth.json"),
+                PathBuf::from("/home/u/.config/containers/auth.json"),
+                PathBuf::from("/home/u/.docker/config.json"),
             ]
         );
-        let files = AuthFiles::from_vars(|name| (name == "DOCKER_CONFIG").then(OsString::new));
-        assert!(files.paths().is_empty());
+        let environment = CredentialEnvironment {
+            xdg_runtime_dir: Some("/run/user/1000".into()),
+            xdg_config_home: Some("/cfg".into()),
+            ..environment
+        };
+        assert_eq!(
+            paths(&environment),
+            [
+                PathBuf::from("/run/user/1000/containers/auth.json"),
+                PathBuf::from("/cfg/containers/auth.json"),
+                PathBuf::from("/home/u/.docker/config.json"),
+            ]
+        );
+        assert!(paths(&CredentialEnvironment::default()).is_empty());
+    }
+
+    #[test]
+    fn registry_auth_file_is_the_only_file_when_set() {
+        let environment = CredentialEnvironment {
+            registry_auth_file: Some("/run/auth.json".into()),
+            docker_config: Some("/etc/docker-cfg".into()),
+            xdg_runtime_dir: Some("/run/user/1000".into()),
+            home: Some("/home/u".into()),
+            ..CredentialEnvironment::default()
+        };
+        assert_eq!(paths(&environment), [PathBuf::from("/run/auth.json")]);
+    }
+
+    /// Issue 11: with `DOCKER_CONFIG` set, `~/.docker/config.json` is not read, as docker and
+    /// cosign do not read it.
+    #[test]
+    fn docker_config_replaces_the_home_docker_folder() {
+        let environment = CredentialEnvironment {
+            docker_config: Some("/etc/docker-cfg".into()),
+            home: Some("/home/u".into()),
+            ..CredentialEnvironment::default()
+        };
+        assert_eq!(
+            paths(&environment),
+            [
+                PathBuf::from("/home/u/.config/containers/auth.json"),
+                PathBuf::from("/etc/docker-cfg/config.json"),
+            ]
+        );
+    }
+
+    /// A fake home with every location in it, each holding credentials for its own registry and
+    /// for `shared.io` (so the order shows), with the environment pointing into it.
+    struct FakeHome {
+        dir: tempfile::TempDir,
+    }
+
+    impl FakeHome {
+        const LOCATIONS: [(&'static str, &'static str); 5] = [
+            ("auth-file.json", "auth-file"),
+            ("run/containers/auth.json", "runtime"),
+            ("home/.config/containers/auth.json", "config-home"),
+            ("home/.docker/config.json", "home-docker"),
+            ("docker-cfg/config.json", "docker-config"),
+        ];
+
+        fn new() -> FakeHome {
+            let dir = tempfile::tempdir().unwrap();
+            for (file, name) in FakeHome::LOCATIONS {
+                let path = dir.path().join(file);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                let config = format!(
+                    r#"{{"auths":{{"{name}.io":{{"auth":"{own}"}},"shared.io":{{"auth":"{own}"}}}}}}"#,
+                    own = b64(&format!("{name}:pw")),
+                );
+                std::fs::write(path, config).unwrap();
+            }
+            std::fs::create_dir_all(dir.path().join("empty-docker-cfg")).unwrap();
+            FakeHome { dir }
+        }
+
+        fn path(&self, relative: &str) -> PathBuf {
+            self.dir.path().join(relative)
+        }
+
+        /// Everything but REGISTRY_AUTH_FILE and DOCKER_CONFIG set.
+        fn environment(&self) -> CredentialEnvironment {
+            CredentialEnvironment {
+                xdg_runtime_dir: Some(self.path("run")),
+                home: Some(self.path("home")),
+                ..CredentialEnvironment::default()
+            }
+        }
+    }
+
+    async fn user_for(environment: &CredentialEnvironment, host: &str) -> Option<String> {
+        AuthFiles::from_environment(environment)
+            .lookup(host)
+            .await
+            .unwrap()
+            .map(|c| c.username().to_string())
+    }
+
+    #[tokio::test]
+    async fn each_location_is_read_in_order() {
+        let home = FakeHome::new();
+        let environment = home.environment();
+        for name in ["runtime", "config-home", "home-docker"] {
+            assert_eq!(
+                user_for(&environment, &format!("{name}.io"))
+                    .await
+                    .as_deref(),
+                Some(name),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            user_for(&environment, "shared.io").await.as_deref(),
+            Some("runtime"),
+            "the first file with an entry wins"
+        );
+        assert_eq!(user_for(&environment, "docker-config.io").await, None);
+        assert_eq!(user_for(&environment, "auth-file.io").await, None);
+
+        let environment = CredentialEnvironment {
+            xdg_config_home: Some(home.path("home/.docker")),
+            xdg_runtime_dir: None,
+            ..home.environment()
+        };
+        assert_eq!(
+            user_for(&environment, "config-home.io").await,
+            None,
+            "XDG_CONFIG_HOME replaces ~/.config"
+        );
+
+        let environment = CredentialEnvironment {
+            registry_auth_file: Some(home.path("auth-file.json")),
+            ..home.environment()
+        };
+        assert_eq!(
+            user_for(&environment, "shared.io").await.as_deref(),
+            Some("auth-file")
+        );
+        assert_eq!(
+            user_for(&environment, "home-docker.io").await,
+            None,
+            "REGISTRY_AUTH_FILE is the only file"
+        );
+    }
+
+    #[tokio::test]
+    async fn docker_config_without_config_json_reads_no_docker_file() {
+        let home = FakeHome::new();
+        let environment = CredentialEnvironment {
+            docker_config: Some(home.path("empty-docker-cfg")),
+            ..home.environment()
+        };
+        assert_eq!(
+            user_for(&environment, "home-docker.io").await,
+            None,
+            "~/.docker/config.json must not be read when DOCKER_CONFIG is set"
+        );
+        let environment = CredentialEnvironment {
+            docker_config: Some(home.path("docker-cfg")),
+            ..home.environment()
+        };
+        assert_eq!(
+            user_for(&environment, "docker-config.io").await.as_deref(),
+            Some("docker-config")
+        );
+        assert_eq!(user_for(&environment, "home-docker.io").await, None);
+    }
+
+    #[tokio::test]
+    async fn malformed_and_oversized_files_are_errors_naming_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "auth.json", "{\n  \"auths\": {,}\n}\n");
+        let e = AuthFiles::from_paths([path.clone()])
+            .lookup("x.io")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "docker credential file {}: line 2, column 13: is not valid JSON: key must be a string",
+                path.display()
+            )
+        );
+        let path = write(
+            dir.path(),
+            "huge.json",
+            &" ".repeat(usize::try_from(MAX_AUTH_FILE_BYTES).unwrap() + 1),
+        );
+        let e = AuthFiles::from_paths([path.clone()])
+            .lookup("x.io")
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "docker credential file {}: is larger than 1 MiB",
+                path.display()
+            )),
+            "{e}"
+        );
+        let e = AuthFiles::from_paths([dir.path().to_path_buf()])
+            .lookup("x.io")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::AuthFile { path, .. } if path == dir.path()),
+            "a folder where a file should be is an error: {e}"
+        );
     }
 
     #[test]

@@ -346,12 +346,12 @@ pub fn fetch_failure(host: &str, e: &Error) -> FetchFailure {
         Error::UntrustedCertificate { .. }
         | Error::CertificateNameMismatch { .. }
         | Error::PlainHttpServer { .. }
+        | Error::InsecureRedirect { .. }
         | Error::Tls { .. } => FetchFailureKind::Tls { reason: reason() },
         Error::AuthenticationRequired { .. }
         | Error::CredentialsRejected { .. }
-        | Error::UnsupportedAuthentication { .. } => {
-            FetchFailureKind::Unauthorized { reason: reason() }
-        }
+        | Error::UnsupportedAuthentication { .. }
+        | Error::InsecureTokenRealm { .. } => FetchFailureKind::Unauthorized { reason: reason() },
         Error::Forbidden { .. } => FetchFailureKind::Forbidden { reason: reason() },
         Error::NotFound { .. } => FetchFailureKind::NotFound { reason: reason() },
         Error::TooLarge { .. } => FetchFailureKind::TooLarge { reason: reason() },

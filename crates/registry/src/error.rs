@@ -243,6 +243,33 @@ pub enum Error {
         detail: String,
     },
 
+    /// A redirect from HTTPS to plain HTTP, to a host not allowed plain HTTP.
+    #[error(
+        "{host} redirected to plain http ({to}); sealgate does not leave https: if {to_host} really serves plain http, pass --allow-insecure-registry {to_host}"
+    )]
+    InsecureRedirect {
+        /// The host that answered the redirect.
+        host: String,
+        /// Where it pointed (without the query, which may hold a signature).
+        to: String,
+        /// The `host[:port]` it pointed to.
+        to_host: String,
+    },
+
+    /// A registry's token service (`WWW-Authenticate: Bearer realm=...`) over plain HTTP, on a
+    /// host not allowed plain HTTP: neither credentials nor a token request go there.
+    #[error(
+        "{host} names a token service over plain http ({realm}); sealgate sends no credentials or token request in the clear: if {realm_host} really serves plain http, pass --allow-insecure-registry {realm_host}"
+    )]
+    InsecureTokenRealm {
+        /// The registry host whose challenge named the realm.
+        host: String,
+        /// The realm URL (without its query).
+        realm: String,
+        /// The realm's `host[:port]`.
+        realm_host: String,
+    },
+
     /// Any other transport failure (broken connection, bad HTTP, too many redirects).
     #[error("request to {host} failed: {detail}")]
     Transport {

@@ -13,6 +13,10 @@
 //! - **Authentication as docker does it**: Basic, or bearer tokens from the registry's token
 //!   service (cached per host and scope), with credentials from the options or from docker
 //!   config files and credential helpers ([`AuthFiles`]).
+//! - **Credentials stay with the registry's origin**: redirects (blob downloads to object
+//!   storage) are followed by the client itself, at most 5, without `Authorization` when the
+//!   scheme, host or port differ; never from HTTPS to plain HTTP, and no token service over
+//!   plain HTTP, unless that host is in [`RegistryOptions::insecure_hosts`].
 //! - **Retries** of 429, 5xx and dropped connections with exponential backoff; never of other
 //!   4xx, connection refusals or timeouts.
 //! - **Errors say what to do** ([`Error`]): which host, which image, and the flag that fixes it.
@@ -34,7 +38,7 @@ mod tls_roots;
 mod transport;
 
 pub use client::{Client, Manifest};
-pub use credentials::{AuthFiles, Credentials};
+pub use credentials::{AuthFiles, CredentialEnvironment, Credentials};
 pub use error::Error;
 pub use options::{Limits, RegistryOptions};
 pub use stats::{RequestCount, RequestStats};

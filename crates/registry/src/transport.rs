@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use reqwest::header::{
-    AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use reqwest::{Method, Response, StatusCode, Url};
 
 use crate::auth::{Challenge, Scope, TokenAnswer, parse_challenge};
-use crate::client::Client;
+use crate::client::{Client, is_insecure};
 use crate::credentials::Credentials;
 use crate::error::Error;
 use crate::stats::RequestCount;
@@ -28,6 +29,8 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
 const MAX_TOKEN_ANSWER_BYTES: usize = 1024 * 1024;
 /// How much of an unexpected error body is quoted in messages.
 const ERROR_BODY_EXCERPT_BYTES: usize = 512;
+/// Redirects followed for one request before giving up (blob downloads redirect once or twice).
+pub(crate) const MAX_REDIRECTS: usize = 5;
 /// The `client_id` sent when exchanging an identity token.
 const OAUTH_CLIENT_ID: &str = "sealgate";
 
@@ -45,7 +48,7 @@ pub(crate) struct Target {
 }
 
 /// One HTTP request, kept so that it can be sent again.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Request {
     pub(crate) method: Method,
     pub(crate) url: Url,
@@ -59,6 +62,30 @@ impl Request {
             method,
             url,
             headers: HeaderMap::new(),
+            body: None,
+        }
+    }
+
+    /// The request a redirect with `status` to `url` asks for: 303 (and 301/302 after a
+    /// POST) turns into a GET without body, as browsers and docker do; 307/308 repeat the
+    /// request as it was.
+    fn redirected(&self, status: StatusCode, url: Url) -> Request {
+        let to_get = status == StatusCode::SEE_OTHER && self.method != Method::HEAD
+            || matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+                && self.method == Method::POST;
+        if !to_get {
+            return Request {
+                url,
+                ..self.clone()
+            };
+        }
+        let mut headers = self.headers.clone();
+        headers.remove(CONTENT_TYPE);
+        headers.remove(CONTENT_LENGTH);
+        Request {
+            method: Method::GET,
+            url,
+            headers,
             body: None,
         }
     }
@@ -78,8 +105,8 @@ impl Client {
     /// Sends `request` for `target`, authenticating as the registry asks. A 401 that remains
     /// after answering the challenge becomes an error; other statuses are the caller's to read.
     pub(crate) async fn send(&self, target: &Target, request: &Request) -> Result<Response, Error> {
-        // Credentials go only to the registry itself, never to another host (an upload
-        // Location or a redirect target).
+        // Credentials go only to the registry's own origin, never to another scheme, host or
+        // port (an upload Location or a redirect target).
         let to_registry = same_origin(&request.url, &target.base);
         let mut authorization = if to_registry {
             self.prepared_authorization(target).await?
@@ -89,9 +116,18 @@ impl Client {
         let mut answered = authorization.as_ref().is_some_and(|a| a.is_basic);
         loop {
             let response = self
-                .send_with_retries(request, authorization.as_ref().map(|a| &a.header))
+                .send_following_redirects(
+                    request,
+                    authorization.as_ref().map(|a| &a.header),
+                    &target.base,
+                )
                 .await?;
-            if response.status() != StatusCode::UNAUTHORIZED || !to_registry {
+            // A 401 from elsewhere (object storage refusing a signed URL) is not the
+            // registry's challenge: it is the caller's to report.
+            if response.status() != StatusCode::UNAUTHORIZED
+                || !to_registry
+                || !same_origin(response.url(), &target.base)
+            {
                 return Ok(response);
             }
             if answered {
@@ -204,6 +240,19 @@ impl Client {
             return Err(unusable_realm());
         }
         let realm_host = authority(&realm_url);
+        // A registry reached over HTTPS must not make us send credentials (or trust a token
+        // answer) in the clear: a plain-HTTP token service is used only when its host is
+        // allowed plain HTTP.
+        if realm_url.scheme() == "http"
+            && !is_insecure(&self.inner.options.insecure_hosts, &realm_host)
+        {
+            return Err(Error::InsecureTokenRealm {
+                host: target.host.clone(),
+                realm: display_url(&realm_url),
+                realm_host,
+            });
+        }
+        let realm_origin = realm_url.clone();
         let scope = target.scope.token_scope();
         let (request, authorization) = match credentials {
             Some(Credentials::IdentityToken(refresh_token)) => {
@@ -254,7 +303,11 @@ impl Client {
             }
         };
         let response = self
-            .send_with_retries(&request, authorization.as_ref().map(|a| &a.header))
+            .send_following_redirects(
+                &request,
+                authorization.as_ref().map(|a| &a.header),
+                &realm_origin,
+            )
             .await?;
         match response.status() {
             StatusCode::OK => {}
@@ -292,6 +345,68 @@ impl Client {
             host: realm_host,
             what: "token answer".into(),
             detail: e.to_string(),
+        })
+    }
+
+    /// Sends `request` and follows its redirects, at most [`MAX_REDIRECTS`]. `authorization`
+    /// goes only to URLs of `origin`'s scheme, host and port: a registry's redirect to object
+    /// storage (or anywhere else) is followed without it. A redirect from HTTPS to plain HTTP
+    /// is refused unless its host is allowed plain HTTP. Each hop has the request timeout and
+    /// retries of [`Client::send_with_retries`]; the caller bounds the final body.
+    pub(crate) async fn send_following_redirects(
+        &self,
+        request: &Request,
+        authorization: Option<&HeaderValue>,
+        origin: &Url,
+    ) -> Result<Response, Error> {
+        let mut redirected: Option<Request> = None;
+        for hop in 0..=MAX_REDIRECTS {
+            let current = redirected.as_ref().unwrap_or(request);
+            let credentials = authorization.filter(|_| same_origin(&current.url, origin));
+            let response = self.send_with_retries(current, credentials).await?;
+            if !is_redirect(response.status()) {
+                return Ok(response);
+            }
+            let host = authority(&current.url);
+            if hop == MAX_REDIRECTS {
+                return Err(Error::Transport {
+                    host,
+                    detail: format!(
+                        "more than {MAX_REDIRECTS} redirects for {} {} (the last to {})",
+                        request.method,
+                        request.url.path(),
+                        display_url(&current.url)
+                    ),
+                });
+            }
+            let next = redirect_target(&current.url, response.headers()).ok_or_else(|| {
+                Error::Transport {
+                    host: host.clone(),
+                    detail: format!(
+                        "it answered {} to {} {} with a missing or unusable Location",
+                        response.status().as_u16(),
+                        current.method,
+                        current.url.path()
+                    ),
+                }
+            })?;
+            if current.url.scheme() == "https"
+                && next.scheme() == "http"
+                && !is_insecure(&self.inner.options.insecure_hosts, &authority(&next))
+            {
+                return Err(Error::InsecureRedirect {
+                    host,
+                    to: display_url(&next),
+                    to_host: authority(&next),
+                });
+            }
+            let next_request = current.redirected(response.status(), next);
+            redirected = Some(next_request);
+        }
+        // the loop returns on its last hop
+        Err(Error::Transport {
+            host: authority(&request.url),
+            detail: format!("more than {MAX_REDIRECTS} redirects"),
         })
     }
 
@@ -441,9 +556,39 @@ pub(crate) fn authority(url: &Url) -> String {
     }
 }
 
-/// Whether two URLs reach the same host and port.
+/// Whether two URLs have the same origin: scheme, host and port.
 fn same_origin(a: &Url, b: &Url) -> bool {
-    a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// The statuses that send the client elsewhere.
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::MOVED_PERMANENTLY
+            | StatusCode::FOUND
+            | StatusCode::SEE_OTHER
+            | StatusCode::TEMPORARY_REDIRECT
+            | StatusCode::PERMANENT_REDIRECT
+    )
+}
+
+/// Where a redirect points: its `Location`, relative to `from`; only http(s) URLs.
+fn redirect_target(from: &Url, headers: &HeaderMap) -> Option<Url> {
+    let location = headers.get(LOCATION)?.to_str().ok()?.trim();
+    if location.is_empty() {
+        return None;
+    }
+    let next = from.join(location).ok()?;
+    matches!(next.scheme(), "http" | "https").then_some(next)
+}
+
+/// `scheme://host[:port]/path` of a URL, for messages: the query is left out, since signed
+/// storage URLs carry their signature there.
+fn display_url(url: &Url) -> String {
+    format!("{}://{}{}", url.scheme(), authority(url), url.path())
 }
 
 fn is_retryable(status: StatusCode) -> bool {
@@ -771,6 +916,10 @@ mod tests {
             &url("http://r:5000/a"),
             &url("http://r:5001/b")
         ));
+        assert!(
+            !same_origin(&url("http://r:5000/a"), &url("https://r:5000/a")),
+            "another scheme is another origin"
+        );
     }
 
     #[test]

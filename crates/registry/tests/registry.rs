@@ -1035,3 +1035,214 @@ fn behind_fault_proxy(
     .unwrap();
     (proxy, host, client)
 }
+
+/// A TLS registry with authentication behind a TLS fault proxy, an image pushed to it, and
+/// options for a client of the proxy (the registry's CA and credentials).
+fn registry_behind_tls_proxy() -> (
+    TestRegistry,
+    sealgate_test_registry::HttpFaultProxy,
+    RegistryOptions,
+) {
+    let registry = TestRegistry::start(TLS_AUTH);
+    registry.push_image("app", "v1");
+    let proxy = sealgate_test_registry::HttpFaultProxy::in_front_of(&registry);
+    let options = registry.client_options();
+    (registry, proxy, options)
+}
+
+/// Fetches `app:v1`'s manifest by digest and its layer through `client` and `proxy`.
+async fn fetch_manifest_and_layer(
+    client: &Client,
+    proxy: &sealgate_test_registry::HttpFaultProxy,
+    digest: &Digest,
+) -> Result<Vec<u8>, Error> {
+    let image = ImageRef::parse(&format!("{}/app:v1", proxy.host())).unwrap();
+    let manifest = client
+        .get_manifest(&image, &digest.to_string())
+        .await?
+        .unwrap();
+    assert_eq!(manifest.digest, *digest);
+    let layer = descriptor_digest(&json(&manifest.bytes)["layers"][0]);
+    client.get_blob(&image, &layer, 1 << 20).await
+}
+
+/// Issue 11, Must 3: a registry redirecting manifest and blob downloads to object storage on
+/// another port: followed, digests checked, and the storage never sees `Authorization`.
+#[tokio::test]
+async fn redirects_to_storage_are_followed_without_credentials() {
+    use sealgate_test_registry::{Fault, FaultRule, RedirectTo};
+    let (registry, proxy, options) = registry_behind_tls_proxy();
+    let digest = registry
+        .client()
+        .resolve(&registry.image_ref("app:v1"))
+        .await
+        .unwrap();
+    for to in [RedirectTo::TlsStorage, RedirectTo::PlainStorage] {
+        proxy.set_rule(FaultRule::new(Fault::Redirect(to)).on_paths("/sha256:"));
+        let before = proxy.storage_requests().len();
+        let mut options = options.clone();
+        if to == RedirectTo::PlainStorage {
+            // https -> http is followed only to a host allowed plain HTTP
+            options.insecure_hosts = vec![proxy.plain_storage_host()];
+        }
+        let client = Client::new(options).unwrap();
+        let layer = fetch_manifest_and_layer(&client, &proxy, &digest)
+            .await
+            .unwrap_or_else(|e| panic!("{to:?}: {e}\n{:?}", proxy.requests()));
+        assert!(String::from_utf8_lossy(&layer).contains("sealgate test image"));
+        let storage = &proxy.storage_requests()[before..];
+        assert_eq!(
+            storage.len(),
+            2,
+            "{to:?}: manifest and layer from storage: {storage:?}"
+        );
+        assert!(
+            storage.iter().all(|r| r.authorization.is_none()),
+            "{to:?}: credentials leaked to object storage: {storage:?}"
+        );
+        assert!(
+            !proxy.requests_with_authorization().is_empty(),
+            "the registry itself got the credentials"
+        );
+    }
+}
+
+/// Issue 11, Must 3: an HTTPS registry redirecting to plain HTTP on a host not allowed it.
+#[tokio::test]
+async fn a_redirect_from_https_to_plain_http_is_refused_unless_allowed() {
+    use sealgate_test_registry::{Fault, FaultRule, RedirectTo};
+    let (registry, proxy, options) = registry_behind_tls_proxy();
+    let digest = registry
+        .client()
+        .resolve(&registry.image_ref("app:v1"))
+        .await
+        .unwrap();
+    proxy.set_rule(FaultRule::new(Fault::Redirect(RedirectTo::PlainStorage)).on_paths("/sha256:"));
+    let client = Client::new(options).unwrap();
+    let e = fetch_manifest_and_layer(&client, &proxy, &digest)
+        .await
+        .unwrap_err();
+    let storage = proxy.plain_storage_host();
+    assert!(matches!(e, Error::InsecureRedirect { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{} redirected to plain http (http://{storage}/objects/0); sealgate does not leave https: if {storage} really serves plain http, pass --allow-insecure-registry {storage}",
+            proxy.host()
+        ),
+        "the signature in the query is not shown"
+    );
+    assert!(proxy.storage_requests().is_empty());
+}
+
+/// A redirect within the registry's own origin keeps the credentials (the registry needs
+/// them on the second request too).
+#[tokio::test]
+async fn a_redirect_to_the_same_origin_keeps_credentials() {
+    use sealgate_test_registry::{Fault, FaultRule, RedirectTo};
+    let (registry, proxy, options) = registry_behind_tls_proxy();
+    let digest = registry
+        .client()
+        .resolve(&registry.image_ref("app:v1"))
+        .await
+        .unwrap();
+    proxy.set_rule(FaultRule::new(Fault::Redirect(RedirectTo::SameOrigin)).on_paths("/sha256:"));
+    let client = Client::new(options).unwrap();
+    fetch_manifest_and_layer(&client, &proxy, &digest)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:?}", proxy.requests()));
+    let authorized = proxy.requests_with_authorization();
+    let redirected: Vec<_> = authorized
+        .iter()
+        .filter(|r| r.contains("sealgate-redirected=1"))
+        .collect();
+    // the first manifest request goes out before the registry's challenge, without
+    // credentials; the manifest and the layer are then fetched with them, across the redirect
+    assert_eq!(
+        redirected.len(),
+        2,
+        "{authorized:?}\n{:?}",
+        proxy.requests()
+    );
+    assert_eq!(proxy.count("redirected"), 3, "{:?}", proxy.requests());
+}
+
+/// Issue 11, Must 3: a TLS registry whose challenge names a token service over plain HTTP
+/// gets neither the credentials nor a token request there, unless that host is allowed.
+#[tokio::test]
+async fn a_token_realm_over_plain_http_is_refused_unless_allowed() {
+    use sealgate_test_registry::{Fault, FaultRule};
+    let (_registry, proxy, options) = registry_behind_tls_proxy();
+    proxy.set_rule(FaultRule::new(Fault::PlainHttpTokenRealm));
+    let image = ImageRef::parse(&format!("{}/app:v1", proxy.host())).unwrap();
+    let realm_host = proxy.plain_storage_host();
+
+    let client = Client::new(options.clone()).unwrap();
+    let e = client.resolve(&image).await.unwrap_err();
+    assert!(matches!(e, Error::InsecureTokenRealm { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{} names a token service over plain http (http://{realm_host}/token); sealgate sends no credentials or token request in the clear: if {realm_host} really serves plain http, pass --allow-insecure-registry {realm_host}",
+            proxy.host()
+        )
+    );
+    assert_eq!(
+        proxy.count("challenge rewritten"),
+        1,
+        "{:?}",
+        proxy.requests()
+    );
+    assert!(
+        proxy.storage_requests().is_empty(),
+        "the plain-HTTP realm was asked: {:?}",
+        proxy.storage_requests()
+    );
+
+    // allowed plain HTTP, the realm is asked (with the credentials)
+    let client = Client::new(RegistryOptions {
+        insecure_hosts: vec![realm_host.clone()],
+        ..options
+    })
+    .unwrap();
+    let e = client.resolve(&image).await.unwrap_err();
+    assert!(!matches!(e, Error::InsecureTokenRealm { .. }), "{e:?}");
+    let asked = proxy.storage_requests();
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.path_and_query.starts_with("/token?") && r.authorization.is_some()),
+        "{asked:?}"
+    );
+}
+
+/// Redirects are followed at most 5 times per request.
+#[tokio::test]
+async fn redirects_are_bounded() {
+    let (host, count) = raw_server(move |n, _| {
+        Some(http_response(
+            "307 Temporary Redirect",
+            &[("Location", &format!("/v2/app/manifests/v{n}"))],
+            "",
+        ))
+    });
+    let client = Client::new(RegistryOptions {
+        insecure_hosts: vec![host.clone()],
+        max_retries: 0,
+        ..RegistryOptions::default()
+    })
+    .unwrap();
+    let image = ImageRef::parse(&format!("{host}/app:v0")).unwrap();
+    let e = client.get_manifest(&image, "v0").await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "request to {host} failed: more than 5 redirects for GET /v2/app/manifests/v0 (the last to http://{host}/v2/app/manifests/v5)"
+        )
+    );
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        6,
+        "the first request and 5 redirects"
+    );
+}

@@ -12,7 +12,13 @@
 //!   without `Retry-After`, 500), truncates the body (a `Content-Length` for all of it, half of
 //!   it sent, then the connection closed) or changes one byte of it (every header kept,
 //!   `Docker-Content-Digest` included), so content no longer matches its digest. It counts the
-//!   requests it saw by what it did to them.
+//!   requests it saw by what it did to them. [`HttpFaultProxy::in_front_of`] puts it in front
+//!   of a TLS registry too (serving TLS with the registry's own certificate). It can also
+//!   redirect a request ([`Fault::Redirect`]): to itself (same origin), or to its storage
+//!   listener on another port (plain HTTP or TLS), which serves the registry's answer and
+//!   records the headers it received, as object storage behind a real registry would; and it
+//!   can turn the registry's 401 challenge into a Bearer challenge whose token realm is the
+//!   storage listener over plain HTTP ([`Fault::PlainHttpTokenRealm`]).
 //!
 //! Both run on a runtime of their own in a helper thread, so a test may block (push an image,
 //! stop the proxy) while they serve, from a sync or an async test alike. Dropping a proxy stops it.
@@ -266,7 +272,30 @@ pub enum Fault {
     /// the first hex digit after the first `sha256:`, if any (the JSON stays valid), else the
     /// middle byte.
     Corrupt,
+    /// Answer `307 Temporary Redirect` to where [`RedirectTo`] says. Storage redirects fetch
+    /// the registry's answer first (with the request's headers) and redirect only when it is
+    /// a 200; other answers (a 401 challenge) pass as they are.
+    Redirect(RedirectTo),
+    /// Forward; a 401 answer gets `WWW-Authenticate: Bearer realm="http://STORAGE/token"`
+    /// instead of the registry's challenge (STORAGE: the plain-HTTP storage listener).
+    PlainHttpTokenRealm,
 }
+
+/// Where a [`Fault::Redirect`] sends the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectTo {
+    /// The proxy itself: the same path with `?sealgate-redirected=1` (a relative `Location`).
+    /// That second request is forwarded untouched.
+    SameOrigin,
+    /// The storage listener over plain HTTP, on another port.
+    PlainStorage,
+    /// The storage listener over TLS, on another port (a proxy started with
+    /// [`HttpFaultProxy::in_front_of`] a TLS registry; otherwise plain HTTP).
+    TlsStorage,
+}
+
+/// The query marking a request the proxy redirected to itself.
+const REDIRECTED_MARKER: &str = "sealgate-redirected=1";
 
 impl Fault {
     /// How requests it touched are counted: `429`, `500`, `truncated`, `corrupted`.
@@ -275,6 +304,8 @@ impl Fault {
             Fault::Status { status, .. } => status.to_string(),
             Fault::Truncate => "truncated".into(),
             Fault::Corrupt => "corrupted".into(),
+            Fault::Redirect(_) => "redirected".into(),
+            Fault::PlainHttpTokenRealm => "challenge rewritten".into(),
         }
     }
 }
@@ -328,6 +359,7 @@ pub struct HttpFaultProxy {
 
 #[derive(Debug)]
 struct HttpShared {
+    /// `http://host:port` or `https://host:port` of the registry.
     upstream: String,
     client: reqwest::Client,
     rule: Mutex<Option<(FaultRule, usize)>>,
@@ -335,6 +367,31 @@ struct HttpShared {
     counts: Mutex<BTreeMap<String, usize>>,
     /// `METHOD PATH -> what` per request, in order.
     seen: Mutex<Vec<String>>,
+    /// `METHOD PATH?QUERY` of the requests that carried `Authorization`, in order.
+    authorized: Mutex<Vec<String>>,
+    storage: Arc<StorageShared>,
+    /// `http://127.0.0.1:PORT` of the plain storage listener.
+    plain_storage: String,
+    /// `https://127.0.0.1:PORT` of the TLS storage listener (the plain one without TLS).
+    tls_storage: String,
+}
+
+/// One request the storage listener received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageRequest {
+    /// `GET`, `HEAD`, …
+    pub method: String,
+    /// The path and query.
+    pub path_and_query: String,
+    /// Its `Authorization` header, if it had one.
+    pub authorization: Option<String>,
+}
+
+/// What the storage listeners share: the objects they serve and the requests they saw.
+#[derive(Debug, Default)]
+struct StorageShared {
+    objects: Mutex<Vec<(HeaderMap, Bytes)>>,
+    seen: Mutex<Vec<StorageRequest>>,
 }
 
 impl HttpShared {
@@ -350,6 +407,12 @@ impl HttpShared {
         Some(current.fault)
     }
 
+    fn record_authorization(&self, method: &str, path_and_query: &str, headers: &HeaderMap) {
+        if headers.contains_key(header::AUTHORIZATION) {
+            lock(&self.authorized).push(format!("{method} {path_and_query}"));
+        }
+    }
+
     fn record(&self, method: &str, path: &str, what: &str) {
         *lock(&self.counts).entry(what.to_string()).or_default() += 1;
         lock(&self.seen).push(format!("{method} {path} -> {what}"));
@@ -360,32 +423,84 @@ impl HttpFaultProxy {
     /// Starts an HTTP proxy on `127.0.0.1:PORT` (a free port) forwarding to the plain-HTTP
     /// registry at `upstream` (`host:port`), with no fault set.
     pub fn start(upstream: &str) -> HttpFaultProxy {
+        HttpFaultProxy::start_with(format!("http://{upstream}"), None, None)
+    }
+
+    /// Starts a proxy in front of `registry`: plain HTTP for a plain registry, TLS (the
+    /// registry's own certificate, valid for `127.0.0.1` on any port, so clients keep its CA)
+    /// for a TLS one.
+    pub fn in_front_of(registry: &crate::TestRegistry) -> HttpFaultProxy {
+        if !registry.config().tls {
+            return HttpFaultProxy::start(registry.host());
+        }
+        let dir = registry.dir();
+        let tls = server_tls(&dir.join("server.pem"), &dir.join("server-key.pem"));
+        let ca = std::fs::read(dir.join("ca.pem")).expect("cannot read the test registry's CA");
+        let ca = reqwest::Certificate::from_pem(&ca).expect("the test registry's CA is not PEM");
+        HttpFaultProxy::start_with(format!("https://{}", registry.host()), Some(tls), Some(ca))
+    }
+
+    fn start_with(
+        upstream: String,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        upstream_ca: Option<reqwest::Certificate>,
+    ) -> HttpFaultProxy {
         let runtime = runtime("http-fault-proxy");
         let (listener, addr) = loopback_listener();
-        let client = reqwest::Client::builder()
+        let (plain_storage_listener, plain_storage_addr) = loopback_listener();
+        let (tls_storage_listener, tls_storage_addr) = loopback_listener();
+        let mut client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
+            .no_proxy();
+        if let Some(ca) = upstream_ca {
+            client = client.add_root_certificate(ca);
+        }
+        let client = client
             .build()
             .expect("cannot build the fault proxy's HTTP client");
+        let storage = Arc::new(StorageShared::default());
+        let tls_scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(HttpShared {
-            upstream: upstream.to_string(),
+            upstream,
             client,
             rule: Mutex::new(None),
             counts: Mutex::new(BTreeMap::new()),
             seen: Mutex::new(Vec::new()),
+            authorized: Mutex::new(Vec::new()),
+            storage: Arc::clone(&storage),
+            plain_storage: format!("http://{plain_storage_addr}"),
+            tls_storage: format!("{tls_scheme}://{tls_storage_addr}"),
         });
         let router = Router::new()
             .fallback(proxy)
             .with_state(Arc::clone(&shared));
-        runtime.spawn(async move {
-            let listener = TcpListener::from_std(listener).expect("cannot register the listener");
-            let _ = axum::serve(listener, router).await;
-        });
+        let storage_router = Router::new().fallback(serve_storage).with_state(storage);
+        runtime.spawn(serve(listener, router, tls.clone()));
+        runtime.spawn(serve(plain_storage_listener, storage_router.clone(), None));
+        runtime.spawn(serve(tls_storage_listener, storage_router, tls));
         HttpFaultProxy {
             addr,
             shared,
             runtime: Some(runtime),
         }
+    }
+
+    /// Every request the storage listeners received, in order.
+    pub fn storage_requests(&self) -> Vec<StorageRequest> {
+        lock(&self.shared.storage.seen).clone()
+    }
+
+    /// `host:port` of the plain-HTTP storage listener (to allow it plain HTTP).
+    pub fn plain_storage_host(&self) -> String {
+        self.shared
+            .plain_storage
+            .trim_start_matches("http://")
+            .to_string()
+    }
+
+    /// `METHOD PATH?QUERY` of every request to the proxy that carried `Authorization`.
+    pub fn requests_with_authorization(&self) -> Vec<String> {
+        lock(&self.shared.authorized).clone()
     }
 
     /// `127.0.0.1:PORT`: the registry part of image references that go through the proxy.
@@ -447,7 +562,29 @@ async fn proxy(State(shared): State<Arc<HttpShared>>, request: Request) -> Respo
     let (parts, body) = request.into_parts();
     let method = parts.method.to_string();
     let path = parts.uri.path().to_string();
-    let fault = shared.fault_for(&path);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| path.clone(), ToString::to_string);
+    shared.record_authorization(&method, &path_and_query, &parts.headers);
+    let redirected_here = parts
+        .uri
+        .query()
+        .is_some_and(|q| q.contains(REDIRECTED_MARKER));
+    let fault = if redirected_here {
+        None
+    } else {
+        shared.fault_for(&path)
+    };
+    if let Some(Fault::Redirect(RedirectTo::SameOrigin)) = fault {
+        shared.record(&method, &path, "redirected");
+        let separator = if parts.uri.query().is_some() {
+            '&'
+        } else {
+            '?'
+        };
+        return redirect(&format!("{path_and_query}{separator}{REDIRECTED_MARKER}"));
+    }
 
     if let Some(Fault::Status {
         status,
@@ -465,11 +602,7 @@ async fn proxy(State(shared): State<Arc<HttpShared>>, request: Request) -> Respo
             "the fault proxy could not read the request",
         );
     };
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| path.clone(), ToString::to_string);
-    let url = format!("http://{}{path_and_query}", shared.upstream);
+    let url = format!("{}{path_and_query}", shared.upstream);
     let mut upstream = shared.client.request(parts.method.clone(), url);
     for (name, value) in &parts.headers {
         if name != header::HOST && !is_hop_by_hop(name) {
@@ -501,6 +634,36 @@ async fn proxy(State(shared): State<Arc<HttpShared>>, request: Request) -> Respo
         );
     };
 
+    if let Some(Fault::Redirect(to)) = fault
+        && status == StatusCode::OK
+    {
+        let id = {
+            let mut objects = lock(&shared.storage.objects);
+            objects.push((headers, bytes));
+            objects.len() - 1
+        };
+        let base = match to {
+            RedirectTo::PlainStorage => &shared.plain_storage,
+            RedirectTo::TlsStorage | RedirectTo::SameOrigin => &shared.tls_storage,
+        };
+        shared.record(&method, &path, "redirected");
+        return redirect(&format!("{base}/objects/{id}?X-Signature=storage-secret"));
+    }
+    if fault == Some(Fault::PlainHttpTokenRealm) && status == StatusCode::UNAUTHORIZED {
+        let challenge = format!(
+            r#"Bearer realm="{}/token",service="sealgate-test""#,
+            shared.plain_storage
+        );
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        shared.record(&method, &path, "challenge rewritten");
+        let mut response = Response::new(Body::from(bytes));
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        return response;
+    }
+
     // A fault on a body needs one; empty answers (HEAD, 202) pass untouched.
     let (what, body) = match fault {
         Some(Fault::Truncate) if !bytes.is_empty() => {
@@ -516,6 +679,107 @@ async fn proxy(State(shared): State<Arc<HttpShared>>, request: Request) -> Respo
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// A `307 Temporary Redirect` to `location`.
+fn redirect(location: &str) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// Serves `router` on `listener`, over TLS when `tls` is given.
+async fn serve(
+    listener: std::net::TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
+    let listener = TcpListener::from_std(listener).expect("cannot register the listener");
+    let Some(tls) = tls else {
+        let _ = axum::serve(listener, router).await;
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(router);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+        });
+    }
+}
+
+/// The TLS configuration of a server with this certificate and key (PEM files).
+fn server_tls(cert: &std::path::Path, key: &std::path::Path) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .expect("cannot read the test registry's certificate");
+    let key = PrivateKeyDer::from_pem_file(key).expect("cannot read the test registry's key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("the test registry's certificate and key do not match");
+    Arc::new(config)
+}
+
+/// The storage listeners: `GET /objects/N` serves the N-th object the proxy redirected,
+/// `GET /token` answers a token; every request is recorded with its `Authorization`.
+async fn serve_storage(State(storage): State<Arc<StorageShared>>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_string(), ToString::to_string);
+    lock(&storage.seen).push(StorageRequest {
+        method: parts.method.to_string(),
+        path_and_query,
+        authorization: parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    });
+    let path = parts.uri.path();
+    if path == "/token" {
+        let mut response = Response::new(Body::from(r#"{"token":"storage-token"}"#));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return response;
+    }
+    let object = path
+        .strip_prefix("/objects/")
+        .and_then(|id| id.parse::<usize>().ok())
+        .and_then(|id| lock(&storage.objects).get(id).cloned());
+    match object {
+        Some((headers, bytes)) => {
+            let mut response = Response::new(Body::from(bytes));
+            *response.headers_mut() = headers;
+            response
+        }
+        None => plain(StatusCode::NOT_FOUND, "no such object"),
+    }
 }
 
 fn injected_status(status: u16, retry_after: Option<u64>) -> Response {
@@ -634,6 +898,10 @@ mod tests {
             rule: Mutex::new(None),
             counts: Mutex::new(BTreeMap::new()),
             seen: Mutex::new(Vec::new()),
+            authorized: Mutex::new(Vec::new()),
+            storage: Arc::default(),
+            plain_storage: String::new(),
+            tls_storage: String::new(),
         };
         assert_eq!(shared.fault_for("/v2/app/manifests/v1"), None);
         *lock(&shared.rule) = Some((

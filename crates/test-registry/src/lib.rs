@@ -43,7 +43,9 @@ use sealgate_registry::{Client, Error, RegistryOptions};
 
 pub use certs::{CA_COMMON_NAME, SERVER_NAMES};
 pub use fake_fetch::FakeFetch;
-pub use fault_proxy::{Fault, FaultRule, HttpFaultProxy, TcpFaultProxy, TcpMode};
+pub use fault_proxy::{
+    Fault, FaultRule, HttpFaultProxy, RedirectTo, StorageRequest, TcpFaultProxy, TcpMode,
+};
 pub use image::{INDEX_PLATFORMS, push_tiny_image, push_tiny_index};
 pub use pki::CodeSigningPki;
 

@@ -3,7 +3,7 @@
 //! would and asserting exit codes and messages.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::common::{Run, Workdir, image, signature_layers};
@@ -627,6 +627,70 @@ fn credentials_come_from_docker_config_json() {
         .output()
         .unwrap();
     Run(out).success();
+}
+
+/// Issue 11, Must 3: with `DOCKER_CONFIG` set to a folder without `config.json`,
+/// `~/.docker/config.json` is not read (as docker and cosign); podman's
+/// `$XDG_RUNTIME_DIR/containers/auth.json` and `REGISTRY_AUTH_FILE` are.
+#[test]
+fn credential_files_are_found_as_docker_and_podman_find_them() {
+    use base64::Engine;
+    let registry = TestRegistry::start(TLS_AUTH);
+    registry.push_image("app", "v1");
+    let w = Workdir::new();
+    let (key, _) = w.keys("cosign", "pw");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        registry.username().unwrap(),
+        registry.password().unwrap()
+    ));
+    let config = format!(
+        r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+        registry.host()
+    );
+    for file in [
+        ".docker/config.json",
+        "run/containers/auth.json",
+        "podman-auth.json",
+    ] {
+        let path = w.path(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &config).unwrap();
+    }
+    std::fs::create_dir_all(w.path("empty-docker-config")).unwrap();
+    let ca = registry.ca_pem_path().unwrap();
+    let app = image(&registry, "app:v1");
+    let sign = |env: &[(&str, PathBuf)]| {
+        let mut command = w.command(&[
+            "sign",
+            "--key",
+            &key,
+            "--registry-ca",
+            ca.to_str().unwrap(),
+            &app,
+        ]);
+        command.env("COSIGN_PASSWORD", "pw");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        Run(command.output().unwrap())
+    };
+
+    // HOME is the work directory, whose .docker/config.json has the credentials
+    sign(&[("DOCKER_CONFIG", w.path("empty-docker-config"))])
+        .expect_code(2)
+        .stderr_has("authentication required by");
+    sign(&[
+        ("DOCKER_CONFIG", w.path("empty-docker-config")),
+        ("XDG_RUNTIME_DIR", w.path("run")),
+    ])
+    .success();
+    sign(&[
+        ("DOCKER_CONFIG", w.path("empty-docker-config")),
+        ("REGISTRY_AUTH_FILE", w.path("podman-auth.json")),
+    ])
+    .success();
+    sign(&[("DOCKER_CONFIG", w.path(".docker"))]).success();
 }
 
 /// The real keyless `.sig` of connaisseur's test image, pushed to the test registry, passes a

@@ -32,6 +32,9 @@ impl Workdir {
             .env("HOME", self.dir.path())
             .env("DOCKER_CONFIG", self.dir.path().join("no-docker-config"))
             .env_remove("REGISTRY_AUTH_FILE")
+            // podman's auth.json locations: inside the test's directory, never the machine's
+            .env("XDG_RUNTIME_DIR", self.dir.path().join("no-runtime-dir"))
+            .env_remove("XDG_CONFIG_HOME")
             .env_remove("SEALGATE_REGISTRY_USERNAME")
             .env_remove("SEALGATE_REGISTRY_PASSWORD")
             .env_remove("SEALGATE_REGISTRY_AUTH_HOST")
