@@ -87,6 +87,11 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PER_REGISTRY_CONCURRENCY)]
     registry_concurrency: usize,
 
+    /// How long a registry fetch may run on, to fill the cache, once every admission request
+    /// that waited for it has been answered; then it is cancelled.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    unattended_fetch_limit: Duration,
+
     /// How long audit records are kept (whole admission requests are deleted once older).
     #[arg(long, value_name = "DURATION", default_value = "720h", value_parser = parse_duration)]
     audit_retention: Duration,
@@ -148,6 +153,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         },
         max_concurrent_fetches: args.max_concurrent_verifications.max(1),
         per_registry_concurrency: args.registry_concurrency.max(1),
+        unattended_fetch_limit: args.unattended_fetch_limit,
     };
     config.audit_retention = Retention {
         max_age: args.audit_retention,
