@@ -360,10 +360,11 @@ impl AdmissionResponse {
         self
     }
 
-    /// Adds a JSON Patch (nothing when `patch` is empty).
+    /// Adds a JSON Patch (nothing when `patch` is empty), typed as kube-core's `with_patch`
+    /// takes it; [`review`](crate::review) checks that it applies before adding it.
     #[must_use]
-    pub fn with_patch(mut self, patch: &[Value]) -> AdmissionResponse {
-        if patch.is_empty() {
+    pub fn with_patch(mut self, patch: &json_patch::Patch) -> AdmissionResponse {
+        if patch.0.is_empty() {
             return self;
         }
         // Sized up front: growing the buffer step by step (from 128 bytes) cost more than
@@ -418,6 +419,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn typed(patch: Value) -> json_patch::Patch {
+        serde_json::from_value(patch).unwrap()
+    }
 
     fn review(request: Value) -> Vec<u8> {
         json!({"apiVersion": API_VERSION, "kind": KIND, "request": request})
@@ -491,7 +496,9 @@ mod tests {
     fn responses_echo_the_uid_and_carry_status_warnings_and_a_base64_patch() {
         let r = AdmissionResponse::allow("u1")
             .with_warnings(&["policy p.r: two\nlines".into()])
-            .with_patch(&[json!({"op": "add", "path": "/metadata/annotations", "value": {}})]);
+            .with_patch(&typed(
+                json!([{"op": "add", "path": "/metadata/annotations", "value": {}}]),
+            ));
         let v = r.into_review();
         assert_eq!(v["apiVersion"], API_VERSION);
         assert_eq!(v["response"]["uid"], "u1");
@@ -508,7 +515,7 @@ mod tests {
         assert!(v["response"].get("status").is_none());
         let r = AdmissionResponse::allow("u1")
             .with_warnings(&["w".into()])
-            .with_patch(&[json!({"op": "add", "path": "/x", "value": 1})]);
+            .with_patch(&typed(json!([{"op": "add", "path": "/x", "value": 1}])));
         assert_eq!(
             serde_json::from_slice::<Value>(&r.to_review_json()).unwrap(),
             r.clone().into_review(),
@@ -516,7 +523,7 @@ mod tests {
         );
 
         let v = AdmissionResponse::allow("u2")
-            .with_patch(&[json!({})])
+            .with_patch(&typed(json!([{"op": "remove", "path": "/x"}])))
             .deny("no")
             .into_review();
         assert_eq!(v["response"]["allowed"], false);

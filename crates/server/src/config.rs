@@ -7,7 +7,6 @@ use std::time::Duration;
 use sealgate_registry::Client;
 
 use crate::audit::{AuditToken, Retention};
-use crate::log::LogFormat;
 
 /// The default request budget: under Kubernetes' 10 s default `timeoutSeconds`, so sealgate
 /// answers before the API server gives up and applies the webhook's `failurePolicy`.
@@ -129,8 +128,6 @@ pub struct ServeConfig {
     /// request without its row, even after SIGKILL; otherwise a kill loses at most the last
     /// flush window (200 ms) of rows.
     pub audit_sync: bool,
-    /// Text or JSON log lines.
-    pub log_format: LogFormat,
     /// The registry client (built from the shared registry flags).
     pub registry: Client,
     /// How often the policy directory is checked.
@@ -155,7 +152,6 @@ impl ServeConfig {
             audit_retention: Retention::default(),
             audit_token: None,
             audit_sync: false,
-            log_format: LogFormat::Text,
             registry,
             policy_poll: DEFAULT_POLICY_POLL,
             cert_poll: DEFAULT_CERT_POLL,

@@ -35,7 +35,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -47,7 +46,6 @@ pub use state::{AppState, StateParts};
 
 use crate::audit::{AUDIT_DB_FILE, AuditFlusher, AuditStore, AuditWriter};
 use crate::fetcher::CachingFetcher;
-use crate::log::Logger;
 use crate::metrics::Metrics;
 use crate::policies::PolicyStore;
 use crate::tls::{CertResolver, SelfSigned};
@@ -83,10 +81,9 @@ impl Server {
     /// Loads the policies, prepares TLS (generating the self-signed CA if asked), opens the audit
     /// database and binds the listen address.
     pub async fn bind(config: ServeConfig) -> Result<Server, ServeError> {
-        let log = Logger::new(config.log_format);
         let metrics = Metrics::new();
-        let (policy_store, policies) = PolicyStore::open(&config.policies, log, metrics.clone())
-            .map_err(ServeError::Policies)?;
+        let (policy_store, policies) =
+            PolicyStore::open(&config.policies, metrics.clone()).map_err(ServeError::Policies)?;
 
         // The port first: a clash fails before anything is written to the data directory.
         let listener = TcpListener::bind(&config.listen)
@@ -118,23 +115,21 @@ impl Server {
             TlsSource::SelfSigned => {
                 let ss = SelfSigned::new(&data_dir, listen_host(&config.listen), &config.tls_names);
                 let what = ss.ensure()?;
-                log.info(
-                    "self-signed certificate",
-                    &[
-                        ("action", json!(what)),
-                        ("ca", json!(ss.ca_path().display().to_string())),
-                        ("names", json!(ss.names.join(","))),
-                    ],
+                tracing::info!(
+                    action = what,
+                    ca = %ss.ca_path().display(),
+                    names = %ss.names.join(","),
+                    "self-signed certificate"
                 );
                 (ss.files(), Some(ss))
             }
         };
-        let resolver = Arc::new(CertResolver::new(files, metrics.clone(), log)?);
+        let resolver = Arc::new(CertResolver::new(files, metrics.clone())?);
         let tls = Arc::new(tls::server_config(Arc::clone(&resolver))?);
 
         let audit_db = data_dir.join(AUDIT_DB_FILE);
         let store = AuditStore::open(&audit_db, config.audit_retention)?;
-        let report = move |warning: &str| log.warn("audit", &[("warning", json!(warning))]);
+        let report = move |warning: &str| tracing::warn!(warning = %warning, "audit");
         let (writer, audit) = if config.audit_sync {
             AuditWriter::synced(store, report)
         } else {
@@ -150,7 +145,6 @@ impl Server {
             policies,
             fetcher,
             metrics,
-            log,
             audit: Some(writer),
             audit_db: Some(audit_db),
             audit_token: config.audit_token.clone(),
@@ -199,7 +193,6 @@ impl Server {
             config,
         } = self;
         let acceptor = TlsAcceptor::from(tls);
-        let log = *state.log();
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -221,15 +214,10 @@ impl Server {
         let builder = Arc::new(builder);
         let router = app(state.clone());
         let graceful = GracefulShutdown::new();
-        log.info(
-            "serving",
-            &[
-                ("address", json!(format!("https://{local_addr}"))),
-                (
-                    "budget",
-                    json!(config::format_duration(config.verify.budget)),
-                ),
-            ],
+        tracing::info!(
+            address = %format_args!("https://{local_addr}"),
+            budget = %config::format_duration(config.verify.budget),
+            "serving"
         );
 
         tokio::pin!(shutdown);
@@ -241,7 +229,7 @@ impl Server {
                         Ok((tcp, _)) => tcp,
                         Err(e) => {
                             // Out of file descriptors, mostly: wait a moment rather than spin.
-                            log.warn("accepting a connection failed", &[("error", json!(e.to_string()))]);
+                            tracing::warn!(error = %e, "accepting a connection failed");
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             continue;
                         }
@@ -266,20 +254,16 @@ impl Server {
 
         state.start_draining();
         drop(listener);
-        log.info(
-            "shutting down: no new connections; draining in-flight requests",
-            &[(
-                "timeout",
-                json!(config::format_duration(config.drain_timeout)),
-            )],
+        tracing::info!(
+            timeout = %config::format_duration(config.drain_timeout),
+            "shutting down: no new connections; draining in-flight requests"
         );
         if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
             .await
             .is_err()
         {
-            log.warn(
-                "some connections did not finish within the drain timeout; closing them",
-                &[],
+            tracing::warn!(
+                "some connections did not finish within the drain timeout; closing them"
             );
         }
         let _ = stop_tx.send(true);
@@ -287,11 +271,8 @@ impl Server {
         let _ = cert_task.await;
         let flushed = audit.shutdown().await;
         match &flushed {
-            Ok(()) => log.info("audit trail flushed; stopped", &[]),
-            Err(e) => log.error(
-                "flushing the audit trail failed",
-                &[("error", json!(e.to_string()))],
-            ),
+            Ok(()) => tracing::info!("audit trail flushed; stopped"),
+            Err(e) => tracing::error!(error = %e, "flushing the audit trail failed"),
         }
         Ok(flushed?)
     }

@@ -1,18 +1,29 @@
-//! [`Metrics`]: the server's counters, gauges and histograms, rendered in the Prometheus text
-//! exposition format (version 0.0.4) for `GET /metrics`.
+//! [`Metrics`]: the server's counters, gauges and histograms, kept in a `prometheus-client`
+//! registry (typed families of atomics) and rendered by its text encoder (OpenMetrics 1.0, which
+//! Prometheus reads) for `GET /metrics`.
 //!
 //! One handle lives in the application state (no globals); clones share it. Labels are
-//! low-cardinality only: webhook, operation, kind, allowed, policy, rule, result, cache, registry
-//! host and status, never an image, a namespace or a name. As a guard against a client inventing
-//! label values, each family keeps at most [`MAX_SERIES`] series; later ones are counted under the
-//! value `other`.
+//! low-cardinality only: webhook, operation, kind, allowed, policy, rule, result, reason kind,
+//! cache, registry host and status, never an image, a namespace or a name. As a guard against a
+//! client inventing label values, each family keeps at most [`MAX_SERIES`] series; later ones are
+//! counted under the value `other`.
+//!
+//! Sample names are as before the switch to prometheus-client: a counter registered as
+//! `sealgate_x` is written `sealgate_x_total` (its `# HELP`/`# TYPE` lines name the family
+//! `sealgate_x`, as OpenMetrics has it), and the text ends with `# EOF`.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use sealgate_core::engine::{Reason, Status};
 use sealgate_registry::{RequestCount, RequestStats};
 
 /// Series per family before new label sets are folded into `other`.
@@ -23,6 +34,9 @@ const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// `sealgate_admission_requests_total`.
 pub const ADMISSION_REQUESTS: &str = "sealgate_admission_requests_total";
 /// `sealgate_admission_review_duration_seconds`.
@@ -31,6 +45,8 @@ pub const ADMISSION_DURATION: &str = "sealgate_admission_review_duration_seconds
 pub const DEADLINE_EXCEEDED: &str = "sealgate_admission_deadline_exceeded_total";
 /// `sealgate_policy_results_total`.
 pub const POLICY_RESULTS: &str = "sealgate_policy_results_total";
+/// `sealgate_image_checks_total`: image checks by result and by the kind of their reason.
+pub const IMAGE_CHECKS: &str = "sealgate_image_checks_total";
 /// `sealgate_verification_cache_hits_total`.
 pub const CACHE_HITS: &str = "sealgate_verification_cache_hits_total";
 /// `sealgate_verification_cache_misses_total`.
@@ -56,105 +72,160 @@ pub const POLICY_RELOAD_ERRORS: &str = "sealgate_policy_reload_errors_total";
 /// `sealgate_audit_records_dropped_total`.
 pub const AUDIT_DROPPED: &str = "sealgate_audit_records_dropped_total";
 
-/// HELP text and TYPE of every family, in output order.
-const FAMILIES: [(&str, &str, &str); 16] = [
-    (
-        ADMISSION_REQUESTS,
-        "counter",
-        "AdmissionReviews answered, by webhook, operation, kind and decision.",
-    ),
-    (
-        ADMISSION_DURATION,
-        "histogram",
-        "Time from receiving an AdmissionReview to answering it.",
-    ),
-    (
-        DEADLINE_EXCEEDED,
-        "counter",
-        "AdmissionReviews decided with fetches still pending when the budget ran out.",
-    ),
-    (
-        POLICY_RESULTS,
-        "counter",
-        "Rule results in admission decisions (pass, fail, skip, error).",
-    ),
-    (
-        CACHE_HITS,
-        "counter",
-        "Lookups answered by a verification cache (outcome: verified attestor outcomes; digest: tag resolutions; signatures: signature sets fetched seconds ago).",
-    ),
-    (
-        CACHE_MISSES,
-        "counter",
-        "Lookups a verification cache could not answer.",
-    ),
-    (
-        FETCHES_SHARED,
-        "counter",
-        "Registry fetches a request joined instead of starting (single flight).",
-    ),
-    (
-        FETCHES_UNATTENDED,
-        "counter",
-        "Registry fetches that outlived every request waiting for them, by how they ended (finished within the unattended limit, or cancelled at it).",
-    ),
-    (
-        FETCH_DURATION,
-        "histogram",
-        "Duration of registry fetches (a tag resolution, or a signature manifest with its payloads), by host.",
-    ),
-    (
-        REGISTRY_REQUESTS,
-        "counter",
-        "HTTP requests sent to registries, by host and status (0: no response).",
-    ),
-    (IN_FLIGHT, "gauge", "Registry fetches running now."),
-    (
-        CERT_EXPIRY,
-        "gauge",
-        "Seconds until the serving certificate expires.",
-    ),
-    (POLICIES, "gauge", "Policies loaded and in force."),
-    (
-        POLICY_RELOADS,
-        "counter",
-        "Policy directory reloads that found a change.",
-    ),
-    (
-        POLICY_RELOAD_ERRORS,
-        "counter",
-        "Policy files that could not be read or were invalid on (re)load; the last good version stays in force.",
-    ),
-    (
-        AUDIT_DROPPED,
-        "counter",
-        "Audit records dropped because the audit writer's queue was full.",
-    ),
-];
-
+/// A series' labels, in the order they are written.
 type Labels = Vec<(&'static str, String)>;
+/// The labels of an image check: result and reason kind, both from closed sets (borrowed on
+/// the request path, so counting allocates nothing).
+type CheckLabels = [(&'static str, Cow<'static, str>); 2];
 
-#[derive(Debug, Default)]
-struct Histogram {
-    /// Cumulative counts are computed at render time; these are per bucket.
-    buckets: [u64; LATENCY_BUCKETS.len()],
-    count: u64,
-    sum: f64,
+type Counters = Bounded<Counter>;
+type Histograms = Bounded<Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
 }
 
-#[derive(Debug, Default)]
-struct Families {
-    counters: BTreeMap<&'static str, BTreeMap<Labels, f64>>,
-    histograms: BTreeMap<&'static str, BTreeMap<Labels, Histogram>>,
+/// The name a counter family is registered under: its sample name without `_total`, which the
+/// encoder appends.
+fn family_name(sample: &'static str) -> &'static str {
+    sample.strip_suffix("_total").unwrap_or(sample)
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
-    families: Mutex<Families>,
-    in_flight: AtomicI64,
-    policies: AtomicI64,
+    registry: Registry,
+    admission_requests: Counters,
+    admission_duration: Histograms,
+    deadline_exceeded: Counters,
+    policy_results: Counters,
+    image_checks: Family<CheckLabels, Counter>,
+    cache_hits: Counters,
+    cache_misses: Counters,
+    fetches_shared: Counters,
+    fetches_unattended: Counters,
+    fetch_duration: Histograms,
+    in_flight: Gauge,
+    policies: Gauge,
+    policy_reloads: Counter,
+    policy_reload_errors: Counter,
+    audit_dropped: Counter,
+    /// The writer's dropped count last added to `audit_dropped`.
+    audit_dropped_seen: AtomicU64,
+    /// The serving certificate's notAfter (Unix seconds; 0: none yet), rendered as seconds left.
     cert_not_after: AtomicI64,
-    audit_dropped: AtomicI64,
+}
+
+impl Default for Shared {
+    fn default() -> Shared {
+        let counters = || {
+            Counters::new(Family::new_with_constructor(
+                Counter::default as fn() -> Counter,
+            ))
+        };
+        let histograms = || {
+            Histograms::new(Family::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            ))
+        };
+        let mut shared = Shared {
+            registry: Registry::default(),
+            admission_requests: counters(),
+            admission_duration: histograms(),
+            deadline_exceeded: counters(),
+            policy_results: counters(),
+            image_checks: Family::default(),
+            cache_hits: counters(),
+            cache_misses: counters(),
+            fetches_shared: counters(),
+            fetches_unattended: counters(),
+            fetch_duration: histograms(),
+            in_flight: Gauge::default(),
+            policies: Gauge::default(),
+            policy_reloads: Counter::default(),
+            policy_reload_errors: Counter::default(),
+            audit_dropped: Counter::default(),
+            audit_dropped_seen: AtomicU64::new(0),
+            cert_not_after: AtomicI64::new(0),
+        };
+        // The registry ends each help text with a period.
+        let r = &mut shared.registry;
+        r.register(
+            family_name(ADMISSION_REQUESTS),
+            "AdmissionReviews answered, by webhook, operation, kind and decision",
+            shared.admission_requests.family(),
+        );
+        r.register(
+            ADMISSION_DURATION,
+            "Time from receiving an AdmissionReview to answering it",
+            shared.admission_duration.family(),
+        );
+        r.register(
+            family_name(DEADLINE_EXCEEDED),
+            "AdmissionReviews decided with fetches still pending when the budget ran out",
+            shared.deadline_exceeded.family(),
+        );
+        r.register(
+            family_name(POLICY_RESULTS),
+            "Rule results in admission decisions (pass, fail, skip, error)",
+            shared.policy_results.family(),
+        );
+        r.register(
+            family_name(IMAGE_CHECKS),
+            "Image checks in admission decisions (one per image per rule, and one per image no rule covers), by result (pass, fail, skip, error, none) and by the kind of their reason (verified, no_signatures, fetch_unauthorized, not_covered, ...)",
+            shared.image_checks.clone(),
+        );
+        r.register(
+            family_name(CACHE_HITS),
+            "Lookups answered by a verification cache (outcome: verified attestor outcomes; digest: tag resolutions; signatures: signature sets fetched seconds ago)",
+            shared.cache_hits.family(),
+        );
+        r.register(
+            family_name(CACHE_MISSES),
+            "Lookups a verification cache could not answer",
+            shared.cache_misses.family(),
+        );
+        r.register(
+            family_name(FETCHES_SHARED),
+            "Registry fetches a request joined instead of starting (single flight)",
+            shared.fetches_shared.family(),
+        );
+        r.register(
+            family_name(FETCHES_UNATTENDED),
+            "Registry fetches that outlived every request waiting for them, by how they ended (finished within the unattended limit, or cancelled at it)",
+            shared.fetches_unattended.family(),
+        );
+        r.register(
+            FETCH_DURATION,
+            "Duration of registry fetches (a tag resolution, or a signature manifest with its payloads), by host",
+            shared.fetch_duration.family(),
+        );
+        r.register(
+            IN_FLIGHT,
+            "Registry fetches running now",
+            shared.in_flight.clone(),
+        );
+        r.register(
+            POLICIES,
+            "Policies loaded and in force",
+            shared.policies.clone(),
+        );
+        r.register(
+            family_name(POLICY_RELOADS),
+            "Policy directory reloads that found a change",
+            shared.policy_reloads.clone(),
+        );
+        r.register(
+            family_name(POLICY_RELOAD_ERRORS),
+            "Policy files that could not be read or were invalid on (re)load; the last good version stays in force",
+            shared.policy_reload_errors.clone(),
+        );
+        r.register(
+            family_name(AUDIT_DROPPED),
+            "Audit records dropped because the audit writer's queue was full",
+            shared.audit_dropped.clone(),
+        );
+        shared
+    }
 }
 
 /// The metrics handle. Cheap to clone; clones share the values.
@@ -166,12 +237,12 @@ pub struct Metrics {
 /// Counts a fetch as in flight until dropped.
 #[derive(Debug)]
 pub struct InFlight {
-    shared: Arc<Shared>,
+    gauge: Gauge,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.gauge.dec();
     }
 }
 
@@ -196,116 +267,124 @@ impl Metrics {
             ("kind", kind.to_string()),
             ("allowed", allowed.to_string()),
         ];
-        self.with(|f| {
-            add(
-                f.counters.entry(ADMISSION_REQUESTS).or_default(),
-                labels.clone(),
-                1.0,
-            );
-            observe(
-                f.histograms.entry(ADMISSION_DURATION).or_default(),
-                labels,
-                took,
-            );
-        });
+        self.shared
+            .admission_duration
+            .series(&labels)
+            .observe(took.as_secs_f64());
+        self.shared.admission_requests.series(&labels).inc();
     }
 
     /// One AdmissionReview decided with fetches still pending at the deadline.
     pub fn deadline_exceeded(&self, webhook: &str) {
-        self.count(DEADLINE_EXCEEDED, vec![("webhook", webhook.to_string())]);
+        self.shared
+            .deadline_exceeded
+            .series(&vec![("webhook", webhook.to_string())])
+            .inc();
     }
 
     /// One rule result.
     pub fn policy_result(&self, policy: &str, rule: &str, result: &str) {
-        self.count(
-            POLICY_RESULTS,
-            vec![
+        self.shared
+            .policy_results
+            .series(&vec![
                 ("policy", policy.to_string()),
                 ("rule", rule.to_string()),
                 ("result", result.to_string()),
-            ],
-        );
+            ])
+            .inc();
+    }
+
+    /// One image check: its result and the kind of its reason.
+    pub fn image_check(&self, result: Status, reason: Reason) {
+        self.image_check_kinds(result.as_str(), reason.as_str());
+    }
+
+    /// One image no rule covers (result `none`, reason `not_covered`, as in the audit trail).
+    pub fn image_not_covered(&self) {
+        self.image_check_kinds("none", "not_covered");
+    }
+
+    fn image_check_kinds(&self, result: &'static str, reason: &'static str) {
+        // Both label values come from closed sets: no fold needed.
+        self.shared
+            .image_checks
+            .get_or_create(&[
+                ("result", Cow::Borrowed(result)),
+                ("reason", Cow::Borrowed(reason)),
+            ])
+            .inc();
     }
 
     /// One cache lookup (`cache` is `outcome`, `digest` or `signatures`).
     pub fn cache_lookup(&self, cache: &'static str, hit: bool) {
-        let name = if hit { CACHE_HITS } else { CACHE_MISSES };
-        self.count(name, vec![("cache", cache.to_string())]);
+        self.cache_lookups(cache, usize::from(hit), usize::from(!hit));
     }
 
     /// `hits` and `misses` lookups of one cache at once (nothing when both are 0).
     pub fn cache_lookups(&self, cache: &'static str, hits: usize, misses: usize) {
-        if hits == 0 && misses == 0 {
-            return;
-        }
-        self.with(|f| {
-            for (name, n) in [(CACHE_HITS, hits), (CACHE_MISSES, misses)] {
-                if n > 0 {
-                    add(
-                        f.counters.entry(name).or_default(),
-                        vec![("cache", cache.to_string())],
-                        n as f64,
-                    );
-                }
+        let labels = vec![("cache", cache.to_string())];
+        for (family, n) in [
+            (&self.shared.cache_hits, hits),
+            (&self.shared.cache_misses, misses),
+        ] {
+            if n > 0 {
+                family.series(&labels).inc_by(n as u64);
             }
-        });
+        }
     }
 
     /// A request joined a fetch already in flight (`fetch` is `digest` or `signatures`).
     pub fn fetch_shared(&self, fetch: &'static str) {
-        self.count(FETCHES_SHARED, vec![("fetch", fetch.to_string())]);
+        self.shared
+            .fetches_shared
+            .series(&vec![("fetch", fetch.to_string())])
+            .inc();
     }
 
     /// A fetch that outlived every request waiting for it `end`ed (`finished` within the
     /// unattended limit, or `cancelled` at it).
     pub fn fetch_unattended(&self, fetch: &'static str, end: &'static str) {
-        self.count(
-            FETCHES_UNATTENDED,
-            vec![("fetch", fetch.to_string()), ("end", end.to_string())],
-        );
+        self.shared
+            .fetches_unattended
+            .series(&vec![
+                ("fetch", fetch.to_string()),
+                ("end", end.to_string()),
+            ])
+            .inc();
     }
 
     /// A registry fetch finished.
     pub fn fetch_duration(&self, host: &str, fetch: &'static str, took: Duration) {
         let labels = vec![("host", host.to_string()), ("fetch", fetch.to_string())];
-        self.with(|f| {
-            observe(
-                f.histograms.entry(FETCH_DURATION).or_default(),
-                labels,
-                took,
-            )
-        });
+        self.shared
+            .fetch_duration
+            .series(&labels)
+            .observe(took.as_secs_f64());
     }
 
     /// Marks a registry fetch as running until the returned guard is dropped.
     pub fn fetch_started(&self) -> InFlight {
-        self.shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.shared.in_flight.inc();
         InFlight {
-            shared: Arc::clone(&self.shared),
+            gauge: self.shared.in_flight.clone(),
         }
     }
 
     /// A policy reload that found a change.
     pub fn policy_reload(&self) {
-        self.count(POLICY_RELOADS, Vec::new());
+        self.shared.policy_reloads.inc();
     }
 
     /// `n` policy files that could not be loaded.
     pub fn policy_reload_errors(&self, n: usize) {
-        self.with(|f| {
-            add(
-                f.counters.entry(POLICY_RELOAD_ERRORS).or_default(),
-                Vec::new(),
-                n as f64,
-            )
-        });
+        self.shared.policy_reload_errors.inc_by(n as u64);
     }
 
     /// How many policies are in force.
     pub fn set_policies(&self, n: usize) {
         self.shared
             .policies
-            .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// When the serving certificate expires (Unix seconds).
@@ -313,195 +392,169 @@ impl Metrics {
         self.shared.cert_not_after.store(unix, Ordering::Relaxed);
     }
 
-    /// How many audit records have been dropped so far (the writer's own counter).
+    /// How many audit records have been dropped so far (the writer's own counter, which only
+    /// grows): the counter advances to it.
     pub fn set_audit_dropped(&self, n: u64) {
-        self.shared
-            .audit_dropped
-            .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+        let seen = self
+            .shared
+            .audit_dropped_seen
+            .fetch_max(n, Ordering::Relaxed);
+        if n > seen {
+            self.shared.audit_dropped.inc_by(n - seen);
+        }
     }
 
     /// The value of a counter series, for tests and benchmarks (0 when absent).
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.with(|f| {
-            f.counters
-                .get(name)
-                .and_then(|series| {
-                    series
-                        .iter()
-                        .find(|(l, _)| same_labels(l, labels))
-                        .map(|(_, v)| *v)
-                })
-                .unwrap_or(0.0)
-        })
+        let s = &self.shared;
+        let single = match name {
+            POLICY_RELOADS => Some(&s.policy_reloads),
+            POLICY_RELOAD_ERRORS => Some(&s.policy_reload_errors),
+            AUDIT_DROPPED => Some(&s.audit_dropped),
+            _ => None,
+        };
+        if let Some(counter) = single {
+            return if labels.is_empty() {
+                counter.get() as f64
+            } else {
+                0.0
+            };
+        }
+        if name == IMAGE_CHECKS {
+            let [("result", result), ("reason", reason)] = labels else {
+                return 0.0;
+            };
+            let labels: CheckLabels = [
+                ("result", Cow::Owned((*result).to_string())),
+                ("reason", Cow::Owned((*reason).to_string())),
+            ];
+            return s.image_checks.get(&labels).map_or(0.0, |c| c.get() as f64);
+        }
+        let family = match name {
+            ADMISSION_REQUESTS => &s.admission_requests,
+            DEADLINE_EXCEEDED => &s.deadline_exceeded,
+            POLICY_RESULTS => &s.policy_results,
+            CACHE_HITS => &s.cache_hits,
+            CACHE_MISSES => &s.cache_misses,
+            FETCHES_SHARED => &s.fetches_shared,
+            FETCHES_UNATTENDED => &s.fetches_unattended,
+            _ => return 0.0,
+        };
+        let Some(labels) = owned_labels(labels) else {
+            return 0.0;
+        };
+        family.family.get(&labels).map_or(0.0, |c| c.get() as f64)
     }
 
     /// Registry fetches running now.
     pub fn in_flight(&self) -> i64 {
-        self.shared.in_flight.load(Ordering::Relaxed)
+        self.shared.in_flight.get()
     }
 
-    /// The exposition text: every family with its HELP and TYPE, series sorted by labels.
-    /// `now_unix` is for the certificate expiry; `registry` are the client's request counts.
+    /// The exposition text ([`CONTENT_TYPE`]): every family with its HELP and TYPE, then
+    /// `# EOF`. `now_unix` is for the certificate expiry; `registry` are the client's request
+    /// counts.
     pub fn render(&self, now_unix: i64, registry: &RequestStats) -> String {
-        let mut out = String::new();
-        let families = self
-            .shared
-            .families
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (name, kind, help) in FAMILIES {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            match name {
-                REGISTRY_REQUESTS => {
-                    for RequestCount {
-                        host,
-                        status,
-                        count,
-                    } in &registry.counts
-                    {
-                        let labels = vec![("host", host.clone()), ("status", status.to_string())];
-                        let _ = writeln!(out, "{name}{} {count}", format_labels(&labels, None));
-                    }
-                }
-                IN_FLIGHT => gauge(
-                    &mut out,
-                    name,
-                    self.shared.in_flight.load(Ordering::Relaxed),
-                ),
-                POLICIES => gauge(&mut out, name, self.shared.policies.load(Ordering::Relaxed)),
-                AUDIT_DROPPED => gauge(
-                    &mut out,
-                    name,
-                    self.shared.audit_dropped.load(Ordering::Relaxed),
-                ),
-                CERT_EXPIRY => {
-                    let not_after = self.shared.cert_not_after.load(Ordering::Relaxed);
-                    if not_after != 0 {
-                        gauge(&mut out, name, not_after - now_unix);
-                    }
-                }
-                _ if kind == "histogram" => {
-                    for (labels, h) in families.histograms.get(name).into_iter().flatten() {
-                        let mut cumulative = 0;
-                        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-                            cumulative += h.buckets[i];
-                            let le = format_float(*le);
-                            let _ = writeln!(
-                                out,
-                                "{name}_bucket{} {cumulative}",
-                                format_labels(labels, Some(&le))
-                            );
-                        }
-                        let _ = writeln!(
-                            out,
-                            "{name}_bucket{} {}",
-                            format_labels(labels, Some("+Inf")),
-                            h.count
-                        );
-                        let l = format_labels(labels, None);
-                        let _ = writeln!(out, "{name}_sum{l} {}", format_float(h.sum));
-                        let _ = writeln!(out, "{name}_count{l} {}", h.count);
-                    }
-                }
-                _ => {
-                    let series = families.counters.get(name);
-                    if series.is_none_or(BTreeMap::is_empty) && name == POLICY_RELOAD_ERRORS {
-                        let _ = writeln!(out, "{name} 0");
-                    }
-                    for (labels, v) in series.into_iter().flatten() {
-                        let _ = writeln!(
-                            out,
-                            "{name}{} {}",
-                            format_labels(labels, None),
-                            format_float(*v)
-                        );
-                    }
-                }
-            }
+        // What is known only now (the client's counts, seconds left on the certificate) goes
+        // into a registry of its own, made for this scrape.
+        let mut now = Registry::default();
+        let requests = Family::<Labels, Counter>::default();
+        for RequestCount {
+            host,
+            status,
+            count,
+        } in &registry.counts
+        {
+            let labels = vec![("host", host.clone()), ("status", status.to_string())];
+            requests.get_or_create(&labels).inc_by(*count);
         }
+        now.register(
+            family_name(REGISTRY_REQUESTS),
+            "HTTP requests sent to registries, by host and status (0: no response)",
+            requests,
+        );
+        let not_after = self.shared.cert_not_after.load(Ordering::Relaxed);
+        if not_after != 0 {
+            let expiry: Gauge = Gauge::default();
+            expiry.set(not_after - now_unix);
+            now.register(
+                CERT_EXPIRY,
+                "Seconds until the serving certificate expires",
+                expiry,
+            );
+        }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode_registry(&mut out, &self.shared.registry)
+            .and_then(|()| encode_registry(&mut out, &now))
+            .and_then(|()| encode_eof(&mut out));
         out
     }
+}
 
-    fn count(&self, name: &'static str, labels: Labels) {
-        self.with(|f| add(f.counters.entry(name).or_default(), labels, 1.0));
+/// A family whose series are bounded: once it holds [`MAX_SERIES`], new label sets are counted
+/// under the value `other` (a guard, so two threads creating the same series at once may count
+/// it twice and fold a little early).
+#[derive(Debug)]
+struct Bounded<M, C = fn() -> M> {
+    family: Family<Labels, M, C>,
+    series: AtomicUsize,
+}
+
+impl<M, C: MetricConstructor<M> + Clone> Bounded<M, C> {
+    fn new(family: Family<Labels, M, C>) -> Self {
+        Bounded {
+            family,
+            series: AtomicUsize::new(0),
+        }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Families) -> T) -> T {
-        f(&mut self
-            .shared
-            .families
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner))
+    /// The family, to register.
+    fn family(&self) -> Family<Labels, M, C> {
+        self.family.clone()
     }
-}
 
-fn same_labels(have: &Labels, want: &[(&str, &str)]) -> bool {
-    have.len() == want.len()
-        && have
-            .iter()
-            .zip(want)
-            .all(|((k1, v1), (k2, v2))| k1 == k2 && v1 == v2)
-}
-
-/// The series for `labels`, or `other` values once the family is full.
-fn bounded<T: Default>(series: &mut BTreeMap<Labels, T>, labels: Labels) -> &mut T {
-    let labels = if series.len() >= MAX_SERIES && !series.contains_key(&labels) {
-        labels
-            .into_iter()
-            .map(|(k, _)| (k, "other".to_string()))
-            .collect()
-    } else {
-        labels
-    };
-    series.entry(labels).or_default()
-}
-
-fn add(series: &mut BTreeMap<Labels, f64>, labels: Labels, n: f64) {
-    *bounded(series, labels) += n;
-}
-
-fn observe(series: &mut BTreeMap<Labels, Histogram>, labels: Labels, took: Duration) {
-    let h = bounded(series, labels);
-    let secs = took.as_secs_f64();
-    if let Some(i) = LATENCY_BUCKETS.iter().position(|le| secs <= *le) {
-        h.buckets[i] += 1;
-    }
-    h.count += 1;
-    h.sum += secs;
-}
-
-fn gauge(out: &mut String, name: &str, v: i64) {
-    let _ = writeln!(out, "{name} {v}");
-}
-
-fn format_float(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{v:.0}")
-    } else {
-        format!("{v}")
+    /// The series for `labels` (or `other`).
+    fn series(&self, labels: &Labels) -> impl std::ops::Deref<Target = M> + '_ {
+        if let Some(known) = self.family.get(labels) {
+            return known;
+        }
+        if self.series.fetch_add(1, Ordering::Relaxed) >= MAX_SERIES {
+            self.series.fetch_sub(1, Ordering::Relaxed);
+            let other: Labels = labels
+                .iter()
+                .map(|(k, _)| (*k, "other".to_string()))
+                .collect();
+            return self.family.get_or_create(&other);
+        }
+        self.family.get_or_create(labels)
     }
 }
 
-/// `{a="x",b="y"}` with values escaped (backslash, double quote, newline); `le` last.
-fn format_labels(labels: &Labels, le: Option<&str>) -> String {
-    if labels.is_empty() && le.is_none() {
-        return String::new();
-    }
-    let mut parts: Vec<String> = labels
+/// `labels` with `'static` keys, if every key is a label name sealgate uses.
+fn owned_labels(labels: &[(&str, &str)]) -> Option<Labels> {
+    labels
         .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect();
-    if let Some(le) = le {
-        parts.push(format!("le=\"{le}\""));
-    }
-    format!("{{{}}}", parts.join(","))
+        .map(|(k, v)| Some((static_label_name(k)?, (*v).to_string())))
+        .collect()
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// The `'static` spelling of a label name sealgate uses.
+fn static_label_name(name: &str) -> Option<&'static str> {
+    const NAMES: [&str; 11] = [
+        "webhook",
+        "operation",
+        "kind",
+        "allowed",
+        "policy",
+        "rule",
+        "result",
+        "cache",
+        "fetch",
+        "host",
+        "status",
+    ];
+    NAMES.into_iter().find(|n| *n == name)
 }
 
 #[cfg(test)]
@@ -528,13 +581,13 @@ mod tests {
         };
         let text = m.render(1_000_000, &stats);
         for line in [
-            "# TYPE sealgate_admission_requests_total counter",
+            "# TYPE sealgate_admission_requests counter",
             "sealgate_admission_requests_total{webhook=\"mutate\",operation=\"CREATE\",kind=\"Pod\",allowed=\"true\"} 2",
-            "sealgate_admission_review_duration_seconds_bucket{webhook=\"mutate\",operation=\"CREATE\",kind=\"Pod\",allowed=\"true\",le=\"0.001\"} 0",
-            "sealgate_admission_review_duration_seconds_bucket{webhook=\"mutate\",operation=\"CREATE\",kind=\"Pod\",allowed=\"true\",le=\"0.005\"} 1",
-            "sealgate_admission_review_duration_seconds_bucket{webhook=\"mutate\",operation=\"CREATE\",kind=\"Pod\",allowed=\"true\",le=\"0.05\"} 2",
-            "sealgate_admission_review_duration_seconds_bucket{webhook=\"validate\",operation=\"CREATE\",kind=\"Pod\",allowed=\"false\",le=\"10\"} 0",
-            "sealgate_admission_review_duration_seconds_bucket{webhook=\"validate\",operation=\"CREATE\",kind=\"Pod\",allowed=\"false\",le=\"+Inf\"} 1",
+            "sealgate_admission_review_duration_seconds_bucket{le=\"0.001\",webhook=\"mutate\",operation=\"CREATE\",kind=\"Pod\",allowed=\"true\"} 0",
+            "sealgate_admission_review_duration_seconds_bucket{le=\"0.005\",webhook=\"mutate\",operation=\"CREATE\",kind=\"Pod\",allowed=\"true\"} 1",
+            "sealgate_admission_review_duration_seconds_bucket{le=\"0.05\",webhook=\"mutate\",operation=\"CREATE\",kind=\"Pod\",allowed=\"true\"} 2",
+            "sealgate_admission_review_duration_seconds_bucket{le=\"10.0\",webhook=\"validate\",operation=\"CREATE\",kind=\"Pod\",allowed=\"false\"} 0",
+            "sealgate_admission_review_duration_seconds_bucket{le=\"+Inf\",webhook=\"validate\",operation=\"CREATE\",kind=\"Pod\",allowed=\"false\"} 1",
             "sealgate_admission_review_duration_seconds_count{webhook=\"mutate\",operation=\"CREATE\",kind=\"Pod\",allowed=\"true\"} 2",
             "sealgate_policy_results_total{policy=\"require-signed\",rule=\"check\",result=\"pass\"} 1",
             "sealgate_verification_cache_hits_total{cache=\"outcome\"} 1",
@@ -543,6 +596,8 @@ mod tests {
             "sealgate_verifications_in_flight 1",
             "sealgate_certificate_expiry_seconds 100",
             "sealgate_policy_reload_errors_total 0",
+            "# HELP sealgate_verifications_in_flight Registry fetches running now.",
+            "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
         }

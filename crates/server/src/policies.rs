@@ -15,10 +15,8 @@ use std::time::{Duration, SystemTime};
 
 use sealgate_core::policy::Policy;
 use sealgate_files::{PolicyFileError, load_policy_file, manifest_files};
-use serde_json::json;
 use tokio::sync::watch;
 
-use crate::log::Logger;
 use crate::metrics::Metrics;
 
 /// The policies in force: an immutable snapshot, replaced as a whole on reload.
@@ -193,7 +191,6 @@ pub struct PolicyStore {
     files: BTreeMap<PathBuf, FileState>,
     generation: u64,
     sender: watch::Sender<Arc<PolicySet>>,
-    log: Logger,
     metrics: Metrics,
 }
 
@@ -202,7 +199,6 @@ impl PolicyStore {
     /// snapshots. Fails only when `root` cannot be listed; invalid files are logged and skipped.
     pub fn open(
         root: &Path,
-        log: Logger,
         metrics: Metrics,
     ) -> Result<(PolicyStore, watch::Receiver<Arc<PolicySet>>), PolicyFileError> {
         manifest_files(root)?;
@@ -212,7 +208,6 @@ impl PolicyStore {
             files: BTreeMap::new(),
             generation: 0,
             sender,
-            log,
             metrics,
         };
         let report = store.reload();
@@ -230,8 +225,7 @@ impl PolicyStore {
             Ok(files) => files,
             Err(e) => {
                 let message = format!("{e}; the policies loaded before stay in force");
-                self.log
-                    .error("policy reload failed", &[("error", json!(message))]);
+                tracing::error!(error = %message, "policy reload failed");
                 self.metrics.policy_reload_errors(1);
                 report.errors.push(message);
                 return report;
@@ -262,8 +256,7 @@ impl PolicyStore {
                 }
                 Ok(outcome) => {
                     for w in &outcome.warnings {
-                        self.log
-                            .warn("policy warning", &[("warning", json!(w.to_string()))]);
+                        tracing::warn!(warning = %w, "policy warning");
                     }
                     if outcome.errors.is_empty() {
                         (outcome.policies, Vec::new())
@@ -290,13 +283,11 @@ impl PolicyStore {
                     "its valid documents are in force, the invalid ones skipped"
                 };
                 for e in &errors {
-                    self.log.error(
-                        "invalid policy file",
-                        &[
-                            ("file", json!(file.display().to_string())),
-                            ("error", json!(e)),
-                            ("kept", json!(kept)),
-                        ],
+                    tracing::error!(
+                        file = %file.display(),
+                        error = %e,
+                        kept,
+                        "invalid policy file"
                     );
                 }
                 self.metrics.policy_reload_errors(1);
@@ -336,18 +327,17 @@ impl PolicyStore {
         if self.generation > 1 {
             self.metrics.policy_reload();
         }
-        self.log.info(
+        tracing::info!(
+            directory = %self.root.display(),
+            generation = self.generation,
+            count = policies.len() as u64,
+            policies = %names.join(","),
+            "{}",
             if self.generation == 1 {
                 "policies loaded"
             } else {
                 "policies reloaded"
-            },
-            &[
-                ("directory", json!(self.root.display().to_string())),
-                ("generation", json!(self.generation)),
-                ("count", json!(policies.len())),
-                ("policies", json!(names.join(","))),
-            ],
+            }
         );
         let failed: Vec<FailedFile> = self
             .files
@@ -361,14 +351,14 @@ impl PolicyStore {
             .collect();
         let failed_files = failed.len();
         if policies.is_empty() && failed_files > 0 {
-            self.log.error(
-                "no policy is in force: every policy file is invalid; /readyz answers 503 and reviews are denied (or, if every file meant Audit, admitted with a warning) until one loads",
-                &[("failed_files", json!(failed_files))],
+            tracing::error!(
+                failed_files = failed_files as u64,
+                "no policy is in force: every policy file is invalid; /readyz answers 503 and reviews are denied (or, if every file meant Audit, admitted with a warning) until one loads"
             );
         } else if policies.is_empty() && self.generation == 1 {
-            self.log.warn(
-                "no policy files: every review is admitted unchecked until policies are added",
-                &[("directory", json!(self.root.display().to_string()))],
+            tracing::warn!(
+                directory = %self.root.display(),
+                "no policy files: every review is admitted unchecked until policies are added"
             );
         }
         let mut set = PolicySet::new(policies, self.generation);

@@ -1,5 +1,5 @@
 //! One AdmissionReview, from request to response: the decision (or the reason there is no work),
-//! then its audit records, metrics and log line.
+//! then its audit records, metrics and log line, all inside one `review` span.
 //!
 //! The routes decode and encode; this module decides what the response says:
 //!
@@ -16,8 +16,11 @@ use std::time::{Duration, Instant};
 
 use sealgate_core::ImageRef;
 use sealgate_core::engine::{Decision, Mode, Resource, Status};
-use sealgate_core::policy::Operation;
-use serde_json::json;
+use sealgate_core::policy::{FailureAction, FailurePolicy, Operation, Policy};
+use serde::Deserialize as _;
+use serde_json::Value;
+use tracing::Instrument as _;
+use tracing::field::Empty;
 
 use crate::admission::{AdmissionRequest, AdmissionResponse};
 use crate::audit::{Check, Commit, DecisionBuilder, RequestFields, now_unix_ms};
@@ -51,7 +54,32 @@ impl Webhook {
 
 /// Decides `request` (received at `received`) and records the decision; with a synced audit
 /// trail (`--audit-sync`) the answer waits for its row's commit.
+///
+/// Runs inside one `review` span: the request's uid, webhook, operation, kind and namespace
+/// from the start, its decision (`allowed` or `denied`) and duration recorded once at the end,
+/// so every line logged while deciding it names the request.
 pub async fn review(
+    state: &AppState,
+    webhook: Webhook,
+    request: AdmissionRequest,
+    received: Instant,
+) -> AdmissionResponse {
+    let span = tracing::info_span!(
+        "review",
+        uid = %request.uid,
+        webhook = webhook.as_str(),
+        operation = %request.operation,
+        kind = %request.kind.kind,
+        namespace = request.namespace.as_deref().unwrap_or_default(),
+        decision = Empty,
+        duration_ms = Empty,
+    );
+    decide(state, webhook, request, received)
+        .instrument(span)
+        .await
+}
+
+async fn decide(
     state: &AppState,
     webhook: Webhook,
     mut request: AdmissionRequest,
@@ -74,10 +102,7 @@ pub async fn review(
         }
     };
     if let Err(e) = commit.wait(AUDIT_COMMIT_BOUND).await {
-        state.log().warn(
-            "answered without knowing the decision's audit row is written",
-            &[("uid", json!(request.uid)), ("error", json!(e.to_string()))],
-        );
+        tracing::warn!(error = %e, "answered without knowing the decision's audit row is written");
     }
     response
 }
@@ -170,10 +195,7 @@ async fn answer(
             resource.display_name(),
             format_duration(budget)
         );
-        state.log().error(
-            "decision overran the budget",
-            &[("uid", json!(request.uid)), ("error", json!(message))],
-        );
+        tracing::error!(error = %message, "decision overran the budget");
         let response = response.deny(message);
         return Answered::without(response, NoWork::Overran);
     };
@@ -181,7 +203,27 @@ async fn answer(
     let mut response = response.with_warnings(&decision.warnings);
     if decision.allowed {
         if webhook == Webhook::Mutate {
-            response = response.with_patch(&decision.patch);
+            match checked_patch(&decision.patch, &resource.object) {
+                Ok(patch) => response = response.with_patch(&patch),
+                Err(e) => {
+                    // Never expected: the engine builds its patch from this object. A patch
+                    // that does not apply is not sent; the review could not be evaluated.
+                    let message = format!(
+                        "the JSON patch sealgate computed for {} does not apply to the object ({e}), so it is not sent and the review could not be evaluated; this is a sealgate bug, please report it",
+                        resource.display_name()
+                    );
+                    tracing::error!(error = %message, "refused a JSON patch that does not apply");
+                    let response = AdmissionResponse::allow(&request.uid);
+                    let response = if patch_failure_blocks(decision, &policies.policies) {
+                        response.deny(message)
+                    } else {
+                        response
+                            .with_warnings(&decision.warnings)
+                            .with_warnings(&[message])
+                    };
+                    return Answered::without(response, NoWork::InvalidPatch);
+                }
+            }
         }
     } else {
         response = response.deny(decision.message.clone());
@@ -193,6 +235,53 @@ async fn answer(
     }
 }
 
+/// Why the engine's patch is not sent.
+#[derive(Debug, thiserror::Error)]
+enum PatchRefused {
+    /// An element is not a JSON Patch operation.
+    #[error("patch operation {index} is not a JSON Patch operation: {detail}")]
+    NotAnOperation { index: usize, detail: String },
+    /// The operations do not apply to the object.
+    #[error("{0}")]
+    DoesNotApply(#[from] json_patch::PatchError),
+}
+
+/// `ops` (the engine's patch) as a typed JSON Patch, once it is known to apply to `object`
+/// (tried on a copy).
+fn checked_patch(ops: &[Value], object: &Value) -> Result<json_patch::Patch, PatchRefused> {
+    let patch = ops
+        .iter()
+        .enumerate()
+        .map(|(index, op)| {
+            json_patch::PatchOperation::deserialize(op).map_err(|e| PatchRefused::NotAnOperation {
+                index,
+                detail: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if !patch.is_empty() {
+        let mut copy = object.clone();
+        json_patch::patch_unsafe(&mut copy, &patch)?;
+    }
+    Ok(json_patch::Patch(patch))
+}
+
+/// Whether a review whose patch cannot be sent is denied: when a rule that checked images
+/// (whose pins and annotation the patch carries) blocks on errors (Enforce with `failurePolicy:
+/// Fail`; a policy no longer found counts as blocking).
+fn patch_failure_blocks(decision: &Decision, policies: &[Policy]) -> bool {
+    decision
+        .results
+        .iter()
+        .filter(|r| !r.images.is_empty() && r.action == FailureAction::Enforce)
+        .any(|r| {
+            policies
+                .iter()
+                .find(|p| p.qualified_name() == r.policy)
+                .is_none_or(|p| p.failure_policy == FailurePolicy::Fail)
+        })
+}
+
 /// Why a request was answered without evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NoWork {
@@ -202,6 +291,7 @@ enum NoWork {
     InvalidObject,
     NothingInForce,
     Overran,
+    InvalidPatch,
 }
 
 impl NoWork {
@@ -214,6 +304,7 @@ impl NoWork {
             NoWork::InvalidObject => "invalid object",
             NoWork::NothingInForce => "no policy in force",
             NoWork::Overran => "overran",
+            NoWork::InvalidPatch => "invalid patch",
         }
     }
 
@@ -225,6 +316,7 @@ impl NoWork {
             NoWork::InvalidObject => "invalid_object",
             NoWork::NothingInForce => "no_policy_in_force",
             NoWork::Overran => "overran",
+            NoWork::InvalidPatch => "invalid_patch",
         }
     }
 }
@@ -279,23 +371,13 @@ fn finish_without_work(
         });
         state.metrics().set_audit_dropped(audit.dropped());
     }
-    state.log().info(
-        "decision",
-        &[
-            ("uid", json!(request.uid)),
-            ("webhook", json!(webhook.as_str())),
-            ("operation", json!(request.operation)),
-            ("kind", json!(request.kind.kind)),
-            (
-                "namespace",
-                json!(request.namespace.clone().unwrap_or_default()),
-            ),
-            ("name", json!(request.name.clone().unwrap_or_default())),
-            ("allowed", json!(response.allowed)),
-            ("dry_run", json!(request.is_dry_run())),
-            ("duration_ms", json!(millis(took))),
-            ("reasons", json!(reason)),
-        ],
+    fill_review_span(response.allowed, took);
+    tracing::info!(
+        name = request.name.as_deref().unwrap_or_default(),
+        allowed = response.allowed,
+        dry_run = request.is_dry_run(),
+        reasons = %reason,
+        "decision"
     );
     commit
 }
@@ -323,6 +405,12 @@ fn record(
     }
     for r in &decision.results {
         metrics.policy_result(&r.policy, &r.rule, &r.status.to_string());
+        for i in &r.images {
+            metrics.image_check(i.status, i.reason);
+        }
+    }
+    for _ in &decision.uncovered {
+        metrics.image_not_covered();
     }
     // One audit record per image per rule, and one per image no rule covers.
     let images: usize = decision
@@ -353,28 +441,18 @@ fn record(
     } else {
         decision.message.clone()
     };
-    state.log().info(
-        "decision",
-        &[
-            ("uid", json!(request.uid)),
-            ("webhook", json!(webhook.as_str())),
-            ("operation", json!(request.operation)),
-            ("kind", json!(resource.kind)),
-            (
-                "namespace",
-                json!(resource.namespace.clone().unwrap_or_default()),
-            ),
-            ("name", json!(resource.name)),
-            ("allowed", json!(decision.allowed)),
-            ("dry_run", json!(request.is_dry_run())),
-            ("duration_ms", json!(millis(took))),
-            ("checks", json!(images)),
-            ("fetches_started", json!(verdict.started)),
-            ("fetches_shared", json!(verdict.shared)),
-            ("cache_hits", json!(verdict.cache_hits)),
-            ("timed_out", json!(verdict.timed_out)),
-            ("reasons", json!(reasons)),
-        ],
+    fill_review_span(decision.allowed, took);
+    tracing::info!(
+        name = resource.name.as_str(),
+        allowed = decision.allowed,
+        dry_run = request.is_dry_run(),
+        checks = images as u64,
+        fetches_started = verdict.started as u64,
+        fetches_shared = verdict.shared as u64,
+        cache_hits = verdict.cache_hits as u64,
+        timed_out = verdict.timed_out,
+        reasons = %reasons,
+        "decision"
     );
     commit
 }
@@ -415,6 +493,61 @@ fn add_checks(row: &mut DecisionBuilder, decision: &Decision) {
     }
 }
 
+/// Records the end of the review in its span (once, just before the decision line).
+fn fill_review_span(allowed: bool, took: Duration) {
+    let span = tracing::Span::current();
+    span.record("decision", if allowed { "allowed" } else { "denied" });
+    span.record("duration_ms", millis(took));
+}
+
 fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod() -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "team-a"},
+            "spec": {"containers": [{"name": "web", "image": "registry.company.com/web:v1"}]}
+        })
+    }
+
+    #[test]
+    fn a_patch_of_the_engines_shape_applies_and_is_typed() {
+        let ops = [
+            json!({"op": "add", "path": "/metadata/annotations", "value": {}}),
+            json!({"op": "add", "path": "/metadata/annotations/kyverno.io~1verify-images", "value": "{}"}),
+            json!({"op": "replace", "path": "/spec/containers/0/image", "value": "registry.company.com/web:v1@sha256:00"}),
+        ];
+        let patch = checked_patch(&ops, &pod()).unwrap();
+        assert_eq!(patch.0.len(), 3);
+        assert_eq!(serde_json::to_value(&patch).unwrap(), json!(ops));
+        assert!(checked_patch(&[], &pod()).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn a_patch_that_does_not_apply_is_refused_naming_the_operation_and_path() {
+        let ops = [
+            json!({"op": "add", "path": "/metadata/annotations", "value": {}}),
+            json!({"op": "replace", "path": "/spec/containers/3/image", "value": "x"}),
+        ];
+        let e = checked_patch(&ops, &pod()).unwrap_err().to_string();
+        assert!(e.contains("operation '/1'"), "{e}");
+        assert!(e.contains("/spec/containers/3/image"), "{e}");
+
+        let e = checked_patch(&[json!({"op": "frobnicate", "path": "/x"})], &pod())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("patch operation 0 is not a JSON Patch operation"),
+            "{e}"
+        );
+    }
 }

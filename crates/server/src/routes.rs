@@ -6,7 +6,7 @@
 //! | `POST /validate` | AdmissionReview: decision, warnings, never a patch                  |
 //! | `GET /healthz`   | 200 while the process serves                                        |
 //! | `GET /readyz`    | 200 once policies are loaded; 503 before and while shutting down    |
-//! | `GET /metrics`   | Prometheus text format                                              |
+//! | `GET /metrics`   | Prometheus metrics (OpenMetrics text, prometheus-client's encoder)  |
 //! | `GET /audit`     | JSON array of audit records; `since`, `image`, `namespace`, `result`, `dryRun`, `limit` |
 //!
 //! With an audit token (`--audit-token-file`), `GET /audit` answers 401 unless the request
@@ -30,7 +30,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt as _;
-use serde_json::json;
 
 use crate::admission::{ReviewError, parse_review};
 use crate::audit::{AuditError, filter_from_query, now_unix_ms, query_async};
@@ -65,10 +64,9 @@ async fn admit(state: AppState, webhook: Webhook, request: Request) -> Response 
     let budget = state.fetcher().budget();
     let body = match tokio::time::timeout(budget, read_body(request.into_body())).await {
         Ok(Ok(body)) => body,
-        Ok(Err(e)) => return refuse(&state, webhook, e),
+        Ok(Err(e)) => return refuse(webhook, e),
         Err(_) => {
             return refuse(
-                &state,
                 webhook,
                 ReviewError::BodyTimeout {
                     budget: crate::config::format_duration(budget),
@@ -78,7 +76,7 @@ async fn admit(state: AppState, webhook: Webhook, request: Request) -> Response 
     };
     let admission = match parse_review(&body) {
         Ok(r) => r,
-        Err(e) => return refuse(&state, webhook, e),
+        Err(e) => return refuse(webhook, e),
     };
     let response = review(&state, webhook, admission, received).await;
     (
@@ -125,20 +123,18 @@ async fn read_body(mut body: Body) -> Result<Bytes, ReviewError> {
     Ok(Bytes::from(kept))
 }
 
-fn refuse(state: &AppState, webhook: Webhook, error: ReviewError) -> Response {
+fn refuse(webhook: Webhook, error: ReviewError) -> Response {
     let status = match error {
         ReviewError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         ReviewError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
         _ => StatusCode::BAD_REQUEST,
     };
     let message = error.to_string();
-    state.log().warn(
-        "refused a request that is not an AdmissionReview",
-        &[
-            ("webhook", json!(webhook.as_str())),
-            ("status", json!(status.as_u16())),
-            ("error", json!(message)),
-        ],
+    tracing::warn!(
+        webhook = webhook.as_str(),
+        status = status.as_u16(),
+        error = %message,
+        "refused a request that is not an AdmissionReview"
     );
     text(status, message)
 }
@@ -161,10 +157,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let now = sealgate_core::timestamp::unix_seconds(SystemClock.now());
     let stats = state.fetcher().request_stats();
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics().render(now, &stats),
     )
         .into_response()
@@ -205,9 +198,7 @@ async fn audit(
         Ok(records) => axum::Json(records).into_response(),
         Err(e @ AuditError::Missing { .. }) => text(StatusCode::NOT_FOUND, e.to_string()),
         Err(e) => {
-            state
-                .log()
-                .error("audit query failed", &[("error", json!(e.to_string()))]);
+            tracing::error!(error = %e, "audit query failed");
             text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
     }

@@ -1,5 +1,5 @@
 //! [`AppState`]: what every handler shares: the policy snapshots, the fetcher with its caches,
-//! metrics, the logger and the audit writer.
+//! metrics and the audit writer (logs go through `tracing`, see [`crate::log`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +9,6 @@ use tokio::sync::watch;
 
 use crate::audit::{AuditToken, AuditWriter};
 use crate::fetcher::CachingFetcher;
-use crate::log::Logger;
 use crate::metrics::Metrics;
 use crate::policies::PolicySet;
 
@@ -22,8 +21,6 @@ pub struct StateParts {
     pub fetcher: CachingFetcher,
     /// Metrics (the same handle the fetcher and policy store count into).
     pub metrics: Metrics,
-    /// The logger.
-    pub log: Logger,
     /// Where decisions are audited; `None` audits nothing.
     pub audit: Option<AuditWriter>,
     /// The audit database `GET /audit` reads; `None` answers 404.
@@ -68,11 +65,6 @@ impl AppState {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.parts.metrics
-    }
-
-    /// The logger.
-    pub fn log(&self) -> &Logger {
-        &self.inner.parts.log
     }
 
     /// The audit writer, if auditing.

@@ -26,9 +26,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use serde_json::json;
 
-use crate::log::Logger;
 use crate::metrics::Metrics;
 
 /// The self-signed files' directory inside the data directory.
@@ -236,12 +234,11 @@ pub struct CertResolver {
     /// The stamps of the files as last loaded, or last found unloadable.
     seen: Mutex<(Stamp, Stamp)>,
     metrics: Metrics,
-    log: Logger,
 }
 
 impl CertResolver {
     /// Loads `files` (an error if they do not load: the server cannot start without them).
-    pub fn new(files: CertFiles, metrics: Metrics, log: Logger) -> Result<CertResolver, TlsError> {
+    pub fn new(files: CertFiles, metrics: Metrics) -> Result<CertResolver, TlsError> {
         let seen = (stamp(&files.cert), stamp(&files.key));
         let loaded = load(&files)?;
         metrics.set_certificate_not_after(loaded.not_after);
@@ -250,7 +247,6 @@ impl CertResolver {
             current: RwLock::new(loaded),
             seen: Mutex::new(seen),
             metrics,
-            log,
         })
     }
 
@@ -278,24 +274,19 @@ impl CertResolver {
                 let not_after = loaded.not_after;
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = loaded;
                 self.metrics.set_certificate_not_after(not_after);
-                self.log.info(
-                    "serving certificate reloaded",
-                    &[
-                        ("cert", json!(self.files.cert.display().to_string())),
-                        (
-                            "not_after",
-                            json!(sealgate_core::timestamp::format_rfc3339(not_after)),
-                        ),
-                    ],
+                tracing::info!(
+                    cert = %self.files.cert.display(),
+                    not_after = %sealgate_core::timestamp::format_rfc3339(not_after),
+                    "serving certificate reloaded"
                 );
                 true
             }
             Err(e) => {
                 // Often a rotation caught half way (certificate written, key not yet); the next
                 // change of either file is tried again.
-                self.log.warn(
-                    "certificate files changed but do not load; still serving the previous certificate",
-                    &[("error", json!(e.to_string()))],
+                tracing::warn!(
+                    error = %e,
+                    "certificate files changed but do not load; still serving the previous certificate"
                 );
                 false
             }
@@ -325,10 +316,10 @@ impl CertResolver {
                     {
                         last_renewal = Some(tokio::time::Instant::now());
                         match renew.ensure() {
-                            Ok(what) => self.log.info("self-signed certificate", &[("action", json!(what))]),
-                            Err(e) => self.log.error(
-                                "renewing the self-signed certificate failed; retrying in 10 minutes",
-                                &[("error", json!(e.to_string()))],
+                            Ok(what) => tracing::info!(action = what, "self-signed certificate"),
+                            Err(e) => tracing::error!(
+                                error = %e,
+                                "renewing the self-signed certificate failed; retrying in 10 minutes"
                             ),
                         }
                     }

@@ -126,9 +126,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     if args.budget.is_zero() {
         bail!("--budget must be more than 0s, e.g. 8s");
     }
+    // The log first: everything below (warnings included) is logged in --log-format.
+    sealgate_server::log::install(match args.log_format {
+        LogFormatArg::Text => LogFormat::Text,
+        LogFormatArg::Json => LogFormat::Json,
+    })?;
     if args.budget >= Duration::from_secs(10) {
-        eprintln!(
-            "warning: --budget {} is not under Kubernetes' default webhook timeout (10s); set timeoutSeconds above it in the webhook configuration",
+        tracing::warn!(
+            "--budget {} is not under Kubernetes' default webhook timeout (10s); set timeoutSeconds above it in the webhook configuration",
             format_duration(args.budget)
         );
     }
@@ -164,17 +169,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         Some(path) => Some(AuditToken::from_file(path)?),
         None => {
             if !listens_on_loopback(&args.listen) {
-                eprintln!(
-                    "warning: GET /audit answers anyone who can reach {}: it lists every image, namespace and workload decided; pass --audit-token-file to require a token",
+                tracing::warn!(
+                    "GET /audit answers anyone who can reach {}: it lists every image, namespace and workload decided; pass --audit-token-file to require a token",
                     args.listen
                 );
             }
             None
         }
-    };
-    config.log_format = match args.log_format {
-        LogFormatArg::Text => LogFormat::Text,
-        LogFormatArg::Json => LogFormat::Json,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -23,7 +23,6 @@ use sealgate_registry::{Client, RegistryOptions};
 use sealgate_server::audit::{AuditFlusher, AuditStore, AuditWriter, Retention};
 use sealgate_server::config::VerifyConfig;
 use sealgate_server::fetcher::CachingFetcher;
-use sealgate_server::log::{LogFormat, Logger};
 use sealgate_server::metrics::Metrics;
 use sealgate_server::policies::PolicyStore;
 use sealgate_server::{AppState, StateParts, app};
@@ -133,8 +132,7 @@ fn state_with(
     metrics: Metrics,
     audit: Option<(AuditWriter, PathBuf)>,
 ) -> (AppState, Router) {
-    let log = Logger::new(LogFormat::Text);
-    let (_store, policies) = PolicyStore::open(dir, log, metrics.clone()).unwrap();
+    let (_store, policies) = PolicyStore::open(dir, metrics.clone()).unwrap();
     let (audit, audit_db) = match audit {
         Some((w, p)) => (Some(w), Some(p)),
         None => (None, None),
@@ -143,7 +141,6 @@ fn state_with(
         policies,
         fetcher,
         metrics,
-        log,
         audit,
         audit_db,
         audit_token: None,

@@ -349,3 +349,89 @@ async fn a_fetch_that_finishes_after_its_request_was_answered_fills_the_cache_an
         "the resolution that ran on is the one used"
     );
 }
+/// Log lines written through a `tracing` subscriber, for tests.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn every_line_of_a_review_carries_its_span_filled_once_with_the_decision() {
+    use sealgate_server::log::{LogFormat, subscriber};
+    let buffer = LogBuffer::default();
+    let writer = buffer.clone();
+    // A current-thread runtime: the review runs on this thread, under this dispatcher.
+    let _logging =
+        tracing::subscriber::set_default(subscriber(LogFormat::Json, move || writer.clone()));
+    let f = fake_with("Enforce", "", VerifyConfig::default());
+    let image = format!("{HOST}/unsigned:v1");
+    f.fake.tag(&image, &Digest::sha256_of(b"unsigned"));
+    let response = f.admit("/mutate", &image).await;
+    assert_eq!(response["allowed"], false, "{response}");
+
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let decisions: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["msg"] == "decision")
+        .collect();
+    assert_eq!(decisions.len(), 1, "{text}");
+    let d = &decisions[0];
+    assert_eq!(d["level"], "info");
+    assert_eq!(d["uid"], "0df28fbd-5f5f-11e8-bc74-36e6bb280816", "{d}");
+    assert_eq!(d["webhook"], "mutate");
+    assert_eq!(d["operation"], "CREATE");
+    assert_eq!(d["kind"], "Pod");
+    assert_eq!(d["namespace"], "team-a");
+    assert_eq!(d["name"], "web");
+    assert_eq!(d["decision"], "denied");
+    assert_eq!(d["allowed"], false);
+    assert!(d["duration_ms"].as_f64().is_some(), "{d}");
+    assert!(
+        d["reasons"].as_str().unwrap().contains("require-signed"),
+        "{d}"
+    );
+}
+
+#[tokio::test]
+async fn image_checks_are_counted_by_result_and_reason_kind() {
+    use sealgate_server::metrics::IMAGE_CHECKS;
+    let f = fake_with("Enforce", "", VerifyConfig::default());
+    let (signed, _) = f.signed("app");
+    let unsigned = format!("{HOST}/unsigned:v1");
+    f.fake.tag(&unsigned, &Digest::sha256_of(b"unsigned"));
+    let checks = |result: &str, reason: &str| {
+        f.state
+            .metrics()
+            .counter(IMAGE_CHECKS, &[("result", result), ("reason", reason)])
+    };
+    assert_eq!(f.admit("/mutate", &unsigned).await["allowed"], false);
+    assert_eq!(checks("fail", "no_signatures"), 1.0);
+    assert_eq!(checks("pass", "verified"), 0.0);
+    assert_eq!(f.admit("/mutate", &signed).await["allowed"], true);
+    assert_eq!(f.admit("/validate", &unsigned).await["allowed"], false);
+    assert_eq!(checks("fail", "no_signatures"), 2.0);
+    assert_eq!(checks("pass", "verified"), 1.0);
+    // An image no rule covers is counted as the audit trail records it.
+    f.admit("/mutate", "docker.io/library/nginx:1.27").await;
+    assert_eq!(checks("none", "not_covered"), 1.0);
+
+    let (status, body) = call(&f.app, "GET", "/metrics", axum::body::Body::empty()).await;
+    assert_eq!(status, axum::http::StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    for line in [
+        "sealgate_image_checks_total{result=\"fail\",reason=\"no_signatures\"} 2",
+        "sealgate_image_checks_total{result=\"pass\",reason=\"verified\"} 1",
+        "sealgate_image_checks_total{result=\"none\",reason=\"not_covered\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+    }
+}

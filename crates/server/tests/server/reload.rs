@@ -11,7 +11,6 @@ use sealgate_core::crypto::key::SigningKey;
 use sealgate_registry::{Client, RegistryOptions};
 use sealgate_server::config::VerifyConfig;
 use sealgate_server::fetcher::CachingFetcher;
-use sealgate_server::log::{LogFormat, Logger};
 use sealgate_server::metrics::{Metrics, POLICY_RELOAD_ERRORS};
 use sealgate_server::policies::PolicyStore;
 use sealgate_server::{AppState, StateParts, app};
@@ -45,8 +44,7 @@ async fn policy_files_are_reloaded_and_an_invalid_one_keeps_the_last_good_versio
     )
     .unwrap();
     let metrics = Metrics::new();
-    let log = Logger::new(LogFormat::Json);
-    let (store, policies) = PolicyStore::open(dir.path(), log, metrics.clone()).unwrap();
+    let (store, policies) = PolicyStore::open(dir.path(), metrics.clone()).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let watcher = tokio::spawn(store.watch(Duration::from_millis(100), async {
         let _ = stopped.await;
@@ -59,7 +57,6 @@ async fn policy_files_are_reloaded_and_an_invalid_one_keeps_the_last_good_versio
             metrics.clone(),
         ),
         metrics: metrics.clone(),
-        log,
         audit: None,
         audit_db: None,
         audit_token: None,
@@ -149,7 +146,7 @@ async fn policy_files_are_reloaded_and_an_invalid_one_keeps_the_last_good_versio
 async fn a_missing_policy_directory_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
-    let err = PolicyStore::open(&missing, Logger::default(), Metrics::new()).unwrap_err();
+    let err = PolicyStore::open(&missing, Metrics::new()).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!("{} does not exist", missing.display())
