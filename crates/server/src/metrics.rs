@@ -541,7 +541,7 @@ fn owned_labels(labels: &[(&str, &str)]) -> Option<Labels> {
 
 /// The `'static` spelling of a label name sealgate uses.
 fn static_label_name(name: &str) -> Option<&'static str> {
-    const NAMES: [&str; 11] = [
+    const NAMES: [&str; 12] = [
         "webhook",
         "operation",
         "kind",
@@ -553,6 +553,7 @@ fn static_label_name(name: &str) -> Option<&'static str> {
         "fetch",
         "host",
         "status",
+        "end",
     ];
     NAMES.into_iter().find(|n| *n == name)
 }
