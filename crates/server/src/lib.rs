@@ -7,7 +7,7 @@
 //!
 //! Modules: [`admission`] (AdmissionReview v1 types), [`review`] (one request: decide, audit,
 //! count, log), [`fetcher`] (the caches, shared flights and limits the evaluation driver fetches through), [`cache`],
-//! [`single_flight`], [`policies`] (directory loading and hot reload), [`tls`] (certificate hot
+//! [`single_flight`], [`listener`] (the HTTPS accept loop), [`policies`] (directory loading and hot reload), [`tls`] (certificate hot
 //! reload, self-signed CA), [`metrics`], [`log`], [`routes`], [`audit`] (SQLite trail).
 
 pub mod admission;
@@ -16,6 +16,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod fetcher;
+pub mod listener;
 pub mod log;
 pub mod metrics;
 pub mod policies;
@@ -29,15 +30,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 pub use config::{ServeConfig, TlsSource};
 pub use error::ServeError;
@@ -49,11 +44,6 @@ use crate::fetcher::CachingFetcher;
 use crate::metrics::Metrics;
 use crate::policies::PolicyStore;
 use crate::tls::{CertResolver, SelfSigned};
-
-/// A TLS handshake that takes longer is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Request headers must arrive within this (HTTP/1; slow-loris protection).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` resolves, then drains in-flight requests and flushes the audit trail.
 pub async fn run(
@@ -192,7 +182,6 @@ impl Server {
             state,
             config,
         } = self;
-        let acceptor = TlsAcceptor::from(tls);
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -205,55 +194,15 @@ impl Server {
             stopped(stop_rx.clone()),
         ));
 
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT);
-        builder.http2().timer(TokioTimer::new());
-        let builder = Arc::new(builder);
         let router = app(state.clone());
-        let graceful = GracefulShutdown::new();
         tracing::info!(
             address = %format_args!("https://{local_addr}"),
             budget = %config::format_duration(config.verify.budget),
             "serving"
         );
-
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                accepted = listener.accept() => {
-                    let tcp = match accepted {
-                        Ok((tcp, _)) => tcp,
-                        Err(e) => {
-                            // Out of file descriptors, mostly: wait a moment rather than spin.
-                            tracing::warn!(error = %e, "accepting a connection failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    // Responses go out at once: without this, Nagle's algorithm holds the
-                    // last segment of a response until the client's delayed ACK (40 ms).
-                    let _ = tcp.set_nodelay(true);
-                    let acceptor = acceptor.clone();
-                    let watcher = graceful.watcher();
-                    let service = TowerToHyperService::new(router.clone());
-                    let builder = Arc::clone(&builder);
-                    tokio::spawn(async move {
-                        let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
-                            return;
-                        };
-                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                        let _ = watcher.watch(connection).await;
-                    });
-                }
-            }
-        }
+        let graceful = crate::listener::accept(listener, tls, router, shutdown).await;
 
         state.start_draining();
-        drop(listener);
         tracing::info!(
             timeout = %config::format_duration(config.drain_timeout),
             "shutting down: no new connections; draining in-flight requests"

@@ -93,7 +93,7 @@ const DISCARD_BYTES: usize = 16 * 1024 * 1024;
 
 /// The request body, at most [`MAX_BODY_BYTES`]; a larger one is drained (at most
 /// [`DISCARD_BYTES`] more) and refused as [`ReviewError::TooLarge`]. The caller bounds the time.
-async fn read_body(mut body: Body) -> Result<Bytes, ReviewError> {
+pub async fn read_body(mut body: Body) -> Result<Bytes, ReviewError> {
     let mut kept = Vec::new();
     let mut discarded = 0usize;
     while let Some(frame) = body.frame().await {
