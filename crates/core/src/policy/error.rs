@@ -111,6 +111,32 @@ pub enum PolicyErrorKind {
         "apiVersion '{0}' is not supported: sealgate reads kyverno.io/v1 (and kyverno.io/v2beta1)"
     )]
     UnsupportedApiVersion(String),
+    /// A field the schema does not have.
+    #[error("unknown field '{field}'{}", suggestion.as_ref().map(|s| format!("; did you mean '{s}'?")).unwrap_or_default())]
+    UnknownField {
+        /// The field as written.
+        field: String,
+        /// The closest known field.
+        suggestion: Option<String>,
+    },
+    /// A kyverno.io document of a kind Kyverno does not have.
+    #[error("unknown kind '{kind}' for {api_version}{}", suggestion.map(|s| format!("; did you mean '{s}'?")).unwrap_or_default())]
+    UnknownKind {
+        /// The kind as written.
+        kind: String,
+        /// The apiVersion.
+        api_version: String,
+        /// The closest Kyverno kind.
+        suggestion: Option<&'static str>,
+    },
+    /// A ClusterPolicy or Policy whose apiVersion is close to kyverno.io but is not it.
+    #[error("apiVersion '{written}' is not a Kyverno group; did you mean '{suggestion}'?")]
+    MisspelledApiVersion {
+        /// The apiVersion as written.
+        written: String,
+        /// The likely intended apiVersion.
+        suggestion: String,
+    },
     /// A field of the wrong type, or a missing required field.
     #[error("{0}")]
     Decode(String),
@@ -366,6 +392,19 @@ pub enum PolicyWarningKind {
         /// What sealgate does instead.
         instead: &'static str,
     },
+    /// A `rekor` block on a key or certificate attestor: a transparency-log proof is required.
+    #[error(
+        "this {attestor} attestor has a rekor block, so every signature must carry a transparency-log (Rekor) proof: signatures made without a Rekor upload, as `sealgate sign` makes them, will be refused"
+    )]
+    TlogRequired {
+        /// `keys` or `certificates`.
+        attestor: &'static str,
+    },
+    /// A `kyverno.io/v2beta1` document.
+    #[error(
+        "kyverno.io/v2beta1 is read as kyverno.io/v1: the verifyImages fields sealgate evaluates are the same in both"
+    )]
+    ReadAsV1,
     /// A key reference sealgate cannot resolve yet.
     #[error("{0} are not supported yet: images checked by this attestor will fail with an error")]
     UnsupportedKeySource(&'static str),
@@ -473,6 +512,13 @@ pub(crate) fn error_hint(kind: &PolicyErrorKind, path: &JsonPath) -> Option<Stri
         PolicyErrorKind::KeylessRekorOrRoots | PolicyErrorKind::RekorUrlRequired => {
             "add rekor: {url: https://rekor.sigstore.dev}, or roots"
         }
+        PolicyErrorKind::UnknownField { .. } => {
+            "correct or remove the field: the Kubernetes API server refuses unknown fields under strict field validation (pass --allow-unknown-fields to drop them with a warning, as a lenient server would)"
+        }
+        PolicyErrorKind::UnknownKind { .. } => {
+            "sealgate enforces kyverno.io/v1 ClusterPolicy and Policy documents"
+        }
+        PolicyErrorKind::MisspelledApiVersion { .. } => "write apiVersion: kyverno.io/v1",
         PolicyErrorKind::MultipleOperations(_) => "split the rule into one rule per operation",
         PolicyErrorKind::UnsupportedSignatureAlgorithm(_)
         | PolicyErrorKind::InvalidSignatureAlgorithm(_) => {
@@ -499,6 +545,9 @@ pub(crate) fn warning_hint(kind: &PolicyWarningKind) -> Option<String> {
         PolicyWarningKind::RequiredWithoutChecks => "add attestors, or set required: false".into(),
         PolicyWarningKind::NotSupportedYet(_) => {
             "remove it, or keep this policy with Kyverno until sealgate supports it".into()
+        }
+        PolicyWarningKind::TlogRequired { .. } => {
+            "add ignoreTlog: true under rekor if the images are signed without a Rekor upload, or sign with a tool that uploads to Rekor".into()
         }
         PolicyWarningKind::UnsupportedKeySource(_) => {
             "paste the public key PEM into publicKeys".into()

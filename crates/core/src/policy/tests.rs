@@ -956,6 +956,7 @@ fn every_field_is_read() {
     let expected = [
         "spec.rules[0].verifyImages[0].cosignOCI11 cosignOCI11 is not used",
         "spec.rules[0].verifyImages[0].imageRegistryCredentials imageRegistryCredentials is not used",
+        "spec.rules[0].verifyImages[0].attestors[0].entries[1].certificates.rekor this certificates attestor has a rekor block",
         "spec.rules[0].verifyImages[0].attestors[0].entries[2].keyless keyless verification is not supported yet",
         "spec.rules[0].verifyImages[0].attestations verifying attestations is not supported yet",
         "spec.rules[0].context rule context is not supported yet",
@@ -1284,9 +1285,56 @@ fn a_private_key_pasted_as_public_key_is_named() {
 // Warnings.
 
 #[test]
-fn unknown_fields_are_warnings_with_suggestions() {
+fn unknown_fields_are_errors_with_suggestions() {
+    let outcome = load("u.yaml", UNKNOWN_FIELDS);
+    assert!(outcome.policies.is_empty());
+    let rendered: Vec<String> = outcome.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(rendered.len(), 3, "{rendered:#?}");
+    assert!(
+        rendered[0].starts_with(
+            "u.yaml:7:3: policy p: spec.backgrond: unknown field 'backgrond'; did you mean 'background'?"
+        ),
+        "{rendered:#?}"
+    );
+    assert!(
+        rendered[0].contains("--allow-unknown-fields"),
+        "{}",
+        rendered[0]
+    );
+    assert!(rendered[1].starts_with("u.yaml:12:7: policy p, rule r: spec.rules[0].verifyImages[0].imageReference: unknown field 'imageReference'; did you mean 'imageReferences'?"), "{}", rendered[1]);
+    assert!(rendered[2].starts_with("u.yaml:17:11: policy p, rule r: spec.rules[0].verifyImages[0].attestors[0].entries[0].colour: unknown field 'colour' —"), "{}", rendered[2]);
+}
+
+#[test]
+fn a_misspelled_attestors_field_is_an_error_naming_attestors() {
+    let text = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules:\n  - name: r\n    match: {any: [{resources: {kinds: [Pod]}}]}\n    verifyImages:\n    - imageReferences: [\"ghcr.io/*\"]\n      atestors:\n      - entries: []\n";
+    let outcome = load("a.yaml", text);
+    assert!(outcome.policies.is_empty());
+    assert!(
+        outcome
+            .errors
+            .iter()
+            .any(|e| e.to_string().contains("a.yaml:11:7")
+                && e.to_string()
+                    .contains("unknown field 'atestors'; did you mean 'attestors'?")),
+        "{:#?}",
+        outcome.errors
+    );
+}
+
+const UNKNOWN_FIELDS: &str = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  validationFailureAction: Enforce\n  backgrond: false\n  rules:\n  - name: r\n    match: {any: [{resources: {kinds: [Pod]}}]}\n    verifyImages:\n    - imageReference: [\"ghcr.io/*\"]\n      imageReferences: [\"ghcr.io/*\"]\n      attestors:\n      - entries:\n        - keyless: {rekor: {url: https://rekor.sigstore.dev}}\n          colour: blue\n";
+
+#[test]
+fn unknown_fields_are_warnings_with_suggestions_when_allowed() {
     let text = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  validationFailureAction: Enforce\n  backgrond: false\n  rules:\n  - name: r\n    match: {any: [{resources: {kinds: [Pod]}}]}\n    verifyImages:\n    - imageReference: [\"ghcr.io/*\"]\n      imageReferences: [\"ghcr.io/*\"]\n      attestors:\n      - entries:\n        - keyless: {rekor: {url: https://rekor.sigstore.dev}}\n          colour: blue\n";
-    let outcome = load("u.yaml", text);
+    assert_eq!(text, UNKNOWN_FIELDS);
+    let outcome = crate::policy::load_with(
+        "u.yaml",
+        text,
+        crate::policy::LoadOptions {
+            allow_unknown_fields: true,
+        },
+    );
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     let rendered: Vec<String> = outcome.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
@@ -1973,4 +2021,70 @@ fn a_ctlog_block_that_does_not_ignore_scts_is_said_to_be_unchecked() {
         "{:?}",
         quiet.warnings
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kinds, versions and pasted PEM (issue 14).
+
+#[test]
+fn a_misspelled_kyverno_kind_is_an_error_with_a_suggestion() {
+    let text =
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolcy\nmetadata:\n  name: p\nspec: {rules: []}\n";
+    let outcome = load("k.yaml", text);
+    assert!(outcome.skipped.is_empty(), "{:?}", outcome.skipped);
+    let rendered = outcome.errors[0].to_string();
+    assert!(
+        rendered.starts_with("k.yaml:2:1: kind: unknown kind 'ClusterPolcy' for kyverno.io/v1; did you mean 'ClusterPolicy'?"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn other_kyverno_kinds_and_other_groups_are_still_skipped() {
+    let text = "apiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {name: e}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\n";
+    let outcome = load("s.yaml", text);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert_eq!(outcome.skipped.len(), 2);
+}
+
+#[test]
+fn a_misspelled_kyverno_group_is_an_error() {
+    let text =
+        "apiVersion: kyvern.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec: {rules: []}\n";
+    let outcome = load("g.yaml", text);
+    assert!(
+        outcome.errors[0].to_string().contains(
+            "apiVersion 'kyvern.io/v1' is not a Kyverno group; did you mean 'kyverno.io/v1'?"
+        ),
+        "{:?}",
+        outcome.errors
+    );
+}
+
+#[test]
+fn v2beta1_documents_are_read_as_v1_with_a_warning() {
+    let text = FIXED_QUICK_START.replace("kyverno.io/v1", "kyverno.io/v2beta1");
+    let outcome = load("b.yaml", &text);
+    assert_eq!(outcome.policies.len(), 1, "{:?}", outcome.errors);
+    assert!(
+        outcome
+            .warnings
+            .iter()
+            .any(|w| w.kind == PolicyWarningKind::ReadAsV1 && w.location.line == 1),
+        "{:?}",
+        outcome.warnings
+    );
+}
+
+#[test]
+fn a_key_pasted_without_indentation_gets_the_indentation_fix() {
+    let text = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules:\n  - name: r\n    match: {any: [{resources: {kinds: [Pod]}}]}\n    verifyImages:\n    - imageReferences: [\"ghcr.io/*\"]\n      attestors:\n      - entries:\n        - keys:\n            publicKeys: |-\n            -----BEGIN PUBLIC KEY-----\n            MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n            -----END PUBLIC KEY-----\n";
+    let outcome = load("i.yaml", text);
+    let error = &outcome.errors[0];
+    let hint = error.hint.as_deref().unwrap_or_default();
+    assert!(
+        hint.contains("indent every line of the key under `publicKeys: |-` by 2 more spaces"),
+        "{error}"
+    );
+    assert!(hint.contains("(line 14)"), "{hint}");
 }

@@ -626,6 +626,7 @@ impl DocumentLoader<'_> {
                 );
             }
             let rekor = self.rekor(keys.rekor.as_ref(), &keys_path.field("rekor"));
+            self.warn_tlog_required(keys.rekor.as_ref(), &keys_path.field("rekor"), "keys");
             let ctlog = self.ctlog(keys.ctlog.as_ref(), &keys_path.field("ctlog"));
             let sources = self.key_sources(keys, &keys_path, expand_keys);
             if let (Some(hash), Some(sources)) = (hash, sources) {
@@ -668,6 +669,11 @@ impl DocumentLoader<'_> {
                 None => Some(Vec::new()),
             };
             let rekor = self.rekor(certs.rekor.as_ref(), &certs_path.field("rekor"));
+            self.warn_tlog_required(
+                certs.rekor.as_ref(),
+                &certs_path.field("rekor"),
+                "certificates",
+            );
             let ctlog = self.ctlog(certs.ctlog.as_ref(), &certs_path.field("ctlog"));
             if let (Some(cert), Some(chain)) = (cert, chain) {
                 out.push(make(
@@ -742,6 +748,20 @@ impl DocumentLoader<'_> {
             public_key,
             ignore_tlog: rekor.ignore_tlog,
             written: true,
+        }
+    }
+
+    /// A `rekor` block on a `keys` or `certificates` attestor, without `ignoreTlog: true`,
+    /// requires a transparency-log proof that signatures made with a key and no upload (as
+    /// `sealgate sign` and `cosign sign --tlog-upload=false` make them) do not carry.
+    fn warn_tlog_required(
+        &mut self,
+        rekor: Option<&model::Rekor>,
+        path: &JsonPath,
+        attestor: &'static str,
+    ) {
+        if rekor.is_some_and(|r| !r.ignore_tlog) {
+            self.warn(path, PolicyWarningKind::TlogRequired { attestor });
         }
     }
 

@@ -72,8 +72,34 @@ impl std::fmt::Display for SkippedDocument {
     }
 }
 
-/// Loads every policy in `text`, read from `source` (a name used in messages only).
+/// How strictly [`load_with`] reads policies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Unknown fields are warnings (dropped, as a Kubernetes API server without strict field
+    /// validation prunes them) instead of errors.
+    pub allow_unknown_fields: bool,
+}
+
+/// Kyverno's kinds in the `kyverno.io` group besides `ClusterPolicy` and `Policy`: documents
+/// sealgate does not enforce, skipped with a note.
+const OTHER_KYVERNO_KINDS: &[&str] = &[
+    "PolicyException",
+    "CleanupPolicy",
+    "ClusterCleanupPolicy",
+    "UpdateRequest",
+    "GlobalContextEntry",
+    "ClusterPolicyList",
+    "PolicyList",
+];
+
+/// Loads every policy in `text`, read from `source` (a name used in messages only), refusing
+/// unknown fields.
 pub fn load(source: &str, text: &str) -> LoadOutcome {
+    load_with(source, text, LoadOptions::default())
+}
+
+/// Loads every policy in `text`, read from `source`, with `options`.
+pub fn load_with(source: &str, text: &str, options: LoadOptions) -> LoadOutcome {
     let mut outcome = LoadOutcome::default();
     for document in yaml::parse_documents(text) {
         match document {
@@ -86,11 +112,12 @@ pub fn load(source: &str, text: &str) -> LoadOutcome {
                     rule: None,
                     path: JsonPath::root(),
                 },
-                hint: None,
+                hint: pem_indentation_hint(text, e.position.line),
                 kind: PolicyErrorKind::Yaml(e.kind),
             }),
             Ok(document) => {
                 let mut loader = DocumentLoader::new(source, &document);
+                loader.options = options;
                 let policy = loader.load();
                 if let Some(skipped) = loader.skipped.take() {
                     outcome.skipped.push(skipped);
@@ -126,6 +153,7 @@ struct DocumentLoader<'a> {
     /// Paths of fields created by `Convert()`, mapped to the written field they came from.
     aliases: Vec<(JsonPath, JsonPath)>,
     spec_action: FailureAction,
+    options: LoadOptions,
 }
 impl<'a> DocumentLoader<'a> {
     fn new(source: &'a str, document: &'a Document) -> Self {
@@ -139,6 +167,7 @@ impl<'a> DocumentLoader<'a> {
             skipped: None,
             aliases: Vec::new(),
             spec_action: FailureAction::Audit,
+            options: LoadOptions::default(),
         }
     }
 
@@ -216,6 +245,41 @@ impl<'a> DocumentLoader<'a> {
         let kind = map.get("kind").and_then(Value::as_str);
         let is_policy_kind = matches!(kind, Some("ClusterPolicy" | "Policy"));
         let group = api_version.and_then(|v| v.split_once('/')).map(|(g, _)| g);
+        if group == Some("kyverno.io")
+            && let Some(kind) = kind
+            && !is_policy_kind
+            && !OTHER_KYVERNO_KINDS.contains(&kind)
+        {
+            let known: Vec<&'static str> = ["ClusterPolicy", "Policy"]
+                .into_iter()
+                .chain(OTHER_KYVERNO_KINDS.iter().copied())
+                .collect();
+            self.error(
+                &root.field("kind"),
+                PolicyErrorKind::UnknownKind {
+                    kind: kind.to_string(),
+                    api_version: api_version.unwrap_or_default().to_string(),
+                    suggestion: closest(kind, &known),
+                },
+            );
+            return None;
+        }
+        if is_policy_kind
+            && let Some(written) = api_version
+            && let Some(g) = group
+            && g != "kyverno.io"
+            && edit_distance(&g.to_ascii_lowercase(), "kyverno.io") <= 2
+        {
+            let version = written.split_once('/').map_or("v1", |(_, v)| v);
+            self.error(
+                &root.field("apiVersion"),
+                PolicyErrorKind::MisspelledApiVersion {
+                    written: written.to_string(),
+                    suggestion: format!("kyverno.io/{version}"),
+                },
+            );
+            return None;
+        }
         if !is_policy_kind || group != Some("kyverno.io") {
             self.skipped = Some(SkippedDocument {
                 source: self.source.to_string(),
@@ -246,18 +310,33 @@ impl<'a> DocumentLoader<'a> {
                 return None;
             }
         };
-        self.unknown_field_warnings(unknown);
+        if api_version == Some("kyverno.io/v2beta1") {
+            self.warn(&root.field("apiVersion"), PolicyWarningKind::ReadAsV1);
+        }
+        self.unknown_fields(unknown);
         self.compile(document)
     }
 
-    fn unknown_field_warnings(&mut self, unknown: Vec<UnknownField>) {
+    /// Unknown fields: errors, or warnings with [`LoadOptions::allow_unknown_fields`].
+    fn unknown_fields(&mut self, unknown: Vec<UnknownField>) {
         for field in unknown {
             let Some(name) = field.path.last_field() else {
                 continue;
             };
             let suggestion = closest(name, field.known).map(str::to_string);
             self.rule = rule_name_for(&self.document.value, &field.path);
-            self.warn(&field.path, PolicyWarningKind::UnknownField { suggestion });
+            if self.options.allow_unknown_fields {
+                self.warn(&field.path, PolicyWarningKind::UnknownField { suggestion });
+            } else {
+                let field_name = name.to_string();
+                self.error(
+                    &field.path,
+                    PolicyErrorKind::UnknownField {
+                        field: field_name,
+                        suggestion,
+                    },
+                );
+            }
         }
         self.rule = None;
     }
@@ -304,4 +383,54 @@ fn edit_distance(a: &str, b: &str) -> usize {
         previous = current;
     }
     previous[b.len()]
+}
+
+/// Fields whose value is a PEM block (a key or certificates) pasted as a YAML block scalar.
+const PEM_FIELDS: &[&str] = &[
+    "publicKeys",
+    "cert",
+    "certChain",
+    "roots",
+    "pubkey",
+    "tsaCertChain",
+    "key",
+];
+
+/// When a YAML error at `line` (1-based) sits in a PEM block pasted under `FIELD: |` with its
+/// lines indented no deeper than the field, the fix: indent it under the field.
+fn pem_indentation_hint(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let error_index = line.checked_sub(1)?.min(lines.len().checked_sub(1)?);
+    // The nearest `FIELD: |` (or `|-`) above the error whose block holds PEM.
+    for i in (0..=error_index).rev() {
+        let trimmed = lines[i].trim();
+        let Some((key, value)) = trimmed.split_once(':') else {
+            continue;
+        };
+        let key = key.trim_start_matches("- ").trim();
+        if !PEM_FIELDS.contains(&key) || !value.trim().starts_with('|') {
+            continue;
+        }
+        let field_indent = indent(lines[i]);
+        let pem_line = lines
+            .get(i + 1..=error_index.max(i + 1))?
+            .iter()
+            .find(|l| {
+                let t = l.trim();
+                t.starts_with("-----BEGIN") || t.starts_with("-----END")
+            })?;
+        let pem_indent = indent(pem_line);
+        if pem_indent > field_indent {
+            return None;
+        }
+        let more = field_indent + 2 - pem_indent;
+        return Some(format!(
+            "the PEM block under `{key}: {}` (line {}) is not indented under it: indent every line of the key under `{key}: {}` by {more} more spaces",
+            value.trim(),
+            i + 1,
+            value.trim()
+        ));
+    }
+    None
 }
