@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 
 use super::Outcome;
 use crate::evaluate::evaluate;
-use crate::inputs::{load_policies, load_resources, parse_labels};
+use crate::inputs::{PolicyArguments, load_policies, load_resources, parse_labels};
 use crate::registry_args::RegistryArgs;
+use crate::render::{out, outln};
 use crate::render::{table, to_yaml};
 
 /// Output format.
@@ -69,7 +70,7 @@ struct Summary {
 }
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
-    let loaded = load_policies(&args.policies)?;
+    let loaded = load_policies(&args.policies, PolicyArguments::BesideResources)?;
     for e in &loaded.errors {
         eprintln!("error: {e}");
     }
@@ -148,26 +149,30 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let summary_json = json!({"pass": summary.pass, "fail": summary.fail, "warn": summary.warn, "error": summary.error, "skip": summary.skip});
     match args.output {
         Output::Table => {
-            print!(
+            out!(
                 "{}",
                 table(
                     &["RESOURCE", "POLICY", "RULE", "IMAGE", "RESULT", "REASON"],
                     &rows
                 )
-            );
-            println!();
+            )?;
+            outln!()?;
             for v in verdicts {
-                println!("{v}");
+                outln!("{v}")?;
             }
-            println!(
+            outln!(
                 "\npass: {}, fail: {}, warn: {}, error: {}, skip: {}",
-                summary.pass, summary.fail, summary.warn, summary.error, summary.skip
-            );
+                summary.pass,
+                summary.fail,
+                summary.warn,
+                summary.error,
+                summary.skip
+            )?;
             if !loaded.errors.is_empty() {
-                println!(
+                outln!(
                     "{} invalid policy document(s) skipped (see errors above)",
                     loaded.errors.len()
-                );
+                )?;
             }
         }
         Output::Json | Output::Yaml => {
@@ -177,9 +182,9 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
                 "summary": summary_json,
             });
             if args.output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+                outln!("{}", serde_json::to_string_pretty(&doc)?)?;
             } else {
-                print!("{}", to_yaml(&doc));
+                out!("{}", to_yaml(&doc))?;
             }
         }
     }

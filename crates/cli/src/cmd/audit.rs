@@ -12,6 +12,7 @@ use sealgate_server::audit::{
 
 use super::Outcome;
 use crate::render::table;
+use crate::render::{out, outln};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,10 +88,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     let store = AuditStore::open_read_only(&path)?;
     let records = store.query(&filter)?;
     match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&records)?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&records)?)?,
         Output::Table => {
             let rows: Vec<Vec<String>> = records.iter().map(row).collect();
-            print!(
+            out!(
                 "{}",
                 table(
                     &[
@@ -107,7 +108,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                     ],
                     &rows,
                 )
-            );
+            )?;
             if records.is_empty() {
                 eprintln!("no audit records match");
             }

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use super::Outcome;
-use crate::inputs::load_policies;
+use crate::inputs::{PolicyArguments, load_policies};
+use crate::render::outln;
 
 /// Arguments of `lint`.
 #[derive(Debug, clap::Args)]
@@ -15,17 +16,17 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
-    let loaded = load_policies(&args.policies)?;
+    let loaded = load_policies(&args.policies, PolicyArguments::Alone)?;
     for e in &loaded.errors {
-        println!("error: {e}");
+        outln!("error: {e}")?;
     }
     for w in &loaded.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}")?;
     }
     for s in &loaded.skipped {
-        println!("note: {s}");
+        outln!("note: {s}")?;
     }
-    println!(
+    outln!(
         "{} valid polic{}, {} error(s), {} warning(s)",
         loaded.policies.len(),
         if loaded.policies.len() == 1 {
@@ -35,7 +36,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         },
         loaded.errors.len(),
         loaded.warnings.len()
-    );
+    )?;
     Ok(if loaded.errors.is_empty() {
         Outcome::Success
     } else {

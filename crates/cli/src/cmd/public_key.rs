@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use ring::rand::SystemRandom;
 
 use super::{Outcome, load_signing_key};
+use crate::render::out;
 
 /// Arguments of `public-key`.
 #[derive(Debug, clap::Args)]
@@ -16,6 +17,6 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     let key = load_signing_key(&args.key, &SystemRandom::new())?;
-    print!("{}", key.public_key().to_pem());
+    out!("{}", key.public_key().to_pem())?;
     Ok(Outcome::Success)
 }

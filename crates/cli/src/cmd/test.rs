@@ -12,9 +12,10 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::evaluate::evaluate;
-use crate::inputs::{SourcedResource, load_policies, load_resources};
+use crate::inputs::{PolicyArguments, SourcedResource, load_policies, load_resources};
 use crate::registry_args::RegistryArgs;
 use crate::render::table;
+use crate::render::{out, outln};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -248,15 +249,15 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
                     row
                 })
                 .collect();
-            print!("{}", table(&header, &body));
-            println!("\nTest Summary: {passed} tests passed and {failed} tests failed");
+            out!("{}", table(&header, &body))?;
+            outln!("\nTest Summary: {passed} tests passed and {failed} tests failed")?;
         }
         Output::Json => {
             for r in shown {
-                println!(
+                outln!(
                     "{}",
                     json!({"policy": r.policy, "rule": r.rule, "resource": r.resource, "ok": r.ok, "result": r.result, "reason": r.reason, "message": r.message})
-                );
+                )?;
             }
         }
     }
@@ -271,8 +272,7 @@ async fn run_file(
     file: &Path,
     client: &sealgate_registry::Client,
 ) -> anyhow::Result<(Vec<Row>, bool)> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text = sealgate_files::read_text_bounded(file, sealgate_files::MANIFEST_FILE)?;
     let doc = parse_documents(&text)
         .into_iter()
         .next()
@@ -289,10 +289,21 @@ async fn run_file(
             file.display()
         );
     }
+    if test.policies.is_empty() || test.resources.is_empty() {
+        bail!(
+            "{}: the test lists no {}, so it would check nothing; name the files under 'policies:' and 'resources:'",
+            file.display(),
+            if test.policies.is_empty() {
+                "policies"
+            } else {
+                "resources"
+            }
+        );
+    }
     let dir = file.parent().unwrap_or(Path::new("."));
     let policy_paths: Vec<PathBuf> = test.policies.iter().map(|p| dir.join(p)).collect();
     let resource_paths: Vec<PathBuf> = test.resources.iter().map(|p| dir.join(p)).collect();
-    let loaded = load_policies(&policy_paths)?;
+    let loaded = load_policies(&policy_paths, PolicyArguments::BesideResources)?;
     for e in &loaded.errors {
         eprintln!("error: {e}");
     }

@@ -5,6 +5,7 @@ use sealgate_registry::signatures::resolve_digest;
 
 use super::{Outcome, parse_image};
 use crate::registry_args::RegistryArgs;
+use crate::render::outln;
 
 /// What to locate.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -39,10 +40,10 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let digest = resolve_digest(&client, &image).await?;
     let tag = digest.referrers_tag();
     match args.kind {
-        Kind::Signature => println!("{}:{tag}.sig", image.cosign_identity()),
-        Kind::Attestation => println!("{}:{tag}.att", image.cosign_identity()),
-        Kind::Sbom => println!("{}:{tag}.sbom", image.cosign_identity()),
-        Kind::Digest => println!("{}@{digest}", image.cosign_identity()),
+        Kind::Signature => outln!("{}:{tag}.sig", image.cosign_identity())?,
+        Kind::Attestation => outln!("{}:{tag}.att", image.cosign_identity())?,
+        Kind::Sbom => outln!("{}:{tag}.sbom", image.cosign_identity())?,
+        Kind::Digest => outln!("{}@{digest}", image.cosign_identity())?,
     }
     Ok(Outcome::Success)
 }

@@ -9,6 +9,7 @@ use sealgate_core::crypto::key::{PublicKey, SignatureHash};
 
 use super::{Outcome, parse_image, parse_key_value};
 use crate::registry_args::RegistryArgs;
+use crate::render::outln;
 use sealgate_registry::signatures::{fetch_signatures, resolve_digest};
 
 /// How to print results.
@@ -75,7 +76,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
             args.hash
         )
     })?;
-    let key_text = std::fs::read_to_string(&args.key)
+    let key_text = sealgate_files::read_text_bounded(&args.key, sealgate_files::KEY_FILE)
         .with_context(|| format!("reading the public key {}", args.key.display()))?;
     let key = PublicKey::from_pem(&key_text)
         .with_context(|| format!("reading the public key {}", args.key.display()))?;
@@ -108,20 +109,20 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
             continue;
         }
         match args.output {
-            Output::Json => println!("{}", payloads_json(&matching)),
+            Output::Json => outln!("{}", payloads_json(&matching))?,
             Output::Text => {
-                println!("Verified {image} ({digest})");
-                println!(
+                outln!("Verified {image} ({digest})")?;
+                outln!(
                     "  {} of {} signature(s) at {} verified with key {} ({})",
                     matching.len(),
                     set.layers.len(),
                     set.location,
                     key.fingerprint(),
                     args.key.display()
-                );
-                println!(
+                )?;
+                outln!(
                     "  checked: the signature manifest and payloads against their digests, each signature over its exact payload, the payload's image digest"
-                );
+                )?;
             }
         }
     }

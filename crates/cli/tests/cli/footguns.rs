@@ -1,0 +1,241 @@
+//! Footguns of issue 14: runs that checked nothing must not pass, a reader that closes the pipe
+//! early is not a crash, and no input is read without bound.
+
+use std::process::Stdio;
+
+use crate::common::{Run, Workdir};
+use sealgate_server::audit::{AUDIT_DB_FILE, AuditRecord, AuditStore, Retention, now_unix_ms};
+
+/// A policy whose only rule needs no registry for images outside registry.example.com.
+const POLICY: &str = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: r\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    verifyImages:\n    - imageReferences: [\"registry.example.com/*\"]\n      mutateDigest: false\n      verifyDigest: true\n      required: false\n";
+
+const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: c\n    image: other.example.com/app:v1\n";
+
+fn workdir() -> Workdir {
+    let w = Workdir::new();
+    std::fs::write(w.path("policy.yaml"), POLICY).unwrap();
+    std::fs::write(w.path("pod.yaml"), POD).unwrap();
+    std::fs::create_dir(w.path("empty")).unwrap();
+    w
+}
+
+#[test]
+fn apply_with_a_policy_and_a_pod_passes() {
+    // The baseline the refusals below differ from.
+    workdir()
+        .run("", &["apply", "policy.yaml", "--resource", "pod.yaml"])
+        .success();
+}
+
+#[test]
+fn apply_refuses_an_empty_policy_folder() {
+    workdir()
+        .run("", &["apply", "empty", "--resource", "pod.yaml"])
+        .expect_code(2)
+        .stderr_has("empty holds no *.yaml, *.yml or *.json file, so there is no policy to check");
+}
+
+#[test]
+fn apply_refuses_an_empty_resource_folder() {
+    workdir()
+        .run("", &["apply", "policy.yaml", "--resource", "empty"])
+        .expect_code(2)
+        .stderr_has("empty holds no Kubernetes resource, so there is nothing to check");
+}
+
+#[test]
+fn apply_with_swapped_arguments_says_so() {
+    let w = workdir();
+    w.run("", &["apply", "pod.yaml", "--resource", "policy.yaml"])
+        .expect_code(2)
+        .stderr_has("pod.yaml holds Pods, not policies; did you swap the arguments?");
+    // Policies given as resources, the policy argument right: the resource side says it.
+    w.run("", &["apply", "policy.yaml", "--resource", "policy.yaml"])
+        .expect_code(2)
+        .stderr_has(
+            "policy.yaml holds Kyverno policies, not resources; did you swap the arguments?",
+        );
+}
+
+#[test]
+fn lint_of_a_file_without_policies_names_what_it_holds() {
+    let w = workdir();
+    std::fs::write(
+        w.path("mixed.yaml"),
+        format!("{POD}---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: n\n"),
+    )
+    .unwrap();
+    w.run("", &["lint", "mixed.yaml"])
+        .expect_code(2)
+        .stderr_has("mixed.yaml holds no Kyverno policy (kind ClusterPolicy or Policy, apiVersion kyverno.io/v1): it holds Pods, Deployments and NetworkPolicies");
+    w.run("", &["lint", "empty"])
+        .expect_code(2)
+        .stderr_has("no policy to check");
+    w.run("", &["lint", "policy.yaml"]).success();
+}
+
+#[test]
+fn a_kyverno_test_without_policies_or_resources_is_refused() {
+    let w = workdir();
+    std::fs::create_dir(w.path("t")).unwrap();
+    std::fs::copy(w.path("policy.yaml"), w.path("t/policy.yaml")).unwrap();
+    std::fs::copy(w.path("pod.yaml"), w.path("t/pod.yaml")).unwrap();
+    let test = |policies: &str, resources: &str| {
+        format!(
+            "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata:\n  name: t\npolicies: {policies}\nresources: {resources}\nresults:\n- policy: p\n  rule: r\n  resources: [web]\n  result: pass\n"
+        )
+    };
+    std::fs::write(
+        w.path("t/kyverno-test.yaml"),
+        test("[policy.yaml]", "[pod.yaml]"),
+    )
+    .unwrap();
+    w.run("", &["test", "t"]).success();
+    std::fs::write(w.path("t/kyverno-test.yaml"), test("[]", "[pod.yaml]")).unwrap();
+    w.run("", &["test", "t"])
+        .expect_code(2)
+        .stderr_has("the test lists no policies, so it would check nothing");
+    std::fs::write(w.path("t/kyverno-test.yaml"), test("[policy.yaml]", "[]")).unwrap();
+    w.run("", &["test", "t"])
+        .expect_code(2)
+        .stderr_has("the test lists no resources, so it would check nothing");
+    // The test's policy entry points at the pods: said, not passed as "Excluded".
+    std::fs::write(
+        w.path("t/kyverno-test.yaml"),
+        test("[pod.yaml]", "[pod.yaml]"),
+    )
+    .unwrap();
+    w.run("", &["test", "t"])
+        .expect_code(2)
+        .stderr_has("pod.yaml holds Pods, not policies");
+}
+
+/// Runs `args` with standard output a pipe whose reading end is closed before sealgate writes
+/// (what `| head -c1` does once it has its byte, without the race of a fast writer finishing
+/// first): sealgate's first write fails with EPIPE.
+fn run_into_closed_pipe(w: &Workdir, args: &[&str]) -> Run {
+    let mut child = w
+        .command(args)
+        .env("COSIGN_PASSWORD", "")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    Run(child.wait_with_output().unwrap())
+}
+
+fn audit_record(time_unix_ms: i64, name: &str) -> AuditRecord {
+    AuditRecord {
+        time_unix_ms,
+        uid: format!("uid-{name}"),
+        dry_run: false,
+        operation: "CREATE".into(),
+        namespace: "team-a".into(),
+        kind: "Pod".into(),
+        name: name.into(),
+        image: format!("registry.company.com/team-a/{name}:v1"),
+        digest: None,
+        policy: "require-signed".into(),
+        rule: "check-signature".into(),
+        result: "fail".into(),
+        allowed: false,
+        reason: format!("{name}: fail"),
+        signer: None,
+        cause: None,
+        duration_ms: 1.0,
+    }
+}
+
+fn audit_data(w: &Workdir, records: usize) {
+    let now = now_unix_ms();
+    let all: Vec<AuditRecord> = (0..records)
+        .map(|i| audit_record(now - 1000 - i as i64, &format!("pod-{i}")))
+        .collect();
+    let mut store =
+        AuditStore::open(&w.path("data").join(AUDIT_DB_FILE), Retention::default()).unwrap();
+    store.insert(&all).unwrap();
+}
+
+#[test]
+fn a_reader_that_closes_the_pipe_early_ends_every_printing_command_quietly() {
+    let w = workdir();
+    let (key, _) = w.keys("cosign", "");
+    audit_data(&w, 3);
+    std::fs::create_dir(w.path("t")).unwrap();
+    std::fs::copy(w.path("policy.yaml"), w.path("t/policy.yaml")).unwrap();
+    std::fs::copy(w.path("pod.yaml"), w.path("t/pod.yaml")).unwrap();
+    std::fs::write(
+        w.path("t/kyverno-test.yaml"),
+        "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata:\n  name: t\npolicies: [policy.yaml]\nresources: [pod.yaml]\nresults:\n- policy: p\n  rule: r\n  resources: [web]\n  result: pass\n",
+    )
+    .unwrap();
+    let commands: [&[&str]; 7] = [
+        &["apply", "policy.yaml", "--resource", "pod.yaml"],
+        &[
+            "apply",
+            "policy.yaml",
+            "--resource",
+            "pod.yaml",
+            "-o",
+            "json",
+        ],
+        &["test", "t"],
+        &["lint", "policy.yaml"],
+        &["audit", "--data-dir", "data"],
+        &["audit", "--data-dir", "data", "-o", "json"],
+        &["public-key", "--key", &key],
+    ];
+    for args in commands {
+        let run = run_into_closed_pipe(&w, args);
+        assert!(
+            !run.stderr().contains("panicked"),
+            "{args:?} panicked:\n{}",
+            run.stderr()
+        );
+        assert_eq!(run.code(), 0, "{args:?}: {}", run.stderr());
+    }
+}
+
+#[test]
+fn public_key_of_dev_zero_is_refused_after_one_mebibyte() {
+    let started = std::time::Instant::now();
+    workdir()
+        .run("", &["public-key", "--key", "/dev/zero"])
+        .expect_code(2)
+        .stderr_has("/dev/zero is larger than 1 MiB; key files are at most 1 MiB");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn a_policy_or_resource_argument_of_dev_zero_is_refused() {
+    let w = workdir();
+    w.run("", &["lint", "/dev/zero"]).expect_code(2).stderr_has(
+        "/dev/zero is larger than 32 MiB; policy and resource files are at most 32 MiB",
+    );
+    w.run("", &["apply", "policy.yaml", "--resource", "/dev/zero"])
+        .expect_code(2)
+        .stderr_has("/dev/zero is larger than 32 MiB");
+    w.run(
+        "",
+        &[
+            "verify",
+            "--key",
+            "/dev/zero",
+            "registry.example.com/app:v1",
+        ],
+    )
+    .expect_code(2)
+    .stderr_has("/dev/zero is larger than 1 MiB; key files are at most 1 MiB");
+}
+
+#[test]
+fn a_policy_file_over_the_limit_names_its_size() {
+    let w = workdir();
+    let file = std::fs::File::create(w.path("huge.yaml")).unwrap();
+    // Sparse: 40 MiB that take no disk.
+    file.set_len(40 << 20).unwrap();
+    w.run("", &["lint", "huge.yaml"])
+        .expect_code(2)
+        .stderr_has("huge.yaml is 40 MiB; policy and resource files are at most 32 MiB");
+}
