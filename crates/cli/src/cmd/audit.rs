@@ -82,11 +82,34 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         include_dry_run: args.include_dry_run,
         limit: usize::try_from(args.limit).unwrap_or(MAX_QUERY_LIMIT),
     };
+    let limit = filter.limit;
     let path = args.data_dir.join(AUDIT_DB_FILE);
     // Errors name the file; an absolute path says where it was looked for.
     let path = std::path::absolute(&path).unwrap_or(path);
     let store = AuditStore::open_read_only(&path)?;
-    let records = store.query(&filter)?;
+    // One more than asked says whether there are more; only then are they counted.
+    let mut records = store.query(&AuditFilter {
+        limit: (limit + 1).min(MAX_QUERY_LIMIT),
+        ..filter.clone()
+    })?;
+    if records.len() > limit {
+        records.truncate(limit);
+        let all = store
+            .query(&AuditFilter {
+                limit: MAX_QUERY_LIMIT,
+                ..filter
+            })?
+            .len();
+        let of = if all >= MAX_QUERY_LIMIT {
+            format!("at least {}", thousands(MAX_QUERY_LIMIT))
+        } else {
+            thousands(all)
+        };
+        eprintln!(
+            "showing {} of {of} records (use --limit, or --since, --image, --namespace or --result to narrow them)",
+            thousands(limit)
+        );
+    }
     match args.output {
         Output::Json => outln!("{}", serde_json::to_string_pretty(&records)?)?,
         Output::Table => {
@@ -115,6 +138,19 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// `n` with a comma between groups of three digits: 1,000.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// One table row.

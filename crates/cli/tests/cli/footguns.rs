@@ -239,3 +239,56 @@ fn a_policy_file_over_the_limit_names_its_size() {
         .expect_code(2)
         .stderr_has("huge.yaml is 40 MiB; policy and resource files are at most 32 MiB");
 }
+
+#[test]
+fn a_key_written_with_an_empty_password_from_non_interactive_input_is_warned_about() {
+    let w = Workdir::new();
+    w.run("", &["generate-key-pair", "--output-key-prefix", "env"])
+        .success()
+        .stderr_has("warning: the new private key gets an empty password (COSIGN_PASSWORD is set to the empty string)");
+    // No COSIGN_PASSWORD and an empty standard input (not a terminal).
+    let run = Run(w
+        .command(&["generate-key-pair", "--output-key-prefix", "stdin"])
+        .output()
+        .unwrap());
+    run.success().stderr_has(
+        "warning: the new private key gets an empty password (standard input, which is not a terminal, was empty)",
+    );
+    let protected = w.run("pw", &["generate-key-pair", "--output-key-prefix", "pw"]);
+    protected.success();
+    assert!(
+        !protected.stderr().contains("warning"),
+        "{}",
+        protected.stderr()
+    );
+}
+
+#[test]
+fn audit_says_when_it_shows_fewer_records_than_match() {
+    let w = Workdir::new();
+    audit_data(&w, 1001);
+    let run = w.run("", &["audit", "--data-dir", "data", "-o", "json"]);
+    run.success()
+        .stderr_has("showing 1,000 of 1,001 records (use --limit");
+    let shown: Vec<AuditRecord> = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(shown.len(), 1000);
+    w.run("", &["audit", "--data-dir", "data", "--limit", "2"])
+        .success()
+        .stderr_has("showing 2 of 1,001 records");
+    let all = w.run("", &["audit", "--data-dir", "data", "--limit", "1001"]);
+    all.success();
+    assert!(!all.stderr().contains("showing"), "{}", all.stderr());
+}
+
+#[test]
+fn refused_environment_credentials_name_the_auth_host_variable() {
+    let w = workdir();
+    let run = Run(w
+        .command(&["apply", "policy.yaml", "--resource", "pod.yaml"])
+        .env("SEALGATE_REGISTRY_USERNAME", "u")
+        .env("SEALGATE_REGISTRY_PASSWORD", "p")
+        .output()
+        .unwrap());
+    run.expect_code(2)
+        .stderr_has("SEALGATE_REGISTRY_AUTH_HOST=HOST");
+}
