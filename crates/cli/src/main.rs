@@ -9,6 +9,7 @@ mod cmd;
 mod evaluate;
 mod inputs;
 mod password;
+mod progress;
 mod registry_args;
 mod render;
 

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::Outcome;
 use crate::evaluate::evaluate;
 use crate::inputs::{PolicyArguments, load_policies, load_resources, parse_labels};
+use crate::progress::Progress;
 use crate::registry_args::RegistryArgs;
 use crate::render::{out, outln};
 use crate::render::{table, to_yaml};
@@ -79,13 +80,17 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     }
     let resources = load_resources(&args.resources, &args.namespace, &args.namespace_labels)?;
     let client = args.registry.client()?;
+    let progress = match args.output {
+        Output::Table => Progress::Shown,
+        Output::Json | Output::Yaml => Progress::Off,
+    };
     let mut summary = Summary::default();
     let (mut enforce_failed, mut enforce_error) = (false, false);
     let mut rows = Vec::new();
     let mut reports = Vec::new();
     let mut verdicts = Vec::new();
     for sourced in &resources {
-        let decision = evaluate(&client, &loaded.policies, &sourced.resource).await;
+        let decision = evaluate(&client, &loaded.policies, &sourced.resource, progress).await;
         let name = sourced.resource.display_name();
         for r in &decision.results {
             let enforce = r.action == FailureAction::Enforce;

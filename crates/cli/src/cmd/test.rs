@@ -13,6 +13,7 @@ use serde_json::json;
 use super::Outcome;
 use crate::evaluate::evaluate;
 use crate::inputs::{PolicyArguments, SourcedResource, load_policies, load_resources};
+use crate::progress::Progress;
 use crate::registry_args::RegistryArgs;
 use crate::render::table;
 use crate::render::{out, outln};
@@ -218,7 +219,11 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let mut rows = Vec::new();
     let mut invalid = false;
     for file in &files {
-        let (file_rows, file_invalid) = run_file(file, &client).await?;
+        let progress = match args.output {
+            Output::Table => Progress::Shown,
+            Output::Json => Progress::Off,
+        };
+        let (file_rows, file_invalid) = run_file(file, &client, progress).await?;
         rows.extend(file_rows);
         invalid |= file_invalid;
     }
@@ -271,6 +276,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
 async fn run_file(
     file: &Path,
     client: &sealgate_registry::Client,
+    progress: Progress,
 ) -> anyhow::Result<(Vec<Row>, bool)> {
     let text = sealgate_files::read_text_bounded(file, sealgate_files::MANIFEST_FILE)?;
     let doc = parse_documents(&text)
@@ -329,7 +335,15 @@ async fn run_file(
                 continue;
             };
             if let std::collections::hash_map::Entry::Vacant(slot) = decisions.entry(index) {
-                slot.insert(evaluate(client, &loaded.policies, &resources[index].resource).await);
+                slot.insert(
+                    evaluate(
+                        client,
+                        &loaded.policies,
+                        &resources[index].resource,
+                        progress,
+                    )
+                    .await,
+                );
             }
             let decision = &decisions[&index];
             let policy_loaded = loaded

@@ -8,6 +8,7 @@ use sealgate_core::cosign::{Verification, VerifiedSignature, with_annotations};
 use sealgate_core::crypto::key::{PublicKey, SignatureHash};
 
 use super::{Outcome, parse_image, parse_key_value};
+use crate::progress::{Progress, reporting};
 use crate::registry_args::RegistryArgs;
 use crate::render::outln;
 use sealgate_registry::signatures::{fetch_signatures, resolve_digest};
@@ -81,10 +82,27 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let key = PublicKey::from_pem(&key_text)
         .with_context(|| format!("reading the public key {}", args.key.display()))?;
     let client = args.registry.client_for(&images)?;
+    let progress = match args.output {
+        Output::Text => Progress::Shown,
+        Output::Json => Progress::Off,
+    };
     let mut outcome = Outcome::Success;
     for image in &images {
-        let digest = resolve_digest(&client, image).await?;
-        let set = fetch_signatures(&client, image, &digest).await?;
+        let host = image.api_host();
+        let digest = reporting(
+            progress,
+            host,
+            || format!("resolving {image}"),
+            resolve_digest(&client, image),
+        )
+        .await?;
+        let set = reporting(
+            progress,
+            host,
+            || format!("fetching the signatures of {image}@{digest}"),
+            fetch_signatures(&client, image, &digest),
+        )
+        .await?;
         let verified = match sealgate_core::cosign::verify_with_key(&set, &key, hash) {
             Verification::Verified(v) => v,
             Verification::Failed(failure) => {

@@ -292,3 +292,62 @@ fn refused_environment_credentials_name_the_auth_host_variable() {
     run.expect_code(2)
         .stderr_has("SEALGATE_REGISTRY_AUTH_HOST=HOST");
 }
+
+/// A registry behind a proxy that holds every chunk 1.5 s: each request waits about 3 s.
+fn slow_registry() -> (
+    sealgate_test_registry::TestRegistry,
+    sealgate_test_registry::TcpFaultProxy,
+) {
+    use sealgate_test_registry::{TcpFaultProxy, TcpMode};
+    let registry =
+        sealgate_test_registry::TestRegistry::start(sealgate_test_registry::TestRegistryConfig {
+            tls: false,
+            auth: false,
+        });
+    registry.push_image("unsigned", "v1");
+    let proxy = TcpFaultProxy::start(registry.host());
+    proxy.set_mode(TcpMode::Delay(std::time::Duration::from_millis(1500)));
+    (registry, proxy)
+}
+
+#[test]
+fn a_registry_request_that_waits_more_than_two_seconds_is_reported() {
+    let (_registry, proxy) = slow_registry();
+    let w = Workdir::new();
+    let (_, public) = w.keys("cosign", "");
+    let host = proxy.host();
+    let image = format!("{host}/unsigned:v1");
+    let insecure = ["--allow-insecure-registry", host.as_str()];
+    let waiting = format!("waiting for {host} … (resolving {image}");
+
+    let mut args = vec!["verify", "--key", &public, &image];
+    args.extend(insecure);
+    w.run("", &args).expect_code(1).stderr_has(&waiting);
+    args.extend(["-o", "json"]);
+    let quiet = w.run("", &args);
+    quiet.expect_code(1);
+    assert!(
+        !quiet.stderr().contains("waiting for"),
+        "{}",
+        quiet.stderr()
+    );
+
+    // apply: the driver's fetches report too.
+    let pem = std::fs::read_to_string(w.path(&public)).unwrap();
+    std::fs::write(
+        w.path("policy.yaml"),
+        format!(
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: r\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    verifyImages:\n    - imageReferences: [\"{host}/*\"]\n      attestors:\n      - entries:\n        - keys:\n            publicKeys: |-\n              {}\n",
+            pem.trim().replace('\n', "\n              ")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        w.path("pod.yaml"),
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: c\n    image: {image}\n"),
+    )
+    .unwrap();
+    let mut args = vec!["apply", "policy.yaml", "--resource", "pod.yaml"];
+    args.extend(insecure);
+    w.run("", &args).expect_code(1).stderr_has(&waiting);
+}
