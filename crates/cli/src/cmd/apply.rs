@@ -32,8 +32,8 @@ enum Output {
 #[command(
     after_help = "Exit 0 when nothing an Enforce rule checks fails, 1 when an Enforce rule \
 fails or a policy is invalid (invalid policies are reported with file:line and skipped; the others \
-still run), 2 when a check could not be evaluated (e.g. the registry is unreachable) or on usage errors. \
-Audit failures are reported as warnings and do not change the exit code."
+still run), 2 when a check could not be evaluated (e.g. the registry is unreachable) or on usage errors, and when an argument gives nothing to check (an empty folder, a file of resources given as policies or the reverse). \
+Audit failures are reported as warnings and do not change the exit code.\n\nExamples:\n  sealgate apply policies/ --resource deploy/pod.yaml\n  sealgate apply policy.yaml -r manifests/ -n shop --namespace-labels env=prod -o json"
 )]
 pub(crate) struct Args {
     /// Policy files or directories (ClusterPolicy/Policy, YAML or JSON, several documents per file).

@@ -30,7 +30,7 @@ enum Output {
 image and rule of each admission request, newest request first, a request's records in the \
 order they were recorded; RESULT says ', denied' when the whole request was denied. --limit \
 counts these records. Dry-run requests are left out unless --include-dry-run. Exit 0 when the query ran (even \
-with no rows), 2 on errors (no database, unreadable file, bad flags)."
+with no rows), 2 on errors (no database, unreadable file, bad flags).\n\nExamples:\n  sealgate audit --data-dir /var/lib/sealgate --since 1h --result fail\n  sealgate audit --image 'registry.company.com/*' --limit 50 -o json"
 )]
 pub(crate) struct Args {
     /// The server's data directory (`sealgate serve --data-dir`).

@@ -8,7 +8,9 @@ use crate::render::outln;
 
 /// Arguments of `lint`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Exit 0 when every policy is valid (warnings allowed), 1 when one is not.")]
+#[command(
+    after_help = "Exit 0 when every policy is valid (warnings allowed), 1 when one is not, 2 when a path holds no policy at all (its kinds are named).\n\nExamples:\n  sealgate lint policies/\n  sealgate lint require-signed.yaml other.yaml"
+)]
 pub(crate) struct Args {
     /// Policy files or directories.
     #[arg(required = true, value_name = "POLICY_PATH")]

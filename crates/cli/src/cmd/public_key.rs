@@ -9,6 +9,9 @@ use crate::render::out;
 
 /// Arguments of `public-key`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  sealgate public-key --key cosign.key > cosign.pub\n  COSIGN_PASSWORD=... sealgate public-key --key release.key"
+)]
 pub(crate) struct Args {
     /// The cosign private key file.
     #[arg(long, value_name = "FILE")]

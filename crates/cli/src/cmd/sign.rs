@@ -28,7 +28,7 @@ use sealgate_registry::signatures::{
 is signed. Signatures are stored as cosign stores them (REPO:sha256-<hex>.sig, one layer per \
 signature); a second key adds a layer, signing again with the same key adds nothing. Nothing is \
 uploaded to a transparency log (Rekor): none is reachable from sealgate's environments, so \
-verifiers must not require one for these signatures (Kyverno: rekor.ignoreTlog: true)."
+verifiers must not require one for these signatures (Kyverno: rekor.ignoreTlog: true).\n\nExamples:\n  COSIGN_PASSWORD=... sealgate sign --key cosign.key registry.company.com/app:v1\n  sealgate sign --key cosign.key -a git-sha=4f2c1e0 registry.company.com/app:v1"
 )]
 pub(crate) struct Args {
     /// The cosign private key file (password from COSIGN_PASSWORD, the terminal or stdin).

@@ -31,7 +31,7 @@ enum Output {
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Runs every test file below each DIR. Exit 0 when every expected result \
-holds, 1 when one does not (or a test file or policy is invalid), 2 on usage or runtime errors."
+holds, 1 when one does not (or a test file or policy is invalid), 2 on usage or runtime errors.\n\nExamples:\n  sealgate test policies/tests/\n  sealgate test . --fail-only --detailed-results"
 )]
 pub(crate) struct Args {
     /// Directories (searched recursively) or test files.

@@ -22,6 +22,9 @@ enum Kind {
 
 /// Arguments of `triangulate`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  sealgate triangulate registry.company.com/app:v1   # REPO:sha256-<hex>.sig\n  sealgate triangulate --type digest registry.company.com/app:v1"
+)]
 pub(crate) struct Args {
     /// What to locate.
     #[arg(long = "type", value_enum, default_value = "signature")]

@@ -29,7 +29,7 @@ enum Output {
 their digests, each signature over its exact payload bytes with the key, and that the payload \
 names the image's digest. Exit 0 when every image has at least one such signature, 1 when one \
 has none (the message says whether no signatures exist, none is by this key, one is malformed, \
-or the key signed another digest), 2 on errors."
+or the key signed another digest), 2 on errors.\n\nExamples:\n  sealgate verify --key cosign.pub registry.company.com/app:v1\n  sealgate verify --key cosign.pub -a git-sha=4f2c1e0 -o json registry.company.com/app:v1"
 )]
 pub(crate) struct Args {
     /// The PEM public key (cosign.pub).

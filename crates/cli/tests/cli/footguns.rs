@@ -351,3 +351,95 @@ fn a_registry_request_that_waits_more_than_two_seconds_is_reported() {
     args.extend(insecure);
     w.run("", &args).expect_code(1).stderr_has(&waiting);
 }
+
+/// Every command's `--help` ends with two or three examples, each of which parses (run with
+/// `--help` appended, an unknown flag or value would fail before the help is printed).
+#[test]
+fn every_command_help_ends_with_examples_that_parse() {
+    let w = Workdir::new();
+    for command in [
+        "generate-key-pair",
+        "public-key",
+        "sign",
+        "verify",
+        "triangulate",
+        "apply",
+        "test",
+        "lint",
+        "audit",
+        "serve",
+    ] {
+        let help = w.run("", &[command, "--help"]);
+        help.success();
+        let text = help.stdout();
+        let (_, examples) = text
+            .rsplit_once("Examples:\n")
+            .unwrap_or_else(|| panic!("{command} --help has no examples:\n{text}"));
+        let examples: Vec<&str> = examples.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!((2..=3).contains(&examples.len()), "{command}: {examples:?}");
+        for example in examples {
+            let line = example
+                .split(" #")
+                .next()
+                .unwrap()
+                .split(" >")
+                .next()
+                .unwrap();
+            let words: Vec<String> = line
+                .split_whitespace()
+                .skip_while(|w| w.contains('='))
+                .map(|w| w.trim_matches('\'').to_string())
+                .collect();
+            assert_eq!(words[..2], ["sealgate", command], "{example}");
+            let mut args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+            args.push("--help");
+            let parsed = w.run("", &args);
+            assert_eq!(parsed.code(), 0, "{example}: {}", parsed.stderr());
+        }
+    }
+}
+
+/// `scripts/quickstart` runs the binaries cargo built under `CARGO_TARGET_DIR`. Stubs stand in
+/// for cargo (builds nothing), the tools it checks for, and the harness, which records that it
+/// ran and makes the script stop at once.
+#[test]
+fn quickstart_runs_the_binaries_under_cargo_target_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = Workdir::new();
+    let stub = |path: &std::path::Path, body: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let bin = w.path("bin");
+    for tool in ["cargo", "curl", "jq", "docker-registry"] {
+        stub(&bin.join(tool), "exit 0");
+    }
+    let target = w.path("elsewhere");
+    let marker = w.path("harness-ran");
+    // `serve --dir WORK …`: the script then sources WORK/registry.env, which ends it.
+    stub(
+        &target.join("debug/sealgate-test-registry"),
+        &format!(
+            "echo \"$0\" > '{}'\necho 'exit 7' > \"$3/registry.env\"",
+            marker.display()
+        ),
+    );
+    stub(&target.join("debug/sealgate"), "exit 7");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/quickstart");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let run = Run(std::process::Command::new(script)
+        .env("PATH", path)
+        .env("CARGO_TARGET_DIR", &target)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap());
+    assert_eq!(run.code(), 7, "{}\n{}", run.stdout(), run.stderr());
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap().trim(),
+        target
+            .join("debug/sealgate-test-registry")
+            .display()
+            .to_string()
+    );
+}
