@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use sealgate_core::engine::Resource;
 use sealgate_core::policy::yaml::parse_documents;
 use sealgate_core::policy::{Operation, Policy, PolicyError, PolicyWarning, SkippedDocument};
@@ -27,20 +27,116 @@ pub(crate) fn manifest_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(sealgate_files::manifest_files(path)?)
 }
 
+/// Where the policies loaded by [`load_policies`] are given, which says what a mix-up looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PolicyArguments {
+    /// Alone (`lint`).
+    Alone,
+    /// Next to resource arguments (`apply`, `test`), with which they may have been swapped.
+    BesideResources,
+}
+
 /// Loads every policy under `paths`. Unreadable paths are errors; invalid policies are
-/// collected, never fatal.
-pub(crate) fn load_policies(paths: &[PathBuf]) -> anyhow::Result<LoadedPolicies> {
+/// collected, never fatal. A path that holds no policy document at all (valid or not) is an
+/// error naming what it holds instead: nothing would be checked.
+pub(crate) fn load_policies(
+    paths: &[PathBuf],
+    arguments: PolicyArguments,
+) -> anyhow::Result<LoadedPolicies> {
     let mut loaded = LoadedPolicies::default();
     for path in paths {
-        for file in manifest_files(path)? {
-            let outcome = sealgate_files::load_policy_file(&file)?;
+        let files = manifest_files(path)?;
+        let (policies, errors, skipped) = (
+            loaded.policies.len(),
+            loaded.errors.len(),
+            loaded.skipped.len(),
+        );
+        for file in &files {
+            let outcome = sealgate_files::load_policy_file(file)?;
             loaded.policies.extend(outcome.policies);
             loaded.errors.extend(outcome.errors);
             loaded.warnings.extend(outcome.warnings);
             loaded.skipped.extend(outcome.skipped);
         }
+        if loaded.policies.len() == policies && loaded.errors.len() == errors {
+            let kinds = loaded.skipped[skipped..].iter().map(|s| s.kind.as_deref());
+            bail!("{}", no_policy_message(path, files.len(), kinds, arguments));
+        }
     }
     Ok(loaded)
+}
+
+/// Why `path` (with `files` manifest files, whose documents have `kinds`) gave no policy.
+fn no_policy_message<'a>(
+    path: &Path,
+    files: usize,
+    kinds: impl Iterator<Item = Option<&'a str>>,
+    arguments: PolicyArguments,
+) -> String {
+    let path = path.display();
+    if files == 0 {
+        return format!(
+            "{path} holds no *.yaml, *.yml or *.json file, so there is no policy to check; \
+give the file or directory that holds your ClusterPolicy or Policy documents"
+        );
+    }
+    let kinds = kinds_found(kinds);
+    if kinds.is_empty() {
+        return format!(
+            "{path} holds no document, so there is no policy to check; \
+give the file or directory that holds your ClusterPolicy or Policy documents"
+        );
+    }
+    match arguments {
+        PolicyArguments::BesideResources => {
+            format!(
+                "{path} holds {kinds}, not policies; did you swap the arguments? (policies come first, resources after --resource)"
+            )
+        }
+        PolicyArguments::Alone => format!(
+            "{path} holds no Kyverno policy (kind ClusterPolicy or Policy, apiVersion kyverno.io/v1): it holds {kinds}"
+        ),
+    }
+}
+
+/// The kinds of documents, plural and in order of first appearance: "Pods and Deployments".
+fn kinds_found<'a>(kinds: impl Iterator<Item = Option<&'a str>>) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for kind in kinds {
+        let name = match kind {
+            Some(kind) if !kind.is_empty() => plural(kind),
+            _ => "documents without a kind".to_string(),
+        };
+        if !seen.contains(&name) {
+            seen.push(name);
+        }
+    }
+    match seen.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// A Kubernetes kind in the plural, as `kubectl` names resources: Pods, NetworkPolicies, Ingresses.
+fn plural(kind: &str) -> String {
+    if let Some(stem) = kind.strip_suffix('y')
+        && !stem.ends_with(['a', 'e', 'i', 'o', 'u'])
+    {
+        return format!("{stem}ies");
+    }
+    if kind.ends_with('s') || kind.ends_with('x') {
+        return format!("{kind}es");
+    }
+    format!("{kind}s")
+}
+
+/// Whether `value` is a Kyverno policy document (given where resources were expected).
+fn is_kyverno_policy(value: &serde_json::Value) -> bool {
+    matches!(value["kind"].as_str(), Some("ClusterPolicy" | "Policy"))
+        && value["apiVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("kyverno.io/"))
 }
 
 /// A resource and the file it came from.
@@ -61,14 +157,17 @@ pub(crate) fn load_resources(
 ) -> anyhow::Result<Vec<SourcedResource>> {
     let mut out = Vec::new();
     for path in paths {
+        let (before, mut policies) = (out.len(), 0_usize);
         for file in manifest_files(path)? {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
+            let text = sealgate_files::read_text_bounded(&file, sealgate_files::MANIFEST_FILE)?;
             for doc in parse_documents(&text) {
                 let doc = doc.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
                 let source = format!("{}:{}", file.display(), doc.first_line);
                 if doc.value.is_null() {
                     continue;
+                }
+                if is_kyverno_policy(&doc.value) {
+                    policies += 1;
                 }
                 if doc.value["kind"].as_str() == Some("List") {
                     for item in doc.value["items"].as_array().into_iter().flatten() {
@@ -83,6 +182,19 @@ pub(crate) fn load_resources(
                 }
                 out.push(resource(doc.value, &source, namespace, namespace_labels)?);
             }
+        }
+        let resources = out.len() - before;
+        if resources == policies && policies > 0 {
+            bail!(
+                "{} holds Kyverno policies, not resources; did you swap the arguments? (policies come first, resources after --resource)",
+                path.display()
+            );
+        }
+        if resources == 0 {
+            bail!(
+                "{} holds no Kubernetes resource, so there is nothing to check; give the file or directory of the manifests to check",
+                path.display()
+            );
         }
     }
     Ok(out)

@@ -9,6 +9,7 @@ mod cmd;
 mod evaluate;
 mod inputs;
 mod password;
+mod progress;
 mod registry_args;
 mod render;
 
@@ -33,6 +34,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cmd::run(cli.command) {
         Ok(outcome) => outcome.exit_code(),
+        // The reader of standard output closed it early (`| head`): it has what it wanted.
+        Err(err) if render::is_closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(2)

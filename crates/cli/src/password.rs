@@ -20,7 +20,11 @@ pub(crate) enum Purpose {
 /// Reads the password for `purpose`.
 pub(crate) fn read(purpose: Purpose) -> anyhow::Result<Vec<u8>> {
     if let Some(pw) = std::env::var_os(PASSWORD_ENV) {
-        return Ok(pw.into_encoded_bytes());
+        let pw = pw.into_encoded_bytes();
+        if purpose == Purpose::NewKey && pw.is_empty() {
+            warn_unprotected(&format!("{PASSWORD_ENV} is set to the empty string"));
+        }
+        return Ok(pw);
     }
     if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password("Enter password for private key: ")
@@ -38,5 +42,17 @@ pub(crate) fn read(purpose: Purpose) -> anyhow::Result<Vec<u8>> {
     std::io::stdin().read_to_end(&mut pw).with_context(|| {
         format!("reading the password from standard input (or set {PASSWORD_ENV})")
     })?;
+    if purpose == Purpose::NewKey && pw.is_empty() {
+        warn_unprotected("standard input, which is not a terminal, was empty");
+    }
     Ok(pw)
+}
+
+/// Warns that a new key is written with the empty password, which came from `source` without
+/// anyone typing it (cosign accepts it silently; sealgate does too, but says so).
+fn warn_unprotected(source: &str) {
+    eprintln!(
+        "warning: the new private key gets an empty password ({source}): anyone who can read \
+the key file can sign with it; set {PASSWORD_ENV} to a password to protect it"
+    );
 }

@@ -67,8 +67,9 @@ impl RegistryArgs {
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
         if self.registry_username.is_some() && self.registry_auth_host.is_empty() {
             bail!(
-                "--registry-username needs --registry-auth-host HOST here: the images come from \
-resources, which may name any registry, and the password must go only to yours"
+                "--registry-username needs --registry-auth-host HOST here (or, for credentials from \
+SEALGATE_REGISTRY_USERNAME and SEALGATE_REGISTRY_PASSWORD, SEALGATE_REGISTRY_AUTH_HOST=HOST): the \
+images come from resources, which may name any registry, and the password must go only to yours"
             );
         }
         self.build(self.registry_auth_host.clone())
@@ -90,7 +91,10 @@ resources, which may name any registry, and the password must go only to yours"
     /// from the process environment) as fallback.
     fn build(&self, credential_hosts: Vec<String>) -> anyhow::Result<Client> {
         if self.registry_username.is_some() != self.registry_password.is_some() {
-            bail!("--registry-username and --registry-password go together; pass both or neither");
+            bail!(
+                "--registry-username and --registry-password (SEALGATE_REGISTRY_USERNAME and \
+SEALGATE_REGISTRY_PASSWORD) go together; pass both or neither"
+            );
         }
         let options = RegistryOptions {
             username: self.registry_username.clone(),

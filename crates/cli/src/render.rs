@@ -1,7 +1,46 @@
 //! Output formats of `apply` and `test`: aligned text tables, JSON, and YAML written from the
 //! same JSON values (so the two never disagree).
 
+use std::io::Write as _;
+
 use serde_json::Value;
+
+/// Writes `text` to standard output and flushes it. A reader that closed the pipe early
+/// (`sealgate apply … | head`) makes this fail with [`std::io::ErrorKind::BrokenPipe`], which
+/// `main` turns into a quiet exit 0, as ripgrep does; `println!` would panic instead.
+pub(crate) fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
+}
+
+/// Whether `err` comes from writing to a standard output whose reader has gone.
+pub(crate) fn is_closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `print!` through [`write_stdout`]: evaluates to `std::io::Result<()>`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::render::write_stdout(&format!($($arg)*))
+    };
+}
+
+/// `println!` through [`write_stdout`]: evaluates to `std::io::Result<()>`.
+macro_rules! outln {
+    () => {
+        $crate::render::write_stdout("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::render::write_stdout(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {out, outln};
 
 /// Writes `value` as block-style YAML.
 pub(crate) fn to_yaml(value: &Value) -> String {

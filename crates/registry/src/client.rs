@@ -432,7 +432,8 @@ fn read_ca_file(
         path: path.to_path_buf(),
         detail,
     };
-    let pem = std::fs::read(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
+    let pem = sealgate_files::read_bounded(path, sealgate_files::CERTIFICATE_FILE)
+        .map_err(|e| fail(format!("cannot be read: {}", e.reason())))?;
     let mut certificates = Vec::new();
     for der in CertificateDer::pem_slice_iter(&pem) {
         let der = der.map_err(|e| fail(format!("is not valid PEM: {e}")))?;

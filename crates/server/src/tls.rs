@@ -139,14 +139,14 @@ pub struct Loaded {
 
 /// Reads and checks a certificate chain and its key.
 pub fn load(files: &CertFiles) -> Result<Loaded, TlsError> {
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|e| TlsError::Read {
+    let read = |path: &Path, kind| {
+        sealgate_files::read_bounded(path, kind).map_err(|e| TlsError::Read {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            detail: e.reason(),
         })
     };
-    let cert_pem = read(&files.cert)?;
-    let key_pem = read(&files.key)?;
+    let cert_pem = read(&files.cert, sealgate_files::CERTIFICATE_FILE)?;
+    let key_pem = read(&files.key, sealgate_files::KEY_FILE)?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError::NoCertificate {

@@ -10,8 +10,10 @@ use serde_json::{Value, json};
 
 use super::Outcome;
 use crate::evaluate::evaluate;
-use crate::inputs::{load_policies, load_resources, parse_labels};
+use crate::inputs::{PolicyArguments, load_policies, load_resources, parse_labels};
+use crate::progress::Progress;
 use crate::registry_args::RegistryArgs;
+use crate::render::{out, outln};
 use crate::render::{table, to_yaml};
 
 /// Output format.
@@ -30,8 +32,8 @@ enum Output {
 #[command(
     after_help = "Exit 0 when nothing an Enforce rule checks fails, 1 when an Enforce rule \
 fails or a policy is invalid (invalid policies are reported with file:line and skipped; the others \
-still run), 2 when a check could not be evaluated (e.g. the registry is unreachable) or on usage errors. \
-Audit failures are reported as warnings and do not change the exit code."
+still run), 2 when a check could not be evaluated (e.g. the registry is unreachable) or on usage errors, and when an argument gives nothing to check (an empty folder, a file of resources given as policies or the reverse). \
+Audit failures are reported as warnings and do not change the exit code.\n\nExamples:\n  sealgate apply policies/ --resource deploy/pod.yaml\n  sealgate apply policy.yaml -r manifests/ -n shop --namespace-labels env=prod -o json"
 )]
 pub(crate) struct Args {
     /// Policy files or directories (ClusterPolicy/Policy, YAML or JSON, several documents per file).
@@ -69,7 +71,7 @@ struct Summary {
 }
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
-    let loaded = load_policies(&args.policies)?;
+    let loaded = load_policies(&args.policies, PolicyArguments::BesideResources)?;
     for e in &loaded.errors {
         eprintln!("error: {e}");
     }
@@ -78,13 +80,17 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     }
     let resources = load_resources(&args.resources, &args.namespace, &args.namespace_labels)?;
     let client = args.registry.client()?;
+    let progress = match args.output {
+        Output::Table => Progress::Shown,
+        Output::Json | Output::Yaml => Progress::Off,
+    };
     let mut summary = Summary::default();
     let (mut enforce_failed, mut enforce_error) = (false, false);
     let mut rows = Vec::new();
     let mut reports = Vec::new();
     let mut verdicts = Vec::new();
     for sourced in &resources {
-        let decision = evaluate(&client, &loaded.policies, &sourced.resource).await;
+        let decision = evaluate(&client, &loaded.policies, &sourced.resource, progress).await;
         let name = sourced.resource.display_name();
         for r in &decision.results {
             let enforce = r.action == FailureAction::Enforce;
@@ -148,26 +154,30 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let summary_json = json!({"pass": summary.pass, "fail": summary.fail, "warn": summary.warn, "error": summary.error, "skip": summary.skip});
     match args.output {
         Output::Table => {
-            print!(
+            out!(
                 "{}",
                 table(
                     &["RESOURCE", "POLICY", "RULE", "IMAGE", "RESULT", "REASON"],
                     &rows
                 )
-            );
-            println!();
+            )?;
+            outln!()?;
             for v in verdicts {
-                println!("{v}");
+                outln!("{v}")?;
             }
-            println!(
+            outln!(
                 "\npass: {}, fail: {}, warn: {}, error: {}, skip: {}",
-                summary.pass, summary.fail, summary.warn, summary.error, summary.skip
-            );
+                summary.pass,
+                summary.fail,
+                summary.warn,
+                summary.error,
+                summary.skip
+            )?;
             if !loaded.errors.is_empty() {
-                println!(
+                outln!(
                     "{} invalid policy document(s) skipped (see errors above)",
                     loaded.errors.len()
-                );
+                )?;
             }
         }
         Output::Json | Output::Yaml => {
@@ -177,9 +187,9 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
                 "summary": summary_json,
             });
             if args.output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&doc)?);
+                outln!("{}", serde_json::to_string_pretty(&doc)?)?;
             } else {
-                print!("{}", to_yaml(&doc));
+                out!("{}", to_yaml(&doc))?;
             }
         }
     }

@@ -12,6 +12,7 @@ use sealgate_server::audit::{
 
 use super::Outcome;
 use crate::render::table;
+use crate::render::{out, outln};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -29,7 +30,7 @@ enum Output {
 image and rule of each admission request, newest request first, a request's records in the \
 order they were recorded; RESULT says ', denied' when the whole request was denied. --limit \
 counts these records. Dry-run requests are left out unless --include-dry-run. Exit 0 when the query ran (even \
-with no rows), 2 on errors (no database, unreadable file, bad flags)."
+with no rows), 2 on errors (no database, unreadable file, bad flags).\n\nExamples:\n  sealgate audit --data-dir /var/lib/sealgate --since 1h --result fail\n  sealgate audit --image 'registry.company.com/*' --limit 50 -o json"
 )]
 pub(crate) struct Args {
     /// The server's data directory (`sealgate serve --data-dir`).
@@ -81,16 +82,39 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         include_dry_run: args.include_dry_run,
         limit: usize::try_from(args.limit).unwrap_or(MAX_QUERY_LIMIT),
     };
+    let limit = filter.limit;
     let path = args.data_dir.join(AUDIT_DB_FILE);
     // Errors name the file; an absolute path says where it was looked for.
     let path = std::path::absolute(&path).unwrap_or(path);
     let store = AuditStore::open_read_only(&path)?;
-    let records = store.query(&filter)?;
+    // One more than asked says whether there are more; only then are they counted.
+    let mut records = store.query(&AuditFilter {
+        limit: (limit + 1).min(MAX_QUERY_LIMIT),
+        ..filter.clone()
+    })?;
+    if records.len() > limit {
+        records.truncate(limit);
+        let all = store
+            .query(&AuditFilter {
+                limit: MAX_QUERY_LIMIT,
+                ..filter
+            })?
+            .len();
+        let of = if all >= MAX_QUERY_LIMIT {
+            format!("at least {}", thousands(MAX_QUERY_LIMIT))
+        } else {
+            thousands(all)
+        };
+        eprintln!(
+            "showing {} of {of} records (use --limit, or --since, --image, --namespace or --result to narrow them)",
+            thousands(limit)
+        );
+    }
     match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&records)?),
+        Output::Json => outln!("{}", serde_json::to_string_pretty(&records)?)?,
         Output::Table => {
             let rows: Vec<Vec<String>> = records.iter().map(row).collect();
-            print!(
+            out!(
                 "{}",
                 table(
                     &[
@@ -107,13 +131,26 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                     ],
                     &rows,
                 )
-            );
+            )?;
             if records.is_empty() {
                 eprintln!("no audit records match");
             }
         }
     }
     Ok(Outcome::Success)
+}
+
+/// `n` with a comma between groups of three digits: 1,000.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// One table row.

@@ -17,7 +17,7 @@ use crate::password::{self, Purpose};
 #[command(
     after_help = "The password comes from COSIGN_PASSWORD when it is set (even empty), \
 otherwise from a prompt on the terminal, otherwise from standard input. Keys are written as \
-cosign v2.2+ writes them (ENCRYPTED SIGSTORE PRIVATE KEY, scrypt N=65536) and load in cosign."
+cosign v2.2+ writes them (ENCRYPTED SIGSTORE PRIVATE KEY, scrypt N=65536) and load in cosign.\n\nExamples:\n  COSIGN_PASSWORD=... sealgate generate-key-pair\n  sealgate generate-key-pair --output-key-prefix release   # release.key, release.pub"
 )]
 pub(crate) struct Args {
     /// Write PREFIX.key and PREFIX.pub instead of cosign.key and cosign.pub.

@@ -3,11 +3,14 @@
 use std::path::PathBuf;
 
 use super::Outcome;
-use crate::inputs::load_policies;
+use crate::inputs::{PolicyArguments, load_policies};
+use crate::render::outln;
 
 /// Arguments of `lint`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Exit 0 when every policy is valid (warnings allowed), 1 when one is not.")]
+#[command(
+    after_help = "Exit 0 when every policy is valid (warnings allowed), 1 when one is not, 2 when a path holds no policy at all (its kinds are named).\n\nExamples:\n  sealgate lint policies/\n  sealgate lint require-signed.yaml other.yaml"
+)]
 pub(crate) struct Args {
     /// Policy files or directories.
     #[arg(required = true, value_name = "POLICY_PATH")]
@@ -15,17 +18,17 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
-    let loaded = load_policies(&args.policies)?;
+    let loaded = load_policies(&args.policies, PolicyArguments::Alone)?;
     for e in &loaded.errors {
-        println!("error: {e}");
+        outln!("error: {e}")?;
     }
     for w in &loaded.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}")?;
     }
     for s in &loaded.skipped {
-        println!("note: {s}");
+        outln!("note: {s}")?;
     }
-    println!(
+    outln!(
         "{} valid polic{}, {} error(s), {} warning(s)",
         loaded.policies.len(),
         if loaded.policies.len() == 1 {
@@ -35,7 +38,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         },
         loaded.errors.len(),
         loaded.warnings.len()
-    );
+    )?;
     Ok(if loaded.errors.is_empty() {
         Outcome::Success
     } else {

@@ -115,7 +115,7 @@ pub(crate) fn load_signing_key(
     rng: &dyn ring::rand::SecureRandom,
 ) -> anyhow::Result<sealgate_core::crypto::key::SigningKey> {
     use sealgate_core::crypto::key::{PrivateKeyFile, decrypt_key_file};
-    let text = std::fs::read_to_string(path)
+    let text = sealgate_files::read_text_bounded(path, sealgate_files::KEY_FILE)
         .with_context(|| format!("reading the private key {}", path.display()))?;
     let context = || format!("loading the private key {}", path.display());
     match PrivateKeyFile::parse(&text, rng).with_context(context)? {

@@ -5,9 +5,13 @@ use std::path::PathBuf;
 use ring::rand::SystemRandom;
 
 use super::{Outcome, load_signing_key};
+use crate::render::out;
 
 /// Arguments of `public-key`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  sealgate public-key --key cosign.key > cosign.pub\n  COSIGN_PASSWORD=... sealgate public-key --key release.key"
+)]
 pub(crate) struct Args {
     /// The cosign private key file.
     #[arg(long, value_name = "FILE")]
@@ -16,6 +20,6 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     let key = load_signing_key(&args.key, &SystemRandom::new())?;
-    print!("{}", key.public_key().to_pem());
+    out!("{}", key.public_key().to_pem())?;
     Ok(Outcome::Success)
 }

@@ -35,7 +35,7 @@ admission.k8s.io/v1), GET /healthz, GET /readyz, GET /metrics (Prometheus), GET 
 since, image, namespace, result, dryRun, limit). Prints the listen address, the CA certificate \
 (self-signed mode) and 'ready' on stdout ('not ready: …' while every policy file is invalid); logs go to stderr. SIGTERM or SIGINT: stop accepting, \
 finish in-flight requests (at most 10s), flush the audit trail, exit 0. Exit 2 when the server \
-cannot start (policy directory missing, port in use, unusable certificate)."
+cannot start (policy directory missing, port in use, unusable certificate).\n\nExamples:\n  sealgate serve --policies /etc/sealgate/policies --tls-san sealgate.sealgate.svc\n  sealgate serve --policies policies/ --listen 127.0.0.1:0 --data-dir ./data"
 )]
 pub(crate) struct Args {
     /// Directory (or file) of Kyverno ClusterPolicy/Policy documents; reloaded when files

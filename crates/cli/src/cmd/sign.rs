@@ -13,6 +13,8 @@ use sealgate_core::cosign::{
 };
 use sealgate_core::crypto::key::PublicKey;
 
+use sealgate_files::{CERTIFICATE_FILE, read_text_bounded};
+
 use super::{Outcome, load_signing_key, parse_image, parse_key_value};
 use crate::registry_args::RegistryArgs;
 use sealgate_registry::signatures::{
@@ -26,7 +28,7 @@ use sealgate_registry::signatures::{
 is signed. Signatures are stored as cosign stores them (REPO:sha256-<hex>.sig, one layer per \
 signature); a second key adds a layer, signing again with the same key adds nothing. Nothing is \
 uploaded to a transparency log (Rekor): none is reachable from sealgate's environments, so \
-verifiers must not require one for these signatures (Kyverno: rekor.ignoreTlog: true)."
+verifiers must not require one for these signatures (Kyverno: rekor.ignoreTlog: true).\n\nExamples:\n  COSIGN_PASSWORD=... sealgate sign --key cosign.key registry.company.com/app:v1\n  sealgate sign --key cosign.key -a git-sha=4f2c1e0 registry.company.com/app:v1"
 )]
 pub(crate) struct Args {
     /// The cosign private key file (password from COSIGN_PASSWORD, the terminal or stdin).
@@ -71,7 +73,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let key = load_signing_key(&args.key, &rng)?;
     let mut certificate_annotations = BTreeMap::new();
     if let Some(cert_path) = &args.cert {
-        let cert = std::fs::read_to_string(cert_path)
+        let cert = read_text_bounded(cert_path, CERTIFICATE_FILE)
             .with_context(|| format!("reading the certificate {}", cert_path.display()))?;
         let cert_key = PublicKey::from_certificate_pem(&cert)
             .with_context(|| format!("reading the certificate {}", cert_path.display()))?;
@@ -85,7 +87,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
             );
         }
         let chain = match &args.cert_chain {
-            Some(p) => std::fs::read_to_string(p)
+            Some(p) => read_text_bounded(p, CERTIFICATE_FILE)
                 .with_context(|| format!("reading the certificate chain {}", p.display()))?,
             None => String::new(),
         };

@@ -12,9 +12,11 @@ use serde_json::json;
 
 use super::Outcome;
 use crate::evaluate::evaluate;
-use crate::inputs::{SourcedResource, load_policies, load_resources};
+use crate::inputs::{PolicyArguments, SourcedResource, load_policies, load_resources};
+use crate::progress::Progress;
 use crate::registry_args::RegistryArgs;
 use crate::render::table;
+use crate::render::{out, outln};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -29,7 +31,7 @@ enum Output {
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Runs every test file below each DIR. Exit 0 when every expected result \
-holds, 1 when one does not (or a test file or policy is invalid), 2 on usage or runtime errors."
+holds, 1 when one does not (or a test file or policy is invalid), 2 on usage or runtime errors.\n\nExamples:\n  sealgate test policies/tests/\n  sealgate test . --fail-only --detailed-results"
 )]
 pub(crate) struct Args {
     /// Directories (searched recursively) or test files.
@@ -217,7 +219,11 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let mut rows = Vec::new();
     let mut invalid = false;
     for file in &files {
-        let (file_rows, file_invalid) = run_file(file, &client).await?;
+        let progress = match args.output {
+            Output::Table => Progress::Shown,
+            Output::Json => Progress::Off,
+        };
+        let (file_rows, file_invalid) = run_file(file, &client, progress).await?;
         rows.extend(file_rows);
         invalid |= file_invalid;
     }
@@ -248,15 +254,15 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
                     row
                 })
                 .collect();
-            print!("{}", table(&header, &body));
-            println!("\nTest Summary: {passed} tests passed and {failed} tests failed");
+            out!("{}", table(&header, &body))?;
+            outln!("\nTest Summary: {passed} tests passed and {failed} tests failed")?;
         }
         Output::Json => {
             for r in shown {
-                println!(
+                outln!(
                     "{}",
                     json!({"policy": r.policy, "rule": r.rule, "resource": r.resource, "ok": r.ok, "result": r.result, "reason": r.reason, "message": r.message})
-                );
+                )?;
             }
         }
     }
@@ -270,9 +276,9 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
 async fn run_file(
     file: &Path,
     client: &sealgate_registry::Client,
+    progress: Progress,
 ) -> anyhow::Result<(Vec<Row>, bool)> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text = sealgate_files::read_text_bounded(file, sealgate_files::MANIFEST_FILE)?;
     let doc = parse_documents(&text)
         .into_iter()
         .next()
@@ -289,10 +295,21 @@ async fn run_file(
             file.display()
         );
     }
+    if test.policies.is_empty() || test.resources.is_empty() {
+        bail!(
+            "{}: the test lists no {}, so it would check nothing; name the files under 'policies:' and 'resources:'",
+            file.display(),
+            if test.policies.is_empty() {
+                "policies"
+            } else {
+                "resources"
+            }
+        );
+    }
     let dir = file.parent().unwrap_or(Path::new("."));
     let policy_paths: Vec<PathBuf> = test.policies.iter().map(|p| dir.join(p)).collect();
     let resource_paths: Vec<PathBuf> = test.resources.iter().map(|p| dir.join(p)).collect();
-    let loaded = load_policies(&policy_paths)?;
+    let loaded = load_policies(&policy_paths, PolicyArguments::BesideResources)?;
     for e in &loaded.errors {
         eprintln!("error: {e}");
     }
@@ -318,7 +335,15 @@ async fn run_file(
                 continue;
             };
             if let std::collections::hash_map::Entry::Vacant(slot) = decisions.entry(index) {
-                slot.insert(evaluate(client, &loaded.policies, &resources[index].resource).await);
+                slot.insert(
+                    evaluate(
+                        client,
+                        &loaded.policies,
+                        &resources[index].resource,
+                        progress,
+                    )
+                    .await,
+                );
             }
             let decision = &decisions[&index];
             let policy_loaded = loaded

@@ -5,6 +5,7 @@ use sealgate_registry::signatures::resolve_digest;
 
 use super::{Outcome, parse_image};
 use crate::registry_args::RegistryArgs;
+use crate::render::outln;
 
 /// What to locate.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -21,6 +22,9 @@ enum Kind {
 
 /// Arguments of `triangulate`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  sealgate triangulate registry.company.com/app:v1   # REPO:sha256-<hex>.sig\n  sealgate triangulate --type digest registry.company.com/app:v1"
+)]
 pub(crate) struct Args {
     /// What to locate.
     #[arg(long = "type", value_enum, default_value = "signature")]
@@ -39,10 +43,10 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let digest = resolve_digest(&client, &image).await?;
     let tag = digest.referrers_tag();
     match args.kind {
-        Kind::Signature => println!("{}:{tag}.sig", image.cosign_identity()),
-        Kind::Attestation => println!("{}:{tag}.att", image.cosign_identity()),
-        Kind::Sbom => println!("{}:{tag}.sbom", image.cosign_identity()),
-        Kind::Digest => println!("{}@{digest}", image.cosign_identity()),
+        Kind::Signature => outln!("{}:{tag}.sig", image.cosign_identity())?,
+        Kind::Attestation => outln!("{}:{tag}.att", image.cosign_identity())?,
+        Kind::Sbom => outln!("{}:{tag}.sbom", image.cosign_identity())?,
+        Kind::Digest => outln!("{}@{digest}", image.cosign_identity())?,
     }
     Ok(Outcome::Success)
 }

@@ -8,7 +8,9 @@ use sealgate_core::cosign::{Verification, VerifiedSignature, with_annotations};
 use sealgate_core::crypto::key::{PublicKey, SignatureHash};
 
 use super::{Outcome, parse_image, parse_key_value};
+use crate::progress::{Progress, reporting};
 use crate::registry_args::RegistryArgs;
+use crate::render::outln;
 use sealgate_registry::signatures::{fetch_signatures, resolve_digest};
 
 /// How to print results.
@@ -27,7 +29,7 @@ enum Output {
 their digests, each signature over its exact payload bytes with the key, and that the payload \
 names the image's digest. Exit 0 when every image has at least one such signature, 1 when one \
 has none (the message says whether no signatures exist, none is by this key, one is malformed, \
-or the key signed another digest), 2 on errors."
+or the key signed another digest), 2 on errors.\n\nExamples:\n  sealgate verify --key cosign.pub registry.company.com/app:v1\n  sealgate verify --key cosign.pub -a git-sha=4f2c1e0 -o json registry.company.com/app:v1"
 )]
 pub(crate) struct Args {
     /// The PEM public key (cosign.pub).
@@ -75,15 +77,32 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
             args.hash
         )
     })?;
-    let key_text = std::fs::read_to_string(&args.key)
+    let key_text = sealgate_files::read_text_bounded(&args.key, sealgate_files::KEY_FILE)
         .with_context(|| format!("reading the public key {}", args.key.display()))?;
     let key = PublicKey::from_pem(&key_text)
         .with_context(|| format!("reading the public key {}", args.key.display()))?;
     let client = args.registry.client_for(&images)?;
+    let progress = match args.output {
+        Output::Text => Progress::Shown,
+        Output::Json => Progress::Off,
+    };
     let mut outcome = Outcome::Success;
     for image in &images {
-        let digest = resolve_digest(&client, image).await?;
-        let set = fetch_signatures(&client, image, &digest).await?;
+        let host = image.api_host();
+        let digest = reporting(
+            progress,
+            host,
+            || format!("resolving {image}"),
+            resolve_digest(&client, image),
+        )
+        .await?;
+        let set = reporting(
+            progress,
+            host,
+            || format!("fetching the signatures of {image}@{digest}"),
+            fetch_signatures(&client, image, &digest),
+        )
+        .await?;
         let verified = match sealgate_core::cosign::verify_with_key(&set, &key, hash) {
             Verification::Verified(v) => v,
             Verification::Failed(failure) => {
@@ -108,20 +127,20 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
             continue;
         }
         match args.output {
-            Output::Json => println!("{}", payloads_json(&matching)),
+            Output::Json => outln!("{}", payloads_json(&matching))?,
             Output::Text => {
-                println!("Verified {image} ({digest})");
-                println!(
+                outln!("Verified {image} ({digest})")?;
+                outln!(
                     "  {} of {} signature(s) at {} verified with key {} ({})",
                     matching.len(),
                     set.layers.len(),
                     set.location,
                     key.fingerprint(),
                     args.key.display()
-                );
-                println!(
+                )?;
+                outln!(
                     "  checked: the signature manifest and payloads against their digests, each signature over its exact payload, the payload's image digest"
-                );
+                )?;
             }
         }
     }

@@ -520,7 +520,11 @@ fn registry_failures_are_distinct_errors_that_name_the_fix() {
         .expect_code(1)
         .stderr_has("no signatures found");
     // apply takes images from resources: explicit credentials need their hosts named.
-    std::fs::write(w.path("empty-policies.yaml"), "").unwrap();
+    std::fs::write(
+        w.path("policies.yaml"),
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules:\n  - name: r\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    verifyImages:\n    - imageReferences: [\"registry.example.com/*\"]\n      verifyDigest: true\n      required: false\n",
+    )
+    .unwrap();
     std::fs::write(
         w.path("pod.yaml"),
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: nginx\n",
@@ -530,7 +534,7 @@ fn registry_failures_are_distinct_errors_that_name_the_fix() {
         "",
         &[
             "apply",
-            "empty-policies.yaml",
+            "policies.yaml",
             "--resource",
             "pod.yaml",
             "--registry-username",

@@ -15,6 +15,7 @@ mod audit;
 mod commands;
 mod common;
 mod durability;
+mod footguns;
 mod oracle;
 mod seed_policies;
 mod serve;
