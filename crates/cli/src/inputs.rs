@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use sealgate_core::engine::Resource;
 use sealgate_core::policy::yaml::parse_documents;
-use sealgate_core::policy::{Operation, Policy, PolicyError, PolicyWarning, SkippedDocument};
+use sealgate_core::policy::{
+    LoadOptions, Operation, Policy, PolicyError, PolicyWarning, SkippedDocument,
+};
 
 /// Policies loaded from files, with every problem found on the way.
 #[derive(Debug, Default)]
@@ -27,6 +29,24 @@ pub(crate) fn manifest_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(sealgate_files::manifest_files(path)?)
 }
 
+/// `--allow-unknown-fields`, for every command that reads policies.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct PolicyLoadArgs {
+    /// Read policies with unknown fields, dropping those fields with a warning (as an API server
+    /// without strict field validation prunes them) instead of refusing the policy.
+    #[arg(long)]
+    pub(crate) allow_unknown_fields: bool,
+}
+
+impl PolicyLoadArgs {
+    /// The loader's options.
+    pub(crate) fn options(self) -> LoadOptions {
+        LoadOptions {
+            allow_unknown_fields: self.allow_unknown_fields,
+        }
+    }
+}
+
 /// Where the policies loaded by [`load_policies`] are given, which says what a mix-up looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PolicyArguments {
@@ -42,6 +62,7 @@ pub(crate) enum PolicyArguments {
 pub(crate) fn load_policies(
     paths: &[PathBuf],
     arguments: PolicyArguments,
+    options: LoadOptions,
 ) -> anyhow::Result<LoadedPolicies> {
     let mut loaded = LoadedPolicies::default();
     for path in paths {
@@ -52,7 +73,7 @@ pub(crate) fn load_policies(
             loaded.skipped.len(),
         );
         for file in &files {
-            let outcome = sealgate_files::load_policy_file(file)?;
+            let outcome = sealgate_files::load_policy_file(file, options)?;
             loaded.policies.extend(outcome.policies);
             loaded.errors.extend(outcome.errors);
             loaded.warnings.extend(outcome.warnings);

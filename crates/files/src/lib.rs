@@ -14,7 +14,7 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use sealgate_core::policy::{LoadOutcome, load};
+use sealgate_core::policy::{LoadOptions, LoadOutcome, load_with};
 
 /// Why policy files could not be listed or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -224,9 +224,9 @@ pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, PolicyFileError> {
 
 /// Reads and loads one policy file (several documents allowed); invalid documents are in the
 /// outcome's `errors`, each with file:line.
-pub fn load_policy_file(path: &Path) -> Result<LoadOutcome, PolicyFileError> {
+pub fn load_policy_file(path: &Path, options: LoadOptions) -> Result<LoadOutcome, PolicyFileError> {
     let text = read_text_bounded(path, MANIFEST_FILE)?;
-    Ok(load(&path.display().to_string(), &text))
+    Ok(load_with(&path.display().to_string(), &text, options))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sealgate_core::policy::LoadOptions;
 use sealgate_registry::Client;
 
 use crate::audit::{AuditToken, Retention};
@@ -130,6 +131,8 @@ pub struct ServeConfig {
     pub audit_sync: bool,
     /// The registry client (built from the shared registry flags).
     pub registry: Client,
+    /// How policy files are read (`--allow-unknown-fields`).
+    pub load: LoadOptions,
     /// How often the policy directory is checked.
     pub policy_poll: Duration,
     /// How often the certificate files are checked.
@@ -152,6 +155,7 @@ impl ServeConfig {
             audit_retention: Retention::default(),
             audit_token: None,
             audit_sync: false,
+            load: LoadOptions::default(),
             registry,
             policy_poll: DEFAULT_POLICY_POLL,
             cert_poll: DEFAULT_CERT_POLL,

@@ -73,7 +73,8 @@ impl Server {
     pub async fn bind(config: ServeConfig) -> Result<Server, ServeError> {
         let metrics = Metrics::new();
         let (policy_store, policies) =
-            PolicyStore::open(&config.policies, metrics.clone()).map_err(ServeError::Policies)?;
+            PolicyStore::open_with(&config.policies, metrics.clone(), config.load)
+                .map_err(ServeError::Policies)?;
 
         // The port first: a clash fails before anything is written to the data directory.
         let listener = TcpListener::bind(&config.listen)

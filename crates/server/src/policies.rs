@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use sealgate_core::policy::Policy;
+use sealgate_core::policy::{LoadOptions, Policy};
 use sealgate_files::{PolicyFileError, load_policy_file, manifest_files};
 use tokio::sync::watch;
 
@@ -192,6 +192,7 @@ pub struct PolicyStore {
     generation: u64,
     sender: watch::Sender<Arc<PolicySet>>,
     metrics: Metrics,
+    options: LoadOptions,
 }
 
 impl PolicyStore {
@@ -201,6 +202,15 @@ impl PolicyStore {
         root: &Path,
         metrics: Metrics,
     ) -> Result<(PolicyStore, watch::Receiver<Arc<PolicySet>>), PolicyFileError> {
+        PolicyStore::open_with(root, metrics, LoadOptions::default())
+    }
+
+    /// [`open`](PolicyStore::open), loading every file with `options`.
+    pub fn open_with(
+        root: &Path,
+        metrics: Metrics,
+        options: LoadOptions,
+    ) -> Result<(PolicyStore, watch::Receiver<Arc<PolicySet>>), PolicyFileError> {
         manifest_files(root)?;
         let (sender, receiver) = watch::channel(Arc::new(PolicySet::default()));
         let mut store = PolicyStore {
@@ -209,6 +219,7 @@ impl PolicyStore {
             generation: 0,
             sender,
             metrics,
+            options,
         };
         let report = store.reload();
         if !report.changed {
@@ -246,7 +257,7 @@ impl PolicyStore {
             let had_good = previous.is_some();
             // Whether what is in force changes: not when a broken file keeps its last version.
             let mut replaced = true;
-            let (policies, errors) = match load_policy_file(file) {
+            let (policies, errors) = match load_policy_file(file, self.options) {
                 Err(e) => {
                     replaced = !had_good;
                     (

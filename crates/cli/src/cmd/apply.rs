@@ -36,6 +36,9 @@ still run), 2 when a check could not be evaluated (e.g. the registry is unreacha
 Audit failures are reported as warnings and do not change the exit code.\n\nExamples:\n  sealgate apply policies/ --resource deploy/pod.yaml\n  sealgate apply policy.yaml -r manifests/ -n shop --namespace-labels env=prod -o json"
 )]
 pub(crate) struct Args {
+    #[command(flatten)]
+    load: crate::inputs::PolicyLoadArgs,
+
     /// Policy files or directories (ClusterPolicy/Policy, YAML or JSON, several documents per file).
     #[arg(required = true, value_name = "POLICY_PATH")]
     policies: Vec<PathBuf>,
@@ -71,7 +74,11 @@ struct Summary {
 }
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
-    let loaded = load_policies(&args.policies, PolicyArguments::BesideResources)?;
+    let loaded = load_policies(
+        &args.policies,
+        PolicyArguments::BesideResources,
+        args.load.options(),
+    )?;
     for e in &loaded.errors {
         eprintln!("error: {e}");
     }

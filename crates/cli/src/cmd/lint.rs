@@ -12,13 +12,16 @@ use crate::render::outln;
     after_help = "Exit 0 when every policy is valid (warnings allowed), 1 when one is not, 2 when a path holds no policy at all (its kinds are named).\n\nExamples:\n  sealgate lint policies/\n  sealgate lint require-signed.yaml other.yaml"
 )]
 pub(crate) struct Args {
+    #[command(flatten)]
+    load: crate::inputs::PolicyLoadArgs,
+
     /// Policy files or directories.
     #[arg(required = true, value_name = "POLICY_PATH")]
     policies: Vec<PathBuf>,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
-    let loaded = load_policies(&args.policies, PolicyArguments::Alone)?;
+    let loaded = load_policies(&args.policies, PolicyArguments::Alone, args.load.options())?;
     for e in &loaded.errors {
         outln!("error: {e}")?;
     }

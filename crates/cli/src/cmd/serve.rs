@@ -38,6 +38,9 @@ finish in-flight requests (at most 10s), flush the audit trail, exit 0. Exit 2 w
 cannot start (policy directory missing, port in use, unusable certificate).\n\nExamples:\n  sealgate serve --policies /etc/sealgate/policies --tls-san sealgate.sealgate.svc\n  sealgate serve --policies policies/ --listen 127.0.0.1:0 --data-dir ./data"
 )]
 pub(crate) struct Args {
+    #[command(flatten)]
+    load: crate::inputs::PolicyLoadArgs,
+
     /// Directory (or file) of Kyverno ClusterPolicy/Policy documents; reloaded when files
     /// change (an invalid file is reported and its last good version kept).
     #[arg(long, value_name = "DIR")]
@@ -165,6 +168,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         max_rows: args.audit_max_rows,
     };
     config.audit_sync = args.audit_sync;
+    config.load = args.load.options();
     config.audit_token = match &args.audit_token_file {
         Some(path) => Some(AuditToken::from_file(path)?),
         None => {

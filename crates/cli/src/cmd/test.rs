@@ -34,6 +34,9 @@ enum Output {
 holds, 1 when one does not (or a test file or policy is invalid), 2 on usage or runtime errors.\n\nExamples:\n  sealgate test policies/tests/\n  sealgate test . --fail-only --detailed-results"
 )]
 pub(crate) struct Args {
+    #[command(flatten)]
+    load: crate::inputs::PolicyLoadArgs,
+
     /// Directories (searched recursively) or test files.
     #[arg(required = true, value_name = "DIR")]
     dirs: Vec<PathBuf>,
@@ -223,7 +226,8 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
             Output::Table => Progress::Shown,
             Output::Json => Progress::Off,
         };
-        let (file_rows, file_invalid) = run_file(file, &client, progress).await?;
+        let (file_rows, file_invalid) =
+            run_file(file, &client, progress, args.load.options()).await?;
         rows.extend(file_rows);
         invalid |= file_invalid;
     }
@@ -277,6 +281,7 @@ async fn run_file(
     file: &Path,
     client: &sealgate_registry::Client,
     progress: Progress,
+    options: sealgate_core::policy::LoadOptions,
 ) -> anyhow::Result<(Vec<Row>, bool)> {
     let text = sealgate_files::read_text_bounded(file, sealgate_files::MANIFEST_FILE)?;
     let doc = parse_documents(&text)
@@ -309,7 +314,7 @@ async fn run_file(
     let dir = file.parent().unwrap_or(Path::new("."));
     let policy_paths: Vec<PathBuf> = test.policies.iter().map(|p| dir.join(p)).collect();
     let resource_paths: Vec<PathBuf> = test.resources.iter().map(|p| dir.join(p)).collect();
-    let loaded = load_policies(&policy_paths, PolicyArguments::BesideResources)?;
+    let loaded = load_policies(&policy_paths, PolicyArguments::BesideResources, options)?;
     for e in &loaded.errors {
         eprintln!("error: {e}");
     }

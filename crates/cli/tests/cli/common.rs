@@ -70,6 +70,7 @@ impl Workdir {
     }
 }
 
+#[derive(Debug)]
 pub struct Run(pub Output);
 
 impl Run {
@@ -94,6 +95,14 @@ impl Run {
     }
     pub fn success(&self) -> &Run {
         self.expect_code(0)
+    }
+    pub fn stdout_has(&self, needle: &str) -> &Run {
+        assert!(
+            self.stdout().contains(needle),
+            "stdout lacks {needle:?}:\n{}",
+            self.stdout()
+        );
+        self
     }
     pub fn stderr_has(&self, needle: &str) -> &Run {
         assert!(

@@ -17,5 +17,6 @@ mod common;
 mod durability;
 mod footguns;
 mod oracle;
+mod policy_checks;
 mod seed_policies;
 mod serve;
