@@ -84,6 +84,8 @@ pub(crate) fn load_policies(
             bail!("{}", no_policy_message(path, files.len(), kinds, arguments));
         }
     }
+    let duplicates = sealgate_core::policy::remove_duplicate_policies(&mut loaded.policies);
+    loaded.errors.extend(duplicates);
     Ok(loaded)
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use sealgate_core::policy::{LoadOptions, Policy};
+use sealgate_core::policy::{LoadOptions, Policy, remove_duplicate_policies};
 use sealgate_files::{PolicyFileError, load_policy_file, manifest_files};
 use tokio::sync::watch;
 
@@ -328,11 +328,16 @@ impl PolicyStore {
 
     fn publish(&mut self) {
         self.generation += 1;
-        let policies: Vec<Policy> = self
+        let mut policies: Vec<Policy> = self
             .files
             .values()
             .flat_map(|f| f.policies.iter().cloned())
             .collect();
+        // A second policy of one name is not enforced (the files are read in name order, so
+        // the first stays the same from one reload to the next), and says so.
+        for duplicate in remove_duplicate_policies(&mut policies) {
+            tracing::error!(error = %duplicate, "policy not loaded");
+        }
         let names: Vec<String> = policies.iter().map(Policy::qualified_name).collect();
         self.metrics.set_policies(policies.len());
         if self.generation > 1 {

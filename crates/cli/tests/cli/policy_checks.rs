@@ -87,3 +87,23 @@ fn lint_warns_that_a_rekor_block_refuses_signatures_made_without_rekor() {
     run.success();
     assert!(!run.stdout().contains("rekor block"), "{run:?}");
 }
+
+#[test]
+fn two_policies_with_one_name_are_an_error_naming_both_files() {
+    let w = workdir();
+    let valid = TYPO.replace("      atestors: []\n", "");
+    std::fs::write(w.path("a.yaml"), &valid).unwrap();
+    std::fs::write(w.path("b.yaml"), &valid).unwrap();
+    w.run("", &["lint", "a.yaml", "b.yaml"])
+        .expect_code(1)
+        .stdout_has("b.yaml:1:1: policy p: metadata.name: ClusterPolicy 'p' is defined twice: first at a.yaml:1");
+}
+
+#[test]
+fn a_file_of_a_million_documents_is_refused_at_the_document_cap() {
+    let w = workdir();
+    std::fs::write(w.path("many.yaml"), "a: 1\n---\n".repeat(1_000_000)).unwrap();
+    w.run("", &["lint", "many.yaml"])
+        .expect_code(1)
+        .stdout_has("the text holds more than 10000 documents: split it into several files");
+}

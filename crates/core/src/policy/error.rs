@@ -137,6 +137,16 @@ pub enum PolicyErrorKind {
         /// The likely intended apiVersion.
         suggestion: String,
     },
+    /// A second policy of one kind, namespace and name.
+    #[error("{kind} '{name}' is defined twice: first at {first}")]
+    DuplicatePolicy {
+        /// `ClusterPolicy` or `Policy` (with its namespace).
+        kind: String,
+        /// The name.
+        name: String,
+        /// `file:line` of the first definition.
+        first: String,
+    },
     /// A field of the wrong type, or a missing required field.
     #[error("{0}")]
     Decode(String),
@@ -519,6 +529,9 @@ pub(crate) fn error_hint(kind: &PolicyErrorKind, path: &JsonPath) -> Option<Stri
             "sealgate enforces kyverno.io/v1 ClusterPolicy and Policy documents"
         }
         PolicyErrorKind::MisspelledApiVersion { .. } => "write apiVersion: kyverno.io/v1",
+        PolicyErrorKind::DuplicatePolicy { .. } => {
+            "rename one of them: in a cluster the second would replace the first (this one is not loaded)"
+        }
         PolicyErrorKind::MultipleOperations(_) => "split the rule into one rule per operation",
         PolicyErrorKind::UnsupportedSignatureAlgorithm(_)
         | PolicyErrorKind::InvalidSignatureAlgorithm(_) => {

@@ -49,7 +49,9 @@ pub use compiled::{
 pub use error::{
     Base64Damage, Location, PolicyError, PolicyErrorKind, PolicyWarning, PolicyWarningKind,
 };
-pub use load::{LoadOptions, LoadOutcome, SkippedDocument, load, load_with};
+pub use load::{
+    LoadOptions, LoadOutcome, SkippedDocument, load, load_with, remove_duplicate_policies,
+};
 pub use matching::{Operation, ResourceMeta};
 pub use model::{ApplyRules, FailurePolicy, VerifierType};
 pub use path::{JsonPath, Segment};

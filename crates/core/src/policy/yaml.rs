@@ -32,6 +32,10 @@ pub const MAX_DEPTH: usize = 200;
 pub const MAX_NODES: usize = 1_000_000;
 /// Most nodes that aliases may add to one document.
 pub const MAX_ALIAS_NODES: usize = 100_000;
+/// Most documents one file (or text) may hold.
+pub const MAX_DOCUMENTS: usize = 10_000;
+/// Most nodes all the documents of one file may hold together.
+pub const MAX_FILE_NODES: usize = 2_000_000;
 
 /// A 1-based line and column in the source text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -200,6 +204,7 @@ pub fn parse_documents(text: &str) -> Vec<Result<Document, YamlError>> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
     let mut out = Vec::new();
+    let (mut documents, mut file_nodes) = (0usize, 0usize);
     loop {
         let (event, mark) = match parser.next_token() {
             Ok(next) => next,
@@ -215,6 +220,23 @@ pub fn parse_documents(text: &str) -> Vec<Result<Document, YamlError>> {
             Event::StreamEnd => return out,
             Event::DocumentStart => builder = Builder::default(),
             Event::DocumentEnd => {
+                documents += 1;
+                file_nodes = file_nodes.saturating_add(builder.nodes);
+                if documents > MAX_DOCUMENTS || file_nodes > MAX_FILE_NODES {
+                    out.push(Err(YamlError {
+                        position: Position::from_marker(&mark),
+                        kind: YamlErrorKind::TooLarge(if documents > MAX_DOCUMENTS {
+                            format!(
+                                "the text holds more than {MAX_DOCUMENTS} documents: split it into several files"
+                            )
+                        } else {
+                            format!(
+                                "the documents of this text hold more than {MAX_FILE_NODES} nodes together: split it into several files"
+                            )
+                        }),
+                    }));
+                    return out;
+                }
                 if let Some(result) = builder.finish() {
                     out.push(result);
                 }
@@ -979,6 +1001,22 @@ mod tests {
             prev = name;
         }
         assert!(matches!(error(&text).kind, YamlErrorKind::TooLarge(_)));
+    }
+
+    #[test]
+    fn a_text_of_too_many_documents_is_refused_at_the_cap() {
+        let text = "a: 1\n---\n".repeat(MAX_DOCUMENTS + 5);
+        let docs = parse_documents(&text);
+        assert_eq!(docs.len(), MAX_DOCUMENTS + 1);
+        let last = docs
+            .last()
+            .and_then(|d| d.as_ref().err())
+            .map(|e| e.kind.to_string());
+        assert_eq!(
+            last.as_deref(),
+            Some("the text holds more than 10000 documents: split it into several files")
+        );
+        assert!(docs[..MAX_DOCUMENTS].iter().all(Result::is_ok));
     }
 
     #[test]

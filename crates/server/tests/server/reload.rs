@@ -250,3 +250,28 @@ async fn an_empty_policy_directory_admits() {
         "{response}"
     );
 }
+
+#[test]
+fn a_second_policy_of_one_name_is_not_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let other = SigningKey::generate(&SystemRandom::new()).unwrap();
+    std::fs::write(
+        dir.path().join("a.yaml"),
+        policy("same", &key, "registry.company.com/*", "Enforce", ""),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        policy("same", &other, "other.company.com/*", "Enforce", ""),
+    )
+    .unwrap();
+    let (_store, policies) = PolicyStore::open(dir.path(), Metrics::new()).unwrap();
+    let set = policies.borrow().clone();
+    assert_eq!(set.policies.len(), 1);
+    assert!(
+        set.policies[0].source.ends_with("a.yaml"),
+        "{}",
+        set.policies[0].source
+    );
+}

@@ -434,3 +434,49 @@ fn pem_indentation_hint(text: &str, line: usize) -> Option<String> {
     }
     None
 }
+
+/// Takes out of `policies` every policy whose kind, namespace and name an earlier one has, and
+/// returns an error for each, naming where the first is: in a cluster the second would replace
+/// the first, so which one is enforced would depend on the order of `kubectl apply`.
+pub fn remove_duplicate_policies(policies: &mut Vec<Policy>) -> Vec<PolicyError> {
+    use std::collections::HashMap;
+    let mut first: HashMap<(bool, Option<String>, String), String> = HashMap::new();
+    let mut errors = Vec::new();
+    policies.retain(|p| {
+        let cluster = p.kind == super::compiled::PolicyKind::ClusterPolicy;
+        let key = (cluster, p.namespace.clone(), p.name.clone());
+        let here = format!("{}:{}", p.source, p.line);
+        match first.get(&key) {
+            None => {
+                first.insert(key, here);
+                true
+            }
+            Some(at) => {
+                let kind = match (&p.namespace, cluster) {
+                    (_, true) => "ClusterPolicy".to_string(),
+                    (Some(ns), false) => format!("Policy (namespace {ns})"),
+                    (None, false) => "Policy".to_string(),
+                };
+                let error_kind = PolicyErrorKind::DuplicatePolicy {
+                    kind,
+                    name: p.name.clone(),
+                    first: at.clone(),
+                };
+                errors.push(PolicyError {
+                    location: Location {
+                        source: p.source.clone(),
+                        line: p.line,
+                        column: 1,
+                        policy: Some(p.name.clone()),
+                        rule: None,
+                        path: JsonPath::root().field("metadata").field("name"),
+                    },
+                    hint: error_hint(&error_kind, &JsonPath::root()),
+                    kind: error_kind,
+                });
+                false
+            }
+        }
+    });
+    errors
+}
