@@ -3,10 +3,39 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::Args;
 use sealgate_core::ImageRef;
 use sealgate_registry::{AuthFiles, Client, RegistryOptions};
+
+/// The images a command names itself (sign, verify), and how to reach their registries.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ImageTargets {
+    /// Images, by tag or by digest (`registry/repository:tag` or `...@sha256:...`).
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<String>,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+impl ImageTargets {
+    /// The images, parsed; the first that does not parse is the error.
+    pub(crate) fn images(&self) -> anyhow::Result<Vec<ImageRef>> {
+        self.images.iter().map(|s| parse_image(s)).collect()
+    }
+
+    /// A client whose explicit credentials go to these images' registries (see
+    /// [`RegistryArgs::client_for`]).
+    pub(crate) fn client_for(&self, images: &[ImageRef]) -> anyhow::Result<Client> {
+        self.registry.client_for(images)
+    }
+}
+
+/// Parses an image reference given on the command line.
+pub(crate) fn parse_image(s: &str) -> anyhow::Result<ImageRef> {
+    ImageRef::parse(s).with_context(|| "check the image argument".to_string())
+}
 
 /// How to reach registries: credentials, trust and plain-HTTP exceptions.
 #[derive(Debug, Clone, Args)]

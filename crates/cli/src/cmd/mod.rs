@@ -15,7 +15,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use sealgate_core::ImageRef;
 
 /// What a command concluded, when it ran to the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,11 +92,6 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
             std::process::exit(2)
         }
     }
-}
-
-/// Parses an image reference given on the command line.
-pub(crate) fn parse_image(s: &str) -> anyhow::Result<ImageRef> {
-    ImageRef::parse(s).with_context(|| "check the image argument".to_string())
 }
 
 /// Parses `key=value` (cosign's `-a`).

@@ -15,8 +15,8 @@ use sealgate_core::crypto::key::PublicKey;
 
 use sealgate_files::{CERTIFICATE_FILE, read_text_bounded};
 
-use super::{Outcome, load_signing_key, parse_image, parse_key_value};
-use crate::registry_args::RegistryArgs;
+use super::{Outcome, load_signing_key, parse_key_value};
+use crate::registry_args::ImageTargets;
 use sealgate_registry::signatures::{
     PushOutcome, push_signature, resolve_digest, signature_location,
 };
@@ -55,20 +55,12 @@ pub(crate) struct Args {
     #[arg(short = 'y', long, hide = true)]
     yes: bool,
 
-    /// Images to sign.
-    #[arg(required = true, value_name = "IMAGE")]
-    images: Vec<String>,
-
     #[command(flatten)]
-    registry: RegistryArgs,
+    targets: ImageTargets,
 }
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
-    let images = args
-        .images
-        .iter()
-        .map(|s| parse_image(s))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let images = args.targets.images()?;
     let rng = SystemRandom::new();
     let key = load_signing_key(&args.key, &rng)?;
     let mut certificate_annotations = BTreeMap::new();
@@ -95,7 +87,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         certificate_annotations.insert(CHAIN_ANNOTATION.to_string(), chain);
     }
     let annotations: BTreeMap<String, String> = args.annotations.iter().cloned().collect();
-    let client = args.registry.client_for(&images)?;
+    let client = args.targets.client_for(&images)?;
     for image in &images {
         let digest = resolve_digest(&client, image).await?;
         let payload_bytes = payload::build(&image.cosign_identity(), &digest, &annotations);

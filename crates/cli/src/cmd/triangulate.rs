@@ -3,8 +3,8 @@
 use clap::ValueEnum;
 use sealgate_registry::signatures::resolve_digest;
 
-use super::{Outcome, parse_image};
-use crate::registry_args::RegistryArgs;
+use super::Outcome;
+use crate::registry_args::{RegistryArgs, parse_image};
 use crate::render::outln;
 
 /// What to locate.

@@ -7,9 +7,9 @@ use clap::ValueEnum;
 use sealgate_core::cosign::{Verification, VerifiedSignature, with_annotations};
 use sealgate_core::crypto::key::{PublicKey, SignatureHash};
 
-use super::{Outcome, parse_image, parse_key_value};
+use super::{Outcome, parse_key_value};
 use crate::progress::{Progress, reporting};
-use crate::registry_args::RegistryArgs;
+use crate::registry_args::ImageTargets;
 use crate::render::outln;
 use sealgate_registry::signatures::{fetch_signatures, resolve_digest};
 
@@ -57,20 +57,12 @@ pub(crate) struct Args {
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
     insecure_ignore_tlog: Option<bool>,
 
-    /// Images to verify.
-    #[arg(required = true, value_name = "IMAGE")]
-    images: Vec<String>,
-
     #[command(flatten)]
-    registry: RegistryArgs,
+    targets: ImageTargets,
 }
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
-    let images = args
-        .images
-        .iter()
-        .map(|s| parse_image(s))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let images = args.targets.images()?;
     let hash = SignatureHash::from_kyverno(&args.hash).with_context(|| {
         format!(
             "--signature-digest-algorithm {}: expected sha256, sha384 or sha512",
@@ -81,7 +73,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         .with_context(|| format!("reading the public key {}", args.key.display()))?;
     let key = PublicKey::from_pem(&key_text)
         .with_context(|| format!("reading the public key {}", args.key.display()))?;
-    let client = args.registry.client_for(&images)?;
+    let client = args.targets.client_for(&images)?;
     let progress = match args.output {
         Output::Text => Progress::Shown,
         Output::Json => Progress::Off,
