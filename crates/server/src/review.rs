@@ -259,11 +259,70 @@ fn checked_patch(ops: &[Value], object: &Value) -> Result<json_patch::Patch, Pat
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if !patch.is_empty() {
+    if !patch.is_empty() && !applies_without_copy(&patch, object) {
+        // Tried on a copy: either the patch is not of the engine's shape, or it does not apply
+        // and json-patch names the operation and path.
         let mut copy = object.clone();
         json_patch::patch_unsafe(&mut copy, &patch)?;
     }
     Ok(json_patch::Patch(patch))
+}
+
+/// Whether `patch` certainly applies to `object`, decided without copying the object, for
+/// patches of the engine's shape: `add` operations under `/metadata/` (the verify-images
+/// annotation) and `replace` operations of a string elsewhere (the pinned images), no replaced
+/// path inside another. Such adds cannot create or remove a replace target, so a replace
+/// applies when its target exists, and an add when its parent exists as an object in the
+/// object or was added as one before it. `false` means "not known": try it on a copy.
+fn applies_without_copy(patch: &[json_patch::PatchOperation], object: &Value) -> bool {
+    use json_patch::PatchOperation;
+    const MOST: usize = 64;
+    if patch.len() > MOST {
+        return false;
+    }
+    // Paths added so far, with whether the value put there is an object.
+    let mut added: Vec<(&str, bool)> = Vec::new();
+    let mut replaced: Vec<&str> = Vec::new();
+    let within = |inner: &str, outer: &str| {
+        inner == outer || (inner.starts_with(outer) && inner.as_bytes()[outer.len()] == b'/')
+    };
+    for op in patch {
+        match op {
+            PatchOperation::Add(add) => {
+                let path = add.path.as_str();
+                if path.strip_prefix("/metadata/").is_none_or(str::is_empty) {
+                    return false;
+                }
+                let Some((parent, _)) = path.rsplit_once('/') else {
+                    return false;
+                };
+                // The latest add at or above the parent decides what the parent is now.
+                let parent_is_object = match added.iter().rev().find(|(p, _)| within(parent, p)) {
+                    Some((p, is_object)) => *p == parent && *is_object,
+                    None => object.pointer(parent).is_some_and(Value::is_object),
+                };
+                if !parent_is_object {
+                    return false;
+                }
+                added.push((path, add.value.is_object()));
+            }
+            PatchOperation::Replace(replace) => {
+                let path = replace.path.as_str();
+                if path.starts_with("/metadata") || !replace.value.is_string() {
+                    return false;
+                }
+                if object.pointer(path).is_none() {
+                    return false;
+                }
+                replaced.push(path);
+            }
+            _ => return false,
+        }
+    }
+    // A replace inside another replaced value would target what the first one wrote.
+    !replaced
+        .iter()
+        .any(|a| replaced.iter().any(|b| a != b && within(b, a)))
 }
 
 /// Whether a review whose patch cannot be sent is denied: when a rule that checked images
@@ -530,6 +589,52 @@ mod tests {
         assert_eq!(patch.0.len(), 3);
         assert_eq!(serde_json::to_value(&patch).unwrap(), json!(ops));
         assert!(checked_patch(&[], &pod()).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn the_engines_patches_are_known_to_apply_without_a_copy_and_others_are_tried() {
+        let typed = |ops: Vec<Value>| -> Vec<json_patch::PatchOperation> {
+            ops.into_iter()
+                .map(|op| serde_json::from_value(op).unwrap())
+                .collect()
+        };
+        let engine = typed(vec![
+            json!({"op": "add", "path": "/metadata/annotations", "value": {}}),
+            json!({"op": "add", "path": "/metadata/annotations/kyverno.io~1verify-images", "value": "{}"}),
+            json!({"op": "replace", "path": "/spec/containers/0/image", "value": "x@sha256:00"}),
+        ]);
+        assert!(applies_without_copy(&engine, &pod()));
+        // Each of these is decided on a copy instead (and json-patch says whether it applies).
+        let not_known = [
+            // The replaced image does not exist.
+            vec![json!({"op": "replace", "path": "/spec/containers/3/image", "value": "x"})],
+            // The annotation's parent is neither in the object nor added before it.
+            vec![json!({"op": "add", "path": "/metadata/annotations/a", "value": "v"})],
+            // Not the engine's shape.
+            vec![json!({"op": "remove", "path": "/spec/containers/0/image"})],
+            vec![json!({"op": "add", "path": "/spec/x", "value": "v"})],
+            vec![json!({"op": "replace", "path": "/metadata/name", "value": "v"})],
+            vec![json!({"op": "replace", "path": "/spec/containers/0", "value": {}})],
+            // An add that replaced the object it would have landed in.
+            vec![
+                json!({"op": "add", "path": "/metadata/annotations", "value": {}}),
+                json!({"op": "add", "path": "/metadata/annotations", "value": "s"}),
+                json!({"op": "add", "path": "/metadata/annotations/a", "value": "v"}),
+            ],
+            vec![
+                json!({"op": "add", "path": "/metadata/labels", "value": "s"}),
+                json!({"op": "add", "path": "/metadata/labels/a", "value": "v"}),
+            ],
+        ];
+        for ops in not_known {
+            assert!(
+                !applies_without_copy(&typed(ops.clone()), &pod()),
+                "{ops:?}"
+            );
+        }
+        // Wherever the shortcut says yes, json-patch agrees on a copy.
+        let mut copy = pod();
+        json_patch::patch_unsafe(&mut copy, &engine).unwrap();
     }
 
     #[test]

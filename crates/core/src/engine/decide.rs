@@ -301,10 +301,7 @@ fn evaluate_rule(
             && let (Ok(reference), Some(digest)) = (&image.reference, &result.digest)
             && reference.digest().is_none()
         {
-            pins.insert(
-                image.pointer.clone(),
-                reference.with_digest(digest.clone()).pinned_string(),
-            );
+            pins.insert(image.pointer.clone(), reference.pinned_string_at(digest));
         }
         if entry.has_checks() && result.status != Status::Error {
             // Kyverno keys the annotation by the image as it is after mutation: the digest form
@@ -315,7 +312,7 @@ fn evaluate_rule(
                         && result.status == Status::Pass
                         && reference.digest().is_none() =>
                 {
-                    reference.with_digest(d.clone()).normalized().to_string()
+                    reference.normalized_at(d)
                 }
                 _ => image.normalized().to_string(),
             };

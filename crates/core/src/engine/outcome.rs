@@ -17,7 +17,7 @@ use crate::cosign::{LayerVerdict, Signer, VerifyFailure};
 use crate::crypto::chain::ChainError;
 use crate::image::ImageRef;
 use crate::image::digest::Digest;
-use crate::policy::Unsupported;
+use crate::policy::{Fingerprint, Unsupported};
 use crate::sigstore::rekor::RekorError;
 use crate::timestamp::{Rfc3339, UnixTime, format_duration};
 
@@ -60,7 +60,7 @@ impl PartialOrd for SignatureRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OutcomeKey {
     /// The attestor's [`fingerprint`](crate::policy::Attestor::fingerprint).
-    pub attestor: String,
+    pub attestor: Fingerprint,
     /// Where its signatures are.
     pub request: SignatureRequest,
 }

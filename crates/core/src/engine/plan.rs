@@ -304,9 +304,9 @@ pub(super) fn signature_repository(
             .map_err(|_| CannotEvaluate::InvalidRepository {
                 repository: repo.to_string(),
             }),
-        _ => match &image.reference {
-            Ok(reference) => Ok(reference.repository_ref()),
-            Err(_) => Err(CannotEvaluate::InvalidRepository {
+        _ => match image.repository_ref() {
+            Some(repository) => Ok(repository.clone()),
+            None => Err(CannotEvaluate::InvalidRepository {
                 repository: image.raw.clone(),
             }),
         },
@@ -321,7 +321,7 @@ pub(super) fn outcome_key(
     digest: &Digest,
 ) -> Result<OutcomeKey, CannotEvaluate> {
     Ok(OutcomeKey {
-        attestor: attestor.fingerprint().to_string(),
+        attestor: attestor.shared_fingerprint(),
         request: SignatureRequest {
             repository: signature_repository(image, entry, attestor)?,
             digest: digest.clone(),

@@ -174,6 +174,8 @@ pub struct ExtractedImage {
     pub unreadable: Option<String>,
     normalized: String,
     repository: String,
+    /// The repository as a reference (no tag, no digest): where its signatures are by default.
+    repository_ref: Option<ImageRef>,
 }
 
 impl ExtractedImage {
@@ -186,9 +188,13 @@ impl ExtractedImage {
         unsupported: Option<Unsupported>,
     ) -> ExtractedImage {
         let reference = ImageRef::parse(&raw);
-        let (normalized, repository) = match &reference {
-            Ok(r) => (r.normalized().to_string(), r.repository()),
-            Err(_) => (raw.clone(), String::new()),
+        let (normalized, repository, repository_ref) = match &reference {
+            Ok(r) => (
+                r.normalized().to_string(),
+                r.repository(),
+                Some(r.repository_ref()),
+            ),
+            Err(_) => (raw.clone(), String::new(), None),
         };
         ExtractedImage {
             pointer,
@@ -200,6 +206,7 @@ impl ExtractedImage {
             unreadable: None,
             normalized,
             repository,
+            repository_ref,
         }
     }
 
@@ -224,6 +231,11 @@ impl ExtractedImage {
     /// `registry/path` of the image (empty when it does not parse).
     pub fn repository(&self) -> &str {
         &self.repository
+    }
+
+    /// The image's repository as a reference (`None` when it does not parse), made once.
+    pub fn repository_ref(&self) -> Option<&ImageRef> {
+        self.repository_ref.as_ref()
     }
 }
 

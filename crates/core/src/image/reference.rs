@@ -197,6 +197,21 @@ impl ImageRef {
         )
     }
 
+    /// [`pinned_string`](ImageRef::pinned_string) of this reference pinned to `digest`, without
+    /// building the pinned reference.
+    pub fn pinned_string_at(&self, digest: &Digest) -> String {
+        match self.tag() {
+            Some(tag) => format!("{}/{}:{tag}@{digest}", self.registry, self.path),
+            None => format!("{}/{}@{digest}", self.registry, self.path),
+        }
+    }
+
+    /// [`normalized`](ImageRef::normalized) of this reference pinned to `digest`
+    /// (`registry/path@digest`), without building the pinned reference.
+    pub fn normalized_at(&self, digest: &Digest) -> String {
+        format!("{}/{}@{digest}", self.registry, self.path)
+    }
+
     /// `registry/path:tag@digest` (or `registry/path@digest` without a tag): what a mutated pod
     /// spec carries after tag-to-digest pinning.
     pub fn pinned_string(&self) -> String {
@@ -387,6 +402,26 @@ fn valid_tag(t: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pinned_and_normalized_at_a_digest_are_those_of_the_pinned_reference() {
+        let digest: crate::Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        for text in [
+            "nginx",
+            "nginx:1.25",
+            "registry.company.com:5000/team/app:v1",
+            "ghcr.io/o/a",
+        ] {
+            let image = ImageRef::parse(text).unwrap();
+            let pinned = image.with_digest(digest.clone());
+            assert_eq!(
+                image.pinned_string_at(&digest),
+                pinned.pinned_string(),
+                "{text}"
+            );
+            assert_eq!(image.normalized_at(&digest), pinned.normalized(), "{text}");
+        }
+    }
+
     use super::*;
 
     const D: &str = "sha256:dead07b4d8ed7e29e98de0f4504d87e8880d4347859d839686a31da35a3b532f";
