@@ -91,7 +91,12 @@ pub fn spellings(image: &ImageRef) -> Vec<String> {
     for host in &hosts {
         for path in &paths {
             let spelling = format!("{host}/{path}{suffix}");
-            if !out.contains(&spelling) {
+            // A host that is a registry only by its upper case or its trailing dot (`REGISCOM`,
+            // `myhost.`) reads as a Docker Hub repository once lower-cased or stripped
+            // (`regiscom/app` is `docker.io/regiscom/app`): such a spelling names another
+            // image and is left out (found by fuzzing).
+            let same = ImageRef::parse(&spelling).is_ok_and(|s| same_repository(&s, image));
+            if same && !out.contains(&spelling) {
                 out.push(spelling);
             }
         }
@@ -114,6 +119,31 @@ mod tests {
 
     fn image(s: &str) -> ImageRef {
         ImageRef::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_host_that_is_a_registry_only_by_case_or_dot_keeps_spellings_of_its_own() {
+        for given in [
+            "REGISCOM/critical/app:v1",
+            "myhost./team/app:v1",
+            "MyHost/app@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ] {
+            let original = image(given);
+            let all = spellings(&original);
+            assert!(all.len() >= 2, "{given}: {all:?}");
+            for spelling in &all {
+                let other = image(spelling);
+                assert!(
+                    same_repository(&other, &original),
+                    "{given}: {spelling} names {}",
+                    other.normalized()
+                );
+                assert!(
+                    !other.is_docker_hub(),
+                    "{given}: {spelling} reads as Docker Hub"
+                );
+            }
+        }
     }
 
     #[test]

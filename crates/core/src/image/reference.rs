@@ -95,6 +95,12 @@ impl ImageRef {
             Some((first, path)) if is_registry_like(first) => (first.to_string(), path),
             _ => (DEFAULT_REGISTRY.to_string(), name),
         };
+        // The limit holds for the name as normalised (distribution checks it after adding
+        // `docker.io/`), so every reference that parses has a normal form that parses too
+        // (found by fuzzing: a 250-character Docker Hub name).
+        if registry.len() + 1 + path.len() > MAX_NAME_LEN {
+            return Err(err(ParseErrorKind::NameTooLong));
+        }
         if !valid_registry(&registry) {
             return Err(err(ParseErrorKind::BadRegistry(registry)));
         }
@@ -402,6 +408,18 @@ fn valid_tag(t: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_length_limit_holds_for_the_normalised_name() {
+        let long = "a".repeat(250);
+        let e = ImageRef::parse(&long).unwrap_err();
+        assert_eq!(e.kind, ParseErrorKind::NameTooLong);
+        let fits = "a".repeat(255 - "docker.io/".len());
+        let image = ImageRef::parse(&fits).unwrap();
+        assert_eq!(ImageRef::parse(image.normalized()).unwrap(), image);
+        assert!(ImageRef::parse(&format!("registry.example/{}", "b".repeat(238))).is_ok());
+        assert!(ImageRef::parse(&format!("registry.example/{}", "b".repeat(239))).is_err());
+    }
+
     #[test]
     fn pinned_and_normalized_at_a_digest_are_those_of_the_pinned_reference() {
         let digest: crate::Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
