@@ -598,56 +598,89 @@ pub fn decrypt_key_file(
     password: &[u8],
     rng: &dyn SecureRandom,
 ) -> Result<SigningKey, KeyError> {
-    let blocks = pem::parse_blocks(text)?;
-    let Some(block) = blocks.into_iter().next() else {
-        return Err(KeyError::NotACosignKey("no PEM block".into()));
-    };
-    if block.label != SIGSTORE_PRIVATE_KEY_LABEL && block.label != COSIGN_PRIVATE_KEY_LABEL {
-        return Err(KeyError::NotACosignKey(block.label));
-    }
-    let ek: EncryptedKey = serde_json::from_slice(&block.der)
-        .map_err(|e| KeyError::MalformedKeyFile(e.to_string()))?;
-    if ek.kdf.name != "scrypt" {
-        return Err(KeyError::UnsupportedEncryption(format!(
-            "kdf '{}'",
-            ek.kdf.name
-        )));
-    }
-    if ek.cipher.name != "nacl/secretbox" {
-        return Err(KeyError::UnsupportedEncryption(format!(
-            "cipher '{}'",
-            ek.cipher.name
-        )));
-    }
-    let cost = match ScryptCost::from_n(ek.kdf.params.n) {
-        Some(c) if ek.kdf.params.r == 8 && ek.kdf.params.p == 1 => c,
-        _ => {
+    EncryptedKeyFile::parse(text)?.decrypt(password, rng)
+}
+
+/// A cosign encrypted key file, read and checked up to the point where only the password is
+/// missing: the scrypt cost is one cosign writes, the salt, nonce and ciphertext are base64 and
+/// the nonce has its 24 bytes.
+#[derive(Debug)]
+pub struct EncryptedKeyFile {
+    cost: ScryptCost,
+    salt: Vec<u8>,
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+impl EncryptedKeyFile {
+    /// Reads the first PEM block of `text` as a cosign encrypted key (either label).
+    pub fn parse(text: &str) -> Result<EncryptedKeyFile, KeyError> {
+        let blocks = pem::parse_blocks(text)?;
+        let Some(block) = blocks.into_iter().next() else {
+            return Err(KeyError::NotACosignKey("no PEM block".into()));
+        };
+        if block.label != SIGSTORE_PRIVATE_KEY_LABEL && block.label != COSIGN_PRIVATE_KEY_LABEL {
+            return Err(KeyError::NotACosignKey(block.label));
+        }
+        let ek: EncryptedKey = serde_json::from_slice(&block.der)
+            .map_err(|e| KeyError::MalformedKeyFile(e.to_string()))?;
+        if ek.kdf.name != "scrypt" {
             return Err(KeyError::UnsupportedEncryption(format!(
-                "scrypt N={} r={} p={}",
-                ek.kdf.params.n, ek.kdf.params.r, ek.kdf.params.p
+                "kdf '{}'",
+                ek.kdf.name
             )));
         }
-    };
-    let b64 = |field: &str, v: &str| {
-        STANDARD
-            .decode(v)
-            .map_err(|e| KeyError::MalformedKeyFile(format!("{field} is not base64: {e}")))
-    };
-    let salt = b64("kdf.salt", &ek.kdf.salt)?;
-    let nonce = b64("cipher.nonce", &ek.cipher.nonce)?;
-    let ciphertext = b64("ciphertext", &ek.ciphertext)?;
-    if nonce.len() != 24 {
-        return Err(KeyError::MalformedKeyFile(format!(
-            "the nonce has {} bytes, not 24",
-            nonce.len()
-        )));
+        if ek.cipher.name != "nacl/secretbox" {
+            return Err(KeyError::UnsupportedEncryption(format!(
+                "cipher '{}'",
+                ek.cipher.name
+            )));
+        }
+        let cost = match ScryptCost::from_n(ek.kdf.params.n) {
+            Some(c) if ek.kdf.params.r == 8 && ek.kdf.params.p == 1 => c,
+            _ => {
+                return Err(KeyError::UnsupportedEncryption(format!(
+                    "scrypt N={} r={} p={}",
+                    ek.kdf.params.n, ek.kdf.params.r, ek.kdf.params.p
+                )));
+            }
+        };
+        let b64 = |field: &str, v: &str| {
+            STANDARD
+                .decode(v)
+                .map_err(|e| KeyError::MalformedKeyFile(format!("{field} is not base64: {e}")))
+        };
+        let salt = b64("kdf.salt", &ek.kdf.salt)?;
+        let nonce = b64("cipher.nonce", &ek.cipher.nonce)?;
+        let ciphertext = b64("ciphertext", &ek.ciphertext)?;
+        if nonce.len() != 24 {
+            return Err(KeyError::MalformedKeyFile(format!(
+                "the nonce has {} bytes, not 24",
+                nonce.len()
+            )));
+        }
+        Ok(EncryptedKeyFile {
+            cost,
+            salt,
+            nonce,
+            ciphertext,
+        })
     }
-    let key = scrypt_key(password, &salt, cost)?;
-    let cipher = XSalsa20Poly1305::new((&key).into());
-    let plain = cipher
-        .decrypt(nonce.as_slice().into(), ciphertext.as_slice())
-        .map_err(|_| KeyError::WrongPassword)?;
-    SigningKey::from_pkcs8(&plain, rng)
+
+    /// The scrypt cost the file was written with.
+    pub fn cost(&self) -> ScryptCost {
+        self.cost
+    }
+
+    /// Derives the key from `password` (scrypt: the slow part) and opens the secretbox.
+    pub fn decrypt(&self, password: &[u8], rng: &dyn SecureRandom) -> Result<SigningKey, KeyError> {
+        let key = scrypt_key(password, &self.salt, self.cost)?;
+        let cipher = XSalsa20Poly1305::new((&key).into());
+        let plain = cipher
+            .decrypt(self.nonce.as_slice().into(), self.ciphertext.as_slice())
+            .map_err(|_| KeyError::WrongPassword)?;
+        SigningKey::from_pkcs8(&plain, rng)
+    }
 }
 
 /// Encrypts `key` into a cosign key file: PEM `ENCRYPTED SIGSTORE PRIVATE KEY`, scrypt at `cost`,
