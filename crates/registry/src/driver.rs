@@ -15,9 +15,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::future::{self, Either};
+use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt as _, StreamExt};
 use sealgate_core::cosign::SignatureSet;
 use sealgate_core::engine::{
     AttestorOutcome, Decision, Evaluation, FetchFailure, FetchFailureKind, OutcomeKey,
@@ -154,7 +153,6 @@ pub async fn drive(
     let mut running = FuturesUnordered::new();
     let mut pending: HashSet<Pending> = HashSet::new();
     let mut timed_out = false;
-    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         // Cached outcomes are answered at once and may lead to more wants.
         let mut wants = evaluation.wants();
@@ -179,24 +177,15 @@ pub async fn drive(
             }
             wants = evaluation.wants();
         }
-        // An answer already there (a cached digest) is taken without arming the deadline's
-        // timer; the timer is made once per evaluation, when something must be waited for.
-        let next = match running.next().now_or_never() {
-            Some(next) => next,
-            None => match deadline {
-                Some(d) => {
-                    let sleep =
-                        timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(d.at)));
-                    match future::select(running.next(), sleep.as_mut()).await {
-                        Either::Left((next, _)) => next,
-                        Either::Right(((), _)) => {
-                            timed_out = true;
-                            break;
-                        }
-                    }
+        let next = match deadline {
+            Some(d) => match tokio::time::timeout_at(d.at, running.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    timed_out = true;
+                    break;
                 }
-                None => running.next().await,
             },
+            None => running.next().await,
         };
         match next {
             None => break,
