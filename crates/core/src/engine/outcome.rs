@@ -10,6 +10,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cosign::payload::PayloadError;
@@ -22,15 +23,42 @@ use crate::sigstore::rekor::RekorError;
 use crate::timestamp::{Rfc3339, UnixTime, format_duration};
 
 /// Where an attestor's signatures are read: the `.sig` image of `digest` in `repository`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Its hash is computed once, when it is made: a warm review looks each of its requests up in
+/// several maps (the evaluation's, the caches, the shared flights).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureRequest {
-    /// The repository holding the signatures (no tag, no digest).
-    pub repository: ImageRef,
+    // First, so that unequal requests usually differ at the first comparison.
+    hash: u64,
+    /// The repository holding the signatures (no tag, no digest), shared with the image it is
+    /// for.
+    pub repository: Arc<ImageRef>,
     /// The image digest the signatures are for.
     pub digest: Digest,
 }
 
+impl std::hash::Hash for SignatureRequest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
 impl SignatureRequest {
+    /// The signatures of `digest` in `repository`.
+    pub fn new(repository: Arc<ImageRef>, digest: Digest) -> SignatureRequest {
+        use std::hash::{Hash as _, Hasher as _};
+        // A fixed-key SipHash of what equality compares; maps hash this number again with
+        // their own random keys.
+        let mut hasher = std::hash::DefaultHasher::new();
+        repository.hash(&mut hasher);
+        digest.hash(&mut hasher);
+        SignatureRequest {
+            hash: hasher.finish(),
+            repository,
+            digest,
+        }
+    }
+
     /// `registry/path`, as messages name the repository.
     pub fn repository_name(&self) -> String {
         self.repository.repository()

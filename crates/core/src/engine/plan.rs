@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::image::digest::Digest;
 use crate::image::{ImageRef, alias};
@@ -293,19 +294,19 @@ pub(super) fn signature_repository(
     image: &ExtractedImage,
     entry: &ImageVerification,
     attestor: &Attestor,
-) -> Result<ImageRef, CannotEvaluate> {
+) -> Result<Arc<ImageRef>, CannotEvaluate> {
     match attestor
         .repository
         .as_deref()
         .or(entry.repository.as_deref())
     {
         Some(repo) if !repo.is_empty() => ImageRef::parse(repo)
-            .map(|r| r.repository_ref())
+            .map(|r| Arc::new(r.repository_ref()))
             .map_err(|_| CannotEvaluate::InvalidRepository {
                 repository: repo.to_string(),
             }),
         _ => match image.repository_ref() {
-            Some(repository) => Ok(repository.clone()),
+            Some(repository) => Ok(Arc::clone(repository)),
             None => Err(CannotEvaluate::InvalidRepository {
                 repository: image.raw.clone(),
             }),
@@ -322,10 +323,10 @@ pub(super) fn outcome_key(
 ) -> Result<OutcomeKey, CannotEvaluate> {
     Ok(OutcomeKey {
         attestor: attestor.shared_fingerprint(),
-        request: SignatureRequest {
-            repository: signature_repository(image, entry, attestor)?,
-            digest: digest.clone(),
-        },
+        request: SignatureRequest::new(
+            signature_repository(image, entry, attestor)?,
+            digest.clone(),
+        ),
     })
 }
 

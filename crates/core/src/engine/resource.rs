@@ -6,6 +6,7 @@
 //! bypass through one of them) — or from a rule's `imageExtractors`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -175,7 +176,7 @@ pub struct ExtractedImage {
     normalized: String,
     repository: String,
     /// The repository as a reference (no tag, no digest): where its signatures are by default.
-    repository_ref: Option<ImageRef>,
+    repository_ref: Option<Arc<ImageRef>>,
 }
 
 impl ExtractedImage {
@@ -192,7 +193,7 @@ impl ExtractedImage {
             Ok(r) => (
                 r.normalized().to_string(),
                 r.repository(),
-                Some(r.repository_ref()),
+                Some(Arc::new(r.repository_ref())),
             ),
             Err(_) => (raw.clone(), String::new(), None),
         };
@@ -234,7 +235,7 @@ impl ExtractedImage {
     }
 
     /// The image's repository as a reference (`None` when it does not parse), made once.
-    pub fn repository_ref(&self) -> Option<&ImageRef> {
+    pub fn repository_ref(&self) -> Option<&Arc<ImageRef>> {
         self.repository_ref.as_ref()
     }
 }

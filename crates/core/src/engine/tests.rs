@@ -282,7 +282,7 @@ impl FakeRegistry {
             let mut layers = Vec::new();
             for (image, keys) in &self.signers {
                 let reference = ImageRef::parse(image).unwrap();
-                if reference.repository_ref() == req.repository
+                if reference.repository_ref() == *req.repository
                     && digest_for(reference.normalized()) == req.digest
                 {
                     layers.extend(
