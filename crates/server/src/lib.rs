@@ -23,6 +23,7 @@ pub mod policies;
 pub mod review;
 pub mod routes;
 pub mod single_flight;
+pub mod sources;
 pub mod state;
 pub mod tls;
 
@@ -37,6 +38,7 @@ use tokio::sync::watch;
 pub use config::{ServeConfig, TlsSource};
 pub use error::ServeError;
 pub use routes::app;
+pub use sources::{NamespaceLabelSource, NamespaceLabels, Sources};
 pub use state::{AppState, StateParts};
 
 use crate::audit::{AUDIT_DB_FILE, AuditFlusher, AuditStore, AuditWriter};
@@ -61,7 +63,8 @@ pub struct Server {
     tls: Arc<rustls::ServerConfig>,
     resolver: Arc<CertResolver>,
     self_signed: Option<SelfSigned>,
-    policy_store: PolicyStore,
+    /// The policy directory, when the policies come from one.
+    policy_store: Option<PolicyStore>,
     audit: AuditFlusher,
     state: AppState,
     config: ServeConfig,
@@ -71,10 +74,25 @@ impl Server {
     /// Loads the policies, prepares TLS (generating the self-signed CA if asked), opens the audit
     /// database and binds the listen address.
     pub async fn bind(config: ServeConfig) -> Result<Server, ServeError> {
-        let metrics = Metrics::new();
-        let (policy_store, policies) =
-            PolicyStore::open_with(&config.policies, metrics.clone(), config.load)
-                .map_err(ServeError::Policies)?;
+        Server::bind_with(config, Sources::default(), Metrics::new()).await
+    }
+
+    /// [`bind`](Server::bind), with policies and namespace labels from `sources` where it has
+    /// them, counting into `metrics` (which the sources may count into too).
+    pub async fn bind_with(
+        config: ServeConfig,
+        sources: Sources,
+        metrics: Metrics,
+    ) -> Result<Server, ServeError> {
+        let (policy_store, policies) = match sources.policies {
+            Some(policies) => (None, policies),
+            None => {
+                let (store, policies) =
+                    PolicyStore::open_with(&config.policies, metrics.clone(), config.load)
+                        .map_err(ServeError::Policies)?;
+                (Some(store), policies)
+            }
+        };
 
         // The port first: a clash fails before anything is written to the data directory.
         let listener = TcpListener::bind(&config.listen)
@@ -134,6 +152,7 @@ impl Server {
         );
         let state = AppState::new(StateParts {
             policies,
+            namespaces: sources.namespaces,
             fetcher,
             metrics,
             audit: Some(writer),
@@ -187,8 +206,8 @@ impl Server {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let policy_task =
-            tokio::spawn(policy_store.watch(config.policy_poll, stopped(stop_rx.clone())));
+        let policy_task = policy_store
+            .map(|store| tokio::spawn(store.watch(config.policy_poll, stopped(stop_rx.clone()))));
         let cert_task = tokio::spawn(Arc::clone(&resolver).watch(
             config.cert_poll,
             self_signed,
@@ -217,7 +236,9 @@ impl Server {
             );
         }
         let _ = stop_tx.send(true);
-        let _ = policy_task.await;
+        if let Some(task) = policy_task {
+            let _ = task.await;
+        }
         let _ = cert_task.await;
         let flushed = audit.shutdown().await;
         match &flushed {

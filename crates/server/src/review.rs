@@ -27,6 +27,7 @@ use crate::audit::{Check, Commit, DecisionBuilder, RequestFields, now_unix_ms};
 use crate::config::format_duration;
 use crate::fetcher::Verdict;
 use crate::policies::NothingInForce;
+use crate::sources::NamespaceLabels;
 use crate::state::AppState;
 
 /// How long the decision may overrun the budget (CPU work after the last fetch) before the
@@ -158,7 +159,7 @@ async fn answer(
         return Answered::without(response, NoWork::SubresourceRunsNoImage);
     }
     // The object moves into the resource; the request keeps its other fields for the records.
-    let resource = match request.take_resource(operation) {
+    let mut resource = match request.take_resource(operation) {
         Ok(r) => r,
         Err(why) => {
             let response = response.invalid(why);
@@ -166,6 +167,24 @@ async fn answer(
         }
     };
 
+    // Namespace labels from the cluster when a source knows them; otherwise they stay unknown
+    // (a namespaceSelector fails closed) and, with a source that has not synced yet, the
+    // answer says so.
+    let mut unknown_labels = None;
+    if let Some(namespace) = resource.namespace.clone() {
+        match state.namespace_labels(&namespace) {
+            NamespaceLabels::Known(labels) => {
+                resource.namespace_labels = labels;
+                resource.namespace_labels_known = true;
+            }
+            NamespaceLabels::Unknown(why) if state.knows_namespaces() => {
+                unknown_labels = Some(format!(
+                    "the labels of namespace {namespace} are not known: {why}; a namespaceSelector is taken as satisfied in match and not in exclude (fail closed)"
+                ));
+            }
+            NamespaceLabels::Unknown(_) => {}
+        }
+    }
     let policies = state.policies();
     // Every policy file invalid: sealgate knows nothing it could check, so it never admits
     // unchecked on that account (an empty policy source does admit, and says so at start).
@@ -201,6 +220,11 @@ async fn answer(
     };
     let decision = &verdict.decision;
     let mut response = response.with_warnings(&decision.warnings);
+    if let Some(why) = unknown_labels
+        && policies.policies.iter().any(Policy::uses_namespace_labels)
+    {
+        response = response.with_warnings(&[why]);
+    }
     if decision.allowed {
         if webhook == Webhook::Mutate {
             match checked_patch(&decision.patch, &resource.object) {

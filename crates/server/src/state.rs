@@ -11,12 +11,15 @@ use crate::audit::{AuditToken, AuditWriter};
 use crate::fetcher::CachingFetcher;
 use crate::metrics::Metrics;
 use crate::policies::PolicySet;
+use crate::sources::{NamespaceLabelSource, NamespaceLabels};
 
 /// The parts an [`AppState`] is made of.
 #[derive(Debug)]
 pub struct StateParts {
     /// The policy snapshots ([`PolicyStore::open`](crate::policies::PolicyStore::open)).
     pub policies: watch::Receiver<Arc<PolicySet>>,
+    /// Namespace labels, when a source knows them ([`Sources`](crate::Sources)).
+    pub namespaces: Option<Arc<dyn NamespaceLabelSource>>,
     /// The fetcher reviews are decided through.
     pub fetcher: CachingFetcher,
     /// Metrics (the same handle the fetcher and policy store count into).
@@ -55,6 +58,21 @@ impl AppState {
     /// The policies in force now.
     pub fn policies(&self) -> Arc<PolicySet> {
         Arc::clone(&self.inner.parts.policies.borrow())
+    }
+
+    /// The labels of `namespace`: unknown when no source knows them.
+    pub fn namespace_labels(&self, namespace: &str) -> NamespaceLabels {
+        match &self.inner.parts.namespaces {
+            Some(source) => source.labels(namespace),
+            None => NamespaceLabels::Unknown(
+                "sealgate serve runs without the Kubernetes API (--kubernetes)",
+            ),
+        }
+    }
+
+    /// Whether a namespace label source is connected.
+    pub fn knows_namespaces(&self) -> bool {
+        self.inner.parts.namespaces.is_some()
     }
 
     /// The fetcher reviews are decided through.

@@ -9,6 +9,7 @@ mod serve;
 mod sign;
 mod test;
 mod triangulate;
+mod uninstall;
 mod verify;
 
 use std::process::ExitCode;
@@ -59,8 +60,12 @@ pub(crate) enum Command {
     /// Show the webhook's audit trail: every admission decision, newest first.
     Audit(audit::Args),
     /// Run the admission webhook: AdmissionReviews over HTTPS, decided by the policies in a
-    /// directory (reloaded on change), with caches, deadlines, metrics and an audit trail.
-    Serve(serve::Args),
+    /// directory (reloaded on change) or watched in the cluster (--kubernetes), with caches,
+    /// deadlines, metrics and an audit trail.
+    Serve(Box<serve::Args>),
+    /// Remove the webhook configurations `serve --kubernetes` registered, so a cluster never
+    /// waits on a webhook that is gone.
+    Uninstall(uninstall::Args),
 }
 
 /// Runs one command.
@@ -76,6 +81,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Lint(args) => lint::run(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Uninstall(args) => block_on(uninstall::run(&args)),
     }
 }
 

@@ -7,13 +7,18 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
+use sealgate_kube::namespaces::NamespaceStore;
+use sealgate_kube::policies::{PolicyWatch, WatchConfig};
+use sealgate_kube::registration::{Endpoint, Registration};
 use sealgate_server::audit::{AuditToken, DEFAULT_DATA_DIR, Retention};
 use sealgate_server::config::{
     CacheConfig, DEFAULT_MAX_CONCURRENT_VERIFICATIONS, DEFAULT_PER_REGISTRY_CONCURRENCY,
     VerifyConfig, format_duration, parse_duration,
 };
 use sealgate_server::log::LogFormat;
-use sealgate_server::{ServeConfig, Server, TlsSource};
+use sealgate_server::metrics::Metrics;
+use sealgate_server::{ServeConfig, Server, Sources, TlsSource};
+use std::sync::Arc;
 
 use super::Outcome;
 use crate::registry_args::RegistryArgs;
@@ -43,8 +48,16 @@ pub(crate) struct Args {
 
     /// Directory (or file) of Kyverno ClusterPolicy/Policy documents; reloaded when files
     /// change (an invalid file is reported and its last good version kept).
-    #[arg(long, value_name = "DIR")]
-    policies: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "kubernetes",
+        conflicts_with = "kubernetes"
+    )]
+    policies: Option<PathBuf>,
+
+    #[command(flatten)]
+    cluster: ClusterArgs,
 
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8443")]
@@ -125,6 +138,88 @@ pub(crate) struct Args {
     registry: RegistryArgs,
 }
 
+/// The flags of `serve --kubernetes`.
+#[derive(Debug, Clone, clap::Args)]
+struct ClusterArgs {
+    /// Run against the Kubernetes API: ClusterPolicy and Policy objects watched (instead of
+    /// --policies), namespace labels watched (namespaceSelector), webhook configurations
+    /// registered and kept in line with the policies, statuses and Events written.
+    #[arg(long)]
+    kubernetes: bool,
+
+    /// Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service
+    /// account).
+    #[arg(long, value_name = "FILE", requires = "kubernetes")]
+    kubeconfig: Option<PathBuf>,
+
+    /// Register this URL (outside a cluster: tests, development clusters); the API server
+    /// calls URL/mutate and URL/validate.
+    #[arg(long, value_name = "URL", requires = "kubernetes")]
+    webhook_url: Option<String>,
+
+    /// Register this Service (in a cluster; default: `$POD_NAMESPACE/sealgate`).
+    #[arg(
+        long,
+        value_name = "NAMESPACE/NAME",
+        requires = "kubernetes",
+        conflicts_with = "webhook_url"
+    )]
+    service: Option<String>,
+
+    /// The Service's port.
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 443,
+        requires = "kubernetes"
+    )]
+    service_port: u16,
+
+    /// Name of the MutatingWebhookConfiguration and ValidatingWebhookConfiguration.
+    #[arg(long, value_name = "NAME", default_value = sealgate_kube::registration::DEFAULT_WEBHOOK_NAME, requires = "kubernetes")]
+    webhook_name: String,
+
+    /// Enforce only the policies with these labels (a Kubernetes label selector, e.g.
+    /// `sealgate.dev/enforce=true`), e.g. beside an installed Kyverno during a migration.
+    #[arg(long, value_name = "LABELS", requires = "kubernetes")]
+    policy_selector: Option<String>,
+
+    /// PEM CA bundle registered for the webhook's certificate (default: the self-signed CA, or
+    /// the --tls-cert chain).
+    #[arg(long, value_name = "FILE", requires = "kubernetes")]
+    ca_bundle: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    fn endpoint(&self) -> anyhow::Result<Endpoint> {
+        if let Some(url) = &self.webhook_url {
+            if !url.starts_with("https://") {
+                bail!(
+                    "--webhook-url {url}: the API server calls webhooks over HTTPS; give an https:// URL"
+                );
+            }
+            return Ok(Endpoint::Url(url.clone()));
+        }
+        let service = match &self.service {
+            Some(s) => s.clone(),
+            None => match std::env::var("POD_NAMESPACE") {
+                Ok(ns) if !ns.is_empty() => format!("{ns}/sealgate"),
+                _ => bail!(
+                    "--kubernetes needs to know where the API server reaches this webhook: pass --webhook-url https://HOST:PORT outside a cluster, or --service NAMESPACE/NAME (in a cluster, POD_NAMESPACE names the namespace)"
+                ),
+            },
+        };
+        let Some((namespace, name)) = service.split_once('/') else {
+            bail!("--service {service}: expected NAMESPACE/NAME, e.g. sealgate/sealgate");
+        };
+        Ok(Endpoint::Service {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            port: self.service_port,
+        })
+    }
+}
+
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     if args.budget.is_zero() {
         bail!("--budget must be more than 0s, e.g. 8s");
@@ -147,10 +242,32 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         },
         _ => TlsSource::SelfSigned,
     };
-    let mut config = ServeConfig::new(args.policies.clone(), args.registry.client()?);
+    let cluster = if args.cluster.kubernetes {
+        Some((args.cluster.clone(), args.cluster.endpoint()?))
+    } else {
+        None
+    };
+    let mut config = ServeConfig::new(
+        args.policies.clone().unwrap_or_default(),
+        args.registry.client()?,
+    );
     config.listen = args.listen.clone();
     config.tls = tls;
     config.tls_names = args.tls_san.clone();
+    if let Some((
+        _,
+        Endpoint::Service {
+            namespace, name, ..
+        },
+    )) = &cluster
+    {
+        // The names the API server calls the Service by.
+        for suffix in ["svc", "svc.cluster.local"] {
+            config
+                .tls_names
+                .push(format!("{name}.{namespace}.{suffix}"));
+        }
+    }
     config.data_dir = args.data_dir.clone();
     config.verify = VerifyConfig {
         budget: args.budget,
@@ -185,7 +302,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config))?;
+    runtime.block_on(serve(config, cluster))?;
     Ok(Outcome::Success)
 }
 
@@ -199,14 +316,93 @@ fn listens_on_loopback(listen: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    let server = Server::bind(config).await?;
+async fn serve(
+    config: ServeConfig,
+    cluster: Option<(ClusterArgs, Endpoint)>,
+) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let mut tasks = Vec::new();
+    let mut connected = None;
+    let sources = match &cluster {
+        None => Sources::default(),
+        Some((args, _)) => {
+            let client = sealgate_kube::connect(args.kubeconfig.as_deref()).await?;
+            let watch = PolicyWatch::new(
+                client.clone(),
+                WatchConfig {
+                    selector: args.policy_selector.clone(),
+                    load: config.load,
+                    instance: std::env::var("POD_NAME").ok(),
+                },
+                metrics.clone(),
+            );
+            let snapshots = watch.subscribe();
+            let namespaces = NamespaceStore::new();
+            tasks.push(tokio::spawn(watch.run(stopped(stop_rx.clone()))));
+            tasks.push(tokio::spawn(
+                Arc::clone(&namespaces).run(client.clone(), stopped(stop_rx.clone())),
+            ));
+            connected = Some((client, snapshots.clone()));
+            Sources {
+                policies: Some(snapshots),
+                namespaces: Some(namespaces),
+            }
+        }
+    };
+    let tls_cert = match &config.tls {
+        TlsSource::Files { cert, .. } => Some(cert.clone()),
+        TlsSource::SelfSigned => None,
+    };
+    let server = Server::bind_with(config, sources, metrics).await?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "sealgate listening on https://{}", server.local_addr())?;
     if let Some(ca) = server.ca_path() {
         writeln!(out, "CA certificate: {}", ca.display())?;
     }
-    if server.state().is_ready() {
+    if let (Some((args, endpoint)), Some((client, snapshots))) = (cluster, connected) {
+        let bundle_path = args
+            .ca_bundle
+            .clone()
+            .or_else(|| server.ca_path())
+            .or(tls_cert)
+            .context("no CA bundle to register: pass --ca-bundle FILE")?;
+        let ca_bundle = std::fs::read(&bundle_path)
+            .with_context(|| format!("reading the CA bundle {}", bundle_path.display()))?;
+        let registration = Registration {
+            name: args.webhook_name.clone(),
+            endpoint,
+            ca_bundle,
+            excluded_namespaces: Vec::new(),
+        };
+        tasks.push(tokio::spawn(registration.keep(
+            client,
+            snapshots.clone(),
+            stopped(stop_rx.clone()),
+        )));
+        writeln!(
+            out,
+            "not ready: waiting for the first list of policies from the Kubernetes API; /readyz answers 503 until then"
+        )?;
+        let mut snapshots = snapshots;
+        tasks.push(tokio::spawn(async move {
+            if snapshots.wait_for(|set| set.generation > 0).await.is_ok() {
+                let mut out = std::io::stdout().lock();
+                if snapshots.borrow().is_usable() {
+                    let _ = writeln!(out, "ready");
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "not ready: no policy is in force (every policy is invalid; see the log and the policies' status); /readyz answers 503 until one loads"
+                    );
+                }
+                let _ = out.flush();
+            }
+        }));
+    } else if server.state().is_ready() {
         writeln!(out, "ready")?;
     } else {
         // Serving, but /readyz answers 503 until a policy file loads (see the log).
@@ -218,7 +414,13 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     out.flush()?;
     drop(out);
     let shutdown = shutdown_signal()?;
-    server.serve(shutdown).await?;
+    let served = server.serve(shutdown).await;
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        task.abort();
+        let _ = task.await;
+    }
+    served?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod commands;
 mod common;
 mod durability;
 mod footguns;
+mod kubernetes;
 mod oracle;
 mod policy_checks;
 mod seed_policies;

@@ -154,6 +154,29 @@ impl Policy {
         }
     }
 
+    /// Whether a decision under this policy can depend on namespace labels: a
+    /// `namespaceSelector` in a rule's `match` or `exclude`, or in a failure action override.
+    pub fn uses_namespace_labels(&self) -> bool {
+        fn in_description(d: &super::model::ResourceDescription) -> bool {
+            d.namespace_selector.is_some()
+        }
+        fn in_match(m: &super::model::MatchResources) -> bool {
+            m.resources.as_ref().is_some_and(in_description)
+                || m.any
+                    .iter()
+                    .chain(&m.all)
+                    .any(|f| f.resources.as_ref().is_some_and(in_description))
+        }
+        self.failure_action_overrides
+            .iter()
+            .any(|o| o.namespace_selector.is_some())
+            || self
+                .rules
+                .iter()
+                .chain(&self.autogen_rules)
+                .any(|r| in_match(&r.match_resources) || r.exclude.as_ref().is_some_and(in_match))
+    }
+
     /// Whether the policy can apply to resources in `namespace`: a `Policy` only covers its
     /// own namespace.
     pub fn covers_namespace(&self, namespace: Option<&str>) -> bool {

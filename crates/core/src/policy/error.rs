@@ -24,7 +24,7 @@ use super::yaml::YamlErrorKind;
 pub struct Location {
     /// The source name given to the loader (usually a file name).
     pub source: String,
-    /// 1-based line.
+    /// 1-based line; 0 for a source without lines (an object from the Kubernetes API).
     pub line: usize,
     /// 1-based column.
     pub column: usize,
@@ -38,7 +38,12 @@ pub struct Location {
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.source, self.line, self.column)?;
+        // Line 0: a source without lines (an API object), named with the JSON path alone.
+        if self.line == 0 {
+            write!(f, "{}: ", self.source)?;
+        } else {
+            write!(f, "{}:{}:{}: ", self.source, self.line, self.column)?;
+        }
         match (&self.policy, &self.rule) {
             (Some(policy), Some(rule)) => write!(f, "policy {policy}, rule {rule}: ")?,
             (Some(policy), None) => write!(f, "policy {policy}: ")?,

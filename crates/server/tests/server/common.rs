@@ -139,6 +139,7 @@ fn state_with(
     };
     let state = AppState::new(StateParts {
         policies,
+        namespaces: None,
         fetcher,
         metrics,
         audit,

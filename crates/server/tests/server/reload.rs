@@ -51,6 +51,7 @@ async fn policy_files_are_reloaded_and_an_invalid_one_keeps_the_last_good_versio
     }));
     let state = AppState::new(StateParts {
         policies,
+        namespaces: None,
         fetcher: CachingFetcher::new(
             Client::new(RegistryOptions::default()).unwrap(),
             VerifyConfig::default(),

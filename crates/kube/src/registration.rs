@@ -1,0 +1,471 @@
+//! The webhook's registration: a MutatingWebhookConfiguration (`/mutate`: verify and pin
+//! digests) and a ValidatingWebhookConfiguration (`/validate`: check the final object), both
+//! named `--webhook-name`, created or updated to match the policies in force, and deleted by
+//! `sealgate uninstall`.
+//!
+//! Both cover Pods (and `pods/ephemeralcontainers`) and every pod controller, on CREATE and
+//! UPDATE, outside kube-system and sealgate's own namespace; `sideEffects: None`,
+//! `admissionReviewVersions: [v1]`, `reinvocationPolicy: IfNeeded` (mutating). `failurePolicy`
+//! is `Fail` while any policy in force says `Fail` (Kyverno's default) and `Ignore` otherwise;
+//! `timeoutSeconds` is the largest the policies ask for, else 10.
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
+    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
+use kube::Client;
+use kube::api::{Api, DeleteParams, PostParams};
+use sealgate_core::policy::{FailurePolicy, Policy};
+use sealgate_server::policies::PolicySet;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::KubeError;
+use crate::namespaces::NAME_LABEL;
+
+/// The default `timeoutSeconds` (Kubernetes' own default).
+pub const DEFAULT_TIMEOUT_SECONDS: u32 = 10;
+/// The default name of both configurations.
+pub const DEFAULT_WEBHOOK_NAME: &str = "sealgate";
+
+/// Where the API server reaches the webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A URL (outside a cluster, for tests and development clusters): `URL/mutate`,
+    /// `URL/validate`.
+    Url(String),
+    /// A Service in the cluster.
+    Service {
+        /// Its namespace (also excluded from the webhooks).
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Its port.
+        port: u16,
+    },
+}
+
+/// What to register.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The configurations' name.
+    pub name: String,
+    /// Where the webhook is.
+    pub endpoint: Endpoint,
+    /// The CA bundle (PEM) that verifies the webhook's serving certificate.
+    pub ca_bundle: Vec<u8>,
+    /// Namespaces never sent to the webhook, besides kube-system.
+    pub excluded_namespaces: Vec<String>,
+}
+
+/// `failurePolicy` and `timeoutSeconds` as the policies in force ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Derived {
+    /// `Fail` or `Ignore`.
+    pub failure_policy: FailurePolicy,
+    /// Seconds, 1 to 30.
+    pub timeout_seconds: u32,
+}
+
+/// What `policies` ask of the webhook configuration.
+pub fn derive(policies: &[Policy]) -> Derived {
+    let failure_policy = if policies
+        .iter()
+        .any(|p| p.failure_policy == FailurePolicy::Fail)
+    {
+        FailurePolicy::Fail
+    } else {
+        FailurePolicy::Ignore
+    };
+    let timeout_seconds = policies
+        .iter()
+        .filter_map(|p| p.webhook_timeout_seconds)
+        .max()
+        .unwrap_or(DEFAULT_TIMEOUT_SECONDS)
+        .clamp(1, 30);
+    Derived {
+        failure_policy,
+        timeout_seconds,
+    }
+}
+
+fn rules() -> Vec<RuleWithOperations> {
+    let rule = |group: &str, version: &str, resources: &[&str]| RuleWithOperations {
+        api_groups: Some(vec![group.to_string()]),
+        api_versions: Some(vec![version.to_string()]),
+        operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+        resources: Some(resources.iter().map(|r| r.to_string()).collect()),
+        scope: Some("Namespaced".into()),
+    };
+    vec![
+        rule(
+            "",
+            "v1",
+            &["pods", "pods/ephemeralcontainers", "replicationcontrollers"],
+        ),
+        rule(
+            "apps",
+            "v1",
+            &["deployments", "replicasets", "statefulsets", "daemonsets"],
+        ),
+        rule("batch", "v1", &["jobs", "cronjobs"]),
+    ]
+}
+
+impl Registration {
+    fn client_config(&self, path: &str) -> WebhookClientConfig {
+        let (url, service) = match &self.endpoint {
+            Endpoint::Url(url) => (Some(format!("{}{path}", url.trim_end_matches('/'))), None),
+            Endpoint::Service {
+                namespace,
+                name,
+                port,
+            } => (
+                None,
+                Some(ServiceReference {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    path: Some(path.to_string()),
+                    port: Some(i32::from(*port)),
+                }),
+            ),
+        };
+        WebhookClientConfig {
+            ca_bundle: Some(ByteString(self.ca_bundle.clone())),
+            service,
+            url,
+        }
+    }
+
+    fn namespace_selector(&self) -> LabelSelector {
+        let mut excluded = vec!["kube-system".to_string()];
+        if let Endpoint::Service { namespace, .. } = &self.endpoint {
+            excluded.push(namespace.clone());
+        }
+        excluded.extend(self.excluded_namespaces.iter().cloned());
+        excluded.sort();
+        excluded.dedup();
+        LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: NAME_LABEL.to_string(),
+                operator: "NotIn".into(),
+                values: Some(excluded),
+            }]),
+            match_labels: None,
+        }
+    }
+
+    fn metadata(&self) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(self.name.clone()),
+            labels: Some(
+                [(
+                    "app.kubernetes.io/managed-by".to_string(),
+                    "sealgate".to_string(),
+                )]
+                .into(),
+            ),
+            ..ObjectMeta::default()
+        }
+    }
+
+    /// The MutatingWebhookConfiguration for `derived`.
+    pub fn mutating(&self, derived: Derived) -> MutatingWebhookConfiguration {
+        MutatingWebhookConfiguration {
+            metadata: self.metadata(),
+            webhooks: Some(vec![MutatingWebhook {
+                admission_review_versions: vec!["v1".into()],
+                client_config: self.client_config("/mutate"),
+                failure_policy: Some(failure_policy(derived)),
+                match_policy: Some("Equivalent".into()),
+                name: format!("mutate.{}.sealgate.dev", self.name),
+                namespace_selector: Some(self.namespace_selector()),
+                reinvocation_policy: Some("IfNeeded".into()),
+                rules: Some(rules()),
+                side_effects: "None".into(),
+                timeout_seconds: Some(derived.timeout_seconds as i32),
+                ..MutatingWebhook::default()
+            }]),
+        }
+    }
+
+    /// The ValidatingWebhookConfiguration for `derived`.
+    pub fn validating(&self, derived: Derived) -> ValidatingWebhookConfiguration {
+        ValidatingWebhookConfiguration {
+            metadata: self.metadata(),
+            webhooks: Some(vec![ValidatingWebhook {
+                admission_review_versions: vec!["v1".into()],
+                client_config: self.client_config("/validate"),
+                failure_policy: Some(failure_policy(derived)),
+                match_policy: Some("Equivalent".into()),
+                name: format!("validate.{}.sealgate.dev", self.name),
+                namespace_selector: Some(self.namespace_selector()),
+                rules: Some(rules()),
+                side_effects: "None".into(),
+                timeout_seconds: Some(derived.timeout_seconds as i32),
+                ..ValidatingWebhook::default()
+            }]),
+        }
+    }
+
+    /// Creates or updates both configurations for `derived`.
+    pub async fn apply(&self, client: &Client, derived: Derived) -> Result<(), KubeError> {
+        put(
+            Api::all(client.clone()),
+            self.mutating(derived),
+            "MutatingWebhookConfiguration",
+        )
+        .await?;
+        put(
+            Api::all(client.clone()),
+            self.validating(derived),
+            "ValidatingWebhookConfiguration",
+        )
+        .await?;
+        tracing::info!(
+            name = %self.name,
+            failure_policy = %failure_policy(derived),
+            timeout_seconds = derived.timeout_seconds as u64,
+            "webhook configurations registered"
+        );
+        Ok(())
+    }
+
+    /// Registers now, then again whenever the policies in force ask for another
+    /// `failurePolicy` or `timeoutSeconds`, until `stop` resolves. A failed update is logged
+    /// and retried on the next change or after 30 s.
+    pub async fn keep(
+        self,
+        client: Client,
+        mut policies: tokio::sync::watch::Receiver<std::sync::Arc<PolicySet>>,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        let mut applied: Option<Derived> = None;
+        loop {
+            let set = policies.borrow_and_update().clone();
+            if set.generation > 0 {
+                let derived = derive(&set.policies);
+                if applied != Some(derived) {
+                    match self.apply(&client, derived).await {
+                        Ok(()) => applied = Some(derived),
+                        Err(e) => {
+                            tracing::error!(error = %e, "webhook registration failed; retrying")
+                        }
+                    }
+                }
+            }
+            let retry = tokio::time::sleep(std::time::Duration::from_secs(30));
+            tokio::select! {
+                _ = &mut stop => return,
+                changed = policies.changed() => if changed.is_err() { return },
+                _ = retry, if applied.is_none() => {}
+            }
+        }
+    }
+}
+
+fn failure_policy(derived: Derived) -> String {
+    match derived.failure_policy {
+        FailurePolicy::Fail => "Fail".into(),
+        FailurePolicy::Ignore => "Ignore".into(),
+    }
+}
+
+/// Creates `object`, or replaces the one of its name.
+async fn put<K>(api: Api<K>, mut object: K, kind: &str) -> Result<(), KubeError>
+where
+    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let name = object.meta().name.clone().unwrap_or_default();
+    let action = |verb: &str| format!("{verb} {kind} {name}");
+    match api
+        .get_opt(&name)
+        .await
+        .map_err(|e| KubeError::api(action("reading"), e))?
+    {
+        Some(existing) => {
+            object.meta_mut().resource_version = existing.meta().resource_version.clone();
+            api.replace(&name, &PostParams::default(), &object)
+                .await
+                .map_err(|e| KubeError::api(action("updating"), e))?;
+        }
+        None => {
+            api.create(&PostParams::default(), &object)
+                .await
+                .map_err(|e| KubeError::api(action("creating"), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes both configurations named `name`; those already gone count as deleted. Returns what
+/// was deleted.
+pub async fn remove(client: &Client, name: &str) -> Result<Vec<String>, KubeError> {
+    let mut deleted = Vec::new();
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    if delete(&mutating, name, "MutatingWebhookConfiguration").await? {
+        deleted.push(format!("MutatingWebhookConfiguration/{name}"));
+    }
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    if delete(&validating, name, "ValidatingWebhookConfiguration").await? {
+        deleted.push(format!("ValidatingWebhookConfiguration/{name}"));
+    }
+    Ok(deleted)
+}
+
+async fn delete<K>(api: &Api<K>, name: &str, kind: &str) -> Result<bool, KubeError>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(e) => Err(KubeError::api(format!("deleting {kind} {name}"), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration(endpoint: Endpoint) -> Registration {
+        Registration {
+            name: "sealgate".into(),
+            endpoint,
+            ca_bundle: b"-----BEGIN CERTIFICATE-----\n".to_vec(),
+            excluded_namespaces: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_url_endpoint_gets_its_paths_and_the_defaults() {
+        let r = registration(Endpoint::Url("https://127.0.0.1:8443/".into()));
+        let derived = derive(&[]);
+        assert_eq!(
+            derived,
+            Derived {
+                failure_policy: FailurePolicy::Ignore,
+                timeout_seconds: 10
+            }
+        );
+        let m = r.mutating(Derived {
+            failure_policy: FailurePolicy::Fail,
+            timeout_seconds: 10,
+        });
+        let hook = &m.webhooks.as_ref().unwrap()[0];
+        assert_eq!(
+            hook.client_config.url.as_deref(),
+            Some("https://127.0.0.1:8443/mutate")
+        );
+        assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
+        assert_eq!(hook.reinvocation_policy.as_deref(), Some("IfNeeded"));
+        assert_eq!(hook.side_effects, "None");
+        assert_eq!(hook.admission_review_versions, ["v1"]);
+        let resources: Vec<String> = hook
+            .rules
+            .as_ref()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.resources.clone().unwrap())
+            .collect();
+        for kind in [
+            "pods",
+            "pods/ephemeralcontainers",
+            "deployments",
+            "cronjobs",
+            "jobs",
+            "daemonsets",
+            "statefulsets",
+            "replicasets",
+            "replicationcontrollers",
+        ] {
+            assert!(resources.iter().any(|r| r == kind), "{kind}");
+        }
+        let selector = hook
+            .namespace_selector
+            .as_ref()
+            .unwrap()
+            .match_expressions
+            .as_ref()
+            .unwrap();
+        assert_eq!(selector[0].values.as_deref().unwrap(), ["kube-system"]);
+        let v = r.validating(derived);
+        assert_eq!(
+            v.webhooks.as_ref().unwrap()[0].client_config.url.as_deref(),
+            Some("https://127.0.0.1:8443/validate")
+        );
+    }
+
+    #[test]
+    fn a_service_endpoint_excludes_its_own_namespace() {
+        let r = registration(Endpoint::Service {
+            namespace: "sealgate".into(),
+            name: "sealgate".into(),
+            port: 443,
+        });
+        let m = r.mutating(derive(&[]));
+        let hook = &m.webhooks.as_ref().unwrap()[0];
+        let service = hook.client_config.service.as_ref().unwrap();
+        assert_eq!(
+            (service.path.as_deref(), service.port),
+            (Some("/mutate"), Some(443))
+        );
+        let selector = hook
+            .namespace_selector
+            .as_ref()
+            .unwrap()
+            .match_expressions
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            selector[0].values.as_deref().unwrap(),
+            ["kube-system", "sealgate"]
+        );
+        // Serialises as the API expects.
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            json["webhooks"][0]["clientConfig"]["service"]["namespace"],
+            "sealgate"
+        );
+        assert!(json["webhooks"][0]["clientConfig"]["caBundle"].is_string());
+    }
+
+    #[test]
+    fn failure_policy_and_timeout_follow_the_policies() {
+        let load = |text: &str| {
+            let outcome = sealgate_core::policy::load("p.yaml", text);
+            assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+            outcome.policies
+        };
+        let ignore = load(
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: a}\nspec:\n  failurePolicy: Ignore\n  webhookTimeoutSeconds: 15\n  rules:\n  - name: r\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    verifyImages:\n    - imageReferences: [\"ghcr.io/*\"]\n      required: false\n      mutateDigest: false\n      attestors: []\n",
+        );
+        let fail = load(
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: b}\nspec:\n  webhookTimeoutSeconds: 5\n  rules:\n  - name: r\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    verifyImages:\n    - imageReferences: [\"ghcr.io/*\"]\n      required: false\n      mutateDigest: false\n      attestors: []\n",
+        );
+        assert_eq!(
+            derive(&ignore),
+            Derived {
+                failure_policy: FailurePolicy::Ignore,
+                timeout_seconds: 15
+            }
+        );
+        let both: Vec<Policy> = ignore.into_iter().chain(fail).collect();
+        assert_eq!(
+            derive(&both),
+            Derived {
+                failure_policy: FailurePolicy::Fail,
+                timeout_seconds: 15
+            }
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! What the webhook learns from outside the request, through small interfaces that a cluster
+//! connection (the `sealgate-kube` crate) implements and tests can fake: the policies in force
+//! and the labels of namespaces. Without them the server runs alone, as `sealgate serve
+//! --policies DIR` does: policies from the directory, namespace labels unknown (a
+//! `namespaceSelector` then fails closed).
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::policies::PolicySet;
+
+/// The labels of a namespace, as the webhook's namespace source knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceLabels {
+    /// The namespace's labels.
+    Known(BTreeMap<String, String>),
+    /// Not known: why, in words that finish "namespace labels are not known: …".
+    Unknown(&'static str),
+}
+
+/// Looks namespace labels up, without I/O (a watched cache): called on every review.
+pub trait NamespaceLabelSource: Send + Sync + Debug {
+    /// The labels of `namespace`.
+    fn labels(&self, namespace: &str) -> NamespaceLabels;
+}
+
+/// Where the server's policies and namespace labels come from, when not from `--policies`.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Policy snapshots published by another source (e.g. a watch of the Kubernetes API);
+    /// `None`: the server loads and polls [`ServeConfig::policies`](crate::ServeConfig).
+    /// Until its first snapshot (generation 0) `/readyz` answers 503.
+    pub policies: Option<watch::Receiver<Arc<PolicySet>>>,
+    /// Namespace labels; `None`: never known.
+    pub namespaces: Option<Arc<dyn NamespaceLabelSource>>,
+}
