@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use sealgate_core::engine::Resource;
 use sealgate_core::policy::yaml::parse_documents;
 use sealgate_core::policy::{
-    LoadOptions, Operation, Policy, PolicyError, PolicyWarning, SkippedDocument,
+    LoadOptions, Operation, Policy, PolicyError, PolicyWarning, PolicyWarningKind, SkippedDocument,
 };
 
 /// Policies loaded from files, with every problem found on the way.
@@ -67,10 +67,11 @@ pub(crate) fn load_policies(
     let mut loaded = LoadedPolicies::default();
     for path in paths {
         let files = manifest_files(path)?;
-        let (policies, errors, skipped) = (
+        let (policies, errors, skipped, warnings) = (
             loaded.policies.len(),
             loaded.errors.len(),
             loaded.skipped.len(),
+            loaded.warnings.len(),
         );
         for file in &files {
             let outcome = sealgate_files::load_policy_file(file, options)?;
@@ -80,6 +81,19 @@ pub(crate) fn load_policies(
             loaded.skipped.extend(outcome.skipped);
         }
         if loaded.policies.len() == policies && loaded.errors.len() == errors {
+            // Policies were there, but none with a verifyImages rule: say that, not "no document".
+            let without_rules: Vec<String> = loaded.warnings[warnings..]
+                .iter()
+                .filter(|w| matches!(w.kind, PolicyWarningKind::NoVerifyImagesRules))
+                .map(ToString::to_string)
+                .collect();
+            if !without_rules.is_empty() {
+                bail!(
+                    "{} holds Kyverno policies but none with a verifyImages rule, so there is no policy for sealgate to check: {}",
+                    path.display(),
+                    without_rules.join("; ")
+                );
+            }
             let kinds = loaded.skipped[skipped..].iter().map(|s| s.kind.as_deref());
             bail!("{}", no_policy_message(path, files.len(), kinds, arguments));
         }

@@ -58,6 +58,30 @@ fn apply_with_swapped_arguments_says_so() {
 }
 
 #[test]
+fn a_file_of_policies_without_verify_images_rules_says_so_rather_than_holding_no_document() {
+    let w = workdir();
+    std::fs::write(
+        w.path("empty-rules.yaml"),
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: nothing\nspec:\n  rules: []\n",
+    )
+    .unwrap();
+    for command in [
+        &["lint", "empty-rules.yaml"][..],
+        &[
+            "apply",
+            "empty-rules.yaml",
+            "--resource",
+            "empty-rules.yaml",
+        ][..],
+    ] {
+        w.run("", command)
+            .expect_code(2)
+            .stderr_has("empty-rules.yaml holds Kyverno policies but none with a verifyImages rule, so there is no policy for sealgate to check")
+            .stderr_has("policy nothing: spec.rules: the policy has no verifyImages rule");
+    }
+}
+
+#[test]
 fn lint_of_a_file_without_policies_names_what_it_holds() {
     let w = workdir();
     std::fs::write(
