@@ -126,6 +126,27 @@ pub(crate) fn fake_state(
     state_with(dir, fetcher, metrics, None)
 }
 
+/// State over the policies in `dir` with namespace labels from `namespaces`.
+pub(crate) fn state_with_namespaces(
+    dir: &std::path::Path,
+    client: Client,
+    namespaces: Option<Arc<dyn sealgate_server::NamespaceLabelSource>>,
+) -> (AppState, Router) {
+    let metrics = Metrics::new();
+    let fetcher = CachingFetcher::new(client, VerifyConfig::default(), metrics.clone());
+    let (_store, policies) = PolicyStore::open(dir, metrics.clone()).unwrap();
+    let state = AppState::new(StateParts {
+        policies,
+        namespaces,
+        fetcher,
+        metrics,
+        audit: None,
+        audit_db: None,
+        audit_token: None,
+    });
+    (state.clone(), app(state))
+}
+
 fn state_with(
     dir: &std::path::Path,
     fetcher: CachingFetcher,

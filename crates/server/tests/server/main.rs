@@ -11,5 +11,6 @@ mod common;
 mod deadline;
 mod fake_fetch;
 mod faults;
+mod namespaces;
 mod reload;
 mod tls;
