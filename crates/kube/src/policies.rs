@@ -8,6 +8,7 @@
 //! once (so `/readyz` stays 503 until then). Each object's `status.conditions` gets `Ready`
 //! (`True`, or `False` with the errors), and an invalid one a Warning Event.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures_util::StreamExt as _;
@@ -19,7 +20,9 @@ use sealgate_core::policy::{LoadOptions, load_with};
 use sealgate_server::metrics::Metrics;
 use sealgate_server::policies::{PolicyBook, PolicySet, SourceContent, text_means_to_enforce};
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+
+use crate::secrets::{self, SecretEvent, SecretRef};
 
 /// The two kinds watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -191,6 +194,15 @@ struct WatchState {
     /// Objects of each kind seen in the listing under way.
     listing: [Vec<PolicyObject>; 2],
     generation: u64,
+    /// Each policy object as last seen, and the Secrets it takes keys from.
+    objects: BTreeMap<PolicyObject, (DynamicObject, BTreeSet<SecretRef>)>,
+    /// The `*.pub` keys of the Secrets seen.
+    secret_keys: BTreeMap<SecretRef, Vec<String>>,
+    /// Namespaces whose Secrets are watched, and those not listed yet.
+    watched: BTreeSet<String>,
+    unlisted: BTreeSet<String>,
+    /// Where the Secret watches report (None: no Secret watches, e.g. in unit tests).
+    secret_events: Option<mpsc::Sender<SecretEvent>>,
 }
 
 impl PolicyWatch {
@@ -229,12 +241,25 @@ impl PolicyWatch {
         );
         tokio::pin!(events);
         let mut event_writer = EventWriter::new(self.config.instance.clone());
-        let mut state = WatchState::default();
+        let (secret_tx, mut secret_rx) = mpsc::channel(256);
+        let mut state = WatchState {
+            secret_events: Some(secret_tx),
+            ..WatchState::default()
+        };
+        let mut secret_watches = tokio::task::JoinSet::new();
         tokio::pin!(stop);
         loop {
             let next = tokio::select! {
                 _ = &mut stop => return,
                 next = events.next() => next,
+                Some(secret) = secret_rx.recv() => {
+                    let reloaded = self.secret_changed(&mut state, secret);
+                    self.publish_when_ready(&mut state, reloaded.0);
+                    for (kind, object, status) in reloaded.1 {
+                        self.report(kind, &object, &status, &mut event_writer).await;
+                    }
+                    continue;
+                }
             };
             let Some((kind, event)) = next else { return };
             let event = match event {
@@ -274,13 +299,22 @@ impl PolicyWatch {
                 Event::Delete(object) => {
                     let key = PolicyObject::of(kind, &object);
                     tracing::info!(policy = %key, "policy deleted");
+                    state.objects.remove(&key);
                     state.book.remove(&key)
                 }
             };
-            // In force first, then said so: a status of Ready=True means the webhook enforces it.
-            if changed && state.listed.iter().all(|l| *l) {
-                self.publish(&mut state);
+            // Secret watches for namespaces a policy has just named.
+            for namespace in self.namespaces_to_watch(&mut state) {
+                if let Some(tx) = state.secret_events.clone() {
+                    secret_watches.spawn(secrets::watch_namespace(
+                        self.client.clone(),
+                        namespace,
+                        tx,
+                    ));
+                }
             }
+            // In force first, then said so: a status of Ready=True means the webhook enforces it.
+            self.publish_when_ready(&mut state, changed);
             if let Some((object, status)) = loaded {
                 self.report(kind, &object, &status, &mut event_writer).await;
             }
@@ -297,7 +331,12 @@ impl PolicyWatch {
     ) -> (bool, Status) {
         let key = PolicyObject::of(kind, object);
         let compiled = match serde_json::to_value(object) {
-            Ok(value) => compile(&key, &value, self.config.load),
+            Ok(mut value) => {
+                let named = secrets::referenced(&mut value);
+                secrets::substitute(&mut value, &state.secret_keys);
+                state.objects.insert(key.clone(), (object.clone(), named));
+                compile(&key, &value, self.config.load)
+            }
             Err(e) => Compiled {
                 content: SourceContent::Unreadable(format!("{key}: not readable as JSON: {e}")),
                 warnings: Vec::new(),
@@ -406,6 +445,72 @@ impl PolicyWatch {
             .await
         {
             tracing::warn!(policy = %key, error = %crate::error::describe(&e), "could not write the policy's status");
+        }
+    }
+
+    /// Namespaces named by a policy's Secret keys and not watched yet (now marked watched).
+    fn namespaces_to_watch(&self, state: &mut WatchState) -> Vec<String> {
+        let named: BTreeSet<String> = state
+            .objects
+            .values()
+            .flat_map(|(_, refs)| refs.iter().map(|(ns, _)| ns.clone()))
+            .collect();
+        let new: Vec<String> = named.difference(&state.watched).cloned().collect();
+        for ns in &new {
+            state.watched.insert(ns.clone());
+            state.unlisted.insert(ns.clone());
+        }
+        new
+    }
+
+    /// A Secret's keys changed (or its namespace was listed): the policies that name it are
+    /// compiled again. Returns whether what is in force changed, and the statuses to report.
+    fn secret_changed(
+        &self,
+        state: &mut WatchState,
+        event: SecretEvent,
+    ) -> (bool, Vec<(PolicyKind, DynamicObject, Status)>) {
+        let secret = match event {
+            SecretEvent::Listed(namespace) => {
+                state.unlisted.remove(&namespace);
+                return (true, Vec::new());
+            }
+            SecretEvent::Keys { secret, keys } => {
+                let before = state.secret_keys.get(&secret).cloned().unwrap_or_default();
+                if before == keys {
+                    return (false, Vec::new());
+                }
+                if keys.is_empty() {
+                    state.secret_keys.remove(&secret);
+                } else {
+                    state.secret_keys.insert(secret.clone(), keys);
+                }
+                secret
+            }
+        };
+        let dependents: Vec<(PolicyKind, DynamicObject)> = state
+            .objects
+            .iter()
+            .filter(|(_, (_, refs))| refs.contains(&secret))
+            .map(|(key, (object, _))| (key.kind, object.clone()))
+            .collect();
+        let mut changed = false;
+        let mut statuses = Vec::new();
+        for (kind, object) in dependents {
+            tracing::info!(secret = %format_args!("{}/{}", secret.0, secret.1), policy = %PolicyObject::of(kind, &object), "keys in a Secret changed: policy compiled again");
+            let (c, status) = self.load(state, kind, &object);
+            changed |= c;
+            statuses.push((kind, object, status));
+        }
+        (changed, statuses)
+    }
+
+    /// Publishes once both kinds and the Secrets they name have been listed, and after that on
+    /// every change.
+    fn publish_when_ready(&self, state: &mut WatchState, changed: bool) {
+        let ready = state.listed.iter().all(|l| *l) && state.unlisted.is_empty();
+        if ready && (changed || state.generation == 0) {
+            self.publish(state);
         }
     }
 

@@ -286,6 +286,78 @@ fn quick_start_through_a_real_api_server() {
     );
     assert!(prod.stderr.contains("prod-tools-signed"), "{}", prod.stderr);
 
+    // A key kept in a Secret (`publicKeys: k8s://keys/cosign-pub`), watched: a signed image
+    // is admitted, and once the Secret holds another key the same image is refused.
+    let keyed_signed = image(&registry, "keyed:v1");
+    registry.push_image("keyed", "v1");
+    w.run_on(&registry, "pw", &["sign", "--key", &key, &keyed_signed])
+        .success();
+    cluster.kubectl_ok(&["create", "namespace", "keys"]);
+    let public_path = w.path(&public).display().to_string();
+    cluster.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "cosign-pub",
+        "-n",
+        "keys",
+        &format!("--from-file=cosign.pub={public_path}"),
+    ]);
+    let secret_policy = quick_start_policy(
+        "secret-key",
+        &format!("{}/keyed*", registry.host()),
+        "k8s://keys/cosign-pub",
+        "",
+    )
+    .replace(
+        "publicKeys: |-\n                k8s://keys/cosign-pub",
+        "publicKeys: k8s://keys/cosign-pub",
+    );
+    assert!(
+        secret_policy.contains("publicKeys: k8s://keys/cosign-pub"),
+        "{secret_policy}"
+    );
+    cluster.kubectl_stdin(&["apply", "-f", "-"], &secret_policy);
+    eventually(
+        "the Secret's key verifies the signed image",
+        Duration::from_secs(20),
+        || {
+            let out =
+                cluster.kubectl(&["run", "keyed", "--image", &keyed_signed, "--restart=Never"]);
+            out.success().then_some(())
+        },
+    );
+    let (_other_key, other_public) = w.keys("other", "pw");
+    let other_path = w.path(&other_public).display().to_string();
+    let replaced = cluster.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "cosign-pub",
+        "-n",
+        "keys",
+        &format!("--from-file=cosign.pub={other_path}"),
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ]);
+    cluster.kubectl_stdin(&["apply", "-f", "-"], &replaced);
+    let rotated = eventually(
+        "the rotated key refuses the old signature",
+        Duration::from_secs(20),
+        || {
+            let out = cluster.kubectl(&[
+                "run",
+                "keyed-again",
+                "--image",
+                &keyed_signed,
+                "--restart=Never",
+            ]);
+            (!out.success()).then_some(out.stderr)
+        },
+    );
+    assert!(rotated.contains("secret-key"), "{rotated}\n{}", log());
+
     // An invalid policy: applied (the CRD keeps unknown fields), reported Ready=False with the
     // loader's message, and the policies in force stay.
     let typo =
