@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Namespace, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -153,6 +153,8 @@ enum Object {
     ServiceAccount(Box<ServiceAccount>),
     ClusterRole(Box<ClusterRole>),
     ClusterRoleBinding(Box<ClusterRoleBinding>),
+    Role(Box<Role>),
+    RoleBinding(Box<RoleBinding>),
     Service(Box<Service>),
     Deployment(Box<Deployment>),
     CustomResourceDefinition(Box<CustomResourceDefinition>),
@@ -171,6 +173,10 @@ impl Object {
             Object::ClusterRole(Box::new(typed(doc, file)))
         } else if is(ClusterRoleBinding::API_VERSION, ClusterRoleBinding::KIND) {
             Object::ClusterRoleBinding(Box::new(typed(doc, file)))
+        } else if is(Role::API_VERSION, Role::KIND) {
+            Object::Role(Box::new(typed(doc, file)))
+        } else if is(RoleBinding::API_VERSION, RoleBinding::KIND) {
+            Object::RoleBinding(Box::new(typed(doc, file)))
         } else if is(Service::API_VERSION, Service::KIND) {
             Object::Service(Box::new(typed(doc, file)))
         } else if is(Deployment::API_VERSION, Deployment::KIND) {
@@ -195,6 +201,8 @@ impl Object {
             Object::ServiceAccount(_) => ServiceAccount::KIND,
             Object::ClusterRole(_) => ClusterRole::KIND,
             Object::ClusterRoleBinding(_) => ClusterRoleBinding::KIND,
+            Object::Role(_) => Role::KIND,
+            Object::RoleBinding(_) => RoleBinding::KIND,
             Object::Service(_) => Service::KIND,
             Object::Deployment(_) => Deployment::KIND,
             Object::CustomResourceDefinition(_) => CustomResourceDefinition::KIND,
@@ -207,6 +215,8 @@ impl Object {
             Object::ServiceAccount(o) => o.metadata(),
             Object::ClusterRole(o) => o.metadata(),
             Object::ClusterRoleBinding(o) => o.metadata(),
+            Object::Role(o) => o.metadata(),
+            Object::RoleBinding(o) => o.metadata(),
             Object::Service(o) => o.metadata(),
             Object::Deployment(o) => o.metadata(),
             Object::CustomResourceDefinition(o) => o.metadata(),
@@ -337,6 +347,76 @@ fn commented_tls_args() -> Vec<String> {
         .filter(|l| !l.contains(' ') && !l.contains(':'))
         .collect();
     lines.iter().map(|l| l.to_string()).collect()
+}
+
+const KEYS_FROM: &str = "# --- keys in Secrets: from here ---";
+const KEYS_TO: &str = "# --- keys in Secrets: to here ---";
+
+/// The manifest's commented-out Role and RoleBinding for keys in Secrets, uncommented, as a
+/// file in `dir`.
+fn secret_keys_rbac(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(sealgate_yaml()).unwrap();
+    let (_, rest) = text
+        .split_once(KEYS_FROM)
+        .unwrap_or_else(|| panic!("no `{KEYS_FROM}` in deploy/sealgate.yaml"));
+    let (block, _) = rest
+        .split_once(KEYS_TO)
+        .unwrap_or_else(|| panic!("no `{KEYS_TO}` in deploy/sealgate.yaml"));
+    let yaml: String = block
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let line = l
+                .strip_prefix("# ")
+                .or_else(|| l.strip_prefix('#'))
+                .unwrap_or_else(|| panic!("not a comment between the markers: {l}"));
+            format!("{line}\n")
+        })
+        .collect();
+    let path = dir.join("secret-keys-rbac.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn the_commented_role_for_keys_in_secrets_reads_secrets_of_one_namespace_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = secret_keys_rbac(dir.path());
+    let objects: Vec<Object> = documents(&file)
+        .iter()
+        .map(|doc| Object::read(doc, &file))
+        .collect();
+    let [Object::Role(role), Object::RoleBinding(binding)] = &objects[..] else {
+        panic!("expected a Role and a RoleBinding, got {objects:?}");
+    };
+    let manifest = Manifest::read();
+    let namespace = manifest.namespace().metadata.name.clone();
+    for meta in [&role.metadata, &binding.metadata] {
+        assert_eq!(meta.namespace, namespace);
+        assert_eq!(
+            meta.labels
+                .as_ref()
+                .and_then(|l| l.get(NAME_LABEL))
+                .map(String::as_str),
+            Some("sealgate")
+        );
+    }
+    let rules = role.rules.clone().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].api_groups.as_deref(), Some(&["".to_string()][..]));
+    assert_eq!(
+        rules[0].resources.as_deref(),
+        Some(&["secrets".to_string()][..])
+    );
+    assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
+    assert_eq!(binding.role_ref.kind, "Role");
+    assert_eq!(Some(&binding.role_ref.name), role.metadata.name.as_ref());
+    let account = manifest.service_account();
+    let subjects = binding.subjects.as_ref().unwrap();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(subjects[0].kind, "ServiceAccount");
+    assert_eq!(Some(&subjects[0].name), account.metadata.name.as_ref());
+    assert_eq!(subjects[0].namespace, account.metadata.namespace);
 }
 
 #[test]
@@ -1018,10 +1098,31 @@ fn the_manifests_apply_to_a_real_api_server_and_the_service_account_suffices() {
         assert!(!can_i(&cluster, &args), "sealgate may {}", args.join(" "));
     }
 
+    // The commented-out Role for keys in Secrets: this namespace's Secrets, read only.
+    let work = tempfile::tempdir().unwrap();
+    let keys_rbac = secret_keys_rbac(work.path());
+    cluster.kubectl_ok(&["apply", "-f", keys_rbac.to_str().unwrap()]);
+    for verb in ["get", "list", "watch"] {
+        assert!(
+            can_i(&cluster, &[verb, "secrets", "-n", "sealgate"]),
+            "{verb}"
+        );
+        assert!(
+            !can_i(&cluster, &[verb, "secrets", "-n", "default"]),
+            "{verb}"
+        );
+    }
+    for verb in ["create", "update", "patch", "delete"] {
+        assert!(
+            !can_i(&cluster, &[verb, "secrets", "-n", "sealgate"]),
+            "{verb}"
+        );
+    }
+
     // And sealgate itself, started with the Deployment's arguments (listen and data directory
     // moved to this machine) under the ServiceAccount's own token: lists, statuses, Events,
-    // webhook registration and its update, then `uninstall` — no call forbidden.
-    let work = tempfile::tempdir().unwrap();
+    // webhook registration and its update, a key from a Secret, then `uninstall` — no call
+    // forbidden.
     let token = cluster.kubectl_ok(&[
         "create",
         "token",
@@ -1144,6 +1245,53 @@ current-context: sealgate
             .then_some(())
     });
 
+    // A key in a Secret of sealgate's namespace, read under the Role above: the policy is
+    // compiled again when the key in the Secret is rotated.
+    let key_file = work.path().join("cosign.pub");
+    let secret = |pem: &str| {
+        std::fs::write(&key_file, pem).unwrap();
+        let from_file = format!("--from-file=cosign.pub={}", key_file.display());
+        let yaml = cluster.kubectl_ok(&[
+            "create",
+            "secret",
+            "generic",
+            "sealgate-keys",
+            "-n",
+            "sealgate",
+            &from_file,
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ]);
+        cluster.kubectl_stdin(&["apply", "-f", "-"], &yaml);
+    };
+    secret(&pem);
+    let from_secret = policy(
+        "ClusterPolicy",
+        "key-in-a-secret",
+        None,
+        "k8s://sealgate/sealgate-keys",
+        "attestors",
+    );
+    cluster.kubectl_stdin(&["apply", "-f", "-"], &from_secret);
+    let (status, message) = eventually(
+        "the Secret policy's status",
+        Duration::from_secs(20),
+        || ready_condition(&cluster, &["clusterpolicy", "key-in-a-secret"]),
+    );
+    assert_eq!(status, "True", "{message}\n{}", serving.log());
+    secret(&public_key_pem(work.path()));
+    eventually(
+        "the rotated key is compiled",
+        Duration::from_secs(20),
+        || {
+            serving
+                .log()
+                .contains("keys in a Secret changed: policy compiled again")
+                .then_some(())
+        },
+    );
+
     // An invalid Policy in team-a: its status and an Event in its namespace.
     let invalid = policy("Policy", "typo", Some("team-a"), &pem, "atestors");
     cluster.kubectl_stdin(&["apply", "-f", "-"], &invalid);
@@ -1203,6 +1351,7 @@ current-context: sealgate
     );
 
     let log = serving.log();
+    assert!(!log.contains("Secret watch failed"), "{log}");
     assert!(
         !log.to_lowercase().contains("forbidden"),
         "sealgate was refused something:\n{log}"
