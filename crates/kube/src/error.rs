@@ -31,9 +31,6 @@ pub enum KubeError {
         /// The API's answer.
         detail: String,
     },
-    /// A flag's value is not usable.
-    #[error("{0}")]
-    Usage(String),
 }
 
 impl KubeError {

@@ -65,11 +65,6 @@ impl NamespaceStore {
         Arc::new(NamespaceStore::default())
     }
 
-    /// Whether the first full list has arrived.
-    pub fn is_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
-    }
-
     fn with_labels(&self, f: impl FnOnce(&mut HashMap<String, BTreeMap<String, String>>)) {
         if let Ok(mut labels) = self.labels.write() {
             f(&mut labels);

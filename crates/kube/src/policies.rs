@@ -358,11 +358,7 @@ impl PolicyWatch {
                 },
             );
         }
-        let kept = if recorded.failed {
-            "nothing of it is in force"
-        } else {
-            recorded.kept
-        };
+        let kept = recorded.kept;
         for e in &recorded.errors {
             tracing::error!(policy = %key, error = %e, kept, "invalid policy");
         }

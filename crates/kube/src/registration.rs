@@ -58,8 +58,6 @@ pub struct Registration {
     pub endpoint: Endpoint,
     /// The CA bundle (PEM) that verifies the webhook's serving certificate.
     pub ca_bundle: Vec<u8>,
-    /// Namespaces never sent to the webhook, besides kube-system.
-    pub excluded_namespaces: Vec<String>,
 }
 
 /// `failurePolicy` and `timeoutSeconds` as the policies in force ask.
@@ -146,9 +144,6 @@ impl Registration {
         if let Endpoint::Service { namespace, .. } = &self.endpoint {
             excluded.push(namespace.clone());
         }
-        excluded.extend(self.excluded_namespaces.iter().cloned());
-        excluded.sort();
-        excluded.dedup();
         LabelSelector {
             match_expressions: Some(vec![LabelSelectorRequirement {
                 key: NAME_LABEL.to_string(),
@@ -342,7 +337,6 @@ mod tests {
             name: "sealgate".into(),
             endpoint,
             ca_bundle: b"-----BEGIN CERTIFICATE-----\n".to_vec(),
-            excluded_namespaces: Vec::new(),
         }
     }
 

@@ -209,6 +209,8 @@ impl<K: Ord + Clone> PolicyBook<K> {
         let changed = (replaced && (had_good || !policies.is_empty())) || failed != was_failed;
         let kept = if had_good {
             "its last good version stays in force"
+        } else if failed {
+            "nothing of it is in force"
         } else {
             "its valid documents are in force, the invalid ones skipped"
         };
@@ -239,16 +241,6 @@ impl<K: Ord + Clone> PolicyBook<K> {
         let before = self.sources.len();
         self.sources.retain(|k, _| keep(k));
         self.sources.len() != before
-    }
-
-    /// Forgets every source.
-    pub fn clear(&mut self) {
-        self.sources.clear();
-    }
-
-    /// Whether `source` is known.
-    pub fn contains(&self, source: &K) -> bool {
-        self.sources.contains_key(source)
     }
 
     /// A snapshot of what is in force, in source order: a second policy of one name is not

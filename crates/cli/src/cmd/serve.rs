@@ -376,7 +376,6 @@ async fn serve(
             name: args.webhook_name.clone(),
             endpoint,
             ca_bundle,
-            excluded_namespaces: Vec::new(),
         };
         tasks.push(tokio::spawn(registration.keep(
             client,
