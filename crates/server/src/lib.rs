@@ -20,6 +20,7 @@ pub mod listener;
 pub mod log;
 pub mod metrics;
 pub mod policies;
+pub mod reports;
 pub mod review;
 pub mod routes;
 pub mod single_flight;
@@ -38,6 +39,7 @@ use tokio::sync::watch;
 pub use config::{ServeConfig, TlsSource};
 pub use error::ServeError;
 pub use routes::app;
+pub use reports::ReportSink;
 pub use sources::{NamespaceLabelSource, NamespaceLabels, Sources};
 pub use state::{AppState, StateParts};
 
@@ -150,15 +152,18 @@ impl Server {
             config.verify.clone(),
             metrics.clone(),
         );
-        let state = AppState::new(StateParts {
-            policies,
-            namespaces: sources.namespaces,
-            fetcher,
-            metrics,
-            audit: Some(writer),
-            audit_db: Some(audit_db),
-            audit_token: config.audit_token.clone(),
-        });
+        let state = AppState::with_reports(
+            StateParts {
+                policies,
+                namespaces: sources.namespaces,
+                fetcher,
+                metrics,
+                audit: Some(writer),
+                audit_db: Some(audit_db),
+                audit_token: config.audit_token.clone(),
+            },
+            sources.reports,
+        );
 
         Ok(Server {
             listener,

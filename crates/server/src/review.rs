@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use sealgate_core::ImageRef;
 use sealgate_core::engine::{Decision, Mode, Resource, Status};
 use sealgate_core::policy::{FailureAction, FailurePolicy, Operation, Policy};
+use sealgate_core::timestamp::{Clock as _, unix_seconds};
+use sealgate_registry::driver::SystemClock;
 use serde::Deserialize as _;
 use serde_json::Value;
 use tracing::Instrument as _;
@@ -27,6 +29,7 @@ use crate::audit::{Check, Commit, DecisionBuilder, RequestFields, now_unix_ms};
 use crate::config::format_duration;
 use crate::fetcher::Verdict;
 use crate::policies::NothingInForce;
+use crate::reports::{self, Process, ReportedResource};
 use crate::sources::NamespaceLabels;
 use crate::state::AppState;
 
@@ -95,6 +98,7 @@ async fn decide(
             verdict,
         } => {
             let commit = record(state, webhook, &request, &resource, &verdict, took);
+            report(state, webhook, &request, &resource, &verdict.decision);
             (response, commit)
         }
         Answered::WithoutWork { response, why } => {
@@ -538,6 +542,31 @@ fn record(
         "decision"
     );
     commit
+}
+
+/// Hands an admitted request's results to the report sink, if there is one and the request is
+/// reported ([`reports::is_reported`]).
+fn report(
+    state: &AppState,
+    webhook: Webhook,
+    request: &AdmissionRequest,
+    resource: &Resource,
+    decision: &Decision,
+) {
+    let Some(sink) = state.reports() else {
+        return;
+    };
+    if !reports::is_reported(webhook, request, decision) {
+        return;
+    }
+    let results = reports::results_of(
+        ReportedResource::of(request, resource),
+        decision,
+        &state.policies().policies,
+        Process::AdmissionReview,
+        unix_seconds(SystemClock.now()),
+    );
+    sink.record(results);
 }
 
 /// One check per checked image per rule, and one per image no rule covers, added to the

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::policies::PolicySet;
+use crate::reports::ReportSink;
 
 /// The labels of a namespace, as the webhook's namespace source knows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,4 +37,6 @@ pub struct Sources {
     pub policies: Option<watch::Receiver<Arc<PolicySet>>>,
     /// Namespace labels; `None`: never known.
     pub namespaces: Option<Arc<dyn NamespaceLabelSource>>,
+    /// Where the results of admitted requests go (PolicyReports); `None`: nowhere.
+    pub reports: Option<Arc<dyn ReportSink>>,
 }

@@ -11,6 +11,7 @@ use crate::audit::{AuditToken, AuditWriter};
 use crate::fetcher::CachingFetcher;
 use crate::metrics::Metrics;
 use crate::policies::PolicySet;
+use crate::reports::ReportSink;
 use crate::sources::{NamespaceLabelSource, NamespaceLabels};
 
 /// The parts an [`AppState`] is made of.
@@ -41,18 +42,30 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     parts: StateParts,
+    reports: Option<Arc<dyn ReportSink>>,
     draining: AtomicBool,
 }
 
 impl AppState {
     /// State from its parts.
     pub fn new(parts: StateParts) -> AppState {
+        AppState::with_reports(parts, None)
+    }
+
+    /// State from its parts, reporting admitted requests' results to `reports` when given.
+    pub fn with_reports(parts: StateParts, reports: Option<Arc<dyn ReportSink>>) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 parts,
+                reports,
                 draining: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Where admitted requests' results are reported, if anywhere.
+    pub fn reports(&self) -> Option<&dyn ReportSink> {
+        self.inner.reports.as_deref()
     }
 
     /// The policies in force now.

@@ -350,6 +350,7 @@ async fn serve(
             Sources {
                 policies: Some(snapshots),
                 namespaces: Some(namespaces),
+                reports: None,
             }
         }
     };
