@@ -17,6 +17,7 @@ pub mod error;
 pub mod namespaces;
 pub mod policies;
 pub mod registration;
+pub mod reports;
 pub mod secrets;
 
 use std::path::Path;
