@@ -440,7 +440,7 @@ fn every_document_in_deploy_is_the_object_its_kind_says() {
             *seen.entry(object.kind()).or_insert(0) += 1;
         }
     }
-    assert_eq!(seen.get("CustomResourceDefinition"), Some(&2), "{seen:?}");
+    assert_eq!(seen.get("CustomResourceDefinition"), Some(&4), "{seen:?}");
 }
 
 #[test]
