@@ -10,6 +10,7 @@ use clap::ValueEnum;
 use sealgate_kube::namespaces::NamespaceStore;
 use sealgate_kube::policies::{PolicyWatch, WatchConfig};
 use sealgate_kube::registration::{Endpoint, Registration};
+use sealgate_kube::reports::{PolicyReportWriter, ReportConfig};
 use sealgate_server::audit::{AuditToken, DEFAULT_DATA_DIR, Retention};
 use sealgate_server::config::{
     CacheConfig, DEFAULT_MAX_CONCURRENT_VERIFICATIONS, DEFAULT_PER_REGISTRY_CONCURRENCY,
@@ -17,6 +18,7 @@ use sealgate_server::config::{
 };
 use sealgate_server::log::LogFormat;
 use sealgate_server::metrics::Metrics;
+use sealgate_server::reports::ReportSink;
 use sealgate_server::{ServeConfig, Server, Sources, TlsSource};
 use std::sync::Arc;
 
@@ -184,6 +186,12 @@ struct ClusterArgs {
     #[arg(long, value_name = "LABELS", requires = "kubernetes")]
     policy_selector: Option<String>,
 
+    /// Write no PolicyReports. By default every resource the webhook admits gets one
+    /// (wgpolicyk8s.io/v1alpha2, in its namespace, owned by it) with a result per policy rule;
+    /// that needs the CRD (deploy/crds/policyreports.yaml, or Kyverno's).
+    #[arg(long, requires = "kubernetes")]
+    no_policy_reports: bool,
+
     /// PEM CA bundle registered for the webhook's certificate (default: the self-signed CA, or
     /// the --tls-cert chain).
     #[arg(long, value_name = "FILE", requires = "kubernetes")]
@@ -346,11 +354,18 @@ async fn serve(
             tasks.push(tokio::spawn(
                 Arc::clone(&namespaces).run(client.clone(), stopped(stop_rx.clone())),
             ));
+            let reports = (!args.no_policy_reports).then(|| {
+                let writer = PolicyReportWriter::new(ReportConfig::default());
+                tasks.push(tokio::spawn(
+                    Arc::clone(&writer).run(client.clone(), stopped(stop_rx.clone())),
+                ));
+                writer as Arc<dyn ReportSink>
+            });
             connected = Some((client, snapshots.clone()));
             Sources {
                 policies: Some(snapshots),
                 namespaces: Some(namespaces),
-                reports: None,
+                reports,
             }
         }
     };

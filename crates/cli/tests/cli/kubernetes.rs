@@ -12,7 +12,7 @@ use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
 use crate::common::{Workdir, image};
 use crate::serve::{spawn_serve, wait_ready};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -21,7 +21,12 @@ fn free_port() -> u16 {
 }
 
 /// The user's Quick Start policy (the guide's words), for this registry and key.
-fn quick_start_policy(name: &str, registry: &str, pem: &str, extra_match: &str) -> String {
+pub(crate) fn quick_start_policy(
+    name: &str,
+    registry: &str,
+    pem: &str,
+    extra_match: &str,
+) -> String {
     format!(
         "apiVersion: kyverno.io/v1
 kind: ClusterPolicy
@@ -53,7 +58,11 @@ spec:
 }
 
 /// Polls `probe` every 100 ms until it gives `Some`, at most `within`.
-fn eventually<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn eventually<T>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(value) = probe() {
@@ -64,7 +73,7 @@ fn eventually<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option
     }
 }
 
-fn ready_condition(cluster: &TestCluster, policy: &str) -> Option<(String, String)> {
+pub(crate) fn ready_condition(cluster: &TestCluster, policy: &str) -> Option<(String, String)> {
     let out = cluster.kubectl(&[
         "get",
         "clusterpolicy",

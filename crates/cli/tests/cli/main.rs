@@ -19,5 +19,6 @@ mod footguns;
 mod kubernetes;
 mod oracle;
 mod policy_checks;
+mod reports;
 mod seed_policies;
 mod serve;
