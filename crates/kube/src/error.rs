@@ -23,6 +23,12 @@ pub enum KubeError {
         /// What was tried.
         detail: String,
     },
+    /// The webhook's certificate could not be made or loaded.
+    #[error("webhook certificate: {detail}")]
+    Certificate {
+        /// What went wrong.
+        detail: String,
+    },
     /// A request to the API failed.
     #[error("{action}: {detail}")]
     Api {

@@ -8,12 +8,18 @@
 //! - [`namespaces`]: a watched store of namespace labels, the server's
 //!   [`NamespaceLabelSource`](sealgate_server::NamespaceLabelSource);
 //! - [`registration`]: the webhook's Mutating- and ValidatingWebhookConfiguration, created and
-//!   kept in line with the policies, and removed by `sealgate uninstall`.
+//!   kept in line with the policies (re-applied when edited), and removed by `sealgate
+//!   uninstall`;
+//! - [`certificates`] and [`lease`]: the webhook's CA and serving certificate in a Secret shared
+//!   by the replicas, rotated (with both CAs registered during the overlap) by the one replica
+//!   holding a Lease, which is also the one that registers.
 //!
 //! The server never sees this crate: it gets snapshots and a label source
 //! ([`sealgate_server::Sources`]); `sealgate serve --kubernetes` wires the two.
 
+pub mod certificates;
 pub mod error;
+pub mod lease;
 pub mod namespaces;
 pub mod policies;
 pub mod registration;

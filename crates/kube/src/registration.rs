@@ -209,47 +209,67 @@ impl Registration {
 
     /// Creates or updates both configurations for `derived`.
     pub async fn apply(&self, client: &Client, derived: Derived) -> Result<(), KubeError> {
-        put(
-            Api::all(client.clone()),
-            self.mutating(derived),
-            "MutatingWebhookConfiguration",
-        )
-        .await?;
-        put(
-            Api::all(client.clone()),
-            self.validating(derived),
-            "ValidatingWebhookConfiguration",
-        )
-        .await?;
-        tracing::info!(
-            name = %self.name,
-            failure_policy = %failure_policy(derived),
-            timeout_seconds = derived.timeout_seconds as u64,
-            "webhook configurations registered"
-        );
-        Ok(())
+        self.apply_except(client, derived, Deleted::default()).await
     }
 
-    /// Registers now, then again whenever the policies in force ask for another
-    /// `failurePolicy` or `timeoutSeconds`, until `stop` resolves. A failed update is logged
-    /// and retried on the next change or after 30 s.
+    /// While `held` (this replica holds the Lease, or there is no Lease), registers and keeps
+    /// registering until `stop` resolves: again whenever the policies in force ask for another
+    /// `failurePolicy` or `timeoutSeconds`, `bundle` changes (a certificate rotation), or
+    /// someone edits a configuration away from what sealgate registered. A configuration
+    /// someone deletes stays deleted (that is how an operator switches a webhook off in an
+    /// emergency, and what `sealgate uninstall` does): it is logged, and registered again only
+    /// when sealgate restarts or another replica takes the Lease over. A failed update is
+    /// logged and retried after 30 s.
     pub async fn keep(
-        self,
+        mut self,
         client: Client,
         mut policies: tokio::sync::watch::Receiver<std::sync::Arc<PolicySet>>,
+        mut bundle: tokio::sync::watch::Receiver<Vec<u8>>,
+        mut held: tokio::sync::watch::Receiver<bool>,
         stop: impl std::future::Future<Output = ()>,
     ) {
+        use futures_util::StreamExt as _;
+        use kube::runtime::{WatchStreamExt as _, watcher};
         tokio::pin!(stop);
-        let mut applied: Option<Derived> = None;
+        let fields = watcher::Config::default().fields(&format!("metadata.name={}", self.name));
+        let mut mutating_events = watcher(
+            Api::<MutatingWebhookConfiguration>::all(client.clone()),
+            fields.clone(),
+        )
+        .default_backoff()
+        .boxed();
+        let mut validating_events = watcher(
+            Api::<ValidatingWebhookConfiguration>::all(client.clone()),
+            fields,
+        )
+        .default_backoff()
+        .boxed();
+        let mut applied: Option<(Derived, Vec<u8>)> = None;
+        let mut failed = false;
+        let mut deleted = Deleted::default();
+        let mut was_held = false;
         loop {
             let set = policies.borrow_and_update().clone();
-            if set.generation > 0 {
+            self.ca_bundle = bundle.borrow_and_update().clone();
+            let is_held = *held.borrow_and_update();
+            if is_held && !was_held {
+                // A new holder registers afresh, deleted configurations included.
+                applied = None;
+                deleted = Deleted::default();
+            }
+            was_held = is_held;
+            if is_held && set.generation > 0 {
                 let derived = derive(&set.policies);
-                if applied != Some(derived) {
-                    match self.apply(&client, derived).await {
-                        Ok(()) => applied = Some(derived),
+                let want = (derived, self.ca_bundle.clone());
+                if applied.as_ref() != Some(&want) {
+                    match self.apply_except(&client, derived, deleted).await {
+                        Ok(()) => {
+                            applied = Some(want);
+                            failed = false;
+                        }
                         Err(e) => {
-                            tracing::error!(error = %e, "webhook registration failed; retrying")
+                            failed = true;
+                            tracing::error!(error = %e, "webhook registration failed; retrying in 30 s")
                         }
                     }
                 }
@@ -258,10 +278,134 @@ impl Registration {
             tokio::select! {
                 _ = &mut stop => return,
                 changed = policies.changed() => if changed.is_err() { return },
-                _ = retry, if applied.is_none() => {}
+                changed = bundle.changed() => if changed.is_err() { return },
+                changed = held.changed() => if changed.is_err() { return },
+                _ = retry, if failed => {}
+                Some(event) = mutating_events.next() => {
+                    if let Some((derived, _)) = applied.clone().filter(|_| is_held) {
+                        let desired = self.mutating(derived);
+                        if self.edited_or_deleted(event, &desired, "MutatingWebhookConfiguration", &mut deleted.mutating) {
+                            applied = None;
+                        }
+                    }
+                }
+                Some(event) = validating_events.next() => {
+                    if let Some((derived, _)) = applied.clone().filter(|_| is_held) {
+                        let desired = self.validating(derived);
+                        if self.edited_or_deleted(event, &desired, "ValidatingWebhookConfiguration", &mut deleted.validating) {
+                            applied = None;
+                        }
+                    }
+                }
             }
         }
     }
+
+    /// Whether `event` shows the configuration edited away from `desired` (so it is applied
+    /// again); a deletion is noted in `deleted` and logged.
+    fn edited_or_deleted<K: Serialize + kube::Resource>(
+        &self,
+        event: Result<kube::runtime::watcher::Event<K>, kube::runtime::watcher::Error>,
+        desired: &K,
+        kind: &str,
+        deleted: &mut bool,
+    ) -> bool {
+        use kube::runtime::watcher::Event;
+        match event {
+            Ok(Event::Apply(existing) | Event::InitApply(existing)) => {
+                let edited = !covers(
+                    &serde_json::to_value(&existing).unwrap_or_default()["webhooks"],
+                    &serde_json::to_value(desired).unwrap_or_default()["webhooks"],
+                );
+                if edited {
+                    tracing::warn!(name = %self.name, kind, "webhook configuration edited by someone else; registering it again as the policies ask (change the policies, not the configuration)");
+                }
+                edited
+            }
+            Ok(Event::Delete(_)) => {
+                *deleted = true;
+                tracing::warn!(name = %self.name, kind, "webhook configuration deleted: admissions are no longer sent to sealgate; it is not re-created until sealgate restarts (run `sealgate uninstall` before removing sealgate)");
+                false
+            }
+            _ => false,
+        }
+    }
+
+    async fn apply_except(
+        &self,
+        client: &Client,
+        derived: Derived,
+        deleted: Deleted,
+    ) -> Result<(), KubeError> {
+        if !deleted.mutating {
+            put(
+                Api::all(client.clone()),
+                self.mutating(derived),
+                "MutatingWebhookConfiguration",
+            )
+            .await?;
+        }
+        if !deleted.validating {
+            put(
+                Api::all(client.clone()),
+                self.validating(derived),
+                "ValidatingWebhookConfiguration",
+            )
+            .await?;
+        }
+        tracing::info!(
+            name = %self.name,
+            failure_policy = %failure_policy(derived),
+            timeout_seconds = derived.timeout_seconds as u64,
+            "webhook configurations registered"
+        );
+        Ok(())
+    }
+}
+
+/// Which configurations someone deleted while this replica kept them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Deleted {
+    mutating: bool,
+    validating: bool,
+}
+
+/// Whether `existing` holds everything `desired` says: every field of an object (fields the API
+/// server added by default do not count), arrays element by element.
+fn covers(existing: &serde_json::Value, desired: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (existing, desired) {
+        (Value::Object(e), Value::Object(d)) => d
+            .iter()
+            .all(|(k, v)| e.get(k).is_some_and(|ev| covers(ev, v))),
+        (Value::Array(e), Value::Array(d)) => {
+            e.len() == d.len() && e.iter().zip(d).all(|(ev, dv)| covers(ev, dv))
+        }
+        (e, d) => e == d,
+    }
+}
+
+/// Whether both configurations named `name` carry `bundle` (PEM) as every webhook's
+/// `caBundle`: the check before a certificate of a new CA is served.
+pub async fn carries_bundle(client: &Client, name: &str, bundle: &str) -> bool {
+    let want = bundle.as_bytes();
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let (Ok(Some(m)), Ok(Some(v))) = (mutating.get_opt(name).await, validating.get_opt(name).await)
+    else {
+        return false;
+    };
+    let m_ok = m
+        .webhooks
+        .iter()
+        .flatten()
+        .all(|w| w.client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()) == Some(want));
+    let v_ok = v
+        .webhooks
+        .iter()
+        .flatten()
+        .all(|w| w.client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()) == Some(want));
+    m_ok && v_ok
 }
 
 fn failure_policy(derived: Derived) -> String {
@@ -431,6 +575,26 @@ mod tests {
             "sealgate"
         );
         assert!(json["webhooks"][0]["clientConfig"]["caBundle"].is_string());
+    }
+
+    #[test]
+    fn an_edit_is_told_from_the_api_servers_defaults() {
+        let r = registration(Endpoint::Url("https://127.0.0.1:8443".into()));
+        let desired = serde_json::to_value(r.validating(derive(&[]))).unwrap()["webhooks"].clone();
+        // What the API server stores: our fields plus its defaults.
+        let mut stored = desired.clone();
+        stored[0]["objectSelector"] = serde_json::json!({});
+        stored[0]["rules"][0]["scope"] = serde_json::json!("Namespaced");
+        assert!(covers(&stored, &desired));
+        let mut edited = stored.clone();
+        edited[0]["timeoutSeconds"] = serde_json::json!(29);
+        assert!(!covers(&edited, &desired));
+        let mut fewer = stored.clone();
+        fewer[0]["rules"].as_array_mut().unwrap().pop();
+        assert!(!covers(&fewer, &desired));
+        let mut other_ca = stored;
+        other_ca[0]["clientConfig"]["caBundle"] = serde_json::json!("b3RoZXI=");
+        assert!(!covers(&other_ca, &desired));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub const DEFAULT_CERT_POLL: Duration = Duration::from_secs(1);
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// Where the serving certificate comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum TlsSource {
     /// PEM files given by the operator (`--tls-cert`, `--tls-key`), reloaded when they change.
     Files {
@@ -46,6 +46,9 @@ pub enum TlsSource {
     },
     /// A CA and a server certificate generated once into the data directory and reused.
     SelfSigned,
+    /// A certificate the caller keeps current (`serve --kubernetes --tls-secret`: from a
+    /// Secret that one replica rotates).
+    Provided(std::sync::Arc<crate::tls::CertResolver>),
 }
 
 /// The caches' sizes and lifetimes.

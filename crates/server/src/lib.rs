@@ -38,8 +38,8 @@ use tokio::sync::watch;
 
 pub use config::{ServeConfig, TlsSource};
 pub use error::ServeError;
-pub use routes::app;
 pub use reports::ReportSink;
+pub use routes::app;
 pub use sources::{NamespaceLabelSource, NamespaceLabels, Sources};
 pub use state::{AppState, StateParts};
 
@@ -115,14 +115,18 @@ impl Server {
         // Absolute, so the CA path printed and logged works from any directory.
         let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
 
-        let (files, self_signed) = match &config.tls {
+        let (resolver, self_signed) = match &config.tls {
             TlsSource::Files { cert, key } => (
-                tls::CertFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                },
+                Arc::new(CertResolver::new(
+                    tls::CertFiles {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                    },
+                    metrics.clone(),
+                )?),
                 None,
             ),
+            TlsSource::Provided(resolver) => (Arc::clone(resolver), None),
             TlsSource::SelfSigned => {
                 let ss = SelfSigned::new(&data_dir, listen_host(&config.listen), &config.tls_names);
                 let what = ss.ensure()?;
@@ -132,10 +136,18 @@ impl Server {
                     names = %ss.names.join(","),
                     "self-signed certificate"
                 );
-                (ss.files(), Some(ss))
+                if let Some(facts) = std::fs::read_to_string(ss.ca_path())
+                    .ok()
+                    .and_then(|pem| tls::certificate_facts(&pem).ok())
+                {
+                    metrics.set_ca_not_after(facts[0].not_after);
+                }
+                (
+                    Arc::new(CertResolver::new(ss.files(), metrics.clone())?),
+                    Some(ss),
+                )
             }
         };
-        let resolver = Arc::new(CertResolver::new(files, metrics.clone())?);
         let tls = Arc::new(tls::server_config(Arc::clone(&resolver))?);
 
         let audit_db = data_dir.join(AUDIT_DB_FILE);

@@ -63,6 +63,9 @@ pub const REGISTRY_REQUESTS: &str = "sealgate_registry_requests_total";
 pub const IN_FLIGHT: &str = "sealgate_verifications_in_flight";
 /// `sealgate_certificate_expiry_seconds`.
 pub const CERT_EXPIRY: &str = "sealgate_certificate_expiry_seconds";
+/// Seconds until the CA registered in the webhooks' caBundle expires (the earliest, while two
+/// are registered during a rotation).
+pub const CA_EXPIRY: &str = "sealgate_ca_certificate_expiry_seconds";
 /// `sealgate_policies`.
 pub const POLICIES: &str = "sealgate_policies";
 /// `sealgate_policy_reloads_total`.
@@ -113,6 +116,8 @@ struct Shared {
     audit_dropped_seen: AtomicU64,
     /// The serving certificate's notAfter (Unix seconds; 0: none yet), rendered as seconds left.
     cert_not_after: AtomicI64,
+    /// The registered CA's notAfter (Unix seconds; 0: not known), rendered as seconds left.
+    ca_not_after: AtomicI64,
 }
 
 impl Default for Shared {
@@ -146,6 +151,7 @@ impl Default for Shared {
             audit_dropped: Counter::default(),
             audit_dropped_seen: AtomicU64::new(0),
             cert_not_after: AtomicI64::new(0),
+            ca_not_after: AtomicI64::new(0),
         };
         // The registry ends each help text with a period.
         let r = &mut shared.registry;
@@ -392,6 +398,11 @@ impl Metrics {
         self.shared.cert_not_after.store(unix, Ordering::Relaxed);
     }
 
+    /// When the CA in the webhooks' caBundle expires (Unix seconds; the earliest of two).
+    pub fn set_ca_not_after(&self, unix: i64) {
+        self.shared.ca_not_after.store(unix, Ordering::Relaxed);
+    }
+
     /// How many audit records have been dropped so far (the writer's own counter, which only
     /// grows): the counter advances to it.
     pub fn set_audit_dropped(&self, n: u64) {
@@ -480,6 +491,16 @@ impl Metrics {
             now.register(
                 CERT_EXPIRY,
                 "Seconds until the serving certificate expires",
+                expiry,
+            );
+        }
+        let ca_not_after = self.shared.ca_not_after.load(Ordering::Relaxed);
+        if ca_not_after != 0 {
+            let expiry: Gauge = Gauge::default();
+            expiry.set(ca_not_after - now_unix);
+            now.register(
+                CA_EXPIRY,
+                "Seconds until the webhook CA registered in caBundle expires",
                 expiry,
             );
         }
@@ -572,6 +593,7 @@ mod tests {
         m.cache_lookup("outcome", true);
         m.cache_lookup("digest", false);
         m.set_certificate_not_after(1_000_100);
+        m.set_ca_not_after(1_000_500);
         let guard = m.fetch_started();
         let stats = RequestStats {
             counts: vec![RequestCount {
@@ -596,6 +618,7 @@ mod tests {
             "sealgate_registry_requests_total{host=\"registry.company.com\",status=\"200\"} 4",
             "sealgate_verifications_in_flight 1",
             "sealgate_certificate_expiry_seconds 100",
+            "sealgate_ca_certificate_expiry_seconds 500",
             "sealgate_policy_reload_errors_total 0",
             "# HELP sealgate_verifications_in_flight Registry fetches running now.",
             "# EOF",

@@ -105,6 +105,14 @@ pub enum TlsError {
         /// What rcgen said.
         detail: String,
     },
+    /// A certificate or key held in memory (e.g. a Kubernetes Secret) does not load.
+    #[error("{origin}: {detail}")]
+    Pem {
+        /// Where the PEM came from, e.g. `Secret sealgate/sealgate-tls, key tls.crt`.
+        origin: String,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// rustls refused the configuration.
     #[error("setting up TLS failed: {detail}")]
     Config {
@@ -147,38 +155,175 @@ pub fn load(files: &CertFiles) -> Result<Loaded, TlsError> {
     };
     let cert_pem = read(&files.cert, sealgate_files::CERTIFICATE_FILE)?;
     let key_pem = read(&files.key, sealgate_files::KEY_FILE)?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+    parse_pair(&cert_pem, &key_pem).map_err(|e| match e {
+        PairError::NoCertificate(detail) => TlsError::NoCertificate {
+            path: files.cert.clone(),
+            detail,
+        },
+        PairError::Key(detail) => TlsError::Key {
+            path: files.key.clone(),
+            detail,
+        },
+        PairError::Mismatch(detail) => TlsError::Mismatch {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+            detail,
+        },
+    })
+}
+
+/// Checks a PEM certificate chain and its key held in memory; `origin` says where they came
+/// from in errors (e.g. `Secret sealgate/sealgate-tls`).
+pub fn load_pem(cert_pem: &[u8], key_pem: &[u8], origin: &str) -> Result<Loaded, TlsError> {
+    parse_pair(cert_pem, key_pem).map_err(|e| TlsError::Pem {
+        origin: origin.to_string(),
+        detail: match e {
+            PairError::NoCertificate(d) => format!("tls.crt holds no PEM certificate: {d}"),
+            PairError::Key(d) => format!("tls.key holds no usable private key: {d}"),
+            PairError::Mismatch(d) => {
+                format!("the key tls.key does not belong to the certificate tls.crt ({d})")
+            }
+        },
+    })
+}
+
+/// Why a certificate and key did not load, before it is said where they came from.
+enum PairError {
+    NoCertificate(String),
+    Key(String),
+    Mismatch(String),
+}
+
+fn parse_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<Loaded, PairError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::NoCertificate {
-            path: files.cert.clone(),
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| PairError::NoCertificate(e.to_string()))?;
     let Some(leaf) = chain.first() else {
-        return Err(TlsError::NoCertificate {
-            path: files.cert.clone(),
-            detail: "the file is empty".into(),
-        });
+        return Err(PairError::NoCertificate("it is empty".into()));
     };
     let not_after = leaf_info(leaf.as_ref())
         .map(|i| i.not_after)
-        .map_err(|detail| TlsError::NoCertificate {
-            path: files.cert.clone(),
-            detail,
-        })?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Key {
-        path: files.key.clone(),
-        detail: e.to_string(),
-    })?;
-    let certified =
-        CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Mismatch {
-            cert: files.cert.clone(),
-            key: files.key.clone(),
-            detail: e.to_string(),
-        })?;
+        .map_err(PairError::NoCertificate)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| PairError::Key(e.to_string()))?;
+    let certified = CertifiedKey::from_der(chain, key, &provider())
+        .map_err(|e| PairError::Mismatch(e.to_string()))?;
     Ok(Loaded {
         key: Arc::new(certified),
         not_after,
     })
+}
+
+/// A PEM certificate and its PEM private key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PemPair {
+    /// `-----BEGIN CERTIFICATE-----` …
+    pub cert: String,
+    /// `-----BEGIN PRIVATE KEY-----` …
+    pub key: String,
+}
+
+impl std::fmt::Debug for PemPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PemPair")
+            .field("cert", &self.cert)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What a certificate says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFacts {
+    /// Subject common name.
+    pub subject: String,
+    /// Issuer common name.
+    pub issuer: String,
+    /// notBefore, Unix seconds.
+    pub not_before: i64,
+    /// notAfter, Unix seconds.
+    pub not_after: i64,
+    /// DNS names and IP addresses (as text) it is valid for.
+    pub names: Vec<String>,
+}
+
+/// The facts of every certificate in `pem`, in order.
+pub fn certificate_facts(pem: &str) -> Result<Vec<CertificateFacts>, String> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let mut out = Vec::new();
+    for der in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        let der = der.map_err(|e| e.to_string())?;
+        let info = leaf_info(der.as_ref())?;
+        let (_, cert) = X509Certificate::from_der(der.as_ref()).map_err(|e| e.to_string())?;
+        let cn = |name: &x509_parser::x509::X509Name<'_>| {
+            name.iter_common_name()
+                .next()
+                .and_then(|cn| cn.as_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        out.push(CertificateFacts {
+            subject: cn(cert.subject()),
+            issuer: cn(cert.issuer()),
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: info.not_after,
+            names: info.names,
+        });
+    }
+    if out.is_empty() {
+        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(out)
+}
+
+/// Makes a CA named `common_name`, valid from `not_before` to `not_after` (Unix seconds, to
+/// the second).
+pub fn make_ca(common_name: &str, not_before: i64, not_after: i64) -> Result<PemPair, TlsError> {
+    let key = KeyPair::generate().map_err(generate)?;
+    let mut params = ca_params_named(common_name)?;
+    exact_validity(&mut params, not_before, not_after)?;
+    let cert = params.self_signed(&key).map_err(generate)?;
+    Ok(PemPair {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+/// Makes a serving certificate for `names` issued by `ca` (made by [`make_ca`]), valid from
+/// `not_before` to `not_after` (Unix seconds).
+pub fn make_serving(
+    ca: &PemPair,
+    names: &[String],
+    not_before: i64,
+    not_after: i64,
+) -> Result<PemPair, TlsError> {
+    let ca_key = KeyPair::from_pem(&ca.key).map_err(generate)?;
+    let ca_name = certificate_facts(&ca.cert)
+        .map_err(|detail| TlsError::Generate { detail })?
+        .remove(0)
+        .subject;
+    let issuer = Issuer::new(ca_params_named(&ca_name)?, ca_key);
+    let mut params = serving_params(names)?;
+    exact_validity(&mut params, not_before, not_after)?;
+    let key = KeyPair::generate().map_err(generate)?;
+    let cert = params.signed_by(&key, &issuer).map_err(generate)?;
+    Ok(PemPair {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+/// Sets a validity period from `from` to `to`, Unix seconds, to the second.
+fn exact_validity(params: &mut CertificateParams, from: i64, to: i64) -> Result<(), TlsError> {
+    let since_epoch = |secs: i64| {
+        u64::try_from(secs)
+            .map(Duration::from_secs)
+            .map_err(|_| TlsError::Generate {
+                detail: format!("cannot represent the time {secs}"),
+            })
+    };
+    params.not_before = date_time_ymd(1970, 1, 1) + since_epoch(from)?;
+    params.not_after = date_time_ymd(1970, 1, 1) + since_epoch(to)?;
+    Ok(())
 }
 
 /// What matters of a leaf certificate.
@@ -226,10 +371,12 @@ fn stamp(path: &Path) -> Stamp {
     Some((meta.modified().ok(), meta.len()))
 }
 
-/// Serves the certificate loaded last, reloading it from its files when they change.
+/// Serves the certificate loaded last: reloaded from its files when they change, or set by its
+/// owner ([`CertResolver::set`], e.g. from a Kubernetes Secret).
 #[derive(Debug)]
 pub struct CertResolver {
-    files: CertFiles,
+    /// The files polled; `None`: the owner sets each certificate.
+    files: Option<CertFiles>,
     current: RwLock<Loaded>,
     /// The stamps of the files as last loaded, or last found unloadable.
     seen: Mutex<(Stamp, Stamp)>,
@@ -243,11 +390,28 @@ impl CertResolver {
         let loaded = load(&files)?;
         metrics.set_certificate_not_after(loaded.not_after);
         Ok(CertResolver {
-            files,
+            files: Some(files),
             current: RwLock::new(loaded),
             seen: Mutex::new(seen),
             metrics,
         })
+    }
+
+    /// Serves `loaded` until [`CertResolver::set`] replaces it; no files are polled.
+    pub fn from_loaded(loaded: Loaded, metrics: Metrics) -> CertResolver {
+        metrics.set_certificate_not_after(loaded.not_after);
+        CertResolver {
+            files: None,
+            current: RwLock::new(loaded),
+            seen: Mutex::new((None, None)),
+            metrics,
+        }
+    }
+
+    /// Serves `loaded` from the next handshake on.
+    pub fn set(&self, loaded: Loaded) {
+        self.metrics.set_certificate_not_after(loaded.not_after);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = loaded;
     }
 
     /// The leaf's notAfter of the certificate served now.
@@ -261,7 +425,10 @@ impl CertResolver {
     /// Reloads the files if they changed since they were last looked at. Returns whether a new
     /// certificate is now served.
     pub fn reload_if_changed(&self) -> bool {
-        let now = (stamp(&self.files.cert), stamp(&self.files.key));
+        let Some(files) = &self.files else {
+            return false;
+        };
+        let now = (stamp(&files.cert), stamp(&files.key));
         {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             if *seen == now {
@@ -269,13 +436,12 @@ impl CertResolver {
             }
             *seen = now;
         }
-        match load(&self.files) {
+        match load(files) {
             Ok(loaded) => {
                 let not_after = loaded.not_after;
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = loaded;
-                self.metrics.set_certificate_not_after(not_after);
+                self.set(loaded);
                 tracing::info!(
-                    cert = %self.files.cert.display(),
+                    cert = %files.cert.display(),
                     not_after = %sealgate_core::timestamp::format_rfc3339(not_after),
                     "serving certificate reloaded"
                 );
@@ -294,7 +460,7 @@ impl CertResolver {
     }
 
     /// Polls the files every `every` until `stop` resolves; with `renew`, also renews a
-    /// self-signed certificate that is about to expire.
+    /// self-signed certificate that is about to expire. Without files, waits for `stop`.
     pub async fn watch(
         self: Arc<Self>,
         every: Duration,
@@ -302,6 +468,9 @@ impl CertResolver {
         stop: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(stop);
+        if self.files.is_none() {
+            return stop.await;
+        }
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_renewal: Option<tokio::time::Instant> = None;
@@ -426,13 +595,7 @@ impl SelfSigned {
             }
         };
         let issuer = Issuer::new(ca_params(now)?, ca_key);
-        let mut params = CertificateParams::new(self.names.clone()).map_err(generate)?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "sealgate webhook");
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let mut params = serving_params(&self.names)?;
         validity(&mut params, now - 86_400, now + SERVER_DAYS * 86_400)?;
         let key = KeyPair::generate().map_err(generate)?;
         let cert = params.signed_by(&key, &issuer).map_err(generate)?;
@@ -477,13 +640,31 @@ impl SelfSigned {
 }
 
 fn ca_params(now: i64) -> Result<CertificateParams, TlsError> {
+    let mut params = ca_params_named(CA_COMMON_NAME)?;
+    validity(&mut params, now - 86_400, now + CA_DAYS * 86_400)?;
+    Ok(params)
+}
+
+/// A CA that issues server certificates only (path length 0).
+fn ca_params_named(common_name: &str) -> Result<CertificateParams, TlsError> {
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(generate)?;
     params
         .distinguished_name
-        .push(DnType::CommonName, CA_COMMON_NAME);
+        .push(DnType::CommonName, common_name);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    validity(&mut params, now - 86_400, now + CA_DAYS * 86_400)?;
+    Ok(params)
+}
+
+/// A TLS server certificate for `names`.
+fn serving_params(names: &[String]) -> Result<CertificateParams, TlsError> {
+    let mut params = CertificateParams::new(names.to_vec()).map_err(generate)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "sealgate webhook");
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     Ok(params)
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
+use sealgate_kube::certificates::{CertificateKeeper, Schedule, TlsSecretRef};
+use sealgate_kube::lease::{DEFAULT_LEASE_DURATION, LeaseConfig};
 use sealgate_kube::namespaces::NamespaceStore;
 use sealgate_kube::policies::{PolicyWatch, WatchConfig};
 use sealgate_kube::registration::{Endpoint, Registration};
@@ -193,12 +195,87 @@ struct ClusterArgs {
     no_policy_reports: bool,
 
     /// PEM CA bundle registered for the webhook's certificate (default: the self-signed CA, or
-    /// the --tls-cert chain).
+    /// the --tls-cert chain); re-registered when the file changes (e.g. cert-manager's ca.crt).
     #[arg(long, value_name = "FILE", requires = "kubernetes")]
     ca_bundle: Option<PathBuf>,
+
+    /// Keep the webhook's CA and serving certificate in this Secret, shared by every replica
+    /// and rotated (both CAs registered while a CA is replaced) by the one replica holding the
+    /// Lease of the same name, which is also the one that registers the webhook. Default in a
+    /// cluster (--service): NAMESPACE/NAME-tls of the Service; outside one: the self-signed
+    /// files of --data-dir, and every process registers.
+    #[arg(long, value_name = "NAMESPACE/NAME", requires = "kubernetes", conflicts_with_all = ["tls_cert", "ca_bundle"])]
+    tls_secret: Option<String>,
+
+    /// Validity of a CA made for --tls-secret; a new one is rotated in when a third is left.
+    #[arg(long, value_name = "DURATION", default_value = "8760h", value_parser = parse_duration)]
+    ca_validity: Duration,
+
+    /// Validity of a serving certificate made for --tls-secret (never past its CA's); reissued
+    /// when a third is left.
+    #[arg(long, value_name = "DURATION", default_value = "2160h", value_parser = parse_duration)]
+    cert_validity: Duration,
+
+    /// How long each step of a CA rotation waits for every replica and API server to see the
+    /// previous one (new CA registered → served → old CA removed). The Secret is read every
+    /// quarter of it (at most every 15 s).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    rotation_overlap: Duration,
 }
 
 impl ClusterArgs {
+    /// The Secret and Lease for the certificates: --tls-secret, else the Service's
+    /// `NAMESPACE/NAME-tls` unless the operator brings certificates (--tls-cert).
+    fn tls_secret(
+        &self,
+        endpoint: &Endpoint,
+        own_certificates: bool,
+    ) -> anyhow::Result<Option<TlsSecretRef>> {
+        let text = match (&self.tls_secret, endpoint) {
+            (Some(text), _) => text.clone(),
+            (
+                None,
+                Endpoint::Service {
+                    namespace, name, ..
+                },
+            ) if !own_certificates && self.ca_bundle.is_none() => format!("{namespace}/{name}-tls"),
+            _ => return Ok(None),
+        };
+        let Some((namespace, name)) = text
+            .split_once('/')
+            .filter(|(ns, n)| !ns.is_empty() && !n.is_empty())
+        else {
+            bail!("--tls-secret {text}: expected NAMESPACE/NAME, e.g. sealgate/sealgate-tls");
+        };
+        Ok(Some(TlsSecretRef {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+        }))
+    }
+
+    fn schedule(&self) -> anyhow::Result<Schedule> {
+        let schedule = Schedule {
+            ca_validity: self.ca_validity,
+            cert_validity: self.cert_validity,
+            overlap: self.rotation_overlap,
+        };
+        if schedule.cert_validity > schedule.ca_validity {
+            bail!(
+                "--cert-validity {} is longer than --ca-validity {}: a certificate cannot outlive its CA",
+                format_duration(schedule.cert_validity),
+                format_duration(schedule.ca_validity)
+            );
+        }
+        if schedule.overlap * 3 > schedule.cert_validity {
+            bail!(
+                "--rotation-overlap {} must be under a third of --cert-validity {}, so a rotation finishes while the certificate is valid",
+                format_duration(schedule.overlap),
+                format_duration(schedule.cert_validity)
+            );
+        }
+        Ok(schedule)
+    }
+
     fn endpoint(&self) -> anyhow::Result<Endpoint> {
         if let Some(url) = &self.webhook_url {
             if !url.starts_with("https://") {
@@ -251,7 +328,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         _ => TlsSource::SelfSigned,
     };
     let cluster = if args.cluster.kubernetes {
-        Some((args.cluster.clone(), args.cluster.endpoint()?))
+        let endpoint = args.cluster.endpoint()?;
+        let secret = args
+            .cluster
+            .tls_secret(&endpoint, args.tls_cert.is_some())?;
+        let schedule = args.cluster.schedule()?;
+        Some(Cluster {
+            args: args.cluster.clone(),
+            endpoint,
+            secret,
+            schedule,
+        })
     } else {
         None
     };
@@ -262,19 +349,23 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     config.listen = args.listen.clone();
     config.tls = tls;
     config.tls_names = args.tls_san.clone();
-    if let Some((
-        _,
-        Endpoint::Service {
+    match cluster.as_ref().map(|c| &c.endpoint) {
+        Some(Endpoint::Service {
             namespace, name, ..
-        },
-    )) = &cluster
-    {
-        // The names the API server calls the Service by.
-        for suffix in ["svc", "svc.cluster.local"] {
-            config
-                .tls_names
-                .push(format!("{name}.{namespace}.{suffix}"));
+        }) => {
+            // The names the API server calls the Service by.
+            for suffix in ["svc", "svc.cluster.local"] {
+                config
+                    .tls_names
+                    .push(format!("{name}.{namespace}.{suffix}"));
+            }
         }
+        Some(Endpoint::Url(url)) => {
+            if let Some(host) = url_host(url.as_str()) {
+                config.tls_names.push(host);
+            }
+        }
+        None => {}
     }
     config.data_dir = args.data_dir.clone();
     config.verify = VerifyConfig {
@@ -314,6 +405,28 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// What `serve --kubernetes` needs beside the server's own configuration.
+struct Cluster {
+    args: ClusterArgs,
+    endpoint: Endpoint,
+    /// Where the certificates live, when in a Secret.
+    secret: Option<TlsSecretRef>,
+    schedule: Schedule,
+}
+
+/// The host of an `https://HOST[:PORT]/…` URL, brackets off an IPv6 address.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_string())
+}
+
 /// Whether `listen` (`HOST:PORT`) binds only a loopback address (`localhost` included).
 fn listens_on_loopback(listen: &str) -> bool {
     let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
@@ -324,10 +437,7 @@ fn listens_on_loopback(listen: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-async fn serve(
-    config: ServeConfig,
-    cluster: Option<(ClusterArgs, Endpoint)>,
-) -> anyhow::Result<()> {
+async fn serve(mut config: ServeConfig, cluster: Option<Cluster>) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -335,10 +445,56 @@ async fn serve(
     };
     let mut tasks = Vec::new();
     let mut connected = None;
+    // Whether this process registers the webhook: the Lease holder with --tls-secret, else
+    // always. The sender lives as long as the server.
+    let (held_tx, held) = tokio::sync::watch::channel(true);
+    let mut from_secret = None;
     let sources = match &cluster {
         None => Sources::default(),
-        Some((args, _)) => {
+        Some(cluster) => {
+            let args = &cluster.args;
             let client = sealgate_kube::connect(args.kubeconfig.as_deref()).await?;
+            if let Some(secret) = &cluster.secret {
+                held_tx.send_replace(false);
+                let lease = LeaseConfig {
+                    namespace: secret.namespace.clone(),
+                    name: secret.name.clone(),
+                    identity: std::env::var("POD_NAME")
+                        .ok()
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(sealgate_kube::lease::default_identity),
+                    duration: DEFAULT_LEASE_DURATION,
+                };
+                tasks.push(tokio::spawn(lease.run(
+                    client.clone(),
+                    held_tx.clone(),
+                    stopped(stop_rx.clone()),
+                )));
+                let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+                for name in &config.tls_names {
+                    if !names.contains(name) {
+                        names.push(name.clone());
+                    }
+                }
+                let keeper = CertificateKeeper {
+                    secret: secret.clone(),
+                    schedule: cluster.schedule,
+                    names,
+                    webhook_name: args.webhook_name.clone(),
+                    metrics: metrics.clone(),
+                };
+                let mut waiting = held.clone();
+                let published = keeper.first(&client, &mut waiting).await?;
+                config.tls = TlsSource::Provided(Arc::clone(&published.resolver));
+                let bundle = published.bundle.clone();
+                tasks.push(tokio::spawn(keeper.run(
+                    client.clone(),
+                    published,
+                    held.clone(),
+                    stopped(stop_rx.clone()),
+                )));
+                from_secret = Some(bundle);
+            }
             let watch = PolicyWatch::new(
                 client.clone(),
                 WatchConfig {
@@ -371,7 +527,7 @@ async fn serve(
     };
     let tls_cert = match &config.tls {
         TlsSource::Files { cert, .. } => Some(cert.clone()),
-        TlsSource::SelfSigned => None,
+        TlsSource::SelfSigned | TlsSource::Provided(_) => None,
     };
     let server = Server::bind_with(config, sources, metrics).await?;
     let mut out = std::io::stdout().lock();
@@ -379,23 +535,44 @@ async fn serve(
     if let Some(ca) = server.ca_path() {
         writeln!(out, "CA certificate: {}", ca.display())?;
     }
-    if let (Some((args, endpoint)), Some((client, snapshots))) = (cluster, connected) {
-        let bundle_path = args
-            .ca_bundle
-            .clone()
-            .or_else(|| server.ca_path())
-            .or(tls_cert)
-            .context("no CA bundle to register: pass --ca-bundle FILE")?;
-        let ca_bundle = std::fs::read(&bundle_path)
-            .with_context(|| format!("reading the CA bundle {}", bundle_path.display()))?;
+    if let (Some(cluster), Some((client, snapshots))) = (cluster, connected) {
+        if let Some(secret) = &cluster.secret {
+            writeln!(
+                out,
+                "certificates: Secret {secret} (rotated by the holder of the Lease {secret})"
+            )?;
+        }
+        let bundle = match from_secret {
+            Some(bundle) => bundle,
+            None => {
+                let path = cluster
+                    .args
+                    .ca_bundle
+                    .clone()
+                    .or_else(|| server.ca_path())
+                    .or(tls_cert)
+                    .context("no CA bundle to register: pass --ca-bundle FILE")?;
+                let first = std::fs::read(&path)
+                    .with_context(|| format!("reading the CA bundle {}", path.display()))?;
+                let (tx, rx) = tokio::sync::watch::channel(first);
+                tasks.push(tokio::spawn(follow_file(
+                    path,
+                    tx,
+                    stopped(stop_rx.clone()),
+                )));
+                rx
+            }
+        };
         let registration = Registration {
-            name: args.webhook_name.clone(),
-            endpoint,
-            ca_bundle,
+            name: cluster.args.webhook_name.clone(),
+            endpoint: cluster.endpoint,
+            ca_bundle: bundle.borrow().clone(),
         };
         tasks.push(tokio::spawn(registration.keep(
             client,
             snapshots.clone(),
+            bundle,
+            held,
             stopped(stop_rx.clone()),
         )));
         writeln!(
@@ -430,13 +607,55 @@ async fn serve(
     drop(out);
     let shutdown = shutdown_signal()?;
     let served = server.serve(shutdown).await;
+    // Stop the tasks (the Lease task releases the Lease) and give them a moment to finish.
     let _ = stop_tx.send(true);
     for task in tasks {
-        task.abort();
-        let _ = task.await;
+        let abort = task.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
     }
+    drop(held_tx);
     served?;
     Ok(())
+}
+
+/// Sends the file's content on `tx` whenever it changes (checked every 10 s) until `stop`: the
+/// CA bundle re-registered when cert-manager (or an operator) rotates it.
+async fn follow_file(
+    path: PathBuf,
+    tx: tokio::sync::watch::Sender<Vec<u8>>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        match tokio::fs::read(&path).await {
+            Ok(bytes) if !bytes.is_empty() => {
+                let changed = tx.send_if_modified(|b| {
+                    let changed = *b != bytes;
+                    if changed {
+                        *b = bytes;
+                    }
+                    changed
+                });
+                if changed {
+                    tracing::info!(path = %path.display(), "CA bundle changed; registering it");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "reading the CA bundle failed; the one read last stays registered")
+            }
+        }
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
@@ -454,7 +673,24 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 
 #[cfg(test)]
 mod tests {
-    use super::listens_on_loopback;
+    use super::{listens_on_loopback, url_host};
+
+    #[test]
+    fn the_webhook_url_host_becomes_a_certificate_name() {
+        for (url, host) in [
+            ("https://127.0.0.1:8443", Some("127.0.0.1")),
+            (
+                "https://webhook.dev.internal:9443/base",
+                Some("webhook.dev.internal"),
+            ),
+            ("https://[::1]:8443/", Some("::1")),
+            ("https://host.example", Some("host.example")),
+            ("http://host.example", None),
+            ("https://:8443", None),
+        ] {
+            assert_eq!(url_host(url).as_deref(), host, "{url}");
+        }
+    }
 
     #[test]
     fn only_loopback_listen_addresses_count_as_loopback() {
