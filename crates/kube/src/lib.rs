@@ -24,6 +24,7 @@ pub mod namespaces;
 pub mod policies;
 pub mod registration;
 pub mod reports;
+pub mod scan;
 pub mod secrets;
 
 use std::path::Path;

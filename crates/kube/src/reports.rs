@@ -276,6 +276,11 @@ impl PolicyReportWriter {
         self.written.load(Ordering::Relaxed)
     }
 
+    /// Resources the queue holds at most.
+    pub fn capacity(&self) -> usize {
+        self.config.capacity.max(1)
+    }
+
     /// Resources waiting to be written.
     pub fn queued(&self) -> usize {
         self.queue.lock().map_or(0, |q| q.entries.len())

@@ -1,6 +1,7 @@
 //! The manifests in `deploy/`: every document is the Kubernetes object its kind says (read
 //! back through k8s-openapi with no field lost), `deploy/sealgate.yaml` is what docs/deploy.md
-//! describes (one replica, non-root, probes, resources, exact least-privilege RBAC), and against
+//! describes (three replicas sharing a TLS Secret, a PodDisruptionBudget, non-root, probes,
+//! resources, exact least-privilege RBAC), and against
 //! a real kube-apiserver (1.20.2, `sealgate-test-cluster`) it applies, keeps every field, grants
 //! the ServiceAccount exactly what sealgate needs, and `sealgate serve` started with the
 //! Deployment's own arguments under that ServiceAccount's token does its whole job.
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -34,6 +36,8 @@ use serde_json::Value;
 
 const NAME_LABEL: &str = "app.kubernetes.io/name";
 const SERVICE_ACCOUNT: &str = "system:serviceaccount:sealgate:sealgate";
+/// Where the Deployment mounts the audit token (--audit-token-file).
+const AUDIT_TOKEN_FILE: &str = "/etc/sealgate/audit/token";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -157,6 +161,7 @@ enum Object {
     RoleBinding(Box<RoleBinding>),
     Service(Box<Service>),
     Deployment(Box<Deployment>),
+    PodDisruptionBudget(Box<PodDisruptionBudget>),
     CustomResourceDefinition(Box<CustomResourceDefinition>),
 }
 
@@ -181,6 +186,8 @@ impl Object {
             Object::Service(Box::new(typed(doc, file)))
         } else if is(Deployment::API_VERSION, Deployment::KIND) {
             Object::Deployment(Box::new(typed(doc, file)))
+        } else if is(PodDisruptionBudget::API_VERSION, PodDisruptionBudget::KIND) {
+            Object::PodDisruptionBudget(Box::new(typed(doc, file)))
         } else if is(
             CustomResourceDefinition::API_VERSION,
             CustomResourceDefinition::KIND,
@@ -205,6 +212,7 @@ impl Object {
             Object::RoleBinding(_) => RoleBinding::KIND,
             Object::Service(_) => Service::KIND,
             Object::Deployment(_) => Deployment::KIND,
+            Object::PodDisruptionBudget(_) => PodDisruptionBudget::KIND,
             Object::CustomResourceDefinition(_) => CustomResourceDefinition::KIND,
         }
     }
@@ -219,6 +227,7 @@ impl Object {
             Object::RoleBinding(o) => o.metadata(),
             Object::Service(o) => o.metadata(),
             Object::Deployment(o) => o.metadata(),
+            Object::PodDisruptionBudget(o) => o.metadata(),
             Object::CustomResourceDefinition(o) => o.metadata(),
         }
     }
@@ -289,6 +298,36 @@ impl Manifest {
                 _ => None,
             })
             .expect("no Service")
+    }
+
+    fn tls_role(&self) -> &Role {
+        self.objects
+            .iter()
+            .find_map(|o| match o {
+                Object::Role(r) => Some(&**r),
+                _ => None,
+            })
+            .expect("no Role")
+    }
+
+    fn tls_role_binding(&self) -> &RoleBinding {
+        self.objects
+            .iter()
+            .find_map(|o| match o {
+                Object::RoleBinding(b) => Some(&**b),
+                _ => None,
+            })
+            .expect("no RoleBinding")
+    }
+
+    fn pdb(&self) -> &PodDisruptionBudget {
+        self.objects
+            .iter()
+            .find_map(|o| match o {
+                Object::PodDisruptionBudget(p) => Some(&**p),
+                _ => None,
+            })
+            .expect("no PodDisruptionBudget")
     }
 
     fn deployment(&self) -> &Deployment {
@@ -454,8 +493,11 @@ fn the_manifest_is_in_apply_order_and_labelled() {
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
             "Service",
-            "Deployment"
+            "Deployment",
+            "PodDisruptionBudget"
         ]
     );
     let namespace = manifest.namespace().metadata.name.clone().unwrap();
@@ -463,7 +505,12 @@ fn the_manifest_is_in_apply_order_and_labelled() {
     for object in &manifest.objects {
         let meta = object.metadata();
         let what = format!("{} {:?}", object.kind(), meta.name);
-        assert_eq!(meta.name.as_deref(), Some("sealgate"), "{what}");
+        let name = if matches!(object, Object::Role(_) | Object::RoleBinding(_)) {
+            "sealgate-tls"
+        } else {
+            "sealgate"
+        };
+        assert_eq!(meta.name.as_deref(), Some(name), "{what}");
         assert_eq!(
             meta.labels
                 .as_ref()
@@ -474,7 +521,12 @@ fn the_manifest_is_in_apply_order_and_labelled() {
         );
         let namespaced = matches!(
             object,
-            Object::ServiceAccount(_) | Object::Service(_) | Object::Deployment(_)
+            Object::ServiceAccount(_)
+                | Object::Role(_)
+                | Object::RoleBinding(_)
+                | Object::Service(_)
+                | Object::Deployment(_)
+                | Object::PodDisruptionBudget(_)
         );
         let expected = namespaced.then_some(namespace.as_str());
         assert_eq!(meta.namespace.as_deref(), expected, "{what}");
@@ -490,19 +542,21 @@ fn the_manifest_is_in_apply_order_and_labelled() {
 }
 
 #[test]
-fn the_deployment_runs_one_locked_down_replica_behind_the_service() {
+fn the_deployment_runs_three_locked_down_replicas_behind_the_service() {
     let manifest = Manifest::read();
     let deployment = manifest.deployment();
     let spec = deployment.spec.as_ref().unwrap();
     assert_eq!(
         spec.replicas,
-        Some(1),
-        "one replica until certificates are shared"
+        Some(3),
+        "three replicas sharing the TLS Secret"
     );
+    let strategy = spec.strategy.as_ref().unwrap();
+    assert_eq!(strategy.type_.as_deref(), Some("RollingUpdate"));
     assert_eq!(
-        spec.strategy.as_ref().and_then(|s| s.type_.as_deref()),
-        Some("Recreate"),
-        "a rolling update would run two replicas with two CAs"
+        strategy.rolling_update.as_ref().unwrap().max_unavailable,
+        Some(IntOrString::Int(0)),
+        "a new replica is ready before an old one goes"
     );
     let template_labels = spec
         .template
@@ -522,8 +576,41 @@ fn the_deployment_runs_one_locked_down_replica_behind_the_service() {
             .all(|(k, v)| template_labels.get(k) == Some(v))
     };
     assert!(selects(spec.selector.match_labels.as_ref().unwrap()));
+    let pdb = manifest.pdb().spec.as_ref().unwrap();
+    assert_eq!(pdb.max_unavailable, Some(IntOrString::Int(1)));
+    assert!(selects(
+        pdb.selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()
+    ));
 
     let pod = manifest.pod_spec();
+    let anti = pod
+        .affinity
+        .as_ref()
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|a| {
+            a.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .expect("preferred pod anti-affinity");
+    assert_eq!(
+        anti[0].pod_affinity_term.topology_key,
+        "kubernetes.io/hostname"
+    );
+    assert!(selects(
+        anti[0]
+            .pod_affinity_term
+            .label_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap()
+    ));
     assert_eq!(pod.service_account_name.as_deref(), Some("sealgate"));
     assert_eq!(pod.automount_service_account_token, Some(true));
     assert!(pod.host_network.is_none() && pod.host_pid.is_none() && pod.host_ipc.is_none());
@@ -547,10 +634,42 @@ fn the_deployment_runs_one_locked_down_replica_behind_the_service() {
             "--kubernetes",
             "--service",
             "sealgate/sealgate",
+            "--service-port",
+            "443",
+            "--webhook-name",
+            "sealgate",
             "--listen",
             "0.0.0.0:8443",
             "--data-dir",
-            "/data"
+            "/data",
+            "--tls-secret",
+            "sealgate/sealgate-tls",
+            "--ca-validity",
+            "8760h",
+            "--cert-validity",
+            "2160h",
+            "--rotation-overlap",
+            "10m",
+            "--budget",
+            "8s",
+            "--cache-ttl",
+            "1h",
+            "--digest-cache-ttl",
+            "5m",
+            "--registry-concurrency",
+            "16",
+            "--max-concurrent-verifications",
+            "64",
+            "--unattended-fetch-limit",
+            "30s",
+            "--audit-retention",
+            "720h",
+            "--audit-max-rows",
+            "1000000",
+            "--audit-token-file",
+            AUDIT_TOKEN_FILE,
+            "--log-format",
+            "text"
         ]
     );
     let env: BTreeMap<String, String> = container
@@ -639,15 +758,30 @@ fn the_deployment_runs_one_locked_down_replica_behind_the_service() {
         "a memory limit only (a CPU limit would throttle admissions)"
     );
 
-    // --data-dir is a writable emptyDir; every volume is an emptyDir.
+    // --data-dir and /tmp are writable emptyDirs; the audit token comes from its Secret.
     let volumes = pod.volumes.as_ref().unwrap();
     for volume in volumes {
-        assert!(
+        let token = volume.name == "audit-token";
+        assert_eq!(
             volume.empty_dir.is_some(),
+            !token,
             "volume {} is not an emptyDir",
             volume.name
         );
+        if token {
+            let secret = volume.secret.as_ref().unwrap();
+            assert_eq!(secret.secret_name.as_deref(), Some("sealgate-audit-token"));
+        }
     }
+    let token_mount = container
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == "audit-token")
+        .unwrap();
+    assert_eq!(token_mount.read_only, Some(true));
+    assert!(AUDIT_TOKEN_FILE.starts_with(&format!("{}/", token_mount.mount_path)));
     let data_dir = manifest.arg("--data-dir");
     let mount = container
         .volume_mounts
@@ -742,6 +876,32 @@ fn the_cluster_role_grants_exactly_what_sealgate_calls() {
         rule(&[""], &["namespaces"], &[], &["get", "list", "watch"]),
         rule(&[""], &["events"], &[], &["create", "patch"]),
         rule(
+            &["wgpolicyk8s.io"],
+            &["policyreports"],
+            &[],
+            &[
+                "get", "list", "watch", "create", "update", "patch", "delete",
+            ],
+        ),
+        rule(
+            &[""],
+            &["pods", "replicationcontrollers"],
+            &[],
+            &["get", "list", "watch"],
+        ),
+        rule(
+            &["apps"],
+            &["deployments", "replicasets", "statefulsets", "daemonsets"],
+            &[],
+            &["get", "list", "watch"],
+        ),
+        rule(
+            &["batch"],
+            &["jobs", "cronjobs"],
+            &[],
+            &["get", "list", "watch"],
+        ),
+        rule(
             &["admissionregistration.k8s.io"],
             &hooks,
             &[],
@@ -776,6 +936,52 @@ fn the_cluster_role_grants_exactly_what_sealgate_calls() {
         manifest.pod_spec().service_account_name,
         account.metadata.name
     );
+
+    // The TLS Secret and its Lease, in sealgate's namespace, by the name --tls-secret gives.
+    let secret = manifest.arg("--tls-secret");
+    let (namespace, name) = secret.split_once('/').unwrap();
+    let role = manifest.tls_role();
+    assert_eq!(role.metadata.namespace.as_deref(), Some(namespace));
+    let tls_rules: BTreeSet<Rule> = role
+        .rules
+        .clone()
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let sorted = |v: Option<Vec<String>>| {
+                let mut v = v.unwrap_or_default();
+                v.sort();
+                v
+            };
+            (
+                sorted(r.api_groups),
+                sorted(r.resources),
+                sorted(r.resource_names),
+                sorted(Some(r.verbs)),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tls_rules,
+        BTreeSet::from([
+            rule(&[""], &["secrets"], &[name], &["get", "update"]),
+            rule(&[""], &["secrets"], &[], &["create"]),
+            rule(
+                &["coordination.k8s.io"],
+                &["leases"],
+                &[name],
+                &["get", "update"]
+            ),
+            rule(&["coordination.k8s.io"], &["leases"], &[], &["create"]),
+        ])
+    );
+    let tls_binding = manifest.tls_role_binding();
+    assert_eq!(tls_binding.role_ref.kind, "Role");
+    assert_eq!(
+        Some(&tls_binding.role_ref.name),
+        role.metadata.name.as_ref()
+    );
+    assert_eq!(tls_binding.subjects.as_ref().unwrap()[..], subjects[..]);
 }
 
 /// `target/debug/sealgate` (or under `$CARGO_TARGET_DIR`); fails when it is not built.
@@ -839,20 +1045,35 @@ fn the_deployments_arguments_are_sealgate_serve_flags() {
             );
         }
     }
-    // The values parse too (clap checks each argument before it gets to --help), with and
-    // without the TLS Secret's flags.
-    for extra in [&[][..], &alternative[..]] {
+    // The values parse too (clap checks each argument before it gets to --help), as written
+    // and with the alternative in place of the TLS Secret's 8 arguments.
+    let self_managed = [
+        "--tls-secret",
+        "--ca-validity",
+        "--cert-validity",
+        "--rotation-overlap",
+    ];
+    let mut own_certificate: Vec<String> = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if self_managed.contains(&arg.as_str()) {
+            rest.next();
+        } else {
+            own_certificate.push(arg.clone());
+        }
+    }
+    assert_eq!(own_certificate.len() + 8, args.len());
+    own_certificate.extend(alternative.iter().cloned());
+    for variant in [&args, &own_certificate] {
         let output = Command::new(&binary)
-            .args(&args)
-            .args(extra)
+            .args(variant)
             .arg("--help")
             .output()
             .unwrap();
         assert!(
             output.status.success(),
-            "sealgate {} {} --help: {}",
-            args.join(" "),
-            extra.join(" "),
+            "sealgate {} --help: {}",
+            variant.join(" "),
             String::from_utf8_lossy(&output.stderr)
         );
     }
@@ -991,7 +1212,6 @@ fn the_manifests_apply_to_a_real_api_server_and_the_service_account_suffices() {
     let cluster = TestCluster::start();
     let crds = deploy_dir().join("crds");
     let manifest_path = sealgate_yaml();
-    let manifest_file = manifest_path.to_str().unwrap();
 
     // docs/deploy.md's steps: the CRDs, then the manifest (dry run first; namespaced objects
     // need their Namespace to exist, so it is created for real before).
@@ -1002,14 +1222,36 @@ fn the_manifests_apply_to_a_real_api_server_and_the_service_account_suffices() {
             .success()
             .then_some(())
     });
-    let docs = documents(&manifest_path);
+    // The PodDisruptionBudget is policy/v1 (Kubernetes 1.21 and later), which 1.20 does not
+    // serve: it is checked as a k8s-openapi policy/v1 object above, and the rest is applied.
+    let all = documents(&manifest_path);
+    let docs: Vec<Value> = all
+        .iter()
+        .filter(|d| d["kind"] != "PodDisruptionBudget")
+        .cloned()
+        .collect();
+    assert_eq!(docs.len() + 1, all.len(), "one PodDisruptionBudget");
+    let work = tempfile::tempdir().unwrap();
+    let applied_path = work.path().join("sealgate-1.20.json");
+    std::fs::write(
+        &applied_path,
+        serde_json::json!({"apiVersion": "v1", "kind": "List", "items": docs}).to_string(),
+    )
+    .unwrap();
+    let manifest_file = applied_path.to_str().unwrap();
     let namespace = docs.iter().find(|d| d["kind"] == "Namespace").unwrap();
     cluster.kubectl_stdin(&["apply", "-f", "-"], &namespace.to_string());
     let dry = cluster.kubectl_ok(&["apply", "--dry-run=server", "-f", manifest_file]);
-    assert!(
-        dry.contains("deployment.apps/sealgate created (server dry run)"),
-        "{dry}"
-    );
+    for object in [
+        "deployment.apps/sealgate",
+        "role.rbac.authorization.k8s.io/sealgate-tls",
+        "rolebinding.rbac.authorization.k8s.io/sealgate-tls",
+    ] {
+        assert!(
+            dry.contains(&format!("{object} created (server dry run)")),
+            "{dry}"
+        );
+    }
     cluster.kubectl_ok(&["apply", "-f", manifest_file]);
 
     // Stored as written: the API server dropped no field as unknown.
@@ -1054,6 +1296,37 @@ fn the_manifests_apply_to_a_real_api_server_and_the_service_account_suffices() {
         add(&[verb, "events", "-n", "default"]);
         add(&[verb, "events", "-n", "team-a"]);
     }
+    for verb in [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ] {
+        add(&[verb, "policyreports.wgpolicyk8s.io", "-n", "team-a"]);
+    }
+    for verb in ["get", "list", "watch"] {
+        for resource in [
+            "pods",
+            "replicationcontrollers",
+            "deployments.apps",
+            "replicasets.apps",
+            "statefulsets.apps",
+            "daemonsets.apps",
+            "jobs.batch",
+            "cronjobs.batch",
+        ] {
+            add(&[verb, resource, "--all-namespaces"]);
+        }
+    }
+    // Its TLS Secret and the Lease of the same name, and a create of each.
+    for verb in ["get", "update"] {
+        add(&[verb, "secrets/sealgate-tls", "-n", "sealgate"]);
+        add(&[
+            verb,
+            "leases.coordination.k8s.io/sealgate-tls",
+            "-n",
+            "sealgate",
+        ]);
+    }
+    add(&["create", "secrets", "-n", "sealgate"]);
+    add(&["create", "leases.coordination.k8s.io", "-n", "sealgate"]);
     for hook in hooks {
         for verb in ["get", "list", "watch", "create"] {
             add(&[verb, hook]);
@@ -1069,7 +1342,20 @@ fn the_manifests_apply_to_a_real_api_server_and_the_service_account_suffices() {
     let mut refused: Vec<Vec<String>> = Vec::new();
     let mut deny = |args: &[&str]| refused.push(args.iter().map(|s| s.to_string()).collect());
     deny(&["get", "secrets", "-n", "sealgate"]);
+    deny(&["get", "secrets/sealgate-audit-token", "-n", "sealgate"]);
+    deny(&["update", "secrets/other", "-n", "sealgate"]);
+    deny(&["delete", "secrets/sealgate-tls", "-n", "sealgate"]);
+    deny(&["create", "secrets", "-n", "default"]);
+    deny(&[
+        "update",
+        "leases.coordination.k8s.io/other",
+        "-n",
+        "sealgate",
+    ]);
+    deny(&["create", "leases.coordination.k8s.io", "-n", "default"]);
     deny(&["list", "secrets", "--all-namespaces"]);
+    deny(&["delete", "pods", "-n", "default"]);
+    deny(&["patch", "deployments.apps", "-n", "default"]);
     deny(&["create", "pods", "-n", "default"]);
     deny(&["delete", "namespaces"]);
     deny(&["patch", "namespaces"]);
@@ -1099,7 +1385,6 @@ fn the_manifests_apply_to_a_real_api_server_and_the_service_account_suffices() {
     }
 
     // The commented-out Role for keys in Secrets: this namespace's Secrets, read only.
-    let work = tempfile::tempdir().unwrap();
     let keys_rbac = secret_keys_rbac(work.path());
     cluster.kubectl_ok(&["apply", "-f", keys_rbac.to_str().unwrap()]);
     for verb in ["get", "list", "watch"] {
@@ -1112,7 +1397,7 @@ fn the_manifests_apply_to_a_real_api_server_and_the_service_account_suffices() {
             "{verb}"
         );
     }
-    for verb in ["create", "update", "patch", "delete"] {
+    for verb in ["update", "patch", "delete"] {
         assert!(
             !can_i(&cluster, &[verb, "secrets", "-n", "sealgate"]),
             "{verb}"
@@ -1162,12 +1447,15 @@ current-context: sealgate
     .unwrap();
     let manifest = Manifest::read();
     let data = work.path().join("data");
+    let token_file = work.path().join("audit-token");
+    std::fs::write(&token_file, "0123456789abcdef0123456789abcdef").unwrap();
     let args: Vec<String> = manifest
         .args()
         .into_iter()
         .map(|arg| match arg.as_str() {
             "0.0.0.0:8443" => "127.0.0.1:0".to_string(),
             "/data" => data.display().to_string(),
+            AUDIT_TOKEN_FILE => token_file.display().to_string(),
             _ => arg,
         })
         .collect();
@@ -1216,6 +1504,28 @@ current-context: sealgate
         },
     );
     assert_eq!(service, "sealgate/sealgate:443", "{}", serving.log());
+    // The certificates in the TLS Secret, under the Role above, and the Lease held by this
+    // process (POD_NAME).
+    let tls_type = cluster.kubectl_ok(&[
+        "get",
+        "secret",
+        "sealgate-tls",
+        "-n",
+        "sealgate",
+        "-o",
+        "jsonpath={.type}",
+    ]);
+    assert_eq!(tls_type.trim(), "kubernetes.io/tls", "{}", serving.log());
+    let holder = cluster.kubectl_ok(&[
+        "get",
+        "lease",
+        "sealgate-tls",
+        "-n",
+        "sealgate",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(holder.trim(), "sealgate-test", "{}", serving.log());
 
     cluster.kubectl_ok(&["create", "namespace", "team-a"]);
     let pem = public_key_pem(work.path());

@@ -23,6 +23,7 @@ pub mod policies;
 pub mod reports;
 pub mod review;
 pub mod routes;
+pub mod scan;
 pub mod single_flight;
 pub mod sources;
 pub mod state;

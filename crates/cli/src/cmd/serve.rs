@@ -13,6 +13,7 @@ use sealgate_kube::namespaces::NamespaceStore;
 use sealgate_kube::policies::{PolicyWatch, WatchConfig};
 use sealgate_kube::registration::{Endpoint, Registration};
 use sealgate_kube::reports::{PolicyReportWriter, ReportConfig};
+use sealgate_kube::scan::{BackgroundScan, ScanConfig};
 use sealgate_server::audit::{AuditToken, DEFAULT_DATA_DIR, Retention};
 use sealgate_server::config::{
     CacheConfig, DEFAULT_MAX_CONCURRENT_VERIFICATIONS, DEFAULT_PER_REGISTRY_CONCURRENCY,
@@ -21,6 +22,7 @@ use sealgate_server::config::{
 use sealgate_server::log::LogFormat;
 use sealgate_server::metrics::Metrics;
 use sealgate_server::reports::ReportSink;
+use sealgate_server::scan::BackgroundEvaluator;
 use sealgate_server::{ServeConfig, Server, Sources, TlsSource};
 use std::sync::Arc;
 
@@ -193,6 +195,12 @@ struct ClusterArgs {
     /// that needs the CRD (deploy/crds/policyreports.yaml, or Kyverno's).
     #[arg(long, requires = "kubernetes")]
     no_policy_reports: bool,
+
+    /// How often every Pod and pod controller is evaluated again under the policies with
+    /// `background: true`, for their PolicyReports (also at start and whenever such a policy
+    /// changes); 0s scans never.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration, requires = "kubernetes")]
+    background_scan_interval: Duration,
 
     /// PEM CA bundle registered for the webhook's certificate (default: the self-signed CA, or
     /// the --tls-cert chain); re-registered when the file changes (e.g. cert-manager's ca.crt).
@@ -445,6 +453,8 @@ async fn serve(mut config: ServeConfig, cluster: Option<Cluster>) -> anyhow::Res
     };
     let mut tasks = Vec::new();
     let mut connected = None;
+    let mut report_writer = None;
+    let mut scan_interval = Duration::ZERO;
     // Whether this process registers the webhook: the Lease holder with --tls-secret, else
     // always. The sender lives as long as the server.
     let (held_tx, held) = tokio::sync::watch::channel(true);
@@ -510,13 +520,17 @@ async fn serve(mut config: ServeConfig, cluster: Option<Cluster>) -> anyhow::Res
             tasks.push(tokio::spawn(
                 Arc::clone(&namespaces).run(client.clone(), stopped(stop_rx.clone())),
             ));
-            let reports = (!args.no_policy_reports).then(|| {
+            report_writer = (!args.no_policy_reports).then(|| {
                 let writer = PolicyReportWriter::new(ReportConfig::default());
                 tasks.push(tokio::spawn(
                     Arc::clone(&writer).run(client.clone(), stopped(stop_rx.clone())),
                 ));
-                writer as Arc<dyn ReportSink>
+                writer
             });
+            scan_interval = args.background_scan_interval;
+            let reports = report_writer
+                .clone()
+                .map(|writer| writer as Arc<dyn ReportSink>);
             connected = Some((client, snapshots.clone()));
             Sources {
                 policies: Some(snapshots),
@@ -530,6 +544,22 @@ async fn serve(mut config: ServeConfig, cluster: Option<Cluster>) -> anyhow::Res
         TlsSource::SelfSigned | TlsSource::Provided(_) => None,
     };
     let server = Server::bind_with(config, sources, metrics).await?;
+    if let (Some(writer), Some((client, snapshots))) = (&report_writer, &connected)
+        && !scan_interval.is_zero()
+    {
+        let scan = BackgroundScan {
+            client: client.clone(),
+            evaluator: BackgroundEvaluator::new(server.state().clone()),
+            writer: Arc::clone(writer),
+            config: ScanConfig {
+                interval: scan_interval,
+                ..ScanConfig::default()
+            },
+        };
+        tasks.push(tokio::spawn(
+            scan.run(snapshots.clone(), stopped(stop_rx.clone())),
+        ));
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "sealgate listening on https://{}", server.local_addr())?;
     if let Some(ca) = server.ca_path() {

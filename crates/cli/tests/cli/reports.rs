@@ -380,3 +380,157 @@ fn admitted_resources_get_policy_reports_with_their_results() {
         "a dry run was reported"
     );
 }
+
+#[test]
+fn the_background_scan_reports_resources_admitted_before_the_policy() {
+    let registry = TestRegistry::start(TestRegistryConfig {
+        tls: true,
+        auth: true,
+    });
+    let cluster = TestCluster::start();
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let signed = image(&registry, "app:v1");
+    let unsigned = image(&registry, "app:v2");
+    registry.push_image("app", "v1");
+    registry.push_image("app", "v2");
+    w.run_on(&registry, "pw", &["sign", "--key", &key, &signed])
+        .success();
+    let pem = std::fs::read_to_string(w.path(&public)).unwrap();
+    for file in ["kyverno-policies.yaml", "policyreports.yaml"] {
+        let path = format!("{}/../../deploy/crds/{file}", env!("CARGO_MANIFEST_DIR"));
+        cluster.kubectl_ok(&["apply", "-f", &path]);
+    }
+    eventually("the CRDs are established", Duration::from_secs(20), || {
+        (cluster.kubectl(&["get", "clusterpolicies"]).success()
+            && cluster.kubectl(&["get", "policyreports"]).success())
+        .then_some(())
+    });
+
+    // Admitted before sealgate runs: no webhook, no report.
+    cluster.kubectl_ok(&["run", "early-signed", "--image", &signed, "--restart=Never"]);
+    cluster.kubectl_ok(&[
+        "run",
+        "early-unsigned",
+        "--image",
+        &unsigned,
+        "--restart=Never",
+    ]);
+    cluster.kubectl_ok(&["create", "deployment", "early-web", "--image", &unsigned]);
+
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let kubeconfig = cluster.kubeconfig_path().display().to_string();
+    let mut args: Vec<String> = [
+        "serve",
+        "--kubernetes",
+        "--kubeconfig",
+        &kubeconfig,
+        "--webhook-url",
+        &url,
+        "--listen",
+        &listen,
+        "--data-dir",
+        "data",
+        "--background-scan-interval",
+        "3s",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(registry.cli_args());
+    let (_serving, lines) = spawn_serve(&w, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    wait_ready(&w, &lines);
+    let log = || std::fs::read_to_string(w.path("serve.log")).unwrap_or_default();
+
+    // A background policy and an admission-only one (background: false is not scanned).
+    let apps = format!("{}/app*", registry.host());
+    let scanned = audit_policy("scan-signatures", &apps, &pem)
+        .replace("background: false", "background: true");
+    assert!(scanned.contains("background: true"), "{scanned}");
+    cluster.kubectl_stdin(&["apply", "-f", "-"], &scanned);
+    cluster.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &audit_policy("admission-only", &apps, &pem),
+    );
+    for policy in ["scan-signatures", "admission-only"] {
+        let (status, message) = eventually(
+            "the policy's Ready condition",
+            Duration::from_secs(20),
+            || ready_condition(&cluster, policy),
+        );
+        assert_eq!(status, "True", "{policy}: {message}\n{}", log());
+    }
+
+    let report = report_for(
+        &cluster,
+        "default",
+        "Pod",
+        "early-signed",
+        &["scan-signatures"],
+        &log,
+    );
+    let uid = uid_of(&cluster, "pod", "early-signed");
+    assert_eq!(report["metadata"]["name"], format!("sealgate-{uid}"));
+    assert_eq!(
+        rows(&report),
+        [(
+            "sealgate".into(),
+            "scan-signatures".into(),
+            "check-signatures".into(),
+            "pass".into()
+        )],
+        "{report:#}"
+    );
+    assert_eq!(
+        report["results"][0]["properties"]["process"],
+        "background scan"
+    );
+    let report = report_for(
+        &cluster,
+        "default",
+        "Pod",
+        "early-unsigned",
+        &["scan-signatures"],
+        &log,
+    );
+    assert_eq!(rows(&report).len(), 1, "{report:#}");
+    assert_eq!(rows(&report)[0].3, "fail", "{report:#}");
+    assert_eq!(
+        report["summary"],
+        json!({"pass": 0, "fail": 1, "warn": 0, "error": 0, "skip": 0})
+    );
+    // The Deployment, through the autogen rule.
+    let report = report_for(
+        &cluster,
+        "default",
+        "Deployment",
+        "early-web",
+        &["scan-signatures"],
+        &log,
+    );
+    assert_eq!(
+        rows(&report),
+        [(
+            "sealgate".into(),
+            "scan-signatures".into(),
+            "autogen-check-signatures".into(),
+            "fail".into()
+        )],
+        "{report:#}"
+    );
+
+    // Every interval again: a deleted report comes back.
+    let name = format!("sealgate-{uid}");
+    cluster.kubectl_ok(&["delete", "policyreport", &name, "-n", "default"]);
+    report_for(
+        &cluster,
+        "default",
+        "Pod",
+        "early-signed",
+        &["scan-signatures"],
+        &log,
+    );
+    assert!(log().contains("background scan finished"), "{}", log());
+}
