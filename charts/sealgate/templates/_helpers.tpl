@@ -103,6 +103,9 @@ helm.sh/chart: {{ include "sealgate.chart" . }}
 - --policy-selector
 - {{ . | quote }}
 {{- end }}
+{{- if not .Values.policyReports }}
+- --no-policy-reports
+{{- end }}
 - --budget
 - {{ .Values.budget }}
 - --cache-ttl

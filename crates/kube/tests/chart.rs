@@ -775,6 +775,9 @@ fn values_rename_the_webhook_and_reach_every_serve_flag() {
     }
     let args = r.args();
     assert!(args.contains(&"--audit-sync".to_string()));
+    assert!(!args.contains(&"--no-policy-reports".to_string()));
+    let quiet = Rendering::of(&["--set", "policyReports=false"]);
+    assert!(quiet.args().contains(&"--no-policy-reports".to_string()));
     assert_eq!(
         args.last().map(String::as_str),
         Some("--allow-unknown-fields")
@@ -979,6 +982,8 @@ fn the_deployments_arguments_are_sealgate_serve_flags_in_both_modes() {
             "policySelector=sealgate.dev/enforce=true",
             "--set",
             "audit.sync=true",
+            "--set",
+            "policyReports=false",
         ][..],
     ] {
         let r = Rendering::of(values);
