@@ -106,6 +106,8 @@ helm.sh/chart: {{ include "sealgate.chart" . }}
 {{- if not .Values.policyReports }}
 - --no-policy-reports
 {{- end }}
+- --background-scan-interval
+- {{ .Values.backgroundScanInterval }}
 - --budget
 - {{ .Values.budget }}
 - --cache-ttl

@@ -650,6 +650,8 @@ fn the_deployment_runs_three_locked_down_replicas_behind_the_service() {
             "2160h",
             "--rotation-overlap",
             "10m",
+            "--background-scan-interval",
+            "1h",
             "--budget",
             "8s",
             "--cache-ttl",
