@@ -36,7 +36,8 @@
 //! ReplicaSet and each Pod are admitted (and so reported) separately, each in its own report.
 //! Cluster-scoped resources are not reported (the webhook is registered for namespaced kinds
 //! only). Results of a policy deleted since, or a rule that no longer applies, stay until the
-//! resource is admitted under it again or deleted.
+//! resource is admitted under it again or deleted. Results still queued when sealgate stops
+//! are not written; the next admission or background scan of the resource writes them again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -42,6 +42,23 @@ pub const SCANNED: [(&str, &str, &str, &str); 8] = [
 /// Objects listed per page.
 const PAGE: u32 = 250;
 
+/// Why a kind was not scanned.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// Listing the kind failed.
+    #[error(
+        "listing {kind} in every namespace: {detail}; check that sealgate may list {plural} (deploy/sealgate.yaml's ClusterRole)"
+    )]
+    List {
+        /// The kind.
+        kind: String,
+        /// Its plural, as RBAC names it.
+        plural: String,
+        /// The API's answer.
+        detail: String,
+    },
+}
+
 /// How scans are run.
 #[derive(Debug, Clone)]
 pub struct ScanConfig {
@@ -197,7 +214,7 @@ impl BackgroundScan {
         round: &ScanRound,
         resource: &ApiResource,
         count: &mut ScanCount,
-    ) -> Result<(), String> {
+    ) -> Result<(), ScanError> {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), resource);
         let mut token: Option<String> = None;
         let mut running = JoinSet::new();
@@ -206,7 +223,11 @@ impl BackgroundScan {
             if let Some(t) = &token {
                 params = params.continue_token(t);
             }
-            let page = api.list(&params).await.map_err(|e| describe(&e))?;
+            let page = api.list(&params).await.map_err(|e| ScanError::List {
+                kind: resource.kind.clone(),
+                plural: resource.plural.clone(),
+                detail: describe(&e),
+            })?;
             token = page.metadata.continue_.clone().filter(|t| !t.is_empty());
             for mut object in page.items {
                 let namespace = object.metadata.namespace.clone().unwrap_or_default();
