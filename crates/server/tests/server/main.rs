@@ -13,4 +13,5 @@ mod fake_fetch;
 mod faults;
 mod namespaces;
 mod reload;
+mod reports;
 mod tls;
