@@ -20,7 +20,8 @@
 //     NOTES.txt only with --notes; missing values render as empty (Helm's "<no value>"
 //     replacement); output split into documents on `---` lines, documents empty or of
 //     comments only dropped, sorted in Helm's install order by kind (stable otherwise);
-//     --no-hooks drops documents annotated helm.sh/hook (helm template --no-hooks).
+//     --no-hooks drops documents annotated helm.sh/hook (helm template --no-hooks);
+//   - Chart.yaml's kubeVersion constraint, checked against --kube-version.
 //
 // Output: YAML documents, each after a `# Source: CHART/templates/FILE` line, as helm template
 // prints them; or with -o json a JSON array of the documents.
@@ -152,6 +153,20 @@ func (r renderer) run(valueFiles, sets []string, notes, noHooks bool, output str
 		}
 	}
 
+	// Chart.yaml's kubeVersion, checked as helm install and helm template check it.
+	if constraint, _ := chartMeta["kubeVersion"].(string); constraint != "" {
+		compare, _ := sprig.TxtFuncMap()["semverCompare"].(func(string, string) (bool, error))
+		if compare == nil {
+			return nil, errors.New("sprig has no semverCompare")
+		}
+		ok, err := compare(constraint, r.kubeVersion)
+		if err != nil {
+			return nil, fmt.Errorf("Chart.yaml kubeVersion %q: %v", constraint, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", constraint, r.kubeVersion)
+		}
+	}
 	major, minor := "", ""
 	if parts := strings.SplitN(strings.TrimPrefix(r.kubeVersion, "v"), ".", 3); len(parts) >= 2 {
 		major, minor = parts[0], parts[1]

@@ -1511,3 +1511,70 @@ fn the_dockerfile_builds_sealgate_in_one_stage_and_runs_it_as_a_non_root_entrypo
     let ignore = std::fs::read_to_string(repo_root().join(".dockerignore")).unwrap();
     assert!(ignore.lines().any(|l| l.trim_end_matches('/') == "target"));
 }
+
+/// What render-chart says when it refuses `args`.
+fn render_error(args: &[&str]) -> String {
+    let output = Command::new(renderer())
+        .args(["--name", RELEASE, "--namespace", NAMESPACE])
+        .args(args)
+        .arg(chart_dir())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "render-chart {args:?} succeeded");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn the_notes_render_and_values_that_cannot_work_are_refused() {
+    let notes = render_as("yaml", &["--notes"]);
+    assert!(
+        notes.contains("kubectl -n sealgate get secret sealgate-audit-token"),
+        "{notes}"
+    );
+    assert!(notes.contains("--replicas=0"), "{notes}");
+    assert!(!notes.contains("predates"), "{notes}");
+    let old = render_as("yaml", &["--notes", "--kube-version", "v1.20.2"]);
+    assert!(
+        old.contains("kubectl label namespace sealgate kubernetes.io/metadata.name=sealgate"),
+        "{old}"
+    );
+    let open = render_as("yaml", &["--notes", "--set", "audit.token.enabled=false"]);
+    assert!(
+        open.contains("WARNING: GET /audit answers anyone"),
+        "{open}"
+    );
+
+    // Chart.yaml's kubeVersion, as helm checks it.
+    let error = render_error(&["--kube-version", "v1.19.3"]);
+    assert!(
+        error.contains("incompatible with Kubernetes v1.19.3"),
+        "{error}"
+    );
+
+    // Registry credentials need the hosts they may be sent to.
+    let error = render_error(&["--set", "registry.credentialsSecret=registry-login"]);
+    assert!(error.contains("registry.authHosts"), "{error}");
+    let r = Rendering::of(&[
+        "--set",
+        "registry.credentialsSecret=registry-login",
+        "--set",
+        "registry.authHosts={registry.example.com,mirror.example.com}",
+    ]);
+    let env = r.container().env.clone().unwrap();
+    let by_name = |name: &str| env.iter().find(|v| v.name == name).unwrap().clone();
+    assert_eq!(
+        by_name("SEALGATE_REGISTRY_AUTH_HOST").value.as_deref(),
+        Some("registry.example.com,mirror.example.com")
+    );
+    for (name, key) in [
+        ("SEALGATE_REGISTRY_USERNAME", "username"),
+        ("SEALGATE_REGISTRY_PASSWORD", "password"),
+    ] {
+        let secret = by_name(name).value_from.unwrap().secret_key_ref.unwrap();
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str()),
+            ("registry-login", key)
+        );
+    }
+}
