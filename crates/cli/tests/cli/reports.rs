@@ -95,6 +95,54 @@ fn uid_of(cluster: &TestCluster, kind: &str, name: &str) -> String {
         .to_string()
 }
 
+/// Starts `sealgate serve --kubernetes` against `cluster`, registered by URL, with `extra`
+/// flags; returns the process once it is ready.
+fn start_serve(
+    w: &Workdir,
+    cluster: &TestCluster,
+    registry: &TestRegistry,
+    extra: &[&str],
+) -> crate::serve::Serving {
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let listen = format!("127.0.0.1:{port}");
+    let kubeconfig = cluster.kubeconfig_path().display().to_string();
+    let mut args: Vec<String> = [
+        "serve",
+        "--kubernetes",
+        "--kubeconfig",
+        &kubeconfig,
+        "--webhook-url",
+        &url,
+        "--listen",
+        &listen,
+        "--data-dir",
+        "data",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(registry.cli_args());
+    let (serving, lines) = spawn_serve(w, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    wait_ready(w, &lines);
+    serving
+}
+
+/// Applies the CRD files of deploy/crds named `files` and waits until they are served.
+fn install_crds(cluster: &TestCluster, files: &[&str]) {
+    for file in files {
+        let path = format!("{}/../../deploy/crds/{file}", env!("CARGO_MANIFEST_DIR"));
+        cluster.kubectl_ok(&["apply", "-f", &path]);
+    }
+    eventually("the CRDs are established", Duration::from_secs(20), || {
+        let served = |resource: &str| cluster.kubectl(&["get", resource]).success();
+        let policies = !files.contains(&"kyverno-policies.yaml") || served("clusterpolicies");
+        let reports = !files.contains(&"policyreports.yaml") || served("policyreports");
+        (policies && reports).then_some(())
+    });
+}
+
 #[test]
 fn admitted_resources_get_policy_reports_with_their_results() {
     let registry = TestRegistry::start(TestRegistryConfig {
@@ -115,40 +163,9 @@ fn admitted_resources_get_policy_reports_with_their_results() {
     let other_pem = std::fs::read_to_string(w.path(&other_public)).unwrap();
 
     // Kyverno's policy kinds and the report kinds, from deploy/crds.
-    for file in ["kyverno-policies.yaml", "policyreports.yaml"] {
-        let path = format!("{}/../../deploy/crds/{file}", env!("CARGO_MANIFEST_DIR"));
-        cluster.kubectl_ok(&["apply", "-f", &path]);
-    }
-    eventually("the CRDs are established", Duration::from_secs(20), || {
-        (cluster.kubectl(&["get", "clusterpolicies"]).success()
-            && cluster.kubectl(&["get", "policyreports"]).success())
-        .then_some(())
-    });
+    install_crds(&cluster, &["kyverno-policies.yaml", "policyreports.yaml"]);
 
-    let port = free_port();
-    let url = format!("https://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
-    let kubeconfig = cluster.kubeconfig_path().display().to_string();
-    let mut args: Vec<String> = [
-        "serve",
-        "--kubernetes",
-        "--kubeconfig",
-        &kubeconfig,
-        "--webhook-url",
-        &url,
-        "--listen",
-        &listen,
-        "--data-dir",
-        "data",
-        "--log-format",
-        "json",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(registry.cli_args());
-    let (_serving, lines) = spawn_serve(&w, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    wait_ready(&w, &lines);
+    let _serving = start_serve(&w, &cluster, &registry, &["--log-format", "json"]);
     let log = || std::fs::read_to_string(w.path("serve.log")).unwrap_or_default();
 
     let apps = format!("{}/app*", registry.host());
@@ -397,15 +414,7 @@ fn the_background_scan_reports_resources_admitted_before_the_policy() {
     w.run_on(&registry, "pw", &["sign", "--key", &key, &signed])
         .success();
     let pem = std::fs::read_to_string(w.path(&public)).unwrap();
-    for file in ["kyverno-policies.yaml", "policyreports.yaml"] {
-        let path = format!("{}/../../deploy/crds/{file}", env!("CARGO_MANIFEST_DIR"));
-        cluster.kubectl_ok(&["apply", "-f", &path]);
-    }
-    eventually("the CRDs are established", Duration::from_secs(20), || {
-        (cluster.kubectl(&["get", "clusterpolicies"]).success()
-            && cluster.kubectl(&["get", "policyreports"]).success())
-        .then_some(())
-    });
+    install_crds(&cluster, &["kyverno-policies.yaml", "policyreports.yaml"]);
 
     // Admitted before sealgate runs: no webhook, no report.
     cluster.kubectl_ok(&["run", "early-signed", "--image", &signed, "--restart=Never"]);
@@ -418,30 +427,12 @@ fn the_background_scan_reports_resources_admitted_before_the_policy() {
     ]);
     cluster.kubectl_ok(&["create", "deployment", "early-web", "--image", &unsigned]);
 
-    let port = free_port();
-    let url = format!("https://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
-    let kubeconfig = cluster.kubeconfig_path().display().to_string();
-    let mut args: Vec<String> = [
-        "serve",
-        "--kubernetes",
-        "--kubeconfig",
-        &kubeconfig,
-        "--webhook-url",
-        &url,
-        "--listen",
-        &listen,
-        "--data-dir",
-        "data",
-        "--background-scan-interval",
-        "3s",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(registry.cli_args());
-    let (_serving, lines) = spawn_serve(&w, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    wait_ready(&w, &lines);
+    let _serving = start_serve(
+        &w,
+        &cluster,
+        &registry,
+        &["--background-scan-interval", "3s"],
+    );
     let log = || std::fs::read_to_string(w.path("serve.log")).unwrap_or_default();
 
     // A background policy and an admission-only one (background: false is not scanned).
@@ -533,4 +524,98 @@ fn the_background_scan_reports_resources_admitted_before_the_policy() {
         &log,
     );
     assert!(log().contains("background scan finished"), "{}", log());
+}
+
+#[test]
+fn without_the_report_crd_admissions_go_on_and_reports_start_once_it_is_installed() {
+    let registry = TestRegistry::start(TestRegistryConfig {
+        tls: true,
+        auth: true,
+    });
+    let cluster = TestCluster::start();
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let signed = image(&registry, "app:v1");
+    registry.push_image("app", "v1");
+    w.run_on(&registry, "pw", &["sign", "--key", &key, &signed])
+        .success();
+    let pem = std::fs::read_to_string(w.path(&public)).unwrap();
+    // Kyverno's kinds only: no PolicyReport CRD yet.
+    install_crds(&cluster, &["kyverno-policies.yaml"]);
+    let serving = start_serve(&w, &cluster, &registry, &[]);
+    let log = || std::fs::read_to_string(w.path("serve.log")).unwrap_or_default();
+    let apps = format!("{}/app*", registry.host());
+    cluster.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &audit_policy("audit-signatures", &apps, &pem),
+    );
+    let (status, message) = eventually(
+        "the policy's Ready condition",
+        Duration::from_secs(20),
+        || ready_condition(&cluster, "audit-signatures"),
+    );
+    assert_eq!(status, "True", "{message}");
+
+    // Admitted as ever; the writer says once why it writes nothing.
+    cluster.kubectl_ok(&["run", "before", "--image", &signed, "--restart=Never"]);
+    eventually("the missing CRD is logged", Duration::from_secs(20), || {
+        log()
+            .contains("the API server does not serve PolicyReports (wgpolicyk8s.io/v1alpha2)")
+            .then_some(())
+    });
+    cluster.kubectl_ok(&["run", "before-2", "--image", &signed, "--restart=Never"]);
+
+    // Installed: the next admission is reported.
+    install_crds(&cluster, &["policyreports.yaml"]);
+    cluster.kubectl_ok(&["run", "after", "--image", &signed, "--restart=Never"]);
+    let report = report_for(
+        &cluster,
+        "default",
+        "Pod",
+        "after",
+        &["audit-signatures"],
+        &log,
+    );
+    assert_eq!(rows(&report)[0].3, "pass", "{report:#}");
+    assert_eq!(
+        log()
+            .matches("the API server does not serve PolicyReports")
+            .count(),
+        1,
+        "logged once while the CRD was missing\n{}",
+        log()
+    );
+
+    // --no-policy-reports: admitted, never reported.
+    drop(serving);
+    let _serving = start_serve(&w, &cluster, &registry, &["--no-policy-reports"]);
+    eventually(
+        "the new server is registered and enforces",
+        Duration::from_secs(20),
+        || {
+            let out = cluster.kubectl(&[
+                "run",
+                "probe",
+                "--image",
+                &image(&registry, "app:v2"),
+                "--restart=Never",
+                "--dry-run=server",
+            ]);
+            (out.success() && out.stderr.contains("audit-signatures")).then_some(())
+        },
+    );
+    cluster.kubectl_ok(&["run", "unreported", "--image", &signed, "--restart=Never"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let names: Vec<String> = reports(&cluster, "default")
+        .iter()
+        .map(|r| r["scope"]["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    // `before` was dropped while the CRD was missing (`before-2` may have been written either
+    // way: it waited for its Pod while the CRD was being installed); `unreported` never is.
+    assert!(names.contains(&"after".to_string()), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "before" || n == "unreported"),
+        "{names:?}\n{}",
+        log()
+    );
 }
