@@ -9,7 +9,7 @@
 //
 //   - .Values: values.yaml, deep-merged with each -f FILE in order, then each --set a.b=c
 //     (true/false/null/integers typed as Helm's --set types them, {a,b} a list; everything else
-//     a string); .Release.Name/.Namespace/.Service/.IsInstall/.IsUpgrade/.Revision;
+//     a string); numbers of values files are float64, as under helm (through JSON); .Release.Name/.Namespace/.Service/.IsInstall/.IsUpgrade/.Revision;
 //     .Chart.Name/.Version/.AppVersion/.Description/.Type; .Capabilities.KubeVersion and
 //     .Capabilities.APIVersions.Has (--kube-version, --api-versions; by default a current
 //     cluster's, which serves policy/v1); .Template.Name/.BasePath;
@@ -136,12 +136,12 @@ func (r renderer) run(valueFiles, sets []string, notes, noHooks bool, output str
 	if chartName == "" {
 		return nil, errors.New("Chart.yaml has no name")
 	}
-	values, err := readYAMLMap(filepath.Join(r.chartDir, "values.yaml"))
+	values, err := readValues(filepath.Join(r.chartDir, "values.yaml"))
 	if err != nil {
 		return nil, err
 	}
 	for _, file := range valueFiles {
-		override, err := readYAMLMap(file)
+		override, err := readValues(file)
 		if err != nil {
 			return nil, err
 		}
@@ -408,8 +408,10 @@ func funcMap(root *template.Template) template.FuncMap {
 		}
 		return value, nil
 	}
+	// Helm's toYaml is sigs.k8s.io/yaml's: through JSON, so a float64 1e+06 from values.yaml
+	// is written 1000000.
 	funcs["toYaml"] = func(value interface{}) string {
-		out, err := yaml.Marshal(value)
+		out, err := toYAML(value)
 		if err != nil {
 			return ""
 		}
@@ -443,6 +445,36 @@ func funcMap(root *template.Template) template.FuncMap {
 		return map[string]interface{}{}, nil
 	}
 	return funcs
+}
+
+func toYAML(value interface{}) ([]byte, error) {
+	j, err := json.Marshal(value)
+	if err != nil {
+		return nil, err
+	}
+	var generic interface{}
+	if err := yaml.Unmarshal(j, &generic); err != nil {
+		return nil, err
+	}
+	return yaml.Marshal(generic)
+}
+
+// readValues reads a values file as Helm does (sigs.k8s.io/yaml: YAML to JSON, then
+// encoding/json), so every number is a float64, as the chart's templates see it under helm.
+func readValues(file string) (map[string]interface{}, error) {
+	m, err := readYAMLMap(file)
+	if err != nil {
+		return nil, err
+	}
+	j, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", file, err)
+	}
+	values := map[string]interface{}{}
+	if err := json.Unmarshal(j, &values); err != nil {
+		return nil, fmt.Errorf("%s: %v", file, err)
+	}
+	return values, nil
 }
 
 func readYAMLMap(file string) (map[string]interface{}, error) {
