@@ -877,6 +877,56 @@ mod tests {
     }
 
     #[test]
+    fn a_retried_entry_yields_to_newer_results_of_the_same_resource() {
+        let writer = PolicyReportWriter::new(ReportConfig {
+            settle: Duration::ZERO,
+            ..ReportConfig::default()
+        });
+        writer.record(results(
+            Some("u-1"),
+            vec![
+                rule("a", "r1", ReportStatus::Fail),
+                rule("b", "r1", ReportStatus::Fail),
+            ],
+            1,
+        ));
+        let (mut taken, _) = writer.take_due(Instant::now());
+        let older = taken.remove(0);
+        // While it was being written, the resource was admitted again.
+        writer.record(results(
+            Some("u-1"),
+            vec![rule("a", "r1", ReportStatus::Pass)],
+            2,
+        ));
+        writer.requeue(older, Duration::from_secs(60));
+        assert_eq!(writer.queued(), 1);
+        let (taken, _) = writer.take_due(Instant::now());
+        let entry = &taken[0];
+        // The newer entry keeps its schedule (due now) and its results win; the older one's
+        // other rule is kept.
+        assert_eq!(entry.attempts, 0);
+        assert_eq!(entry.results.time_unix_s, 2);
+        let mut rules: Vec<_> = entry
+            .results
+            .rules
+            .iter()
+            .map(|r| (r.policy.as_str(), r.result))
+            .collect();
+        rules.sort_by_key(|(p, _)| *p);
+        assert_eq!(
+            rules,
+            [("a", ReportStatus::Pass), ("b", ReportStatus::Fail)]
+        );
+
+        // Alone, it comes back later, one attempt more.
+        let older = taken.into_iter().next().unwrap();
+        writer.requeue(older, Duration::from_secs(60));
+        assert!(writer.take_due(Instant::now()).0.is_empty());
+        let (taken, _) = writer.take_due(Instant::now() + Duration::from_secs(61));
+        assert_eq!(taken[0].attempts, 1);
+    }
+
+    #[test]
     fn only_due_entries_are_taken_a_batch_at_a_time() {
         let writer = PolicyReportWriter::new(ReportConfig {
             batch: 2,
