@@ -846,6 +846,10 @@ fn cert_manager_mode_issues_the_serving_certificate_and_needs_no_secret_writes()
         serde_json::json!({"group": "cert-manager.io", "kind": "Issuer", "name": "sealgate-selfsigned"})
     );
     assert_eq!(ca["spec"]["duration"], "8760h");
+    assert_eq!(
+        ca["spec"]["privateKey"]["rotationPolicy"], "Never",
+        "a renewed CA keeps its key: certificates it signed still verify"
+    );
     let ca_issuer = r.custom("Issuer", "sealgate-ca");
     assert_eq!(
         ca_issuer["spec"]["ca"]["secretName"],
