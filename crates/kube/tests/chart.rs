@@ -7,6 +7,10 @@
 //!
 //! What is checked:
 //!
+//! - the renderer itself, on a chart of its own: values typed and merged as Helm does (values
+//!   files' numbers through JSON, -f deep merge with null deleting, --set typing), include,
+//!   tpl, toYaml, toJson, missing values empty, .Chart/.Release/.Capabilities, install order
+//!   with hooks last (--no-hooks), empty and comment-only documents dropped, NOTES.txt;
 //! - the default rendering, the cert-manager one and one with `secretNamespaces`: every
 //!   document is the k8s-openapi type of its kind and serialises back to exactly itself (an
 //!   unknown kind fails; cert-manager's Issuer and Certificate, whose CRDs the test API server
@@ -1581,4 +1585,153 @@ fn the_notes_render_and_values_that_cannot_work_are_refused() {
             ("registry-login", key)
         );
     }
+}
+
+/// render-chart on a chart of its own: what it implements of Helm, as Helm does it.
+#[test]
+fn the_renderer_implements_the_helm_features_the_chart_uses_as_helm_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("demo");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    let write = |path: &str, text: &str| std::fs::write(chart.join(path), text).unwrap();
+    write(
+        "Chart.yaml",
+        "apiVersion: v2\nname: demo\nversion: 1.2.3\nappVersion: \"4.5\"\nkubeVersion: \">=1.20.0-0\"\n",
+    );
+    write(
+        "values.yaml",
+        "count: 3\nbig: 1000000\nnested:\n  a: 1\n  b: two\n  gone: here\nlist: [x]\nflag: false\n",
+    );
+    write(
+        "templates/_helpers.tpl",
+        "{{- define \"demo.name\" -}}{{ .Release.Name }}-{{ .Chart.Name }}{{- end -}}\n",
+    );
+    // A hook first, then an empty document, a comment-only one and two objects of kinds
+    // Helm installs in the other order.
+    write(
+        "templates/a.yaml",
+        "apiVersion: batch/v1
+kind: Job
+metadata:
+  name: hook
+  annotations:
+    helm.sh/hook: pre-delete
+---
+---
+# only a comment
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include \"demo.name\" . }}
+  namespace: {{ .Release.Namespace }}
+data:
+  count: {{ .Values.count }}
+  big: {{ .Values.big | int64 }}
+  bigYaml: {{ toYaml .Values.big }}
+  nested: {{ toJson .Values.nested }}
+  list: {{ join \",\" .Values.list }}
+  flag: {{ .Values.flag }}
+  missing: \"{{ .Values.nothing }}\"
+  chart: {{ .Chart.Name }}-{{ .Chart.Version }}-{{ .Chart.AppVersion }}
+  service: {{ .Release.Service }}
+  kube: {{ .Capabilities.KubeVersion.Version }}
+  pdb: {{ if .Capabilities.APIVersions.Has \"policy/v1\" }}v1{{ else }}v1beta1{{ end }}
+  tpl: {{ tpl \"{{ .Release.Name }}\" . }}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: sa
+",
+    );
+    write(
+        "templates/b.yaml",
+        "{{- if .Values.flag }}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flagged\n{{- end }}\n",
+    );
+    write("templates/NOTES.txt", "notes for {{ .Release.Name }}\n");
+    write(
+        "override.yaml",
+        "nested:\n  b: three\n  gone: null\nlist: [p, q]\n",
+    );
+    let run = |args: &[&str]| {
+        let output = Command::new(renderer())
+            .args(["--name", "rel", "--namespace", "ns", "-o", "json"])
+            .args(args)
+            .arg(&chart)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice::<Vec<Value>>(&output.stdout).unwrap()
+    };
+
+    let docs = run(&[]);
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["ServiceAccount", "Deployment", "Job"],
+        "install order, hooks last, empty and comment-only documents dropped"
+    );
+    let data = &docs[1]["data"];
+    assert_eq!(docs[1]["metadata"]["name"], "rel-demo");
+    assert_eq!(docs[1]["metadata"]["namespace"], "ns");
+    assert_eq!(data["count"], 3);
+    assert_eq!(data["big"], 1_000_000);
+    assert_eq!(
+        data["bigYaml"], 1_000_000,
+        "toYaml through JSON, as sigs.k8s.io/yaml"
+    );
+    assert_eq!(
+        data["nested"],
+        serde_json::json!({"a": 1, "b": "two", "gone": "here"})
+    );
+    assert_eq!(data["list"], "x");
+    assert_eq!(data["flag"], false);
+    assert_eq!(data["missing"], "", "a missing value renders empty");
+    assert_eq!(data["chart"], "demo-1.2.3-4.5");
+    assert_eq!(data["service"], "Helm");
+    assert_eq!(data["kube"], "v1.33.0");
+    assert_eq!(data["pdb"], "v1");
+    assert_eq!(data["tpl"], "rel");
+
+    // -f merges maps deeply (null deletes), replaces lists; --set after it, typed.
+    let override_file = chart.join("override.yaml");
+    let docs = run(&[
+        "-f",
+        override_file.to_str().unwrap(),
+        "--set",
+        "count=5",
+        "--set",
+        "flag=true",
+        "--set",
+        "nested.a=007",
+        "--kube-version",
+        "v1.20.2",
+        "--api-versions",
+        "policy/v1beta1",
+        "--no-hooks",
+    ]);
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ServiceAccount", "ConfigMap", "Deployment"]);
+    let data = &docs[2]["data"];
+    assert_eq!(data["count"], 5);
+    assert_eq!(data["flag"], true);
+    assert_eq!(
+        data["nested"],
+        serde_json::json!({"a": "007", "b": "three"})
+    );
+    assert_eq!(data["list"], "p,q");
+    assert_eq!(data["kube"], "v1.20.2");
+    assert_eq!(data["pdb"], "v1beta1");
+
+    let notes = Command::new(renderer())
+        .args(["--name", "rel", "--notes"])
+        .arg(&chart)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&notes.stdout), "notes for rel\n");
 }
