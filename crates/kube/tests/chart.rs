@@ -25,7 +25,8 @@
 //!   `kubectl apply --dry-run=server`, then a real apply, accepted; `kubectl auth can-i` as the
 //!   chart's ServiceAccount says yes to each call sealgate makes and no to everything else
 //!   (Secrets beyond its TLS Secret, other namespaces, writes to workloads…), and the same for
-//!   the uninstall hook's ServiceAccount and for `secretNamespaces`. The policy/v1 PDB of the
+//!   the uninstall hook's ServiceAccount (whose Job's command, `sealgate uninstall`, run under
+//!   its token, removes sealgate's two configurations and no other) and for `secretNamespaces`. The policy/v1 PDB of the
 //!   default rendering (1.21 and later) cannot be applied to 1.20: it is checked as a
 //!   k8s-openapi `policy/v1` object instead;
 //! - `deploy/sealgate.yaml` agrees with the chart's default rendering (release `sealgate` in
@@ -1086,7 +1087,9 @@ fn the_chart_applies_to_a_real_api_server_and_grants_exactly_what_sealgate_needs
         "1.20 serves policy/v1beta1 only:\n{rendered}"
     );
 
-    // helm install -n sealgate --create-namespace: the namespace, then the release.
+    // helm install -n sealgate --create-namespace: the namespace, then the release. The
+    // uninstall hook's objects are applied too, to check them (Helm creates them only on
+    // `helm uninstall`; here no controller runs the Job).
     cluster.kubectl_ok(&["create", "namespace", NAMESPACE]);
     let dry = cluster.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &rendered);
     assert!(dry.success(), "{}\n{rendered}", dry.stderr);
@@ -1242,6 +1245,51 @@ fn the_chart_applies_to_a_real_api_server_and_grants_exactly_what_sealgate_needs
         hook_refused.push(vec!["delete", other]);
     }
     check_can(&cluster, UNINSTALL_ACCOUNT, false, &hook_refused);
+    // And the hook's own command under that ServiceAccount's token: it removes sealgate's two
+    // configurations, another one stays.
+    for (kind, name) in [
+        ("MutatingWebhookConfiguration", "sealgate"),
+        ("ValidatingWebhookConfiguration", "sealgate"),
+        ("ValidatingWebhookConfiguration", "other"),
+    ] {
+        let object = format!(
+            "apiVersion: admissionregistration.k8s.io/v1\nkind: {kind}\nmetadata:\n  name: {name}\nwebhooks: []\n"
+        );
+        let created = cluster.kubectl_stdin(&["apply", "-f", "-"], &object);
+        assert!(created.success(), "{}", created.stderr);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let kubeconfig = service_account_kubeconfig(&cluster, "sealgate-uninstall", work.path());
+    let job = hook_job_args(&rendered);
+    let uninstall = Command::new(sealgate_binary())
+        .args(&job)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        uninstall.status.success(),
+        "sealgate {}: {}",
+        job.join(" "),
+        String::from_utf8_lossy(&uninstall.stderr)
+    );
+    let said = String::from_utf8_lossy(&uninstall.stdout);
+    assert!(
+        said.contains("deleted MutatingWebhookConfiguration/sealgate")
+            && said.contains("deleted ValidatingWebhookConfiguration/sealgate"),
+        "{said}"
+    );
+    let left = cluster.kubectl_ok(&[
+        "get",
+        "mutatingwebhookconfigurations,validatingwebhookconfigurations",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        left.trim(),
+        "validatingwebhookconfiguration.admissionregistration.k8s.io/other"
+    );
 
     // secretNamespaces (an upgrade with the value set): Secrets read there, nowhere else.
     cluster.kubectl_ok(&["create", "namespace", "keys"]);
@@ -1266,6 +1314,62 @@ fn the_chart_applies_to_a_real_api_server_and_grants_exactly_what_sealgate_needs
     // Issuers and Certificates need cert-manager's CRDs, which this API server lacks).
     let cert_manager = with(&["--set", "certManager.enabled=true"]);
     assert!(!cert_manager.contains("kind: Role\n"), "{cert_manager}");
+}
+
+/// The uninstall hook Job's container args, from a YAML rendering.
+fn hook_job_args(rendered: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rendered.yaml");
+    std::fs::write(&file, rendered).unwrap();
+    let job = kubectl_documents(&file)
+        .into_iter()
+        .find(|d| d["kind"] == "Job")
+        .expect("the uninstall Job");
+    serde_json::from_value(job["spec"]["template"]["spec"]["containers"][0]["args"].clone())
+        .unwrap()
+}
+
+/// A kubeconfig for the cluster that authenticates as ServiceAccount `account` of the release
+/// namespace (a token from the TokenRequest API).
+fn service_account_kubeconfig(cluster: &TestCluster, account: &str, dir: &Path) -> PathBuf {
+    let token = cluster.kubectl_ok(&[
+        "create",
+        "token",
+        account,
+        "-n",
+        NAMESPACE,
+        "--duration",
+        "1h",
+    ]);
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, cluster.ca_pem()).unwrap();
+    let kubeconfig = dir.join(format!("{account}.kubeconfig"));
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: {}
+    certificate-authority: {}
+users:
+- name: {account}
+  user:
+    token: {}
+contexts:
+- name: {account}
+  context: {{cluster: test, user: {account}, namespace: {NAMESPACE}}}
+current-context: {account}
+",
+            cluster.server_url(),
+            ca.display(),
+            token.trim()
+        ),
+    )
+    .unwrap();
+    kubeconfig
 }
 
 /// Every document of a YAML file, as kubectl reads it (no server).
