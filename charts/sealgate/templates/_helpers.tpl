@@ -133,6 +133,13 @@ helm.sh/chart: {{ include "sealgate.chart" . }}
 {{- end }}
 - --log-format
 - {{ .Values.logFormat }}
+{{- range .Values.registryPullSecrets.secrets }}
+- --image-pull-secret
+- {{ . }}
+{{- end }}
+{{- if .Values.registryPullSecrets.fromPods }}
+- --pod-pull-secrets
+{{- end }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
 {{- end }}

@@ -914,6 +914,63 @@ fn cert_manager_mode_issues_the_serving_certificate_and_needs_no_secret_writes()
 
 #[test]
 fn secret_namespaces_get_a_read_only_role_each() {
+    assert!(
+        Rendering::of(&[])
+            .cluster_roles
+            .iter()
+            .all(|r| r.metadata.name.as_deref() != Some("sealgate-pull-secrets")),
+        "no Secrets cluster-wide by default"
+    );
+    // Pull secrets: their namespaces (a NAME alone is in the release namespace) get the same
+    // Role; --pod-pull-secrets a ClusterRole listing and watching Secrets everywhere.
+    let r = Rendering::of(&[
+        "--set",
+        "secretNamespaces={sealgate-keys,team-a}",
+        "--set",
+        "registryPullSecrets.secrets={regcred,team-a/robot,ci/robot}",
+        "--set",
+        "registryPullSecrets.fromPods=true",
+    ]);
+    let args = r.args();
+    for (flag, value) in [
+        ("--image-pull-secret", "regcred"),
+        ("--image-pull-secret", "team-a/robot"),
+        ("--image-pull-secret", "ci/robot"),
+    ] {
+        assert!(
+            args.windows(2).any(|w| w[0] == flag && w[1] == value),
+            "{flag} {value} in {args:?}"
+        );
+    }
+    assert!(args.contains(&"--pod-pull-secrets".to_string()));
+    let pull = r.cluster_role("sealgate-pull-secrets");
+    assert_eq!(
+        rules(&pull.rules),
+        BTreeSet::from([rule(&[""], &["secrets"], &[], &["list", "watch"])])
+    );
+    let bound = r
+        .cluster_role_bindings
+        .iter()
+        .find(|b| b.role_ref.name == "sealgate-pull-secrets")
+        .expect("bound");
+    assert_eq!(bound.subjects.as_ref().unwrap()[0].name, "sealgate");
+    assert_eq!(
+        rules(&r.cluster_role("sealgate").rules),
+        expected_cluster_rules("sealgate"),
+        "sealgate's own ClusterRole unchanged"
+    );
+    let with_pull: BTreeSet<&str> = r
+        .roles
+        .iter()
+        .filter(|r| r.metadata.name.as_deref() == Some("sealgate-keys"))
+        .map(|r| r.metadata.namespace.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        with_pull,
+        BTreeSet::from(["sealgate-keys", "team-a", NAMESPACE, "ci"]),
+        "one Role per namespace"
+    );
+
     let r = Rendering::of(&["--set", "secretNamespaces={sealgate-keys,team-a}"]);
     let keys: Vec<&Role> = r
         .roles
