@@ -1896,3 +1896,59 @@ metadata:
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&notes.stdout), "notes for rel\n");
 }
+
+#[test]
+fn another_release_name_and_namespace_name_everything_consistently() {
+    let output = Command::new(renderer())
+        .args(["--name", "gate", "--namespace", "admission", "-o", "json"])
+        .arg(chart_dir())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let docs: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    for doc in &docs {
+        let name = doc["metadata"]["name"].as_str().unwrap();
+        assert!(name.starts_with("gate-sealgate"), "{name}");
+        if let Some(namespace) = doc["metadata"]["namespace"].as_str() {
+            assert_eq!(namespace, "admission", "{name}");
+        }
+    }
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let args: Vec<String> = serde_json::from_value(
+        deployment["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
+    )
+    .unwrap();
+    let arg = |flag: &str| {
+        let at = args.iter().position(|a| a == flag).unwrap();
+        args[at + 1].clone()
+    };
+    assert_eq!(arg("--service"), "admission/gate-sealgate");
+    assert_eq!(arg("--tls-secret"), "admission/gate-sealgate-tls");
+    let service = docs.iter().find(|d| d["kind"] == "Service").unwrap();
+    assert_eq!(service["metadata"]["name"], "gate-sealgate");
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "gate-sealgate-tls")
+        .unwrap();
+    assert_eq!(
+        role["rules"][0]["resourceNames"],
+        serde_json::json!(["gate-sealgate-tls"])
+    );
+    let binding = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRoleBinding" && d["metadata"]["name"] == "gate-sealgate")
+        .unwrap();
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "gate-sealgate", "namespace": "admission"}])
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["serviceAccountName"],
+        "gate-sealgate"
+    );
+    // The selector tells two releases' Pods apart.
+    assert_eq!(
+        deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"],
+        "gate"
+    );
+}
