@@ -10,7 +10,9 @@
 //! per-registry limits), at most [`ScanConfig::concurrency`] at once, so admission requests
 //! always find fetch slots; results go to the [`PolicyReportWriter`], the scan waiting while
 //! its queue is half full rather than making it drop anything. Namespaces in
-//! [`ScanConfig::excluded_namespaces`] (those the webhook is not called for) are skipped.
+//! [`ScanConfig::excluded_namespaces`] (those the webhook is not called for) are skipped. Of
+//! several replicas only the one holding the Lease scans ([`BackgroundScan::leader`]); one
+//! that takes the Lease over scans at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,6 +96,26 @@ pub struct ScanCount {
     pub unlisted_kinds: u64,
 }
 
+/// Why a scan starts now, if it does: this replica leads, there are background policies, and
+/// they changed since the last scan (or none was made) or the interval is up.
+fn scan_reason(
+    leading: bool,
+    any: bool,
+    scanned: Option<u64>,
+    fingerprint: u64,
+    due: bool,
+) -> Option<&'static str> {
+    if !leading || !any {
+        return None;
+    }
+    match scanned {
+        None => Some("start"),
+        Some(last) if last != fingerprint => Some("background policies changed"),
+        Some(_) if due => Some("interval"),
+        Some(_) => None,
+    }
+}
+
 /// The background scan: call [`BackgroundScan::run`] on a task.
 pub struct BackgroundScan {
     /// The API.
@@ -104,6 +126,10 @@ pub struct BackgroundScan {
     pub writer: Arc<PolicyReportWriter>,
     /// When and how.
     pub config: ScanConfig,
+    /// Whether this replica scans: `true` while it holds the replicas' Lease (always, for a
+    /// replica that keeps none). The others answer and report admissions but leave scans to
+    /// the holder, so the cluster is scanned once per interval, not once per replica.
+    pub leader: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for BackgroundScan {
@@ -130,20 +156,15 @@ impl BackgroundScan {
                 }
             }
         }
+        let mut leader = self.leader.clone();
+        let mut leader_open = true;
         let mut scanned = None;
         let mut next = tokio::time::Instant::now();
         loop {
+            let leading = *leader.borrow_and_update();
             let (fingerprint, any) = self.evaluator.background_fingerprint();
-            let changed = scanned != Some(fingerprint);
             let due = tokio::time::Instant::now() >= next;
-            if any && (changed || due) {
-                let reason = if scanned.is_none() {
-                    "start"
-                } else if changed {
-                    "background policies changed"
-                } else {
-                    "interval"
-                };
+            if let Some(reason) = scan_reason(leading, any, scanned, fingerprint, due) {
                 let scan = self.scan(reason);
                 tokio::select! {
                     _ = &mut stop => return,
@@ -153,7 +174,9 @@ impl BackgroundScan {
             } else if due {
                 next = tokio::time::Instant::now() + self.config.interval;
             }
-            scanned = Some(fingerprint);
+            // A replica that does not lead forgets what was scanned, so it scans as soon as it
+            // takes over.
+            scanned = leading.then_some(fingerprint);
             tokio::select! {
                 _ = &mut stop => return,
                 changed = snapshots.changed() => {
@@ -165,6 +188,10 @@ impl BackgroundScan {
                         _ = &mut stop => return,
                         _ = tokio::time::sleep(self.config.settle) => {}
                     }
+                }
+                changed = leader.changed(), if leader_open => {
+                    // The sender gone: leadership stays as last seen.
+                    leader_open = changed.is_ok();
                 }
                 _ = tokio::time::sleep_until(next) => {}
             }
@@ -280,5 +307,26 @@ impl BackgroundScan {
         }
         count.reported += 1;
         self.writer.record(results);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scan_reason;
+
+    #[test]
+    fn a_scan_starts_when_leading_with_background_policies_that_changed_or_are_due() {
+        // The first scan, a change, the interval.
+        assert_eq!(scan_reason(true, true, None, 1, false), Some("start"));
+        assert_eq!(
+            scan_reason(true, true, Some(1), 2, false),
+            Some("background policies changed")
+        );
+        assert_eq!(scan_reason(true, true, Some(1), 1, true), Some("interval"));
+        assert_eq!(scan_reason(true, true, Some(1), 1, false), None);
+        // No background policy, or another replica leads: never.
+        assert_eq!(scan_reason(true, false, None, 1, true), None);
+        assert_eq!(scan_reason(false, true, None, 1, true), None);
+        assert_eq!(scan_reason(false, true, Some(1), 2, true), None);
     }
 }

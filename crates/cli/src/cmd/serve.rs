@@ -555,6 +555,7 @@ async fn serve(mut config: ServeConfig, cluster: Option<Cluster>) -> anyhow::Res
                 interval: scan_interval,
                 ..ScanConfig::default()
             },
+            leader: held.clone(),
         };
         tasks.push(tokio::spawn(
             scan.run(snapshots.clone(), stopped(stop_rx.clone())),
