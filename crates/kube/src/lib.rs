@@ -22,6 +22,7 @@ pub mod error;
 pub mod lease;
 pub mod namespaces;
 pub mod policies;
+pub mod pull_secrets;
 pub mod registration;
 pub mod reports;
 pub mod scan;

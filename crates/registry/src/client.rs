@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode, Url};
 use sealgate_core::{Digest, ImageRef};
 
 use crate::auth::{Challenge, Scope, TokenCache};
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, Keyring};
 use crate::error::Error;
 use crate::media_type;
 use crate::options::RegistryOptions;
@@ -32,10 +32,15 @@ pub(crate) struct Inner {
     pub(crate) options: RegistryOptions,
     /// `options.username`/`password`, which override every file.
     explicit_credentials: Option<Credentials>,
+    /// Credentials of this client only (a review's pull secrets), before the files.
+    keyring: Option<Arc<Keyring>>,
+    /// What this client learned with its credentials.
     state: Mutex<State>,
+    /// What every client made from one [`Client::new`] shares, whatever its credentials.
+    shared: Arc<Mutex<Shared>>,
 }
 
-/// What the client learns as it goes. Never locked across an `.await`.
+/// What the client learns as it goes with its credentials. Never locked across an `.await`.
 #[derive(Debug, Default)]
 pub(crate) struct State {
     /// The last challenge per registry host, answered up front on later requests.
@@ -43,6 +48,11 @@ pub(crate) struct State {
     pub(crate) tokens: TokenCache,
     /// Credentials looked up per host (`None`: no file has any).
     credentials: HashMap<String, Option<Credentials>>,
+}
+
+/// What is true of a registry whoever asks. Never locked across an `.await`.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
     pub(crate) stats: RequestCounters,
     /// Hosts that answered 429: no request goes to them before this instant.
     pub(crate) rate_limited_until: HashMap<String, std::time::Instant>,
@@ -100,9 +110,28 @@ impl Client {
                 http,
                 options,
                 explicit_credentials,
+                keyring: None,
                 state: Mutex::new(State::default()),
+                shared: Arc::new(Mutex::new(Shared::default())),
             }),
         })
+    }
+
+    /// A client that also uses `keyring` (after explicit credentials, before the files), for
+    /// the registries its entries name. It shares this client's connections, counters and
+    /// rate limits, but has its own tokens: a token got with one set of credentials never
+    /// serves a request made with another.
+    pub fn with_keyring(&self, keyring: Arc<Keyring>) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                options: self.inner.options.clone(),
+                explicit_credentials: self.inner.explicit_credentials.clone(),
+                keyring: Some(keyring),
+                state: Mutex::new(State::default()),
+                shared: Arc::clone(&self.inner.shared),
+            }),
+        }
     }
 
     /// The options this client was built with.
@@ -112,7 +141,7 @@ impl Client {
 
     /// Requests sent so far, per host and status.
     pub fn request_stats(&self) -> RequestStats {
-        self.with_state(|s| s.stats.snapshot())
+        self.with_shared(|s| s.stats.snapshot())
     }
 
     /// Checks that the registry at `host` answers its API root (`GET /v2/`) and accepts the
@@ -344,7 +373,8 @@ impl Client {
         Ok(digest)
     }
 
-    /// Credentials for `host`: the explicit ones, else the first docker config file entry.
+    /// Credentials for `host`: the explicit ones, else this client's keyring's, else the first
+    /// docker config file entry.
     pub(crate) async fn credentials_for(&self, host: &str) -> Result<Option<Credentials>, Error> {
         if let Some(explicit) = &self.inner.explicit_credentials
             && self
@@ -356,12 +386,24 @@ impl Client {
         {
             return Ok(Some(explicit.clone()));
         }
+        if let Some(found) = self.inner.keyring.as_ref().and_then(|k| k.lookup(host)) {
+            return Ok(Some(found));
+        }
         if let Some(known) = self.with_state(|s| s.credentials.get(host).cloned()) {
             return Ok(known);
         }
         let found = self.inner.options.auth_files.lookup(host).await?;
         self.with_state(|s| s.credentials.insert(host.to_string(), found.clone()));
         Ok(found)
+    }
+
+    pub(crate) fn with_shared<T>(&self, f: impl FnOnce(&mut Shared) -> T) -> T {
+        let mut shared = self
+            .inner
+            .shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(&mut shared)
     }
 
     pub(crate) fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {

@@ -321,6 +321,109 @@ fn first_line<'a>(stdout: &'a str, stderr: &'a str) -> &'a str {
         .trim()
 }
 
+/// Registry credentials held in memory: the `auths` of docker config documents, such as the
+/// `.dockerconfigjson` of a `kubernetes.io/dockerconfigjson` Secret or the `.dockercfg` of a
+/// `kubernetes.io/dockercfg` one, in the order added; the first document with an entry for a
+/// host answers for it. Keys match hosts as in the files (`host`, `host:port`, URLs, Docker
+/// Hub's aliases). No helper is ever run for them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Keyring {
+    documents: Vec<Vec<(String, Credentials)>>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hosts: Vec<&str> = self
+            .documents
+            .iter()
+            .flatten()
+            .map(|(key, _)| key.as_str())
+            .collect();
+        f.debug_struct("Keyring").field("hosts", &hosts).finish()
+    }
+}
+
+impl Keyring {
+    /// Adds a docker config document: `{"auths": {KEY: ENTRY}}` (`.dockerconfigjson`) or the
+    /// older `{KEY: ENTRY}` (`.dockercfg`). `origin` names it in errors, e.g.
+    /// `Secret default/regcred`.
+    pub fn add_docker_config(&mut self, origin: &str, bytes: &[u8]) -> Result<(), Error> {
+        let fail = |detail: String| Error::AuthFile {
+            path: PathBuf::from(origin),
+            detail,
+        };
+        if bytes.len() as u64 > MAX_AUTH_FILE_BYTES {
+            return Err(fail("is larger than any credential document needs".into()));
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| fail(format!("is not valid JSON: {e}")))?;
+        let auths = match value.get("auths") {
+            Some(auths) => auths.clone(),
+            None => value,
+        };
+        let entries: HashMap<String, AuthEntry> = serde_json::from_value(auths).map_err(|e| {
+            fail(format!(
+                "is not a docker config (auths: {{HOST: {{auth}}}}): {e}"
+            ))
+        })?;
+        let mut document = Vec::new();
+        for (key, entry) in entries {
+            if let Some(credentials) = entry.credentials(Path::new(origin), &key)? {
+                document.push((key, credentials));
+            }
+        }
+        // Exact keys are tried first in lookups; the order among the others is by key.
+        document.sort_by(|a, b| a.0.cmp(&b.0));
+        self.documents.push(document);
+        Ok(())
+    }
+
+    /// Adds the documents of `other` after its own.
+    pub fn extend(&mut self, other: &Keyring) {
+        self.documents.extend(other.documents.iter().cloned());
+    }
+
+    /// Whether it holds no credentials.
+    pub fn is_empty(&self) -> bool {
+        self.documents.iter().all(Vec::is_empty)
+    }
+
+    /// The credentials for registry `host`, from the first document with an entry for it.
+    pub fn lookup(&self, host: &str) -> Option<Credentials> {
+        self.documents.iter().find_map(|document| {
+            document
+                .iter()
+                .find(|(key, _)| key == host)
+                .or_else(|| document.iter().find(|(key, _)| key_matches(key, host)))
+                .map(|(_, c)| c.clone())
+        })
+    }
+
+    /// A number that differs between keyrings holding different credentials (for cache keys).
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::hash::DefaultHasher::new();
+        for document in &self.documents {
+            document.len().hash(&mut hasher);
+            for (key, credentials) in document {
+                key.hash(&mut hasher);
+                match credentials {
+                    Credentials::Basic { username, password } => {
+                        0u8.hash(&mut hasher);
+                        username.hash(&mut hasher);
+                        password.hash(&mut hasher);
+                    }
+                    Credentials::IdentityToken(token) => {
+                        1u8.hash(&mut hasher);
+                        token.hash(&mut hasher);
+                    }
+                }
+            }
+        }
+        hasher.finish()
+    }
+}
+
 /// The parts of a docker `config.json` (or containers `auth.json`) that hold credentials.
 #[derive(Debug, Default, serde::Deserialize)]
 struct DockerConfig {
@@ -926,5 +1029,74 @@ mod tests {
         };
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!format!("{:?}", Credentials::IdentityToken("tok".into())).contains("tok"));
+    }
+
+    #[test]
+    fn a_keyring_reads_both_secret_formats_and_answers_only_the_hosts_it_names() {
+        use base64::Engine as _;
+        let auth =
+            |u: &str, p: &str| base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        let mut keyring = Keyring::default();
+        assert!(keyring.is_empty());
+        // kubernetes.io/dockerconfigjson
+        keyring
+            .add_docker_config(
+                "Secret default/regcred",
+                format!(
+                    r#"{{"auths": {{"registry.company.com:5000": {{"auth": "{}"}}, "https://index.docker.io/v1/": {{"username": "hub", "password": "h"}}}}}}"#,
+                    auth("ci", "s3cret")
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        // kubernetes.io/dockercfg: no "auths" level; a later document loses to an earlier one.
+        keyring
+            .add_docker_config(
+                "Secret ops/legacy",
+                format!(
+                    r#"{{"registry.company.com:5000": {{"auth": "{}"}}, "quay.io": {{"auth": "{}"}}}}"#,
+                    auth("other", "x"),
+                    auth("q", "y")
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        assert_eq!(
+            keyring.lookup("registry.company.com:5000"),
+            basic("ci", "s3cret")
+        );
+        assert_eq!(keyring.lookup("registry-1.docker.io"), basic("hub", "h"));
+        assert_eq!(keyring.lookup("quay.io"), basic("q", "y"));
+        assert_eq!(keyring.lookup("registry.company.com"), None, "another port");
+        assert_eq!(keyring.lookup("attacker.example"), None);
+        assert!(!format!("{keyring:?}").contains("s3cret"));
+
+        let before = keyring.fingerprint();
+        let mut other = keyring.clone();
+        other
+            .add_docker_config(
+                "Secret a/b",
+                br#"{"auths": {"ghcr.io": {"username": "u", "password": "p"}}}"#,
+            )
+            .unwrap();
+        assert_ne!(other.fingerprint(), before);
+        assert_eq!(keyring.clone().fingerprint(), before);
+
+        let e = Keyring::default()
+            .add_docker_config("Secret default/broken", b"{not json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("Secret default/broken") && e.contains("is not valid JSON"),
+            "{e}"
+        );
+        let e = Keyring::default()
+            .add_docker_config(
+                "Secret default/bad",
+                br#"{"auths": {"r.io": {"auth": "%%%"}}}"#,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the 'auth' entry for r.io is not base64"), "{e}");
     }
 }

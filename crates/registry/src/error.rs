@@ -69,7 +69,7 @@ pub enum Error {
 
     /// The registry wants credentials and none were configured.
     #[error(
-        "authentication required by {host} for {repository}: pass --registry-username/--registry-password or add credentials to docker config.json"
+        "authentication required by {host} for {repository}: pass --registry-username/--registry-password, add credentials to docker config.json, or (under serve --kubernetes) give the Pod an imagePullSecret or the rule imageRegistryCredentials.secrets"
     )]
     AuthenticationRequired {
         /// The registry host.

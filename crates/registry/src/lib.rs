@@ -38,7 +38,7 @@ mod tls_roots;
 mod transport;
 
 pub use client::{Client, Manifest};
-pub use credentials::{AuthFiles, CredentialEnvironment, Credentials};
+pub use credentials::{AuthFiles, CredentialEnvironment, Credentials, Keyring};
 pub use error::Error;
 pub use options::{Limits, RegistryOptions};
 pub use stats::{RequestCount, RequestStats};

@@ -426,7 +426,7 @@ impl Client {
             // passed, by every request of this client: the repository it answered for, or the
             // whole host when the limit is the host's (see `RateLimitScope`).
             let scope = RateLimitScope::of_request(&host, &request.url);
-            let wait = self.with_state(|s| {
+            let wait = self.with_shared(|s| {
                 let now = Instant::now();
                 let mut wait = None;
                 for key in [scope.host_key(), scope.key()] {
@@ -459,7 +459,7 @@ impl Client {
             let (last_failure, delay) = match builder.send().await {
                 Ok(response) => {
                     let status = response.status();
-                    self.with_state(|s| s.stats.record(&host, status.as_u16()));
+                    self.with_shared(|s| s.stats.record(&host, status.as_u16()));
                     if !is_retryable(status) {
                         return Ok(response);
                     }
@@ -471,7 +471,7 @@ impl Client {
                         } else {
                             scope.key()
                         };
-                        self.with_state(|s| {
+                        self.with_shared(|s| {
                             let entry = s.rate_limited_until.entry(key).or_insert(until);
                             *entry = (*entry).max(until);
                         });
@@ -481,7 +481,7 @@ impl Client {
                     }
                 }
                 Err(error) => {
-                    self.with_state(|s| s.stats.record(&host, RequestCount::NO_RESPONSE));
+                    self.with_shared(|s| s.stats.record(&host, RequestCount::NO_RESPONSE));
                     if !is_dropped_connection(&error) {
                         return Err(classify(&host, self.timeout(), &error));
                     }

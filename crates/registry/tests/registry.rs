@@ -214,7 +214,7 @@ async fn wrong_or_missing_credentials_are_401_errors_with_the_hint() {
     assert_eq!(
         e.to_string(),
         format!(
-            "authentication required by {0} for {0}/app: pass --registry-username/--registry-password or add credentials to docker config.json",
+            "authentication required by {0} for {0}/app: pass --registry-username/--registry-password, add credentials to docker config.json, or (under serve --kubernetes) give the Pod an imagePullSecret or the rule imageRegistryCredentials.secrets",
             registry.host()
         )
     );

@@ -42,7 +42,7 @@ use sealgate_core::{Digest, ImageRef};
 use sealgate_registry::driver::{
     ClientFetch, Deadline, Fetch, Fetched, Lookup, Pending, SystemClock, drive,
 };
-use sealgate_registry::{Client, RequestStats};
+use sealgate_registry::{Client, Keyring, RequestStats};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -68,6 +68,13 @@ pub const FLIGHT_LIMIT: Duration = Duration::from_secs(300);
 
 /// Registry hosts whose connection slots are remembered before idle ones are forgotten.
 const MAX_TRACKED_HOSTS: usize = 1024;
+
+/// Registry clients with a review's credentials kept at once (by keyring); past it, the idle
+/// ones are forgotten.
+const MAX_SCOPED_CLIENTS: usize = 256;
+
+/// A signature fetch's key: the credentials it was made with (0: the server's own) and what.
+type SignatureKey = (u64, SignatureRequest);
 
 type DigestResult = Result<Digest, FetchFailure>;
 type SignatureResult = Result<Arc<SignatureSet>, FetchFailure>;
@@ -97,9 +104,11 @@ struct Inner {
     digests: TtlCache<String, Digest>,
     /// Signature sets just fetched, kept briefly so that a request arriving between the end of a
     /// fetch and the caching of its verified outcome does not fetch again.
-    signature_sets: TtlCache<SignatureRequest, Arc<SignatureSet>>,
+    signature_sets: TtlCache<SignatureKey, Arc<SignatureSet>>,
     resolving: Arc<SingleFlight<String, DigestResult>>,
-    fetching: Arc<SingleFlight<SignatureRequest, SignatureResult>>,
+    fetching: Arc<SingleFlight<SignatureKey, SignatureResult>>,
+    /// Upstreams with a review's registry credentials, by keyring fingerprint.
+    scoped: Mutex<HashMap<u64, Arc<dyn Fetch>>>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     all: Arc<Semaphore>,
     metrics: Metrics,
@@ -165,6 +174,7 @@ impl CachingFetcher {
                 resolving,
                 fetching,
                 hosts: Mutex::new(HashMap::new()),
+                scoped: Mutex::new(HashMap::new()),
                 all,
                 metrics,
             }),
@@ -196,10 +206,31 @@ impl CachingFetcher {
         remaining: Duration,
         budget: Duration,
     ) -> Verdict {
+        self.decide_with(policies, resource, mode, remaining, budget, None)
+            .await
+    }
+
+    /// [`CachingFetcher::decide`] with registry credentials of the review's own (its pull
+    /// secrets): its fetches use them, for the registries they name, and are shared and cached
+    /// only with reviews that hold the same credentials. Verified outcomes are facts about a
+    /// digest and stay shared.
+    pub async fn decide_with(
+        &self,
+        policies: &[Policy],
+        resource: &Resource,
+        mode: Mode,
+        remaining: Duration,
+        budget: Duration,
+        keyring: Option<Arc<Keyring>>,
+    ) -> Verdict {
         let evaluation = Evaluation::new(policies, resource, mode);
+        let scope = keyring
+            .filter(|k| !k.is_empty())
+            .and_then(|k| self.inner.scoped_upstream(k));
         let fetch = ReviewFetch {
             inner: &self.inner,
             counts: Counts::default(),
+            scope,
         };
         let deadline = Deadline {
             at: Instant::now() + remaining,
@@ -229,6 +260,29 @@ impl CachingFetcher {
 struct ReviewFetch<'f> {
     inner: &'f Arc<Inner>,
     counts: Counts,
+    /// The review's own credentials: their fingerprint and the upstream that uses them.
+    scope: Option<(u64, Arc<dyn Fetch>)>,
+}
+
+impl ReviewFetch<'_> {
+    fn scope_id(&self) -> u64 {
+        self.scope.as_ref().map_or(0, |(id, _)| *id)
+    }
+
+    fn upstream(&self) -> Arc<dyn Fetch> {
+        match &self.scope {
+            Some((_, upstream)) => Arc::clone(upstream),
+            None => Arc::clone(&self.inner.upstream),
+        }
+    }
+
+    /// The digest cache's and flights' key of `image`.
+    fn digest_key(&self, image: &ImageRef) -> String {
+        match self.scope_id() {
+            0 => image.normalized().to_string(),
+            id => format!("{id:016x} {}", image.normalized()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -315,17 +369,18 @@ impl Fetch for ReviewFetch<'_> {
 
     fn resolve<'a>(&'a self, image: &'a ImageRef) -> Fetched<'a, Digest> {
         let inner = self.inner;
-        let key = image.normalized();
-        if let Some(d) = inner.digests.get(key, std::time::Instant::now()) {
+        let key = self.digest_key(image);
+        if let Some(d) = inner.digests.get(&key, std::time::Instant::now()) {
             self.counts.lookup(0, true);
             return Box::pin(std::future::ready(Ok(d)));
         }
         self.counts.lookup(0, false);
+        let upstream = self.upstream();
         let joined = inner.resolving.join_or_start(
-            key.to_string(),
-            || inner.digests.get(key, std::time::Instant::now()).map(Ok),
+            key.clone(),
+            || inner.digests.get(&key, std::time::Instant::now()).map(Ok),
             || Pending::Digest(image.clone()).waiting(),
-            |progress| Arc::clone(inner).resolve(image.clone(), progress),
+            |progress| Arc::clone(inner).resolve(upstream, key.clone(), image.clone(), progress),
         );
         self.counts
             .joined(joined, "digest", &inner.metrics)
@@ -338,19 +393,21 @@ impl Fetch for ReviewFetch<'_> {
         fresh: bool,
     ) -> Fetched<'a, Arc<SignatureSet>> {
         let inner = self.inner;
+        let key = (self.scope_id(), request.clone());
+        let upstream = self.upstream();
         // `useCache: false` entries get a fresh set (a shared fetch in flight is fresh).
         let joined = inner.fetching.join_or_start(
-            request.clone(),
+            key.clone(),
             || {
                 if fresh {
                     return None;
                 }
-                let hit = inner.signature_sets.get(request, std::time::Instant::now());
+                let hit = inner.signature_sets.get(&key, std::time::Instant::now());
                 self.counts.lookup(1, hit.is_some());
                 hit.map(Ok)
             },
             || Pending::Signatures(request.clone()).waiting(),
-            |progress| Arc::clone(inner).fetch(request.clone(), progress),
+            |progress| Arc::clone(inner).fetch(upstream, key.clone(), progress),
         );
         self.counts
             .joined(joined, "signatures", &inner.metrics)
@@ -359,11 +416,11 @@ impl Fetch for ReviewFetch<'_> {
 
     fn waiting_for(&self, pending: &Pending) -> Waiting {
         let in_flight = match pending {
-            Pending::Digest(image) => self
+            Pending::Digest(image) => self.inner.resolving.progress_of(&self.digest_key(image)),
+            Pending::Signatures(request) => self
                 .inner
-                .resolving
-                .progress_of(&image.normalized().to_string()),
-            Pending::Signatures(request) => self.inner.fetching.progress_of(request),
+                .fetching
+                .progress_of(&(self.scope_id(), request.clone())),
         };
         in_flight.unwrap_or_else(|| pending.waiting())
     }
@@ -411,37 +468,61 @@ impl Inner {
         (host_permit, global)
     }
 
-    async fn resolve(self: Arc<Self>, image: ImageRef, progress: Progress) -> DigestResult {
+    /// The upstream that uses `keyring`, made once per keyring; `None` when this fetcher has no
+    /// registry client to derive it from (a fake upstream in tests): then the server's own
+    /// fetches serve.
+    fn scoped_upstream(&self, keyring: Arc<Keyring>) -> Option<(u64, Arc<dyn Fetch>)> {
+        let client = self.client.as_ref()?;
+        let id = keyring.fingerprint().max(1);
+        let mut scoped = self.scoped.lock().unwrap_or_else(PoisonError::into_inner);
+        if scoped.len() >= MAX_SCOPED_CLIENTS && !scoped.contains_key(&id) {
+            scoped.retain(|_, upstream| Arc::strong_count(upstream) > 1);
+            if scoped.len() >= MAX_SCOPED_CLIENTS {
+                scoped.clear();
+            }
+        }
+        let upstream = scoped.entry(id).or_insert_with(|| {
+            Arc::new(ClientFetch::unbounded(client.with_keyring(keyring))) as Arc<dyn Fetch>
+        });
+        Some((id, Arc::clone(upstream)))
+    }
+
+    async fn resolve(
+        self: Arc<Self>,
+        upstream: Arc<dyn Fetch>,
+        key: String,
+        image: ImageRef,
+        progress: Progress,
+    ) -> DigestResult {
         let host = image.api_host().to_string();
         let _slots = self.slots(&host, &progress).await;
         let _in_flight = self.metrics.fetch_started();
         let start = Instant::now();
-        let result = match tokio::time::timeout(FLIGHT_LIMIT, self.upstream.resolve(&image)).await {
+        let result = match tokio::time::timeout(FLIGHT_LIMIT, upstream.resolve(&image)).await {
             Ok(r) => r,
             Err(_) => Err(abandoned(&host)),
         };
         self.metrics
             .fetch_duration(&host, "digest", start.elapsed());
         if let Ok(d) = &result {
-            self.digests.insert(
-                image.normalized().to_string(),
-                d.clone(),
-                std::time::Instant::now(),
-            );
+            self.digests
+                .insert(key, d.clone(), std::time::Instant::now());
         }
         result
     }
 
     async fn fetch(
         self: Arc<Self>,
-        request: SignatureRequest,
+        upstream: Arc<dyn Fetch>,
+        key: SignatureKey,
         progress: Progress,
     ) -> SignatureResult {
+        let request = &key.1;
         let host = request.host().to_string();
         let _slots = self.slots(&host, &progress).await;
         let _in_flight = self.metrics.fetch_started();
         let start = Instant::now();
-        let fetched = self.upstream.signatures(&request, true);
+        let fetched = upstream.signatures(request, true);
         let result = match tokio::time::timeout(FLIGHT_LIMIT, fetched).await {
             Ok(r) => r,
             Err(_) => Err(abandoned(&host)),
@@ -450,7 +531,7 @@ impl Inner {
             .fetch_duration(&host, "signatures", start.elapsed());
         if let Ok(set) = &result {
             self.signature_sets
-                .insert(request, Arc::clone(set), std::time::Instant::now());
+                .insert(key, Arc::clone(set), std::time::Instant::now());
         }
         result
     }

@@ -41,7 +41,7 @@ pub use config::{ServeConfig, TlsSource};
 pub use error::ServeError;
 pub use reports::ReportSink;
 pub use routes::app;
-pub use sources::{NamespaceLabelSource, NamespaceLabels, Sources};
+pub use sources::{CredentialSource, NamespaceLabelSource, NamespaceLabels, Sources};
 pub use state::{AppState, StateParts};
 
 use crate::audit::{AUDIT_DB_FILE, AuditFlusher, AuditStore, AuditWriter};
@@ -165,7 +165,7 @@ impl Server {
             config.verify.clone(),
             metrics.clone(),
         );
-        let state = AppState::with_reports(
+        let state = AppState::connected(
             StateParts {
                 policies,
                 namespaces: sources.namespaces,
@@ -176,6 +176,7 @@ impl Server {
                 audit_token: config.audit_token.clone(),
             },
             sources.reports,
+            sources.credentials,
         );
 
         Ok(Server {

@@ -210,7 +210,15 @@ async fn answer(
         Webhook::Validate => Mode::Validate,
     };
     let remaining = budget.saturating_sub(received.elapsed());
-    let deciding = fetcher.decide(&policies.policies, &resource, mode, remaining, budget);
+    let keyring = state.keyring_for(&resource, &policies.policies);
+    let deciding = fetcher.decide_with(
+        &policies.policies,
+        &resource,
+        mode,
+        remaining,
+        budget,
+        keyring,
+    );
     let Ok(verdict) = tokio::time::timeout(remaining + OVERRUN, deciding).await else {
         // Never expected: waiting is bounded inside the driver. Fail closed and say so.
         let message = format!(

@@ -108,8 +108,16 @@ impl ScanRound {
         }
         let fetcher = self.state.fetcher();
         let budget = fetcher.budget();
+        let keyring = self.state.keyring_for(&resource, &self.policies);
         let verdict = fetcher
-            .decide(&self.policies, &resource, Mode::Mutate, budget, budget)
+            .decide_with(
+                &self.policies,
+                &resource,
+                Mode::Mutate,
+                budget,
+                budget,
+                keyring,
+            )
             .await;
         if verdict.decision.results.is_empty() {
             return None;

@@ -10,6 +10,9 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use sealgate_core::policy::Policy;
+use sealgate_registry::Keyring;
+
 use crate::policies::PolicySet;
 use crate::reports::ReportSink;
 
@@ -28,6 +31,20 @@ pub trait NamespaceLabelSource: Send + Sync + Debug {
     fn labels(&self, namespace: &str) -> NamespaceLabels;
 }
 
+/// Registry credentials for one review: pull secrets from a watched cache, without I/O.
+pub trait CredentialSource: Send + Sync + Debug {
+    /// The credentials for reviewing an object in `namespace` whose pod spec names
+    /// `pull_secrets` (`imagePullSecrets`), under `policies` (their rules'
+    /// `imageRegistryCredentials.secrets`); `None` when no Secret applies. Each credential goes
+    /// only to the registry its entry names.
+    fn keyring(
+        &self,
+        namespace: Option<&str>,
+        pull_secrets: &[String],
+        policies: &[Policy],
+    ) -> Option<Arc<Keyring>>;
+}
+
 /// Where the server's policies and namespace labels come from, when not from `--policies`.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
@@ -39,4 +56,7 @@ pub struct Sources {
     pub namespaces: Option<Arc<dyn NamespaceLabelSource>>,
     /// Where the results of admitted requests go (PolicyReports); `None`: nowhere.
     pub reports: Option<Arc<dyn ReportSink>>,
+    /// Registry credentials from pull secrets; `None`: only the server's own
+    /// (`--registry-*`, docker config files).
+    pub credentials: Option<Arc<dyn CredentialSource>>,
 }

@@ -12,7 +12,7 @@ use crate::fetcher::CachingFetcher;
 use crate::metrics::Metrics;
 use crate::policies::PolicySet;
 use crate::reports::ReportSink;
-use crate::sources::{NamespaceLabelSource, NamespaceLabels};
+use crate::sources::{CredentialSource, NamespaceLabelSource, NamespaceLabels};
 
 /// The parts an [`AppState`] is made of.
 #[derive(Debug)]
@@ -43,6 +43,7 @@ pub struct AppState {
 struct Inner {
     parts: StateParts,
     reports: Option<Arc<dyn ReportSink>>,
+    credentials: Option<Arc<dyn CredentialSource>>,
     draining: AtomicBool,
 }
 
@@ -54,13 +55,38 @@ impl AppState {
 
     /// State from its parts, reporting admitted requests' results to `reports` when given.
     pub fn with_reports(parts: StateParts, reports: Option<Arc<dyn ReportSink>>) -> AppState {
+        AppState::connected(parts, reports, None)
+    }
+
+    /// State from its parts, with a report sink and a source of registry credentials (pull
+    /// secrets) when given.
+    pub fn connected(
+        parts: StateParts,
+        reports: Option<Arc<dyn ReportSink>>,
+        credentials: Option<Arc<dyn CredentialSource>>,
+    ) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 parts,
                 reports,
+                credentials,
                 draining: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// The registry credentials of `resource`'s review under `policies` (its pull secrets and
+    /// the rules'), when a credential source is connected and has any.
+    pub fn keyring_for(
+        &self,
+        resource: &sealgate_core::engine::Resource,
+        policies: &[sealgate_core::policy::Policy],
+    ) -> Option<Arc<sealgate_registry::Keyring>> {
+        self.inner.credentials.as_ref()?.keyring(
+            resource.namespace.as_deref(),
+            &resource.pull_secrets(),
+            policies,
+        )
     }
 
     /// Where admitted requests' results are reported, if anywhere.

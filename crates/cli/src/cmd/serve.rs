@@ -11,6 +11,7 @@ use sealgate_kube::certificates::{CertificateKeeper, Schedule, TlsSecretRef};
 use sealgate_kube::lease::{DEFAULT_LEASE_DURATION, LeaseConfig};
 use sealgate_kube::namespaces::NamespaceStore;
 use sealgate_kube::policies::{PolicyWatch, WatchConfig};
+use sealgate_kube::pull_secrets::{PullSecretConfig, PullSecretStore};
 use sealgate_kube::registration::{Endpoint, Registration};
 use sealgate_kube::reports::{PolicyReportWriter, ReportConfig};
 use sealgate_kube::scan::{BackgroundScan, ScanConfig};
@@ -195,6 +196,19 @@ struct ClusterArgs {
     /// that needs the CRD (deploy/crds/policyreports.yaml, or Kyverno's).
     #[arg(long, requires = "kubernetes")]
     no_policy_reports: bool,
+
+    /// A pull secret (kubernetes.io/dockerconfigjson or dockercfg) whose credentials every
+    /// review may use, for the registries it names: NAMESPACE/NAME, or NAME in sealgate's
+    /// namespace ($POD_NAMESPACE, else the --service's or --tls-secret's, else default).
+    /// Repeatable. Watched (RBAC: list/watch Secrets in that namespace).
+    #[arg(long, value_name = "NAMESPACE/NAME", requires = "kubernetes")]
+    image_pull_secret: Vec<String>,
+
+    /// Also use the imagePullSecrets of the Pod (or pod controller template) under review, as
+    /// the kubelet will. Watches docker-config Secrets in every namespace (RBAC: list/watch
+    /// Secrets cluster-wide). Rules' imageRegistryCredentials.secrets are used either way.
+    #[arg(long, requires = "kubernetes")]
+    pod_pull_secrets: bool,
 
     /// How often every Pod and pod controller is evaluated again under the policies with
     /// `background: true`, for their PolicyReports (also at start and whenever such a policy
@@ -422,6 +436,23 @@ struct Cluster {
     schedule: Schedule,
 }
 
+impl Cluster {
+    /// sealgate's namespace: `$POD_NAMESPACE`, else the Service's, else the TLS Secret's, else
+    /// `default`.
+    fn home_namespace(&self) -> String {
+        if let Ok(ns) = std::env::var("POD_NAMESPACE")
+            && !ns.is_empty()
+        {
+            return ns;
+        }
+        match (&self.endpoint, &self.secret) {
+            (Endpoint::Service { namespace, .. }, _) => namespace.clone(),
+            (_, Some(secret)) => secret.namespace.clone(),
+            _ => "default".into(),
+        }
+    }
+}
+
 /// The host of an `https://HOST[:PORT]/…` URL, brackets off an IPv6 address.
 fn url_host(url: &str) -> Option<String> {
     let rest = url.strip_prefix("https://")?;
@@ -531,11 +562,22 @@ async fn serve(mut config: ServeConfig, cluster: Option<Cluster>) -> anyhow::Res
             let reports = report_writer
                 .clone()
                 .map(|writer| writer as Arc<dyn ReportSink>);
+            let pull_secrets = PullSecretStore::new(PullSecretConfig {
+                home_namespace: cluster.home_namespace(),
+                global: args.image_pull_secret.clone(),
+                pods: args.pod_pull_secrets,
+            });
+            tasks.push(tokio::spawn(Arc::clone(&pull_secrets).run(
+                client.clone(),
+                snapshots.clone(),
+                stopped(stop_rx.clone()),
+            )));
             connected = Some((client, snapshots.clone()));
             Sources {
                 policies: Some(snapshots),
                 namespaces: Some(namespaces),
                 reports,
+                credentials: Some(pull_secrets),
             }
         }
     };

@@ -19,6 +19,7 @@ mod footguns;
 mod kubernetes;
 mod oracle;
 mod policy_checks;
+mod pull_secrets;
 mod replicas;
 mod reports;
 mod seed_policies;

@@ -131,6 +131,34 @@ impl Resource {
         }
     }
 
+    /// The names in the pod spec's `imagePullSecrets`: the Pod's own, or the template's of a
+    /// pod controller (`spec.template.spec`, a CronJob's `spec.jobTemplate.spec.template.spec`),
+    /// in order, without repeats.
+    pub fn pull_secrets(&self) -> Vec<String> {
+        let spec = [
+            "/spec",
+            "/spec/template/spec",
+            "/spec/jobTemplate/spec/template/spec",
+        ]
+        .iter()
+        .filter_map(|pointer| self.object.pointer(pointer))
+        .find(|spec| spec.get("containers").is_some() || spec.get("imagePullSecrets").is_some());
+        let mut names: Vec<String> = Vec::new();
+        let secrets = spec
+            .and_then(|spec| spec.get("imagePullSecrets"))
+            .and_then(Value::as_array);
+        for name in secrets
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.get("name").and_then(Value::as_str))
+        {
+            if !name.is_empty() && !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        names
+    }
+
     /// `Kind/namespace/name` as Kyverno's messages name a resource.
     pub fn display_name(&self) -> String {
         format!(
@@ -541,5 +569,40 @@ mod tests {
                 .unwrap_err(),
             ResourceError::NotAnObject
         );
+    }
+
+    #[test]
+    fn pull_secrets_come_from_the_pod_spec_or_the_template() {
+        let of = |object: Value| {
+            Resource::from_object(object, Operation::Create, Some("default"), BTreeMap::new())
+                .unwrap()
+                .pull_secrets()
+        };
+        assert_eq!(
+            of(
+                serde_json::json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {
+                    "containers": [{"image": "a"}],
+                    "imagePullSecrets": [{"name": "regcred"}, {"name": "other"}, {"name": "regcred"}, {}]
+                }})
+            ),
+            ["regcred", "other"]
+        );
+        assert_eq!(
+            of(
+                serde_json::json!({"kind": "Deployment", "metadata": {"name": "d"}, "spec": {
+                    "template": {"spec": {"containers": [{"image": "a"}], "imagePullSecrets": [{"name": "t"}]}}
+                }})
+            ),
+            ["t"]
+        );
+        assert_eq!(
+            of(
+                serde_json::json!({"kind": "CronJob", "metadata": {"name": "c"}, "spec": {
+                    "jobTemplate": {"spec": {"template": {"spec": {"containers": [], "imagePullSecrets": [{"name": "cj"}]}}}}
+                }})
+            ),
+            ["cj"]
+        );
+        assert!(of(serde_json::json!({"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}})).is_empty());
     }
 }

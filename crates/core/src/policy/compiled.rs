@@ -702,7 +702,8 @@ pub struct KeyAttestor {
 pub enum KeySource {
     /// A PEM key in the policy.
     Pem(PublicKey),
-    /// `cosign.pub` of a Secret (`keys.secret`, or `publicKeys: k8s://ns/name`): not supported yet.
+    /// The `*.pub` entries of a Secret (`keys.secret`, or `publicKeys: k8s://ns/name`): read by
+    /// `serve --kubernetes` and substituted before compiling; left here, it is unavailable.
     Secret {
         /// Namespace.
         namespace: String,

@@ -76,7 +76,7 @@ impl fmt::Display for Unsupported {
             ),
             Unsupported::SecretKey { namespace, name } => write!(
                 f,
-                "keys from Secrets (k8s://{namespace}/{name}) are not supported yet; paste the public key into publicKeys"
+                "the key in Secret {namespace}/{name} is not available: `sealgate serve --kubernetes` reads it when the Secret exists, holds a *.pub entry and sealgate may read it (RBAC: get/list/watch Secrets in {namespace}); `apply`, `test` and `serve --policies` do not read Secrets: paste the public key into publicKeys there"
             ),
             Unsupported::KmsKey { uri } => write!(
                 f,

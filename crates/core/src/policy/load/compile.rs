@@ -11,7 +11,7 @@ use crate::policy::compiled::{
 };
 use crate::policy::error::{PolicyErrorKind, PolicyWarningKind};
 use crate::policy::matching::kind_of;
-use crate::policy::model::{self, FailurePolicy, PolicyDocument, VerifierType};
+use crate::policy::model::{self, CredentialProvider, FailurePolicy, PolicyDocument, VerifierType};
 use crate::policy::path::JsonPath;
 use crate::policy::unsupported::Unsupported;
 use std::collections::HashMap;
@@ -420,14 +420,32 @@ impl DocumentLoader<'_> {
                 },
             );
         }
-        if entry.image_registry_credentials.is_some() {
-            self.warn(
-                &path.field("imageRegistryCredentials"),
-                PolicyWarningKind::NotUsed {
-                    field: "imageRegistryCredentials",
-                    instead: "registry credentials come from the registry flags and the docker config.json of the process",
-                },
-            );
+        // `secrets` are read by `serve --kubernetes` (pull secrets); `apply` and `test` use the
+        // registry flags and docker config files, as Kyverno's CLI does.
+        if let Some(credentials) = &entry.image_registry_credentials {
+            let creds = path.field("imageRegistryCredentials");
+            if credentials
+                .providers
+                .iter()
+                .any(|p| *p != CredentialProvider::Default)
+            {
+                self.warn(
+                    &creds.field("providers"),
+                    PolicyWarningKind::NotUsed {
+                        field: "providers",
+                        instead: "cloud credential providers (google, azure, amazon, github) are not read; keep the registry's credentials in a pull secret named in secrets",
+                    },
+                );
+            }
+            if credentials.allow_insecure_registry {
+                self.warn(
+                    &creds.field("allowInsecureRegistry"),
+                    PolicyWarningKind::NotUsed {
+                        field: "allowInsecureRegistry",
+                        instead: "plain HTTP is allowed only for the hosts given to --allow-insecure-registry",
+                    },
+                );
+            }
         }
         let action = entry.failure_action.unwrap_or(self.spec_action);
         if action == FailureAction::Audit && entry.mutate_digest {

@@ -37,10 +37,8 @@ impl DocumentLoader<'_> {
                     Some((namespace, name))
                         if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
                     {
-                        self.warn(
-                            &pk_path,
-                            PolicyWarningKind::UnsupportedKeySource("keys stored in Secrets"),
-                        );
+                        // Read from the Secret by `serve --kubernetes`; elsewhere the image gets
+                        // an error result saying so (no warning: the policy is right).
                         Some(vec![KeySource::Secret {
                             namespace: namespace.to_string(),
                             name: name.to_string(),
@@ -69,10 +67,6 @@ impl DocumentLoader<'_> {
             return Some(vec![KeySource::Reference(trimmed.to_string())]);
         }
         if let Some(secret) = &keys.secret {
-            self.warn(
-                &path.field("secret"),
-                PolicyWarningKind::UnsupportedKeySource("keys stored in Secrets"),
-            );
             return Some(vec![KeySource::Secret {
                 namespace: secret.namespace.clone(),
                 name: secret.name.clone(),
