@@ -183,6 +183,8 @@ struct Status {
     key: PolicyObject,
     ready: bool,
     message: String,
+    /// In force, but a key Secret it names gives no key: the Event's message.
+    unavailable_keys: Option<String>,
 }
 
 /// What the watch keeps between events.
@@ -330,10 +332,19 @@ impl PolicyWatch {
         object: &DynamicObject,
     ) -> (bool, Status) {
         let key = PolicyObject::of(kind, object);
+        let mut missing: Vec<String> = Vec::new();
         let compiled = match serde_json::to_value(object) {
             Ok(mut value) => {
                 let named = secrets::referenced(&mut value);
                 secrets::substitute(&mut value, &state.secret_keys);
+                // Secrets of listed namespaces that hold no key (missing, no *.pub entry, or
+                // not readable under sealgate's RBAC).
+                missing = named
+                    .iter()
+                    .filter(|(ns, _)| state.watched.contains(ns) && !state.unlisted.contains(ns))
+                    .filter(|r| state.secret_keys.get(*r).is_none_or(Vec::is_empty))
+                    .map(|(ns, name)| format!("{ns}/{name}"))
+                    .collect();
                 state.objects.insert(key.clone(), (object.clone(), named));
                 compile(&key, &value, self.config.load)
             }
@@ -349,12 +360,23 @@ impl PolicyWatch {
         let enforce = compiled.enforce;
         let recorded = state.book.record(&key, compiled.content, || enforce);
         if recorded.errors.is_empty() {
+            let unavailable_keys = (!missing.is_empty()).then(|| {
+                format!(
+                    "no public key in Secret {}: it is missing, has no *.pub entry, or sealgate may not read it (RBAC: get/list/watch Secrets there); the images its attestors cover get an error result (denied under Enforce)",
+                    missing.join(", ")
+                )
+            });
+            let message = match &unavailable_keys {
+                Some(why) => format!("Ready; {why}"),
+                None => "Ready".into(),
+            };
             return (
                 recorded.changed,
                 Status {
                     key,
                     ready: true,
-                    message: "Ready".into(),
+                    message,
+                    unavailable_keys,
                 },
             );
         }
@@ -370,6 +392,7 @@ impl PolicyWatch {
                 key,
                 ready: false,
                 message,
+                unavailable_keys: None,
             },
         )
     }
@@ -384,7 +407,19 @@ impl PolicyWatch {
     ) {
         self.write_status(kind, object, &status.key, status.ready, &status.message)
             .await;
-        if status.ready {
+        if let Some(why) = status.unavailable_keys.as_deref().filter(|_| status.ready) {
+            tracing::warn!(policy = %status.key, problem = %why, "policy in force without its Secret key");
+            events
+                .warn(
+                    &self.client,
+                    kind,
+                    object,
+                    &status.key,
+                    "SecretKeyUnavailable",
+                    why,
+                )
+                .await;
+        } else if status.ready {
             events.forget(&status.key);
         } else {
             events
@@ -419,17 +454,34 @@ impl PolicyWatch {
         if current.is_some_and(|c| c["status"] == status && c["message"] == message) {
             return;
         }
-        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        // A merge patch replaces the whole array: keep the other conditions (Kyverno's, say)
+        // and the transition time when the status itself did not change.
+        let transition = match current {
+            Some(c) if c["status"] == status && c["lastTransitionTime"].is_string() => {
+                c["lastTransitionTime"].clone()
+            }
+            _ => Value::String(k8s_openapi::jiff::Timestamp::now().to_string()),
+        };
+        let mut conditions: Vec<Value> = object
+            .data
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| c["type"] != "Ready")
+            .cloned()
+            .collect();
+        conditions.push(json!({
+            "type": "Ready",
+            "status": status,
+            "reason": reason,
+            "message": truncate(message, 32 * 1024),
+            "lastTransitionTime": transition,
+        }));
         let patch = json!({
             "status": {
                 "ready": ready,
-                "conditions": [{
-                    "type": "Ready",
-                    "status": status,
-                    "reason": reason,
-                    "message": truncate(message, 32 * 1024),
-                    "lastTransitionTime": now,
-                }]
+                "conditions": conditions,
             }
         });
         let api: Api<DynamicObject> = match &key.namespace {
@@ -469,7 +521,23 @@ impl PolicyWatch {
         let secret = match event {
             SecretEvent::Listed(namespace) => {
                 state.unlisted.remove(&namespace);
-                return (true, Vec::new());
+                // Policies naming a Secret of it that was never seen: say so now.
+                let waiting: Vec<(PolicyKind, DynamicObject)> = state
+                    .objects
+                    .iter()
+                    .filter(|(_, (_, refs))| {
+                        refs.iter().any(|r| {
+                            r.0 == namespace && state.secret_keys.get(r).is_none_or(Vec::is_empty)
+                        })
+                    })
+                    .map(|(key, (object, _))| (key.kind, object.clone()))
+                    .collect();
+                let mut statuses = Vec::new();
+                for (kind, object) in waiting {
+                    let (_, status) = self.load(state, kind, &object);
+                    statuses.push((kind, object, status));
+                }
+                return (true, statuses);
             }
             SecretEvent::Keys { secret, keys } => {
                 let before = state.secret_keys.get(&secret).cloned().unwrap_or_default();

@@ -367,6 +367,72 @@ fn quick_start_through_a_real_api_server() {
     );
     assert!(rotated.contains("secret-key"), "{rotated}\n{}", log());
 
+    // A policy whose key Secret does not exist: in force (its images get an error result),
+    // Ready says which Secret gives no key, and a Warning Event says so too.
+    let absent = quick_start_policy(
+        "absent-key",
+        "example.com/absent/*",
+        "k8s://keys/not-there",
+        "",
+    )
+    .replace(
+        "publicKeys: |-\n                k8s://keys/not-there",
+        "publicKeys: k8s://keys/not-there",
+    );
+    cluster.kubectl_stdin(&["apply", "-f", "-"], &absent);
+    let (status, message) = eventually(
+        "the missing key is reported",
+        Duration::from_secs(20),
+        || ready_condition(&cluster, "absent-key").filter(|(_, m)| m != "Ready"),
+    );
+    assert_eq!(status, "True", "{message}");
+    assert!(
+        message.contains("no public key in Secret keys/not-there"),
+        "{message}"
+    );
+    let events = cluster.kubectl_ok(&["get", "events", "-n", "default", "-o", "json"]);
+    assert!(
+        events.contains("SecretKeyUnavailable"),
+        "{events}\n{}",
+        log()
+    );
+    // Another controller's condition on the same object survives sealgate's status writes.
+    cluster.kubectl_ok(&[
+        "patch",
+        "clusterpolicy",
+        "absent-key",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &format!(
+            r#"{{"status": {{"conditions": [{{"type": "Other", "status": "True", "reason": "Test", "message": "kept", "lastTransitionTime": "2026-01-01T00:00:00Z"}}, {{"type": "Ready", "status": "True", "reason": "Succeeded", "message": {}, "lastTransitionTime": "2026-01-01T00:00:00Z"}}]}}}}"#,
+            serde_json::Value::String(message.clone())
+        ),
+    ]);
+    cluster.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "not-there",
+        "-n",
+        "keys",
+        &format!("--from-file=cosign.pub={public_path}"),
+    ]);
+    eventually(
+        "Ready once the Secret holds the key",
+        Duration::from_secs(20),
+        || ready_condition(&cluster, "absent-key").filter(|(_, m)| m == "Ready"),
+    );
+    let kept = cluster.kubectl_ok(&[
+        "get",
+        "clusterpolicy",
+        "absent-key",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Other\")].message}",
+    ]);
+    assert_eq!(kept.trim(), "kept", "{}", log());
+    cluster.kubectl_ok(&["delete", "clusterpolicy", "absent-key"]);
+
     // An invalid policy: applied (the CRD keeps unknown fields), reported Ready=False with the
     // loader's message, and the policies in force stay.
     let typo =
