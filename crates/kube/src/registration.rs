@@ -140,10 +140,7 @@ impl Registration {
     }
 
     fn namespace_selector(&self) -> LabelSelector {
-        let mut excluded = vec!["kube-system".to_string()];
-        if let Endpoint::Service { namespace, .. } = &self.endpoint {
-            excluded.push(namespace.clone());
-        }
+        let excluded = self.excluded_namespaces();
         LabelSelector {
             match_expressions: Some(vec![LabelSelectorRequirement {
                 key: NAME_LABEL.to_string(),
@@ -331,12 +328,61 @@ impl Registration {
         }
     }
 
+    /// The namespaces the webhooks leave out.
+    fn excluded_namespaces(&self) -> Vec<String> {
+        let mut excluded = vec!["kube-system".to_string()];
+        if let Endpoint::Service { namespace, .. } = &self.endpoint {
+            excluded.push(namespace.clone());
+        }
+        excluded
+    }
+
+    /// Before Kubernetes 1.21 no namespace carries `kubernetes.io/metadata.name`, so the
+    /// webhooks' `NotIn` selector would not leave kube-system out: its Pods would wait on
+    /// sealgate. Each excluded namespace without the label gets it (the value 1.21+ sets); if
+    /// that is not allowed, the error says what to run.
+    async fn label_excluded_namespaces(&self, client: &Client) {
+        use k8s_openapi::api::core::v1::Namespace;
+        use kube::api::{Patch, PatchParams};
+        let api: Api<Namespace> = Api::all(client.clone());
+        for name in self.excluded_namespaces() {
+            let labelled = match api.get_opt(&name).await {
+                Ok(Some(ns)) => ns
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.get(NAME_LABEL) == Some(&name)),
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(namespace = %name, error = %crate::error::describe(&e), "cannot read the namespace to check its kubernetes.io/metadata.name label");
+                    continue;
+                }
+            };
+            if labelled {
+                continue;
+            }
+            let patch = serde_json::json!({"metadata": {"labels": {NAME_LABEL: name}}});
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(namespace = %name, "labelled {NAME_LABEL}={name} (Kubernetes before 1.21 does not), so the webhooks leave it out")
+                }
+                Err(e) => {
+                    tracing::error!(namespace = %name, error = %crate::error::describe(&e), "namespace {name} has no {NAME_LABEL} label (Kubernetes before 1.21), so the webhooks do not leave it out and its Pods are sent to sealgate; run: kubectl label namespace {name} {NAME_LABEL}={name}")
+                }
+            }
+        }
+    }
+
     async fn apply_except(
         &self,
         client: &Client,
         derived: Derived,
         deleted: Deleted,
     ) -> Result<(), KubeError> {
+        self.label_excluded_namespaces(client).await;
         if !deleted.mutating {
             put(
                 Api::all(client.clone()),

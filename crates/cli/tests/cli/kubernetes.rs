@@ -230,6 +230,32 @@ fn quick_start_through_a_real_api_server() {
     );
     assert!(!cluster.kubectl(&["get", "pod", "unsigned"]).success());
 
+    // kube-system is left out, on 1.20 too (where sealgate labels it kubernetes.io/metadata.name
+    // itself, as 1.21+ does): an unsigned image runs there.
+    let label = cluster.kubectl_ok(&[
+        "get",
+        "namespace",
+        "kube-system",
+        "-o",
+        "jsonpath={.metadata.labels.kubernetes\\.io/metadata\\.name}",
+    ]);
+    assert_eq!(label.trim(), "kube-system", "{}", log());
+    if !cluster
+        .kubectl(&["get", "serviceaccount", "default", "-n", "kube-system"])
+        .success()
+    {
+        cluster.kubectl_ok(&["create", "serviceaccount", "default", "-n", "kube-system"]);
+    }
+    cluster.kubectl_ok(&[
+        "run",
+        "system-tool",
+        "-n",
+        "kube-system",
+        "--image",
+        &unsigned,
+        "--restart=Never",
+    ]);
+
     // A Deployment of the unsigned image: refused through the autogen rule.
     let deployment = cluster.kubectl(&["create", "deployment", "web", "--image", &unsigned]);
     assert!(
