@@ -922,7 +922,8 @@ fn secret_namespaces_get_a_read_only_role_each() {
         "no Secrets cluster-wide by default"
     );
     // Pull secrets: their namespaces (a NAME alone is in the release namespace) get the same
-    // Role; --pod-pull-secrets a ClusterRole listing and watching Secrets everywhere.
+    // Role; --pod-pull-secrets a ClusterRole listing and watching Secrets everywhere (the
+    // flags are checked against serve --help in the_deployments_arguments_…).
     let r = Rendering::of(&[
         "--set",
         "secretNamespaces={sealgate-keys,team-a}",
@@ -1053,6 +1054,10 @@ fn the_deployments_arguments_are_sealgate_serve_flags_in_both_modes() {
             "audit.sync=true",
             "--set",
             "policyReports=false",
+            "--set",
+            "registryPullSecrets.secrets={regcred,ci/robot}",
+            "--set",
+            "registryPullSecrets.fromPods=true",
         ][..],
     ] {
         let r = Rendering::of(values);
@@ -1366,6 +1371,28 @@ fn the_chart_applies_to_a_real_api_server_and_grants_exactly_what_sealgate_needs
         still_refused.push(vec![verb, "secrets", "-n", "keys"]);
     }
     check_can(&cluster, SERVICE_ACCOUNT, false, &still_refused);
+
+    // registryPullSecrets.fromPods (--pod-pull-secrets): Secrets listed and watched in every
+    // namespace, still never read one by one or written.
+    let pods = with(&[
+        "--set",
+        "secretNamespaces={keys}",
+        "--set",
+        "registryPullSecrets.fromPods=true",
+    ]);
+    let upgraded = cluster.kubectl_stdin(&["apply", "-f", "-"], &pods);
+    assert!(upgraded.success(), "{}", upgraded.stderr);
+    let mut everywhere: Vec<Vec<&str>> = Vec::new();
+    for verb in ["list", "watch"] {
+        everywhere.push(vec![verb, "secrets", "--all-namespaces"]);
+        everywhere.push(vec![verb, "secrets", "-n", "default"]);
+    }
+    check_can(&cluster, SERVICE_ACCOUNT, true, &everywhere);
+    let mut still: Vec<Vec<&str>> = vec![vec!["get", "secrets", "-n", "default"]];
+    for verb in ["create", "update", "patch", "delete"] {
+        still.push(vec![verb, "secrets", "-n", "default"]);
+    }
+    check_can(&cluster, SERVICE_ACCOUNT, false, &still);
 
     // And in cert-manager mode the Secret and Lease rights are not rendered at all (its
     // Issuers and Certificates need cert-manager's CRDs, which this API server lacks).
