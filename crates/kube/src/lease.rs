@@ -112,13 +112,40 @@ impl LeaseConfig {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // While held: valid until a renewal period before the others may take over.
+            let valid_until = last_renewed
+                .filter(|_| *held.borrow())
+                .map(|t| t + self.duration.saturating_sub(every));
+            let expiry = async {
+                match valid_until {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = &mut stop => break,
                 _ = tick.tick() => {}
+                _ = expiry => {
+                    tracing::warn!(lease = %format_args!("{}/{}", self.namespace, self.name), "no longer holding the lease (not renewed in time)");
+                    held.send_replace(false);
+                    last_renewed = None;
+                    continue;
+                }
             }
-            match self.attempt(&api).await {
+            // An attempt gets at most a renewal period, so a slow API cannot hold the loop past
+            // the moment leadership must be given up.
+            // The renewal counts from before the request: the API's renewTime is no earlier.
+            let started = tokio::time::Instant::now();
+            let attempt = match tokio::time::timeout(every, self.attempt(&api)).await {
+                Ok(result) => result,
+                Err(_) => Err(format!(
+                    "the API did not answer within {} ms",
+                    every.as_millis()
+                )),
+            };
+            match attempt {
                 Ok(true) => {
-                    last_renewed = Some(tokio::time::Instant::now());
+                    last_renewed = Some(started);
                     if !*held.borrow() {
                         tracing::info!(lease = %format_args!("{}/{}", self.namespace, self.name), identity = %self.identity, "holding the lease: this replica rotates certificates and registers the webhook");
                     }
@@ -129,14 +156,7 @@ impl LeaseConfig {
                     held.send_replace(false);
                 }
                 Err(detail) => {
-                    // Stop acting as the holder a renewal period before others may take over.
-                    let expired = last_renewed.is_none_or(|t| t.elapsed() + every >= self.duration);
                     tracing::warn!(lease = %format_args!("{}/{}", self.namespace, self.name), error = %detail, "cannot read or renew the lease");
-                    if expired && *held.borrow() {
-                        tracing::warn!("no longer holding the lease (not renewed in time)");
-                        held.send_replace(false);
-                        last_renewed = None;
-                    }
                 }
             }
         }
