@@ -1664,9 +1664,26 @@ current-context: sealgate
 
     let log = serving.log();
     assert!(!log.contains("Secret watch failed"), "{log}");
+    // One refusal is by design: on 1.20 sealgate tries to label kube-system with
+    // kubernetes.io/metadata.name, which the ClusterRole does not allow (no namespace writes);
+    // it then logs the kubectl command that does it (docs/deploy.md says to run it).
+    let label = "has no kubernetes.io/metadata.name label";
+    for line in log.lines().filter(|l| l.contains(label)) {
+        assert!(
+            line.contains(
+                "kubectl label namespace kube-system kubernetes.io/metadata.name=kube-system"
+            ),
+            "{line}"
+        );
+    }
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.to_lowercase().contains("forbidden") && !l.contains(label))
+        .collect();
     assert!(
-        !log.to_lowercase().contains("forbidden"),
-        "sealgate was refused something:\n{log}"
+        refused.is_empty(),
+        "sealgate was refused something:\n{}",
+        refused.join("\n")
     );
     drop(serving);
 
