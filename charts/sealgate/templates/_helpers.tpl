@@ -70,6 +70,7 @@ helm.sh/chart: {{ include "sealgate.chart" . }}
 
 {{/* `serve`'s arguments: everything the values say, then extraArgs. */}}
 {{- define "sealgate.args" -}}
+{{- /* Every value quoted: args are strings, whatever YAML would make of 10 or on. */ -}}
 - serve
 - --kubernetes
 - --service
@@ -77,7 +78,7 @@ helm.sh/chart: {{ include "sealgate.chart" . }}
 - --service-port
 - {{ .Values.service.port | quote }}
 - --webhook-name
-- {{ .Values.webhookName }}
+- {{ .Values.webhookName | quote }}
 - --listen
 - {{ printf "0.0.0.0:%v" .Values.containerPort }}
 - --data-dir
@@ -93,11 +94,11 @@ helm.sh/chart: {{ include "sealgate.chart" . }}
 - --tls-secret
 - {{ .Release.Namespace }}/{{ include "sealgate.tlsSecretName" . }}
 - --ca-validity
-- {{ .Values.tls.caValidity }}
+- {{ .Values.tls.caValidity | quote }}
 - --cert-validity
-- {{ .Values.tls.certValidity }}
+- {{ .Values.tls.certValidity | quote }}
 - --rotation-overlap
-- {{ .Values.tls.rotationOverlap }}
+- {{ .Values.tls.rotationOverlap | quote }}
 {{- end }}
 {{- with .Values.policySelector }}
 - --policy-selector
@@ -107,21 +108,21 @@ helm.sh/chart: {{ include "sealgate.chart" . }}
 - --no-policy-reports
 {{- end }}
 - --background-scan-interval
-- {{ .Values.backgroundScanInterval }}
+- {{ .Values.backgroundScanInterval | quote }}
 - --budget
-- {{ .Values.budget }}
+- {{ .Values.budget | quote }}
 - --cache-ttl
-- {{ .Values.cacheTtl }}
+- {{ .Values.cacheTtl | quote }}
 - --digest-cache-ttl
-- {{ .Values.digestCacheTtl }}
+- {{ .Values.digestCacheTtl | quote }}
 - --registry-concurrency
 - {{ .Values.registry.concurrency | quote }}
 - --max-concurrent-verifications
 - {{ .Values.registry.maxConcurrentVerifications | quote }}
 - --unattended-fetch-limit
-- {{ .Values.registry.unattendedFetchLimit }}
+- {{ .Values.registry.unattendedFetchLimit | quote }}
 - --audit-retention
-- {{ .Values.audit.retention }}
+- {{ .Values.audit.retention | quote }}
 - --audit-max-rows
 - {{ .Values.audit.maxRows | int64 | quote }}
 {{- if .Values.audit.sync }}
@@ -132,10 +133,10 @@ helm.sh/chart: {{ include "sealgate.chart" . }}
 - /etc/sealgate/audit/{{ .Values.audit.token.key }}
 {{- end }}
 - --log-format
-- {{ .Values.logFormat }}
+- {{ .Values.logFormat | quote }}
 {{- range .Values.registryPullSecrets.secrets }}
 - --image-pull-secret
-- {{ . }}
+- {{ . | quote }}
 {{- end }}
 {{- if .Values.registryPullSecrets.fromPods }}
 - --pod-pull-secrets
