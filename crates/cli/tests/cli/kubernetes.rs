@@ -73,6 +73,69 @@ pub(crate) fn eventually<T>(
     }
 }
 
+/// The flags of `sealgate serve --kubernetes` against `cluster` on 127.0.0.1:`port`,
+/// registered by `--webhook-url`, data in `./data`.
+pub(crate) fn serve_args(cluster: &TestCluster, port: u16) -> Vec<String> {
+    let kubeconfig = cluster.kubeconfig_path().display().to_string();
+    [
+        "serve",
+        "--kubernetes",
+        "--kubeconfig",
+        &kubeconfig,
+        "--webhook-url",
+        &format!("https://127.0.0.1:{port}"),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+        "data",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect()
+}
+
+/// Starts `sealgate serve --kubernetes` ([`serve_args`] and `extra`) in `w`; returns the
+/// process, once it is ready, and its port.
+pub(crate) fn start_serve(
+    w: &Workdir,
+    cluster: &TestCluster,
+    extra: &[String],
+) -> (crate::serve::Serving, u16) {
+    let port = free_port();
+    let mut args = serve_args(cluster, port);
+    args.extend(extra.iter().cloned());
+    let (serving, lines) = spawn_serve(w, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (served_port, _ca) = wait_ready(w, &lines);
+    assert_eq!(served_port, port.to_string());
+    (serving, port)
+}
+
+/// [`start_serve`] with `registry`'s flags (its CA and credentials) and `extra`.
+pub(crate) fn start_serve_with_registry(
+    w: &Workdir,
+    cluster: &TestCluster,
+    registry: &TestRegistry,
+    extra: &[&str],
+) -> crate::serve::Serving {
+    let mut args = registry.cli_args();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    start_serve(w, cluster, &args).0
+}
+
+/// Applies the CRD files of deploy/crds named `files` and waits until they are served.
+pub(crate) fn install_crds(cluster: &TestCluster, files: &[&str]) {
+    for file in files {
+        let path = format!("{}/../../deploy/crds/{file}", env!("CARGO_MANIFEST_DIR"));
+        cluster.kubectl_ok(&["apply", "-f", &path]);
+    }
+    eventually("the CRDs are established", Duration::from_secs(20), || {
+        let served = |resource: &str| cluster.kubectl(&["get", resource]).success();
+        let policies = !files.contains(&"kyverno-policies.yaml") || served("clusterpolicies");
+        let reports = !files.contains(&"policyreports.yaml") || served("policyreports");
+        (policies && reports).then_some(())
+    });
+}
+
 pub(crate) fn ready_condition(cluster: &TestCluster, policy: &str) -> Option<(String, String)> {
     let out = cluster.kubectl(&[
         "get",
@@ -106,41 +169,10 @@ fn quick_start_through_a_real_api_server() {
     let pem = std::fs::read_to_string(w.path(&public)).unwrap();
 
     // Kyverno's kinds, from deploy/ (a cluster without Kyverno).
-    let crds = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/crds/kyverno-policies.yaml"
-    );
-    cluster.kubectl_ok(&["apply", "-f", crds]);
-    eventually("the CRDs are established", Duration::from_secs(20), || {
-        cluster
-            .kubectl(&["get", "clusterpolicies"])
-            .success()
-            .then_some(())
-    });
-
-    let port = free_port();
+    install_crds(&cluster, &["kyverno-policies.yaml"]);
+    let (_serving, port) = start_serve(&w, &cluster, &registry.cli_args());
     let url = format!("https://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
     let kubeconfig = cluster.kubeconfig_path().display().to_string();
-    let mut args: Vec<String> = [
-        "serve",
-        "--kubernetes",
-        "--kubeconfig",
-        &kubeconfig,
-        "--webhook-url",
-        &url,
-        "--listen",
-        &listen,
-        "--data-dir",
-        "data",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(registry.cli_args());
-    let (_serving, lines) = spawn_serve(&w, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    let (served_port, _ca) = wait_ready(&w, &lines);
-    assert_eq!(served_port, port.to_string());
     let log = || std::fs::read_to_string(w.path("serve.log")).unwrap_or_default();
 
     // Registered by itself, with the policies' failure policy (none yet: Ignore).

@@ -9,8 +9,9 @@ use sealgate_test_cluster::TestCluster;
 use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
 
 use crate::common::{Workdir, image};
-use crate::kubernetes::{eventually, free_port, quick_start_policy, ready_condition};
-use crate::serve::{spawn_serve, wait_ready};
+use crate::kubernetes::{
+    eventually, install_crds, quick_start_policy, ready_condition, start_serve,
+};
 
 fn pod(name: &str, image: &str, pull_secret: Option<&str>) -> String {
     let secrets = pull_secret.map_or(String::new(), |s| {
@@ -63,47 +64,21 @@ fn pull_secrets_reach_the_registries_they_name() {
             .success();
     }
     let pem = std::fs::read_to_string(w.path(&public)).unwrap();
-    let crds = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/crds/kyverno-policies.yaml"
-    );
-    cluster.kubectl_ok(&["apply", "-f", crds]);
+    install_crds(&cluster, &["kyverno-policies.yaml"]);
     for ns in ["app", "sealgate"] {
         cluster.kubectl_ok(&["create", "namespace", ns]);
     }
     cluster.kubectl_ok(&["create", "serviceaccount", "default", "-n", "app"]);
-    eventually("the CRDs are established", Duration::from_secs(20), || {
-        cluster
-            .kubectl(&["get", "clusterpolicies"])
-            .success()
-            .then_some(())
-    });
     let password = registry.password().unwrap().to_string();
     docker_registry_secret(&cluster, "app", "regcred", &registry, &password);
 
     // The server trusts the registry's CA but has no credentials of its own.
-    let port = free_port();
-    let url = format!("https://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
-    let kubeconfig = cluster.kubeconfig_path().display().to_string();
     let ca = registry.ca_pem_path().unwrap().display().to_string();
-    let args = [
-        "serve",
-        "--kubernetes",
-        "--kubeconfig",
-        &kubeconfig,
-        "--webhook-url",
-        &url,
-        "--listen",
-        &listen,
-        "--data-dir",
-        "data",
-        "--registry-ca",
-        &ca,
-        "--pod-pull-secrets",
-    ];
-    let (_serving, lines) = spawn_serve(&w, &args);
-    wait_ready(&w, &lines);
+    let _serving = start_serve(
+        &w,
+        &cluster,
+        &["--registry-ca".into(), ca, "--pod-pull-secrets".into()],
+    );
     let log = || std::fs::read_to_string(w.path("serve.log")).unwrap_or_default();
 
     cluster.kubectl_stdin(

@@ -12,7 +12,9 @@ use sealgate_test_cluster::TestCluster;
 use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
 
 use crate::common::{Workdir, image};
-use crate::kubernetes::{eventually, free_port, quick_start_policy, ready_condition};
+use crate::kubernetes::{
+    eventually, free_port, install_crds, quick_start_policy, ready_condition, serve_args,
+};
 use crate::serve::Serving;
 
 /// One replica: its process, its port, its log.
@@ -26,33 +28,21 @@ impl Replica {
     fn start(cluster: &TestCluster, registry: &TestRegistry, name: &str) -> Replica {
         let dir = Workdir::new();
         let port = free_port();
-        let url = format!("https://127.0.0.1:{port}");
-        let listen = format!("127.0.0.1:{port}");
-        let kubeconfig = cluster.kubeconfig_path().display().to_string();
-        let mut args: Vec<String> = [
-            "serve",
-            "--kubernetes",
-            "--kubeconfig",
-            &kubeconfig,
-            "--webhook-url",
-            &url,
-            "--listen",
-            &listen,
-            "--data-dir",
-            "data",
-            "--tls-secret",
-            "sealgate/sealgate-tls",
-            // A CA's whole life in a test: rotated in once 15 s are left, 3 s per step.
-            "--ca-validity",
-            "45s",
-            "--cert-validity",
-            "15s",
-            "--rotation-overlap",
-            "3s",
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
+        let mut args = serve_args(cluster, port);
+        args.extend(
+            [
+                "--tls-secret",
+                "sealgate/sealgate-tls",
+                // A CA's whole life in a test: rotated in once 15 s are left, 3 s per step.
+                "--ca-validity",
+                "45s",
+                "--cert-validity",
+                "15s",
+                "--rotation-overlap",
+                "3s",
+            ]
+            .map(String::from),
+        );
         args.extend(registry.cli_args());
         let stderr = std::fs::File::create(dir.path("serve.log")).unwrap();
         let mut child = dir
@@ -193,18 +183,8 @@ fn two_replicas_share_a_rotating_certificate_and_hand_the_lease_over() {
     w.run_on(&registry, "pw", &["sign", "--key", &key, &signed])
         .success();
     let pem = std::fs::read_to_string(w.path(&public)).unwrap();
-    let crds = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/crds/kyverno-policies.yaml"
-    );
-    cluster.kubectl_ok(&["apply", "-f", crds]);
+    install_crds(&cluster, &["kyverno-policies.yaml"]);
     cluster.kubectl_ok(&["create", "namespace", "sealgate"]);
-    eventually("the CRDs are established", Duration::from_secs(20), || {
-        cluster
-            .kubectl(&["get", "clusterpolicies"])
-            .success()
-            .then_some(())
-    });
 
     let a = Replica::start(&cluster, &registry, "replica-a");
     let b = Replica::start(&cluster, &registry, "replica-b");

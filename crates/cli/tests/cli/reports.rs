@@ -12,8 +12,9 @@ use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
 use serde_json::{Value, json};
 
 use crate::common::{Workdir, image};
-use crate::kubernetes::{eventually, free_port, quick_start_policy, ready_condition};
-use crate::serve::{spawn_serve, wait_ready};
+use crate::kubernetes::{
+    eventually, install_crds, quick_start_policy, ready_condition, start_serve_with_registry,
+};
 
 /// The Quick Start policy under Audit: failures are admitted (and reported).
 fn audit_policy(name: &str, registry: &str, pem: &str) -> String {
@@ -95,54 +96,6 @@ fn uid_of(cluster: &TestCluster, kind: &str, name: &str) -> String {
         .to_string()
 }
 
-/// Starts `sealgate serve --kubernetes` against `cluster`, registered by URL, with `extra`
-/// flags; returns the process once it is ready.
-fn start_serve(
-    w: &Workdir,
-    cluster: &TestCluster,
-    registry: &TestRegistry,
-    extra: &[&str],
-) -> crate::serve::Serving {
-    let port = free_port();
-    let url = format!("https://127.0.0.1:{port}");
-    let listen = format!("127.0.0.1:{port}");
-    let kubeconfig = cluster.kubeconfig_path().display().to_string();
-    let mut args: Vec<String> = [
-        "serve",
-        "--kubernetes",
-        "--kubeconfig",
-        &kubeconfig,
-        "--webhook-url",
-        &url,
-        "--listen",
-        &listen,
-        "--data-dir",
-        "data",
-    ]
-    .iter()
-    .chain(extra)
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(registry.cli_args());
-    let (serving, lines) = spawn_serve(w, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    wait_ready(w, &lines);
-    serving
-}
-
-/// Applies the CRD files of deploy/crds named `files` and waits until they are served.
-fn install_crds(cluster: &TestCluster, files: &[&str]) {
-    for file in files {
-        let path = format!("{}/../../deploy/crds/{file}", env!("CARGO_MANIFEST_DIR"));
-        cluster.kubectl_ok(&["apply", "-f", &path]);
-    }
-    eventually("the CRDs are established", Duration::from_secs(20), || {
-        let served = |resource: &str| cluster.kubectl(&["get", resource]).success();
-        let policies = !files.contains(&"kyverno-policies.yaml") || served("clusterpolicies");
-        let reports = !files.contains(&"policyreports.yaml") || served("policyreports");
-        (policies && reports).then_some(())
-    });
-}
-
 #[test]
 fn admitted_resources_get_policy_reports_with_their_results() {
     let registry = TestRegistry::start(TestRegistryConfig {
@@ -165,7 +118,7 @@ fn admitted_resources_get_policy_reports_with_their_results() {
     // Kyverno's policy kinds and the report kinds, from deploy/crds.
     install_crds(&cluster, &["kyverno-policies.yaml", "policyreports.yaml"]);
 
-    let _serving = start_serve(&w, &cluster, &registry, &["--log-format", "json"]);
+    let _serving = start_serve_with_registry(&w, &cluster, &registry, &["--log-format", "json"]);
     let log = || std::fs::read_to_string(w.path("serve.log")).unwrap_or_default();
 
     let apps = format!("{}/app*", registry.host());
@@ -427,7 +380,7 @@ fn the_background_scan_reports_resources_admitted_before_the_policy() {
     ]);
     cluster.kubectl_ok(&["create", "deployment", "early-web", "--image", &unsigned]);
 
-    let _serving = start_serve(
+    let _serving = start_serve_with_registry(
         &w,
         &cluster,
         &registry,
@@ -542,7 +495,7 @@ fn without_the_report_crd_admissions_go_on_and_reports_start_once_it_is_installe
     let pem = std::fs::read_to_string(w.path(&public)).unwrap();
     // Kyverno's kinds only: no PolicyReport CRD yet.
     install_crds(&cluster, &["kyverno-policies.yaml"]);
-    let serving = start_serve(&w, &cluster, &registry, &[]);
+    let serving = start_serve_with_registry(&w, &cluster, &registry, &[]);
     let log = || std::fs::read_to_string(w.path("serve.log")).unwrap_or_default();
     let apps = format!("{}/app*", registry.host());
     cluster.kubectl_stdin(
@@ -588,7 +541,7 @@ fn without_the_report_crd_admissions_go_on_and_reports_start_once_it_is_installe
 
     // --no-policy-reports: admitted, never reported.
     drop(serving);
-    let _serving = start_serve(&w, &cluster, &registry, &["--no-policy-reports"]);
+    let _serving = start_serve_with_registry(&w, &cluster, &registry, &["--no-policy-reports"]);
     eventually(
         "the new server is registered and enforces",
         Duration::from_secs(20),
