@@ -245,6 +245,7 @@ impl Registration {
         let mut failed = false;
         let mut deleted = Deleted::default();
         let mut was_held = false;
+        let mut labels_checked = false;
         loop {
             let set = policies.borrow_and_update().clone();
             self.ca_bundle = bundle.borrow_and_update().clone();
@@ -253,8 +254,14 @@ impl Registration {
                 // A new holder registers afresh, deleted configurations included.
                 applied = None;
                 deleted = Deleted::default();
+                labels_checked = false;
             }
             was_held = is_held;
+            if is_held && !labels_checked {
+                // Once per holding: a refusal is said once, not on every policy change.
+                self.label_excluded_namespaces(&client).await;
+                labels_checked = true;
+            }
             if is_held && set.generation > 0 {
                 let derived = derive(&set.policies);
                 let want = (derived, self.ca_bundle.clone());
@@ -382,7 +389,6 @@ impl Registration {
         derived: Derived,
         deleted: Deleted,
     ) -> Result<(), KubeError> {
-        self.label_excluded_namespaces(client).await;
         if !deleted.mutating {
             put(
                 Api::all(client.clone()),

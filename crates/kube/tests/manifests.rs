@@ -1676,6 +1676,10 @@ current-context: sealgate
             "{line}"
         );
     }
+    assert!(
+        log.lines().filter(|l| l.contains(label)).count() <= 1,
+        "the refusal is said once, not on every policy change:\n{log}"
+    );
     let refused: Vec<&str> = log
         .lines()
         .filter(|l| l.to_lowercase().contains("forbidden") && !l.contains(label))
