@@ -498,6 +498,58 @@ where
     Ok(())
 }
 
+/// Scales the Deployment `namespace/name` (sealgate itself) to 0 and waits, at most `within`,
+/// until none of its Pods is active: the step before [`remove`] when uninstalling, so no
+/// replica is left to register the webhooks again (a replica stops registering as soon as it
+/// is told to stop). A Deployment that does not exist counts as scaled down.
+pub async fn scale_down(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    within: std::time::Duration,
+) -> Result<(), KubeError> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::{Patch, PatchParams};
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let what = format!("Deployment {namespace}/{name}");
+    let patch = serde_json::json!({"spec": {"replicas": 0}});
+    match api
+        .patch_scale(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+        Err(e) => return Err(KubeError::api(format!("scaling {what} to 0"), e)),
+    }
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let deployment = api
+            .get_opt(name)
+            .await
+            .map_err(|e| KubeError::api(format!("reading {what}"), e))?;
+        let Some(deployment) = deployment else {
+            return Ok(());
+        };
+        let generation = deployment.metadata.generation.unwrap_or(0);
+        let status = deployment.status.unwrap_or_default();
+        let observed = status.observed_generation.unwrap_or(0) >= generation;
+        if observed && status.replicas.unwrap_or(0) == 0 {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(KubeError::Api {
+                action: format!("waiting for {what} to scale down"),
+                detail: format!(
+                    "{} replicas still active after {}s; the webhooks were left in place (run again, or run without --scale-down once sealgate has stopped)",
+                    status.replicas.unwrap_or(0),
+                    within.as_secs()
+                ),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
 /// Deletes both configurations named `name`; those already gone count as deleted. Returns what
 /// was deleted.
 pub async fn remove(client: &Client, name: &str) -> Result<Vec<String>, KubeError> {

@@ -663,7 +663,14 @@ fn the_default_rendering_is_three_locked_down_replicas_with_exact_rbac() {
     let tls = r.role("sealgate-tls");
     assert_eq!(tls.metadata.namespace.as_deref(), Some(NAMESPACE));
     assert_eq!(rules(&tls.rules), expected_tls_rules("sealgate-tls"));
-    assert_eq!(r.roles.len(), 1, "no other Role by default");
+    assert_eq!(
+        r.roles
+            .iter()
+            .filter(|role| role.metadata.name.as_deref() != Some("sealgate-uninstall"))
+            .count(),
+        1,
+        "no other Role by default (beside the uninstall hook's)"
+    );
     for binding in &r.cluster_role_bindings {
         let subjects = binding.subjects.as_ref().unwrap();
         assert_eq!(subjects.len(), 1);
@@ -688,7 +695,21 @@ fn the_default_rendering_is_three_locked_down_replicas_with_exact_rbac() {
     let job_pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     assert_eq!(
         job_pod.containers[0].args.as_deref().unwrap(),
-        ["uninstall", "--webhook-name", "sealgate"]
+        [
+            "uninstall",
+            "--webhook-name",
+            "sealgate",
+            "--scale-down",
+            "sealgate/sealgate"
+        ]
+    );
+    // It may scale sealgate's Deployment (and read it), nothing else in the namespace.
+    assert_eq!(
+        rules(&r.role("sealgate-uninstall").rules),
+        BTreeSet::from([
+            rule(&["apps"], &["deployments"], &["sealgate"], &["get"]),
+            rule(&["apps"], &["deployments/scale"], &["sealgate"], &["patch"]),
+        ])
     );
     assert_eq!(
         job_pod.containers[0].image, container.image,
@@ -823,7 +844,12 @@ fn values_rename_the_webhook_and_reach_every_serve_flag() {
 #[test]
 fn cert_manager_mode_issues_the_serving_certificate_and_needs_no_secret_writes() {
     let r = Rendering::of(&["--set", "certManager.enabled=true"]);
-    assert!(r.roles.is_empty(), "no Role for a Secret or a Lease");
+    assert!(
+        r.roles
+            .iter()
+            .all(|role| role.metadata.name.as_deref() == Some("sealgate-uninstall")),
+        "no Role for a Secret or a Lease (only the uninstall hook's, to scale the Deployment)"
+    );
     assert!(r.arg("--tls-secret").is_none());
     assert_eq!(r.arg("--tls-cert").as_deref(), Some("/tls/tls.crt"));
     assert_eq!(r.arg("--tls-key").as_deref(), Some("/tls/tls.key"));
@@ -1300,6 +1326,8 @@ fn the_chart_applies_to_a_real_api_server_and_grants_exactly_what_sealgate_needs
     let mut hook_refused: Vec<Vec<&str>> = vec![
         vec!["get", "secrets", "-n", NAMESPACE],
         vec!["delete", "deployments.apps", "-n", NAMESPACE],
+        vec!["patch", "deployments.apps", "-n", NAMESPACE],
+        vec!["patch", "deployments.apps/other", "-n", NAMESPACE],
     ];
     for ((hook, named), other) in hooks.iter().zip(&hook_names).zip(&other_hooks) {
         hook_refused.push(vec!["create", hook]);
@@ -1323,13 +1351,48 @@ fn the_chart_applies_to_a_real_api_server_and_grants_exactly_what_sealgate_needs
     let work = tempfile::tempdir().unwrap();
     let kubeconfig = service_account_kubeconfig(&cluster, "sealgate-uninstall", work.path());
     let job = hook_job_args(&rendered);
-    let uninstall = Command::new(sealgate_binary())
+    let running = Command::new(sealgate_binary())
         .args(&job)
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .env_remove("KUBECONFIG")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // It scales the Deployment to 0 and waits for the replicas to go; this API server runs no
+    // controller-manager, so the test plays the Deployment controller's part once the scale
+    // has been asked for.
+    let asked = (0..100).find(|_| {
+        let replicas = cluster.kubectl_ok(&[
+            "get",
+            "deployment",
+            "sealgate",
+            "-n",
+            NAMESPACE,
+            "-o",
+            "jsonpath={.spec.replicas}/{.metadata.generation}",
+        ]);
+        if replicas.trim().starts_with("0/") {
+            let generation = replicas.trim().trim_start_matches("0/").to_string();
+            cluster.kubectl_ok(&[
+                "patch",
+                "deployment",
+                "sealgate",
+                "-n",
+                NAMESPACE,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &format!(r#"{{"status": {{"observedGeneration": {generation}, "replicas": 0}}}}"#),
+            ]);
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        false
+    });
+    assert!(asked.is_some(), "the hook never scaled the Deployment to 0");
+    let uninstall = running.wait_with_output().unwrap();
     assert!(
         uninstall.status.success(),
         "sealgate {}: {}",
@@ -1337,6 +1400,10 @@ fn the_chart_applies_to_a_real_api_server_and_grants_exactly_what_sealgate_needs
         String::from_utf8_lossy(&uninstall.stderr)
     );
     let said = String::from_utf8_lossy(&uninstall.stdout);
+    assert!(
+        said.contains("scaled Deployment sealgate/sealgate to 0"),
+        "{said}"
+    );
     assert!(
         said.contains("deleted MutatingWebhookConfiguration/sealgate")
             && said.contains("deleted ValidatingWebhookConfiguration/sealgate"),
@@ -1397,7 +1464,15 @@ fn the_chart_applies_to_a_real_api_server_and_grants_exactly_what_sealgate_needs
     // And in cert-manager mode the Secret and Lease rights are not rendered at all (its
     // Issuers and Certificates need cert-manager's CRDs, which this API server lacks).
     let cert_manager = with(&["--set", "certManager.enabled=true"]);
-    assert!(!cert_manager.contains("kind: Role\n"), "{cert_manager}");
+    for document in cert_manager
+        .split("\n---")
+        .filter(|d| d.contains("\nkind: Role\n"))
+    {
+        assert!(
+            document.contains("name: sealgate-uninstall"),
+            "a Role beside the uninstall hook's: {document}"
+        );
+    }
 }
 
 /// The uninstall hook Job's container args, from a YAML rendering.
@@ -1728,7 +1803,7 @@ fn the_notes_render_and_values_that_cannot_work_are_refused() {
         notes.contains("kubectl -n sealgate get secret sealgate-audit-token"),
         "{notes}"
     );
-    assert!(notes.contains("--replicas=0"), "{notes}");
+    assert!(notes.contains("sealgate uninstall --scale-down"), "{notes}");
     assert!(!notes.contains("predates"), "{notes}");
     let old = render_as("yaml", &["--notes", "--kube-version", "v1.20.2"]);
     assert!(

@@ -479,6 +479,10 @@ fn listens_on_loopback(listen: &str) -> bool {
 async fn serve(mut config: ServeConfig, cluster: Option<Cluster>) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Told at the first SIGTERM, before the drain: the Lease and the registration stop at once,
+    // so a replica on its way out never registers the webhooks again (an uninstall's
+    // `--scale-down` counts on it) and another replica takes the Lease over without waiting.
+    let (leading_stop_tx, leading_stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
@@ -509,7 +513,7 @@ async fn serve(mut config: ServeConfig, cluster: Option<Cluster>) -> anyhow::Res
                 tasks.push(tokio::spawn(lease.run(
                     client.clone(),
                     held_tx.clone(),
-                    stopped(stop_rx.clone()),
+                    stopped(leading_stop_rx.clone()),
                 )));
                 let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
                 for name in &config.tls_names {
@@ -646,7 +650,7 @@ async fn serve(mut config: ServeConfig, cluster: Option<Cluster>) -> anyhow::Res
             snapshots.clone(),
             bundle,
             held,
-            stopped(stop_rx.clone()),
+            stopped(leading_stop_rx.clone()),
         )));
         writeln!(
             out,
@@ -678,7 +682,11 @@ async fn serve(mut config: ServeConfig, cluster: Option<Cluster>) -> anyhow::Res
     }
     out.flush()?;
     drop(out);
-    let shutdown = shutdown_signal()?;
+    let signal = shutdown_signal()?;
+    let shutdown = async move {
+        signal.await;
+        let _ = leading_stop_tx.send(true);
+    };
     let served = server.serve(shutdown).await;
     // Stop the tasks (the Lease task releases the Lease) and give them a moment to finish.
     let _ = stop_tx.send(true);
