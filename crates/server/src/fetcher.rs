@@ -276,11 +276,12 @@ impl ReviewFetch<'_> {
         }
     }
 
-    /// The digest cache's and flights' key of `image`.
-    fn digest_key(&self, image: &ImageRef) -> String {
+    /// The digest cache's and flights' key of `image` (borrowed, without a scope: no
+    /// allocation on the hot path's cache hits).
+    fn digest_key<'i>(&self, image: &'i ImageRef) -> std::borrow::Cow<'i, str> {
         match self.scope_id() {
-            0 => image.normalized().to_string(),
-            id => format!("{id:016x} {}", image.normalized()),
+            0 => std::borrow::Cow::Borrowed(image.normalized()),
+            id => std::borrow::Cow::Owned(format!("{id:016x} {}", image.normalized())),
         }
     }
 }
@@ -370,15 +371,21 @@ impl Fetch for ReviewFetch<'_> {
     fn resolve<'a>(&'a self, image: &'a ImageRef) -> Fetched<'a, Digest> {
         let inner = self.inner;
         let key = self.digest_key(image);
-        if let Some(d) = inner.digests.get(&key, std::time::Instant::now()) {
+        if let Some(d) = inner.digests.get(key.as_ref(), std::time::Instant::now()) {
             self.counts.lookup(0, true);
             return Box::pin(std::future::ready(Ok(d)));
         }
         self.counts.lookup(0, false);
         let upstream = self.upstream();
+        let key = key.into_owned();
         let joined = inner.resolving.join_or_start(
             key.clone(),
-            || inner.digests.get(&key, std::time::Instant::now()).map(Ok),
+            || {
+                inner
+                    .digests
+                    .get(key.as_str(), std::time::Instant::now())
+                    .map(Ok)
+            },
             || Pending::Digest(image.clone()).waiting(),
             |progress| Arc::clone(inner).resolve(upstream, key.clone(), image.clone(), progress),
         );
@@ -416,7 +423,10 @@ impl Fetch for ReviewFetch<'_> {
 
     fn waiting_for(&self, pending: &Pending) -> Waiting {
         let in_flight = match pending {
-            Pending::Digest(image) => self.inner.resolving.progress_of(&self.digest_key(image)),
+            Pending::Digest(image) => self
+                .inner
+                .resolving
+                .progress_of(&self.digest_key(image).into_owned()),
             Pending::Signatures(request) => self
                 .inner
                 .fetching
