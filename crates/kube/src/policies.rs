@@ -407,31 +407,21 @@ impl PolicyWatch {
     ) {
         self.write_status(kind, object, &status.key, status.ready, &status.message)
             .await;
-        if let Some(why) = status.unavailable_keys.as_deref().filter(|_| status.ready) {
-            tracing::warn!(policy = %status.key, problem = %why, "policy in force without its Secret key");
-            events
-                .warn(
-                    &self.client,
-                    kind,
-                    object,
-                    &status.key,
-                    "SecretKeyUnavailable",
-                    why,
-                )
-                .await;
-        } else if status.ready {
-            events.forget(&status.key);
-        } else {
-            events
-                .warn(
-                    &self.client,
-                    kind,
-                    object,
-                    &status.key,
-                    "PolicyInvalid",
-                    &status.message,
-                )
-                .await;
+        let warning = match (status.ready, status.unavailable_keys.as_deref()) {
+            (true, Some(why)) => {
+                tracing::warn!(policy = %status.key, problem = %why, "policy in force without its Secret key");
+                Some(("SecretKeyUnavailable", why))
+            }
+            (true, None) => None,
+            (false, _) => Some(("PolicyInvalid", status.message.as_str())),
+        };
+        match warning {
+            Some((reason, message)) => {
+                events
+                    .warn(&self.client, kind, object, &status.key, reason, message)
+                    .await
+            }
+            None => events.forget(&status.key),
         }
     }
 
