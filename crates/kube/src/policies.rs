@@ -205,6 +205,10 @@ struct WatchState {
     unlisted: BTreeSet<String>,
     /// Where the Secret watches report (None: no Secret watches, e.g. in unit tests).
     secret_events: Option<mpsc::Sender<SecretEvent>>,
+    /// What was last logged and counted of each object (its warnings and errors), so the
+    /// echo of sealgate's own status write (a new resourceVersion, the same policy) is not
+    /// logged again.
+    said: BTreeMap<PolicyObject, Vec<String>>,
 }
 
 impl PolicyWatch {
@@ -302,6 +306,7 @@ impl PolicyWatch {
                     let key = PolicyObject::of(kind, &object);
                     tracing::info!(policy = %key, "policy deleted");
                     state.objects.remove(&key);
+                    state.said.remove(&key);
                     state.book.remove(&key)
                 }
             };
@@ -354,11 +359,17 @@ impl PolicyWatch {
                 enforce: true,
             },
         };
-        for w in &compiled.warnings {
-            tracing::warn!(policy = %key, warning = %w, "policy warning");
-        }
+        let warnings = compiled.warnings.clone();
         let enforce = compiled.enforce;
         let recorded = state.book.record(&key, compiled.content, || enforce);
+        let said: Vec<String> = warnings.iter().chain(&recorded.errors).cloned().collect();
+        let new = state.said.get(&key) != Some(&said);
+        if new {
+            for w in &warnings {
+                tracing::warn!(policy = %key, warning = %w, "policy warning");
+            }
+            state.said.insert(key.clone(), said);
+        }
         if recorded.errors.is_empty() {
             let unavailable_keys = (!missing.is_empty()).then(|| {
                 format!(
@@ -381,10 +392,12 @@ impl PolicyWatch {
             );
         }
         let kept = recorded.kept;
-        for e in &recorded.errors {
-            tracing::error!(policy = %key, error = %e, kept, "invalid policy");
+        if new {
+            for e in &recorded.errors {
+                tracing::error!(policy = %key, error = %e, kept, "invalid policy");
+            }
+            self.metrics.policy_reload_errors(1);
         }
-        self.metrics.policy_reload_errors(1);
         let message = format!("{} ({kept})", recorded.errors.join("; "));
         (
             recorded.changed,

@@ -519,6 +519,13 @@ fn quick_start_through_a_real_api_server() {
     );
     let events = cluster.kubectl_ok(&["get", "events", "-n", "default", "-o", "json"]);
     assert!(events.contains("PolicyInvalid"), "{events}\n{}", log());
+    // Said once: the echo of sealgate's own status write is not logged again.
+    std::thread::sleep(Duration::from_secs(1));
+    let said = log()
+        .lines()
+        .filter(|l| l.contains("invalid policy") && l.contains("atestors"))
+        .count();
+    assert_eq!(said, 1, "{}", log());
 
     // Deleting the policy stops its enforcement.
     cluster.kubectl_ok(&["delete", "clusterpolicy", "require-signed-images"]);
