@@ -548,6 +548,12 @@ impl Attestor {
         }
     }
 
+    /// The attestor, which cannot be evaluated because of `why`.
+    pub fn cannot_evaluate(mut self, why: Unsupported) -> Attestor {
+        self.unsupported = Some(why);
+        self
+    }
+
     /// Why sealgate cannot evaluate this attestor, if it cannot.
     pub fn unsupported(&self) -> Option<&Unsupported> {
         self.unsupported.as_ref()

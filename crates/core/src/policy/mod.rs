@@ -34,6 +34,7 @@ pub mod matching;
 pub mod model;
 pub mod path;
 mod unsupported;
+pub mod variables;
 pub mod yaml;
 
 #[cfg(test)]
@@ -50,10 +51,12 @@ pub use error::{
     Base64Damage, Location, PolicyError, PolicyErrorKind, PolicyWarning, PolicyWarningKind,
 };
 pub use load::{
-    LoadOptions, LoadOutcome, SkippedDocument, load, load_with, remove_duplicate_policies,
+    LoadOptions, LoadOutcome, SkippedDocument, load, load_with, load_with_context,
+    remove_duplicate_policies,
 };
 pub use matching::{Operation, ResourceMeta};
 pub use model::{ApplyRules, FailurePolicy, VerifierType};
 pub use path::{JsonPath, Segment};
 pub use unsupported::Unsupported;
+pub use variables::ContextValues;
 pub use yaml::{Document, Position, SourceMap};

@@ -893,8 +893,7 @@ fn every_field_is_read() {
         v["spec"]["failurePolicy"] = json!("Fail");
         v["spec"]["webhookConfiguration"] =
             json!({"failurePolicy": "Ignore", "timeoutSeconds": 15});
-        v["spec"]["rules"][0]["context"] =
-            json!([{"name": "cm", "configMap": {"name": "x", "namespace": "y"}}]);
+        v["spec"]["rules"][0]["context"] = json!([{"name": "cm", "configMap": {"name": "x", "namespace": "y"}}, {"name": "api", "apiCall": {"urlPath": "/api/v1/namespaces"}}]);
         v["spec"]["rules"][0]["preconditions"] = json!({"all": []});
         v["spec"]["rules"][0]["imageExtractors"] = json!({"Task": [{"path": "/spec/steps/*", "value": "image", "name": "steps", "key": "name", "jmesPath": "trim_prefix(@, 'docker://')"}]});
         v["spec"]["rules"][0]["exclude"] =
@@ -960,7 +959,7 @@ fn every_field_is_read() {
         "spec.rules[0].verifyImages[0].attestors[0].entries[1].certificates.rekor this certificates attestor has a rekor block",
         "spec.rules[0].verifyImages[0].attestors[0].entries[2].keyless keyless verification is not supported yet",
         "spec.rules[0].verifyImages[0].attestations verifying attestations is not supported yet",
-        "spec.rules[0].context rule context is not supported yet",
+        "spec.rules[0].context rule context other than configMap and variable entries is not supported yet",
         "spec.rules[0].preconditions preconditions are not supported yet",
         "spec.rules[0].imageExtractors.Task[0].jmesPath jmesPath in imageExtractors is not supported yet",
     ];
@@ -975,7 +974,7 @@ fn every_field_is_read() {
     assert_eq!(policy.failure_policy, FailurePolicy::Ignore);
     assert_eq!(policy.webhook_timeout_seconds, Some(15));
     let rule = &policy.rules[0];
-    assert_eq!(rule.context.len(), 1);
+    assert_eq!(rule.context.len(), 2);
     assert_eq!(rule.preconditions, Some(json!({"all": []})));
     assert_eq!(
         rule.image_extractors["Task"][0].jmes_path.as_deref(),
@@ -2098,4 +2097,131 @@ fn a_key_pasted_without_indentation_gets_the_indentation_fix() {
         "{error}"
     );
     assert!(hint.contains("(line 14)"), "{hint}");
+}
+
+const CONFIGMAP_KEY_POLICY: &str = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: p\nspec:\n  rules:\n  - name: verify\n    match: {any: [{resources: {kinds: [Pod]}}]}\n    context:\n    - name: keys\n      configMap:\n        name: keys\n        namespace: default\n    verifyImages:\n    - imageReferences: [\"ghcr.io/org/*\"]\n      failureAction: Enforce\n      attestors:\n      - entries:\n        - keys:\n            publicKeys: \"{{ keys.data.pub }}\"\n        - certificates:\n            cert: \"{{ keys.data.certificate }}\"\n";
+
+fn configmap_attestors(values: &ContextValues) -> (LoadOutcome, Vec<Attestor>) {
+    let outcome = load_with_context(
+        "c.yaml",
+        CONFIGMAP_KEY_POLICY,
+        LoadOptions::default(),
+        values,
+    );
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    let entries = outcome.policies[0].rules[0].verify_images[0].attestors[0]
+        .entries
+        .clone();
+    (outcome, entries)
+}
+
+#[test]
+fn a_key_from_a_config_map_loads_without_the_config_map_and_says_where_it_is_read() {
+    let (outcome, entries) = configmap_attestors(&ContextValues::new());
+    assert!(
+        outcome
+            .warnings
+            .iter()
+            .all(|w| !w.to_string().contains("context")),
+        "{:?}",
+        outcome.warnings
+    );
+    assert!(outcome.policies[0].rules[0].unsupported.is_none());
+    let why = entries[0]
+        .unsupported()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        why.starts_with("spec.rules[0].verifyImages[0].attestors[0].entries[0].keys.publicKeys: `{{ keys.data.pub }}` from ConfigMap default/keys: context entry `keys` has no value: ConfigMaps are read only by `sealgate serve --kubernetes`"),
+        "{why}"
+    );
+    assert!(entries[1].unsupported().is_some());
+}
+
+#[test]
+fn a_key_from_a_config_map_is_compiled_from_its_value() {
+    let mut values = ContextValues::new();
+    values.insert_config_map(
+        "default",
+        "keys",
+        &BTreeMap::from([("pub".to_string(), K1.to_string())]),
+    );
+    let (_, entries) = configmap_attestors(&values);
+    assert!(
+        entries[0].unsupported().is_none(),
+        "{:?}",
+        entries[0].unsupported()
+    );
+    assert!(matches!(
+        &entries[0].kind,
+        AttestorKind::Key(KeyAttestor {
+            key: KeySource::Pem(_),
+            ..
+        })
+    ));
+    // The certificate entry names the missing ConfigMap key, and the policy still loads.
+    let why = entries[1]
+        .unsupported()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert_eq!(
+        why,
+        "spec.rules[0].verifyImages[0].attestors[0].entries[1].certificates.cert: `{{ keys.data.certificate }}` from ConfigMap default/keys: no such value"
+    );
+}
+
+#[test]
+fn a_bad_key_in_a_config_map_is_the_attestors_error_not_the_policys() {
+    let mut values = ContextValues::new();
+    values.insert_config_map(
+        "default",
+        "keys",
+        &BTreeMap::from([
+            ("pub".to_string(), "not a key".to_string()),
+            (
+                "certificate".to_string(),
+                "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----".to_string(),
+            ),
+        ]),
+    );
+    let (_, entries) = configmap_attestors(&values);
+    let why = entries[0]
+        .unsupported()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        why.starts_with("spec.rules[0].verifyImages[0].attestors[0].entries[0].keys.publicKeys: `{{ keys.data.pub }}` from ConfigMap default/keys: "),
+        "{why}"
+    );
+    let why = entries[1]
+        .unsupported()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        why.contains("`{{ keys.data.certificate }}` from ConfigMap default/keys: "),
+        "{why}"
+    );
+}
+
+#[test]
+fn variables_in_context_entries_and_unknown_context_kinds() {
+    let text = CONFIGMAP_KEY_POLICY
+        .replace("      configMap:\n        name: keys\n        namespace: default\n", "      variable:\n        value: {data: {pub: \"{{ k1 }}\"}}\n")
+        .replace("    context:\n", "    context:\n    - name: k1\n      variable:\n        jmesPath: missing\n        default: x\n");
+    let outcome = load("v.yaml", &text);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert!(outcome.policies[0].rules[0].unsupported.is_none());
+    let entries = &outcome.policies[0].rules[0].verify_images[0].attestors[0].entries;
+    // `x` is no key: an error result, located.
+    assert!(entries[0].unsupported().is_some());
+    let api_call = CONFIGMAP_KEY_POLICY.replace(
+        "      configMap:\n        name: keys\n        namespace: default\n",
+        "      apiCall:\n        urlPath: /api/v1/namespaces\n",
+    );
+    let outcome = load("a.yaml", &api_call);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert_eq!(
+        outcome.policies[0].rules[0].unsupported,
+        Some(Unsupported::Context)
+    );
 }

@@ -37,6 +37,12 @@ pub enum Unsupported {
         /// The reference as written.
         reference: String,
     },
+    /// An attestor field holds a variable that does not resolve, or resolves to a value that
+    /// is not a valid key or certificate.
+    Variable {
+        /// The located words: field, variable, where its value comes from, why.
+        message: String,
+    },
     /// An image extractor that post-processes the value with JMESPath.
     ExtractorJmesPath {
         /// The expression.
@@ -86,6 +92,7 @@ impl fmt::Display for Unsupported {
                 f,
                 "key reference '{reference}' is not supported; paste the PEM public key into publicKeys"
             ),
+            Unsupported::Variable { message } => f.write_str(message),
             Unsupported::ExtractorJmesPath { expression } => write!(
                 f,
                 "imageExtractors jmesPath '{expression}' is not supported yet; the image cannot be checked"

@@ -14,6 +14,7 @@ use crate::policy::matching::kind_of;
 use crate::policy::model::{self, CredentialProvider, FailurePolicy, PolicyDocument, VerifierType};
 use crate::policy::path::JsonPath;
 use crate::policy::unsupported::Unsupported;
+use crate::policy::variables::{RESOLVED_CONTEXT_KINDS, RuleContext};
 use std::collections::HashMap;
 
 use super::DocumentLoader;
@@ -238,12 +239,22 @@ impl DocumentLoader<'_> {
                 },
             );
         }
-        if !rule.context.is_empty() {
+        // `configMap` and `variable` entries are resolved (ConfigMaps from the values given);
+        // a rule with another kind of entry cannot be evaluated yet.
+        let context_resolved = rule.context.iter().all(|entry| {
+            RESOLVED_CONTEXT_KINDS
+                .iter()
+                .any(|kind| entry.get(kind).is_some())
+        });
+        if !context_resolved {
             self.warn(
                 &path.field("context"),
-                PolicyWarningKind::NotSupportedYet("rule context is"),
+                PolicyWarningKind::NotSupportedYet(
+                    "rule context other than configMap and variable entries is",
+                ),
             );
         }
+        self.rule_context = Some(RuleContext::build(&rule.context, self.values));
         if rule.preconditions.as_ref().is_some_and(|v| !v.is_null()) {
             self.warn(
                 &path.field("preconditions"),
@@ -281,6 +292,7 @@ impl DocumentLoader<'_> {
                 verify_images.push(compiled);
             }
         }
+        self.rule_context = None;
         if self.errors.len() > errors_before {
             return None;
         }
@@ -296,7 +308,7 @@ impl DocumentLoader<'_> {
             verify_images,
             report_properties: rule.report_properties.clone(),
             path: path.clone(),
-            unsupported: if !rule.context.is_empty() {
+            unsupported: if !context_resolved {
                 Some(Unsupported::Context)
             } else if rule.preconditions.as_ref().is_some_and(|v| !v.is_null())
                 || rule
@@ -594,7 +606,19 @@ impl DocumentLoader<'_> {
         }
     }
 
-    fn compile_attestor(
+    pub(super) fn compile_attestor(
+        &mut self,
+        attestor: &model::Attestor,
+        path: &JsonPath,
+        expand_keys: bool,
+    ) -> Vec<Attestor> {
+        if let Some(resolved) = self.resolve_attestor(attestor, path, expand_keys) {
+            return resolved;
+        }
+        self.compile_attestor_as_written(attestor, path, expand_keys)
+    }
+
+    pub(super) fn compile_attestor_as_written(
         &mut self,
         attestor: &model::Attestor,
         path: &JsonPath,

@@ -27,10 +27,12 @@ use super::error::{
 };
 use super::model::PolicyDocument;
 use super::path::JsonPath;
+use super::variables::{ContextValues, RuleContext};
 use super::yaml::{self, Document, Position};
 
 mod compile;
 mod keys;
+mod resolve;
 mod validate;
 
 /// Everything one source yielded.
@@ -100,6 +102,19 @@ pub fn load(source: &str, text: &str) -> LoadOutcome {
 
 /// Loads every policy in `text`, read from `source`, with `options`.
 pub fn load_with(source: &str, text: &str, options: LoadOptions) -> LoadOutcome {
+    load_with_context(source, text, options, &ContextValues::new())
+}
+
+/// Loads every policy in `text`, read from `source`, with `options`, resolving the variables of
+/// attestor fields from the rules' `context` entries, which read ConfigMaps from `values`.
+/// A variable that does not resolve (or resolves to a bad key) never fails the load: the
+/// attestor gets an error result saying why.
+pub fn load_with_context(
+    source: &str,
+    text: &str,
+    options: LoadOptions,
+    values: &ContextValues,
+) -> LoadOutcome {
     let mut outcome = LoadOutcome::default();
     for document in yaml::parse_documents(text) {
         match document {
@@ -116,7 +131,7 @@ pub fn load_with(source: &str, text: &str, options: LoadOptions) -> LoadOutcome 
                 kind: PolicyErrorKind::Yaml(e.kind),
             }),
             Ok(document) => {
-                let mut loader = DocumentLoader::new(source, &document);
+                let mut loader = DocumentLoader::new(source, &document, values);
                 loader.options = options;
                 let policy = loader.load();
                 if let Some(skipped) = loader.skipped.take() {
@@ -154,9 +169,13 @@ struct DocumentLoader<'a> {
     aliases: Vec<(JsonPath, JsonPath)>,
     spec_action: FailureAction,
     options: LoadOptions,
+    /// What `context` entries read (ConfigMaps).
+    values: &'a ContextValues,
+    /// The context of the rule being compiled, when all its entries are resolved by sealgate.
+    rule_context: Option<RuleContext>,
 }
 impl<'a> DocumentLoader<'a> {
-    fn new(source: &'a str, document: &'a Document) -> Self {
+    fn new(source: &'a str, document: &'a Document, values: &'a ContextValues) -> Self {
         DocumentLoader {
             source,
             document,
@@ -168,6 +187,8 @@ impl<'a> DocumentLoader<'a> {
             aliases: Vec::new(),
             spec_action: FailureAction::Audit,
             options: LoadOptions::default(),
+            values,
+            rule_context: None,
         }
     }
 

@@ -1,0 +1,526 @@
+//! Kyverno variables: `{{ JMESPATH }}` in policy fields, resolved against a rule's context.
+//!
+//! The rules are Kyverno's (`pkg/engine/variables`):
+//!
+//! * a field that is exactly one variable (`"{{ keys.data.pub }}"`) becomes the value itself;
+//! * a variable inside other text (`"prefix-{{ x }}"`) is replaced by the value as text (a
+//!   string as it is, anything else as JSON);
+//! * `\{{ … }}` is not a variable: the backslash is dropped and the braces stay;
+//! * a variable that does not resolve (no such value, `null`, a bad expression) is an error,
+//!   never an empty string.
+//!
+//! The context is a JSON object of named values: a rule's `context` entries under their names
+//! (a ConfigMap as `{metadata: {…}, data: {…}}`), built by [`RuleContext`].
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+/// Why a variable could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VariableError {
+    /// `{{` without its `}}`.
+    #[error("`{text}` opens a variable with `{{{{` that is never closed")]
+    Unclosed {
+        /// The text.
+        text: String,
+    },
+    /// Not a JMESPath expression.
+    #[error("`{{{{ {expression} }}}}` is not a JMESPath expression: {reason}")]
+    BadExpression {
+        /// The expression.
+        expression: String,
+        /// The parser's words.
+        reason: String,
+    },
+    /// The expression gave nothing (`null`) or failed.
+    #[error("`{{{{ {expression} }}}}`{source_text}: {reason}")]
+    NotResolved {
+        /// The expression.
+        expression: String,
+        /// ` from ConfigMap NS/NAME` when the expression reads a ConfigMap context entry.
+        source_text: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Whether `text` holds a variable (an unescaped `{{`).
+pub fn has_variables(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(1))
+        .any(|i| bytes[i] == b'{' && bytes[i + 1] == b'{' && (i == 0 || bytes[i - 1] != b'\\'))
+}
+
+/// One piece of a field's text.
+#[derive(Debug, PartialEq)]
+enum Piece<'a> {
+    Text(&'a str),
+    /// An escaped `\{{…}}`: the text without the backslash.
+    Escaped(&'a str),
+    /// A variable's expression (trimmed).
+    Variable(&'a str),
+}
+
+/// Splits `text` into literal text and variables. Like Kyverno's pattern, a variable's body may
+/// hold one level of `{…}` (a JMESPath multi-select hash).
+fn pieces(text: &str) -> Result<Vec<Piece<'_>>, VariableError> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let escaped = start > 0 && rest.as_bytes()[start - 1] == b'\\';
+        let body_start = start + 2;
+        let mut depth = 0usize;
+        let mut end = None;
+        let bytes = rest.as_bytes();
+        let mut i = body_start;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'{' => depth += 1,
+                b'}' if depth > 0 => depth -= 1,
+                b'}' if bytes.get(i + 1) == Some(&b'}') => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let Some(end) = end else {
+            if escaped {
+                break;
+            }
+            return Err(VariableError::Unclosed {
+                text: text.to_string(),
+            });
+        };
+        if escaped {
+            out.push(Piece::Text(&rest[..start - 1]));
+            out.push(Piece::Escaped(&rest[start..end + 2]));
+        } else {
+            out.push(Piece::Text(&rest[..start]));
+            out.push(Piece::Variable(rest[body_start..end].trim()));
+        }
+        rest = &rest[end + 2..];
+    }
+    out.push(Piece::Text(rest));
+    out.retain(|p| *p != Piece::Text(""));
+    Ok(out)
+}
+
+/// Evaluates one JMESPath expression against `context`.
+pub fn evaluate(expression: &str, context: &Value) -> Result<Value, VariableError> {
+    let compiled = jmespath::compile(expression).map_err(|e| VariableError::BadExpression {
+        expression: expression.to_string(),
+        reason: e.to_string(),
+    })?;
+    let not_resolved = |reason: String| VariableError::NotResolved {
+        expression: expression.to_string(),
+        source_text: String::new(),
+        reason,
+    };
+    let found = compiled
+        .search(context)
+        .map_err(|e| not_resolved(e.to_string()))?;
+    let value = serde_json::to_value(&*found).map_err(|e| not_resolved(e.to_string()))?;
+    if value.is_null() {
+        return Err(not_resolved("no such value".into()));
+    }
+    Ok(value)
+}
+
+/// Substitutes the variables of `text` from `context`: a field that is exactly one variable
+/// becomes its value (any JSON), otherwise the text with each variable's value as text.
+pub fn substitute(text: &str, context: &Value) -> Result<Value, VariableError> {
+    let pieces = pieces(text)?;
+    if let [Piece::Variable(expression)] = pieces.as_slice() {
+        return evaluate(expression, context);
+    }
+    let mut out = String::new();
+    for piece in pieces {
+        match piece {
+            Piece::Text(t) | Piece::Escaped(t) => out.push_str(t),
+            Piece::Variable(expression) => match evaluate(expression, context)? {
+                Value::String(s) => out.push_str(&s),
+                other => out.push_str(&other.to_string()),
+            },
+        }
+    }
+    Ok(Value::String(out))
+}
+
+/// Values `context` entries read from outside the policy: ConfigMaps by namespace and name
+/// (`serve --kubernetes` watches them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContextValues {
+    config_maps: BTreeMap<(String, String), Value>,
+    /// Whether ConfigMaps are read at all (a ConfigMap not here is then missing).
+    reads_config_maps: bool,
+}
+
+impl ContextValues {
+    /// No values: ConfigMaps are not read (`apply`, `test`, `serve --policies`).
+    pub fn new() -> ContextValues {
+        ContextValues::default()
+    }
+
+    /// ConfigMaps are read (from a cluster); those not added are missing.
+    pub fn reading_config_maps() -> ContextValues {
+        ContextValues {
+            reads_config_maps: true,
+            ..ContextValues::default()
+        }
+    }
+
+    /// Adds a ConfigMap's `data` (string values).
+    pub fn insert_config_map(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        data: &BTreeMap<String, String>,
+    ) {
+        let data: Map<String, Value> = data
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let object = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": data,
+        });
+        self.config_maps
+            .insert((namespace.to_string(), name.to_string()), object);
+        self.reads_config_maps = true;
+    }
+
+    /// The ConfigMap, as an object.
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<&Value> {
+        self.config_maps
+            .get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// Whether ConfigMaps are read at all.
+    pub fn reads_config_maps(&self) -> bool {
+        self.reads_config_maps
+    }
+}
+
+/// Why a context entry has no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Missing {
+    /// ` from ConfigMap NS/NAME`, or empty.
+    source_text: String,
+    /// Why it is missing.
+    reason: String,
+}
+
+/// A rule's context: its `configMap` and `variable` entries, resolved in order (a later entry
+/// may use an earlier one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleContext {
+    values: Value,
+    /// Where each named entry came from (` from ConfigMap NS/NAME`).
+    sources: BTreeMap<String, String>,
+    /// Entries that have no value, and why.
+    missing: BTreeMap<String, Missing>,
+}
+
+/// The kinds of context entry a [`RuleContext`] resolves.
+pub const RESOLVED_CONTEXT_KINDS: &[&str] = &["configMap", "variable"];
+
+impl RuleContext {
+    /// The context of `entries` (the rule's raw `context`), reading ConfigMaps from `values`.
+    /// Entries of other kinds are skipped (the loader reports them).
+    pub fn build(entries: &[Value], values: &ContextValues) -> RuleContext {
+        let mut context = RuleContext {
+            values: Value::Object(Map::new()),
+            sources: BTreeMap::new(),
+            missing: BTreeMap::new(),
+        };
+        for entry in entries {
+            let Some(name) = entry.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let resolved = if let Some(config_map) = entry.get("configMap") {
+                context.config_map(config_map, values)
+            } else if let Some(variable) = entry.get("variable") {
+                context.variable(variable)
+            } else {
+                continue;
+            };
+            match resolved {
+                Ok((value, source_text)) => {
+                    context.missing.remove(name);
+                    context.sources.insert(name.to_string(), source_text);
+                    if let Value::Object(map) = &mut context.values {
+                        map.insert(name.to_string(), value);
+                    }
+                }
+                Err(missing) => {
+                    context.missing.insert(name.to_string(), missing);
+                }
+            }
+        }
+        context
+    }
+
+    fn config_map(
+        &self,
+        config_map: &Value,
+        values: &ContextValues,
+    ) -> Result<(Value, String), Missing> {
+        let field = |key: &str| -> Result<String, Missing> {
+            let written = config_map.get(key).and_then(Value::as_str).unwrap_or("");
+            if !has_variables(written) {
+                return Ok(written.to_string());
+            }
+            match self.substitute(written) {
+                Ok(Value::String(s)) => Ok(s),
+                Ok(other) => Ok(other.to_string()),
+                Err(e) => Err(Missing {
+                    source_text: String::new(),
+                    reason: format!("the ConfigMap's {key}: {e}"),
+                }),
+            }
+        };
+        let name = field("name")?;
+        let namespace = Some(field("namespace")?)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".to_string());
+        let source_text = format!(" from ConfigMap {namespace}/{name}");
+        match values.config_map(&namespace, &name) {
+            Some(object) => Ok((object.clone(), source_text)),
+            None if !values.reads_config_maps() => Err(Missing {
+                source_text,
+                reason: "ConfigMaps are read only by `sealgate serve --kubernetes` (RBAC: get/list/watch ConfigMaps in that namespace); `apply` and `test` do not read them".into(),
+            }),
+            None => Err(Missing {
+                source_text,
+                reason: "the ConfigMap is not found (missing, or sealgate may not read it: RBAC get/list/watch ConfigMaps in that namespace)".into(),
+            }),
+        }
+    }
+
+    fn variable(&self, variable: &Value) -> Result<(Value, String), Missing> {
+        let failed = |e: VariableError| Missing {
+            source_text: String::new(),
+            reason: e.to_string(),
+        };
+        let value = match variable.get("value") {
+            Some(value) => Some(self.substitute_value(value).map_err(failed)?),
+            None => None,
+        };
+        let path = variable.get("jmesPath").and_then(Value::as_str);
+        let default = variable.get("default");
+        let result = match (path, value) {
+            (Some(path), Some(value)) => evaluate(path, &value),
+            (Some(path), None) => evaluate(path, &self.values),
+            (None, Some(value)) => Ok(value),
+            (None, None) => Err(VariableError::NotResolved {
+                expression: String::new(),
+                source_text: String::new(),
+                reason: "the variable has no value and no jmesPath".into(),
+            }),
+        };
+        match (result, default) {
+            (Ok(value), _) => Ok((value, String::new())),
+            (Err(_), Some(default)) => Ok((
+                self.substitute_value(default).map_err(failed)?,
+                String::new(),
+            )),
+            (Err(e), None) => Err(failed(e)),
+        }
+    }
+
+    /// Substitutes the variables in every string of `value`.
+    fn substitute_value(&self, value: &Value) -> Result<Value, VariableError> {
+        Ok(match value {
+            Value::String(s) if has_variables(s) => self.substitute(s)?,
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| self.substitute_value(v))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.substitute_value(v)?)))
+                    .collect::<Result<_, VariableError>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    /// Substitutes the variables of `text`; an error names where the value comes from (the
+    /// context entry the expression starts with) and why it is missing.
+    pub fn substitute(&self, text: &str) -> Result<Value, VariableError> {
+        substitute(text, &self.values).map_err(|e| match e {
+            VariableError::NotResolved {
+                expression, reason, ..
+            } => {
+                let head = head_name(&expression);
+                let (source_text, reason) = match self.missing.get(head) {
+                    Some(missing) => (
+                        missing.source_text.clone(),
+                        format!("context entry `{head}` has no value: {}", missing.reason),
+                    ),
+                    None => (self.sources.get(head).cloned().unwrap_or_default(), reason),
+                };
+                VariableError::NotResolved {
+                    expression,
+                    source_text,
+                    reason,
+                }
+            }
+            other => other,
+        })
+    }
+
+    /// Where the value of the variable `text` starts with comes from (` from ConfigMap …`).
+    pub fn source_of(&self, text: &str) -> String {
+        let Ok(pieces) = pieces(text) else {
+            return String::new();
+        };
+        pieces
+            .iter()
+            .find_map(|p| match p {
+                Piece::Variable(e) => self.sources.get(head_name(e)).cloned(),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The first identifier of an expression (`keys` of `keys.data.pub`).
+fn head_name(expression: &str) -> &str {
+    let end = expression
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(expression.len());
+    &expression[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn context() -> Value {
+        json!({"keys": {"data": {"pub": "PEM", "n": 3}}, "list": [1, 2]})
+    }
+
+    #[test]
+    fn a_whole_field_variable_becomes_the_value_itself() {
+        assert_eq!(
+            substitute("{{ keys.data.pub }}", &context()),
+            Ok(json!("PEM"))
+        );
+        assert_eq!(substitute("{{keys.data.n}}", &context()), Ok(json!(3)));
+        assert_eq!(substitute("{{ list }}", &context()), Ok(json!([1, 2])));
+    }
+
+    #[test]
+    fn an_embedded_variable_becomes_text() {
+        assert_eq!(
+            substitute(
+                "key: {{ keys.data.pub }}, n={{ keys.data.n }} {{list}}",
+                &context()
+            ),
+            Ok(json!("key: PEM, n=3 [1,2]"))
+        );
+    }
+
+    #[test]
+    fn escaped_braces_are_not_a_variable() {
+        assert_eq!(
+            substitute(r"\{{ keys.data.pub }} and {{ keys.data.pub }}", &context()),
+            Ok(json!("{{ keys.data.pub }} and PEM"))
+        );
+        assert!(!has_variables(r"\{{ x }}"));
+        assert!(has_variables("a {{ x }}"));
+        assert!(!has_variables("-----BEGIN PUBLIC KEY-----"));
+    }
+
+    #[test]
+    fn a_missing_variable_is_an_error_not_an_empty_string() {
+        let e = substitute("{{ keys.data.other }}", &context()).unwrap_err();
+        assert_eq!(e.to_string(), "`{{ keys.data.other }}`: no such value");
+        assert!(matches!(
+            substitute("a {{ nothing }} b", &context()),
+            Err(VariableError::NotResolved { .. })
+        ));
+        assert!(matches!(
+            substitute("{{ keys.[ }}", &context()),
+            Err(VariableError::BadExpression { .. })
+        ));
+        assert!(matches!(
+            substitute("{{ keys.data.pub", &context()),
+            Err(VariableError::Unclosed { .. })
+        ));
+    }
+
+    #[test]
+    fn jmespath_functions_and_multi_select_hashes_work() {
+        assert_eq!(substitute("{{ length(list) }}", &context()), Ok(json!(2)));
+        assert_eq!(
+            substitute("{{ {a: keys.data.pub} }}", &context()),
+            Ok(json!({"a": "PEM"}))
+        );
+    }
+
+    fn entries() -> Vec<Value> {
+        vec![
+            json!({"name": "keys", "configMap": {"name": "keys", "namespace": "default"}}),
+            json!({"name": "pub", "variable": {"jmesPath": "keys.data.pub"}}),
+            json!({"name": "fallback", "variable": {"jmesPath": "keys.data.none", "default": "D"}}),
+            json!({"name": "literal", "variable": {"value": {"x": "{{ keys.data.pub }}"}, "jmesPath": "x"}}),
+        ]
+    }
+
+    #[test]
+    fn a_rule_context_reads_config_maps_and_variables_in_order() {
+        let mut values = ContextValues::new();
+        values.insert_config_map(
+            "default",
+            "keys",
+            &BTreeMap::from([("pub".to_string(), "PEM".to_string())]),
+        );
+        let context = RuleContext::build(&entries(), &values);
+        assert_eq!(context.substitute("{{ pub }}"), Ok(json!("PEM")));
+        assert_eq!(context.substitute("{{ fallback }}"), Ok(json!("D")));
+        assert_eq!(context.substitute("{{ literal }}"), Ok(json!("PEM")));
+        assert_eq!(
+            context.substitute("{{ keys.metadata.namespace }}"),
+            Ok(json!("default"))
+        );
+        assert_eq!(
+            context.source_of("{{ keys.data.pub }}"),
+            " from ConfigMap default/keys"
+        );
+        let e = context
+            .substitute("{{ keys.data.certificate }}")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`{{ keys.data.certificate }}` from ConfigMap default/keys: no such value"
+        );
+    }
+
+    #[test]
+    fn a_config_map_not_read_says_where_it_would_come_from() {
+        let context = RuleContext::build(&entries(), &ContextValues::new());
+        let e = context.substitute("{{ keys.data.pub }}").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("`{{ keys.data.pub }}` from ConfigMap default/keys: context entry `keys` has no value: ConfigMaps are read only by `sealgate serve --kubernetes`"),
+            "{text}"
+        );
+        let other = ContextValues::reading_config_maps();
+        let context = RuleContext::build(&entries(), &other);
+        let text = context
+            .substitute("{{ keys.data.pub }}")
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("the ConfigMap is not found"), "{text}");
+    }
+}
