@@ -18,6 +18,7 @@
 //! ([`sealgate_server::Sources`]); `sealgate serve --kubernetes` wires the two.
 
 pub mod certificates;
+pub mod config_maps;
 pub mod error;
 pub mod lease;
 pub mod namespaces;

@@ -16,12 +16,13 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
-use sealgate_core::policy::{LoadOptions, load_with};
+use sealgate_core::policy::{ContextValues, LoadOptions, load_with_context};
 use sealgate_server::metrics::Metrics;
 use sealgate_server::policies::{PolicyBook, PolicySet, SourceContent, text_means_to_enforce};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
+use crate::config_maps::{self, ConfigMapEvent, ConfigMapRef};
 use crate::secrets::{self, SecretEvent, SecretRef};
 
 /// The two kinds watched.
@@ -99,6 +100,16 @@ pub struct Compiled {
 /// Compiles one policy object as the loader compiles a file: the object's JSON is its text, and
 /// each message names the object and the field's JSON path (there is no file line).
 pub fn compile(object: &PolicyObject, value: &Value, options: LoadOptions) -> Compiled {
+    compile_with(object, value, options, &ContextValues::new())
+}
+
+/// [`compile`], with the values its `context` entries read (ConfigMaps).
+pub fn compile_with(
+    object: &PolicyObject,
+    value: &Value,
+    options: LoadOptions,
+    values: &ContextValues,
+) -> Compiled {
     let mut value = value.clone();
     if let Some(map) = value.as_object_mut() {
         // A list's items may come without their type; the loader needs it.
@@ -109,7 +120,7 @@ pub fn compile(object: &PolicyObject, value: &Value, options: LoadOptions) -> Co
     }
     let text = value.to_string();
     let source = object.to_string();
-    let outcome = load_with(&source, &text, options);
+    let outcome = load_with_context(&source, &text, options, values);
     let unlocated = |mut location: sealgate_core::policy::Location| {
         location.line = 0;
         location.column = 0;
@@ -205,6 +216,15 @@ struct WatchState {
     unlisted: BTreeSet<String>,
     /// Where the Secret watches report (None: no Secret watches, e.g. in unit tests).
     secret_events: Option<mpsc::Sender<SecretEvent>>,
+    /// The ConfigMaps each policy object names in `context`.
+    config_map_refs: BTreeMap<PolicyObject, BTreeSet<ConfigMapRef>>,
+    /// The data of the ConfigMaps seen (in watched namespaces).
+    config_maps: BTreeMap<ConfigMapRef, BTreeMap<String, String>>,
+    /// Namespaces whose ConfigMaps are watched, and those not listed yet.
+    config_maps_watched: BTreeSet<String>,
+    config_maps_unlisted: BTreeSet<String>,
+    /// Where the ConfigMap watches report (None: none, e.g. in unit tests).
+    config_map_events: Option<mpsc::Sender<ConfigMapEvent>>,
     /// What was last logged and counted of each object (its warnings and errors), so the
     /// echo of sealgate's own status write (a new resourceVersion, the same policy) is not
     /// logged again.
@@ -248,11 +268,14 @@ impl PolicyWatch {
         tokio::pin!(events);
         let mut event_writer = EventWriter::new(self.config.instance.clone());
         let (secret_tx, mut secret_rx) = mpsc::channel(256);
+        let (config_map_tx, mut config_map_rx) = mpsc::channel(256);
         let mut state = WatchState {
             secret_events: Some(secret_tx),
+            config_map_events: Some(config_map_tx),
             ..WatchState::default()
         };
         let mut secret_watches = tokio::task::JoinSet::new();
+        let mut config_map_watches = tokio::task::JoinSet::new();
         tokio::pin!(stop);
         loop {
             let next = tokio::select! {
@@ -260,6 +283,14 @@ impl PolicyWatch {
                 next = events.next() => next,
                 Some(secret) = secret_rx.recv() => {
                     let reloaded = self.secret_changed(&mut state, secret);
+                    self.publish_when_ready(&mut state, reloaded.0);
+                    for (kind, object, status) in reloaded.1 {
+                        self.report(kind, &object, &status, &mut event_writer).await;
+                    }
+                    continue;
+                }
+                Some(config_map) = config_map_rx.recv() => {
+                    let reloaded = self.config_map_changed(&mut state, config_map);
                     self.publish_when_ready(&mut state, reloaded.0);
                     for (kind, object, status) in reloaded.1 {
                         self.report(kind, &object, &status, &mut event_writer).await;
@@ -306,6 +337,7 @@ impl PolicyWatch {
                     let key = PolicyObject::of(kind, &object);
                     tracing::info!(policy = %key, "policy deleted");
                     state.objects.remove(&key);
+                    state.config_map_refs.remove(&key);
                     state.said.remove(&key);
                     state.book.remove(&key)
                 }
@@ -314,6 +346,16 @@ impl PolicyWatch {
             for namespace in self.namespaces_to_watch(&mut state) {
                 if let Some(tx) = state.secret_events.clone() {
                     secret_watches.spawn(secrets::watch_namespace(
+                        self.client.clone(),
+                        namespace,
+                        tx,
+                    ));
+                }
+            }
+            // ConfigMap watches for namespaces a policy's context has just named.
+            for namespace in self.config_map_namespaces_to_watch(&mut state) {
+                if let Some(tx) = state.config_map_events.clone() {
+                    config_map_watches.spawn(config_maps::watch_namespace(
                         self.client.clone(),
                         namespace,
                         tx,
@@ -351,7 +393,10 @@ impl PolicyWatch {
                     .map(|(ns, name)| format!("{ns}/{name}"))
                     .collect();
                 state.objects.insert(key.clone(), (object.clone(), named));
-                compile(&key, &value, self.config.load)
+                let config_maps_named = config_maps::referenced(&value);
+                let values = config_maps::values(&config_maps_named, &state.config_maps);
+                state.config_map_refs.insert(key.clone(), config_maps_named);
+                compile_with(&key, &value, self.config.load, &values)
             }
             Err(e) => Compiled {
                 content: SourceContent::Unreadable(format!("{key}: not readable as JSON: {e}")),
@@ -514,6 +559,87 @@ impl PolicyWatch {
         new
     }
 
+    /// Namespaces named by a policy's ConfigMap context entries and not watched yet (now
+    /// marked watched).
+    fn config_map_namespaces_to_watch(&self, state: &mut WatchState) -> Vec<String> {
+        let named: BTreeSet<String> = state
+            .config_map_refs
+            .values()
+            .flat_map(|refs| refs.iter().map(|(ns, _)| ns.clone()))
+            .collect();
+        let new: Vec<String> = named
+            .difference(&state.config_maps_watched)
+            .cloned()
+            .collect();
+        for ns in &new {
+            state.config_maps_watched.insert(ns.clone());
+            state.config_maps_unlisted.insert(ns.clone());
+        }
+        new
+    }
+
+    /// A ConfigMap changed (or its namespace was listed): the policies that name it are
+    /// compiled again. Returns whether what is in force changed, and the statuses to report.
+    fn config_map_changed(
+        &self,
+        state: &mut WatchState,
+        event: ConfigMapEvent,
+    ) -> (bool, Vec<(PolicyKind, DynamicObject, Status)>) {
+        // A namespace listed may let policies held back for it be published.
+        let mut changed = matches!(event, ConfigMapEvent::Listed(_));
+        let dependents: Vec<(PolicyKind, DynamicObject)> = match event {
+            ConfigMapEvent::Listed(namespace) => {
+                state.config_maps_unlisted.remove(&namespace);
+                // Policies naming a ConfigMap of it never seen: compiled again, so that their
+                // error results say it is missing rather than not yet read.
+                state
+                    .config_map_refs
+                    .iter()
+                    .filter(|(_, refs)| {
+                        refs.iter()
+                            .any(|r| r.0 == namespace && !state.config_maps.contains_key(r))
+                    })
+                    .filter_map(|(key, _)| {
+                        state
+                            .objects
+                            .get(key)
+                            .map(|(object, _)| (key.kind, object.clone()))
+                    })
+                    .collect()
+            }
+            ConfigMapEvent::Data { config_map, data } => {
+                if state.config_maps.get(&config_map) == data.as_ref() {
+                    return (false, Vec::new());
+                }
+                match data {
+                    Some(data) => state.config_maps.insert(config_map.clone(), data),
+                    None => state.config_maps.remove(&config_map),
+                };
+                state
+                    .config_map_refs
+                    .iter()
+                    .filter(|(_, refs)| refs.contains(&config_map))
+                    .filter_map(|(key, _)| {
+                        state
+                            .objects
+                            .get(key)
+                            .map(|(object, _)| (key.kind, object.clone()))
+                    })
+                    .inspect(|(kind, object)| {
+                        tracing::info!(config_map = %format_args!("{}/{}", config_map.0, config_map.1), policy = %PolicyObject::of(*kind, object), "ConfigMap changed: policy compiled again");
+                    })
+                    .collect()
+            }
+        };
+        let mut statuses = Vec::new();
+        for (kind, object) in dependents {
+            let (c, status) = self.load(state, kind, &object);
+            changed |= c;
+            statuses.push((kind, object, status));
+        }
+        (changed, statuses)
+    }
+
     /// A Secret's keys changed (or its namespace was listed): the policies that name it are
     /// compiled again. Returns whether what is in force changed, and the statuses to report.
     fn secret_changed(
@@ -575,7 +701,9 @@ impl PolicyWatch {
     /// Publishes once both kinds and the Secrets they name have been listed, and after that on
     /// every change.
     fn publish_when_ready(&self, state: &mut WatchState, changed: bool) {
-        let ready = state.listed.iter().all(|l| *l) && state.unlisted.is_empty();
+        let ready = state.listed.iter().all(|l| *l)
+            && state.unlisted.is_empty()
+            && state.config_maps_unlisted.is_empty();
         if ready && (changed || state.generation == 0) {
             self.publish(state);
         }

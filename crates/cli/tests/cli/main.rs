@@ -14,6 +14,7 @@
 mod audit;
 mod commands;
 mod common;
+mod configmap_keys;
 mod durability;
 mod footguns;
 mod kubernetes;

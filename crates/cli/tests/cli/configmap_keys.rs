@@ -1,0 +1,149 @@
+//! Keys kept in a ConfigMap and read through a rule's `context` (`publicKeys:
+//! "{{ keys.data.pub }}"`), under `sealgate serve --kubernetes` against a real kube-apiserver:
+//! the ConfigMap is watched, a signed image is admitted with its key, the ConfigMap rotated to
+//! another key refuses the same image, and a variable naming a key the ConfigMap lacks gives
+//! an error result that names it.
+
+use std::time::Duration;
+
+use sealgate_test_cluster::TestCluster;
+use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
+
+use crate::common::{Workdir, image};
+use crate::kubernetes::{
+    eventually, install_crds, quick_start_policy, ready_condition, start_serve,
+};
+
+/// The Quick Start policy with its key read from ConfigMap keys/cosign-keys by `variable`.
+fn configmap_policy(name: &str, pattern: &str, variable: &str) -> String {
+    let policy = quick_start_policy(name, pattern, variable, "")
+        .replace(
+            &format!("publicKeys: |-\n                {variable}"),
+            &format!("publicKeys: \"{variable}\""),
+        )
+        .replace(
+            "    - name: check-signatures\n",
+            "    - name: check-signatures\n      context:\n      - name: keys\n        configMap:\n          name: cosign-keys\n          namespace: keys\n",
+        );
+    assert!(
+        policy.contains(&format!("publicKeys: \"{variable}\"")),
+        "{policy}"
+    );
+    policy
+}
+
+#[test]
+fn a_key_in_a_configmap_is_watched_and_rotated() {
+    let registry = TestRegistry::start(TestRegistryConfig {
+        tls: true,
+        auth: true,
+    });
+    let cluster = TestCluster::start();
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let signed = image(&registry, "app:v1");
+    registry.push_image("app", "v1");
+    w.run_on(&registry, "pw", &["sign", "--key", &key, &signed])
+        .success();
+    let (_other_key, other_public) = w.keys("other", "pw");
+
+    install_crds(&cluster, &["kyverno-policies.yaml"]);
+    let (_serving, _port) = start_serve(&w, &cluster, &registry.cli_args());
+    let log = || std::fs::read_to_string(w.path("serve.log")).unwrap_or_default();
+
+    cluster.kubectl_ok(&["create", "namespace", "keys"]);
+    let public_path = w.path(&public).display().to_string();
+    cluster.kubectl_ok(&[
+        "create",
+        "configmap",
+        "cosign-keys",
+        "-n",
+        "keys",
+        &format!("--from-file=pub={public_path}"),
+    ]);
+    let policy = configmap_policy(
+        "configmap-key",
+        &format!("{}/app*", registry.host()),
+        "{{ keys.data.pub }}",
+    );
+    cluster.kubectl_stdin(&["apply", "-f", "-"], &policy);
+    let (status, message) = eventually(
+        "the policy's Ready condition",
+        Duration::from_secs(20),
+        || ready_condition(&cluster, "configmap-key"),
+    );
+    assert_eq!(status, "True", "{message}\n{}", log());
+
+    // The ConfigMap's key verifies the signed image.
+    eventually(
+        "the ConfigMap's key verifies the signed image",
+        Duration::from_secs(20),
+        || {
+            let out = cluster.kubectl(&["run", "signed", "--image", &signed, "--restart=Never"]);
+            out.success().then_some(())
+        },
+    );
+
+    // Rotated to another key: the same image is refused.
+    let other_path = w.path(&other_public).display().to_string();
+    let replaced = cluster.kubectl_ok(&[
+        "create",
+        "configmap",
+        "cosign-keys",
+        "-n",
+        "keys",
+        &format!("--from-file=pub={other_path}"),
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ]);
+    cluster.kubectl_stdin(&["apply", "-f", "-"], &replaced);
+    let refused = eventually(
+        "the rotated key refuses the old signature",
+        Duration::from_secs(20),
+        || {
+            let out =
+                cluster.kubectl(&["run", "signed-again", "--image", &signed, "--restart=Never"]);
+            (!out.success()).then_some(out.stderr)
+        },
+    );
+    assert!(refused.contains("configmap-key"), "{refused}\n{}", log());
+    assert!(
+        log().contains("ConfigMap changed: policy compiled again"),
+        "{}",
+        log()
+    );
+
+    // A variable naming a key the ConfigMap does not have: in force, and its images get an
+    // error result naming the variable and the ConfigMap (denied under Enforce).
+    let tool = image(&registry, "tools/debug:v1");
+    registry.push_image("tools/debug", "v1");
+    w.run_on(&registry, "pw", &["sign", "--key", &key, &tool])
+        .success();
+    let missing = configmap_policy(
+        "configmap-missing-key",
+        &format!("{}/tools/*", registry.host()),
+        "{{ keys.data.missing }}",
+    );
+    cluster.kubectl_stdin(&["apply", "-f", "-"], &missing);
+    let (status, message) = eventually(
+        "the missing-key policy's Ready condition",
+        Duration::from_secs(20),
+        || ready_condition(&cluster, "configmap-missing-key"),
+    );
+    assert_eq!(status, "True", "{message}\n{}", log());
+    let refused = eventually(
+        "the image under the missing key is refused",
+        Duration::from_secs(20),
+        || {
+            let out = cluster.kubectl(&["run", "tool", "--image", &tool, "--restart=Never"]);
+            (!out.success()).then_some(out.stderr)
+        },
+    );
+    assert!(
+        refused
+            .contains("`{{ keys.data.missing }}` from ConfigMap keys/cosign-keys: no such value"),
+        "{refused}\n{}",
+        log()
+    );
+}

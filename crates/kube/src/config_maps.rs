@@ -1,0 +1,206 @@
+//! ConfigMaps named by policies' `context[].configMap` entries (`{name, namespace}`), whose
+//! values the policies' variables read (`publicKeys: "{{ keys.data.pub }}"`).
+//!
+//! As for key Secrets ([`crate::secrets`]): watched, never fetched per review, one watch per
+//! namespace a policy names, started when a policy first names it. The policy watch compiles a
+//! policy with the ConfigMaps it names ([`sealgate_core::policy::load_with_context`]) and
+//! compiles it again when one changes, so a key rotated in its ConfigMap takes effect without
+//! touching the policy (one parse of the new key). A ConfigMap not seen (missing, or not
+//! readable under the RBAC granted) gives the images its variables' attestors cover an error
+//! result naming it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::StreamExt as _;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
+use sealgate_core::policy::ContextValues;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// A ConfigMap by namespace and name.
+pub type ConfigMapRef = (String, String);
+
+/// What a namespace's ConfigMap watch reports to the policy watch.
+#[derive(Debug)]
+pub enum ConfigMapEvent {
+    /// A ConfigMap's data now (`None`: it was deleted).
+    Data {
+        /// The ConfigMap.
+        config_map: ConfigMapRef,
+        /// Its `data` (and `binaryData` that is text).
+        data: Option<BTreeMap<String, String>>,
+    },
+    /// The namespace's ConfigMaps have been listed once (or the watch failed).
+    Listed(String),
+}
+
+/// The ConfigMaps `policy`'s rules name in `context` (a name or namespace that is itself a
+/// variable is not watched: it resolves to nothing known). An empty namespace is `default`.
+pub fn referenced(policy: &Value) -> BTreeSet<ConfigMapRef> {
+    let mut out = BTreeSet::new();
+    let Some(rules) = policy.pointer("/spec/rules").and_then(Value::as_array) else {
+        return out;
+    };
+    for entry in rules
+        .iter()
+        .filter_map(|r| r.get("context").and_then(Value::as_array))
+        .flatten()
+    {
+        let Some(config_map) = entry.get("configMap") else {
+            continue;
+        };
+        let name = config_map.get("name").and_then(Value::as_str).unwrap_or("");
+        let namespace = config_map
+            .get("namespace")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .unwrap_or("default");
+        if name.is_empty() || name.contains("{{") || namespace.contains("{{") {
+            continue;
+        }
+        out.insert((namespace.to_string(), name.to_string()));
+    }
+    out
+}
+
+/// The values a policy naming `named` is compiled with.
+pub fn values(
+    named: &BTreeSet<ConfigMapRef>,
+    known: &BTreeMap<ConfigMapRef, BTreeMap<String, String>>,
+) -> ContextValues {
+    let mut values = ContextValues::reading_config_maps();
+    for r in named {
+        if let Some(data) = known.get(r) {
+            values.insert_config_map(&r.0, &r.1, data);
+        }
+    }
+    values
+}
+
+/// A ConfigMap's `data`, with its text `binaryData` entries.
+pub fn data(config_map: &ConfigMap) -> BTreeMap<String, String> {
+    let mut out = config_map.data.clone().unwrap_or_default();
+    for (name, bytes) in config_map.binary_data.iter().flatten() {
+        if let Ok(text) = String::from_utf8(bytes.0.clone()) {
+            out.entry(name.clone()).or_insert(text);
+        }
+    }
+    out
+}
+
+/// Watches the ConfigMaps of `namespace`, reporting their data on `events`.
+pub async fn watch_namespace(
+    client: Client,
+    namespace: String,
+    events: mpsc::Sender<ConfigMapEvent>,
+) {
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    tokio::pin!(stream);
+    let mut listed = false;
+    let mut listing: BTreeSet<String> = BTreeSet::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    while let Some(event) = stream.next().await {
+        let sent = match event {
+            Err(e) => {
+                tracing::warn!(namespace = %namespace, error = %e, "ConfigMap watch failed; retrying (values from this namespace's ConfigMaps are not known meanwhile)");
+                if listed {
+                    continue;
+                }
+                listed = true;
+                events.send(ConfigMapEvent::Listed(namespace.clone())).await
+            }
+            Ok(Event::Init) => {
+                listing.clear();
+                continue;
+            }
+            Ok(Event::InitApply(config_map)) | Ok(Event::Apply(config_map)) => {
+                let name = config_map.metadata.name.clone().unwrap_or_default();
+                listing.insert(name.clone());
+                seen.insert(name.clone());
+                events
+                    .send(ConfigMapEvent::Data {
+                        config_map: (namespace.clone(), name),
+                        data: Some(data(&config_map)),
+                    })
+                    .await
+            }
+            Ok(Event::Delete(config_map)) => {
+                let name = config_map.metadata.name.clone().unwrap_or_default();
+                seen.remove(&name);
+                events
+                    .send(ConfigMapEvent::Data {
+                        config_map: (namespace.clone(), name),
+                        data: None,
+                    })
+                    .await
+            }
+            Ok(Event::InitDone) => {
+                for gone in seen.difference(&listing).cloned().collect::<Vec<_>>() {
+                    seen.remove(&gone);
+                    if events
+                        .send(ConfigMapEvent::Data {
+                            config_map: (namespace.clone(), gone),
+                            data: None,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                listed = true;
+                events.send(ConfigMapEvent::Listed(namespace.clone())).await
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn config_maps_named_in_context_are_found() {
+        let policy = json!({"spec": {"rules": [
+            {"context": [
+                {"name": "keys", "configMap": {"name": "keys", "namespace": "team-a"}},
+                {"name": "d", "configMap": {"name": "other"}},
+                {"name": "v", "configMap": {"name": "{{ request.namespace }}"}},
+                {"name": "x", "variable": {"value": 1}}
+            ]},
+            {"verifyImages": []}
+        ]}});
+        assert_eq!(
+            referenced(&policy).into_iter().collect::<Vec<_>>(),
+            [
+                ("default".to_string(), "other".to_string()),
+                ("team-a".to_string(), "keys".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn values_hold_only_the_config_maps_named() {
+        let named = BTreeSet::from([("ns".to_string(), "a".to_string())]);
+        let known = BTreeMap::from([
+            (
+                ("ns".to_string(), "a".to_string()),
+                BTreeMap::from([("pub".to_string(), "PEM".to_string())]),
+            ),
+            (("ns".to_string(), "b".to_string()), BTreeMap::new()),
+        ]);
+        let values = values(&named, &known);
+        assert!(values.reads_config_maps());
+        assert_eq!(values.config_map("ns", "a").unwrap()["data"]["pub"], "PEM");
+        assert!(values.config_map("ns", "b").is_none());
+    }
+}
