@@ -147,3 +147,34 @@ fn a_key_in_a_configmap_is_watched_and_rotated() {
         log()
     );
 }
+
+#[test]
+fn lint_accepts_a_configmap_key_and_apply_says_configmaps_are_read_only_by_serve() {
+    let w = Workdir::new();
+    let policy = configmap_policy(
+        "configmap-key",
+        "registry.example.com/*",
+        "{{ keys.data.pub }}",
+    )
+    .replace(
+        "mutateDigest: true",
+        "mutateDigest: false\n        verifyDigest: false",
+    );
+    std::fs::write(w.path("policy.yaml"), policy).unwrap();
+    // By digest: nothing to fetch for an attestor that cannot be evaluated.
+    std::fs::write(
+        w.path("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: c\n    image: registry.example.com/app@sha256:0000000000000000000000000000000000000000000000000000000000000000\n",
+    )
+    .unwrap();
+    let lint = w.run("", &["lint", "policy.yaml"]);
+    lint.success();
+    assert!(!lint.stdout().contains("not supported"), "{lint:?}");
+    let run = w.run("", &["apply", "policy.yaml", "--resource", "pod.yaml"]);
+    assert_ne!(run.code(), 0, "{run:?}");
+    let out = run.stdout() + &run.stderr();
+    assert!(
+        out.contains("`{{ keys.data.pub }}` from ConfigMap keys/cosign-keys: context entry `keys` has no value: ConfigMaps are read only by `sealgate serve --kubernetes`"),
+        "{out}"
+    );
+}
