@@ -194,8 +194,9 @@ struct Status {
     key: PolicyObject,
     ready: bool,
     message: String,
-    /// In force, but a key Secret it names gives no key: the Event's message.
-    unavailable_keys: Option<String>,
+    /// In force, but a key Secret it names gives no key, or a ConfigMap its context names is
+    /// not there: the Event's reason and message.
+    unavailable_keys: Option<(&'static str, String)>,
 }
 
 /// What the watch keeps between events.
@@ -380,6 +381,7 @@ impl PolicyWatch {
     ) -> (bool, Status) {
         let key = PolicyObject::of(kind, object);
         let mut missing: Vec<String> = Vec::new();
+        let mut missing_config_maps: Vec<String> = Vec::new();
         let compiled = match serde_json::to_value(object) {
             Ok(mut value) => {
                 let named = secrets::referenced(&mut value);
@@ -395,6 +397,16 @@ impl PolicyWatch {
                 state.objects.insert(key.clone(), (object.clone(), named));
                 let config_maps_named = config_maps::referenced(&value);
                 let values = config_maps::values(&config_maps_named, &state.config_maps);
+                // ConfigMaps of listed namespaces not seen (missing, or not readable).
+                missing_config_maps = config_maps_named
+                    .iter()
+                    .filter(|(ns, _)| {
+                        state.config_maps_watched.contains(ns)
+                            && !state.config_maps_unlisted.contains(ns)
+                    })
+                    .filter(|r| !state.config_maps.contains_key(*r))
+                    .map(|(ns, name)| format!("{ns}/{name}"))
+                    .collect();
                 state.config_map_refs.insert(key.clone(), config_maps_named);
                 compile_with(&key, &value, self.config.load, &values)
             }
@@ -416,14 +428,27 @@ impl PolicyWatch {
             state.said.insert(key.clone(), said);
         }
         if recorded.errors.is_empty() {
-            let unavailable_keys = (!missing.is_empty()).then(|| {
-                format!(
+            let mut problems = Vec::new();
+            if !missing.is_empty() {
+                problems.push(format!(
                     "no public key in Secret {}: it is missing, has no *.pub entry, or sealgate may not read it (RBAC: get/list/watch Secrets there); the images its attestors cover get an error result (denied under Enforce)",
                     missing.join(", ")
-                )
-            });
+                ));
+            }
+            if !missing_config_maps.is_empty() {
+                problems.push(format!(
+                    "no ConfigMap {}: it is missing or sealgate may not read it (RBAC: get/list/watch ConfigMaps there); the images whose attestors take variables from it get an error result (denied under Enforce)",
+                    missing_config_maps.join(", ")
+                ));
+            }
+            let reason = if missing.is_empty() {
+                "ConfigMapUnavailable"
+            } else {
+                "SecretKeyUnavailable"
+            };
+            let unavailable_keys = (!problems.is_empty()).then(|| (reason, problems.join("; ")));
             let message = match &unavailable_keys {
-                Some(why) => format!("Ready; {why}"),
+                Some((_, why)) => format!("Ready; {why}"),
                 None => "Ready".into(),
             };
             return (
@@ -465,10 +490,10 @@ impl PolicyWatch {
     ) {
         self.write_status(kind, object, &status.key, status.ready, &status.message)
             .await;
-        let warning = match (status.ready, status.unavailable_keys.as_deref()) {
-            (true, Some(why)) => {
-                tracing::warn!(policy = %status.key, problem = %why, "policy in force without its Secret key");
-                Some(("SecretKeyUnavailable", why))
+        let warning = match (status.ready, status.unavailable_keys.as_ref()) {
+            (true, Some((reason, why))) => {
+                tracing::warn!(policy = %status.key, problem = %why, "policy in force without its Secret key or ConfigMap");
+                Some((*reason, why.as_str()))
             }
             (true, None) => None,
             (false, _) => Some(("PolicyInvalid", status.message.as_str())),

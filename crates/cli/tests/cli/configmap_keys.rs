@@ -146,6 +146,37 @@ fn a_key_in_a_configmap_is_watched_and_rotated() {
         "{refused}\n{}",
         log()
     );
+
+    // A policy naming a ConfigMap that does not exist: in force, Ready says which ConfigMap is
+    // not there, and its images get an error result naming it.
+    let absent = configmap_policy(
+        "configmap-absent",
+        &format!("{}/absent*", registry.host()),
+        "{{ keys.data.pub }}",
+    )
+    .replace("name: cosign-keys", "name: not-there");
+    cluster.kubectl_stdin(&["apply", "-f", "-"], &absent);
+    let (status, message) = eventually(
+        "the absent ConfigMap is named in Ready",
+        Duration::from_secs(20),
+        || {
+            ready_condition(&cluster, "configmap-absent")
+                .filter(|(_, m)| m.contains("no ConfigMap keys/not-there"))
+        },
+    );
+    assert_eq!(status, "True", "{message}");
+    let events = cluster.kubectl_ok(&["get", "events", "-A"]);
+    assert!(events.contains("ConfigMapUnavailable"), "{events}");
+    let absent_image = image(&registry, "absent:v1");
+    registry.push_image("absent", "v1");
+    let refused = cluster.kubectl(&["run", "absent", "--image", &absent_image, "--restart=Never"]);
+    assert!(!refused.success());
+    assert!(
+        refused.stderr.contains("from ConfigMap keys/not-there: context entry `keys` has no value: the ConfigMap is not found"),
+        "{}\n{}",
+        refused.stderr,
+        log()
+    );
 }
 
 #[test]
