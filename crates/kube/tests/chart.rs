@@ -939,6 +939,47 @@ fn cert_manager_mode_issues_the_serving_certificate_and_needs_no_secret_writes()
 }
 
 #[test]
+fn config_map_namespaces_get_a_read_only_role_each() {
+    let none = Rendering::of(&[]);
+    assert!(
+        none.roles
+            .iter()
+            .all(|r| r.metadata.name.as_deref() != Some("sealgate-config-maps")),
+        "no ConfigMaps by default"
+    );
+    let r = Rendering::of(&["--set", "configMapNamespaces={default,team-a,default}"]);
+    let roles: Vec<&Role> = r
+        .roles
+        .iter()
+        .filter(|r| r.metadata.name.as_deref() == Some("sealgate-config-maps"))
+        .collect();
+    let namespaces: Vec<&str> = roles
+        .iter()
+        .map(|r| r.metadata.namespace.as_deref().unwrap())
+        .collect();
+    assert_eq!(namespaces, ["default", "team-a"], "one Role per namespace");
+    for role in roles {
+        assert_eq!(
+            rules(&role.rules),
+            BTreeSet::from([rule(&[""], &["configmaps"], &[], &["get", "list", "watch"])])
+        );
+        let binding = r
+            .role_bindings
+            .iter()
+            .find(|b| {
+                b.metadata.namespace == role.metadata.namespace
+                    && Some(&b.role_ref.name) == role.metadata.name.as_ref()
+            })
+            .expect("bound");
+        let subjects = binding.subjects.as_ref().unwrap();
+        assert_eq!(
+            (subjects[0].name.as_str(), subjects[0].namespace.as_deref()),
+            ("sealgate", Some(NAMESPACE))
+        );
+    }
+}
+
+#[test]
 fn secret_namespaces_get_a_read_only_role_each() {
     assert!(
         Rendering::of(&[])
