@@ -318,9 +318,9 @@ fn from_secret(secret: &Secret) -> Result<Material, String> {
     tls::load_pem(
         material.serving.cert.as_bytes(),
         material.serving.key.as_bytes(),
-        "",
+        "the Secret",
     )
-    .map_err(|e| e.to_string().trim_start_matches(": ").to_string())?;
+    .map_err(|e| e.to_string())?;
     tls::certificate_facts(&material.bundle).map_err(|e| format!("its ca.crt: {e}"))?;
     Ok(material)
 }

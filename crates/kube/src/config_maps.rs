@@ -11,32 +11,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::api::Api;
-use kube::runtime::WatchStreamExt as _;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use sealgate_core::policy::ContextValues;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use crate::watched::{self, Watched};
+
 /// A ConfigMap by namespace and name.
 pub type ConfigMapRef = (String, String);
 
-/// What a namespace's ConfigMap watch reports to the policy watch.
-#[derive(Debug)]
-pub enum ConfigMapEvent {
-    /// A ConfigMap's data now (`None`: it was deleted).
-    Data {
-        /// The ConfigMap.
-        config_map: ConfigMapRef,
-        /// Its `data` (and `binaryData` that is text).
-        data: Option<BTreeMap<String, String>>,
-    },
-    /// The namespace's ConfigMaps have been listed once (or the watch failed).
-    Listed(String),
-}
+/// What a namespace's ConfigMap watch reports to the policy watch: a ConfigMap's data (`None`:
+/// deleted), and when the namespace has been listed.
+pub type ConfigMapEvent = Watched<BTreeMap<String, String>>;
 
 /// The ConfigMaps `policy`'s rules name in `context` (a name or namespace that is itself a
 /// variable is not watched: it resolves to nothing known). An empty namespace is `default`.
@@ -99,68 +89,15 @@ pub async fn watch_namespace(
     events: mpsc::Sender<ConfigMapEvent>,
 ) {
     let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
-    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-    tokio::pin!(stream);
-    let mut listed = false;
-    let mut listing: BTreeSet<String> = BTreeSet::new();
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    while let Some(event) = stream.next().await {
-        let sent = match event {
-            Err(e) => {
-                tracing::warn!(namespace = %namespace, error = %e, "ConfigMap watch failed; retrying (values from this namespace's ConfigMaps are not known meanwhile)");
-                if listed {
-                    continue;
-                }
-                listed = true;
-                events.send(ConfigMapEvent::Listed(namespace.clone())).await
-            }
-            Ok(Event::Init) => {
-                listing.clear();
-                continue;
-            }
-            Ok(Event::InitApply(config_map)) | Ok(Event::Apply(config_map)) => {
-                let name = config_map.metadata.name.clone().unwrap_or_default();
-                listing.insert(name.clone());
-                seen.insert(name.clone());
-                events
-                    .send(ConfigMapEvent::Data {
-                        config_map: (namespace.clone(), name),
-                        data: Some(data(&config_map)),
-                    })
-                    .await
-            }
-            Ok(Event::Delete(config_map)) => {
-                let name = config_map.metadata.name.clone().unwrap_or_default();
-                seen.remove(&name);
-                events
-                    .send(ConfigMapEvent::Data {
-                        config_map: (namespace.clone(), name),
-                        data: None,
-                    })
-                    .await
-            }
-            Ok(Event::InitDone) => {
-                for gone in seen.difference(&listing).cloned().collect::<Vec<_>>() {
-                    seen.remove(&gone);
-                    if events
-                        .send(ConfigMapEvent::Data {
-                            config_map: (namespace.clone(), gone),
-                            data: None,
-                        })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                listed = true;
-                events.send(ConfigMapEvent::Listed(namespace.clone())).await
-            }
-        };
-        if sent.is_err() {
-            return;
-        }
-    }
+    watched::watch(
+        api,
+        watcher::Config::default(),
+        namespace,
+        "ConfigMap",
+        data,
+        events,
+    )
+    .await;
 }
 
 #[cfg(test)]

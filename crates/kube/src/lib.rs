@@ -28,6 +28,7 @@ pub mod registration;
 pub mod reports;
 pub mod scan;
 pub mod secrets;
+pub mod watched;
 
 use std::path::Path;
 

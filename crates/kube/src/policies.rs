@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config_maps::{self, ConfigMapEvent, ConfigMapRef};
 use crate::secrets::{self, SecretEvent, SecretRef};
+use crate::watched::Watched;
 
 /// The two kinds watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -611,9 +612,9 @@ impl PolicyWatch {
         event: ConfigMapEvent,
     ) -> (bool, Vec<(PolicyKind, DynamicObject, Status)>) {
         // A namespace listed may let policies held back for it be published.
-        let mut changed = matches!(event, ConfigMapEvent::Listed(_));
+        let mut changed = matches!(event, Watched::Listed(_));
         let dependents: Vec<(PolicyKind, DynamicObject)> = match event {
-            ConfigMapEvent::Listed(namespace) => {
+            Watched::Listed(namespace) => {
                 state.config_maps_unlisted.remove(&namespace);
                 // Policies naming a ConfigMap of it never seen: compiled again, so that their
                 // error results say it is missing rather than not yet read.
@@ -632,7 +633,10 @@ impl PolicyWatch {
                     })
                     .collect()
             }
-            ConfigMapEvent::Data { config_map, data } => {
+            Watched::Object {
+                key: config_map,
+                value: data,
+            } => {
                 if state.config_maps.get(&config_map) == data.as_ref() {
                     return (false, Vec::new());
                 }
@@ -673,7 +677,7 @@ impl PolicyWatch {
         event: SecretEvent,
     ) -> (bool, Vec<(PolicyKind, DynamicObject, Status)>) {
         let secret = match event {
-            SecretEvent::Listed(namespace) => {
+            Watched::Listed(namespace) => {
                 state.unlisted.remove(&namespace);
                 // Policies naming a Secret of it that was never seen: say so now.
                 let waiting: Vec<(PolicyKind, DynamicObject)> = state
@@ -693,7 +697,8 @@ impl PolicyWatch {
                 }
                 return (true, statuses);
             }
-            SecretEvent::Keys { secret, keys } => {
+            Watched::Object { key: secret, value } => {
+                let keys = value.unwrap_or_default();
                 let before = state.secret_keys.get(&secret).cloned().unwrap_or_default();
                 if before == keys {
                     return (false, Vec::new());

@@ -26,17 +26,17 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::Api;
-use kube::runtime::WatchStreamExt as _;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use sealgate_core::policy::Policy;
 use sealgate_registry::Keyring;
 use sealgate_server::CredentialSource;
 use sealgate_server::policies::PolicySet;
 use tokio::sync::watch;
+
+use crate::watched::{self, Watched};
 
 /// The two Secret types that hold docker configs, and the data key of each.
 const TYPES: [(&str, &str); 2] = [
@@ -150,7 +150,13 @@ impl PullSecretStore {
             secret.metadata.namespace.clone().unwrap_or_default(),
             secret.metadata.name.clone().unwrap_or_default(),
         );
-        match keyring_of(secret) {
+        self.record(key, keyring_of(secret));
+    }
+
+    /// Records what [`keyring_of`] made of the Secret `key`: its credentials, or none (another
+    /// type, or unusable: said in the log).
+    fn record(&self, key: (String, String), read: Result<Option<Keyring>, String>) {
+        match read {
             Ok(keyring) => self.set(key, keyring.map(Arc::new)),
             Err(problem) => {
                 tracing::warn!(problem = %problem, "pull secret not usable; no credentials from it");
@@ -220,46 +226,25 @@ impl PullSecretStore {
     async fn watch(
         self: Arc<Self>,
         api: Api<Secret>,
-        secret_type: &str,
+        secret_type: &'static str,
         namespace: Option<String>,
     ) {
         let config = watcher::Config::default().fields(&format!("type={secret_type}"));
-        let stream = watcher::watcher(api, config).default_backoff();
-        tokio::pin!(stream);
-        let scope = namespace.as_deref().unwrap_or("every namespace");
-        let mut listing: BTreeSet<(String, String)> = BTreeSet::new();
-        let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
-        while let Some(event) = stream.next().await {
-            match event {
-                Err(e) => {
-                    tracing::warn!(namespace = %scope, secret_type, error = %e, "pull secret watch failed; retrying (the last credentials seen stay in use)");
-                }
-                Ok(Event::Init) => listing.clear(),
-                Ok(Event::InitApply(secret) | Event::Apply(secret)) => {
-                    let key = (
-                        secret.metadata.namespace.clone().unwrap_or_default(),
-                        secret.metadata.name.clone().unwrap_or_default(),
-                    );
-                    listing.insert(key.clone());
-                    seen.insert(key);
-                    self.apply(&secret);
-                }
-                Ok(Event::Delete(secret)) => {
-                    let key = (
-                        secret.metadata.namespace.clone().unwrap_or_default(),
-                        secret.metadata.name.clone().unwrap_or_default(),
-                    );
-                    seen.remove(&key);
-                    self.set(key, None);
-                }
-                Ok(Event::InitDone) => {
-                    for gone in seen.difference(&listing).cloned().collect::<Vec<_>>() {
-                        seen.remove(&gone);
-                        self.set(gone, None);
-                    }
+        let scope = namespace.unwrap_or_else(|| "every namespace".into());
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let watching = watched::watch(api, config, scope, "pull secret", keyring_of, tx);
+        let applying = async {
+            while let Some(event) = rx.recv().await {
+                let Watched::Object { key, value } = event else {
+                    continue;
+                };
+                match value {
+                    Some(read) => self.record(key, read),
+                    None => self.set(key, None),
                 }
             }
-        }
+        };
+        tokio::join!(watching, applying);
     }
 }
 

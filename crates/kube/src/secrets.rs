@@ -11,32 +11,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::Api;
-use kube::runtime::WatchStreamExt as _;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher;
 use serde_json::Value;
 use tokio::sync::mpsc;
+
+use crate::watched::{self, Watched};
 
 /// A Secret by namespace and name.
 pub type SecretRef = (String, String);
 
-/// What a namespace's Secret watch reports to the policy watch.
-#[derive(Debug)]
-pub enum SecretEvent {
-    /// The `*.pub` keys of a Secret now (empty: it has none, or it was deleted).
-    Keys {
-        /// The Secret.
-        secret: SecretRef,
-        /// Its keys, PEM text each.
-        keys: Vec<String>,
-    },
-    /// The namespace's Secrets have been listed once (or the watch failed: nothing more will
-    /// come soon).
-    Listed(String),
-}
+/// What a namespace's Secret watch reports to the policy watch: a Secret's `*.pub` keys (`None`:
+/// deleted), and when the namespace has been listed.
+pub type SecretEvent = Watched<Vec<String>>;
 
 /// The `*.pub` entries of a Secret, in name order, as text.
 pub fn public_keys(secret: &Secret) -> Vec<String> {
@@ -141,70 +130,15 @@ pub fn substitute(policy: &mut Value, known: &BTreeMap<SecretRef, Vec<String>>) 
 /// Watches the Secrets of `namespace`, reporting their keys on `events`.
 pub async fn watch_namespace(client: Client, namespace: String, events: mpsc::Sender<SecretEvent>) {
     let api: Api<Secret> = Api::namespaced(client, &namespace);
-    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-    tokio::pin!(stream);
-    let mut listed = false;
-    let mut listing: BTreeSet<String> = BTreeSet::new();
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    while let Some(event) = stream.next().await {
-        let sent = match event {
-            Err(e) => {
-                tracing::warn!(namespace = %namespace, error = %e, "Secret watch failed; retrying (keys from this namespace's Secrets are not known meanwhile)");
-                if listed {
-                    continue;
-                }
-                // Do not hold the policies back: what is not seen stays unverifiable.
-                listed = true;
-                events.send(SecretEvent::Listed(namespace.clone())).await
-            }
-            Ok(Event::Init) => {
-                listing.clear();
-                continue;
-            }
-            Ok(Event::InitApply(secret)) | Ok(Event::Apply(secret)) => {
-                let name = secret.metadata.name.clone().unwrap_or_default();
-                listing.insert(name.clone());
-                seen.insert(name.clone());
-                events
-                    .send(SecretEvent::Keys {
-                        secret: (namespace.clone(), name),
-                        keys: public_keys(&secret),
-                    })
-                    .await
-            }
-            Ok(Event::Delete(secret)) => {
-                let name = secret.metadata.name.clone().unwrap_or_default();
-                seen.remove(&name);
-                events
-                    .send(SecretEvent::Keys {
-                        secret: (namespace.clone(), name),
-                        keys: Vec::new(),
-                    })
-                    .await
-            }
-            Ok(Event::InitDone) => {
-                // Secrets gone while the watch was away.
-                for gone in seen.difference(&listing).cloned().collect::<Vec<_>>() {
-                    seen.remove(&gone);
-                    if events
-                        .send(SecretEvent::Keys {
-                            secret: (namespace.clone(), gone),
-                            keys: Vec::new(),
-                        })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                listed = true;
-                events.send(SecretEvent::Listed(namespace.clone())).await
-            }
-        };
-        if sent.is_err() {
-            return;
-        }
-    }
+    watched::watch(
+        api,
+        watcher::Config::default(),
+        namespace,
+        "Secret",
+        public_keys,
+        events,
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -50,12 +50,7 @@ struct Inner {
 impl AppState {
     /// State from its parts.
     pub fn new(parts: StateParts) -> AppState {
-        AppState::with_reports(parts, None)
-    }
-
-    /// State from its parts, reporting admitted requests' results to `reports` when given.
-    pub fn with_reports(parts: StateParts, reports: Option<Arc<dyn ReportSink>>) -> AppState {
-        AppState::connected(parts, reports, None)
+        AppState::connected(parts, None, None)
     }
 
     /// State from its parts, with a report sink and a source of registry credentials (pull

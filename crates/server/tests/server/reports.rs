@@ -39,7 +39,7 @@ fn state(env: &Env, sink: Arc<Recorded>) -> (AppState, axum::Router) {
     let client = Client::new(env.registry.client_options()).unwrap();
     let fetcher = CachingFetcher::new(client, VerifyConfig::default(), metrics.clone());
     let (_store, policies) = PolicyStore::open(&env.policies_dir(), metrics.clone()).unwrap();
-    let state = AppState::with_reports(
+    let state = AppState::connected(
         StateParts {
             policies,
             namespaces: None,
@@ -50,6 +50,7 @@ fn state(env: &Env, sink: Arc<Recorded>) -> (AppState, axum::Router) {
             audit_token: None,
         },
         Some(sink),
+        None,
     );
     (state.clone(), app(state))
 }
