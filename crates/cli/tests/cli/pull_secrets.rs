@@ -139,6 +139,21 @@ fn pull_secrets_reach_the_registries_they_name() {
         "not pinned: {stored}"
     );
 
+    // What was fetched with the Pod's credentials is not shared with a review without them:
+    // the anonymous Pod of the same image is still refused by the registry.
+    let still_anonymous = cluster.kubectl_stdin(
+        &["apply", "--dry-run=server", "-f", "-"],
+        &pod("anonymous-again", &app, None),
+    );
+    assert!(
+        !still_anonymous.success()
+            && still_anonymous
+                .stderr
+                .contains("authentication required by"),
+        "{}",
+        still_anonymous.stderr
+    );
+
     // A pull secret of another namespace's name does not serve this one.
     let elsewhere = cluster.kubectl_stdin(
         &["apply", "--dry-run=server", "-f", "-"],
