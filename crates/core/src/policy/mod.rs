@@ -27,8 +27,10 @@
 
 pub mod autogen;
 mod compiled;
+pub mod conditions;
 mod de;
 pub mod error;
+pub mod functions;
 mod load;
 pub mod matching;
 pub mod model;

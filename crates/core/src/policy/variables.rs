@@ -149,6 +149,25 @@ pub fn substitute(text: &str, context: &Value) -> Result<Value, VariableError> {
     Ok(Value::String(out))
 }
 
+/// Substitutes the variables in every string of `value` (keys are left as written).
+pub fn substitute_value(value: &Value, context: &Value) -> Result<Value, VariableError> {
+    Ok(match value {
+        Value::String(s) if has_variables(s) => substitute(s, context)?,
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| substitute_value(v, context))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), substitute_value(v, context)?)))
+                .collect::<Result<_, VariableError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
 /// Values `context` entries read from outside the policy: ConfigMaps by namespace and name
 /// (`serve --kubernetes` watches them).
 #[derive(Debug, Clone, Default, PartialEq)]
