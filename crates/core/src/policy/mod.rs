@@ -36,6 +36,7 @@ pub mod matching;
 pub mod model;
 pub mod path;
 mod unsupported;
+pub mod values;
 pub mod variables;
 pub mod yaml;
 
@@ -60,5 +61,6 @@ pub use matching::{Operation, ResourceMeta};
 pub use model::{ApplyRules, FailurePolicy, VerifierType};
 pub use path::{JsonPath, Segment};
 pub use unsupported::Unsupported;
+pub use values::Values;
 pub use variables::ContextValues;
 pub use yaml::{Document, Position, SourceMap};

@@ -12,9 +12,11 @@
 //! The context is a JSON object of named values: a rule's `context` entries under their names
 //! (a ConfigMap as `{metadata: {…}, data: {…}}`), built by [`RuleContext`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
+
+use super::values::Values;
 
 /// Why a variable could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,6 +177,8 @@ pub struct ContextValues {
     config_maps: BTreeMap<(String, String), Value>,
     /// Whether ConfigMaps are read at all (a ConfigMap not here is then missing).
     reads_config_maps: bool,
+    /// Values given for variables (`apply --values-file`, a test's values).
+    values: Values,
 }
 
 impl ContextValues {
@@ -223,6 +227,70 @@ impl ContextValues {
     pub fn reads_config_maps(&self) -> bool {
         self.reads_config_maps
     }
+
+    /// These values with `values` given for variables.
+    pub fn with_values(mut self, values: Values) -> ContextValues {
+        self.values = values;
+        self
+    }
+
+    /// The values given for variables.
+    pub fn values(&self) -> &Values {
+        &self.values
+    }
+}
+
+/// The names Kyverno puts into every rule's context from the request: a variable starting with
+/// one of them can only be resolved per request.
+pub const REQUEST_NAMES: &[&str] = &[
+    "request",
+    "serviceAccountName",
+    "serviceAccountNamespace",
+    "images",
+    "image",
+    "element",
+    "elementIndex",
+];
+
+/// Whether the variables of `text` read something known only per request: a [`REQUEST_NAMES`]
+/// name or one of `scoped` (context entries that do).
+pub fn reads_request(text: &str, scoped: &BTreeSet<String>) -> bool {
+    let Ok(pieces) = pieces(text) else {
+        return false;
+    };
+    pieces.iter().any(|p| match p {
+        Piece::Variable(expression) => expression_reads_request(expression, scoped),
+        _ => false,
+    })
+}
+
+/// Whether a JMESPath expression names a request name or a scoped entry anywhere (an
+/// identifier at the start or after a non-identifier character, not after `.`).
+fn expression_reads_request(expression: &str, scoped: &BTreeSet<String>) -> bool {
+    let bytes = expression.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut i = 0;
+    while i < bytes.len() {
+        if ident(bytes[i]) && (i == 0 || (!ident(bytes[i - 1]) && bytes[i - 1] != b'.')) {
+            let start = i;
+            while i < bytes.len() && ident(bytes[i]) {
+                i += 1;
+            }
+            let word = &expression[start..i];
+            // Not inside a string literal: count quotes before.
+            let quotes = expression[..start].matches('\'').count();
+            let backticks = expression[..start].matches('`').count();
+            if quotes % 2 == 0
+                && backticks % 2 == 0
+                && (REQUEST_NAMES.contains(&word) || scoped.contains(word))
+            {
+                return true;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
 
 /// Why a context entry has no value.
@@ -239,6 +307,8 @@ struct Missing {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleContext {
     values: Value,
+    /// Entries whose value depends on the request (resolved per request).
+    request_scoped: BTreeSet<String>,
     /// Where each named entry came from (` from ConfigMap NS/NAME`).
     sources: BTreeMap<String, String>,
     /// Entries that have no value, and why.
@@ -252,8 +322,22 @@ impl RuleContext {
     /// The context of `entries` (the rule's raw `context`), reading ConfigMaps from `values`.
     /// Entries of other kinds are skipped (the loader reports them).
     pub fn build(entries: &[Value], values: &ContextValues) -> RuleContext {
+        RuleContext::build_with(entries, values, Map::new(), false)
+    }
+
+    /// The context of `entries` over `base` (the request's variables and given values, set
+    /// before the entries as Kyverno does). Without `request`, entries that read the request
+    /// are left unresolved and listed by [`RuleContext::request_scoped`].
+    pub fn build_with(
+        entries: &[Value],
+        values: &ContextValues,
+        base: Map<String, Value>,
+        request: bool,
+    ) -> RuleContext {
+        let given: BTreeSet<String> = base.keys().cloned().collect();
         let mut context = RuleContext {
-            values: Value::Object(Map::new()),
+            values: Value::Object(base),
+            request_scoped: BTreeSet::new(),
             sources: BTreeMap::new(),
             missing: BTreeMap::new(),
         };
@@ -261,7 +345,15 @@ impl RuleContext {
             let Some(name) = entry.get("name").and_then(Value::as_str) else {
                 continue;
             };
+            if !request && context.entry_reads_request(entry) {
+                context.request_scoped.insert(name.to_string());
+                continue;
+            }
             let resolved = if let Some(config_map) = entry.get("configMap") {
+                // Kyverno's CLI loads no ConfigMap: a value given under the entry's name stays.
+                if !values.reads_config_maps() && given.contains(name) {
+                    continue;
+                }
                 context.config_map(config_map, values)
             } else if let Some(variable) = entry.get("variable") {
                 context.variable(variable)
@@ -282,6 +374,45 @@ impl RuleContext {
             }
         }
         context
+    }
+
+    /// The entries that depend on the request.
+    pub fn request_scoped(&self) -> &BTreeSet<String> {
+        &self.request_scoped
+    }
+
+    /// Whether `text`'s variables read the request (directly or through an entry that does).
+    pub fn text_reads_request(&self, text: &str) -> bool {
+        reads_request(text, &self.request_scoped)
+    }
+
+    /// Whether a context entry reads the request: a variable in any of its strings, or a
+    /// `variable` whose bare `jmesPath` does; an `imageRegistry` entry always (its reference
+    /// names an image of the resource).
+    fn entry_reads_request(&self, entry: &Value) -> bool {
+        if entry.get("imageRegistry").is_some() {
+            return true;
+        }
+        if let Some(path) = entry
+            .get("variable")
+            .filter(|v| v.get("value").is_none())
+            .and_then(|v| v.get("jmesPath"))
+            .and_then(Value::as_str)
+            && expression_reads_request(path, &self.request_scoped)
+        {
+            return true;
+        }
+        fn strings<'v>(value: &'v Value, out: &mut Vec<&'v str>) {
+            match value {
+                Value::String(s) => out.push(s),
+                Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+                Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        strings(entry, &mut all);
+        all.iter().any(|s| self.text_reads_request(s))
     }
 
     fn config_map(
