@@ -154,6 +154,43 @@ impl AdmissionRequest {
         }
     }
 
+    /// The request's members besides `object`, as Kyverno's `request` variable holds them.
+    pub fn variables(&self) -> Value {
+        let mut map = serde_json::Map::new();
+        let mut put = |name: &str, value: Value| {
+            if !value.is_null() {
+                map.insert(name.to_string(), value);
+            }
+        };
+        put("uid", Value::String(self.uid.clone()));
+        put(
+            "kind",
+            serde_json::to_value(&self.kind).unwrap_or(Value::Null),
+        );
+        put(
+            "resource",
+            serde_json::to_value(&self.resource).unwrap_or(Value::Null),
+        );
+        if let Some(sub) = &self.sub_resource {
+            put("subResource", Value::String(sub.clone()));
+        }
+        if let Some(name) = &self.name {
+            put("name", Value::String(name.clone()));
+        }
+        if let Some(namespace) = &self.namespace {
+            put("namespace", Value::String(namespace.clone()));
+        }
+        put("operation", Value::String(self.operation.clone()));
+        put("userInfo", self.user_info.clone());
+        put("oldObject", self.old_object.clone().unwrap_or(Value::Null));
+        put(
+            "dryRun",
+            self.dry_run.map(Value::Bool).unwrap_or(Value::Null),
+        );
+        put("options", self.options.clone().unwrap_or(Value::Null));
+        Value::Object(map)
+    }
+
     /// Whether this is a dry run.
     pub fn is_dry_run(&self) -> bool {
         self.dry_run.unwrap_or(false)

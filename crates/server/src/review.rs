@@ -203,6 +203,11 @@ async fn answer(
             return Answered::without(response, NoWork::NothingInForce);
         }
     }
+    // `request.*` variables: given only when a policy reads them (a copy of userInfo and
+    // oldObject per review otherwise wasted).
+    if policies.policies.iter().any(Policy::reads_request) {
+        resource = resource.with_request(request.variables());
+    }
     let fetcher = state.fetcher();
     let budget = fetcher.budget();
     let mode = match webhook {

@@ -70,7 +70,7 @@ enum KeyState {
 
 #[derive(Debug)]
 struct KeyInfo<'p> {
-    attestor: &'p Attestor,
+    attestor: std::borrow::Cow<'p, Attestor>,
     /// False when any entry consulting the key has `useCache: false`.
     cacheable: bool,
     state: KeyState,
@@ -206,7 +206,7 @@ impl<'p> Evaluation<'p> {
                 continue;
             }
             let outcome = match self.signatures.get(&key.request) {
-                Some(Ok(set)) => check_attestor(info.attestor, set, ctx),
+                Some(Ok(set)) => check_attestor(&info.attestor, set, ctx),
                 Some(Err(failure)) => {
                     AttestorOutcome::Error(CannotEvaluate::Fetch(failure.clone()))
                 }
@@ -227,7 +227,7 @@ impl<'p> Evaluation<'p> {
 
     /// Registers the attestor checks image `image` needs at `digest`.
     fn expand(&mut self, image: usize, digest: &Digest) {
-        let mut found: Vec<(&'p Attestor, OutcomeKey, bool)> = Vec::new();
+        let mut found: Vec<(std::borrow::Cow<'p, Attestor>, OutcomeKey, bool)> = Vec::new();
         self.plan
             .attestors_of(image, digest, &mut |attestor, key, use_cache| {
                 found.push((attestor, key, use_cache));

@@ -15,6 +15,7 @@ mod decide;
 mod evaluation;
 mod outcome;
 mod plan;
+mod request;
 mod resource;
 
 pub use attestor::{VerifyContext, check_attestor};
@@ -26,9 +27,12 @@ pub use outcome::{
     Waiting,
 };
 pub use plan::{ImageCheck, Mode, Plan, RulePlan, plan};
+pub use request::request_variables;
 pub use resource::{ExtractedImage, Resource, ResourceError};
 
 #[cfg(test)]
 mod alias_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod variable_tests;

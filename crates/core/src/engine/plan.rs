@@ -13,7 +13,9 @@ use crate::policy::{
 };
 
 use super::outcome::{CannotEvaluate, OutcomeKey, SignatureRequest};
+use super::request::request_variables;
 use super::resource::{ExtractedImage, Resource};
+use crate::policy::RuleInstance;
 
 /// Which webhook the evaluation answers: a mode of the one evaluation, not a second copy of the
 /// policies.
@@ -42,6 +44,26 @@ pub struct Plan<'p> {
     pub mode: Mode,
 }
 
+/// A rule as the plan evaluates it: as loaded, or compiled for this request (its attestors
+/// read `request.*` variables).
+#[derive(Debug)]
+pub enum RuleRef<'p> {
+    /// The rule as loaded.
+    Loaded(&'p Rule),
+    /// The rule compiled for this request.
+    Resolved(Box<Rule>),
+}
+
+impl std::ops::Deref for RuleRef<'_> {
+    type Target = Rule;
+    fn deref(&self) -> &Rule {
+        match self {
+            RuleRef::Loaded(rule) => rule,
+            RuleRef::Resolved(rule) => rule,
+        }
+    }
+}
+
 /// One applicable rule.
 #[derive(Debug)]
 pub struct RulePlan<'p> {
@@ -50,7 +72,7 @@ pub struct RulePlan<'p> {
     /// The policy's index in the slice the plan was made from.
     pub policy_index: usize,
     /// The rule.
-    pub rule: &'p Rule,
+    pub rule: RuleRef<'p>,
     /// Enforce or Audit, resolved for the resource's namespace.
     pub action: ResolvedFailureAction,
     /// (verifyImages entry, image) pairs: the image matches the entry's `imageReferences`.
@@ -150,6 +172,8 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource, mode: Mode) -> P
     let mut spellings: Vec<Option<Vec<String>>> = Vec::new();
     let meta = resource.meta();
     let mut rules = Vec::new();
+    // The request's variables, made once and only for a rule that reads them.
+    let mut request: Option<serde_json::Map<String, serde_json::Value>> = None;
     for (policy_index, policy) in policies.iter().enumerate() {
         if !policy.covers_namespace(resource.namespace.as_deref()) {
             continue;
@@ -193,6 +217,19 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource, mode: Mode) -> P
                 resource.namespace.as_deref(),
                 resource.known_namespace_labels(),
             );
+            let rule = match &rule.request_scope {
+                None => RuleRef::Loaded(rule),
+                Some(scope) => {
+                    let request = request
+                        .get_or_insert_with(|| request_variables(resource, &images))
+                        .clone();
+                    let context = scope.context(rule, scope.base(rule, request, &resource.name));
+                    match scope.instantiate(rule, context) {
+                        RuleInstance::Unchanged => RuleRef::Loaded(rule),
+                        RuleInstance::Resolved(resolved) => RuleRef::Resolved(resolved),
+                    }
+                }
+            };
             rules.push(RulePlan {
                 policy,
                 policy_index,
@@ -254,7 +291,7 @@ impl<'p> Plan<'p> {
         &self,
         image: usize,
         digest: &Digest,
-        found: &mut dyn FnMut(&'p Attestor, OutcomeKey, bool),
+        found: &mut dyn FnMut(Cow<'p, Attestor>, OutcomeKey, bool),
     ) {
         let extracted = &self.images[image];
         if extracted.reference.is_err() || extracted.unsupported.is_some() {
@@ -264,7 +301,11 @@ impl<'p> Plan<'p> {
             if r.rule.unsupported.is_some() {
                 continue;
             }
-            let rule: &'p Rule = r.rule;
+            let loaded: Option<&'p Rule> = match &r.rule {
+                RuleRef::Loaded(rule) => Some(rule),
+                RuleRef::Resolved(_) => None,
+            };
+            let rule: &Rule = &r.rule;
             for c in r.checks.iter().filter(|c| c.image == image) {
                 let entry = &rule.verify_images[c.entry];
                 if entry.attestors.is_empty()
@@ -273,15 +314,26 @@ impl<'p> Plan<'p> {
                 {
                     continue;
                 }
-                for set in &entry.attestors {
-                    for_each_leaf(set, &mut |attestor| {
-                        if attestor.unsupported().is_some() {
-                            return;
+                let mut leaf = |attestor: Cow<'p, Attestor>| {
+                    if attestor.unsupported().is_some() {
+                        return;
+                    }
+                    if let Ok(key) = outcome_key(extracted, entry, &attestor, digest) {
+                        found(attestor, key, entry.use_cache);
+                    }
+                };
+                match loaded {
+                    // The loaded rule outlives the plan: its attestors are lent.
+                    Some(loaded) => {
+                        for set in &loaded.verify_images[c.entry].attestors {
+                            for_each_leaf(set, &mut |a| leaf(Cow::Borrowed(a)));
                         }
-                        if let Ok(key) = outcome_key(extracted, entry, attestor, digest) {
-                            found(attestor, key, entry.use_cache);
+                    }
+                    None => {
+                        for set in &entry.attestors {
+                            for_each_leaf(set, &mut |a| leaf(Cow::Owned(a.clone())));
                         }
-                    });
+                    }
                 }
             }
         }

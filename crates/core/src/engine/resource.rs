@@ -35,6 +35,9 @@ pub struct Resource {
     pub operation: Operation,
     /// The whole object.
     pub object: Value,
+    /// The admission request besides the object (`uid`, `userInfo`, `oldObject`, `kind`…), for
+    /// `request.*` variables; `Null` when there is none (`apply`).
+    pub request: Value,
 }
 
 /// Why an object cannot be reviewed.
@@ -100,7 +103,14 @@ impl Resource {
             namespace_labels_known: true,
             operation,
             object,
+            request: Value::Null,
         })
+    }
+
+    /// This resource with the admission request's other members (`userInfo`, `oldObject`…).
+    pub fn with_request(mut self, request: Value) -> Resource {
+        self.request = request;
+        self
     }
 
     /// This resource with its namespace's labels marked unknown, as the webhook has them (an

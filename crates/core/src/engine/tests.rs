@@ -84,7 +84,7 @@ pub(super) fn pem(key: &SigningKey) -> String {
         .replace('\n', "\n                ")
 }
 
-fn policies(yaml: &str) -> Vec<Policy> {
+pub(super) fn policies(yaml: &str) -> Vec<Policy> {
     let outcome = load("test.yaml", yaml);
     assert!(outcome.errors.is_empty(), "{:#?}", outcome.errors);
     outcome.policies
@@ -213,7 +213,7 @@ spec:
     )
 }
 
-fn pod(namespace: &str, images: &[&str]) -> Resource {
+pub(super) fn pod(namespace: &str, images: &[&str]) -> Resource {
     let containers: Vec<Value> = images
         .iter()
         .enumerate()
@@ -250,13 +250,13 @@ pub(super) fn signed_layer(k: &SigningKey, identity: &str, digest: &Digest) -> S
 /// A registry in memory: tags resolve to `digest_for(image)`; `.sig` images hold layers signed
 /// by the given keys.
 #[derive(Default)]
-struct FakeRegistry {
+pub(super) struct FakeRegistry {
     signers: HashMap<String, Vec<SigningKey>>,
     unreachable: bool,
 }
 
 impl FakeRegistry {
-    fn sign(mut self, image: &str, k: &SigningKey) -> Self {
+    pub(super) fn sign(mut self, image: &str, k: &SigningKey) -> Self {
         let copy = SigningKey::from_pkcs8(k.pkcs8_der(), &SystemRandom::new()).unwrap();
         self.signers
             .entry(image.to_string())
@@ -308,7 +308,7 @@ impl FakeRegistry {
 
 /// Asserts that `d` denies and that its message contains `needle`.
 #[track_caller]
-fn assert_denied(d: &Decision, needle: &str) {
+pub(super) fn assert_denied(d: &Decision, needle: &str) {
     assert!(!d.allowed, "allowed, expected a denial with {needle:?}");
     assert!(
         d.message.contains(needle),
@@ -317,7 +317,7 @@ fn assert_denied(d: &Decision, needle: &str) {
     );
 }
 
-fn run(policies: &[Policy], resource: &Resource, registry: &FakeRegistry) -> Decision {
+pub(super) fn run(policies: &[Policy], resource: &Resource, registry: &FakeRegistry) -> Decision {
     registry.decide(policies, resource)
 }
 

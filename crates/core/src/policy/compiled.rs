@@ -154,6 +154,12 @@ impl Policy {
         }
     }
 
+    /// Whether some rule reads the request (`request.*` variables, preconditions): the caller
+    /// then gives the resource the admission request ([`crate::engine::Resource::with_request`]).
+    pub fn reads_request(&self) -> bool {
+        self.all_rules().any(|r| r.request_scope.is_some())
+    }
+
     /// Whether a decision under this policy can depend on namespace labels: a
     /// `namespaceSelector` in a rule's `match` or `exclude`, or in a failure action override.
     pub fn uses_namespace_labels(&self) -> bool {
@@ -329,6 +335,9 @@ pub struct Rule {
     pub report_properties: BTreeMap<String, String>,
     /// Path of the written rule (`spec.rules[i]`; for autogen rules, the rule they came from).
     pub path: JsonPath,
+    /// What the rule resolves per request (variables that read the request); `None` when
+    /// nothing does.
+    pub request_scope: Option<std::sync::Arc<super::load::RequestScope>>,
     /// Why the rule cannot be evaluated (context, preconditions), decided when it was loaded.
     pub unsupported: Option<Unsupported>,
 }

@@ -54,8 +54,8 @@ pub use error::{
     Base64Damage, Location, PolicyError, PolicyErrorKind, PolicyWarning, PolicyWarningKind,
 };
 pub use load::{
-    LoadOptions, LoadOutcome, SkippedDocument, load, load_with, load_with_context,
-    remove_duplicate_policies,
+    LoadOptions, LoadOutcome, RequestScope, RuleInstance, SkippedDocument, load, load_with,
+    load_with_context, remove_duplicate_policies,
 };
 pub use matching::{Operation, ResourceMeta};
 pub use model::{ApplyRules, FailurePolicy, VerifierType};

@@ -106,6 +106,16 @@ impl JsonPath {
         self.segments.starts_with(&prefix.segments)
     }
 
+    /// The node this path names in `value`, if there is one.
+    pub fn lookup<'v>(&self, value: &'v serde_json::Value) -> Option<&'v serde_json::Value> {
+        self.segments
+            .iter()
+            .try_fold(value, |node, segment| match segment {
+                Segment::Field(name) => node.get(name.as_str()),
+                Segment::Index(i) => node.get(*i),
+            })
+    }
+
     /// The last member name, if the path ends with one.
     pub fn last_field(&self) -> Option<&str> {
         match self.segments.last() {

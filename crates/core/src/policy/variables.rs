@@ -280,8 +280,8 @@ fn expression_reads_request(expression: &str, scoped: &BTreeSet<String>) -> bool
             // Not inside a string literal: count quotes before.
             let quotes = expression[..start].matches('\'').count();
             let backticks = expression[..start].matches('`').count();
-            if quotes % 2 == 0
-                && backticks % 2 == 0
+            if quotes.is_multiple_of(2)
+                && backticks.is_multiple_of(2)
                 && (REQUEST_NAMES.contains(&word) || scoped.contains(word))
             {
                 return true;

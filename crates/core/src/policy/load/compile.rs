@@ -254,7 +254,18 @@ impl DocumentLoader<'_> {
                 ),
             );
         }
-        self.rule_context = Some(RuleContext::build(&rule.context, self.values));
+        let policy_name = self.policy.clone().unwrap_or_default();
+        let mut given = serde_json::Map::new();
+        self.values
+            .values()
+            .apply(&policy_name, &rule.name, None, &mut given);
+        self.rule_context = Some(RuleContext::build_with(
+            &rule.context,
+            self.values,
+            given,
+            false,
+        ));
+        self.defer_all_variables = self.values.values().has_resource_values(&policy_name);
         if rule.preconditions.as_ref().is_some_and(|v| !v.is_null()) {
             self.warn(
                 &path.field("preconditions"),
@@ -287,12 +298,20 @@ impl DocumentLoader<'_> {
         }
         let mut verify_images = Vec::new();
         let entries_path = path.field("verifyImages");
+        let mut deferred = Vec::new();
         for (j, entry) in rule.verify_images.iter().flatten().enumerate() {
-            if let Some(compiled) = self.compile_entry(entry, &entries_path.index(j), &rule.name) {
+            self.entry_reads_request = false;
+            let entry_path = entries_path.index(j);
+            if let Some(compiled) = self.compile_entry(entry, &entry_path, &rule.name) {
                 verify_images.push(compiled);
             }
+            if self.entry_reads_request {
+                deferred.push((j, entry_path.clone(), self.written_entry(&entry_path)));
+            }
         }
+        self.entry_reads_request = false;
         self.rule_context = None;
+        let request_scope = self.request_scope(deferred, false);
         if self.errors.len() > errors_before {
             return None;
         }
@@ -308,6 +327,7 @@ impl DocumentLoader<'_> {
             verify_images,
             report_properties: rule.report_properties.clone(),
             path: path.clone(),
+            request_scope,
             unsupported: if !context_resolved {
                 Some(Unsupported::Context)
             } else if rule.preconditions.as_ref().is_some_and(|v| !v.is_null())
@@ -323,7 +343,7 @@ impl DocumentLoader<'_> {
         })
     }
 
-    fn compile_entry(
+    pub(super) fn compile_entry(
         &mut self,
         written: &model::ImageVerification,
         path: &JsonPath,

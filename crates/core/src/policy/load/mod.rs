@@ -28,9 +28,12 @@ use super::error::{
 use super::model::PolicyDocument;
 use super::path::JsonPath;
 use super::variables::{ContextValues, RuleContext};
+
 use super::yaml::{self, Document, Position};
+pub use instance::{RequestScope, RuleInstance};
 
 mod compile;
+mod instance;
 mod keys;
 mod resolve;
 mod validate;
@@ -173,6 +176,16 @@ struct DocumentLoader<'a> {
     values: &'a ContextValues,
     /// The context of the rule being compiled, when all its entries are resolved by sealgate.
     rule_context: Option<RuleContext>,
+    /// Compiling one request's instance of a rule ([`instance`]): the request's variables are
+    /// in the context.
+    per_request: bool,
+    /// Set when an attestor of the entry being compiled reads the request (compiled per
+    /// request).
+    entry_reads_request: bool,
+    /// Every variable is resolved per request (values are given per resource).
+    defer_all_variables: bool,
+    /// The document, shared by the request scopes of its rules.
+    shared_document: Option<std::sync::Arc<Document>>,
 }
 impl<'a> DocumentLoader<'a> {
     fn new(source: &'a str, document: &'a Document, values: &'a ContextValues) -> Self {
@@ -189,6 +202,10 @@ impl<'a> DocumentLoader<'a> {
             options: LoadOptions::default(),
             values,
             rule_context: None,
+            per_request: false,
+            entry_reads_request: false,
+            defer_all_variables: false,
+            shared_document: None,
         }
     }
 

@@ -76,7 +76,22 @@ impl DocumentLoader<'_> {
             .clone()
             .unwrap_or_else(|| RuleContext::build(&[], self.values));
         let mut written = Vec::new();
-        for (field_path, value) in fields(&mut resolved, path) {
+        let fields = fields(&mut resolved, path);
+        if !self.per_request
+            && fields.iter().any(|(_, v)| {
+                self.defer_all_variables
+                    || v.as_deref().is_some_and(|t| context.text_reads_request(t))
+            })
+        {
+            // Known only per request: compiled again for each one (see `instance`).
+            self.entry_reads_request = true;
+            return Some(vec![self.unresolved(
+                attestor,
+                path,
+                "the attestor's variables are resolved per request; this one was not".into(),
+            )]);
+        }
+        for (field_path, value) in fields {
             let text = value.clone().unwrap_or_default();
             let is_key = field_path.last_field() == Some("publicKeys");
             let result = context.substitute(&text).and_then(|v| match v {

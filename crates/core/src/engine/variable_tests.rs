@@ -1,0 +1,143 @@
+//! Rules whose attestors read the request: compiled again for each resource.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::tests::{FakeRegistry, assert_denied, key, pod, run};
+use crate::policy::{ContextValues, LoadOptions, Policy, Values, load_with_context};
+
+fn load(yaml: &str, values: &ContextValues) -> Vec<Policy> {
+    let outcome = load_with_context("test.yaml", yaml, LoadOptions::default(), values);
+    assert!(outcome.errors.is_empty(), "{:#?}", outcome.errors);
+    outcome.policies
+}
+
+/// Each namespace keeps its team's key in ConfigMap `keys`; the policy reads the one of the
+/// namespace under review.
+const PER_NAMESPACE: &str = r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: team-keys
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: team-key
+      match:
+        any:
+        - resources:
+            kinds: [Pod]
+      context:
+      - name: keys
+        configMap:
+          name: keys
+          namespace: "{{ request.namespace }}"
+      verifyImages:
+      - imageReferences: ["registry.company.com/*"]
+        attestors:
+        - entries:
+          - keys:
+              publicKeys: "{{ keys.data.pub }}"
+"#;
+
+fn config_map_values(entries: &[(&str, String)]) -> ContextValues {
+    let mut values = ContextValues::reading_config_maps();
+    for (namespace, pem) in entries {
+        values.insert_config_map(
+            namespace,
+            "keys",
+            &BTreeMap::from([("pub".to_string(), pem.clone())]),
+        );
+    }
+    values
+}
+
+fn plain_pem(k: &crate::crypto::key::SigningKey) -> String {
+    k.public_key().to_pem()
+}
+
+#[test]
+fn a_key_looked_up_by_the_request_namespace_is_the_namespace_s_own() {
+    let (a, b) = (key(), key());
+    let values = config_map_values(&[("team-a", plain_pem(&a)), ("team-b", plain_pem(&b))]);
+    let policies = load(PER_NAMESPACE, &values);
+    assert!(policies[0].reads_request());
+    let image = "registry.company.com/app:v1";
+    let registry = FakeRegistry::default().sign(image, &a);
+    let d = run(&policies, &pod("team-a", &[image]), &registry);
+    assert!(d.allowed, "{}", d.message);
+    // Signed by team a's key, run in team b: team b's key does not verify it.
+    let d = run(&policies, &pod("team-b", &[image]), &registry);
+    assert_denied(&d, "registry.company.com/app:v1");
+    // A namespace without the ConfigMap: the image's error result names it.
+    let d = run(&policies, &pod("team-c", &[image]), &registry);
+    assert_denied(&d, "ConfigMap team-c/keys");
+}
+
+#[test]
+fn values_given_per_resource_resolve_the_attestor_for_that_resource_only() {
+    let (a, b) = (key(), key());
+    let policy = PER_NAMESPACE.replace(
+        "namespace: \"{{ request.namespace }}\"",
+        "namespace: default",
+    );
+    let mut given = Values::new();
+    given.set_for_resource("team-keys", "test", "keys.data.pub", json!(plain_pem(&a)));
+    let values = ContextValues::new().with_values(given);
+    let policies = load(&policy, &values);
+    let image = "registry.company.com/app:v1";
+    let d = run(
+        &policies,
+        &pod("default", &[image]),
+        &FakeRegistry::default().sign(image, &a),
+    );
+    assert!(d.allowed, "{}", d.message);
+    let d = run(
+        &policies,
+        &pod("default", &[image]),
+        &FakeRegistry::default().sign(image, &b),
+    );
+    assert_denied(&d, "registry.company.com/app:v1");
+}
+
+#[test]
+fn a_pod_controller_s_rule_reads_its_template_as_kyverno_s_autogen_shifts_it() {
+    let (a, b) = (key(), key());
+    let policy = PER_NAMESPACE.replace(
+        "name: keys\n          namespace: \"{{ request.namespace }}\"",
+        "name: \"{{ request.object.metadata.labels.team }}-keys\"\n          namespace: default",
+    );
+    assert!(policy.contains("labels.team"));
+    let mut values = ContextValues::reading_config_maps();
+    for (team, k) in [("a", &a), ("b", &b)] {
+        values.insert_config_map(
+            "default",
+            &format!("{team}-keys"),
+            &BTreeMap::from([("pub".to_string(), plain_pem(k))]),
+        );
+    }
+    let policies = load(&policy, &values);
+    let image = "registry.company.com/app:v1";
+    let registry = FakeRegistry::default().sign(image, &a);
+    let deployment = |team: &str| {
+        crate::engine::Resource::from_object(
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "d", "namespace": "default"},
+                "spec": {"template": {
+                    "metadata": {"labels": {"team": team}},
+                    "spec": {"containers": [{"name": "c", "image": image}]},
+                }},
+            }),
+            crate::policy::Operation::Create,
+            None,
+            BTreeMap::new(),
+        )
+        .unwrap()
+    };
+    let d = run(&policies, &deployment("a"), &registry);
+    assert!(d.allowed, "{}", d.message);
+    assert_eq!(d.results[0].rule, "autogen-team-key");
+    let d = run(&policies, &deployment("b"), &registry);
+    assert_denied(&d, image);
+}

@@ -1,0 +1,170 @@
+//! What a rule resolves per request: the `request.*`, `images.*` and `serviceAccountName`
+//! variables (and the context entries and given values built on them) are known only when a
+//! resource is reviewed. A rule whose verifyImages entries read them is compiled once at load
+//! with those entries left open, and again, entry by entry, for each request
+//! ([`RequestScope::instantiate`]), with the same loader and the same messages as at load.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::policy::compiled::{FailureAction, Rule};
+use crate::policy::de;
+use crate::policy::model;
+use crate::policy::path::JsonPath;
+use crate::policy::unsupported::Unsupported;
+use crate::policy::variables::{ContextValues, RuleContext};
+use crate::policy::yaml::Document;
+
+use super::{DocumentLoader, LoadOptions};
+
+/// The parts of a rule resolved per request.
+#[derive(Debug, Clone)]
+pub struct RequestScope {
+    source: Arc<str>,
+    document: Arc<Document>,
+    policy: String,
+    spec_action: FailureAction,
+    options: LoadOptions,
+    values: ContextValues,
+    /// verifyImages entries compiled per request: index in the rule's entries, written path,
+    /// the entry as written.
+    deferred: Vec<(usize, JsonPath, Value)>,
+}
+
+/// A rule as it stands for one request.
+#[derive(Debug)]
+pub enum RuleInstance {
+    /// Nothing in the rule depends on the request.
+    Unchanged,
+    /// The rule with its request-dependent entries compiled for this request.
+    Resolved(Box<Rule>),
+}
+
+/// Kyverno's autogen text shift, applied to every string of a raw value.
+pub(crate) type Replacements<'a> = &'a [(&'a str, &'a str)];
+
+impl RequestScope {
+    /// Whether some verifyImages entry is compiled per request.
+    pub fn has_deferred_entries(&self) -> bool {
+        !self.deferred.is_empty()
+    }
+
+    /// The variables a rule's context starts from for one request: the request's own
+    /// (`request`, `images`, `serviceAccountName`…), then the values given for the rule and
+    /// `resource` (`apply --values-file`), as Kyverno sets them before the rule's entries.
+    pub fn base(
+        &self,
+        rule: &Rule,
+        request: Map<String, Value>,
+        resource: &str,
+    ) -> Map<String, Value> {
+        let mut base = request;
+        let given = self.values.values();
+        given.apply(&self.policy, &rule.name, Some(resource), &mut base);
+        if let crate::policy::RuleOrigin::Autogen { rule: written }
+        | crate::policy::RuleOrigin::AutogenCronJob { rule: written } = &rule.origin
+        {
+            given.apply(&self.policy, written, Some(resource), &mut base);
+        }
+        base
+    }
+
+    /// The rule's context for one request (`request` from [`RequestScope::base`]).
+    pub fn context(&self, rule: &Rule, base: Map<String, Value>) -> RuleContext {
+        RuleContext::build_with(&rule.context, &self.values, base, true)
+    }
+
+    /// `rule` (which carries this scope) for one request whose context is `context`: its
+    /// deferred entries compiled with the request's variables. A variable that does not
+    /// resolve, or a value that is no valid key, is the attestor's error result, as at load.
+    pub fn instantiate(&self, rule: &Rule, context: RuleContext) -> RuleInstance {
+        if self.deferred.is_empty() {
+            return RuleInstance::Unchanged;
+        }
+        let mut loader = DocumentLoader::new(&self.source, &self.document, &self.values);
+        loader.options = self.options;
+        loader.policy = Some(self.policy.clone());
+        loader.rule = Some(rule.name.clone());
+        loader.spec_action = self.spec_action;
+        loader.rule_context = Some(context);
+        loader.per_request = true;
+        let mut resolved = rule.clone();
+        for (index, path, raw) in &self.deferred {
+            let Some(slot) = resolved.verify_images.get_mut(*index) else {
+                continue;
+            };
+            let errors_before = loader.errors.len();
+            let compiled = match de::decode::<model::ImageVerification>(raw, path) {
+                Ok((entry, _)) => loader.compile_entry(&entry, path, &rule.name),
+                Err(e) => {
+                    slot.unsupported = Some(Unsupported::Variable {
+                        message: format!("{}: {}", e.path, e.message),
+                    });
+                    continue;
+                }
+            };
+            match compiled {
+                Some(entry) if loader.errors.len() == errors_before => *slot = entry,
+                _ => {
+                    let problems: Vec<String> = loader
+                        .errors
+                        .drain(errors_before..)
+                        .map(|e| format!("{}: {}", e.location.path, e.kind))
+                        .collect();
+                    slot.unsupported = Some(Unsupported::Variable {
+                        message: problems.join("; "),
+                    });
+                }
+            }
+        }
+        RuleInstance::Resolved(Box::new(resolved))
+    }
+
+    /// This scope for an autogen rule: Kyverno's text shift applied to the deferred entries.
+    pub(crate) fn shifted(
+        &self,
+        replacements: Replacements<'_>,
+        shift: fn(&mut Value, Replacements<'_>),
+    ) -> RequestScope {
+        let mut out = self.clone();
+        for (_, _, raw) in &mut out.deferred {
+            shift(raw, replacements);
+        }
+        out
+    }
+}
+
+impl DocumentLoader<'_> {
+    /// The request scope of the rule just compiled at `path`, when something in it is
+    /// resolved per request.
+    pub(super) fn request_scope(
+        &mut self,
+        deferred: Vec<(usize, JsonPath, Value)>,
+        needed: bool,
+    ) -> Option<Arc<RequestScope>> {
+        if deferred.is_empty() && !needed {
+            return None;
+        }
+        let document = self
+            .shared_document
+            .get_or_insert_with(|| Arc::new(self.document.clone()))
+            .clone();
+        Some(Arc::new(RequestScope {
+            source: Arc::from(self.source),
+            document,
+            policy: self.policy.clone().unwrap_or_default(),
+            spec_action: self.spec_action,
+            options: self.options,
+            values: self.values.clone(),
+            deferred,
+        }))
+    }
+
+    /// The written verifyImages entry at `path`, as it is in the document.
+    pub(super) fn written_entry(&self, path: &JsonPath) -> Value {
+        path.lookup(&self.document.value)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+}
