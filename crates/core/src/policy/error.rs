@@ -399,6 +399,16 @@ pub enum PolicyWarningKind {
         "{0} not supported yet: every image it applies to gets an error result (denied under Enforce, a warning under Audit)"
     )]
     NotSupportedYet(&'static str),
+    /// A context entry sealgate does not evaluate.
+    #[error(
+        "context entry `{name}` is {what}: every image the rule applies to gets an error result (denied under Enforce, a warning under Audit)"
+    )]
+    ContextEntryNotEvaluated {
+        /// The entry's name.
+        name: String,
+        /// What it is, in words.
+        what: &'static str,
+    },
     /// A field sealgate reads but does not act on.
     #[error("{field} is not used by sealgate: {instead}")]
     NotUsed {
@@ -563,6 +573,9 @@ pub(crate) fn warning_hint(kind: &PolicyWarningKind) -> Option<String> {
         PolicyWarningKind::RequiredWithoutChecks => "add attestors, or set required: false".into(),
         PolicyWarningKind::NotSupportedYet(_) => {
             "remove it, or keep this policy with Kyverno until sealgate supports it".into()
+        }
+        PolicyWarningKind::ContextEntryNotEvaluated { .. } => {
+            "take the value from a configMap or variable entry, or keep this policy with Kyverno".into()
         }
         PolicyWarningKind::TlogRequired { .. } => {
             "add ignoreTlog: true under rekor if the images are signed without a Rekor upload, or sign with a tool that uploads to Rekor".into()

@@ -959,7 +959,7 @@ fn every_field_is_read() {
         "spec.rules[0].verifyImages[0].attestors[0].entries[1].certificates.rekor this certificates attestor has a rekor block",
         "spec.rules[0].verifyImages[0].attestors[0].entries[2].keyless keyless verification is not supported yet",
         "spec.rules[0].verifyImages[0].attestations verifying attestations is not supported yet",
-        "spec.rules[0].context rule context other than configMap and variable entries is not supported yet",
+        "spec.rules[0].context[1] context entry `api` is an apiCall, which sealgate does not make",
         "spec.rules[0].preconditions preconditions are not supported yet",
         "spec.rules[0].imageExtractors.Task[0].jmesPath jmesPath in imageExtractors is not supported yet",
     ];
@@ -2222,6 +2222,9 @@ fn variables_in_context_entries_and_unknown_context_kinds() {
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     assert_eq!(
         outcome.policies[0].rules[0].unsupported,
-        Some(Unsupported::Context)
+        Some(Unsupported::ContextEntry {
+            name: "keys".into(),
+            what: "an apiCall, which sealgate does not make (a call to the Kubernetes API or a service on every review, unbounded on the admission path)",
+        })
     );
 }

@@ -10,8 +10,13 @@ use super::model::VerifierType;
 /// A feature sealgate does not evaluate yet, with the words the user reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unsupported {
-    /// The rule declares `context` entries.
-    Context,
+    /// A `context` entry sealgate does not evaluate.
+    ContextEntry {
+        /// The entry's name.
+        name: String,
+        /// What it is, in words (see [`context_entry_kind`]).
+        what: &'static str,
+    },
     /// The rule has `preconditions` (or `celPreconditions`).
     Preconditions,
     /// The entry is `type: Notary` or `type: SigstoreBundle`.
@@ -50,6 +55,24 @@ pub enum Unsupported {
     },
 }
 
+/// What a context entry sealgate does not evaluate is, in words; `None` for the entries it
+/// evaluates (`configMap`, `variable`).
+pub fn context_entry_kind(entry: &serde_json::Value) -> Option<&'static str> {
+    const EVALUATED: &[&str] = &["configMap", "variable"];
+    if EVALUATED.iter().any(|k| entry.get(k).is_some()) {
+        return None;
+    }
+    Some(if entry.get("apiCall").is_some() {
+        "an apiCall, which sealgate does not make (a call to the Kubernetes API or a service on every review, unbounded on the admission path)"
+    } else if entry.get("globalReference").is_some() {
+        "a globalReference (a Kyverno GlobalContextEntry), which sealgate does not read"
+    } else if entry.get("imageRegistry").is_some() {
+        "an imageRegistry lookup, which sealgate does not evaluate yet"
+    } else {
+        "of no kind sealgate knows (configMap, variable, imageRegistry, apiCall, globalReference)"
+    })
+}
+
 impl Unsupported {
     /// Whether the words are about one image (the engine prefixes them with `image IMAGE: `).
     pub fn is_about_an_image(&self) -> bool {
@@ -65,8 +88,9 @@ impl Unsupported {
 impl fmt::Display for Unsupported {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Unsupported::Context => f.write_str(
-                "the rule uses `context`, which sealgate does not support yet; it cannot be evaluated",
+            Unsupported::ContextEntry { name, what } => write!(
+                f,
+                "context entry `{name}` is {what}; the rule cannot be evaluated"
             ),
             Unsupported::Preconditions => f.write_str(
                 "the rule uses `preconditions`, which sealgate does not support yet; it cannot be evaluated",

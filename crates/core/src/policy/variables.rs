@@ -315,9 +315,6 @@ pub struct RuleContext {
     missing: BTreeMap<String, Missing>,
 }
 
-/// The kinds of context entry a [`RuleContext`] resolves.
-pub const RESOLVED_CONTEXT_KINDS: &[&str] = &["configMap", "variable"];
-
 impl RuleContext {
     /// The context of `entries` (the rule's raw `context`), reading ConfigMaps from `values`.
     /// Entries of other kinds are skipped (the loader reports them).

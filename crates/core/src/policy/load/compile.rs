@@ -14,7 +14,8 @@ use crate::policy::matching::kind_of;
 use crate::policy::model::{self, CredentialProvider, FailurePolicy, PolicyDocument, VerifierType};
 use crate::policy::path::JsonPath;
 use crate::policy::unsupported::Unsupported;
-use crate::policy::variables::{RESOLVED_CONTEXT_KINDS, RuleContext};
+use crate::policy::unsupported::context_entry_kind;
+use crate::policy::variables::RuleContext;
 use std::collections::HashMap;
 
 use super::DocumentLoader;
@@ -241,18 +242,23 @@ impl DocumentLoader<'_> {
         }
         // `configMap` and `variable` entries are resolved (ConfigMaps from the values given);
         // a rule with another kind of entry cannot be evaluated yet.
-        let context_resolved = rule.context.iter().all(|entry| {
-            RESOLVED_CONTEXT_KINDS
-                .iter()
-                .any(|kind| entry.get(kind).is_some())
-        });
-        if !context_resolved {
-            self.warn(
-                &path.field("context"),
-                PolicyWarningKind::NotSupportedYet(
-                    "rule context other than configMap and variable entries is",
-                ),
-            );
+        let mut context_unsupported = None;
+        for (i, entry) in rule.context.iter().enumerate() {
+            if let Some(what) = context_entry_kind(entry) {
+                let name = entry
+                    .get("name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                self.warn(
+                    &path.field("context").index(i),
+                    PolicyWarningKind::ContextEntryNotEvaluated {
+                        name: name.clone(),
+                        what,
+                    },
+                );
+                context_unsupported.get_or_insert(Unsupported::ContextEntry { name, what });
+            }
         }
         let policy_name = self.policy.clone().unwrap_or_default();
         let mut given = serde_json::Map::new();
@@ -328,8 +334,8 @@ impl DocumentLoader<'_> {
             report_properties: rule.report_properties.clone(),
             path: path.clone(),
             request_scope,
-            unsupported: if !context_resolved {
-                Some(Unsupported::Context)
+            unsupported: if let Some(why) = context_unsupported {
+                Some(why)
             } else if rule.preconditions.as_ref().is_some_and(|v| !v.is_null())
                 || rule
                     .cel_preconditions
