@@ -57,7 +57,7 @@ pub enum Unsupported {
 
 /// What a context entry sealgate does not evaluate is, in words; `None` for the entries it
 /// evaluates (`configMap`, `variable`).
-pub fn context_entry_kind(entry: &serde_json::Value) -> Option<&'static str> {
+pub(crate) fn context_entry_kind(entry: &serde_json::Value) -> Option<&'static str> {
     const EVALUATED: &[&str] = &["configMap", "variable"];
     if EVALUATED.iter().any(|k| entry.get(k).is_some()) {
         return None;
