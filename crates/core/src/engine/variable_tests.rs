@@ -72,6 +72,12 @@ fn a_key_looked_up_by_the_request_namespace_is_the_namespace_s_own() {
     // A namespace without the ConfigMap: the image's error result names it.
     let d = run(&policies, &pod("team-c", &[image]), &registry);
     assert_denied(&d, "ConfigMap team-c/keys");
+    // Each namespace's key was compiled once; the error is not kept.
+    let scope = policies[0].rules[0].request_scope.as_ref().unwrap();
+    assert_eq!(scope.compiled_entries(), 2);
+    let d = run(&policies, &pod("team-a", &[image]), &registry);
+    assert!(d.allowed, "{}", d.message);
+    assert_eq!(scope.compiled_entries(), 2);
 }
 
 #[test]

@@ -153,17 +153,25 @@ pub fn substitute(text: &str, context: &Value) -> Result<Value, VariableError> {
 
 /// Substitutes the variables in every string of `value` (keys are left as written).
 pub fn substitute_value(value: &Value, context: &Value) -> Result<Value, VariableError> {
+    map_strings(value, &|s| substitute(s, context))
+}
+
+/// `value` with every string holding a variable replaced by `f`'s value for it.
+fn map_strings(
+    value: &Value,
+    f: &dyn Fn(&str) -> Result<Value, VariableError>,
+) -> Result<Value, VariableError> {
     Ok(match value {
-        Value::String(s) if has_variables(s) => substitute(s, context)?,
+        Value::String(s) if has_variables(s) => f(s)?,
         Value::Array(items) => Value::Array(
             items
                 .iter()
-                .map(|v| substitute_value(v, context))
+                .map(|v| map_strings(v, f))
                 .collect::<Result<_, _>>()?,
         ),
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| Ok((k.clone(), substitute_value(v, context)?)))
+                .map(|(k, v)| Ok((k.clone(), map_strings(v, f)?)))
                 .collect::<Result<_, VariableError>>()?,
         ),
         other => other.clone(),
@@ -373,6 +381,18 @@ impl RuleContext {
         context
     }
 
+    /// Where each entry's value came from, as one text (part of a cache key: the same resolved
+    /// text from another ConfigMap is said to come from there).
+    pub fn sources_text(&self) -> String {
+        let mut out = String::new();
+        for (name, source) in &self.sources {
+            out.push_str(name);
+            out.push_str(source);
+            out.push('\n');
+        }
+        out
+    }
+
     /// The entries that depend on the request.
     pub fn request_scoped(&self) -> &BTreeSet<String> {
         &self.request_scoped
@@ -480,23 +500,10 @@ impl RuleContext {
         }
     }
 
-    /// Substitutes the variables in every string of `value`.
-    fn substitute_value(&self, value: &Value) -> Result<Value, VariableError> {
-        Ok(match value {
-            Value::String(s) if has_variables(s) => self.substitute(s)?,
-            Value::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|v| self.substitute_value(v))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.substitute_value(v)?)))
-                    .collect::<Result<_, VariableError>>()?,
-            ),
-            other => other.clone(),
-        })
+    /// Substitutes the variables in every string of `value`, naming where a missing value
+    /// comes from as [`RuleContext::substitute`] does.
+    pub fn substitute_value(&self, value: &Value) -> Result<Value, VariableError> {
+        map_strings(value, &|s| self.substitute(s))
     }
 
     /// Substitutes the variables of `text`; an error names where the value comes from (the

@@ -4,11 +4,12 @@
 //! with those entries left open, and again, entry by entry, for each request
 //! ([`RequestScope::instantiate`]), with the same loader and the same messages as at load.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
-use crate::policy::compiled::{FailureAction, Rule};
+use crate::policy::compiled::{FailureAction, ImageVerification, Rule};
 use crate::policy::de;
 use crate::policy::model;
 use crate::policy::path::JsonPath;
@@ -30,7 +31,14 @@ pub struct RequestScope {
     /// verifyImages entries compiled per request: index in the rule's entries, written path,
     /// the entry as written.
     deferred: Vec<(usize, JsonPath, Value)>,
+    /// Entries compiled before, by their text with every variable resolved (and where the
+    /// values came from): a request that resolves to the same keys costs no parse, and a
+    /// rotated key is a new text, compiled once.
+    compiled: Arc<Mutex<HashMap<String, ImageVerification>>>,
 }
+
+/// How many compiled entries a scope keeps (it starts again when full).
+const COMPILED_ENTRIES: usize = 256;
 
 /// A rule as it stands for one request.
 #[derive(Debug)]
@@ -94,6 +102,18 @@ impl RequestScope {
             let Some(slot) = resolved.verify_images.get_mut(*index) else {
                 continue;
             };
+            // The same text compiles to the same entry: the cache key is the resolved text.
+            let key = loader
+                .rule_context
+                .as_ref()
+                .and_then(|c| Some((c.substitute_value(raw).ok()?, c.sources_text())))
+                .map(|(resolved, sources)| format!("{index}\n{resolved}\n{sources}"));
+            if let Some(key) = &key
+                && let Some(hit) = self.lock_compiled().get(key)
+            {
+                *slot = hit.clone();
+                continue;
+            }
             let errors_before = loader.errors.len();
             let compiled = match de::decode::<model::ImageVerification>(raw, path) {
                 Ok((entry, _)) => loader.compile_entry(&entry, path, &rule.name),
@@ -105,7 +125,16 @@ impl RequestScope {
                 }
             };
             match compiled {
-                Some(entry) if loader.errors.len() == errors_before => *slot = entry,
+                Some(entry) if loader.errors.len() == errors_before => {
+                    if let Some(key) = key {
+                        let mut compiled = self.lock_compiled();
+                        if compiled.len() >= COMPILED_ENTRIES {
+                            compiled.clear();
+                        }
+                        compiled.insert(key, entry.clone());
+                    }
+                    *slot = entry;
+                }
                 _ => {
                     let problems: Vec<String> = loader
                         .errors
@@ -121,6 +150,17 @@ impl RequestScope {
         RuleInstance::Resolved(Box::new(resolved))
     }
 
+    fn lock_compiled(&self) -> std::sync::MutexGuard<'_, HashMap<String, ImageVerification>> {
+        // A poisoned cache is still a cache of whole entries.
+        self.compiled.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many compiled entries are kept (for tests).
+    #[cfg(test)]
+    pub(crate) fn compiled_entries(&self) -> usize {
+        self.lock_compiled().len()
+    }
+
     /// This scope for an autogen rule: Kyverno's text shift applied to the deferred entries.
     pub(crate) fn shifted(
         &self,
@@ -128,6 +168,7 @@ impl RequestScope {
         shift: fn(&mut Value, Replacements<'_>),
     ) -> RequestScope {
         let mut out = self.clone();
+        out.compiled = Arc::default();
         for (_, _, raw) in &mut out.deferred {
             shift(raw, replacements);
         }
@@ -158,6 +199,7 @@ impl DocumentLoader<'_> {
             options: self.options,
             values: self.values.clone(),
             deferred,
+            compiled: Arc::default(),
         }))
     }
 
