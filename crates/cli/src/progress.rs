@@ -88,4 +88,17 @@ impl Fetch for ReportingFetch {
             self.inner.signatures(request, fresh),
         ))
     }
+
+    fn image_data<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        reference: &'a str,
+    ) -> Fetched<'a, serde_json::Value> {
+        Box::pin(reporting(
+            self.progress,
+            image.api_host(),
+            move || format!("fetching the manifest and config of {image}"),
+            self.inner.image_data(image, reference),
+        ))
+    }
 }

@@ -94,6 +94,7 @@ fn evaluate(
                     let cached = cache.get(&k).cloned();
                     evaluation.outcome_cached(k, cached);
                 }
+                Want::ImageData { .. } => unreachable!("the benchmark policies read no image data"),
                 Want::Signatures { request, .. } => {
                     let key = key.expect("a warm evaluation asked for signatures");
                     let payload = payload::build(

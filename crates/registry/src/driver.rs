@@ -25,6 +25,7 @@ use sealgate_core::engine::{
 use sealgate_core::sigstore::trust::TrustedRoot;
 use sealgate_core::timestamp::Clock;
 use sealgate_core::{Digest, ImageRef};
+use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -68,6 +69,10 @@ pub trait Fetch: Send + Sync {
         fresh: bool,
     ) -> Fetched<'a, Arc<SignatureSet>>;
 
+    /// The manifest and config of `image` as Kyverno's `imageRegistry` context entry holds
+    /// them (see [`crate::image_data`]), for the entry written as `reference`.
+    fn image_data<'a>(&'a self, image: &'a ImageRef, reference: &'a str) -> Fetched<'a, Value>;
+
     /// What the fetch of `pending` is waiting for (asked when the deadline passes first).
     fn waiting_for(&self, pending: &Pending) -> Waiting {
         pending.waiting()
@@ -86,6 +91,8 @@ pub enum Pending {
     Digest(ImageRef),
     /// These signatures.
     Signatures(SignatureRequest),
+    /// The data of this image, for the entry written as the string.
+    ImageData(String, ImageRef),
 }
 
 impl Pending {
@@ -100,6 +107,10 @@ impl Pending {
                 host: request.host().to_string(),
                 repository: request.repository_name(),
                 digest: request.digest.clone(),
+            },
+            Pending::ImageData(_, image) => Waiting::ImageData {
+                host: image.api_host().to_string(),
+                image: image.normalized().to_string(),
             },
         }
     }
@@ -126,6 +137,7 @@ pub struct Driven {
 enum Answer {
     Digest(ImageRef, Result<Digest, FetchFailure>),
     Signatures(SignatureRequest, Result<Arc<SignatureSet>, FetchFailure>),
+    ImageData(String, ImageRef, Result<Value, FetchFailure>),
 }
 
 async fn answer(fetch: &dyn Fetch, want: Pending, fresh: bool) -> Answer {
@@ -137,6 +149,10 @@ async fn answer(fetch: &dyn Fetch, want: Pending, fresh: bool) -> Answer {
         Pending::Signatures(request) => {
             let result = fetch.signatures(&request, fresh).await;
             Answer::Signatures(request, result)
+        }
+        Pending::ImageData(reference, image) => {
+            let result = fetch.image_data(&image, &reference).await;
+            Answer::ImageData(reference, image, result)
         }
     }
 }
@@ -173,6 +189,11 @@ pub async fn drive(
                         pending.insert(want.clone());
                         running.push(answer(fetch, want, fresh));
                     }
+                    Want::ImageData { reference, image } => {
+                        let want = Pending::ImageData(reference, image);
+                        pending.insert(want.clone());
+                        running.push(answer(fetch, want, false));
+                    }
                 }
             }
             wants = evaluation.wants();
@@ -197,6 +218,10 @@ pub async fn drive(
                 pending.remove(&Pending::Signatures(request.clone()));
                 evaluation.signatures_fetched(request, result);
             }
+            Some(Answer::ImageData(reference, image, result)) => {
+                pending.remove(&Pending::ImageData(reference.clone(), image));
+                evaluation.image_data_fetched(&reference, result);
+            }
         }
     }
     drop(running);
@@ -213,6 +238,9 @@ pub async fn drive(
                 Pending::Digest(image) => evaluation.digest_resolved(&image, Err(failure)),
                 Pending::Signatures(request) => {
                     evaluation.signatures_fetched(request, Err(failure))
+                }
+                Pending::ImageData(reference, _) => {
+                    evaluation.image_data_fetched(&reference, Err(failure))
                 }
             }
         }
@@ -249,6 +277,7 @@ impl Pending {
         match self {
             Pending::Digest(image) => image.api_host(),
             Pending::Signatures(request) => request.host(),
+            Pending::ImageData(_, image) => image.api_host(),
         }
     }
 }
@@ -330,6 +359,15 @@ impl Fetch for ClientFetch {
                 .await
                 .map(Arc::new)
                 .map_err(|e| fetch_failure(request.host(), &e))
+        })
+    }
+
+    fn image_data<'a>(&'a self, image: &'a ImageRef, reference: &'a str) -> Fetched<'a, Value> {
+        Box::pin(async move {
+            let _slot = self.slot().await;
+            crate::image_data::image_data(&self.client, image, reference)
+                .await
+                .map_err(|e| fetch_failure(image.api_host(), &e))
         })
     }
 }

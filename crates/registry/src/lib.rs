@@ -30,6 +30,7 @@ mod client;
 pub mod credentials;
 pub mod driver;
 mod error;
+pub mod image_data;
 pub mod media_type;
 mod options;
 pub mod signatures;

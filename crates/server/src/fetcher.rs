@@ -421,6 +421,37 @@ impl Fetch for ReviewFetch<'_> {
             .into_future(request.host())
     }
 
+    fn image_data<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        reference: &'a str,
+    ) -> Fetched<'a, serde_json::Value> {
+        // Not cached (a context entry's data is read once per review, as Kyverno does), but
+        // under the same host and fetch slots as every other fetch.
+        let inner = self.inner;
+        let upstream = self.upstream();
+        Box::pin(async move {
+            let host = image.api_host().to_string();
+            let progress = crate::single_flight::Progress::new(
+                Pending::ImageData(reference.to_string(), image.clone()).waiting(),
+            );
+            let _slots = inner.slots(&host, &progress).await;
+            let _in_flight = inner.metrics.fetch_started();
+            let start = Instant::now();
+            let result =
+                match tokio::time::timeout(FLIGHT_LIMIT, upstream.image_data(image, reference))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(abandoned(&host)),
+                };
+            inner
+                .metrics
+                .fetch_duration(&host, "image_data", start.elapsed());
+            result
+        })
+    }
+
     fn waiting_for(&self, pending: &Pending) -> Waiting {
         let in_flight = match pending {
             Pending::Digest(image) => self
@@ -431,6 +462,7 @@ impl Fetch for ReviewFetch<'_> {
                 .inner
                 .fetching
                 .progress_of(&(self.scope_id(), request.clone())),
+            Pending::ImageData(..) => None,
         };
         in_flight.unwrap_or_else(|| pending.waiting())
     }

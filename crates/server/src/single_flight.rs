@@ -124,7 +124,7 @@ pub struct Flight<V> {
 pub struct Progress(Arc<Mutex<Waiting>>);
 
 impl Progress {
-    fn new(initial: Waiting) -> Progress {
+    pub(crate) fn new(initial: Waiting) -> Progress {
         Progress(Arc::new(Mutex::new(initial)))
     }
 

@@ -156,6 +156,23 @@ impl Fetch for FakeFetch {
         })
     }
 
+    fn image_data<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        _reference: &'a str,
+    ) -> Fetched<'a, serde_json::Value> {
+        Box::pin(async move {
+            let host = image.api_host();
+            self.answer_from(host).await?;
+            Err(FetchFailure {
+                host: host.to_string(),
+                kind: FetchFailureKind::NotFound {
+                    reason: format!("the fake registry keeps no image data for {image}"),
+                },
+            })
+        })
+    }
+
     fn signatures<'a>(
         &'a self,
         request: &'a SignatureRequest,

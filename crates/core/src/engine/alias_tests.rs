@@ -46,6 +46,7 @@ fn decide(policies: &[Policy], image: &str, key: &SigningKey, signed: &[&str]) -
                     evaluation.digest_resolved(&image, Ok(d));
                 }
                 Want::CachedOutcome(k) => evaluation.outcome_cached(k, None),
+                Want::ImageData { .. } => unreachable!("no policy here reads image data"),
                 Want::Signatures { request, .. } => {
                     let repository = canonical_repository(&request.repository);
                     let layers = signed

@@ -18,7 +18,7 @@ use crate::policy::{
 };
 
 use super::outcome::{AttestorOutcome, CannotEvaluate, FetchFailure, OutcomeKey, Reason};
-use super::plan::{ImageCheck, Plan, RulePlan, for_each_leaf, outcome_key};
+use super::plan::{ImageCheck, Plan, RulePlan, RuleState, for_each_leaf, outcome_key};
 use super::resource::{ExtractedImage, pointer_segment};
 use crate::image::ImageRef;
 
@@ -279,18 +279,38 @@ fn evaluate_rule(
     pins: &mut BTreeMap<String, String>,
     annotation: &mut BTreeMap<String, &'static str>,
 ) -> RuleResult {
+    if let RuleState::Skipped(message) = &r.state {
+        // Kyverno: a skip response for the rule, with no image checked.
+        return RuleResult {
+            policy: r.policy.qualified_name(),
+            rule: r.rule.name.clone(),
+            status: Status::Skip,
+            action: r.action.action,
+            message: message.clone(),
+            images: Vec::new(),
+        };
+    }
+    let rule_level = match (&r.rule.unsupported, &r.state) {
+        (Some(why), _) => Some((Status::Error, Reason::Unsupported, why.to_string())),
+        (None, RuleState::CannotEvaluate(why)) => {
+            Some((Status::Error, Reason::Context, why.clone()))
+        }
+        (None, RuleState::WaitingForImages(images)) => Some((
+            Status::Error,
+            Reason::Context,
+            format!(
+                "the registry's data for {} (the rule's imageRegistry context) was not fetched",
+                images.join(", ")
+            ),
+        )),
+        (None, _) => None,
+    };
     let mut images = Vec::with_capacity(r.checks.len());
     for check in &r.checks {
         let image = &plan.images[check.image];
         let entry = &r.rule.verify_images[check.entry];
-        let result = match &r.rule.unsupported {
-            Some(why) => image_result(
-                image,
-                check,
-                None,
-                (Status::Error, Reason::Unsupported, why.to_string()),
-                Vec::new(),
-            ),
+        let result = match &rule_level {
+            Some(why) => image_result(image, check, None, why.clone(), Vec::new()),
             None => evaluate_image(plan, r, check, image, entry, found),
         };
         let mutate_digest = plan.mutates_digest(entry);

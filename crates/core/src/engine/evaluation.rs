@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::cosign::SignatureSet;
 use crate::image::ImageRef;
 use crate::image::digest::Digest;
-use crate::policy::{Attestor, Policy};
+use crate::policy::{Attestor, ImageDataSet, Policy};
 
 use super::attestor::{VerifyContext, check_attestor};
 use super::decide::{Decision, Found, decide};
@@ -45,6 +45,14 @@ pub enum Want {
         /// Whether an entry with `useCache: false` needs them: a copy kept from an earlier
         /// fetch will not do.
         fresh: bool,
+    },
+    /// Fetch this image's manifest and config for a rule's `imageRegistry` context entry;
+    /// answer with [`Evaluation::image_data_fetched`] under `reference`.
+    ImageData {
+        /// The reference as the entry gives it (the answer's key).
+        reference: String,
+        /// The image.
+        image: ImageRef,
     },
 }
 
@@ -85,6 +93,10 @@ pub struct Evaluation<'p> {
     keys: HashMap<OutcomeKey, KeyInfo<'p>>,
     requested: HashSet<SignatureRequest>,
     queue: Vec<Want>,
+    /// Image data for `imageRegistry` context entries, by reference.
+    image_data: ImageDataSet,
+    /// The references asked for.
+    image_data_asked: HashSet<String>,
 }
 
 impl<'p> Evaluation<'p> {
@@ -97,6 +109,8 @@ impl<'p> Evaluation<'p> {
             keys: HashMap::new(),
             requested: HashSet::new(),
             queue: Vec::new(),
+            image_data: ImageDataSet::new(),
+            image_data_asked: HashSet::new(),
         };
         let tags: Vec<Want> = evaluation
             .plan
@@ -105,6 +119,7 @@ impl<'p> Evaluation<'p> {
             .map(|r| Want::Digest(r.clone()))
             .collect();
         evaluation.queue = tags;
+        evaluation.want_image_data();
         for image in 0..evaluation.plan.images.len() {
             if let Ok(reference) = &evaluation.plan.images[image].reference
                 && let Some(digest) = reference.digest().cloned()
@@ -151,6 +166,78 @@ impl<'p> Evaluation<'p> {
         for i in matching {
             self.expand(i, &digest);
         }
+    }
+
+    /// The answer to [`Want::ImageData`]: Kyverno's image data object, or why it could not be
+    /// fetched.
+    pub fn image_data_fetched(
+        &mut self,
+        reference: &str,
+        result: Result<serde_json::Value, FetchFailure>,
+    ) {
+        let result = result.map_err(|f| f.to_string());
+        self.image_data.insert(reference.to_string(), result);
+        self.settle_waiting();
+    }
+
+    /// Asks for the image data rules wait for, once each; a reference that is no image is
+    /// answered at once.
+    fn want_image_data(&mut self) {
+        let mut answered = false;
+        for reference in self.plan.images_wanted() {
+            if self.image_data.contains_key(&reference)
+                || self.image_data_asked.contains(&reference)
+            {
+                continue;
+            }
+            match ImageRef::parse(&reference) {
+                Ok(image) => {
+                    self.queue.push(Want::ImageData {
+                        reference: reference.clone(),
+                        image,
+                    });
+                    self.image_data_asked.insert(reference);
+                }
+                Err(e) => {
+                    self.image_data.insert(
+                        reference.clone(),
+                        Err(format!("`{reference}` is not an image reference: {e}")),
+                    );
+                    answered = true;
+                }
+            }
+        }
+        if answered {
+            self.settle_waiting();
+        }
+    }
+
+    /// Settles the rules whose images are all known, then registers their checks.
+    fn settle_waiting(&mut self) {
+        let ready = self.plan.settle_waiting(&self.image_data);
+        let mut images: Vec<usize> = ready
+            .iter()
+            .flat_map(|&r| self.plan.rules[r].checks.iter().map(|c| c.image))
+            .collect();
+        images.sort_unstable();
+        images.dedup();
+        for image in images {
+            let digest = match &self.plan.images[image].reference {
+                Ok(reference) => match reference.digest() {
+                    Some(d) => Some(d.clone()),
+                    None => self
+                        .found
+                        .digests
+                        .get(reference.normalized())
+                        .and_then(|r| r.as_ref().ok().cloned()),
+                },
+                Err(_) => None,
+            };
+            if let Some(digest) = digest {
+                self.expand(image, &digest);
+            }
+        }
+        self.want_image_data();
     }
 
     /// The answer to [`Want::CachedOutcome`]: the cached outcome, or `None`.

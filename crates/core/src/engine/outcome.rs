@@ -112,6 +112,13 @@ pub enum Waiting {
         /// The image digest.
         digest: Digest,
     },
+    /// The registry to send an image's manifest and config (an `imageRegistry` context entry).
+    ImageData {
+        /// The registry host.
+        host: String,
+        /// The image, normalised.
+        image: String,
+    },
     /// A free connection slot to the registry host.
     HostSlot {
         /// The registry host.
@@ -142,6 +149,10 @@ impl fmt::Display for Waiting {
             } => write!(
                 f,
                 "waiting for {host} to send the signatures of {repository}@{digest}"
+            ),
+            Waiting::ImageData { host, image } => write!(
+                f,
+                "waiting for {host} to send the manifest and config of {image}"
             ),
             Waiting::HostSlot { host, slots } => write!(
                 f,
@@ -592,6 +603,8 @@ pub enum Reason {
     InvalidRepository,
     /// What was needed was never fetched.
     NotFetched,
+    /// The rule's context or preconditions could not be evaluated.
+    Context,
     /// A fetch failed, of this kind.
     Fetch(FetchReason),
 }
@@ -650,6 +663,7 @@ impl Reason {
             Reason::MalformedObject => "malformed_object",
             Reason::InvalidRepository => "invalid_repository",
             Reason::NotFetched => "not_fetched",
+            Reason::Context => "context",
             Reason::Fetch(f) => f.as_str(),
         }
     }

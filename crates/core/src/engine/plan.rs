@@ -15,7 +15,7 @@ use crate::policy::{
 use super::outcome::{CannotEvaluate, OutcomeKey, SignatureRequest};
 use super::request::request_variables;
 use super::resource::{ExtractedImage, Resource};
-use crate::policy::RuleInstance;
+use crate::policy::{ImageDataSet, RequestScope, RuleInstance};
 
 /// Which webhook the evaluation answers: a mode of the one evaluation, not a second copy of the
 /// policies.
@@ -42,6 +42,8 @@ pub struct Plan<'p> {
     pub rules: Vec<RulePlan<'p>>,
     /// Mutate or validate.
     pub mode: Mode,
+    /// The request's variables, when a rule reads them.
+    request: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A rule as the plan evaluates it: as loaded, or compiled for this request (its attestors
@@ -64,6 +66,19 @@ impl std::ops::Deref for RuleRef<'_> {
     }
 }
 
+/// Where a rule that reads the request stands in this evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleState {
+    /// Ready to be checked.
+    Ready,
+    /// Waiting for the data of these images (its `imageRegistry` context entries).
+    WaitingForImages(Vec<String>),
+    /// Its preconditions are not met: Kyverno's skip, with Kyverno's message.
+    Skipped(String),
+    /// Its context or preconditions could not be evaluated: every image gets an error result.
+    CannotEvaluate(String),
+}
+
 /// One applicable rule.
 #[derive(Debug)]
 pub struct RulePlan<'p> {
@@ -73,6 +88,9 @@ pub struct RulePlan<'p> {
     pub policy_index: usize,
     /// The rule.
     pub rule: RuleRef<'p>,
+    /// Where it stands (always [`RuleState::Ready`] for a rule that reads nothing of the
+    /// request).
+    pub state: RuleState,
     /// Enforce or Audit, resolved for the resource's namespace.
     pub action: ResolvedFailureAction,
     /// (verifyImages entry, image) pairs: the image matches the entry's `imageReferences`.
@@ -217,23 +235,19 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource, mode: Mode) -> P
                 resource.namespace.as_deref(),
                 resource.known_namespace_labels(),
             );
-            let rule = match &rule.request_scope {
-                None => RuleRef::Loaded(rule),
+            let (rule, state) = match &rule.request_scope {
+                None => (RuleRef::Loaded(rule), RuleState::Ready),
                 Some(scope) => {
-                    let request = request
-                        .get_or_insert_with(|| request_variables(resource, &images))
-                        .clone();
-                    let context = scope.context(rule, scope.base(rule, request, &resource.name));
-                    match scope.instantiate(rule, context) {
-                        RuleInstance::Unchanged => RuleRef::Loaded(rule),
-                        RuleInstance::Resolved(resolved) => RuleRef::Resolved(resolved),
-                    }
+                    let request =
+                        request.get_or_insert_with(|| request_variables(resource, &images));
+                    settle(rule, scope, request, resource, &ImageDataSet::new())
                 }
             };
             rules.push(RulePlan {
                 policy,
                 policy_index,
                 rule,
+                state,
                 action,
                 checks,
             });
@@ -244,10 +258,77 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource, mode: Mode) -> P
         images,
         rules,
         mode,
+        request,
+    }
+}
+
+/// A rule that reads the request, for this request: its context built with the image data
+/// known so far, then (when no image is awaited) compiled for the request.
+fn settle<'p>(
+    rule: &'p Rule,
+    scope: &RequestScope,
+    request: &serde_json::Map<String, serde_json::Value>,
+    resource: &Resource,
+    image_data: &ImageDataSet,
+) -> (RuleRef<'p>, RuleState) {
+    let base = scope.base(rule, request.clone(), &resource.name);
+    let context = scope.context(rule, base, image_data);
+    if !context.images_wanted().is_empty() {
+        let wanted = context.images_wanted().to_vec();
+        return (RuleRef::Loaded(rule), RuleState::WaitingForImages(wanted));
+    }
+    match scope.instantiate(rule, context) {
+        RuleInstance::Unchanged => (RuleRef::Loaded(rule), RuleState::Ready),
+        RuleInstance::Resolved(resolved) => (RuleRef::Resolved(resolved), RuleState::Ready),
     }
 }
 
 impl<'p> Plan<'p> {
+    /// Settles again, with `image_data`, every rule that waits only for images now known;
+    /// returns the indices of the rules that became ready.
+    pub(super) fn settle_waiting(&mut self, image_data: &ImageDataSet) -> Vec<usize> {
+        let mut ready = Vec::new();
+        let Some(request) = &self.request else {
+            return ready;
+        };
+        for (i, r) in self.rules.iter_mut().enumerate() {
+            let RuleState::WaitingForImages(wanted) = &r.state else {
+                continue;
+            };
+            if !wanted.iter().all(|w| image_data.contains_key(w)) {
+                continue;
+            }
+            let RuleRef::Loaded(rule) = r.rule else {
+                continue;
+            };
+            let Some(scope) = &rule.request_scope else {
+                continue;
+            };
+            let (settled, state) = settle(rule, scope, request, self.resource, image_data);
+            r.rule = settled;
+            r.state = state;
+            if r.state == RuleState::Ready {
+                ready.push(i);
+            }
+        }
+        ready
+    }
+
+    /// The images awaited by rules' `imageRegistry` entries, each once.
+    pub(super) fn images_wanted(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.rules {
+            if let RuleState::WaitingForImages(wanted) = &r.state {
+                for w in wanted {
+                    if !out.contains(w) {
+                        out.push(w.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Whether `entry` pins tags to digests in this mode.
     pub fn mutates_digest(&self, entry: &ImageVerification) -> bool {
         self.mode == Mode::Mutate && entry.mutate_digest
@@ -271,6 +352,12 @@ impl<'p> Plan<'p> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         for r in &self.rules {
+            if matches!(
+                r.state,
+                RuleState::Skipped(_) | RuleState::CannotEvaluate(_)
+            ) {
+                continue;
+            }
             for c in &r.checks {
                 if let Ok(reference) = &self.images[c.image].reference
                     && reference.digest().is_none()
@@ -298,7 +385,7 @@ impl<'p> Plan<'p> {
             return;
         }
         for r in &self.rules {
-            if r.rule.unsupported.is_some() {
+            if r.rule.unsupported.is_some() || r.state != RuleState::Ready {
                 continue;
             }
             let loaded: Option<&'p Rule> = match &r.rule {

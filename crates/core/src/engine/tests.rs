@@ -29,9 +29,20 @@ const NOW: i64 = 1_795_000_000;
 /// Carries out `evaluation` synchronously, as a driver without a cache: tags answered by
 /// `digest`, signature sets by `signatures`; then decides at `now`.
 fn drive(
+    evaluation: Evaluation<'_>,
+    digest: &dyn Fn(&ImageRef) -> Result<Digest, FetchFailure>,
+    signatures: &dyn Fn(&SignatureRequest) -> Result<SignatureSet, FetchFailure>,
+    now: UnixTime,
+) -> Decision {
+    drive_with(evaluation, digest, signatures, &HashMap::new(), now)
+}
+
+/// [`drive`], with image data for `imageRegistry` entries by reference (others: not found).
+pub(super) fn drive_with(
     mut evaluation: Evaluation<'_>,
     digest: &dyn Fn(&ImageRef) -> Result<Digest, FetchFailure>,
     signatures: &dyn Fn(&SignatureRequest) -> Result<SignatureSet, FetchFailure>,
+    image_data: &HashMap<String, Value>,
     now: UnixTime,
 ) -> Decision {
     loop {
@@ -49,6 +60,15 @@ fn drive(
                 Want::Signatures { request, .. } => {
                     let result = signatures(&request).map(Arc::new);
                     evaluation.signatures_fetched(request, result);
+                }
+                Want::ImageData { reference, image } => {
+                    let result = image_data.get(&reference).cloned().ok_or(FetchFailure {
+                        host: image.api_host().to_string(),
+                        kind: FetchFailureKind::NotFound {
+                            reason: format!("no image data for {}", image.normalized()),
+                        },
+                    });
+                    evaluation.image_data_fetched(&reference, result);
                 }
             }
         }
@@ -266,6 +286,16 @@ impl FakeRegistry {
     }
 
     fn decide(&self, policies: &[Policy], resource: &Resource) -> Decision {
+        self.decide_with_image_data(policies, resource, &HashMap::new())
+    }
+
+    /// [`FakeRegistry::decide`], the registry also holding `image_data` (by reference).
+    pub(super) fn decide_with_image_data(
+        &self,
+        policies: &[Policy],
+        resource: &Resource,
+        image_data: &HashMap<String, Value>,
+    ) -> Decision {
         let digest = |r: &ImageRef| {
             if self.unreachable {
                 Err(FetchFailure {
@@ -297,10 +327,11 @@ impl FakeRegistry {
                 layers,
             })
         };
-        drive(
+        drive_with(
             Evaluation::new(policies, resource, Mode::Mutate),
             &digest,
             &signatures,
+            image_data,
             unix_time(NOW),
         )
     }
@@ -858,6 +889,7 @@ fn plan_lists_what_to_fetch_once() {
                 }
                 Want::CachedOutcome(key) => evaluation.outcome_cached(key, None),
                 Want::Signatures { request, .. } => requests.push(request),
+                Want::ImageData { .. } => unreachable!("no policy here reads image data"),
             }
         }
     }

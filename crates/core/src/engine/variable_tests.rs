@@ -1,6 +1,6 @@
 //! Rules whose attestors read the request: compiled again for each resource.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::json;
 
@@ -146,4 +146,57 @@ fn a_pod_controller_s_rule_reads_its_template_as_kyverno_s_autogen_shifts_it() {
     assert_eq!(d.results[0].rule, "autogen-team-key");
     let d = run(&policies, &deployment("b"), &registry);
     assert_denied(&d, image);
+}
+
+#[test]
+fn an_image_registry_entry_reads_the_image_s_config_to_choose_the_key() {
+    let (a, b) = (key(), key());
+    let policy = PER_NAMESPACE
+        .replace(
+            "namespace: \"{{ request.namespace }}\"",
+            "namespace: default\n      - name: imageData\n        imageRegistry:\n          reference: \"{{ images.containers.c0.reference }}\"",
+        )
+        .replace(
+            "publicKeys: \"{{ keys.data.pub }}\"",
+            "publicKeys: '{{ keys.data.\"{{ imageData.configData.config.Labels.team }}\" }}'",
+        );
+    let mut values = ContextValues::reading_config_maps();
+    values.insert_config_map(
+        "default",
+        "keys",
+        &BTreeMap::from([
+            ("a".to_string(), plain_pem(&a)),
+            ("b".to_string(), plain_pem(&b)),
+        ]),
+    );
+    let outcome = load_with_context("test.yaml", &policy, LoadOptions::default(), &values);
+    assert!(outcome.errors.is_empty(), "{:#?}", outcome.errors);
+    assert!(
+        outcome
+            .warnings
+            .iter()
+            .all(|w| !w.to_string().contains("imageRegistry")),
+        "{:?}",
+        outcome.warnings
+    );
+    let policies = outcome.policies;
+    let image = "registry.company.com/app:v1";
+    let registry = FakeRegistry::default().sign(image, &a);
+    let data = |team: &str| {
+        HashMap::from([(
+            "registry.company.com/app:v1".to_string(),
+            json!({"configData": {"config": {"Labels": {"team": team}}}}),
+        )])
+    };
+    let resource = pod("default", &[image]);
+    let d = registry.decide_with_image_data(&policies, &resource, &data("a"));
+    assert!(d.allowed, "{}", d.message);
+    let d = registry.decide_with_image_data(&policies, &resource, &data("b"));
+    assert_denied(&d, image);
+    // No data for the image: the attestor's error says where the value was to come from.
+    let d = registry.decide_with_image_data(&policies, &resource, &HashMap::new());
+    assert_denied(
+        &d,
+        "from the registry's data for registry.company.com/app:v1",
+    );
 }

@@ -62,5 +62,5 @@ pub use model::{ApplyRules, FailurePolicy, VerifierType};
 pub use path::{JsonPath, Segment};
 pub use unsupported::Unsupported;
 pub use values::Values;
-pub use variables::ContextValues;
+pub use variables::{ContextValues, ImageDataSet};
 pub use yaml::{Document, Position, SourceMap};

@@ -58,7 +58,7 @@ pub enum Unsupported {
 /// What a context entry sealgate does not evaluate is, in words; `None` for the entries it
 /// evaluates (`configMap`, `variable`).
 pub(crate) fn context_entry_kind(entry: &serde_json::Value) -> Option<&'static str> {
-    const EVALUATED: &[&str] = &["configMap", "variable"];
+    const EVALUATED: &[&str] = &["configMap", "variable", "imageRegistry"];
     if EVALUATED.iter().any(|k| entry.get(k).is_some()) {
         return None;
     }
@@ -66,8 +66,6 @@ pub(crate) fn context_entry_kind(entry: &serde_json::Value) -> Option<&'static s
         "an apiCall, which sealgate does not make (a call to the Kubernetes API or a service on every review, unbounded on the admission path)"
     } else if entry.get("globalReference").is_some() {
         "a globalReference (a Kyverno GlobalContextEntry), which sealgate does not read"
-    } else if entry.get("imageRegistry").is_some() {
-        "an imageRegistry lookup, which sealgate does not evaluate yet"
     } else {
         "of no kind sealgate knows (configMap, variable, imageRegistry, apiCall, globalReference)"
     })

@@ -136,19 +136,32 @@ pub fn evaluate(expression: &str, context: &Value) -> Result<Value, VariableErro
 pub fn substitute(text: &str, context: &Value) -> Result<Value, VariableError> {
     let pieces = pieces(text)?;
     if let [Piece::Variable(expression)] = pieces.as_slice() {
-        return evaluate(expression, context);
+        return evaluate_nested(expression, context);
     }
     let mut out = String::new();
     for piece in pieces {
         match piece {
             Piece::Text(t) | Piece::Escaped(t) => out.push_str(t),
-            Piece::Variable(expression) => match evaluate(expression, context)? {
+            Piece::Variable(expression) => match evaluate_nested(expression, context)? {
                 Value::String(s) => out.push_str(&s),
                 other => out.push_str(&other.to_string()),
             },
         }
     }
     Ok(Value::String(out))
+}
+
+/// Evaluates an expression that may itself hold variables (`keys.data."{{ team }}"`): the inner
+/// ones first, as Kyverno resolves the innermost variable first.
+fn evaluate_nested(expression: &str, context: &Value) -> Result<Value, VariableError> {
+    if !has_variables(expression) {
+        return evaluate(expression, context);
+    }
+    let inner = match substitute(expression, context)? {
+        Value::String(s) => s,
+        other => other.to_string(),
+    };
+    evaluate(&inner, context)
 }
 
 /// Substitutes the variables in every string of `value` (keys are left as written).
@@ -321,30 +334,41 @@ pub struct RuleContext {
     sources: BTreeMap<String, String>,
     /// Entries that have no value, and why.
     missing: BTreeMap<String, Missing>,
+    /// Images whose data `imageRegistry` entries need and that were not given.
+    images_wanted: Vec<String>,
 }
+
+/// Image data fetched for `imageRegistry` entries, by image reference (the entry's `reference`
+/// with its variables resolved): Kyverno's `{image, resolvedImage, registry, repository,
+/// identifier, manifestList, manifest, configData}`, or why it could not be fetched.
+pub type ImageDataSet = BTreeMap<String, Result<Value, String>>;
 
 impl RuleContext {
     /// The context of `entries` (the rule's raw `context`), reading ConfigMaps from `values`.
     /// Entries of other kinds are skipped (the loader reports them).
     pub fn build(entries: &[Value], values: &ContextValues) -> RuleContext {
-        RuleContext::build_with(entries, values, Map::new(), false)
+        RuleContext::build_with(entries, values, Map::new(), None)
     }
 
     /// The context of `entries` over `base` (the request's variables and given values, set
-    /// before the entries as Kyverno does). Without `request`, entries that read the request
-    /// are left unresolved and listed by [`RuleContext::request_scoped`].
+    /// before the entries as Kyverno does). Without a request (`image_data` `None`, at load),
+    /// entries that read the request are left unresolved and listed by
+    /// [`RuleContext::request_scoped`]; with one, `imageRegistry` entries read `image_data`
+    /// and those whose image is not there are listed by [`RuleContext::images_wanted`].
     pub fn build_with(
         entries: &[Value],
         values: &ContextValues,
         base: Map<String, Value>,
-        request: bool,
+        image_data: Option<&ImageDataSet>,
     ) -> RuleContext {
         let given: BTreeSet<String> = base.keys().cloned().collect();
+        let request = image_data.is_some();
         let mut context = RuleContext {
             values: Value::Object(base),
             request_scoped: BTreeSet::new(),
             sources: BTreeMap::new(),
             missing: BTreeMap::new(),
+            images_wanted: Vec::new(),
         };
         for entry in entries {
             let Some(name) = entry.get("name").and_then(Value::as_str) else {
@@ -362,6 +386,8 @@ impl RuleContext {
                 context.config_map(config_map, values)
             } else if let Some(variable) = entry.get("variable") {
                 context.variable(variable)
+            } else if let (Some(registry), Some(data)) = (entry.get("imageRegistry"), image_data) {
+                context.image_registry(registry, data)
             } else {
                 continue;
             };
@@ -430,6 +456,69 @@ impl RuleContext {
         let mut all = Vec::new();
         strings(entry, &mut all);
         all.iter().any(|s| self.text_reads_request(s))
+    }
+
+    /// The images `imageRegistry` entries need whose data was not given.
+    pub fn images_wanted(&self) -> &[String] {
+        &self.images_wanted
+    }
+
+    fn image_registry(
+        &mut self,
+        registry: &Value,
+        data: &ImageDataSet,
+    ) -> Result<(Value, String), Missing> {
+        let failed = |reason: String| Missing {
+            source_text: String::new(),
+            reason,
+        };
+        let written = registry
+            .get("reference")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let reference = match self.substitute(written) {
+            Ok(Value::String(s)) => s,
+            Ok(other) => {
+                return Err(failed(format!(
+                    "the image reference `{written}` is {other}, not a string"
+                )));
+            }
+            Err(e) => return Err(failed(format!("the image reference: {e}"))),
+        };
+        let source_text = format!(" from the registry's data for {reference}");
+        let found = match data.get(&reference) {
+            Some(Ok(found)) => found,
+            Some(Err(why)) => {
+                return Err(Missing {
+                    source_text,
+                    reason: why.clone(),
+                });
+            }
+            None => {
+                if !self.images_wanted.contains(&reference) {
+                    self.images_wanted.push(reference.clone());
+                }
+                return Err(Missing {
+                    source_text,
+                    reason: "the image's data was not fetched".into(),
+                });
+            }
+        };
+        let value = match registry.get("jmesPath").and_then(Value::as_str) {
+            Some(path) if !path.trim().is_empty() => {
+                let path = match self.substitute(path) {
+                    Ok(Value::String(s)) => s,
+                    Ok(other) => other.to_string(),
+                    Err(e) => return Err(failed(format!("the jmesPath: {e}"))),
+                };
+                evaluate(&path, found).map_err(|e| Missing {
+                    source_text: source_text.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+            _ => found.clone(),
+        };
+        Ok((value, source_text))
     }
 
     fn config_map(
@@ -611,6 +700,19 @@ mod tests {
             substitute("{{ keys.data.pub", &context()),
             Err(VariableError::Unclosed { .. })
         ));
+    }
+
+    #[test]
+    fn a_variable_inside_a_variable_is_resolved_first() {
+        let context = json!({"team": "a", "keys": {"data": {"a": "PEM-A", "b": "PEM-B"}}});
+        assert_eq!(
+            substitute(r#"{{ keys.data."{{ team }}" }}"#, &context),
+            Ok(json!("PEM-A"))
+        );
+        assert_eq!(
+            substitute(r#"key={{ keys.data."{{team}}" }}"#, &context),
+            Ok(json!("key=PEM-A"))
+        );
     }
 
     #[test]

@@ -269,7 +269,7 @@ impl DocumentLoader<'_> {
             &rule.context,
             self.values,
             given,
-            false,
+            None,
         ));
         self.defer_all_variables = self.values.values().has_resource_values(&policy_name);
         if rule.preconditions.as_ref().is_some_and(|v| !v.is_null()) {

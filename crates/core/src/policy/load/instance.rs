@@ -14,7 +14,7 @@ use crate::policy::de;
 use crate::policy::model;
 use crate::policy::path::JsonPath;
 use crate::policy::unsupported::Unsupported;
-use crate::policy::variables::{ContextValues, RuleContext};
+use crate::policy::variables::{ContextValues, ImageDataSet, RuleContext};
 use crate::policy::yaml::Document;
 
 use super::{DocumentLoader, LoadOptions};
@@ -78,9 +78,15 @@ impl RequestScope {
         base
     }
 
-    /// The rule's context for one request (`request` from [`RequestScope::base`]).
-    pub fn context(&self, rule: &Rule, base: Map<String, Value>) -> RuleContext {
-        RuleContext::build_with(&rule.context, &self.values, base, true)
+    /// The rule's context for one request (`base` from [`RequestScope::base`]), with the
+    /// image data fetched so far for its `imageRegistry` entries.
+    pub fn context(
+        &self,
+        rule: &Rule,
+        base: Map<String, Value>,
+        image_data: &ImageDataSet,
+    ) -> RuleContext {
+        RuleContext::build_with(&rule.context, &self.values, base, Some(image_data))
     }
 
     /// `rule` (which carries this scope) for one request whose context is `context`: its
