@@ -1246,3 +1246,54 @@ async fn redirects_are_bounded() {
         "the first request and 5 redirects"
     );
 }
+
+#[tokio::test]
+async fn image_data_is_the_manifest_and_config_as_kyverno_s_image_registry_entry_holds_them() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let client = registry.client();
+    let pushed = registry.push_image("app", "v1");
+    let image = registry.image_ref("app:v1");
+    let reference = format!("{}/app:v1", registry.host());
+    let data = sealgate_registry::image_data::image_data(&client, &image, &reference)
+        .await
+        .unwrap();
+    assert_eq!(data["image"], reference.as_str());
+    assert_eq!(
+        data["resolvedImage"],
+        format!("{}/app@{pushed}", registry.host()).as_str()
+    );
+    assert_eq!(data["registry"], registry.host());
+    assert_eq!(data["repository"], "app");
+    assert_eq!(data["identifier"], "v1");
+    assert!(data["manifestList"].is_null());
+    assert_eq!(data["manifest"]["mediaType"], media_type::OCI_MANIFEST);
+    assert_eq!(data["configData"]["architecture"], "amd64");
+    assert!(data["configData"]["rootfs"]["diff_ids"][0].is_string());
+
+    // An index: the linux/amd64 image's manifest and config, the index as manifestList.
+    let index = registry.push_image_index("multi", "v1");
+    let image = registry.image_ref("multi:v1");
+    let data = sealgate_registry::image_data::image_data(&client, &image, "multi:v1")
+        .await
+        .unwrap();
+    assert_eq!(
+        data["manifestList"]["manifests"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(data["configData"]["architecture"], "amd64");
+    assert_eq!(data["configData"]["os"], "linux");
+    assert!(
+        data["resolvedImage"]
+            .as_str()
+            .unwrap()
+            .ends_with(&index.to_string())
+    );
+
+    // A tag that is not there: the registry's not-found error, naming the manifest.
+    let missing = registry.image_ref("app:v9");
+    let e = sealgate_registry::image_data::image_data(&client, &missing, "app:v9")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e}");
+    assert!(e.to_string().contains("app:v9"), "{e}");
+}
