@@ -5,6 +5,9 @@
 //! `*.json` below a directory); [`load_policy_file`] reads one and loads it with the core's
 //! policy loader, so a file gives the same located messages wherever it is read.
 //!
+//! [`values`] reads what Kyverno's CLI takes for variables: values files (`kind: Values`), inline
+//! values, `--set` and user info files (`kind: UserInfo`), with located errors.
+//!
 //! Every file sealgate reads goes through [`read_bounded`] or [`read_text_bounded`] with a
 //! [`FileKind`] that sets its size limit: [`KEY_FILE`] and [`CERTIFICATE_FILE`] 1 MiB,
 //! [`MANIFEST_FILE`] (policies, resources, test and values files) 32 MiB. A file over its limit,
@@ -14,7 +17,11 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use sealgate_core::policy::{LoadOptions, LoadOutcome, load_with};
+use sealgate_core::policy::{
+    ContextValues, LoadOptions, LoadOutcome, load_with, load_with_context,
+};
+
+pub mod values;
 
 /// Why policy files could not be listed or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -227,6 +234,22 @@ pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, PolicyFileError> {
 pub fn load_policy_file(path: &Path, options: LoadOptions) -> Result<LoadOutcome, PolicyFileError> {
     let text = read_text_bounded(path, MANIFEST_FILE)?;
     Ok(load_with(&path.display().to_string(), &text, options))
+}
+
+/// [`load_policy_file`], resolving variables from `context` (values given for them, as
+/// `apply --values-file` and a test's values give them).
+pub fn load_policy_file_with(
+    path: &Path,
+    options: LoadOptions,
+    context: &ContextValues,
+) -> Result<LoadOutcome, PolicyFileError> {
+    let text = read_text_bounded(path, MANIFEST_FILE)?;
+    Ok(load_with_context(
+        &path.display().to_string(),
+        &text,
+        options,
+        context,
+    ))
 }
 
 #[cfg(test)]
