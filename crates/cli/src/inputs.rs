@@ -8,8 +8,10 @@ use anyhow::{Context, bail};
 use sealgate_core::engine::Resource;
 use sealgate_core::policy::yaml::parse_documents;
 use sealgate_core::policy::{
-    LoadOptions, Operation, Policy, PolicyError, PolicyWarning, PolicyWarningKind, SkippedDocument,
+    ContextValues, LoadOptions, Operation, Policy, PolicyError, PolicyWarning, PolicyWarningKind,
+    SkippedDocument,
 };
+use sealgate_files::values::CliValues;
 
 /// Policies loaded from files, with every problem found on the way.
 #[derive(Debug, Default)]
@@ -64,6 +66,16 @@ pub(crate) fn load_policies(
     arguments: PolicyArguments,
     options: LoadOptions,
 ) -> anyhow::Result<LoadedPolicies> {
+    load_policies_with(paths, arguments, options, &ContextValues::new())
+}
+
+/// [`load_policies`], resolving variables from `context` (the values given for them).
+pub(crate) fn load_policies_with(
+    paths: &[PathBuf],
+    arguments: PolicyArguments,
+    options: LoadOptions,
+    context: &ContextValues,
+) -> anyhow::Result<LoadedPolicies> {
     let mut loaded = LoadedPolicies::default();
     for path in paths {
         let files = manifest_files(path)?;
@@ -74,7 +86,7 @@ pub(crate) fn load_policies(
             loaded.warnings.len(),
         );
         for file in &files {
-            let outcome = sealgate_files::load_policy_file(file, options)?;
+            let outcome = sealgate_files::load_policy_file_with(file, options, context)?;
             loaded.policies.extend(outcome.policies);
             loaded.errors.extend(outcome.errors);
             loaded.warnings.extend(outcome.warnings);
@@ -258,6 +270,40 @@ fn resource(
         source: source.to_string(),
         resource,
     })
+}
+
+/// Sets on each resource what the values give for it, as Kyverno's CLI does before evaluating
+/// it: the labels of its namespace (`namespaceSelector[]`, `namespaces[]`; a namespace the
+/// values name wins over `--namespace-labels`), the operation (`request.operation`) and the
+/// request's user (`request` members from a user info file). Returns the notes to print:
+/// values naming what is not loaded, policies disagreeing on an operation.
+pub(crate) fn apply_values(
+    resources: &mut [SourcedResource],
+    values: &CliValues,
+    request: Option<&serde_json::Value>,
+    policies: &[Policy],
+) -> Vec<String> {
+    let names: Vec<String> = resources.iter().map(|r| r.resource.name.clone()).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut notes = values.unused(policies, &names);
+    for sourced in resources.iter_mut() {
+        let resource = &mut sourced.resource;
+        if let Some(labels) = resource
+            .namespace
+            .as_ref()
+            .and_then(|ns| values.namespace_labels.get(ns))
+        {
+            resource.namespace_labels = labels.clone();
+        }
+        let operation =
+            values.operation_for(&resource.name, policies.iter().map(|p| p.name.as_str()));
+        resource.operation = operation.operation;
+        notes.extend(operation.conflict);
+        if let Some(request) = request {
+            resource.request = request.clone();
+        }
+    }
+    notes
 }
 
 /// Parses `k=v,k2=v2`.

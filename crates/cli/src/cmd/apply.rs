@@ -5,12 +5,14 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 use sealgate_core::engine::{Decision, Status};
-use sealgate_core::policy::FailureAction;
+use sealgate_core::policy::{ContextValues, FailureAction};
 use serde_json::{Value, json};
 
 use super::Outcome;
 use crate::evaluate::evaluate;
-use crate::inputs::{PolicyArguments, load_policies, load_resources, parse_labels};
+use crate::inputs::{
+    PolicyArguments, apply_values, load_policies_with, load_resources, parse_labels,
+};
 use crate::progress::Progress;
 use crate::registry_args::RegistryArgs;
 use crate::render::{out, outln};
@@ -33,7 +35,7 @@ enum Output {
     after_help = "Exit 0 when nothing an Enforce rule checks fails, 1 when an Enforce rule \
 fails or a policy is invalid (invalid policies are reported with file:line and skipped; the others \
 still run), 2 when a check could not be evaluated (e.g. the registry is unreachable) or on usage errors, and when an argument gives nothing to check (an empty folder, a file of resources given as policies or the reverse). \
-Audit failures are reported as warnings and do not change the exit code.\n\nExamples:\n  sealgate apply policies/ --resource deploy/pod.yaml\n  sealgate apply policy.yaml -r manifests/ -n shop --namespace-labels env=prod -o json"
+Audit failures are reported as warnings and do not change the exit code.\n\nExamples:\n  sealgate apply policies/ --resource deploy/pod.yaml\n  sealgate apply policy.yaml -r manifests/ -n shop --namespace-labels env=prod -o json\n  sealgate apply policy.yaml -r pod.yaml --values-file values.yaml"
 )]
 pub(crate) struct Args {
     #[command(flatten)]
@@ -56,6 +58,32 @@ pub(crate) struct Args {
     #[arg(long, value_name = "K=V,...", value_parser = parse_labels, default_value = "")]
     namespace_labels: BTreeMap<String, String>,
 
+    /// Values for the policies' variables: a kind: Values file (globalValues, policies[].rules[]
+    /// and resources[] values, namespaceSelector labels), as `kyverno apply --values-file`.
+    #[arg(
+        short = 'f',
+        long = "values-file",
+        value_name = "FILE",
+        conflicts_with = "set"
+    )]
+    values_file: Option<PathBuf>,
+
+    /// Global values for the policies' variables: name=value (repeatable, or comma-separated),
+    /// as `kyverno apply --set`.
+    #[arg(
+        short = 's',
+        long = "set",
+        value_name = "NAME=VALUE",
+        value_delimiter = ','
+    )]
+    set: Vec<String>,
+
+    /// The requester: a kind: UserInfo file (roles, clusterRoles, userInfo: username, groups),
+    /// for request.userInfo, request.roles, request.clusterRoles and serviceAccountName, as
+    /// `kyverno apply --userinfo`.
+    #[arg(short = 'u', long = "userinfo", value_name = "FILE")]
+    userinfo: Option<PathBuf>,
+
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     output: Output,
@@ -74,10 +102,34 @@ struct Summary {
 }
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
-    let loaded = load_policies(
+    // As kyverno apply: the user info and the values are read first, then the policies.
+    let user = match &args.userinfo {
+        Some(path) => {
+            let user = sealgate_files::values::read_user_info(path)?;
+            if user.deprecated {
+                eprintln!(
+                    "warning: {}: the user info file has no apiVersion or kind, the deprecated form (kyverno warns too); begin it with apiVersion: {} and kind: UserInfo",
+                    path.display(),
+                    sealgate_files::values::API_VERSION
+                );
+            }
+            Some(user)
+        }
+        None => None,
+    };
+    let values = match &args.values_file {
+        Some(path) => sealgate_files::values::read_values_file(path)?,
+        None => sealgate_files::values::values_from_set(&args.set)?,
+    };
+    for note in &values.notes {
+        eprintln!("note: {note}");
+    }
+    let context = ContextValues::new().with_values(values.values.clone());
+    let loaded = load_policies_with(
         &args.policies,
         PolicyArguments::BesideResources,
         args.load.options(),
+        &context,
     )?;
     for e in &loaded.errors {
         eprintln!("error: {e}");
@@ -85,7 +137,15 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
     }
-    let resources = load_resources(&args.resources, &args.namespace, &args.namespace_labels)?;
+    let mut resources = load_resources(&args.resources, &args.namespace, &args.namespace_labels)?;
+    for warning in apply_values(
+        &mut resources,
+        &values,
+        user.as_ref().map(|u| &u.request),
+        &loaded.policies,
+    ) {
+        eprintln!("warning: {warning}");
+    }
     let client = args.registry.client()?;
     let progress = match args.output {
         Output::Table => Progress::Shown,

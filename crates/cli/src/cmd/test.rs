@@ -7,12 +7,16 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 use sealgate_core::engine::{Decision, Status};
 use sealgate_core::policy::yaml::parse_documents;
+use sealgate_core::policy::{ContextValues, JsonPath};
+use sealgate_files::values::{CliValues, read_user_info, read_values_file, values_at};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::Outcome;
 use crate::evaluate::evaluate;
-use crate::inputs::{PolicyArguments, SourcedResource, load_policies, load_resources};
+use crate::inputs::{
+    PolicyArguments, SourcedResource, apply_values, load_policies_with, load_resources,
+};
 use crate::progress::Progress;
 use crate::registry_args::RegistryArgs;
 use crate::render::table;
@@ -80,9 +84,16 @@ struct TestFile {
     results: Vec<ExpectedResult>,
     #[serde(default)]
     exceptions: Vec<String>,
+    /// A values file, relative to the test file.
     variables: Option<String>,
+    /// Inline values (Kyverno reads them instead of `variables` when both are given).
     values: Option<serde_json::Value>,
+    /// A user info file, relative to the test file (Kyverno spells it in lower case).
+    #[serde(rename = "userinfo")]
     user_info: Option<String>,
+    /// `userInfo`: not a field of Kyverno's test file, refused with the spelling it has.
+    #[serde(rename = "userInfo")]
+    user_info_misspelled: Option<serde_json::Value>,
     #[serde(default)]
     target_resources: Vec<String>,
 }
@@ -127,11 +138,14 @@ use apiVersion: cli.kyverno.io/v1alpha1, kind: Test and metadata.name"
                 self.kind.as_deref().unwrap_or("")
             ));
         }
+        if self.user_info_misspelled.is_some() {
+            return Some(
+                "unknown field `userInfo`: kyverno's test file spells it `userinfo` (a path to a kind: UserInfo file)"
+                    .into(),
+            );
+        }
         let file_level = [
             ("exceptions", !self.exceptions.is_empty()),
-            ("variables", self.variables.is_some()),
-            ("values", self.values.is_some()),
-            ("userInfo", self.user_info.is_some()),
             ("targetResources", !self.target_resources.is_empty()),
         ];
         if let Some((field, _)) = file_level.iter().find(|(_, used)| *used) {
@@ -312,13 +326,59 @@ async fn run_file(
         );
     }
     let dir = file.parent().unwrap_or(Path::new("."));
+    // As kyverno test: values (inline ones instead of the file), then the user, then policies.
+    let values = match (&test.values, &test.variables) {
+        (Some(_), variables) => {
+            if let Some(variables) = variables {
+                eprintln!(
+                    "warning: {}: both values and variables ({variables}) are given; kyverno uses the inline values and does not read {variables}, and so does sealgate",
+                    file.display()
+                );
+            }
+            let source = file.display().to_string();
+            values_at(&source, &doc, &JsonPath::root().field("values"))?
+        }
+        (None, Some(variables)) => read_values_file(&dir.join(variables))?,
+        (None, None) => CliValues::new(),
+    };
+    for note in &values.notes {
+        eprintln!("note: {note}");
+    }
+    let user = match &test.user_info {
+        Some(path) => {
+            let user = read_user_info(&dir.join(path))?;
+            if user.deprecated {
+                bail!(
+                    "{}: the user info file has no apiVersion or kind: kyverno test refuses this deprecated form too; begin it with apiVersion: {} and kind: UserInfo",
+                    dir.join(path).display(),
+                    sealgate_files::values::API_VERSION
+                );
+            }
+            Some(user)
+        }
+        None => None,
+    };
+    let context = ContextValues::new().with_values(values.values.clone());
     let policy_paths: Vec<PathBuf> = test.policies.iter().map(|p| dir.join(p)).collect();
     let resource_paths: Vec<PathBuf> = test.resources.iter().map(|p| dir.join(p)).collect();
-    let loaded = load_policies(&policy_paths, PolicyArguments::BesideResources, options)?;
+    let loaded = load_policies_with(
+        &policy_paths,
+        PolicyArguments::BesideResources,
+        options,
+        &context,
+    )?;
     for e in &loaded.errors {
         eprintln!("error: {e}");
     }
-    let resources = load_resources(&resource_paths, "default", &Default::default())?;
+    let mut resources = load_resources(&resource_paths, "default", &Default::default())?;
+    for warning in apply_values(
+        &mut resources,
+        &values,
+        user.as_ref().map(|u| &u.request),
+        &loaded.policies,
+    ) {
+        eprintln!("warning: {warning}");
+    }
     let mut decisions: HashMap<usize, Decision> = HashMap::new();
     let mut rows = Vec::new();
     for expected in &test.results {
