@@ -25,3 +25,4 @@ mod replicas;
 mod reports;
 mod seed_policies;
 mod serve;
+mod values;
