@@ -21,15 +21,54 @@ use tokio::sync::mpsc;
 
 use crate::watched::{self, Watched};
 
-/// A ConfigMap by namespace and name.
+/// A ConfigMap by namespace and name; the namespace [`EVERY_NAMESPACE`] stands for a namespace
+/// that is a variable (`namespace: "{{ request.namespace }}"`): the ConfigMaps of that name in
+/// every namespace.
 pub type ConfigMapRef = (String, String);
+
+/// The namespace of a [`ConfigMapRef`] whose namespace is a variable.
+pub const EVERY_NAMESPACE: &str = "*";
+
+/// What a ConfigMap watch covers: a namespace, or one name in every namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WatchScope {
+    /// Every ConfigMap of one namespace.
+    Namespace(String),
+    /// The ConfigMaps of this name in every namespace.
+    NameEverywhere(String),
+}
+
+impl WatchScope {
+    /// The scope a reference is watched in.
+    pub fn of(reference: &ConfigMapRef) -> WatchScope {
+        if reference.0 == EVERY_NAMESPACE {
+            WatchScope::NameEverywhere(reference.1.clone())
+        } else {
+            WatchScope::Namespace(reference.0.clone())
+        }
+    }
+
+    /// The scope's name in [`ConfigMapEvent`]'s `Listed` and in logs.
+    pub fn label(&self) -> String {
+        match self {
+            WatchScope::Namespace(ns) => ns.clone(),
+            WatchScope::NameEverywhere(name) => format!("{EVERY_NAMESPACE}/{name}"),
+        }
+    }
+}
+
+/// Whether the seen ConfigMap `seen` is the one `named` (a policy's reference) stands for.
+pub fn stands_for(named: &ConfigMapRef, seen: &ConfigMapRef) -> bool {
+    named == seen || (named.0 == EVERY_NAMESPACE && named.1 == seen.1)
+}
 
 /// What a namespace's ConfigMap watch reports to the policy watch: a ConfigMap's data (`None`:
 /// deleted), and when the namespace has been listed.
 pub type ConfigMapEvent = Watched<BTreeMap<String, String>>;
 
-/// The ConfigMaps `policy`'s rules name in `context` (a name or namespace that is itself a
-/// variable is not watched: it resolves to nothing known). An empty namespace is `default`.
+/// The ConfigMaps `policy`'s rules name in `context`. An empty namespace is `default`; a
+/// namespace that is a variable is [`EVERY_NAMESPACE`]; a name that is a variable is not
+/// watched (it resolves to nothing known).
 pub fn referenced(policy: &Value) -> BTreeSet<ConfigMapRef> {
     let mut out = BTreeSet::new();
     let Some(rules) = policy.pointer("/spec/rules").and_then(Value::as_array) else {
@@ -49,9 +88,14 @@ pub fn referenced(policy: &Value) -> BTreeSet<ConfigMapRef> {
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
             .unwrap_or("default");
-        if name.is_empty() || name.contains("{{") || namespace.contains("{{") {
+        if name.is_empty() || name.contains("{{") {
             continue;
         }
+        let namespace = if namespace.contains("{{") {
+            EVERY_NAMESPACE
+        } else {
+            namespace
+        };
         out.insert((namespace.to_string(), name.to_string()));
     }
     out
@@ -64,7 +108,11 @@ pub fn values(
 ) -> ContextValues {
     let mut values = ContextValues::reading_config_maps();
     for r in named {
-        if let Some(data) = known.get(r) {
+        if r.0 == EVERY_NAMESPACE {
+            for (seen, data) in known.iter().filter(|(seen, _)| stands_for(r, seen)) {
+                values.insert_config_map(&seen.0, &seen.1, data);
+            }
+        } else if let Some(data) = known.get(r) {
             values.insert_config_map(&r.0, &r.1, data);
         }
     }
@@ -82,22 +130,21 @@ pub fn data(config_map: &ConfigMap) -> BTreeMap<String, String> {
     out
 }
 
-/// Watches the ConfigMaps of `namespace`, reporting their data on `events`.
-pub async fn watch_namespace(
-    client: Client,
-    namespace: String,
-    events: mpsc::Sender<ConfigMapEvent>,
-) {
-    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
-    watched::watch(
-        api,
-        watcher::Config::default(),
-        namespace,
-        "ConfigMap",
-        data,
-        events,
-    )
-    .await;
+/// Watches the ConfigMaps of `scope`, reporting their data on `events`. A name in every
+/// namespace is one cluster-wide watch with a field selector (RBAC: list/watch ConfigMaps
+/// cluster-wide).
+pub async fn watch(client: Client, scope: WatchScope, events: mpsc::Sender<ConfigMapEvent>) {
+    let (api, config): (Api<ConfigMap>, _) = match &scope {
+        WatchScope::Namespace(namespace) => (
+            Api::namespaced(client, namespace),
+            watcher::Config::default(),
+        ),
+        WatchScope::NameEverywhere(name) => (
+            Api::all(client),
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        ),
+    };
+    watched::watch(api, config, scope.label(), "ConfigMap", data, events).await;
 }
 
 #[cfg(test)]
@@ -112,6 +159,7 @@ mod tests {
                 {"name": "keys", "configMap": {"name": "keys", "namespace": "team-a"}},
                 {"name": "d", "configMap": {"name": "other"}},
                 {"name": "v", "configMap": {"name": "{{ request.namespace }}"}},
+                {"name": "t", "configMap": {"name": "team-keys", "namespace": "{{ request.namespace }}"}},
                 {"name": "x", "variable": {"value": 1}}
             ]},
             {"verifyImages": []}
@@ -119,6 +167,7 @@ mod tests {
         assert_eq!(
             referenced(&policy).into_iter().collect::<Vec<_>>(),
             [
+                ("*".to_string(), "team-keys".to_string()),
                 ("default".to_string(), "other".to_string()),
                 ("team-a".to_string(), "keys".to_string())
             ]
@@ -139,5 +188,30 @@ mod tests {
         assert!(values.reads_config_maps());
         assert_eq!(values.config_map("ns", "a").unwrap()["data"]["pub"], "PEM");
         assert!(values.config_map("ns", "b").is_none());
+    }
+
+    #[test]
+    fn a_variable_namespace_stands_for_that_name_in_every_namespace() {
+        let named = BTreeSet::from([("*".to_string(), "keys".to_string())]);
+        let known = BTreeMap::from([
+            (("a".to_string(), "keys".to_string()), BTreeMap::new()),
+            (("b".to_string(), "keys".to_string()), BTreeMap::new()),
+            (("b".to_string(), "other".to_string()), BTreeMap::new()),
+        ]);
+        let values = values(&named, &known);
+        assert!(values.config_map("a", "keys").is_some());
+        assert!(values.config_map("b", "keys").is_some());
+        assert!(values.config_map("b", "other").is_none());
+        let scope = WatchScope::of(&("*".to_string(), "keys".to_string()));
+        assert_eq!(scope, WatchScope::NameEverywhere("keys".into()));
+        assert_eq!(scope.label(), "*/keys");
+        assert!(stands_for(
+            &("*".into(), "keys".into()),
+            &("a".into(), "keys".into())
+        ));
+        assert!(!stands_for(
+            &("*".into(), "keys".into()),
+            &("a".into(), "other".into())
+        ));
     }
 }

@@ -22,7 +22,7 @@ use sealgate_server::policies::{PolicyBook, PolicySet, SourceContent, text_means
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use crate::config_maps::{self, ConfigMapEvent, ConfigMapRef};
+use crate::config_maps::{self, ConfigMapEvent, ConfigMapRef, WatchScope};
 use crate::secrets::{self, SecretEvent, SecretRef};
 use crate::watched::Watched;
 
@@ -354,14 +354,10 @@ impl PolicyWatch {
                     ));
                 }
             }
-            // ConfigMap watches for namespaces a policy's context has just named.
-            for namespace in self.config_map_namespaces_to_watch(&mut state) {
+            // ConfigMap watches for the scopes a policy's context has just named.
+            for scope in self.config_map_scopes_to_watch(&mut state) {
                 if let Some(tx) = state.config_map_events.clone() {
-                    config_map_watches.spawn(config_maps::watch_namespace(
-                        self.client.clone(),
-                        namespace,
-                        tx,
-                    ));
+                    config_map_watches.spawn(config_maps::watch(self.client.clone(), scope, tx));
                 }
             }
             // In force first, then said so: a status of Ready=True means the webhook enforces it.
@@ -398,12 +394,15 @@ impl PolicyWatch {
                 state.objects.insert(key.clone(), (object.clone(), named));
                 let config_maps_named = config_maps::referenced(&value);
                 let values = config_maps::values(&config_maps_named, &state.config_maps);
-                // ConfigMaps of listed namespaces not seen (missing, or not readable).
+                // ConfigMaps of listed namespaces not seen (missing, or not readable); one
+                // whose namespace is a variable may be missing in some namespaces only.
                 missing_config_maps = config_maps_named
                     .iter()
-                    .filter(|(ns, _)| {
-                        state.config_maps_watched.contains(ns)
-                            && !state.config_maps_unlisted.contains(ns)
+                    .filter(|r| r.0 != config_maps::EVERY_NAMESPACE)
+                    .filter(|r| {
+                        let scope = WatchScope::of(r).label();
+                        state.config_maps_watched.contains(&scope)
+                            && !state.config_maps_unlisted.contains(&scope)
                     })
                     .filter(|r| !state.config_maps.contains_key(*r))
                     .map(|(ns, name)| format!("{ns}/{name}"))
@@ -585,21 +584,21 @@ impl PolicyWatch {
         new
     }
 
-    /// Namespaces named by a policy's ConfigMap context entries and not watched yet (now
-    /// marked watched).
-    fn config_map_namespaces_to_watch(&self, state: &mut WatchState) -> Vec<String> {
-        let named: BTreeSet<String> = state
+    /// The scopes (namespaces, or a name everywhere) of policies' ConfigMap context entries
+    /// not watched yet (now marked watched).
+    fn config_map_scopes_to_watch(&self, state: &mut WatchState) -> Vec<WatchScope> {
+        let named: BTreeSet<WatchScope> = state
             .config_map_refs
             .values()
-            .flat_map(|refs| refs.iter().map(|(ns, _)| ns.clone()))
+            .flat_map(|refs| refs.iter().map(WatchScope::of))
             .collect();
-        let new: Vec<String> = named
-            .difference(&state.config_maps_watched)
-            .cloned()
+        let new: Vec<WatchScope> = named
+            .into_iter()
+            .filter(|scope| !state.config_maps_watched.contains(&scope.label()))
             .collect();
-        for ns in &new {
-            state.config_maps_watched.insert(ns.clone());
-            state.config_maps_unlisted.insert(ns.clone());
+        for scope in &new {
+            state.config_maps_watched.insert(scope.label());
+            state.config_maps_unlisted.insert(scope.label());
         }
         new
     }
@@ -614,16 +613,17 @@ impl PolicyWatch {
         // A namespace listed may let policies held back for it be published.
         let mut changed = matches!(event, Watched::Listed(_));
         let dependents: Vec<(PolicyKind, DynamicObject)> = match event {
-            Watched::Listed(namespace) => {
-                state.config_maps_unlisted.remove(&namespace);
+            Watched::Listed(scope) => {
+                state.config_maps_unlisted.remove(&scope);
                 // Policies naming a ConfigMap of it never seen: compiled again, so that their
                 // error results say it is missing rather than not yet read.
                 state
                     .config_map_refs
                     .iter()
                     .filter(|(_, refs)| {
-                        refs.iter()
-                            .any(|r| r.0 == namespace && !state.config_maps.contains_key(r))
+                        refs.iter().any(|r| {
+                            WatchScope::of(r).label() == scope && !state.config_maps.contains_key(r)
+                        })
                     })
                     .filter_map(|(key, _)| {
                         state
@@ -647,7 +647,10 @@ impl PolicyWatch {
                 state
                     .config_map_refs
                     .iter()
-                    .filter(|(_, refs)| refs.contains(&config_map))
+                    .filter(|(_, refs)| {
+                        refs.iter()
+                            .any(|r| config_maps::stands_for(r, &config_map))
+                    })
                     .filter_map(|(key, _)| {
                         state
                             .objects

@@ -980,6 +980,33 @@ fn config_map_namespaces_get_a_read_only_role_each() {
 }
 
 #[test]
+fn config_maps_everywhere_is_a_cluster_role_to_list_and_watch_them() {
+    let none = Rendering::of(&[]);
+    assert!(
+        none.cluster_role_bindings
+            .iter()
+            .all(|b| b.role_ref.name != "sealgate-config-maps"),
+        "not by default"
+    );
+    let r = Rendering::of(&["--set", "configMapsEverywhere=true"]);
+    let role = r.cluster_role("sealgate-config-maps");
+    assert_eq!(
+        rules(&role.rules),
+        BTreeSet::from([rule(&[""], &["configmaps"], &[], &["list", "watch"])])
+    );
+    let bound = r
+        .cluster_role_bindings
+        .iter()
+        .find(|b| b.role_ref.name == "sealgate-config-maps")
+        .expect("bound");
+    let subject = &bound.subjects.as_ref().unwrap()[0];
+    assert_eq!(
+        (subject.name.as_str(), subject.namespace.as_deref()),
+        ("sealgate", Some(NAMESPACE))
+    );
+}
+
+#[test]
 fn secret_namespaces_get_a_read_only_role_each() {
     assert!(
         Rendering::of(&[])

@@ -209,3 +209,135 @@ fn lint_accepts_a_configmap_key_and_apply_says_configmaps_are_read_only_by_serve
         "{out}"
     );
 }
+
+/// Each team's namespace keeps its key in its own ConfigMap `team-keys`; the policy reads the
+/// one of the namespace under review (`namespace: "{{ request.namespace }}"`), watched in every
+/// namespace by name.
+#[test]
+fn each_namespace_s_own_configmap_key_verifies_its_pods() {
+    let registry = TestRegistry::start(TestRegistryConfig {
+        tls: true,
+        auth: true,
+    });
+    let cluster = TestCluster::start();
+    let w = Workdir::new();
+    let (key, public) = w.keys("team-a", "pw");
+    let (_other, other_public) = w.keys("team-b", "pw");
+    let signed = image(&registry, "app:v1");
+    registry.push_image("app", "v1");
+    w.run_on(&registry, "pw", &["sign", "--key", &key, &signed])
+        .success();
+
+    install_crds(&cluster, &["kyverno-policies.yaml"]);
+    let (_serving, _port) = start_serve(&w, &cluster, &registry.cli_args());
+    let log = || std::fs::read_to_string(w.path("serve.log")).unwrap_or_default();
+    // The test cluster runs no controller manager: each namespace gets its service account.
+    let namespace_for_pods = |namespace: &str| {
+        cluster.kubectl_ok(&["create", "namespace", namespace]);
+        cluster.kubectl_ok(&["create", "serviceaccount", "default", "-n", namespace]);
+    };
+    for (namespace, public) in [("team-a", &public), ("team-b", &other_public)] {
+        namespace_for_pods(namespace);
+        let path = w.path(public).display().to_string();
+        cluster.kubectl_ok(&[
+            "create",
+            "configmap",
+            "team-keys",
+            "-n",
+            namespace,
+            &format!("--from-file=pub={path}"),
+        ]);
+    }
+    namespace_for_pods("team-c");
+    let policy = configmap_policy(
+        "team-keys",
+        &format!("{}/app*", registry.host()),
+        "{{ keys.data.pub }}",
+    )
+    .replace("name: cosign-keys", "name: team-keys")
+    .replace(
+        "namespace: keys\n",
+        "namespace: \"{{ request.namespace }}\"\n",
+    );
+    assert!(policy.contains("{{ request.namespace }}"), "{policy}");
+    cluster.kubectl_stdin(&["apply", "-f", "-"], &policy);
+    let (status, message) = eventually(
+        "the policy's Ready condition",
+        Duration::from_secs(20),
+        || ready_condition(&cluster, "team-keys"),
+    );
+    assert_eq!(status, "True", "{message}\n{}", log());
+
+    // Team a's key verifies team a's pod.
+    eventually(
+        "team a's key verifies the image in team-a",
+        Duration::from_secs(20),
+        || {
+            let out = cluster.kubectl(&[
+                "run",
+                "signed",
+                "-n",
+                "team-a",
+                "--image",
+                &signed,
+                "--restart=Never",
+            ]);
+            out.success().then_some(())
+        },
+    );
+    // Team b's key does not verify team a's signature.
+    let refused = cluster.kubectl(&[
+        "run",
+        "signed",
+        "-n",
+        "team-b",
+        "--image",
+        &signed,
+        "--restart=Never",
+    ]);
+    assert!(!refused.success(), "team-b admitted team a's image");
+    assert!(refused.stderr.contains("team-keys"), "{}", refused.stderr);
+    // A namespace without the ConfigMap: the error names the one it looked for.
+    let refused = cluster.kubectl(&[
+        "run",
+        "signed",
+        "-n",
+        "team-c",
+        "--image",
+        &signed,
+        "--restart=Never",
+    ]);
+    assert!(!refused.success(), "team-c admitted without a key");
+    assert!(
+        refused.stderr.contains("ConfigMap team-c/team-keys"),
+        "{}\n{}",
+        refused.stderr,
+        log()
+    );
+    // Team c's ConfigMap created with team a's key: watched everywhere, so it takes effect.
+    let path = w.path(&public).display().to_string();
+    cluster.kubectl_ok(&[
+        "create",
+        "configmap",
+        "team-keys",
+        "-n",
+        "team-c",
+        &format!("--from-file=pub={path}"),
+    ]);
+    eventually(
+        "team c's new ConfigMap verifies the image in team-c",
+        Duration::from_secs(20),
+        || {
+            let out = cluster.kubectl(&[
+                "run",
+                "signed",
+                "-n",
+                "team-c",
+                "--image",
+                &signed,
+                "--restart=Never",
+            ]);
+            out.success().then_some(())
+        },
+    );
+}
