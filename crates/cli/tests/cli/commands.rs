@@ -928,8 +928,8 @@ fn kyverno_test_files_excluded_not_found_and_unsupported_fields() {
             "results[0].resourceSpecs is not supported by sealgate test yet; name the resources with 'resources: [name]'",
         ),
         (
-            test.replace("kind: Test\n", "kind: Test\nvalues: {policies: []}\n"),
-            "'values' is not supported by sealgate test yet",
+            test.replace("kind: Test\n", "kind: Test\nexceptions: [x.yaml]\n"),
+            "'exceptions' is not supported by sealgate test yet",
         ),
         (
             test.replace("kind: Test\n", ""),
