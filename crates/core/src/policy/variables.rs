@@ -112,10 +112,12 @@ fn pieces(text: &str) -> Result<Vec<Piece<'_>>, VariableError> {
 
 /// Evaluates one JMESPath expression against `context`.
 pub fn evaluate(expression: &str, context: &Value) -> Result<Value, VariableError> {
-    let compiled = jmespath::compile(expression).map_err(|e| VariableError::BadExpression {
-        expression: expression.to_string(),
-        reason: e.to_string(),
-    })?;
+    let compiled = super::functions::runtime()
+        .compile(expression)
+        .map_err(|e| VariableError::BadExpression {
+            expression: expression.to_string(),
+            reason: e.to_string(),
+        })?;
     let not_resolved = |reason: String| VariableError::NotResolved {
         expression: expression.to_string(),
         source_text: String::new(),
@@ -123,7 +125,7 @@ pub fn evaluate(expression: &str, context: &Value) -> Result<Value, VariableErro
     };
     let found = compiled
         .search(context)
-        .map_err(|e| not_resolved(e.to_string()))?;
+        .map_err(|e| not_resolved(super::functions::describe_error(&e)))?;
     let value = serde_json::to_value(&*found).map_err(|e| not_resolved(e.to_string()))?;
     if value.is_null() {
         return Err(not_resolved("no such value".into()));
