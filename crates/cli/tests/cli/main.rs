@@ -15,6 +15,7 @@ mod audit;
 mod commands;
 mod common;
 mod configmap_keys;
+mod context_entries;
 mod durability;
 mod footguns;
 mod kubernetes;

@@ -60,21 +60,21 @@ spec:
     )
 }
 
-fn pod(name: &str, image: &str) -> String {
+pub(crate) fn pod(name: &str, image: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: {image}\n"
     )
 }
 
 /// `pem` as a YAML block scalar under a key indented by `indent` spaces.
-fn block(pem: &str, indent: usize) -> String {
+pub(crate) fn block(pem: &str, indent: usize) -> String {
     let pad = " ".repeat(indent + 2);
     let lines: String = pem.trim().lines().map(|l| format!("{pad}{l}\n")).collect();
     format!("|\n{lines}")
 }
 
 /// Each resource's rule statuses from `apply -o json`.
-fn statuses(run: &Run) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn statuses(run: &Run) -> BTreeMap<String, Vec<String>> {
     let doc: Value = serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {run:?}"));
     doc["resources"]
         .as_array()

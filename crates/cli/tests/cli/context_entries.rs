@@ -1,0 +1,197 @@
+//! `context` entries under `apply` against the real test registry (issue 13): an
+//! `imageRegistry` entry reads the image's config to choose the key (and a missing image's
+//! data is the attestor's error result, naming where the value was to come from), a
+//! `variable` entry reads the resource, and an `apiCall` entry gives the rule's images an error
+//! result saying sealgate does not make it.
+
+use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
+
+use crate::common::{Run, Workdir, image};
+use crate::values::{block, pod, statuses};
+
+/// A policy over `host/*` whose key is `keys."{{ choice }}"`, with `context` entries `keys`
+/// (a variable holding a key per choice) and `extra`, the entries that make `choice`.
+fn policy(host: &str, keys: &[(&str, &str)], extra: &str, choice: &str) -> String {
+    let keys: String = keys
+        .iter()
+        .map(|(name, pem)| format!("            {name}: {}", block(pem, 12)))
+        .collect();
+    format!(
+        "apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: chosen-key
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+    - name: check
+      context:
+      - name: keys
+        variable:
+          value:
+{keys}{extra}      match:
+        any:
+        - resources:
+            kinds: [Pod]
+      verifyImages:
+      - imageReferences:
+        - \"{host}/*\"
+        mutateDigest: false
+        verifyDigest: false
+        attestors:
+        - entries:
+          - keys:
+              publicKeys: '{{{{ keys.\"{{{{ {choice} }}}}\" }}}}'
+"
+    )
+}
+
+struct Setup {
+    registry: TestRegistry,
+    w: Workdir,
+    cosign: String,
+    other: String,
+}
+
+fn setup() -> Setup {
+    let registry = TestRegistry::start(TestRegistryConfig {
+        tls: true,
+        auth: true,
+    });
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let (_, other_public) = w.keys("other", "pw");
+    registry.push_image("app", "v1");
+    w.run_on(
+        &registry,
+        "pw",
+        &["sign", "--key", &key, &image(&registry, "app:v1")],
+    )
+    .success();
+    let cosign = std::fs::read_to_string(w.path(&public)).unwrap();
+    let other = std::fs::read_to_string(w.path(&other_public)).unwrap();
+    Setup {
+        registry,
+        w,
+        cosign,
+        other,
+    }
+}
+
+fn apply(s: &Setup, policy: &str, pods: &str) -> Run {
+    std::fs::write(s.w.path("policy.yaml"), policy).unwrap();
+    std::fs::write(s.w.path("pods.yaml"), pods).unwrap();
+    s.w.run_on(
+        &s.registry,
+        "",
+        &[
+            "apply",
+            "policy.yaml",
+            "--resource",
+            "pods.yaml",
+            "-o",
+            "json",
+        ],
+    )
+}
+
+#[test]
+fn an_image_registry_entry_reads_the_image_config_from_the_registry() {
+    let s = setup();
+    let image_data = "      - name: arch\n        imageRegistry:\n          reference: \"{{ images.containers.c.reference }}\"\n          jmesPath: configData.architecture\n";
+    let pods = format!(
+        "{}---\n{}",
+        pod("signed", &image(&s.registry, "app:v1")),
+        pod("absent", &image(&s.registry, "absent:v1"))
+    );
+    // The test image's config says amd64: the amd64 key verifies it.
+    let good = policy(
+        s.registry.host(),
+        &[("amd64", &s.cosign), ("arm64", &s.other)],
+        image_data,
+        "arch",
+    );
+    let run = apply(&s, &good, &pods);
+    let found = statuses(&run);
+    assert_eq!(found["Pod/default/signed"], ["pass"], "{run:?}");
+    // An image the registry does not have: an error (its tag does not resolve).
+    assert_eq!(found["Pod/default/absent"], ["error"], "{run:?}");
+    // The entry names an image the registry does not have: the attestor's error says where
+    // the value was to come from.
+    let missing = image(&s.registry, "config-source:v9");
+    let elsewhere = good.replace("{{ images.containers.c.reference }}", &missing);
+    let run = apply(
+        &s,
+        &elsewhere,
+        &pod("signed", &image(&s.registry, "app:v1")),
+    );
+    assert_eq!(statuses(&run)["Pod/default/signed"], ["error"], "{run:?}");
+    assert!(
+        run.stdout()
+            .contains(&format!("from the registry's data for {missing}")),
+        "{run:?}"
+    );
+    assert!(run.stdout().contains("not found"), "{run:?}");
+    // The keys swapped: the amd64 key is the other one, and the image fails.
+    let swapped = policy(
+        s.registry.host(),
+        &[("amd64", &s.other), ("arm64", &s.cosign)],
+        image_data,
+        "arch",
+    );
+    let run = apply(&s, &swapped, &pod("signed", &image(&s.registry, "app:v1")));
+    run.expect_code(1);
+    assert_eq!(statuses(&run)["Pod/default/signed"], ["fail"], "{run:?}");
+}
+
+#[test]
+fn a_variable_entry_reads_the_resource_and_an_api_call_is_an_error_result() {
+    let s = setup();
+    // The team label of the Pod chooses the key; `default` when it has none.
+    let team = "      - name: team\n        variable:\n          jmesPath: request.object.metadata.labels.team\n          default: a\n";
+    let labelled = |name: &str, team: &str| {
+        pod(name, &image(&s.registry, "app:v1")).replace(
+            &format!("name: {name}\n"),
+            &format!("name: {name}\n  labels:\n    team: {team}\n"),
+        )
+    };
+    let pods = format!(
+        "{}---\n{}---\n{}",
+        labelled("team-a", "a"),
+        labelled("team-b", "b"),
+        pod("unlabelled", &image(&s.registry, "app:v1"))
+    );
+    let chosen = policy(
+        s.registry.host(),
+        &[("a", &s.cosign), ("b", &s.other)],
+        team,
+        "team",
+    );
+    let run = apply(&s, &chosen, &pods);
+    run.expect_code(1);
+    let found = statuses(&run);
+    assert_eq!(found["Pod/default/team-a"], ["pass"], "{run:?}");
+    assert_eq!(found["Pod/default/team-b"], ["fail"], "{run:?}");
+    assert_eq!(found["Pod/default/unlabelled"], ["pass"], "{run:?}");
+
+    // An apiCall entry: sealgate makes no call; the rule's images get an error result.
+    let api = chosen.replace(
+        team,
+        "      - name: team\n        apiCall:\n          urlPath: /api/v1/namespaces\n          jmesPath: items[0].metadata.name\n",
+    );
+    let run = apply(&s, &api, &pod("signed", &image(&s.registry, "app:v1")));
+    assert_ne!(run.code(), 0, "{run:?}");
+    assert_eq!(statuses(&run)["Pod/default/signed"], ["error"], "{run:?}");
+    assert!(
+        run.stdout()
+            .contains("context entry `team` is an apiCall, which sealgate does not make"),
+        "{run:?}"
+    );
+    let lint = s.w.run("", &["lint", "policy.yaml"]);
+    assert!(
+        lint.stdout().contains("context entry `team` is an apiCall")
+            || lint.stderr().contains("context entry `team` is an apiCall"),
+        "{lint:?}"
+    );
+}
