@@ -277,6 +277,11 @@ fn settle<'p>(
         let wanted = context.images_wanted().to_vec();
         return (RuleRef::Loaded(rule), RuleState::WaitingForImages(wanted));
     }
+    match scope.preconditions(&context) {
+        Ok(None) => {}
+        Ok(Some(skip)) => return (RuleRef::Loaded(rule), RuleState::Skipped(skip)),
+        Err(why) => return (RuleRef::Loaded(rule), RuleState::CannotEvaluate(why)),
+    }
     match scope.instantiate(rule, context) {
         RuleInstance::Unchanged => (RuleRef::Loaded(rule), RuleState::Ready),
         RuleInstance::Resolved(resolved) => (RuleRef::Resolved(resolved), RuleState::Ready),

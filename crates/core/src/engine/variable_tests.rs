@@ -200,3 +200,145 @@ fn an_image_registry_entry_reads_the_image_s_config_to_choose_the_key() {
         "from the registry's data for registry.company.com/app:v1",
     );
 }
+
+/// The Quick Start rule with `preconditions` (and a key written in the policy).
+fn with_preconditions(k: &crate::crypto::key::SigningKey, preconditions: &str) -> String {
+    format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: opt-in
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: signed-when-asked
+      match:
+        any:
+        - resources:
+            kinds: [Pod]
+      preconditions:
+{preconditions}
+      verifyImages:
+      - imageReferences: ["registry.company.com/*"]
+        attestors:
+        - entries:
+          - keys:
+              publicKeys: |-
+                {}
+"#,
+        super::tests::pem(k)
+    )
+}
+
+fn labelled_pod(labels: serde_json::Value, image: &str) -> crate::engine::Resource {
+    crate::engine::Resource::from_object(
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default", "labels": labels},
+            "spec": {"containers": [{"name": "c", "image": image}]},
+        }),
+        crate::policy::Operation::Create,
+        None,
+        BTreeMap::new(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn preconditions_decide_whether_the_rule_applies_and_say_why_it_was_skipped() {
+    let k = key();
+    let opt_in = with_preconditions(
+        &k,
+        "        all:\n        - key: \"{{ request.object.metadata.labels.verify || '' }}\"\n          operator: Equals\n          value: \"true\"\n          message: the Pod does not ask for verification\n        - key: \"{{ request.operation }}\"\n          operator: AnyIn\n          value: [CREATE, UPDATE]",
+    );
+    let policies = load(&opt_in, &ContextValues::new());
+    assert!(policies[0].reads_request());
+    let image = "registry.company.com/app:v1";
+    let unsigned = FakeRegistry::default();
+    // Not asked: skipped with Kyverno's message, and admitted unsigned.
+    let d = run(&policies, &labelled_pod(json!({}), image), &unsigned);
+    assert!(d.allowed, "{}", d.message);
+    assert_eq!(d.results[0].status, crate::engine::Status::Skip);
+    assert_eq!(
+        d.results[0].message,
+        "preconditions not met; the Pod does not ask for verification"
+    );
+    assert!(d.results[0].images.is_empty());
+    // Asked: the rule applies; unsigned is denied, signed admitted.
+    let asked = labelled_pod(json!({"verify": "true"}), image);
+    assert_denied(&run(&policies, &asked, &unsigned), image);
+    let signed = FakeRegistry::default().sign(image, &k);
+    let d = run(&policies, &asked, &signed);
+    assert!(d.allowed, "{}", d.message);
+    assert_eq!(d.results[0].status, crate::engine::Status::Pass);
+}
+
+#[test]
+fn preconditions_that_cannot_be_evaluated_fail_closed_under_enforce() {
+    let k = key();
+    let broken = with_preconditions(
+        &k,
+        "        any:\n        - key: \"{{ request.object.metadata.labels.verify }}\"\n          operator: Equals\n          value: \"true\"",
+    );
+    let policies = load(&broken, &ContextValues::new());
+    let image = "registry.company.com/app:v1";
+    // No such label: the variable does not resolve, which Kyverno reports as an error.
+    let d = run(
+        &policies,
+        &labelled_pod(json!({}), image),
+        &FakeRegistry::default().sign(image, &k),
+    );
+    assert_denied(&d, "failed to evaluate preconditions");
+    assert_eq!(d.results[0].status, crate::engine::Status::Error);
+}
+
+#[test]
+fn a_controller_s_preconditions_read_its_template_and_bad_operators_are_load_errors() {
+    let k = key();
+    let opt_in = with_preconditions(
+        &k,
+        "        all:\n        - key: \"{{ request.object.metadata.labels.verify || '' }}\"\n          operator: Equals\n          value: \"true\"",
+    );
+    let policies = load(&opt_in, &ContextValues::new());
+    let image = "registry.company.com/app:v1";
+    let deployment = |labels: serde_json::Value| {
+        crate::engine::Resource::from_object(
+            json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "d", "namespace": "default"},
+                "spec": {"template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "c", "image": image}]},
+                }},
+            }),
+            crate::policy::Operation::Create,
+            None,
+            BTreeMap::new(),
+        )
+        .unwrap()
+    };
+    let unsigned = FakeRegistry::default();
+    let d = run(&policies, &deployment(json!({"verify": "true"})), &unsigned);
+    assert_denied(&d, image);
+    assert_eq!(d.results[0].rule, "autogen-signed-when-asked");
+    let d = run(&policies, &deployment(json!({})), &unsigned);
+    assert!(d.allowed, "{}", d.message);
+
+    let bad = with_preconditions(
+        &k,
+        "        all:\n        - key: a\n          operator: Equal5\n          value: a",
+    );
+    let outcome = load_with_context(
+        "bad.yaml",
+        &bad,
+        LoadOptions::default(),
+        &ContextValues::new(),
+    );
+    assert!(outcome.policies.is_empty());
+    let e = &outcome.errors[0];
+    assert_eq!(
+        e.location.path.to_string(),
+        "spec.rules[0].preconditions.all[0].operator"
+    );
+    assert!(e.to_string().contains("unknown operator `Equal5`"), "{e}");
+}

@@ -220,11 +220,6 @@ fn replace_references(value: &mut Value, replacements: &[(&str, &str)]) {
 }
 
 fn shift_rule(rule: &mut Rule, replacements: &[(&str, &str)]) {
-    if let Some(scope) = &rule.request_scope {
-        rule.request_scope = Some(std::sync::Arc::new(
-            scope.shifted(replacements, replace_references),
-        ));
-    }
     for entry in &mut rule.context {
         replace_references(entry, replacements);
     }
@@ -233,6 +228,13 @@ fn shift_rule(rule: &mut Rule, replacements: &[(&str, &str)]) {
         .flatten()
     {
         replace_references(raw, replacements);
+    }
+    if let Some(scope) = &rule.request_scope {
+        rule.request_scope = Some(std::sync::Arc::new(scope.shifted(
+            replacements,
+            replace_references,
+            rule.preconditions.as_ref(),
+        )));
     }
 }
 

@@ -155,6 +155,9 @@ pub enum PolicyErrorKind {
     /// A field of the wrong type, or a missing required field.
     #[error("{0}")]
     Decode(String),
+    /// `preconditions` that Kyverno would refuse (an unknown operator, a missing key…).
+    #[error("{0}")]
+    Conditions(String),
     /// `metadata.name` is empty.
     #[error("metadata.name is required")]
     MissingName,
@@ -409,6 +412,10 @@ pub enum PolicyWarningKind {
         /// What it is, in words.
         what: &'static str,
     },
+    /// A member of a conditions block that is none of Kyverno's (`alll:`): ignored, as Kyverno
+    /// ignores it.
+    #[error("`{0}` is not a field of conditions: Kyverno ignores it, and so does sealgate")]
+    IgnoredConditionField(String),
     /// A field sealgate reads but does not act on.
     #[error("{field} is not used by sealgate: {instead}")]
     NotUsed {
@@ -573,6 +580,9 @@ pub(crate) fn warning_hint(kind: &PolicyWarningKind) -> Option<String> {
         PolicyWarningKind::RequiredWithoutChecks => "add attestors, or set required: false".into(),
         PolicyWarningKind::NotSupportedYet(_) => {
             "remove it, or keep this policy with Kyverno until sealgate supports it".into()
+        }
+        PolicyWarningKind::IgnoredConditionField(_) => {
+            "write `any` or `all` (a list of key/operator/value conditions)".into()
         }
         PolicyWarningKind::ContextEntryNotEvaluated { .. } => {
             "take the value from a configMap or variable entry, or keep this policy with Kyverno".into()

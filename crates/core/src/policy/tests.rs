@@ -960,7 +960,6 @@ fn every_field_is_read() {
         "spec.rules[0].verifyImages[0].attestors[0].entries[2].keyless keyless verification is not supported yet",
         "spec.rules[0].verifyImages[0].attestations verifying attestations is not supported yet",
         "spec.rules[0].context[1] context entry `api` is an apiCall, which sealgate does not make",
-        "spec.rules[0].preconditions preconditions are not supported yet",
         "spec.rules[0].imageExtractors.Task[0].jmesPath jmesPath in imageExtractors is not supported yet",
     ];
     assert_eq!(warned.len(), expected.len(), "{warned:#?}");

@@ -17,8 +17,8 @@ pub enum Unsupported {
         /// What it is, in words (see [`context_entry_kind`]).
         what: &'static str,
     },
-    /// The rule has `preconditions` (or `celPreconditions`).
-    Preconditions,
+    /// The rule has `celPreconditions`.
+    CelPreconditions,
     /// The entry is `type: Notary` or `type: SigstoreBundle`.
     VerifierType(VerifierType),
     /// The entry checks `attestations`.
@@ -90,8 +90,8 @@ impl fmt::Display for Unsupported {
                 f,
                 "context entry `{name}` is {what}; the rule cannot be evaluated"
             ),
-            Unsupported::Preconditions => f.write_str(
-                "the rule uses `preconditions`, which sealgate does not support yet; it cannot be evaluated",
+            Unsupported::CelPreconditions => f.write_str(
+                "the rule uses `celPreconditions`, which sealgate does not support yet; it cannot be evaluated",
             ),
             Unsupported::VerifierType(t) => {
                 write!(f, "verifyImages type {t:?} is not supported yet; only Cosign is")

@@ -460,6 +460,11 @@ impl RuleContext {
         all.iter().any(|s| self.text_reads_request(s))
     }
 
+    /// The context as one JSON object (the request's variables, given values and entries).
+    pub fn values(&self) -> &Value {
+        &self.values
+    }
+
     /// The images `imageRegistry` entries need whose data was not given.
     pub fn images_wanted(&self) -> &[String] {
         &self.images_wanted

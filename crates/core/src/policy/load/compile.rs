@@ -9,6 +9,7 @@ use crate::policy::compiled::{
     KeylessAttestor, Policy, PolicyKind, RegistryCredentials, RekorSettings, Rule, RuleOrigin,
     pod_spec_pointer,
 };
+use crate::policy::conditions::Conditions;
 use crate::policy::error::{PolicyErrorKind, PolicyWarningKind};
 use crate::policy::matching::kind_of;
 use crate::policy::model::{self, CredentialProvider, FailurePolicy, PolicyDocument, VerifierType};
@@ -272,12 +273,24 @@ impl DocumentLoader<'_> {
             None,
         ));
         self.defer_all_variables = self.values.values().has_resource_values(&policy_name);
-        if rule.preconditions.as_ref().is_some_and(|v| !v.is_null()) {
-            self.warn(
-                &path.field("preconditions"),
-                PolicyWarningKind::NotSupportedYet("preconditions are"),
-            );
-        }
+        let preconditions = match rule.preconditions.as_ref().filter(|v| !v.is_null()) {
+            None => None,
+            Some(raw) => match Conditions::parse(raw, &path.field("preconditions")) {
+                Ok(conditions) => {
+                    for field in conditions.ignored_fields() {
+                        let name = field.last_field().unwrap_or_default().to_string();
+                        self.warn(field, PolicyWarningKind::IgnoredConditionField(name));
+                    }
+                    Some(conditions)
+                }
+                Err(errors) => {
+                    for e in errors {
+                        self.error(e.path(), PolicyErrorKind::Conditions(e.reason()));
+                    }
+                    None
+                }
+            },
+        };
         if rule
             .cel_preconditions
             .as_ref()
@@ -317,7 +330,7 @@ impl DocumentLoader<'_> {
         }
         self.entry_reads_request = false;
         self.rule_context = None;
-        let request_scope = self.request_scope(deferred, false);
+        let request_scope = self.request_scope(deferred, preconditions);
         if self.errors.len() > errors_before {
             return None;
         }
@@ -336,13 +349,12 @@ impl DocumentLoader<'_> {
             request_scope,
             unsupported: if let Some(why) = context_unsupported {
                 Some(why)
-            } else if rule.preconditions.as_ref().is_some_and(|v| !v.is_null())
-                || rule
-                    .cel_preconditions
-                    .as_ref()
-                    .is_some_and(|v| !v.is_null())
+            } else if rule
+                .cel_preconditions
+                .as_ref()
+                .is_some_and(|v| !v.is_null())
             {
-                Some(Unsupported::Preconditions)
+                Some(Unsupported::CelPreconditions)
             } else {
                 None
             },

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Map, Value};
 
 use crate::policy::compiled::{FailureAction, ImageVerification, Rule};
+use crate::policy::conditions::Conditions;
 use crate::policy::de;
 use crate::policy::model;
 use crate::policy::path::JsonPath;
@@ -31,6 +32,8 @@ pub struct RequestScope {
     /// verifyImages entries compiled per request: index in the rule's entries, written path,
     /// the entry as written.
     deferred: Vec<(usize, JsonPath, Value)>,
+    /// The rule's preconditions, evaluated per request before its entries are compiled.
+    preconditions: Option<Conditions>,
     /// Entries compiled before, by their text with every variable resolved (and where the
     /// values came from): a request that resolves to the same keys costs no parse, and a
     /// rotated key is a new text, compiled once.
@@ -87,6 +90,20 @@ impl RequestScope {
         image_data: &ImageDataSet,
     ) -> RuleContext {
         RuleContext::build_with(&rule.context, &self.values, base, Some(image_data))
+    }
+
+    /// Whether the rule's preconditions hold for one request (`context` from
+    /// [`RequestScope::context`]): `Ok(None)` when they do (or there are none), `Ok(Some(message))`
+    /// with Kyverno's skip message when they do not, `Err` when they cannot be evaluated.
+    pub fn preconditions(&self, context: &RuleContext) -> Result<Option<String>, String> {
+        let Some(conditions) = &self.preconditions else {
+            return Ok(None);
+        };
+        match conditions.evaluate(context.values()) {
+            Ok(outcome) if outcome.met => Ok(None),
+            Ok(outcome) => Ok(Some(outcome.skip_message())),
+            Err(e) => Err(format!("failed to evaluate preconditions: {e}")),
+        }
     }
 
     /// `rule` (which carries this scope) for one request whose context is `context`: its
@@ -167,16 +184,22 @@ impl RequestScope {
         self.lock_compiled().len()
     }
 
-    /// This scope for an autogen rule: Kyverno's text shift applied to the deferred entries.
+    /// This scope for an autogen rule: Kyverno's text shift applied to the deferred entries,
+    /// and the preconditions compiled again from the rule's shifted ones.
     pub(crate) fn shifted(
         &self,
         replacements: Replacements<'_>,
         shift: fn(&mut Value, Replacements<'_>),
+        preconditions: Option<&Value>,
     ) -> RequestScope {
         let mut out = self.clone();
         out.compiled = Arc::default();
         for (_, _, raw) in &mut out.deferred {
             shift(raw, replacements);
+        }
+        if let (Some(written), Some(raw)) = (&self.preconditions, preconditions) {
+            // The text shift keeps a valid block valid.
+            out.preconditions = Conditions::parse(raw, written.path()).ok();
         }
         out
     }
@@ -188,9 +211,13 @@ impl DocumentLoader<'_> {
     pub(super) fn request_scope(
         &mut self,
         deferred: Vec<(usize, JsonPath, Value)>,
-        needed: bool,
+        preconditions: Option<Conditions>,
     ) -> Option<Arc<RequestScope>> {
-        if deferred.is_empty() && !needed {
+        let values_per_resource = self
+            .values
+            .values()
+            .has_resource_values(self.policy.as_deref().unwrap_or_default());
+        if deferred.is_empty() && preconditions.is_none() && !values_per_resource {
             return None;
         }
         let document = self
@@ -205,6 +232,7 @@ impl DocumentLoader<'_> {
             options: self.options,
             values: self.values.clone(),
             deferred,
+            preconditions,
             compiled: Arc::default(),
         }))
     }
