@@ -195,3 +195,128 @@ fn a_variable_entry_reads_the_resource_and_an_api_call_is_an_error_result() {
         "{lint:?}"
     );
 }
+
+/// `quick_start_policy` with `preconditions` on the requester's user name.
+fn for_users(name: &str, pattern: &str, pem: &str, users: &str) -> String {
+    crate::kubernetes::quick_start_policy(name, pattern, pem, "").replace(
+        "      verifyImages:\n",
+        &format!(
+            "      preconditions:\n        all:\n        - key: \"{{{{ request.userInfo.username || '' }}}}\"\n          operator: AnyIn\n          value: [{users}]\n          message: not a user this policy checks\n      verifyImages:\n"
+        ),
+    )
+}
+
+#[test]
+fn preconditions_read_the_admission_request_under_serve_and_skip_in_apply_and_test() {
+    use std::time::Duration;
+
+    use crate::kubernetes::{eventually, install_crds, ready_condition, start_serve};
+    use sealgate_test_cluster::TestCluster;
+
+    let s = setup();
+    let host = s.registry.host().to_string();
+    // Under serve: the API server's requester is `admin`.
+    let cluster = TestCluster::start();
+    install_crds(&cluster, &["kyverno-policies.yaml"]);
+    let (_serving, _port) = start_serve(&s.w, &cluster, &s.registry.cli_args());
+    let log = || std::fs::read_to_string(s.w.path("serve.log")).unwrap_or_default();
+    let for_admin = for_users(
+        "for-admin",
+        &format!("{host}/unsigned-a*"),
+        &s.cosign,
+        "admin",
+    );
+    let for_ci = for_users(
+        "for-ci",
+        &format!("{host}/unsigned-b*"),
+        &s.cosign,
+        "ci-bot",
+    );
+    cluster.kubectl_stdin(&["apply", "-f", "-"], &format!("{for_admin}---\n{for_ci}"));
+    for name in ["for-admin", "for-ci"] {
+        let (status, message) = eventually(
+            "the policy's Ready condition",
+            Duration::from_secs(20),
+            || ready_condition(&cluster, name),
+        );
+        assert_eq!(status, "True", "{message}\n{}", log());
+    }
+    s.registry.push_image("unsigned-a", "v1");
+    s.registry.push_image("unsigned-b", "v1");
+    let refused = eventually(
+        "an unsigned image under the admin's policy is refused",
+        Duration::from_secs(20),
+        || {
+            let out = cluster.kubectl(&[
+                "run",
+                "a",
+                "--image",
+                &image(&s.registry, "unsigned-a:v1"),
+                "--restart=Never",
+            ]);
+            (!out.success()).then_some(out.stderr)
+        },
+    );
+    assert!(refused.contains("for-admin"), "{refused}\n{}", log());
+    // The CI bot's policy does not apply to admin: skipped, the unsigned image admitted.
+    let admitted = cluster.kubectl(&[
+        "run",
+        "b",
+        "--image",
+        &image(&s.registry, "unsigned-b:v1"),
+        "--restart=Never",
+    ]);
+    assert!(admitted.success(), "{}\n{}", admitted.stderr, log());
+
+    // apply: no requester, so the user name is empty (`|| ''`: without it the variable would
+    // not resolve, an error as in Kyverno) and neither policy applies: a skip.
+    let both = format!("{for_admin}---\n{for_ci}");
+    let run = apply(
+        &s,
+        &both,
+        &pod("signed", &image(&s.registry, "unsigned-a:v1")),
+    );
+    run.expect_code(0);
+    assert_eq!(statuses(&run)["Pod/default/signed"], ["skip"], "{run:?}");
+    assert!(
+        run.stdout()
+            .contains("preconditions not met; not a user this policy checks"),
+        "{run:?}"
+    );
+    // With --userinfo naming admin, the admin's policy applies and the unsigned image fails.
+    std::fs::write(
+        s.w.path("user.yaml"),
+        "apiVersion: cli.kyverno.io/v1alpha1\nkind: UserInfo\nuserInfo:\n  username: admin\n",
+    )
+    .unwrap();
+    std::fs::write(s.w.path("policy.yaml"), &for_admin).unwrap();
+    let run = s.w.run_on(
+        &s.registry,
+        "",
+        &[
+            "apply",
+            "policy.yaml",
+            "--resource",
+            "pods.yaml",
+            "--userinfo",
+            "user.yaml",
+            "-o",
+            "json",
+        ],
+    );
+    run.expect_code(1);
+    assert_eq!(statuses(&run)["Pod/default/signed"], ["fail"], "{run:?}");
+
+    // sealgate test: the skip is a result a test file can expect.
+    std::fs::write(
+        s.w.path("kyverno-test.yaml"),
+        "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata:\n  name: skips\npolicies: [policy.yaml]\nresources: [pods.yaml]\nresults:\n- policy: for-admin\n  rule: check-signatures\n  resources: [signed]\n  kind: Pod\n  result: skip\n",
+    )
+    .unwrap();
+    let run = s.w.run_on(&s.registry, "", &["test", "."]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert!(
+        run.stdout().contains("1 tests passed and 0 tests failed"),
+        "{run:?}"
+    );
+}
