@@ -5,6 +5,7 @@ use crate::progress::{Progress, ReportingFetch};
 use sealgate_core::engine::{Decision, Evaluation, Mode, Resource};
 use sealgate_core::policy::Policy;
 use sealgate_core::sigstore::trust::TrustedRoot;
+use sealgate_core::timestamp::Clock as _;
 use sealgate_registry::Client;
 use sealgate_registry::driver::{ClientFetch, SystemClock, drive};
 
@@ -16,7 +17,7 @@ pub(crate) async fn evaluate(
     resource: &Resource,
     progress: Progress,
 ) -> Decision {
-    let evaluation = Evaluation::new(policies, resource, Mode::Mutate);
+    let evaluation = Evaluation::new_at(policies, resource, Mode::Mutate, Some(SystemClock.now()));
     let fetch = ReportingFetch::new(ClientFetch::new(client.clone()), progress);
     drive(
         evaluation,

@@ -223,7 +223,7 @@ impl CachingFetcher {
         budget: Duration,
         keyring: Option<Arc<Keyring>>,
     ) -> Verdict {
-        let evaluation = Evaluation::new(policies, resource, mode);
+        let evaluation = Evaluation::new_at(policies, resource, mode, Some(self.inner.clock.now()));
         let scope = keyring
             .filter(|k| !k.is_empty())
             .and_then(|k| self.inner.scoped_upstream(k));

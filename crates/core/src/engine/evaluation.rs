@@ -27,7 +27,7 @@ use crate::policy::{Attestor, ImageDataSet, Policy};
 use super::attestor::{VerifyContext, check_attestor};
 use super::decide::{Decision, Found, decide};
 use super::outcome::{AttestorOutcome, CannotEvaluate, FetchFailure, OutcomeKey, SignatureRequest};
-use super::plan::{Mode, Plan, plan};
+use super::plan::{Mode, Plan, plan_at};
 use super::resource::Resource;
 
 /// Something the evaluation needs from outside before it can decide.
@@ -100,10 +100,22 @@ pub struct Evaluation<'p> {
 }
 
 impl<'p> Evaluation<'p> {
-    /// Starts evaluating `resource` under `policies`.
+    /// Starts evaluating `resource` under `policies` (with no time for `time_now_utc()` and
+    /// the like in preconditions: see [`Evaluation::new_at`]).
     pub fn new(policies: &'p [Policy], resource: &'p Resource, mode: Mode) -> Evaluation<'p> {
+        Evaluation::new_at(policies, resource, mode, None)
+    }
+
+    /// Starts evaluating `resource` under `policies`, `now` being the time preconditions and
+    /// variables read through Kyverno's time functions.
+    pub fn new_at(
+        policies: &'p [Policy],
+        resource: &'p Resource,
+        mode: Mode,
+        now: Option<crate::timestamp::UnixTime>,
+    ) -> Evaluation<'p> {
         let mut evaluation = Evaluation {
-            plan: plan(policies, resource, mode),
+            plan: plan_at(policies, resource, mode, now),
             found: Found::default(),
             signatures: HashMap::new(),
             keys: HashMap::new(),

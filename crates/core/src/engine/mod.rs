@@ -26,7 +26,7 @@ pub use outcome::{
     FetchFailureKind, FetchReason, OutcomeKey, Reason, SignatureRequest, TlogRefusal, Verified,
     Waiting,
 };
-pub use plan::{ImageCheck, Mode, Plan, RulePlan, RuleRef, RuleState, plan};
+pub use plan::{ImageCheck, Mode, Plan, RulePlan, RuleRef, RuleState, plan, plan_at};
 pub use request::request_variables;
 pub use resource::{ExtractedImage, Resource, ResourceError};
 

@@ -15,7 +15,9 @@ use crate::policy::{
 use super::outcome::{CannotEvaluate, OutcomeKey, SignatureRequest};
 use super::request::request_variables;
 use super::resource::{ExtractedImage, Resource};
+use crate::policy::functions::with_now;
 use crate::policy::{ImageDataSet, RequestScope, RuleInstance};
+use crate::timestamp::UnixTime;
 
 /// Which webhook the evaluation answers: a mode of the one evaluation, not a second copy of the
 /// policies.
@@ -44,6 +46,8 @@ pub struct Plan<'p> {
     pub mode: Mode,
     /// The request's variables, when a rule reads them.
     request: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The time of `time_now_utc()` in preconditions and variables, if given.
+    now: Option<UnixTime>,
 }
 
 /// A rule as the plan evaluates it: as loaded, or compiled for this request (its attestors
@@ -168,6 +172,17 @@ fn coverage(
 
 /// Builds the plan for `resource` under `policies`.
 pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource, mode: Mode) -> Plan<'p> {
+    plan_at(policies, resource, mode, None)
+}
+
+/// [`plan()`], with `now` as the time of `time_now_utc()` and the like in preconditions and
+/// variables (without it those functions are errors: core reads no clock).
+pub fn plan_at<'p>(
+    policies: &'p [Policy],
+    resource: &'p Resource,
+    mode: Mode,
+    now: Option<UnixTime>,
+) -> Plan<'p> {
     let mut images: Vec<ExtractedImage> = Vec::new();
     let mut by_pointer: HashMap<String, usize> = HashMap::new();
     let mut add = |found: Vec<ExtractedImage>, images: &mut Vec<ExtractedImage>| -> Vec<usize> {
@@ -240,7 +255,7 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource, mode: Mode) -> P
                 Some(scope) => {
                     let request =
                         request.get_or_insert_with(|| request_variables(resource, &images));
-                    settle(rule, scope, request, resource, &ImageDataSet::new())
+                    settle(rule, scope, request, resource, &ImageDataSet::new(), now)
                 }
             };
             rules.push(RulePlan {
@@ -259,12 +274,29 @@ pub fn plan<'p>(policies: &'p [Policy], resource: &'p Resource, mode: Mode) -> P
         rules,
         mode,
         request,
+        now,
     }
 }
 
 /// A rule that reads the request, for this request: its context built with the image data
 /// known so far, then (when no image is awaited) compiled for the request.
 fn settle<'p>(
+    rule: &'p Rule,
+    scope: &RequestScope,
+    request: &serde_json::Map<String, serde_json::Value>,
+    resource: &Resource,
+    image_data: &ImageDataSet,
+    now: Option<UnixTime>,
+) -> (RuleRef<'p>, RuleState) {
+    match now {
+        Some(now) => with_now(now, || {
+            settle_now(rule, scope, request, resource, image_data)
+        }),
+        None => settle_now(rule, scope, request, resource, image_data),
+    }
+}
+
+fn settle_now<'p>(
     rule: &'p Rule,
     scope: &RequestScope,
     request: &serde_json::Map<String, serde_json::Value>,
@@ -309,7 +341,8 @@ impl<'p> Plan<'p> {
             let Some(scope) = &rule.request_scope else {
                 continue;
             };
-            let (settled, state) = settle(rule, scope, request, self.resource, image_data);
+            let (settled, state) =
+                settle(rule, scope, request, self.resource, image_data, self.now);
             r.rule = settled;
             r.state = state;
             if r.state == RuleState::Ready {

@@ -342,3 +342,37 @@ fn a_controller_s_preconditions_read_its_template_and_bad_operators_are_load_err
     );
     assert!(e.to_string().contains("unknown operator `Equal5`"), "{e}");
 }
+
+#[test]
+fn time_functions_in_preconditions_read_the_time_the_caller_gives() {
+    let k = key();
+    // A maintenance freeze: verification is asked for after 2026-01-01 only.
+    let after = with_preconditions(
+        &k,
+        "        all:\n        - key: \"{{ time_after(time_now_utc(), '2026-01-01T00:00:00Z') }}\"\n          operator: Equals\n          value: true",
+    );
+    let policies = load(&after, &ContextValues::new());
+    let image = "registry.company.com/app:v1";
+    let resource = labelled_pod(json!({}), image);
+    let unsigned = FakeRegistry::default();
+    let at = |secs: u64| {
+        let evaluation = crate::engine::Evaluation::new_at(
+            &policies,
+            &resource,
+            crate::engine::Mode::Mutate,
+            Some(crate::timestamp::UnixTime::since_unix_epoch(
+                std::time::Duration::from_secs(secs),
+            )),
+        );
+        evaluation.plan().rules[0].state.clone()
+    };
+    // 2025-06-01: skipped; 2026-06-01: the rule applies.
+    assert_eq!(
+        at(1_748_736_000),
+        crate::engine::RuleState::Skipped("preconditions not met".into())
+    );
+    assert_eq!(at(1_780_272_000), crate::engine::RuleState::Ready);
+    // Without a time: the function cannot answer, and the rule is an error (fail closed).
+    let d = run(&policies, &resource, &unsigned);
+    assert_denied(&d, "time_now_utc");
+}
