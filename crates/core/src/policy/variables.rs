@@ -127,10 +127,42 @@ pub fn evaluate(expression: &str, context: &Value) -> Result<Value, VariableErro
         .search(context)
         .map_err(|e| not_resolved(super::functions::describe_error(&e)))?;
     let value = serde_json::to_value(&*found).map_err(|e| not_resolved(e.to_string()))?;
-    if value.is_null() {
+    if value.is_null() && !names_a_null(expression, context) {
         return Err(not_resolved("no such value".into()));
     }
     Ok(value)
+}
+
+/// Whether `expression` is a plain path (`a.b."c.d"`) to a member that is there and `null`:
+/// Kyverno's JMESPath tells a missing key (an error) from a `null` value (substituted as null),
+/// which a search result alone does not.
+fn names_a_null(expression: &str, context: &Value) -> bool {
+    let mut node = context;
+    let mut rest = expression.trim();
+    loop {
+        let (name, after) = if let Some(quoted) = rest.strip_prefix('"') {
+            match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => return false,
+            }
+        } else {
+            let end = rest.find('.').unwrap_or(rest.len());
+            let name = &rest[..end];
+            if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                return false;
+            }
+            (name, &rest[end..])
+        };
+        let Some(next) = node.as_object().and_then(|m| m.get(name)) else {
+            return false;
+        };
+        node = next;
+        match after.strip_prefix('.') {
+            Some(more) => rest = more,
+            None if after.is_empty() => return node.is_null(),
+            None => return false,
+        }
+    }
 }
 
 /// Substitutes the variables of `text` from `context`: a field that is exactly one variable
@@ -586,6 +618,18 @@ impl RuleContext {
                 reason: "the variable has no value and no jmesPath".into(),
             }),
         };
+        // A null result takes the default too, as in Kyverno.
+        let result = result.and_then(|value| {
+            if value.is_null() {
+                Err(VariableError::NotResolved {
+                    expression: path.unwrap_or_default().to_string(),
+                    source_text: String::new(),
+                    reason: "the value is null".into(),
+                })
+            } else {
+                Ok(value)
+            }
+        });
         match (result, default) {
             (Ok(value), _) => Ok((value, String::new())),
             (Err(_), Some(default)) => Ok((
@@ -706,6 +750,70 @@ mod tests {
         assert!(matches!(
             substitute("{{ keys.data.pub", &context()),
             Err(VariableError::Unclosed { .. })
+        ));
+    }
+
+    /// Kyverno's `Test_SubstituteNull`, `Test_SubstituteNullInString`, `Test_SubstituteInt*`,
+    /// `Test_SubstituteBool*`, `Test_SubstituteArray*`, `Test_SubstituteString*`
+    /// (pkg/engine/variables/vars_test.go): a whole-field variable keeps its JSON type, one in
+    /// text becomes its JSON text; a member that is there and null is null, a missing one an
+    /// error.
+    #[test]
+    fn kyverno_s_substitution_of_each_json_type() {
+        let context = json!({"request": {"object": {
+            "simple_object_null": null,
+            "simple_object_int": 5,
+            "simple_object_bool": false,
+            "simple_object_string": "example",
+            "complex_object_array": ["value1", "value2", "value3"],
+            "complex_object_map": {"key1": "value1", "key2": "value2", "key3": "value3"},
+        }}});
+        let sub = |text: &str| substitute(text, &context);
+        assert_eq!(
+            sub("{{ request.object.simple_object_null }}"),
+            Ok(Value::Null)
+        );
+        assert_eq!(
+            sub("content = {{ request.object.simple_object_null }}"),
+            Ok(json!("content = null"))
+        );
+        assert_eq!(sub("{{ request.object.simple_object_int }}"), Ok(json!(5)));
+        assert_eq!(
+            sub("content = {{ request.object.simple_object_int }}"),
+            Ok(json!("content = 5"))
+        );
+        assert_eq!(
+            sub("{{ request.object.simple_object_bool }}"),
+            Ok(json!(false))
+        );
+        assert_eq!(
+            sub("content = {{ request.object.simple_object_bool }}"),
+            Ok(json!("content = false"))
+        );
+        assert_eq!(
+            sub("{{ request.object.complex_object_array }}"),
+            Ok(json!(["value1", "value2", "value3"]))
+        );
+        assert_eq!(
+            sub("content is {{ request.object.complex_object_map }}"),
+            Ok(json!(
+                r#"content is {"key1":"value1","key2":"value2","key3":"value3"}"#
+            ))
+        );
+        assert_eq!(
+            sub("{{ request.object.simple_object_string }}"),
+            Ok(json!("example"))
+        );
+        assert_eq!(
+            sub("content = {{ request.object.simple_object_string }}"),
+            Ok(json!("content = example"))
+        );
+        // Missing members are errors, never null or empty.
+        assert!(sub("{{ request.object.missing }}").is_err());
+        assert!(sub("{{ request.object.simple_object_null.deeper }}").is_err());
+        assert!(names_a_null(
+            r#"request."object".simple_object_null"#,
+            &context
         ));
     }
 
