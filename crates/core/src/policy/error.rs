@@ -155,6 +155,24 @@ pub enum PolicyErrorKind {
     /// A field of the wrong type, or a missing required field.
     #[error("{0}")]
     Decode(String),
+    /// A variable Kyverno refuses when the policy runs in background scans.
+    #[error(
+        "only select variables are allowed in background mode: `{{{{ {expression} }}}}` reads {variable}, which a background scan does not have"
+    )]
+    VariableNotInBackground {
+        /// The expression.
+        expression: String,
+        /// The user variable it reads.
+        variable: &'static str,
+    },
+    /// A variable that is not a JMESPath expression (Kyverno refuses the policy).
+    #[error("variable substitution failed for rule {rule}: {reason}")]
+    BadVariable {
+        /// The rule.
+        rule: String,
+        /// The parser's words.
+        reason: String,
+    },
     /// `preconditions` that Kyverno would refuse (an unknown operator, a missing key…).
     #[error("{0}")]
     Conditions(String),
@@ -537,6 +555,12 @@ pub(crate) fn error_hint(kind: &PolicyErrorKind, path: &JsonPath) -> Option<Stri
             "image references must be literal patterns"
         }
         PolicyErrorKind::WildcardKind => "name the kinds, e.g. Pod (autogen covers controllers)",
+        PolicyErrorKind::VariableNotInBackground { .. } => {
+            "set spec.background: false to disable background mode for this policy, as Kyverno asks"
+        }
+        PolicyErrorKind::BadVariable { .. } => {
+            "write a JMESPath expression between {{ and }} (or \\{{ for literal braces)"
+        }
         PolicyErrorKind::AdmissionDisabled => "remove 'admission: false'",
         PolicyErrorKind::OverridesOnNamespacedPolicy => {
             "use a ClusterPolicy, or set failureAction on the verifyImages entries"

@@ -2227,3 +2227,61 @@ fn variables_in_context_entries_and_unknown_context_kinds() {
         })
     );
 }
+
+#[test]
+fn kyverno_s_variable_checks_at_admission_are_load_errors() {
+    // A user variable with background processing on (the default): refused, as by Kyverno.
+    let user = CONFIGMAP_KEY_POLICY.replace(
+        "namespace: default",
+        "namespace: \"{{ request.userInfo.username }}\"",
+    );
+    let outcome = load("u.yaml", &user);
+    assert!(outcome.policies.is_empty());
+    let e = &outcome.errors[0];
+    assert_eq!(
+        e.location.path.to_string(),
+        "spec.rules[0].context[0].configMap.namespace"
+    );
+    assert!(
+        e.to_string()
+            .contains("only select variables are allowed in background mode: `{{ request.userInfo.username }}` reads request.userInfo"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("spec.background: false"), "{e}");
+    // With background: false it loads; serviceAccountName too.
+    let off = user.replace("spec:\n", "spec:\n  background: false\n");
+    assert!(load("u.yaml", &off).errors.is_empty());
+    let sa = CONFIGMAP_KEY_POLICY.replace(
+        "name: keys\n        namespace",
+        "name: \"{{serviceAccountName}}\"\n        namespace",
+    );
+    assert!(!load("s.yaml", &sa).errors.is_empty());
+    // `x.serviceAccountName` (after a dot) is another member, not the variable.
+    let member = CONFIGMAP_KEY_POLICY.replace(
+        "namespace: default",
+        "namespace: \"{{ request.object.spec.serviceAccountName }}\"",
+    );
+    assert!(
+        load("m.yaml", &member).errors.is_empty(),
+        "{:?}",
+        load("m.yaml", &member).errors
+    );
+
+    // A variable that is not JMESPath: refused, naming the rule.
+    let bad = CONFIGMAP_KEY_POLICY.replace("{{ keys.data.pub }}", "{{ keys.data.[ }}");
+    let outcome = load("b.yaml", &bad);
+    assert!(outcome.policies.is_empty());
+    let e = &outcome.errors[0];
+    assert_eq!(
+        e.location.path.to_string(),
+        "spec.rules[0].verifyImages[0].attestors[0].entries[0].keys.publicKeys"
+    );
+    assert!(
+        e.to_string()
+            .contains("variable substitution failed for rule verify: `{{ keys.data.[ }}` is not a JMESPath expression"),
+        "{e}"
+    );
+    // An unclosed `{{` is text to Kyverno: it loads (and the attestor says what is wrong).
+    let unclosed = CONFIGMAP_KEY_POLICY.replace("{{ keys.data.pub }}", "{{ keys.data.pub");
+    assert!(load("o.yaml", &unclosed).errors.is_empty());
+}

@@ -54,6 +54,60 @@ pub fn has_variables(text: &str) -> bool {
         .any(|i| bytes[i] == b'{' && bytes[i + 1] == b'{' && (i == 0 || bytes[i - 1] != b'\\'))
 }
 
+/// Every variable expression in `text`, inner ones (of `{{ a."{{ b }}" }}`) included; an
+/// unclosed `{{` is text, as Kyverno reads it.
+pub fn expressions(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let Ok(pieces) = pieces(text) else {
+        return out;
+    };
+    for piece in pieces {
+        if let Piece::Variable(expression) = piece {
+            if has_variables(expression) {
+                out.extend(expressions(expression));
+            } else {
+                out.push(expression);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `expression` is a JMESPath expression (with Kyverno's functions).
+pub fn check_expression(expression: &str) -> Result<(), VariableError> {
+    super::functions::runtime()
+        .compile(expression)
+        .map(|_| ())
+        .map_err(|e| VariableError::BadExpression {
+            expression: expression.to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// The user variables Kyverno refuses in a policy with background processing on (it has no
+/// requester in a background scan).
+const USER_VARIABLES: &[&str] = &[
+    "serviceAccountName",
+    "serviceAccountNamespace",
+    "request.userInfo",
+    "request.roles",
+    "request.clusterRoles",
+];
+
+/// The first user variable (`request.userInfo`, `serviceAccountName`…) `expression` names, as
+/// Kyverno finds it: not after a `.`, and ending at a word boundary.
+pub fn user_variable(expression: &str) -> Option<&'static str> {
+    let text = format!("{{{{{expression}}}}}");
+    USER_VARIABLES.iter().copied().find(|name| {
+        text.match_indices(name).any(|(i, _)| {
+            let before = text[..i].chars().next_back();
+            let after = text[i + name.len()..].chars().next();
+            before.is_some_and(|c| c != '.')
+                && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
+    })
+}
+
 /// One piece of a field's text.
 #[derive(Debug, PartialEq)]
 enum Piece<'a> {

@@ -52,6 +52,7 @@ impl DocumentLoader<'_> {
             }
         };
         self.spec_action = spec.validation_failure_action.into();
+        self.check_variables(spec.background);
         let has_verify_images = spec.rules.iter().any(model::RuleSpec::has_verify_images);
 
         // Spec-level checks.

@@ -4,11 +4,66 @@
 use crate::policy::error::{PolicyErrorKind, PolicyWarningKind};
 use crate::policy::matching::{LABEL_OPERATORS, Operation, kind_of};
 use crate::policy::model::{self, LabelSelector, MatchResources, ResourceDescription};
-use crate::policy::path::JsonPath;
+use crate::policy::path::{JsonPath, Segment};
+use crate::policy::variables::{check_expression, expressions, has_variables, user_variable};
 
 use super::DocumentLoader;
 
 impl DocumentLoader<'_> {
+    /// Kyverno's variable checks at admission: with background processing on, no user
+    /// variable (`request.userInfo`, `serviceAccountName`…) anywhere in the policy; and every
+    /// variable of a rule a JMESPath expression (attestation conditions excepted: they are
+    /// resolved against the predicate).
+    pub(super) fn check_variables(&mut self, background: bool) {
+        let doc = self.document;
+        let document = &doc.value;
+        let mut found: Vec<(JsonPath, String)> = Vec::new();
+        strings_with_variables(document, &JsonPath::root(), &mut found);
+        for (path, text) in found {
+            let segments = path.segments();
+            let in_conditions = segments
+                .iter()
+                .position(|s| *s == Segment::Field("attestations".into()))
+                .is_some_and(|a| {
+                    segments[a..]
+                        .iter()
+                        .any(|s| *s == Segment::Field("conditions".into()))
+                });
+            let rule = match path.segments() {
+                [
+                    Segment::Field(spec),
+                    Segment::Field(rules),
+                    Segment::Index(i),
+                    ..,
+                ] if spec == "spec" && rules == "rules" => document["spec"]["rules"][*i]["name"]
+                    .as_str()
+                    .map(str::to_string),
+                _ => None,
+            };
+            for expression in expressions(&text) {
+                if background && let Some(variable) = user_variable(expression) {
+                    self.error(
+                        &path,
+                        PolicyErrorKind::VariableNotInBackground {
+                            expression: expression.to_string(),
+                            variable,
+                        },
+                    );
+                }
+                if let (Some(rule), false) = (&rule, in_conditions)
+                    && let Err(e) = check_expression(expression)
+                {
+                    self.error(
+                        &path,
+                        PolicyErrorKind::BadVariable {
+                            rule: rule.clone(),
+                            reason: e.to_string(),
+                        },
+                    );
+                }
+            }
+        }
+    }
     pub(super) fn check_selector(&mut self, selector: &LabelSelector, path: &JsonPath) {
         for (i, req) in selector.match_expressions.iter().enumerate() {
             let req_path = path.field("matchExpressions").index(i);
@@ -187,5 +242,31 @@ impl DocumentLoader<'_> {
                 &path.field("attestations").index(i).field("attestors"),
             );
         }
+    }
+}
+
+/// Every string of `value` that holds a variable, with its path (keys not included).
+fn strings_with_variables(
+    value: &serde_json::Value,
+    path: &JsonPath,
+    out: &mut Vec<(JsonPath, String)>,
+) {
+    match value {
+        serde_json::Value::String(s) if has_variables(s) => out.push((path.clone(), s.clone())),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                strings_with_variables(item, &path.index(i), out);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                // Annotations may hold anything (kubectl's last-applied-configuration).
+                if k == "annotations" && path.last_field() == Some("metadata") {
+                    continue;
+                }
+                strings_with_variables(v, &path.field(k), out);
+            }
+        }
+        _ => {}
     }
 }
