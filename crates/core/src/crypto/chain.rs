@@ -106,6 +106,14 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo, ChainError> {
     })
 }
 
+/// What a validated chain tells beyond "it holds".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedChain {
+    /// The DER SubjectPublicKeyInfo of the certificate that issued the leaf (an intermediate or
+    /// the root itself): what an embedded SCT's issuer key hash is computed from.
+    pub issuer_spki: Vec<u8>,
+}
+
 /// Validates `leaf` (with `intermediates` as path hints) up to one of `roots` at `at_unix`. Every
 /// certificate of the path that restricts its extended key usage must allow codeSigning; one
 /// without the extension allows any use (Go's `x509.Verify`, which cosign uses, does the same).
@@ -114,7 +122,7 @@ pub fn verify_code_signing_chain(
     intermediates: &[Vec<u8>],
     roots: &[Vec<u8>],
     at: UnixTime,
-) -> Result<(), ChainError> {
+) -> Result<VerifiedChain, ChainError> {
     let info = cert_info(leaf)?;
     let roots_der: Vec<CertificateDer<'_>> = roots
         .iter()
@@ -143,7 +151,9 @@ pub fn verify_code_signing_chain(
         None,
         None,
     )
-    .map(|_| ())
+    .map(|path| VerifiedChain {
+        issuer_spki: path.issuer_spki().as_ref().to_vec(),
+    })
     .map_err(|e| match e {
         webpki::Error::UnknownIssuer => ChainError::UntrustedIssuer {
             subject: info.subject.clone(),
