@@ -13,19 +13,14 @@ use sealgate_registry::driver::{ClientFetch, SystemClock, drive};
 /// (a fetch that waits long is reported on standard error under [`Progress::Shown`]).
 pub(crate) async fn evaluate(
     client: &Client,
+    trust: &TrustedRoot,
     policies: &[Policy],
     resource: &Resource,
     progress: Progress,
 ) -> Decision {
     let evaluation = Evaluation::new_at(policies, resource, Mode::Mutate, Some(SystemClock.now()));
     let fetch = ReportingFetch::new(ClientFetch::new(client.clone()), progress);
-    drive(
-        evaluation,
-        &fetch,
-        None,
-        TrustedRoot::public_good(),
-        &SystemClock,
-    )
-    .await
-    .decision
+    drive(evaluation, &fetch, None, trust, &SystemClock)
+        .await
+        .decision
 }

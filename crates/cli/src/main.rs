@@ -12,6 +12,7 @@ mod password;
 mod progress;
 mod registry_args;
 mod render;
+mod trust_args;
 
 use std::process::ExitCode;
 

@@ -66,6 +66,12 @@ pub const CERTIFICATE_FILE: FileKind = FileKind {
     limit: 1 << 20,
 };
 
+/// Sigstore trusted roots (`trusted_root.json`, a ClientTrustConfig): 4 MiB.
+pub const TRUST_FILE: FileKind = FileKind {
+    plural: "trusted-root files",
+    limit: 4 << 20,
+};
+
 /// Policy, resource, Kyverno test and values files (YAML or JSON): 32 MiB.
 pub const MANIFEST_FILE: FileKind = FileKind {
     plural: "policy and resource files",

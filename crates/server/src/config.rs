@@ -92,6 +92,8 @@ pub struct VerifyConfig {
     /// How long a fetch may run on, to fill the cache, once every request that wanted it has
     /// been answered; then it is cancelled.
     pub unattended_fetch_limit: Duration,
+    /// The Sigstore trust material (`--trusted-root`; the embedded public-good root by default).
+    pub trusted_root: std::sync::Arc<sealgate_core::sigstore::trust::TrustedRoot>,
 }
 
 /// The default [`VerifyConfig::unattended_fetch_limit`].
@@ -105,6 +107,9 @@ impl Default for VerifyConfig {
             max_concurrent_fetches: DEFAULT_MAX_CONCURRENT_VERIFICATIONS,
             per_registry_concurrency: DEFAULT_PER_REGISTRY_CONCURRENCY,
             unattended_fetch_limit: DEFAULT_UNATTENDED_FETCH_LIMIT,
+            trusted_root: std::sync::Arc::new(
+                sealgate_core::sigstore::trust::TrustedRoot::public_good().clone(),
+            ),
         }
     }
 }

@@ -36,7 +36,6 @@ use sealgate_core::engine::{
     Resource, SignatureRequest, Waiting,
 };
 use sealgate_core::policy::Policy;
-use sealgate_core::sigstore::trust::TrustedRoot;
 use sealgate_core::timestamp::Clock;
 use sealgate_core::{Digest, ImageRef};
 use sealgate_registry::driver::{
@@ -240,7 +239,7 @@ impl CachingFetcher {
             evaluation,
             &fetch,
             Some(deadline),
-            TrustedRoot::public_good(),
+            &self.inner.config.trusted_root,
             self.inner.clock.as_ref(),
         )
         .await;

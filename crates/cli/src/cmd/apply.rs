@@ -41,6 +41,9 @@ pub(crate) struct Args {
     #[command(flatten)]
     load: crate::inputs::PolicyLoadArgs,
 
+    #[command(flatten)]
+    trust: crate::trust_args::TrustArgs,
+
     /// Policy files or directories (ClusterPolicy/Policy, YAML or JSON, several documents per file).
     #[arg(required = true, value_name = "POLICY_PATH")]
     policies: Vec<PathBuf>,
@@ -147,6 +150,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         eprintln!("warning: {warning}");
     }
     let client = args.registry.client()?;
+    let trust = args.trust.load()?;
     let progress = match args.output {
         Output::Table => Progress::Shown,
         Output::Json | Output::Yaml => Progress::Off,
@@ -157,7 +161,14 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let mut reports = Vec::new();
     let mut verdicts = Vec::new();
     for sourced in &resources {
-        let decision = evaluate(&client, &loaded.policies, &sourced.resource, progress).await;
+        let decision = evaluate(
+            &client,
+            &trust,
+            &loaded.policies,
+            &sourced.resource,
+            progress,
+        )
+        .await;
         let name = sourced.resource.display_name();
         for r in &decision.results {
             let enforce = r.action == FailureAction::Enforce;

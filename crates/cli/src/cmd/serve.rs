@@ -53,6 +53,9 @@ pub(crate) struct Args {
     #[command(flatten)]
     load: crate::inputs::PolicyLoadArgs,
 
+    #[command(flatten)]
+    trust: crate::trust_args::TrustArgs,
+
     /// Directory (or file) of Kyverno ClusterPolicy/Policy documents; reloaded when files
     /// change (an invalid file is reported and its last good version kept).
     #[arg(
@@ -400,6 +403,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         max_concurrent_fetches: args.max_concurrent_verifications.max(1),
         per_registry_concurrency: args.registry_concurrency.max(1),
         unattended_fetch_limit: args.unattended_fetch_limit,
+        trusted_root: args.trust.load()?,
     };
     config.audit_retention = Retention {
         max_age: args.audit_retention,

@@ -41,6 +41,9 @@ pub(crate) struct Args {
     #[command(flatten)]
     load: crate::inputs::PolicyLoadArgs,
 
+    #[command(flatten)]
+    trust: crate::trust_args::TrustArgs,
+
     /// Directories (searched recursively) or test files.
     #[arg(required = true, value_name = "DIR")]
     dirs: Vec<PathBuf>,
@@ -233,6 +236,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
         );
     }
     let client = args.registry.client()?;
+    let trust = args.trust.load()?;
     let mut rows = Vec::new();
     let mut invalid = false;
     for file in &files {
@@ -241,7 +245,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
             Output::Json => Progress::Off,
         };
         let (file_rows, file_invalid) =
-            run_file(file, &client, progress, args.load.options()).await?;
+            run_file(file, &client, &trust, progress, args.load.options()).await?;
         rows.extend(file_rows);
         invalid |= file_invalid;
     }
@@ -294,6 +298,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
 async fn run_file(
     file: &Path,
     client: &sealgate_registry::Client,
+    trust: &sealgate_core::sigstore::trust::TrustedRoot,
     progress: Progress,
     options: sealgate_core::policy::LoadOptions,
 ) -> anyhow::Result<(Vec<Row>, bool)> {
@@ -403,6 +408,7 @@ async fn run_file(
                 slot.insert(
                     evaluate(
                         client,
+                        trust,
                         &loaded.policies,
                         &resources[index].resource,
                         progress,

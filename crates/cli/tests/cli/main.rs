@@ -26,4 +26,5 @@ mod replicas;
 mod reports;
 mod seed_policies;
 mod serve;
+mod trusted_root;
 mod values;

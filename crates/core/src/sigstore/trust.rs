@@ -160,9 +160,16 @@ fn log(raw: RawLog) -> Result<LogKey, TrustError> {
 }
 
 impl TrustedRoot {
-    /// Parses a Sigstore `trusted_root.json`.
+    /// Parses a Sigstore `trusted_root.json`, or a `ClientTrustConfig` (cosign v3's
+    /// `--trusted-root` accepts both) by its `trustedRoot` member.
     pub fn from_json(bytes: &[u8]) -> Result<TrustedRoot, TrustError> {
-        let raw: RawRoot = serde_json::from_slice(bytes).map_err(|e| TrustError(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| TrustError(e.to_string()))?;
+        let root = match value.get("trustedRoot") {
+            Some(inner) if inner.is_object() => inner.clone(),
+            _ => value,
+        };
+        let raw: RawRoot = serde_json::from_value(root).map_err(|e| TrustError(e.to_string()))?;
         let tlogs = raw.tlogs.into_iter().map(log).collect::<Result<_, _>>()?;
         let ctlogs = raw.ctlogs.into_iter().map(log).collect::<Result<_, _>>()?;
         let certificate_authorities = raw
