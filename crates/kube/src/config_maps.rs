@@ -29,6 +29,9 @@ pub type ConfigMapRef = (String, String);
 /// The namespace of a [`ConfigMapRef`] whose namespace is a variable.
 pub const EVERY_NAMESPACE: &str = "*";
 
+/// The name of a [`ConfigMapRef`] whose name is a variable: every ConfigMap of its namespace.
+pub const ANY_NAME: &str = "*";
+
 /// What a ConfigMap watch covers: a namespace, or one name in every namespace.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum WatchScope {
@@ -59,7 +62,9 @@ impl WatchScope {
 
 /// Whether the seen ConfigMap `seen` is the one `named` (a policy's reference) stands for.
 pub fn stands_for(named: &ConfigMapRef, seen: &ConfigMapRef) -> bool {
-    named == seen || (named.0 == EVERY_NAMESPACE && named.1 == seen.1)
+    named == seen
+        || (named.0 == EVERY_NAMESPACE && named.1 == seen.1)
+        || (named.1 == ANY_NAME && named.0 == seen.0)
 }
 
 /// What a namespace's ConfigMap watch reports to the policy watch: a ConfigMap's data (`None`:
@@ -67,8 +72,9 @@ pub fn stands_for(named: &ConfigMapRef, seen: &ConfigMapRef) -> bool {
 pub type ConfigMapEvent = Watched<BTreeMap<String, String>>;
 
 /// The ConfigMaps `policy`'s rules name in `context`. An empty namespace is `default`; a
-/// namespace that is a variable is [`EVERY_NAMESPACE`]; a name that is a variable is not
-/// watched (it resolves to nothing known).
+/// namespace that is a variable is [`EVERY_NAMESPACE`]; a name that is a variable is
+/// [`ANY_NAME`] (the namespace's ConfigMaps are watched anyway); both variables are not
+/// watched (that would be every ConfigMap of the cluster): they resolve to nothing known.
 pub fn referenced(policy: &Value) -> BTreeSet<ConfigMapRef> {
     let mut out = BTreeSet::new();
     let Some(rules) = policy.pointer("/spec/rules").and_then(Value::as_array) else {
@@ -88,9 +94,10 @@ pub fn referenced(policy: &Value) -> BTreeSet<ConfigMapRef> {
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
             .unwrap_or("default");
-        if name.is_empty() || name.contains("{{") {
+        if name.is_empty() || (name.contains("{{") && namespace.contains("{{")) {
             continue;
         }
+        let name = if name.contains("{{") { ANY_NAME } else { name };
         let namespace = if namespace.contains("{{") {
             EVERY_NAMESPACE
         } else {
@@ -108,7 +115,7 @@ pub fn values(
 ) -> ContextValues {
     let mut values = ContextValues::reading_config_maps();
     for r in named {
-        if r.0 == EVERY_NAMESPACE {
+        if r.0 == EVERY_NAMESPACE || r.1 == ANY_NAME {
             for (seen, data) in known.iter().filter(|(seen, _)| stands_for(r, seen)) {
                 values.insert_config_map(&seen.0, &seen.1, data);
             }
@@ -159,6 +166,7 @@ mod tests {
                 {"name": "keys", "configMap": {"name": "keys", "namespace": "team-a"}},
                 {"name": "d", "configMap": {"name": "other"}},
                 {"name": "v", "configMap": {"name": "{{ request.namespace }}"}},
+                {"name": "w", "configMap": {"name": "{{ x }}", "namespace": "{{ y }}"}},
                 {"name": "t", "configMap": {"name": "team-keys", "namespace": "{{ request.namespace }}"}},
                 {"name": "x", "variable": {"value": 1}}
             ]},
@@ -168,6 +176,7 @@ mod tests {
             referenced(&policy).into_iter().collect::<Vec<_>>(),
             [
                 ("*".to_string(), "team-keys".to_string()),
+                ("default".to_string(), "*".to_string()),
                 ("default".to_string(), "other".to_string()),
                 ("team-a".to_string(), "keys".to_string())
             ]

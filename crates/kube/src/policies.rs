@@ -398,7 +398,7 @@ impl PolicyWatch {
                 // whose namespace is a variable may be missing in some namespaces only.
                 missing_config_maps = config_maps_named
                     .iter()
-                    .filter(|r| r.0 != config_maps::EVERY_NAMESPACE)
+                    .filter(|r| r.0 != config_maps::EVERY_NAMESPACE && r.1 != config_maps::ANY_NAME)
                     .filter(|r| {
                         let scope = WatchScope::of(r).label();
                         state.config_maps_watched.contains(&scope)

@@ -340,4 +340,69 @@ fn each_namespace_s_own_configmap_key_verifies_its_pods() {
             out.success().then_some(())
         },
     );
+
+    // A ConfigMap whose name is a variable, in a namespace the policy names: that namespace's
+    // ConfigMaps are watched, and the one of the request's name is read.
+    let tool = image(&registry, "tool:v1");
+    registry.push_image("tool", "v1");
+    w.run_on(&registry, "pw", &["sign", "--key", &key, &tool])
+        .success();
+    cluster.kubectl_ok(&["create", "namespace", "shared"]);
+    cluster.kubectl_ok(&[
+        "create",
+        "configmap",
+        "team-a-key",
+        "-n",
+        "shared",
+        &format!("--from-file=pub={path}"),
+    ]);
+    let by_name = configmap_policy(
+        "keys-by-name",
+        &format!("{}/tool*", registry.host()),
+        "{{ keys.data.pub }}",
+    )
+    .replace("name: cosign-keys", "name: \"{{ request.namespace }}-key\"")
+    .replace("namespace: keys\n", "namespace: shared\n");
+    cluster.kubectl_stdin(&["apply", "-f", "-"], &by_name);
+    let (status, message) = eventually(
+        "the by-name policy's Ready condition",
+        Duration::from_secs(20),
+        || ready_condition(&cluster, "keys-by-name"),
+    );
+    assert_eq!(status, "True", "{message}\n{}", log());
+    eventually(
+        "shared/team-a-key verifies the tool in team-a",
+        Duration::from_secs(20),
+        || {
+            let out = cluster.kubectl(&[
+                "run",
+                "tool",
+                "-n",
+                "team-a",
+                "--image",
+                &tool,
+                "--restart=Never",
+            ]);
+            out.success().then_some(())
+        },
+    );
+    let refused = cluster.kubectl(&[
+        "run",
+        "tool",
+        "-n",
+        "team-b",
+        "--image",
+        &tool,
+        "--restart=Never",
+    ]);
+    assert!(
+        !refused.success(),
+        "team-b admitted without shared/team-b-key"
+    );
+    assert!(
+        refused.stderr.contains("ConfigMap shared/team-b-key"),
+        "{}\n{}",
+        refused.stderr,
+        log()
+    );
 }
