@@ -6,10 +6,13 @@
 //! here check signatures over the exact payload bytes and say, for each layer, why it does or does
 //! not count. Only this module can create a [`VerifiedSignature`].
 
+pub mod dsse;
+mod dsse_tlog;
 mod manifest;
 pub mod payload;
 mod verify;
 
+pub use dsse_tlog::verify_attestation_bundle;
 pub use manifest::{Descriptor, ImageManifest, ManifestError, signature_image};
 pub use verify::{
     LayerVerdict, SignatureFileError, SignatureLayer, SignatureSet, Signer, Verification,
