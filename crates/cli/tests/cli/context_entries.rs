@@ -320,3 +320,61 @@ fn preconditions_read_the_admission_request_under_serve_and_skip_in_apply_and_te
         "{run:?}"
     );
 }
+
+#[test]
+fn values_stand_in_for_an_image_registry_entry_and_not_for_a_variable_entry() {
+    let s = setup();
+    let image_data = "      - name: arch\n        imageRegistry:\n          reference: \"{{ images.containers.c.reference }}\"\n          jmesPath: configData.architecture\n";
+    let policy = policy(
+        s.registry.host(),
+        &[("amd64", &s.cosign), ("arm64", &s.other)],
+        image_data,
+        "arch",
+    );
+    std::fs::write(s.w.path("policy.yaml"), &policy).unwrap();
+    std::fs::write(
+        s.w.path("pods.yaml"),
+        pod("signed", &image(&s.registry, "app:v1")),
+    )
+    .unwrap();
+    let values = |name: &str, value: &str| {
+        std::fs::write(
+            s.w.path("values.yaml"),
+            format!("apiVersion: cli.kyverno.io/v1alpha1\nkind: Values\npolicies:\n- name: chosen-key\n  rules:\n  - name: check\n    values:\n      {name}: {value}\n"),
+        )
+        .unwrap();
+        s.w.run_on(
+            &s.registry,
+            "",
+            &[
+                "apply",
+                "policy.yaml",
+                "--resource",
+                "pods.yaml",
+                "--values-file",
+                "values.yaml",
+                "-o",
+                "json",
+            ],
+        )
+    };
+    // The image's config says amd64; the values say arm64, and stand in for the registry (as in
+    // Kyverno's CLI without --registry): the arm64 key is the other one, so the image fails.
+    let run = values("arch", "arm64");
+    run.expect_code(1);
+    assert_eq!(statuses(&run)["Pod/default/signed"], ["fail"], "{run:?}");
+    let run = values("arch", "amd64");
+    assert_eq!(statuses(&run)["Pod/default/signed"], ["pass"], "{run:?}");
+
+    // A variable entry is computed after the values, as in Kyverno: its own value wins.
+    let team = "      - name: team\n        variable:\n          value: a\n";
+    let variable = policy(
+        s.registry.host(),
+        &[("a", &s.cosign), ("b", &s.other)],
+        team,
+        "team",
+    );
+    std::fs::write(s.w.path("policy.yaml"), variable).unwrap();
+    let run = values("team", "b");
+    assert_eq!(statuses(&run)["Pod/default/signed"], ["pass"], "{run:?}");
+}

@@ -475,6 +475,11 @@ impl RuleContext {
             } else if let Some(variable) = entry.get("variable") {
                 context.variable(variable)
             } else if let (Some(registry), Some(data)) = (entry.get("imageRegistry"), image_data) {
+                // A value given under the entry's name stands in for the registry, as in
+                // Kyverno's CLI (which reads registries only with --registry).
+                if given.contains(name) {
+                    continue;
+                }
                 context.image_registry(registry, data)
             } else {
                 continue;
