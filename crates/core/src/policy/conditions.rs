@@ -39,7 +39,11 @@ use serde_json::{Map, Number, Value};
 
 use crate::image::wildcard;
 
+use super::go_duration::{self, SECOND};
+use super::go_float::{self, TWO_63};
 use super::path::JsonPath;
+use super::quantity::{self, Quantity};
+use super::semver::Version;
 use super::variables::{self, VariableError};
 
 #[cfg(test)]
@@ -1354,7 +1358,7 @@ fn nested_integers(value: &mut Value) {
             if let Some(f) = n.as_f64().filter(|_| n.as_i64().is_none()) {
                 // encoding/json writes it without a fraction below 1e21; it is read back as
                 // an int64 when it fits.
-                if f.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&f) {
+                if f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f) {
                     *n = Number::from(f as i64);
                 }
             }
@@ -1411,7 +1415,10 @@ impl Prepared {
     /// `time.ParseDuration`.
     fn duration(&self) -> Option<i64> {
         let s = self.text()?;
-        *self.facts.duration.get_or_init(|| go_parse_duration(s))
+        *self
+            .facts
+            .duration
+            .get_or_init(|| go_duration::parse(s).ok())
     }
 
     /// `resource.ParseQuantity`.
@@ -1419,7 +1426,7 @@ impl Prepared {
         let s = self.text()?;
         self.facts
             .quantity
-            .get_or_init(|| parse_quantity(s))
+            .get_or_init(|| quantity::parse(s))
             .as_ref()
     }
 
@@ -1438,7 +1445,10 @@ impl Prepared {
     /// `semver.Parse` (blang/semver v4).
     fn semver(&self) -> Option<&Version> {
         let s = self.text()?;
-        self.facts.semver.get_or_init(|| parse_semver(s)).as_ref()
+        self.facts
+            .semver
+            .get_or_init(|| Version::parse(s).ok())
+            .as_ref()
     }
 
     /// The text decoded as a JSON list of strings.
@@ -1523,14 +1533,9 @@ fn go_num(n: &Number) -> GoNum {
     }
 }
 
-const SECOND: i64 = 1_000_000_000;
-
-/// 2⁶³, the bound of Go's `int64` as a `float64`.
-const TWO_POW_63: f64 = (1u64 << 63) as f64;
-
 /// Go's `int64(f)` on amd64: truncation, and the "indefinite integer" when out of range.
 fn go_f64_to_i64(f: f64) -> i64 {
-    if f.is_nan() || !(-TWO_POW_63..TWO_POW_63).contains(&f) {
+    if f.is_nan() || !(-TWO_63..TWO_63).contains(&f) {
         i64::MIN
     } else {
         f as i64
@@ -1543,11 +1548,6 @@ fn number_seconds(n: &Number) -> i64 {
         GoNum::Int(i) => i.wrapping_mul(SECOND),
         GoNum::Float(f) => go_f64_to_i64(f).wrapping_mul(SECOND),
     }
-}
-
-/// `time.Duration.Seconds()`.
-fn go_seconds(d: i64) -> f64 {
-    (d / SECOND) as f64 + (d % SECOND) as f64 / 1e9
 }
 
 /// `reflect.DeepEqual` on decoded JSON (an `int64` never equals a `float64`).
@@ -1591,7 +1591,7 @@ fn go_sprint_into(value: &Value, out: &mut String) {
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => match go_num(n) {
             GoNum::Int(i) => out.push_str(&i.to_string()),
-            GoNum::Float(f) => go_format_float(f, out),
+            GoNum::Float(f) => go_float::write_v(f, out),
         },
         Value::String(s) => out.push_str(s),
         Value::Array(items) => {
@@ -1622,67 +1622,6 @@ fn go_sprint_into(value: &Value, out: &mut String) {
     }
 }
 
-/// `%v` of a `float64`: the shortest digits, in exponent form when the exponent is below -4
-/// or at least 6 (`1e+06`, `1.5e-05`), else plain (`123456`, `0.001`).
-fn go_format_float(f: f64, out: &mut String) {
-    if f.is_nan() {
-        out.push_str("NaN");
-        return;
-    }
-    if f.is_infinite() {
-        out.push_str(if f > 0.0 { "+Inf" } else { "-Inf" });
-        return;
-    }
-    if f == 0.0 {
-        out.push_str(if f.is_sign_negative() { "-0" } else { "0" });
-        return;
-    }
-    let scientific = format!("{:e}", f.abs());
-    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
-    let exp: i64 = exponent.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    if f < 0.0 {
-        out.push('-');
-    }
-    if !(-4..6).contains(&exp) {
-        let (first, rest) = digits.split_at(1.min(digits.len()));
-        out.push_str(first);
-        if !rest.is_empty() {
-            out.push('.');
-            out.push_str(rest);
-        }
-        out.push('e');
-        out.push(if exp < 0 { '-' } else { '+' });
-        let magnitude = exp.unsigned_abs();
-        if magnitude < 10 {
-            out.push('0');
-        }
-        out.push_str(&magnitude.to_string());
-        return;
-    }
-    // The decimal point after `exp + 1` digits.
-    let point = exp + 1;
-    if point <= 0 {
-        out.push_str("0.");
-        for _ in 0..-point {
-            out.push('0');
-        }
-        out.push_str(&digits);
-    } else {
-        let point = point as usize;
-        if point >= digits.len() {
-            out.push_str(&digits);
-            for _ in digits.len()..point {
-                out.push('0');
-            }
-        } else {
-            out.push_str(&digits[..point]);
-            out.push('.');
-            out.push_str(&digits[point..]);
-        }
-    }
-}
-
 /// `strconv.ParseFloat(s, 64)` (decimal forms; Go's hexadecimal floats are not read).
 fn go_parse_float(s: &str) -> Option<f64> {
     let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
@@ -1696,511 +1635,6 @@ fn go_parse_float(s: &str) -> Option<f64> {
     let f: f64 = s.parse().ok()?;
     // Out of range is an error (ErrRange) for Go, infinity for Rust.
     f.is_finite().then_some(f)
-}
-
-/// `time.ParseDuration`: `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+` in ns, us (µs, μs), ms, s, m, h;
-/// `0` alone is zero; nanoseconds in an `int64`.
-fn go_parse_duration(s: &str) -> Option<i64> {
-    const LIMIT: u64 = 1 << 63;
-    let mut rest = s.as_bytes();
-    let mut negative = false;
-    if let Some(&c) = rest.first()
-        && (c == b'-' || c == b'+')
-    {
-        negative = c == b'-';
-        rest = &rest[1..];
-    }
-    if rest == b"0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: u64 = 0;
-    while let Some(&c) = rest.first() {
-        if !(c == b'.' || c.is_ascii_digit()) {
-            return None;
-        }
-        // The integer part.
-        let mut v: u64 = 0;
-        let mut i = 0;
-        while let Some(&c) = rest.get(i) {
-            if !c.is_ascii_digit() {
-                break;
-            }
-            if v > LIMIT / 10 {
-                return None;
-            }
-            v = v * 10 + u64::from(c - b'0');
-            if v > LIMIT {
-                return None;
-            }
-            i += 1;
-        }
-        let pre = i > 0;
-        rest = &rest[i..];
-        // The fraction.
-        let mut f: u64 = 0;
-        let mut scale = 1.0f64;
-        let mut post = false;
-        if rest.first() == Some(&b'.') {
-            rest = &rest[1..];
-            let mut i = 0;
-            let mut overflow = false;
-            while let Some(&c) = rest.get(i) {
-                if !c.is_ascii_digit() {
-                    break;
-                }
-                i += 1;
-                if overflow {
-                    continue;
-                }
-                if f > (LIMIT - 1) / 10 {
-                    overflow = true;
-                    continue;
-                }
-                let y = f * 10 + u64::from(c - b'0');
-                if y > LIMIT {
-                    overflow = true;
-                    continue;
-                }
-                f = y;
-                scale *= 10.0;
-            }
-            post = i > 0;
-            rest = &rest[i..];
-        }
-        if !pre && !post {
-            return None;
-        }
-        // The unit.
-        let end = rest
-            .iter()
-            .position(|&c| c == b'.' || c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if end == 0 {
-            return None;
-        }
-        let unit: u64 = match &rest[..end] {
-            b"ns" => 1,
-            b"us" | [0xc2, 0xb5, b's'] | [0xce, 0xbc, b's'] => 1_000,
-            b"ms" => 1_000_000,
-            b"s" => 1_000_000_000,
-            b"m" => 60_000_000_000,
-            b"h" => 3_600_000_000_000,
-            _ => return None,
-        };
-        rest = &rest[end..];
-        if v > LIMIT / unit {
-            return None;
-        }
-        v *= unit;
-        if f > 0 {
-            v += (f as f64 * (unit as f64 / scale)) as u64;
-            if v > LIMIT {
-                return None;
-            }
-        }
-        total = total.checked_add(v)?;
-        if total > LIMIT {
-            return None;
-        }
-    }
-    if negative {
-        return Some((total as i64).wrapping_neg());
-    }
-    if total > LIMIT - 1 {
-        return None;
-    }
-    Some(total as i64)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Kubernetes quantities
-// ---------------------------------------------------------------------------------------------
-
-/// A `resource.Quantity`'s amount, exactly: `±digits × 10^exponent` (no leading or trailing
-/// zero digit; no digits is zero).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Quantity {
-    negative: bool,
-    digits: Vec<u8>,
-    exponent: i64,
-}
-
-impl Quantity {
-    fn zero() -> Quantity {
-        Quantity {
-            negative: false,
-            digits: Vec::new(),
-            exponent: 0,
-        }
-    }
-
-    fn new(negative: bool, digits: Vec<u8>, exponent: i64) -> Quantity {
-        let mut q = Quantity {
-            negative,
-            digits,
-            exponent,
-        };
-        q.normalize();
-        q
-    }
-
-    fn normalize(&mut self) {
-        let leading = self.digits.iter().take_while(|&&d| d == 0).count();
-        self.digits.drain(..leading);
-        let trailing = self.digits.iter().rev().take_while(|&&d| d == 0).count();
-        self.digits.truncate(self.digits.len() - trailing);
-        self.exponent = self.exponent.saturating_add(trailing as i64);
-        if self.digits.is_empty() {
-            *self = Quantity::zero();
-        }
-    }
-
-    fn is_zero(&self) -> bool {
-        self.digits.is_empty()
-    }
-
-    /// Rounds away from zero to a multiple of 10⁻⁹ (Kubernetes keeps nanounits at most).
-    fn round_to_nano(&mut self) {
-        if self.is_zero() || self.exponent >= -9 {
-            return;
-        }
-        let drop = (-9 - self.exponent) as u64;
-        if drop >= self.digits.len() as u64 {
-            self.digits = vec![1];
-        } else {
-            let keep = self.digits.len() - drop as usize;
-            self.digits.truncate(keep);
-            // The dropped digits end with a non-zero one: round up.
-            let mut carry = true;
-            for d in self.digits.iter_mut().rev() {
-                if !carry {
-                    break;
-                }
-                *d += 1;
-                carry = *d == 10;
-                if carry {
-                    *d = 0;
-                }
-            }
-            if carry {
-                self.digits.insert(0, 1);
-            }
-        }
-        self.exponent = -9;
-        self.normalize();
-    }
-
-    fn cmp_magnitude(&self, other: &Quantity) -> Ordering {
-        match (self.is_zero(), other.is_zero()) {
-            (true, true) => return Ordering::Equal,
-            (true, false) => return Ordering::Less,
-            (false, true) => return Ordering::Greater,
-            (false, false) => {}
-        }
-        let order = |q: &Quantity| q.digits.len() as i64 + q.exponent;
-        match order(self).cmp(&order(other)) {
-            Ordering::Equal => {}
-            unequal => return unequal,
-        }
-        let n = self.digits.len().max(other.digits.len());
-        for i in 0..n {
-            let a = self.digits.get(i).copied().unwrap_or(0);
-            let b = other.digits.get(i).copied().unwrap_or(0);
-            match a.cmp(&b) {
-                Ordering::Equal => {}
-                unequal => return unequal,
-            }
-        }
-        Ordering::Equal
-    }
-
-    /// `Quantity.Cmp`.
-    fn compare(&self, other: &Quantity) -> Ordering {
-        let sign = |q: &Quantity| {
-            if q.is_zero() {
-                0
-            } else if q.negative {
-                -1
-            } else {
-                1
-            }
-        };
-        match sign(self).cmp(&sign(other)) {
-            Ordering::Equal if sign(self) < 0 => other.cmp_magnitude(self),
-            Ordering::Equal => self.cmp_magnitude(other),
-            unequal => unequal,
-        }
-    }
-}
-
-/// Multiplies decimal digits by 2^`power`.
-fn multiply_pow2(digits: &mut Vec<u8>, mut power: u32) {
-    while power > 0 {
-        let step = power.min(32);
-        let m: u64 = 1 << step;
-        let mut carry: u64 = 0;
-        for d in digits.iter_mut().rev() {
-            let t = u64::from(*d) * m + carry;
-            *d = (t % 10) as u8;
-            carry = t / 10;
-        }
-        while carry > 0 {
-            digits.insert(0, (carry % 10) as u8);
-            carry /= 10;
-        }
-        power -= step;
-    }
-}
-
-/// `resource.ParseQuantity` (k8s.io/apimachinery): a signed decimal number (`1`, `1.5`, `.5`,
-/// `5.`) and a suffix: binary SI (`Ki`…`Ei`), decimal SI (`n u m k M G T P E`, or none) or
-/// an exponent (`e3`, `E-2`). Values round away from zero to nanounits; binary ones are
-/// capped at 2⁶³−1. Like Kubernetes, a suffix alone is zero (`m`, `Ki`) except `Pi`/`Ei`.
-fn parse_quantity(s: &str) -> Option<Quantity> {
-    let b = s.as_bytes();
-    if b.is_empty() {
-        return None;
-    }
-    if s == "0" {
-        return Some(Quantity::zero());
-    }
-    let end = b.len();
-    let mut pos = 0;
-    let mut positive = true;
-    match b[0] {
-        b'-' => {
-            positive = false;
-            pos = 1;
-        }
-        b'+' => pos = 1,
-        _ => {}
-    }
-    while pos < end && b[pos] == b'0' {
-        pos += 1;
-    }
-    if pos >= end {
-        return Some(Quantity::zero());
-    }
-    let num_start = pos;
-    while pos < end && b[pos].is_ascii_digit() {
-        pos += 1;
-    }
-    let mut num: &[u8] = &b[num_start..pos];
-    let mut denom: &[u8] = &[];
-    let value_end;
-    let suffix: &str;
-    'scan: {
-        if pos >= end {
-            value_end = end;
-            suffix = "";
-            break 'scan;
-        }
-        if b[pos] == b'.' {
-            pos += 1;
-            let denom_start = pos;
-            while pos < end && b[pos].is_ascii_digit() {
-                pos += 1;
-            }
-            denom = &b[denom_start..pos];
-            if pos >= end {
-                value_end = end;
-                suffix = "";
-                break 'scan;
-            }
-        }
-        value_end = pos;
-        let suffix_start = pos;
-        while pos < end && b"eEinumkKMGTP".contains(&b[pos]) {
-            pos += 1;
-        }
-        if pos < end {
-            if b[pos] == b'-' || b[pos] == b'+' {
-                pos += 1;
-            }
-            while pos < end && b[pos].is_ascii_digit() {
-                pos += 1;
-            }
-            if pos < end {
-                return None;
-            }
-        }
-        suffix = s.get(suffix_start..)?;
-    }
-    if num.is_empty() {
-        num = b"0";
-    }
-    let (binary, exponent): (bool, i32) = match suffix {
-        "" => (false, 0),
-        "n" => (false, -9),
-        "u" => (false, -6),
-        "m" => (false, -3),
-        "k" => (false, 3),
-        "M" => (false, 6),
-        "G" => (false, 9),
-        "T" => (false, 12),
-        "P" => (false, 15),
-        "E" => (false, 18),
-        "Ki" => (true, 10),
-        "Mi" => (true, 20),
-        "Gi" => (true, 30),
-        "Ti" => (true, 40),
-        "Pi" => (true, 50),
-        "Ei" => (true, 60),
-        _ if suffix.len() > 1 && suffix.starts_with(['e', 'E']) => {
-            (false, suffix.get(1..)?.parse::<i64>().ok()? as i32)
-        }
-        _ => return None,
-    };
-    let digit_count = (num.len() + denom.len()) as i32;
-    // Kubernetes' int64 fast path, when it applies, and its scale (int32 arithmetic).
-    let fast_scale = if binary {
-        let precision = 15 - num.len() as i32 - exponent * 3 / 10 - 1;
-        let fits = parse_digits(num)
-            .and_then(|v| u64::try_from(v).ok())
-            .and_then(|v| v.checked_mul(1u64 << exponent.unsigned_abs()))
-            .is_some_and(|v| v <= i64::MAX as u64);
-        (denom.is_empty() && precision >= 0 && fits).then_some(0)
-    } else {
-        let precision = 18 - digit_count;
-        let scale = exponent.wrapping_sub(denom.len() as i32);
-        (precision >= 0 && scale >= -9).then_some(scale)
-    };
-    if fast_scale.is_none() && !b[..value_end].iter().any(u8::is_ascii_digit) {
-        // The slow path parses the number with inf.Dec, which wants a digit.
-        return None;
-    }
-    let mut digits: Vec<u8> = num.iter().chain(denom).map(|d| d - b'0').collect();
-    let exponent10: i64 = if binary {
-        multiply_pow2(&mut digits, exponent.unsigned_abs());
-        -(denom.len() as i64)
-    } else {
-        match fast_scale {
-            Some(scale) => i64::from(scale),
-            None => -i64::from((denom.len() as i32).wrapping_sub(exponent)),
-        }
-    };
-    let mut q = Quantity::new(!positive, digits, exponent10);
-    q.round_to_nano();
-    if binary {
-        let max = Quantity::new(
-            false,
-            b"9223372036854775807".iter().map(|d| d - b'0').collect(),
-            0,
-        );
-        if q.cmp_magnitude(&max) == Ordering::Greater {
-            q = Quantity {
-                negative: q.negative,
-                ..max
-            };
-        }
-    }
-    Some(q)
-}
-
-/// Digits as an integer, when they fit in an i64 (for the fast-path check only).
-fn parse_digits(digits: &[u8]) -> Option<i64> {
-    std::str::from_utf8(digits).ok()?.parse().ok()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Semantic versions (blang/semver v4)
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Version {
-    major: u64,
-    minor: u64,
-    patch: u64,
-    pre: Vec<PreRelease>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum PreRelease {
-    Number(u64),
-    Text(String),
-}
-
-fn semver_number(s: &str) -> Option<u64> {
-    if !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
-        return None;
-    }
-    s.parse().ok()
-}
-
-fn is_alphanumeric_or_hyphen(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-}
-
-/// `semver.Parse`: `MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]`, no leading zeros, no `v`.
-fn parse_semver(s: &str) -> Option<Version> {
-    let mut parts = s.splitn(3, '.');
-    let (major, minor, rest) = (parts.next()?, parts.next()?, parts.next()?);
-    let major = semver_number(major)?;
-    let minor = semver_number(minor)?;
-    let mut patch = rest;
-    if let Some((before, build)) = patch.split_once('+') {
-        if build
-            .split('.')
-            .any(|b| b.is_empty() || !is_alphanumeric_or_hyphen(b))
-        {
-            return None;
-        }
-        patch = before;
-    }
-    let mut pre = Vec::new();
-    if let Some((before, prerelease)) = patch.split_once('-') {
-        for part in prerelease.split('.') {
-            if part.is_empty() {
-                return None;
-            }
-            if part.bytes().all(|b| b.is_ascii_digit()) {
-                pre.push(PreRelease::Number(semver_number(part)?));
-            } else if is_alphanumeric_or_hyphen(part) {
-                pre.push(PreRelease::Text(part.to_string()));
-            } else {
-                return None;
-            }
-        }
-        patch = before;
-    }
-    let patch = semver_number(patch)?;
-    Some(Version {
-        major,
-        minor,
-        patch,
-        pre,
-    })
-}
-
-impl Version {
-    fn compare(&self, other: &Version) -> Ordering {
-        let core =
-            (self.major, self.minor, self.patch).cmp(&(other.major, other.minor, other.patch));
-        if core != Ordering::Equal {
-            return core;
-        }
-        match (self.pre.is_empty(), other.pre.is_empty()) {
-            (true, true) => return Ordering::Equal,
-            (true, false) => return Ordering::Greater,
-            (false, true) => return Ordering::Less,
-            (false, false) => {}
-        }
-        for (a, b) in self.pre.iter().zip(&other.pre) {
-            let order = match (a, b) {
-                (PreRelease::Number(a), PreRelease::Number(b)) => a.cmp(b),
-                (PreRelease::Number(_), PreRelease::Text(_)) => Ordering::Less,
-                (PreRelease::Text(_), PreRelease::Number(_)) => Ordering::Greater,
-                (PreRelease::Text(a), PreRelease::Text(b)) => a.cmp(b),
-            };
-            if order != Ordering::Equal {
-                return order;
-            }
-        }
-        self.pre.len().cmp(&other.pre.len())
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2336,10 +1770,10 @@ fn validate_string_pattern(value: &str, pattern: &str) -> bool {
 
 /// Durations, then quantities, then (`=` and `!` only) wildcards.
 fn validate_string(value: &str, pattern: &str, op: PatternOp) -> bool {
-    if let (Some(p), Some(v)) = (go_parse_duration(pattern), go_parse_duration(value)) {
+    if let (Ok(p), Ok(v)) = (go_duration::parse(pattern), go_duration::parse(value)) {
         return op.holds(v.cmp(&p));
     }
-    if let (Some(p), Some(v)) = (parse_quantity(pattern), parse_quantity(value)) {
+    if let (Some(p), Some(v)) = (quantity::parse(pattern), quantity::parse(value)) {
         return op.holds(v.compare(&p));
     }
     match op {
@@ -2431,7 +1865,7 @@ fn equals(key: &Prepared, value: &Prepared) -> bool {
         },
         Value::String(k) => {
             if let Some((kd, vd)) = duration_pair(duration_side(key), duration_side(value)) {
-                return go_seconds(kd) == go_seconds(vd);
+                return go_duration::seconds(kd) == go_duration::seconds(vd);
             }
             if let (Some(kq), Value::String(_)) = (key.quantity(), &value.value) {
                 return value
@@ -2474,7 +1908,7 @@ fn not_equals(key: &Prepared, value: &Prepared) -> bool {
         },
         Value::String(k) => {
             if let Some((kd, vd)) = duration_pair(duration_side(key), duration_side(value)) {
-                return go_seconds(kd) != go_seconds(vd);
+                return go_duration::seconds(kd) != go_duration::seconds(vd);
             }
             if let (Some(kq), Value::String(v)) = (key.quantity(), &value.value) {
                 if v.is_empty() {
@@ -2532,7 +1966,7 @@ fn numeric(cmp: Compare, key: &Prepared, value: &Prepared) -> bool {
         },
         Value::String(_) => {
             if let Some((kd, vd)) = duration_pair(duration_side(key), duration_side(value)) {
-                return cmp.floats(go_seconds(kd), go_seconds(vd));
+                return cmp.floats(go_duration::seconds(kd), go_duration::seconds(vd));
             }
             if let (Some(kq), Value::String(_)) = (key.quantity(), &value.value)
                 && let Some(vq) = value.quantity()
@@ -2563,7 +1997,7 @@ fn numeric_number(cmp: Compare, as_float: f64, as_duration: i64, value: &Prepare
             if let Some((kd, vd)) =
                 duration_pair(DurationSide::Seconds(as_duration), duration_side(value))
             {
-                return cmp.floats(go_seconds(kd), go_seconds(vd));
+                return cmp.floats(go_duration::seconds(kd), go_duration::seconds(vd));
             }
             if let Some(v) = value.float() {
                 return cmp.floats(as_float, v);

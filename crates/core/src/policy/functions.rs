@@ -41,6 +41,11 @@ use jmespath::{Context, ErrorReason, JmespathError, Rcvar, Runtime, Variable};
 use rustls_pki_types::UnixTime;
 use serde_json::{Number, Value};
 
+use super::go_duration;
+use super::go_float::{self, TWO_63};
+use super::quantity::{self, Quantity};
+use super::semver;
+
 #[cfg(test)]
 #[path = "functions_tests.rs"]
 mod tests;
@@ -167,8 +172,8 @@ const FUNCTIONS: &[Function] = &[
     f("equal_fold", &[Str, Str], equal_fold),
     f("replace", &[Str, Str, Str, Num], replace),
     f("replace_all", &[Str, Str, Str], replace_all),
-    f("to_upper", &[Str], to_upper),
-    f("to_lower", &[Str], to_lower),
+    f("to_upper", &[Str], change_case),
+    f("to_lower", &[Str], change_case),
     f("trim", &[Str, Str], trim),
     f("trim_prefix", &[Str, Str], trim_prefix),
     f("split", &[Str, Str], split),
@@ -207,14 +212,14 @@ const FUNCTIONS: &[Function] = &[
     f("items", &[ObjectOrArray, Str, Str], items),
     f("object_from_lists", &[Array, Array], object_from_lists),
     f("time_to_cron", &[Str], time_to_cron),
-    f("time_add", &[Str, Str], time_add),
+    f("time_add", &[Str, Str], time_shift),
     f("time_parse", &[Str, Str], time_parse),
     f("time_utc", &[Str], time_utc),
     f("time_diff", &[Str, Str], time_diff),
     f("time_before", &[Str, Str], time_compare),
     f("time_after", &[Str, Str], time_compare),
     f("time_between", &[Str, Str, Str], time_between),
-    f("time_truncate", &[Str, Str], time_truncate),
+    f("time_truncate", &[Str, Str], time_shift),
     f("image_normalize", &[Str], image_normalize),
     f("is_external_url", &[Str], is_external_url),
     f("sha256", &[Str], hash),
@@ -278,6 +283,23 @@ fn string<'a>(name: &str, args: &'a [Rcvar], index: usize) -> Result<&'a str, St
         .ok_or_else(|| not_of_type(name, index, "string"))
 }
 
+fn object<'a>(
+    name: &str,
+    args: &'a [Rcvar],
+    index: usize,
+) -> Result<&'a BTreeMap<String, Rcvar>, String> {
+    arg(name, args, index)?
+        .as_object()
+        .ok_or_else(|| not_of_type(name, index, "Object"))
+}
+
+fn array<'a>(name: &str, args: &'a [Rcvar], index: usize) -> Result<&'a [Rcvar], String> {
+    arg(name, args, index)?
+        .as_array()
+        .map(Vec::as_slice)
+        .ok_or_else(|| not_of_type(name, index, "Array"))
+}
+
 fn number_arg(name: &str, args: &[Rcvar], index: usize) -> Result<f64, String> {
     arg(name, args, index)?
         .as_number()
@@ -313,9 +335,6 @@ fn go_number(x: f64) -> Option<Number> {
     }
     Number::from_f64(x)
 }
-
-/// 2^63: the bound of Go's int64 (and durations) as a float.
-const TWO_63: f64 = 9_223_372_036_854_775_808.0;
 
 /// JSON numbers as Go decodes them (float64), written back as [`go_number`] does.
 fn go_numbers(value: Value) -> Value {
@@ -427,20 +446,17 @@ fn replace_all(name: &'static str, args: &[Rcvar]) -> Outcome {
     ))
 }
 
-fn to_upper(name: &'static str, args: &[Rcvar]) -> Outcome {
+/// `to_upper(s)` and `to_lower(s)`, character by character.
+fn change_case(name: &'static str, args: &[Rcvar]) -> Outcome {
+    let change = if name == "to_upper" {
+        simple_upper
+    } else {
+        simple_lower
+    };
     Ok(text(
         string(name, args, 0)?
             .chars()
-            .map(simple_upper)
-            .collect::<String>(),
-    ))
-}
-
-fn to_lower(name: &'static str, args: &[Rcvar]) -> Outcome {
-    Ok(text(
-        string(name, args, 0)?
-            .chars()
-            .map(simple_lower)
+            .map(change)
             .collect::<String>(),
     ))
 }
@@ -559,12 +575,15 @@ fn hash(name: &'static str, args: &[Rcvar]) -> Outcome {
 // ---------------------------------------------------------------------------------------------
 // Matching
 
+/// A `String or Real` argument, as text ([`go_string`]).
+fn string_or_real(name: &str, args: &[Rcvar], index: usize) -> Result<String, String> {
+    go_string(arg(name, args, index)?).ok_or_else(|| not_of_type(name, index, "String or Real"))
+}
+
 fn regex_replace_all(name: &'static str, args: &[Rcvar]) -> Outcome {
     let pattern = string(name, args, 0)?;
-    let src =
-        go_string(arg(name, args, 1)?).ok_or_else(|| not_of_type(name, 1, "String or Real"))?;
-    let replacement =
-        go_string(arg(name, args, 2)?).ok_or_else(|| not_of_type(name, 2, "String or Real"))?;
+    let src = string_or_real(name, args, 1)?;
+    let replacement = string_or_real(name, args, 2)?;
     let re = go_regex::compile(pattern).map_err(|e| fail(name, e))?;
     Ok(text(if name == "regex_replace_all_literal" {
         re.replace_all(&src, regex::NoExpand(&replacement))
@@ -575,27 +594,20 @@ fn regex_replace_all(name: &'static str, args: &[Rcvar]) -> Outcome {
 
 fn regex_match(name: &'static str, args: &[Rcvar]) -> Outcome {
     let pattern = string(name, args, 0)?;
-    let src =
-        go_string(arg(name, args, 1)?).ok_or_else(|| not_of_type(name, 1, "String or Real"))?;
+    let src = string_or_real(name, args, 1)?;
     let re = go_regex::compile(pattern).map_err(|e| fail(name, e))?;
     Ok(boolean(re.is_match(&src)))
 }
 
 fn pattern_match(name: &'static str, args: &[Rcvar]) -> Outcome {
     let pattern = string(name, args, 0)?;
-    let src =
-        go_string(arg(name, args, 1)?).ok_or_else(|| not_of_type(name, 1, "String or Real"))?;
+    let src = string_or_real(name, args, 1)?;
     Ok(boolean(crate::image::wildcard::matches(pattern, &src)))
 }
 
 /// Every label of the first object is in the second, with an equal value.
 fn label_match(name: &'static str, args: &[Rcvar]) -> Outcome {
-    let labels = arg(name, args, 0)?
-        .as_object()
-        .ok_or_else(|| not_of_type(name, 0, "Object"))?;
-    let against = arg(name, args, 1)?
-        .as_object()
-        .ok_or_else(|| not_of_type(name, 1, "Object"))?;
+    let (labels, against) = (object(name, args, 0)?, object(name, args, 1)?);
     Ok(boolean(
         labels
             .iter()
@@ -682,12 +694,7 @@ fn items(name: &'static str, args: &[Rcvar]) -> Outcome {
 
 /// An object from a list of keys and a list of values (missing values are null).
 fn object_from_lists(name: &'static str, args: &[Rcvar]) -> Outcome {
-    let keys = arg(name, args, 0)?
-        .as_array()
-        .ok_or_else(|| not_of_type(name, 0, "Array"))?;
-    let values = arg(name, args, 1)?
-        .as_array()
-        .ok_or_else(|| not_of_type(name, 1, "Array"))?;
+    let (keys, values) = (array(name, args, 0)?, array(name, args, 1)?);
     let mut out = BTreeMap::new();
     for (i, key) in keys.iter().enumerate() {
         let key = go_string(key).ok_or_else(|| not_of_type(name, 0, "StringArray"))?;
@@ -764,10 +771,10 @@ fn url_hostname(url: &str) -> &str {
 // Arithmetic
 
 /// An arithmetic operand: a number, else a quantity, else a duration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Operand {
     Scalar(f64),
-    Quantity(quantity::Quantity),
+    Quantity(Quantity),
     Duration(i64),
 }
 
@@ -779,7 +786,7 @@ fn operand(name: &str, value: &Variable) -> Result<Operand, String> {
             .ok_or_else(|| fail(name, "invalid operand")),
         Variable::String(s) => quantity::parse(s)
             .map(Operand::Quantity)
-            .or_else(|| duration::parse(s).ok().map(Operand::Duration))
+            .or_else(|| go_duration::parse(s).ok().map(Operand::Duration))
             .ok_or_else(|| fail(name, "invalid operand")),
         _ => Err(fail(name, "invalid operand")),
     }
@@ -805,20 +812,20 @@ fn zero_divisor(name: &str) -> String {
     fail(name, "Zero divisor passed")
 }
 
-fn quantity_text(name: &str, q: Option<quantity::Quantity>) -> Outcome {
+fn quantity_text(name: &str, q: Option<Quantity>) -> Outcome {
     let q = q.ok_or_else(|| fail(name, "the quantity is too large"))?;
     q.to_text().map(text).map_err(|e| fail(name, e))
 }
 
 fn duration_text(name: &str, d: Option<i64>) -> Outcome {
-    d.map(|d| text(duration::format(d)))
+    d.map(|d| text(go_duration::format(d)))
         .ok_or_else(|| fail(name, "the duration overflows"))
 }
 
 /// `Quantity ± Quantity`, `Duration ± Duration`, `Scalar ± Scalar`; nothing else.
 fn add(name: &str, a: Operand, b: Operand) -> Outcome {
     match (a, b) {
-        (Operand::Quantity(a), Operand::Quantity(b)) => quantity_text(name, a.add(b)),
+        (Operand::Quantity(a), Operand::Quantity(b)) => quantity_text(name, a.add(&b)),
         (Operand::Duration(a), Operand::Duration(b)) => duration_text(name, a.checked_add(b)),
         (Operand::Scalar(a), Operand::Scalar(b)) => number(name, a + b),
         _ => Err(mismatch(name)),
@@ -827,7 +834,7 @@ fn add(name: &str, a: Operand, b: Operand) -> Outcome {
 
 fn subtract(name: &str, a: Operand, b: Operand) -> Outcome {
     match (a, b) {
-        (Operand::Quantity(a), Operand::Quantity(b)) => quantity_text(name, a.sub(b)),
+        (Operand::Quantity(a), Operand::Quantity(b)) => quantity_text(name, a.sub(&b)),
         (Operand::Duration(a), Operand::Duration(b)) => duration_text(name, a.checked_sub(b)),
         (Operand::Scalar(a), Operand::Scalar(b)) => number(name, a - b),
         _ => Err(mismatch(name)),
@@ -835,8 +842,8 @@ fn subtract(name: &str, a: Operand, b: Operand) -> Outcome {
 }
 
 /// A scalar as a quantity, as Kyverno makes it: parsing the float's `%v` text.
-fn scalar_quantity(name: &str, x: f64) -> Result<quantity::Quantity, String> {
-    quantity::parse(&go_float_v(x))
+fn scalar_quantity(name: &str, x: f64) -> Result<Quantity, String> {
+    quantity::parse(&go_float::format_v(x))
         .ok_or_else(|| fail(name, format!("{x} cannot be read as a quantity")))
 }
 
@@ -846,7 +853,7 @@ fn scaled_duration(name: &str, seconds: f64) -> Outcome {
     if !(nanos.is_finite() && (-TWO_63..TWO_63).contains(&nanos)) {
         return Err(fail(name, "the duration overflows"));
     }
-    Ok(text(duration::format(nanos as i64)))
+    Ok(text(go_duration::format(nanos as i64)))
 }
 
 /// `Quantity × Scalar` and `Duration × Scalar` (either way round), `Scalar × Scalar`.
@@ -854,10 +861,10 @@ fn multiply(name: &str, a: Operand, b: Operand) -> Outcome {
     match (a, b) {
         (Operand::Scalar(a), Operand::Scalar(b)) => number(name, a * b),
         (Operand::Quantity(q), Operand::Scalar(s)) | (Operand::Scalar(s), Operand::Quantity(q)) => {
-            quantity_text(name, q.mul(scalar_quantity(name, s)?))
+            quantity_text(name, q.mul(&scalar_quantity(name, s)?))
         }
         (Operand::Duration(d), Operand::Scalar(s)) | (Operand::Scalar(s), Operand::Duration(d)) => {
-            scaled_duration(name, duration::seconds(d) * s)
+            scaled_duration(name, go_duration::seconds(d) * s)
         }
         _ => Err(mismatch(name)),
     }
@@ -882,19 +889,19 @@ fn divide(name: &str, a: Operand, b: Operand) -> Outcome {
             if divisor.is_zero() {
                 return Err(zero_divisor(name));
             }
-            quantity_text(name, q.div_round_down(divisor))
+            quantity_text(name, q.div_round_down(&divisor))
         }
         (Operand::Duration(a), Operand::Duration(b)) => {
-            if duration::seconds(b) == 0.0 {
+            if go_duration::seconds(b) == 0.0 {
                 return Err(zero_divisor(name));
             }
-            number(name, duration::seconds(a) / duration::seconds(b))
+            number(name, go_duration::seconds(a) / go_duration::seconds(b))
         }
         (Operand::Duration(d), Operand::Scalar(s)) => {
             if s == 0.0 {
                 return Err(zero_divisor(name));
             }
-            scaled_duration(name, duration::seconds(d) / s)
+            scaled_duration(name, go_duration::seconds(d) / s)
         }
         (Operand::Scalar(a), Operand::Scalar(b)) => {
             if b == 0.0 {
@@ -927,7 +934,7 @@ fn modulo(name: &str, a: Operand, b: Operand) -> Outcome {
             if b == 0 {
                 return Err(zero_divisor(name));
             }
-            Ok(text(duration::format(a.wrapping_rem(b))))
+            Ok(text(go_duration::format(a.wrapping_rem(b))))
         }
         (Operand::Scalar(a), Operand::Scalar(b)) => {
             let x = whole(a).ok_or_else(non_integer)?;
@@ -965,34 +972,8 @@ fn round(name: &'static str, args: &[Rcvar]) -> Outcome {
             "the number of decimal places must not be negative",
         ));
     }
-    let shift = pow10_f64(i32::try_from(places).unwrap_or(i32::MAX));
+    let shift = go_float::pow10(i32::try_from(places).unwrap_or(i32::MAX));
     number(name, (x * shift).round() / shift)
-}
-
-/// 10^n as Go's `math.Pow10` gives it (exact table values for small n).
-fn pow10_f64(n: i32) -> f64 {
-    let positive = |n: u32| format!("1e{n}").parse::<f64>().unwrap_or(f64::INFINITY);
-    if n >= 0 {
-        positive(n.unsigned_abs())
-    } else {
-        1.0 / positive(n.unsigned_abs())
-    }
-}
-
-/// Go's `fmt.Sprintf("%v", x)` for a float64 (`%g` with the shortest precision): the shortest
-/// digits, in exponent form (`1e+06`) when the exponent is below -4 or at least 6.
-fn go_float_v(x: f64) -> String {
-    let scientific = format!("{x:e}");
-    let exponent: i32 = scientific
-        .rsplit_once('e')
-        .and_then(|(_, e)| e.parse().ok())
-        .unwrap_or(0);
-    if x == 0.0 || (-4..6).contains(&exponent) {
-        return x.to_string();
-    }
-    let (mantissa, _) = scientific.rsplit_once('e').unwrap_or((&scientific, ""));
-    let sign = if exponent < 0 { '-' } else { '+' };
-    format!("{mantissa}e{sign}{:02}", exponent.unsigned_abs())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1003,7 +984,8 @@ fn time_arg(name: &str, args: &[Rcvar], index: usize) -> Result<go_time::Time, S
 }
 
 fn duration_arg(name: &str, args: &[Rcvar], index: usize) -> Result<i64, String> {
-    duration::parse(string(name, args, index)?).map_err(|e| fail(name, e))
+    let written = string(name, args, index)?;
+    go_duration::parse(written).map_err(|e| fail(name, e.message(written)))
 }
 
 fn now(name: &str) -> Result<go_time::Time, String> {
@@ -1034,7 +1016,7 @@ fn time_since(name: &'static str, args: &[Rcvar]) -> Outcome {
         "" => now(name)?,
         end => go_time::parse(layout, end).map_err(|e| fail(name, e))?,
     };
-    Ok(text(duration::format(end.sub(start))))
+    Ok(text(go_duration::format(end.sub(start))))
 }
 
 fn time_to_cron(name: &'static str, args: &[Rcvar]) -> Outcome {
@@ -1045,10 +1027,16 @@ fn time_to_cron(name: &'static str, args: &[Rcvar]) -> Outcome {
     )))
 }
 
-fn time_add(name: &'static str, args: &[Rcvar]) -> Outcome {
+/// `time_add(t, d)` and `time_truncate(t, d)`.
+fn time_shift(name: &'static str, args: &[Rcvar]) -> Outcome {
     let t = time_arg(name, args, 0)?;
     let d = duration_arg(name, args, 1)?;
-    t.add(d)
+    let shifted = if name == "time_add" {
+        t.add(d)
+    } else {
+        t.truncate(d)
+    };
+    shifted
         .map(|t| text(t.rfc3339()))
         .ok_or_else(|| fail(name, "the time is out of range"))
 }
@@ -1079,7 +1067,7 @@ fn time_utc(name: &'static str, args: &[Rcvar]) -> Outcome {
 
 fn time_diff(name: &'static str, args: &[Rcvar]) -> Outcome {
     let (start, end) = (time_arg(name, args, 0)?, time_arg(name, args, 1)?);
-    Ok(text(duration::format(end.sub(start))))
+    Ok(text(go_duration::format(end.sub(start))))
 }
 
 /// `time_before(a, b)` and `time_after(a, b)`, strictly.
@@ -1099,575 +1087,7 @@ fn time_between(name: &'static str, args: &[Rcvar]) -> Outcome {
     Ok(boolean(start.before(t) && t.before(end)))
 }
 
-fn time_truncate(name: &'static str, args: &[Rcvar]) -> Outcome {
-    let t = time_arg(name, args, 0)?;
-    let d = duration_arg(name, args, 1)?;
-    t.truncate(d)
-        .map(|t| text(t.rfc3339()))
-        .ok_or_else(|| fail(name, "the time is out of range"))
-}
-
 // ---------------------------------------------------------------------------------------------
-
-/// Go durations (`time.ParseDuration`, `Duration.String`): signed nanoseconds.
-mod duration {
-    const LIMIT: u64 = 1 << 63;
-
-    /// Go's `time.ParseDuration`: `[-+]?([0-9]*(\.[0-9]*)?[a-z]+)+`, units `ns`, `us`/`µs`,
-    /// `ms`, `s`, `m`, `h`; `0` alone needs no unit.
-    pub(super) fn parse(text: &str) -> Result<i64, String> {
-        let invalid = || format!("time: invalid duration {text:?}");
-        let mut s = text.as_bytes();
-        let mut negative = false;
-        if let Some(&c @ (b'-' | b'+')) = s.first() {
-            negative = c == b'-';
-            s = &s[1..];
-        }
-        if s == b"0" {
-            return Ok(0);
-        }
-        if s.is_empty() {
-            return Err(invalid());
-        }
-        let mut total: u64 = 0;
-        while !s.is_empty() {
-            if !(s[0] == b'.' || s[0].is_ascii_digit()) {
-                return Err(invalid());
-            }
-            let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
-            let mut whole: u64 = 0;
-            for &c in &s[..digits] {
-                whole = whole
-                    .checked_mul(10)
-                    .and_then(|v| v.checked_add(u64::from(c - b'0')))
-                    .filter(|v| *v <= LIMIT)
-                    .ok_or_else(invalid)?;
-            }
-            let pre = digits > 0;
-            s = &s[digits..];
-            // The fraction: digits beyond what fits are ignored (precision only).
-            let (mut fraction, mut scale, mut post) = (0u64, 1f64, false);
-            if s.first() == Some(&b'.') {
-                s = &s[1..];
-                let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
-                post = digits > 0;
-                let mut overflow = false;
-                for &c in &s[..digits] {
-                    if overflow {
-                        continue;
-                    }
-                    match fraction
-                        .checked_mul(10)
-                        .and_then(|v| v.checked_add(u64::from(c - b'0')))
-                        .filter(|v| *v <= LIMIT && fraction <= (LIMIT - 1) / 10)
-                    {
-                        Some(v) => {
-                            fraction = v;
-                            scale *= 10.0;
-                        }
-                        None => overflow = true,
-                    }
-                }
-                s = &s[digits..];
-            }
-            if !pre && !post {
-                return Err(invalid());
-            }
-            let unit_len = s
-                .iter()
-                .position(|c| *c == b'.' || c.is_ascii_digit())
-                .unwrap_or(s.len());
-            if unit_len == 0 {
-                return Err(format!("time: missing unit in duration {text:?}"));
-            }
-            let unit_text = String::from_utf8_lossy(&s[..unit_len]);
-            let unit: u64 = match &*unit_text {
-                "ns" => 1,
-                "us" | "µs" | "μs" => 1_000,
-                "ms" => 1_000_000,
-                "s" => 1_000_000_000,
-                "m" => 60_000_000_000,
-                "h" => 3_600_000_000_000,
-                other => {
-                    return Err(format!("time: unknown unit {other:?} in duration {text:?}"));
-                }
-            };
-            s = &s[unit_len..];
-            if whole > LIMIT / unit {
-                return Err(invalid());
-            }
-            let mut v = whole * unit;
-            if fraction > 0 {
-                v = v
-                    .checked_add((fraction as f64 * (unit as f64 / scale)) as u64)
-                    .filter(|v| *v <= LIMIT)
-                    .ok_or_else(invalid)?;
-            }
-            total = total
-                .checked_add(v)
-                .filter(|t| *t <= LIMIT)
-                .ok_or_else(invalid)?;
-        }
-        if negative {
-            return Ok((total as i64).wrapping_neg());
-        }
-        i64::try_from(total).map_err(|_| invalid())
-    }
-
-    /// Go's `Duration.String`: `72h3m0.5s`, `1m40s`, `1.5s`, `500ms`, `2µs`, `0s`.
-    pub(super) fn format(d: i64) -> String {
-        if d == 0 {
-            return "0s".into();
-        }
-        let sign = if d < 0 { "-" } else { "" };
-        let u = d.unsigned_abs();
-        if u < 1_000_000_000 {
-            let (digits, unit) = match u {
-                0..1_000 => (0, "ns"),
-                1_000..1_000_000 => (3, "µs"),
-                _ => (6, "ms"),
-            };
-            let (whole, fraction) = fraction(u, digits);
-            return format!("{sign}{whole}{fraction}{unit}");
-        }
-        let (secs, fraction) = fraction(u, 9);
-        let mut out = sign.to_string();
-        let minutes = secs / 60;
-        if minutes > 0 {
-            let hours = minutes / 60;
-            if hours > 0 {
-                out.push_str(&format!("{hours}h"));
-            }
-            out.push_str(&format!("{}m", minutes % 60));
-        }
-        out.push_str(&format!("{}{fraction}s", secs % 60));
-        out
-    }
-
-    /// `v / 10^digits` and its fraction as `.ddd` without trailing zeros (empty if none).
-    fn fraction(v: u64, digits: u32) -> (u64, String) {
-        let p = 10u64.pow(digits);
-        let (whole, rest) = (v / p, v % p);
-        if rest == 0 {
-            return (whole, String::new());
-        }
-        let text = format!("{rest:0width$}", width = digits as usize);
-        (whole, format!(".{}", text.trim_end_matches('0')))
-    }
-
-    /// Go's `Duration.Seconds`.
-    pub(super) fn seconds(d: i64) -> f64 {
-        (d / 1_000_000_000) as f64 + (d % 1_000_000_000) as f64 / 1e9
-    }
-}
-
-/// Kubernetes quantities (`resource.Quantity`), exactly as far as an i128 holds them.
-///
-/// This is a private copy for the arithmetic functions; merge it with the condition operators'
-/// quantity parser (`conditions.rs`) later.
-mod quantity {
-    /// The suffix family a quantity was written with, and is written back with.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub(super) enum Format {
-        DecimalExponent,
-        BinarySI,
-        DecimalSI,
-    }
-
-    /// `unscaled × 10^-scale`, as Go's `inf.Dec` (whose scale matters to division).
-    #[derive(Debug, Clone, Copy)]
-    pub(super) struct Quantity {
-        unscaled: i128,
-        scale: i32,
-        format: Format,
-    }
-
-    const NANO_SCALE: i32 = 9;
-
-    fn pow10(n: u32) -> Option<i128> {
-        10i128.checked_pow(n)
-    }
-
-    /// `x × 10^n` for n ≥ 0.
-    fn shift(x: i128, n: i64) -> Option<i128> {
-        x.checked_mul(pow10(u32::try_from(n).ok()?)?)
-    }
-
-    /// The parts of a quantity's text, as Kubernetes scans them.
-    struct Scanned<'a> {
-        positive: bool,
-        /// Sign and number, without the suffix.
-        value: &'a str,
-        /// The whole digits without leading zeros (`0` when none).
-        num: &'a str,
-        /// The fraction digits.
-        denom: &'a str,
-        suffix: &'a str,
-    }
-
-    fn scan(s: &str) -> Option<Scanned<'_>> {
-        let b = s.as_bytes();
-        let end = b.len();
-        let mut pos = 0;
-        let mut positive = true;
-        match b.first() {
-            Some(b'-') => {
-                positive = false;
-                pos = 1;
-            }
-            Some(b'+') => pos = 1,
-            _ => {}
-        }
-        while pos < end && b[pos] == b'0' {
-            pos += 1;
-        }
-        if pos >= end {
-            return Some(Scanned {
-                positive,
-                value: "0",
-                num: "0",
-                denom: "",
-                suffix: "",
-            });
-        }
-        let num_start = pos;
-        while pos < end && b[pos].is_ascii_digit() {
-            pos += 1;
-        }
-        let num = match &s[num_start..pos] {
-            "" => "0",
-            n => n,
-        };
-        let mut denom = "";
-        if pos < end && b[pos] == b'.' {
-            pos += 1;
-            let start = pos;
-            while pos < end && b[pos].is_ascii_digit() {
-                pos += 1;
-            }
-            denom = &s[start..pos];
-        }
-        let value = &s[..pos];
-        let suffix_start = pos;
-        while pos < end && b"eEinumkKMGTP".contains(&b[pos]) {
-            pos += 1;
-        }
-        if pos < end && matches!(b[pos], b'-' | b'+') {
-            pos += 1;
-        }
-        while pos < end && b[pos].is_ascii_digit() {
-            pos += 1;
-        }
-        if pos < end {
-            return None;
-        }
-        Some(Scanned {
-            positive,
-            value,
-            num,
-            denom,
-            suffix: &s[suffix_start..],
-        })
-    }
-
-    /// The suffix's base, exponent and format.
-    fn suffix(s: &str) -> Option<(u32, i64, Format)> {
-        let decimal = match s {
-            "n" => Some(-9),
-            "u" => Some(-6),
-            "m" => Some(-3),
-            "" => Some(0),
-            "k" => Some(3),
-            "M" => Some(6),
-            "G" => Some(9),
-            "T" => Some(12),
-            "P" => Some(15),
-            "E" => Some(18),
-            _ => None,
-        };
-        if let Some(e) = decimal {
-            return Some((10, e, Format::DecimalSI));
-        }
-        let binary = match s {
-            "Ki" => Some(10),
-            "Mi" => Some(20),
-            "Gi" => Some(30),
-            "Ti" => Some(40),
-            "Pi" => Some(50),
-            "Ei" => Some(60),
-            _ => None,
-        };
-        if let Some(e) = binary {
-            return Some((2, e, Format::BinarySI));
-        }
-        let rest = s.strip_prefix(['e', 'E']).filter(|r| !r.is_empty())?;
-        let e: i64 = rest.parse().ok()?;
-        // Far beyond anything an i128 holds; refused rather than wrapped.
-        (e.abs() <= 10_000).then_some((10, e, Format::DecimalExponent))
-    }
-
-    /// `resource.ParseQuantity`; `None` when `s` is not a quantity (or one too large to hold).
-    pub(super) fn parse(s: &str) -> Option<Quantity> {
-        if s.is_empty() {
-            return None;
-        }
-        if s == "0" {
-            return Some(Quantity {
-                unscaled: 0,
-                scale: 0,
-                format: Format::DecimalSI,
-            });
-        }
-        let p = scan(s)?;
-        let (base, exponent, mut format) = suffix(p.suffix)?;
-        let digits = (p.num.len() + p.denom.len()) as i64;
-        let (mut scale, precision, mantissa): (i64, i64, i64) = match format {
-            Format::DecimalExponent | Format::DecimalSI => (exponent, 18 - digits, 1),
-            Format::BinarySI if p.denom.is_empty() => (
-                0,
-                15 - p.num.len() as i64 - exponent * 3 / 10 - 1,
-                1i64 << exponent,
-            ),
-            Format::BinarySI => (0, -1, 1),
-        };
-        // The int64 fast path: its scale is the one Kubernetes keeps.
-        if precision >= 0 {
-            scale -= p.denom.len() as i64;
-            if scale >= -9 {
-                let value: i64 = format!("{}{}", p.num, p.denom).parse().ok()?;
-                if let Some(result) = value.checked_mul(mantissa) {
-                    return Some(Quantity {
-                        unscaled: i128::from(if p.positive { result } else { -result }),
-                        scale: i32::try_from(-scale).ok()?,
-                        format,
-                    });
-                }
-            }
-        }
-        // The decimal path: rounded up to nano scale.
-        let (int_part, frac_part) = p
-            .value
-            .trim_start_matches(['+', '-'])
-            .split_once('.')
-            .unwrap_or((p.value.trim_start_matches(['+', '-']), ""));
-        let all_digits = format!("{int_part}{frac_part}");
-        if all_digits.is_empty() {
-            return None;
-        }
-        let mut amount: i128 = all_digits.parse().ok()?;
-        let mut amount_scale = frac_part.len() as i64;
-        if base == 10 {
-            amount_scale -= exponent;
-        } else {
-            amount = amount.checked_mul(1i128.checked_shl(u32::try_from(exponent).ok()?)?)?;
-        }
-        if amount != 0 {
-            if amount_scale <= i64::from(NANO_SCALE) {
-                amount = shift(amount, i64::from(NANO_SCALE) - amount_scale)?;
-            } else {
-                amount = match shift(1, amount_scale - i64::from(NANO_SCALE)) {
-                    Some(divisor) => (amount + divisor - 1) / divisor,
-                    None => 1,
-                };
-            }
-            amount_scale = i64::from(NANO_SCALE);
-        }
-        let max = i128::from(i64::MAX);
-        if format == Format::BinarySI
-            && amount > shift(max, amount_scale.max(0)).unwrap_or(i128::MAX)
-        {
-            amount = max;
-            amount_scale = 0;
-        }
-        if format == Format::BinarySI
-            && amount > 0
-            && amount < shift(1, amount_scale.max(0)).unwrap_or(i128::MAX)
-        {
-            format = Format::DecimalSI;
-        }
-        Some(Quantity {
-            unscaled: if p.positive { amount } else { -amount },
-            scale: i32::try_from(amount_scale).ok()?,
-            format,
-        })
-    }
-
-    impl Quantity {
-        pub(super) fn is_zero(self) -> bool {
-            self.unscaled == 0
-        }
-
-        /// Both unscaled values at the larger scale.
-        fn aligned(self, other: Quantity) -> Option<(i128, i128, i32)> {
-            let scale = self.scale.max(other.scale);
-            let a = shift(self.unscaled, i64::from(scale) - i64::from(self.scale))?;
-            let b = shift(other.unscaled, i64::from(scale) - i64::from(other.scale))?;
-            Some((a, b, scale))
-        }
-
-        /// A zero quantity takes the other's format.
-        fn format_with(self, other: Quantity) -> Format {
-            if self.is_zero() {
-                other.format
-            } else {
-                self.format
-            }
-        }
-
-        pub(super) fn add(self, other: Quantity) -> Option<Quantity> {
-            let (a, b, scale) = self.aligned(other)?;
-            Some(Quantity {
-                unscaled: a.checked_add(b)?,
-                scale,
-                format: self.format_with(other),
-            })
-        }
-
-        pub(super) fn sub(self, other: Quantity) -> Option<Quantity> {
-            let (a, b, scale) = self.aligned(other)?;
-            Some(Quantity {
-                unscaled: a.checked_sub(b)?,
-                scale,
-                format: self.format_with(other),
-            })
-        }
-
-        /// The exact product, in this quantity's format.
-        pub(super) fn mul(self, other: Quantity) -> Option<Quantity> {
-            Some(Quantity {
-                unscaled: self.unscaled.checked_mul(other.unscaled)?,
-                scale: self.scale.checked_add(other.scale)?,
-                format: self.format,
-            })
-        }
-
-        /// The quotient rounded towards zero at the larger of the two scales, in this
-        /// quantity's format (Kyverno's `QuoRound(…, RoundDown)`).
-        pub(super) fn div_round_down(self, divisor: Quantity) -> Option<Quantity> {
-            if divisor.unscaled == 0 {
-                return None;
-            }
-            let scale = self.scale.max(divisor.scale);
-            let k = i64::from(scale) - i64::from(self.scale) + i64::from(divisor.scale);
-            let unscaled = if k >= 0 {
-                shift(self.unscaled, k)? / divisor.unscaled
-            } else {
-                match divisor
-                    .unscaled
-                    .checked_mul(pow10(u32::try_from(-k).ok()?)?)
-                {
-                    Some(d) => self.unscaled / d,
-                    None => 0,
-                }
-            };
-            Some(Quantity {
-                unscaled,
-                scale,
-                format: self.format,
-            })
-        }
-
-        /// An integer in this quantity's format (`resource.NewQuantity`).
-        pub(super) fn with_integer(self, value: i64) -> Quantity {
-            Quantity {
-                unscaled: i128::from(value),
-                scale: 0,
-                format: self.format,
-            }
-        }
-
-        /// `AsApproximateFloat64`.
-        pub(super) fn approximate_f64(self) -> f64 {
-            let base = self.unscaled as f64;
-            if self.scale == 0 {
-                return base;
-            }
-            base * super::pow10_f64(self.scale.saturating_neg())
-        }
-
-        /// The value as an integer: `Ok(None)` when it has a fraction, `Err` when it is too
-        /// large to hold.
-        fn integer(self) -> Result<Option<i128>, ()> {
-            if self.scale <= 0 {
-                return shift(self.unscaled, -i64::from(self.scale))
-                    .map(Some)
-                    .ok_or(());
-            }
-            Ok(match pow10(self.scale.unsigned_abs()) {
-                Some(p) if self.unscaled % p == 0 => Some(self.unscaled / p),
-                _ => None,
-            })
-        }
-
-        /// Whether -1024 < value < 1024.
-        fn below_1024(self) -> bool {
-            let Some(limit) = shift(1024, i64::from(self.scale.max(0))) else {
-                return true;
-            };
-            match shift(self.unscaled.abs(), i64::from((-self.scale).max(0))) {
-                Some(v) => v < limit,
-                None => false,
-            }
-        }
-
-        /// The canonical text (`Quantity.String`): no fraction, the largest suffix.
-        pub(super) fn to_text(self) -> Result<String, String> {
-            let too_large = || "the quantity is too large to write".to_string();
-            if self.is_zero() {
-                return Ok("0".into());
-            }
-            let mut format = self.format;
-            let mut integer = None;
-            if format == Format::BinarySI {
-                if self.below_1024() {
-                    format = Format::DecimalSI;
-                } else {
-                    match self.integer().map_err(|()| too_large())? {
-                        Some(i) => integer = Some(i),
-                        None => format = Format::DecimalSI,
-                    }
-                }
-            }
-            if let (Format::BinarySI, Some(mut v)) = (format, integer) {
-                let mut power = 0;
-                while v.abs() >= 1024 && v % 1024 == 0 {
-                    v /= 1024;
-                    power += 1;
-                }
-                let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
-                    .get(power)
-                    .ok_or_else(too_large)?;
-                return Ok(format!("{v}{suffix}"));
-            }
-            let (mut m, mut e) = (self.unscaled, -i64::from(self.scale));
-            while m % 10 == 0 {
-                m /= 10;
-                e += 1;
-            }
-            let r = e.rem_euclid(3);
-            m = shift(m, r).ok_or_else(too_large)?;
-            e -= r;
-            let si = match e {
-                -9 => Some("n"),
-                -6 => Some("u"),
-                -3 => Some("m"),
-                0 => Some(""),
-                3 => Some("k"),
-                6 => Some("M"),
-                9 => Some("G"),
-                12 => Some("T"),
-                15 => Some("P"),
-                18 => Some("E"),
-                _ => None,
-            };
-            Ok(match (format, si) {
-                (Format::DecimalSI, Some(suffix)) => format!("{m}{suffix}"),
-                _ if e == 0 => format!("{m}"),
-                _ => format!("{m}e{e}"),
-            })
-        }
-    }
-}
 
 /// Go times: `time.Parse` with Go layouts, `Format(time.RFC3339)`, and the arithmetic the
 /// Kyverno functions use. A time keeps the offset it was written with.
@@ -2075,6 +1495,22 @@ mod go_time {
         Ok(ns * 10i64.pow((10 - nbytes) as u32))
     }
 
+    /// The fraction of a second in `v`'s first `n` bytes (`.123`, `,5`) into `nanos` (or the
+    /// range error into `range`), and what follows it; `None` when there is none.
+    fn take_fraction<'v>(
+        v: &'v [u8],
+        n: usize,
+        nanos: &mut i64,
+        range: &mut Option<&'static str>,
+    ) -> Option<&'v [u8]> {
+        match parse_nanoseconds(v, n) {
+            Ok(ns) => *nanos = ns,
+            Err(what) if !what.is_empty() => *range = Some(what),
+            Err(_) => return None,
+        }
+        v.get(n..)
+    }
+
     fn parse_signed_offset(v: &[u8]) -> usize {
         if !matches!(v.first(), Some(b'-' | b'+')) {
             return 0;
@@ -2355,17 +1791,7 @@ mod go_time {
                     if v.len() < n {
                         None
                     } else {
-                        match parse_nanoseconds(v, n) {
-                            Ok(ns) => {
-                                nanos = ns;
-                                Some(&v[n..])
-                            }
-                            Err(what) if !what.is_empty() => {
-                                range = Some(what);
-                                Some(&v[n..])
-                            }
-                            Err(_) => None,
-                        }
+                        take_fraction(v, n, &mut nanos, &mut range)
                     }
                 }
                 Std::FracSecond9 => {
@@ -2373,17 +1799,7 @@ mod go_time {
                         Some(v)
                     } else {
                         let n = 1 + v[1..].iter().take_while(|c| c.is_ascii_digit()).count();
-                        match parse_nanoseconds(v, n) {
-                            Ok(ns) => {
-                                nanos = ns;
-                                Some(&v[n..])
-                            }
-                            Err(what) if !what.is_empty() => {
-                                range = Some(what);
-                                Some(&v[n..])
-                            }
-                            Err(_) => None,
-                        }
+                        take_fraction(v, n, &mut nanos, &mut range)
                     }
                 }
             };
@@ -2605,294 +2021,6 @@ mod go_regex {
     #[cfg(test)]
     pub(super) fn translated(pattern: &str) -> String {
         translate(pattern)
-    }
-}
-
-/// blang/semver v4 versions and ranges, as `semver_compare` reads them.
-mod semver {
-    use std::cmp::Ordering;
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    enum Pre {
-        Number(u64),
-        Text(String),
-    }
-
-    #[derive(Debug, Clone, Default, PartialEq, Eq)]
-    pub(super) struct Version {
-        major: u64,
-        minor: u64,
-        patch: u64,
-        pre: Vec<Pre>,
-    }
-
-    fn digits_only(s: &str) -> bool {
-        s.bytes().all(|b| b.is_ascii_digit())
-    }
-
-    fn alphanumeric(s: &str) -> bool {
-        s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    }
-
-    fn number(s: &str, what: &str) -> Result<u64, String> {
-        if !digits_only(s) {
-            return Err(format!("Invalid character(s) found in {what} number {s:?}"));
-        }
-        if s.len() > 1 && s.starts_with('0') {
-            return Err(format!(
-                "{what} number must not contain leading zeroes {s:?}"
-            ));
-        }
-        s.parse().map_err(|e| format!("{what} number {s:?}: {e}"))
-    }
-
-    impl Version {
-        /// `MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]`, strictly.
-        pub(super) fn parse(s: &str) -> Result<Version, String> {
-            if s.is_empty() {
-                return Err("Version string empty".into());
-            }
-            let mut parts = s.splitn(3, '.');
-            let (Some(major), Some(minor), Some(rest)) = (parts.next(), parts.next(), parts.next())
-            else {
-                return Err("No Major.Minor.Patch elements found".into());
-            };
-            let major = number(major, "major")?;
-            let minor = number(minor, "minor")?;
-            let (rest, build) = match rest.split_once('+') {
-                Some((r, b)) => (r, Some(b)),
-                None => (rest, None),
-            };
-            let (patch, pre) = match rest.split_once('-') {
-                Some((p, pre)) => (p, Some(pre)),
-                None => (rest, None),
-            };
-            let patch = number(patch, "patch")?;
-            let mut version = Version {
-                major,
-                minor,
-                patch,
-                pre: Vec::new(),
-            };
-            for part in pre.into_iter().flat_map(|p| p.split('.')) {
-                if part.is_empty() {
-                    return Err("Prerelease is empty".into());
-                }
-                if digits_only(part) {
-                    if part.len() > 1 && part.starts_with('0') {
-                        return Err(format!(
-                            "Numeric PreRelease version must not contain leading zeroes {part:?}"
-                        ));
-                    }
-                    version.pre.push(Pre::Number(
-                        part.parse()
-                            .map_err(|e| format!("prerelease {part:?}: {e}"))?,
-                    ));
-                } else if alphanumeric(part) {
-                    version.pre.push(Pre::Text(part.to_string()));
-                } else {
-                    return Err(format!("Invalid character(s) found in prerelease {part:?}"));
-                }
-            }
-            for part in build.into_iter().flat_map(|b| b.split('.')) {
-                if part.is_empty() {
-                    return Err("Build meta data is empty".into());
-                }
-                if !alphanumeric(part) {
-                    return Err(format!(
-                        "Invalid character(s) found in build meta data {part:?}"
-                    ));
-                }
-            }
-            Ok(version)
-        }
-
-        fn compare(&self, other: &Version) -> Ordering {
-            let core =
-                (self.major, self.minor, self.patch).cmp(&(other.major, other.minor, other.patch));
-            if core != Ordering::Equal {
-                return core;
-            }
-            match (self.pre.is_empty(), other.pre.is_empty()) {
-                (true, true) => return Ordering::Equal,
-                (true, false) => return Ordering::Greater,
-                (false, true) => return Ordering::Less,
-                (false, false) => {}
-            }
-            for (a, b) in self.pre.iter().zip(&other.pre) {
-                let o = match (a, b) {
-                    (Pre::Number(x), Pre::Number(y)) => x.cmp(y),
-                    (Pre::Number(_), Pre::Text(_)) => Ordering::Less,
-                    (Pre::Text(_), Pre::Number(_)) => Ordering::Greater,
-                    (Pre::Text(x), Pre::Text(y)) => x.cmp(y),
-                };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-            self.pre.len().cmp(&other.pre.len())
-        }
-    }
-
-    #[derive(Debug, Clone, Copy)]
-    enum Comparator {
-        Eq,
-        Ne,
-        Gt,
-        Ge,
-        Lt,
-        Le,
-    }
-
-    /// `OR` of `AND`s of comparisons.
-    #[derive(Debug)]
-    pub(super) struct Range(Vec<Vec<(Comparator, Version)>>);
-
-    /// Splits at spaces, except after `>`, `<` and `=`; drops one-character pieces (as blang
-    /// does) and the spaces inside pieces.
-    fn split_and_trim(s: &str) -> Vec<String> {
-        let b = s.as_bytes();
-        let mut out = Vec::new();
-        let mut last = 0usize;
-        let mut last_char = 0u8;
-        for (i, &c) in b.iter().enumerate() {
-            if c == b' ' && !matches!(last_char, b'>' | b'<' | b'=') {
-                if last + 1 < i {
-                    out.push(&s[last..i]);
-                }
-                last = i + 1;
-            } else if c != b' ' {
-                last_char = c;
-            }
-        }
-        if last + 1 < b.len() {
-            out.push(&s[last..]);
-        }
-        out.into_iter().map(|p| p.replace(' ', "")).collect()
-    }
-
-    fn split_comparator(s: &str) -> Result<(&str, &str), String> {
-        let i = s
-            .find(|c: char| c.is_ascii_digit())
-            .ok_or_else(|| format!("Could not get version from string: {s:?}"))?;
-        Ok((s[..i].trim(), &s[i..]))
-    }
-
-    fn increment(version: &str, index: usize) -> Option<String> {
-        let mut parts: Vec<String> = version.split('.').map(str::to_string).collect();
-        let n: i64 = parts.get(index)?.parse().ok()?;
-        *parts.get_mut(index)? = (n + 1).to_string();
-        Some(parts.join("."))
-    }
-
-    /// blang's wildcard expansion (`>=1.2.x` → `>=1.2.0`, `!1.2.x` → `<1.2.0 >=1.3.0`, …).
-    fn expand(part: &str, out: &mut Vec<String>) -> Result<(), String> {
-        if !part.contains('x') {
-            out.push(part.to_string());
-            return Ok(());
-        }
-        let (op, version) = split_comparator(part)?;
-        let pieces: Vec<&str> = version.split('.').collect();
-        // `1.x` is a minor wildcard, `1.2.x` (and `1.x.x`) a patch one.
-        let wildcard = match (pieces.last(), pieces.len()) {
-            (Some(&"x"), 2) => Some(0),
-            (Some(&"x"), 3) => Some(1),
-            _ => None,
-        };
-        let mut flat = version.replacen(".x.x", ".x", 1).replacen(".x", ".0", 1);
-        if flat.split('.').count() == 2 {
-            flat.push_str(".0");
-        }
-        let (operator, bump) = match op {
-            ">" => (">=", true),
-            ">=" => (">=", false),
-            "<" => ("<", false),
-            "<=" => ("<", true),
-            "" | "=" | "==" => {
-                out.push(format!(">={flat}"));
-                ("<", true)
-            }
-            "!=" | "!" => {
-                out.push(format!("<{flat}"));
-                (">=", true)
-            }
-            _ => ("", false),
-        };
-        let version = if bump {
-            wildcard
-                .and_then(|i| increment(&flat, i))
-                .unwrap_or_default()
-        } else {
-            flat
-        };
-        out.push(format!("{operator}{version}"));
-        Ok(())
-    }
-
-    impl Range {
-        pub(super) fn parse(s: &str) -> Result<Range, String> {
-            let parts = split_and_trim(s);
-            let mut groups: Vec<Vec<String>> = vec![Vec::new()];
-            for (i, part) in parts.iter().enumerate() {
-                if part == "||" {
-                    if i == 0 {
-                        return Err("First element in range is '||'".into());
-                    }
-                    groups.push(Vec::new());
-                } else if let Some(group) = groups.last_mut() {
-                    group.push(part.clone());
-                }
-            }
-            if groups.last().is_some_and(Vec::is_empty) {
-                return Err("Last element in range is '||'".into());
-            }
-            let mut out = Vec::new();
-            for group in groups {
-                let mut expanded = Vec::new();
-                for part in &group {
-                    expand(part, &mut expanded)?;
-                }
-                let mut all = Vec::new();
-                for part in expanded {
-                    let (op, version) = split_comparator(&part)?;
-                    let comparator = match op {
-                        "" | "=" | "==" => Comparator::Eq,
-                        "!" | "!=" => Comparator::Ne,
-                        ">" => Comparator::Gt,
-                        ">=" => Comparator::Ge,
-                        "<" => Comparator::Lt,
-                        "<=" => Comparator::Le,
-                        other => {
-                            return Err(format!(
-                                "Could not parse Range {part:?}: Could not parse comparator {other:?}"
-                            ));
-                        }
-                    };
-                    let version = Version::parse(version).map_err(|e| {
-                        format!("Could not parse Range {part:?}: Could not parse version {version:?}: {e}")
-                    })?;
-                    all.push((comparator, version));
-                }
-                out.push(all);
-            }
-            Ok(Range(out))
-        }
-
-        pub(super) fn matches(&self, version: &Version) -> bool {
-            self.0.iter().any(|all| {
-                all.iter().all(|(c, v)| {
-                    let o = version.compare(v);
-                    match c {
-                        Comparator::Eq => o == Ordering::Equal,
-                        Comparator::Ne => o != Ordering::Equal,
-                        Comparator::Gt => o == Ordering::Greater,
-                        Comparator::Ge => o != Ordering::Less,
-                        Comparator::Lt => o == Ordering::Less,
-                        Comparator::Le => o != Ordering::Greater,
-                    }
-                })
-            })
-        }
     }
 }
 
