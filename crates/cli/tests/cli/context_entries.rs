@@ -325,13 +325,13 @@ fn preconditions_read_the_admission_request_under_serve_and_skip_in_apply_and_te
 fn values_stand_in_for_an_image_registry_entry_and_not_for_a_variable_entry() {
     let s = setup();
     let image_data = "      - name: arch\n        imageRegistry:\n          reference: \"{{ images.containers.c.reference }}\"\n          jmesPath: configData.architecture\n";
-    let policy = policy(
+    let chosen = policy(
         s.registry.host(),
         &[("amd64", &s.cosign), ("arm64", &s.other)],
         image_data,
         "arch",
     );
-    std::fs::write(s.w.path("policy.yaml"), &policy).unwrap();
+    std::fs::write(s.w.path("policy.yaml"), &chosen).unwrap();
     std::fs::write(
         s.w.path("pods.yaml"),
         pod("signed", &image(&s.registry, "app:v1")),

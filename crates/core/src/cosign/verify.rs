@@ -93,6 +93,13 @@ pub enum Signer {
         /// The subject.
         subject: String,
     },
+    /// A keyless (Fulcio) certificate, by the identity it certifies.
+    Keyless {
+        /// Its subject alternative names, joined with `, `.
+        identity: String,
+        /// Its OIDC issuer, if it names one.
+        issuer: Option<String>,
+    },
 }
 
 impl fmt::Display for Signer {
@@ -100,6 +107,14 @@ impl fmt::Display for Signer {
         match self {
             Signer::Key { fingerprint } => write!(f, "key {fingerprint}"),
             Signer::Certificate { subject } => write!(f, "certificate {subject}"),
+            Signer::Keyless {
+                identity,
+                issuer: Some(issuer),
+            } => write!(f, "keyless {identity} (issuer {issuer})"),
+            Signer::Keyless {
+                identity,
+                issuer: None,
+            } => write!(f, "keyless {identity}"),
         }
     }
 }

@@ -124,6 +124,12 @@ pub fn verify_code_signing_chain(
     at: UnixTime,
 ) -> Result<VerifiedChain, ChainError> {
     let info = cert_info(leaf)?;
+    // Fulcio certificates have an empty subject DN: name them by their SANs then.
+    let name = if info.subject.is_empty() {
+        info.sans.join(", ")
+    } else {
+        info.subject.clone()
+    };
     let roots_der: Vec<CertificateDer<'_>> = roots
         .iter()
         .map(|r| CertificateDer::from(r.as_slice()))
@@ -156,22 +162,22 @@ pub fn verify_code_signing_chain(
     })
     .map_err(|e| match e {
         webpki::Error::UnknownIssuer => ChainError::UntrustedIssuer {
-            subject: info.subject.clone(),
+            subject: name.clone(),
             issuer: info.issuer.clone(),
         },
         webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. } => {
             ChainError::NotValidAtSigningTime {
-                subject: info.subject.clone(),
+                subject: name.clone(),
                 at,
                 not_before: info.not_before,
                 not_after: info.not_after,
             }
         }
         webpki::Error::RequiredEkuNotFoundContext(_) => {
-            ChainError::NotForCodeSigning(info.subject.clone())
+            ChainError::NotForCodeSigning(name.clone())
         }
         other => ChainError::Invalid {
-            subject: info.subject.clone(),
+            subject: name.clone(),
             reason: other.to_string(),
         },
     })

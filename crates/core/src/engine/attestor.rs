@@ -1,7 +1,9 @@
 //! Does one attestor entry have a valid signature for one image digest?
 //!
 //! [`check_attestor`] is pure but does the cryptography: signatures over payloads, Rekor bundles,
-//! certificate chains at signing time. Its result, an [`AttestorOutcome`], depends only on the
+//! certificate chains at signing time, and for keyless attestors the Fulcio chain, the embedded
+//! SCT and the certificate's identity (as cosign's `CheckOpts` and Kyverno's `matchSignatures`
+//! check them, offline). Its result, an [`AttestorOutcome`], depends only on the
 //! attestor's content, the signature set and the time, so callers may cache it by the
 //! attestor's fingerprint ([`crate::policy::Attestor::fingerprint`]), repository and digest. A
 //! verified outcome carries the [`Verified`] proof, which nothing outside the engine can make.
@@ -14,17 +16,27 @@ use crate::cosign::{
     SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer, SignatureSet, Signer, Verification,
     VerifiedSignature, payload, verify_with_key, with_annotations,
 };
-use crate::crypto::chain::{cert_info, verify_code_signing_chain};
+use crate::crypto::chain::{ChainError, VerifiedChain, cert_info, verify_code_signing_chain};
 use crate::crypto::key::SignatureHash;
 use crate::image::digest::Digest;
-use crate::policy::{Attestor, AttestorKind, CertificateAttestor, KeyAttestor, RekorSettings};
+use crate::image::wildcard;
+use crate::policy::{
+    Attestor, AttestorKind, CertificateAttestor, KeyAttestor, KeylessAttestor, RekorSettings,
+};
+use crate::sigstore::fulcio::{CertIdentity, extension_oid};
 use crate::sigstore::rekor::{TlogProof, verify_bundle};
+use crate::sigstore::sct::verify_embedded_sct;
 use crate::sigstore::trust::{LogKey, TrustedRoot};
 use crate::timestamp::UnixTime;
 
 use super::outcome::{
-    AttestorFailure, AttestorOutcome, CannotEvaluate, CertificateRefusal, TlogRefusal, Verified,
+    AttestorFailure, AttestorOutcome, CannotEvaluate, CertificateRefusal, IdentityMismatch,
+    IdentityMismatchKind, KeylessRoots, TlogRefusal, UntrustedKeyless, Verified,
 };
+
+#[cfg(test)]
+#[path = "keyless_tests.rs"]
+mod keyless_tests;
 
 /// What verification may assume: the trust roots and the current time.
 #[derive(Debug, Clone, Copy)]
@@ -47,11 +59,9 @@ pub fn check_attestor(
     match &attestor.kind {
         AttestorKind::Key(k) => check_key(attestor, k, signatures, ctx),
         AttestorKind::Certificate(c) => check_certificate(attestor, c, signatures, ctx),
-        // Keyless attestors carry their `Unsupported` reason (above); nested sets are walked by
-        // the engine and never reach a leaf check.
-        AttestorKind::Keyless(_) | AttestorKind::Nested(_) => {
-            AttestorOutcome::Error(CannotEvaluate::NestedSet)
-        }
+        AttestorKind::Keyless(k) => check_keyless(attestor, k, signatures, ctx),
+        // Nested sets are walked by the engine and never reach a leaf check.
+        AttestorKind::Nested(_) => AttestorOutcome::Error(CannotEvaluate::NestedSet),
     }
 }
 
@@ -194,20 +204,7 @@ fn check_certificate_layer(
         return Err(CertificateRefusal::PayloadUnavailable);
     }
     let sig = signature_bytes(layer).ok_or(CertificateRefusal::NoSignature)?;
-    let layer_cert = match layer
-        .descriptor
-        .annotation(CERTIFICATE_ANNOTATION)
-        .filter(|t| !t.trim().is_empty())
-    {
-        Some(text) => Some(
-            crate::crypto::pem::parse_blocks(text)
-                .ok()
-                .and_then(|b| b.into_iter().next())
-                .ok_or(CertificateRefusal::BadCertificateAnnotation)?
-                .der,
-        ),
-        None => None,
-    };
+    let layer_cert = layer_certificate(layer)?;
     let signing_cert: Vec<u8> = match (&c.cert, &layer_cert) {
         (Some(want), Some(got)) if want.der() != got.as_slice() => {
             return Err(CertificateRefusal::OtherCertificate);
@@ -245,13 +242,7 @@ fn check_certificate_layer(
     };
     if !c.chain.is_empty() {
         let roots: Vec<Vec<u8>> = c.chain.iter().map(|x| x.der().to_vec()).collect();
-        let hints: Vec<Vec<u8>> = layer
-            .descriptor
-            .annotation(CHAIN_ANNOTATION)
-            .and_then(|t| crate::crypto::pem::parse_blocks(t).ok())
-            .map(|b| b.into_iter().map(|b| b.der).collect())
-            .unwrap_or_default();
-        verify_code_signing_chain(&signing_cert, &hints, &roots, signing_time)
+        verify_code_signing_chain(&signing_cert, &layer_chain(layer), &roots, signing_time)
             .map_err(CertificateRefusal::Chain)?;
     } else if signing_time < info.not_before || signing_time > info.not_after {
         return Err(CertificateRefusal::NotValidAtSigningTime {
@@ -262,6 +253,290 @@ fn check_certificate_layer(
         });
     }
     Ok(info.subject)
+}
+
+/// The layer's certificate annotation as DER: `None` without one, an error when it is not PEM.
+fn layer_certificate(layer: &SignatureLayer) -> Result<Option<Vec<u8>>, CertificateRefusal> {
+    match layer
+        .descriptor
+        .annotation(CERTIFICATE_ANNOTATION)
+        .filter(|t| !t.trim().is_empty())
+    {
+        Some(text) => Ok(Some(
+            crate::crypto::pem::parse_blocks(text)
+                .ok()
+                .and_then(|b| b.into_iter().next())
+                .ok_or(CertificateRefusal::BadCertificateAnnotation)?
+                .der,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The certificates of the layer's chain annotation (path hints), in order.
+fn layer_chain(layer: &SignatureLayer) -> Vec<Vec<u8>> {
+    layer
+        .descriptor
+        .annotation(CHAIN_ANNOTATION)
+        .and_then(|t| crate::crypto::pem::parse_blocks(t).ok())
+        .map(|b| b.into_iter().map(|b| b.der).collect())
+        .unwrap_or_default()
+}
+
+fn check_keyless(
+    attestor: &Attestor,
+    k: &KeylessAttestor,
+    signatures: &SignatureSet,
+    ctx: VerifyContext<'_>,
+) -> AttestorOutcome {
+    let mut layers = Vec::new();
+    for layer in &signatures.layers {
+        match check_keyless_layer(attestor, k, layer, &signatures.image_digest, ctx) {
+            Ok(signer) => return AttestorOutcome::Verified(Verified::new(signer)),
+            Err(why) => layers.push(why),
+        }
+    }
+    AttestorOutcome::Failed(AttestorFailure::Keyless {
+        location: signatures.location.clone(),
+        layers,
+    })
+}
+
+/// Checks one layer as a keyless signature, in cosign's order: the signature over the payload by
+/// the certificate's key, the payload's digest and annotations, the Rekor bundle (required unless
+/// `ignoreTlog`; its integrated time is the signing time), the certificate's validity then, its
+/// chain to the Fulcio CAs valid then (or the policy's `roots`), its embedded SCT, and last, as
+/// Kyverno does after cosign, the identity.
+fn check_keyless_layer(
+    attestor: &Attestor,
+    k: &KeylessAttestor,
+    layer: &SignatureLayer,
+    image_digest: &Digest,
+    ctx: VerifyContext<'_>,
+) -> Result<Signer, CertificateRefusal> {
+    if layer.descriptor.media_type != SIMPLE_SIGNING_MEDIA_TYPE {
+        return Err(CertificateRefusal::NotSimpleSigning {
+            media_type: layer.descriptor.media_type.clone(),
+        });
+    }
+    if layer.payload.is_empty() {
+        return Err(CertificateRefusal::PayloadUnavailable);
+    }
+    let sig = signature_bytes(layer).ok_or(CertificateRefusal::NoSignature)?;
+    let leaf = layer_certificate(layer)?.ok_or(CertificateRefusal::NoKeylessCertificate)?;
+    let info = cert_info(&leaf).map_err(CertificateRefusal::Chain)?;
+    let identity = CertIdentity::read(&leaf).map_err(CertificateRefusal::Chain)?;
+    let who = if identity.sans.is_empty() {
+        info.subject.clone()
+    } else {
+        identity.sans.join(", ")
+    };
+    if !info
+        .public_key
+        .verify(SignatureHash::Sha256, &layer.payload, &sig)
+        .unwrap_or(false)
+    {
+        return Err(CertificateRefusal::NotByCertificate { subject: who });
+    }
+    let parsed = payload::parse(&layer.payload).map_err(CertificateRefusal::MalformedPayload)?;
+    if parsed.manifest_digest != image_digest.to_string() {
+        return Err(CertificateRefusal::OtherDigest {
+            signed: parsed.manifest_digest,
+            image: image_digest.clone(),
+        });
+    }
+    if !with_annotations_ok(&parsed.optional, attestor) {
+        return Err(CertificateRefusal::MissingAnnotations {
+            wanted: wanted_annotations(attestor),
+        });
+    }
+    let signing_time = if k.rekor.ignore_tlog {
+        ctx.now
+    } else {
+        // Keyless needs the log: without it nothing says the short-lived certificate was valid
+        // when the signature was made (and sealgate never looks entries up online).
+        let bundle = layer
+            .descriptor
+            .annotation(BUNDLE_ANNOTATION)
+            .ok_or(CertificateRefusal::Tlog(TlogRefusal::Missing))?;
+        verify_bundle(
+            bundle,
+            &layer.payload,
+            &sig,
+            &[&leaf],
+            &rekor_logs(&k.rekor, ctx),
+        )
+        .map_err(|e| CertificateRefusal::Tlog(TlogRefusal::Invalid(e)))?
+        .integrated_time
+    };
+    if signing_time < info.not_before || signing_time > info.not_after {
+        return Err(CertificateRefusal::NotValidAtSigningTime {
+            subject: who,
+            at: signing_time,
+            not_before: info.not_before,
+            not_after: info.not_after,
+        });
+    }
+    let chain = keyless_chain(k, &leaf, &layer_chain(layer), signing_time, ctx).map_err(
+        |(roots, reason)| {
+            CertificateRefusal::UntrustedKeyless(Box::new(UntrustedKeyless {
+                identity: who.clone(),
+                issuer: info.issuer.clone(),
+                roots,
+                at: signing_time,
+                reason,
+            }))
+        },
+    )?;
+    if !k.ctlog.ignore_sct {
+        let own;
+        let logs: &[LogKey] = match &k.ctlog.public_key {
+            Some(key) => {
+                own = [LogKey::from_key("ctlog.pubkey", key.clone())];
+                &own
+            }
+            None => &ctx.trust.ctlogs,
+        };
+        verify_embedded_sct(&leaf, &chain.issuer_spki, logs).map_err(CertificateRefusal::Sct)?;
+    }
+    match_identity(k, &identity).map_err(CertificateRefusal::Identity)?;
+    Ok(Signer::Keyless {
+        identity: who,
+        issuer: identity.issuer,
+    })
+}
+
+/// The leaf's chain at `at`: to the policy's `roots` when it has them (the layer's chain
+/// annotation as path hints, as cosign uses it), else to a Fulcio CA of the trusted root whose
+/// validity window holds `at`. On failure, which roots were tried and, when it was not simply an
+/// unknown issuer, what the chain check said.
+fn keyless_chain(
+    k: &KeylessAttestor,
+    leaf: &[u8],
+    hints: &[Vec<u8>],
+    at: UnixTime,
+    ctx: VerifyContext<'_>,
+) -> Result<VerifiedChain, (KeylessRoots, Option<ChainError>)> {
+    let specific = |e: ChainError| match e {
+        ChainError::UntrustedIssuer { .. } => None,
+        other => Some(other),
+    };
+    if !k.roots.is_empty() {
+        let roots: Vec<Vec<u8>> = k.roots.iter().map(|r| r.der().to_vec()).collect();
+        return verify_code_signing_chain(leaf, hints, &roots, at)
+            .map_err(|e| (KeylessRoots::Policy(roots.len()), specific(e)));
+    }
+    let cas = &ctx.trust.certificate_authorities;
+    let mut valid = 0;
+    let mut reason = None;
+    for ca in cas {
+        let in_window =
+            ca.valid_from.is_none_or(|f| at >= f) && ca.valid_until.is_none_or(|u| at <= u);
+        let Some((root, intermediates)) = ca.chain.split_last() else {
+            continue;
+        };
+        if !in_window {
+            continue;
+        }
+        valid += 1;
+        let mut path: Vec<Vec<u8>> = intermediates.to_vec();
+        path.extend(hints.iter().cloned());
+        match verify_code_signing_chain(leaf, &path, std::slice::from_ref(root), at) {
+            Ok(chain) => return Ok(chain),
+            Err(e) => reason = specific(e).or(reason),
+        }
+    }
+    Err((
+        KeylessRoots::TrustedRoot {
+            valid,
+            total: cas.len(),
+        },
+        reason,
+    ))
+}
+
+/// Kyverno's `matchCertificateData`: some SAN matches `subject` (wildcards) or `subjectRegExp`
+/// (unanchored RE2); the issuer matches `issuer` and `issuerRegExp`; every `additionalExtensions`
+/// value matches (wildcards). Unlike Kyverno, a certificate without SANs does not pass a subject
+/// constraint.
+fn match_identity(k: &KeylessAttestor, id: &CertIdentity) -> Result<(), Box<IdentityMismatch>> {
+    let mismatch = |kind: IdentityMismatchKind| {
+        Box::new(IdentityMismatch {
+            sans: id.sans.clone(),
+            issuer: id.issuer.clone(),
+            wanted: wanted_identity(k),
+            kind,
+        })
+    };
+    let compiled = |regex: &Option<Result<regex::Regex, String>>,
+                    pattern: &Option<String>,
+                    field: &'static str|
+     -> Result<Option<regex::Regex>, Box<IdentityMismatch>> {
+        match regex {
+            None => Ok(None),
+            Some(Ok(re)) => Ok(Some(re.clone())),
+            Some(Err(reason)) => Err(mismatch(IdentityMismatchKind::InvalidRegexp {
+                field,
+                pattern: pattern.clone().unwrap_or_default(),
+                reason: reason.clone(),
+            })),
+        }
+    };
+    let subject_regex = compiled(&k.subject_regex, &k.subject_regexp, "subject")?;
+    let issuer_regex = compiled(&k.issuer_regex, &k.issuer_regexp, "issuer")?;
+    if k.subject.is_some() || subject_regex.is_some() {
+        let by_wildcard = k
+            .subject
+            .as_deref()
+            .is_some_and(|p| id.sans.iter().any(|s| wildcard::matches(p, s)));
+        let by_regex = subject_regex
+            .as_ref()
+            .is_some_and(|re| id.sans.iter().any(|s| re.is_match(s)));
+        if !(by_wildcard || by_regex) {
+            return Err(mismatch(IdentityMismatchKind::Subject));
+        }
+    }
+    let issuer = id.issuer.as_deref().unwrap_or("");
+    if k.issuer.as_deref().is_some_and(|p| !wildcard::matches(p, issuer))
+        || issuer_regex.as_ref().is_some_and(|re| !re.is_match(issuer))
+    {
+        return Err(mismatch(IdentityMismatchKind::Issuer));
+    }
+    for (key, wanted) in &k.additional_extensions {
+        let Some(oid) = extension_oid(key) else {
+            return Err(mismatch(IdentityMismatchKind::UnknownExtension(key.clone())));
+        };
+        let found = id.extension(oid);
+        if !wildcard::matches(wanted, found.unwrap_or("")) {
+            return Err(mismatch(IdentityMismatchKind::Extension {
+                key: key.clone(),
+                oid,
+                wanted: wanted.clone(),
+                found: found.map(str::to_string),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// The identity constraints in words: `subject *@example.com, issuer https://…`.
+fn wanted_identity(k: &KeylessAttestor) -> String {
+    let pair = |name: &str, plain: &Option<String>, regexp: &Option<String>, joiner: &str| match (
+        plain, regexp,
+    ) {
+        (Some(p), Some(r)) => Some(format!("{name} {p} {joiner} {name}RegExp {r}")),
+        (Some(p), None) => Some(format!("{name} {p}")),
+        (None, Some(r)) => Some(format!("{name}RegExp {r}")),
+        (None, None) => None,
+    };
+    [
+        pair("subject", &k.subject, &k.subject_regexp, "or"),
+        pair("issuer", &k.issuer, &k.issuer_regexp, "and"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 fn with_annotations_ok(

@@ -20,6 +20,7 @@ use crate::image::ImageRef;
 use crate::image::digest::Digest;
 use crate::policy::{Fingerprint, Unsupported};
 use crate::sigstore::rekor::RekorError;
+use crate::sigstore::sct::SctError;
 use crate::timestamp::{Rfc3339, UnixTime, format_duration};
 
 /// Where an attestor's signatures are read: the `.sig` image of `digest` in `repository`.
@@ -410,7 +411,10 @@ impl fmt::Display for AttestorFailure {
                 f.write_str("a signature verifies with the key, but ")?;
                 join(f, refusals.iter(), "; ")
             }
-            AttestorFailure::Certificate { location, layers } if layers.is_empty() => {
+            AttestorFailure::Certificate { location, layers }
+            | AttestorFailure::Keyless { location, layers }
+                if layers.is_empty() =>
+            {
                 write!(f, "no signatures found at {location}")
             }
             AttestorFailure::Certificate { location, layers } => {
@@ -419,13 +423,7 @@ impl fmt::Display for AttestorFailure {
                     "none of {} signature(s) at {location} verifies with the certificate: ",
                     layers.len()
                 )?;
-                for (i, why) in layers.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str("; ")?;
-                    }
-                    write!(f, "signature {}: {why}", i + 1)?;
-                }
-                Ok(())
+                numbered(f, layers)
             }
         }
     }
@@ -462,6 +460,13 @@ pub enum CertificateRefusal {
     /// The payload blob could not be fetched.
     PayloadUnavailable,
     /// No signature annotation, or not base64.
+    /// No signature verifies as a keyless (Fulcio) signature with the identity wanted.
+    Keyless {
+        /// Where the signatures were found.
+        location: String,
+        /// Why each signature failed, in layer order.
+        layers: Vec<CertificateRefusal>,
+    },
     NoSignature,
     /// The certificate annotation is not a PEM certificate.
     BadCertificateAnnotation,
@@ -494,8 +499,27 @@ pub enum CertificateRefusal {
     Tlog(TlogRefusal),
     /// The certificate was not valid when the signature was made.
     NotValidAtSigningTime {
+            AttestorFailure::Keyless { location, layers } => {
+                write!(
+                    f,
+                    "none of {} signature(s) at {location} verifies as keyless: ",
+                    layers.len()
+                )?;
+                numbered(f, layers)
+            }
+        }
+    }
+}
+
+/// `signature 1: why; signature 2: why`.
+fn numbered(f: &mut fmt::Formatter<'_>, layers: &[CertificateRefusal]) -> fmt::Result {
+    for (i, why) in layers.iter().enumerate() {
+        if i > 0 {
+            f.write_str("; ")?;
         /// The certificate's subject.
+        write!(f, "signature {}: {why}", i + 1)?;
         subject: String,
+    Ok(())
         /// The signing time.
         at: UnixTime,
         /// Start of validity.
@@ -570,6 +594,170 @@ fn join<T: fmt::Display>(
 /// count beside each result's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+    /// A keyless signature without its Fulcio certificate.
+    NoKeylessCertificate,
+    /// The certificate does not chain to the keyless roots at the signing time.
+    UntrustedKeyless(Box<UntrustedKeyless>),
+    /// The certificate's embedded SCTs do not prove it was logged.
+    Sct(SctError),
+    /// The certificate verifies, but its identity is not the one wanted.
+    Identity(Box<IdentityMismatch>),
+}
+
+/// A keyless certificate that does not chain to its roots at the signing time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UntrustedKeyless {
+    /// The certificate's identity (its SANs), for the words.
+    pub identity: String,
+    /// The certificate's issuer DN.
+    pub issuer: String,
+    /// Which roots it was checked against.
+    pub roots: KeylessRoots,
+    /// The signing time.
+    pub at: UnixTime,
+    /// What the chain check said, when it was not simply "unknown issuer".
+    pub reason: Option<ChainError>,
+}
+
+impl fmt::Display for UntrustedKeyless {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the certificate of {} (issuer '{}') does not chain to {} at the signing time {}",
+            self.identity,
+            self.issuer,
+            self.roots,
+            Rfc3339(self.at)
+        )?;
+        match &self.reason {
+            Some(why) => write!(f, ": {why}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The roots a keyless certificate must chain to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeylessRoots {
+    /// The policy's `roots`, this many certificates.
+    Policy(usize),
+    /// The Fulcio CAs of the trusted root; this many were valid at the signing time.
+    TrustedRoot {
+        /// CAs valid at the signing time.
+        valid: usize,
+        /// All CAs.
+        total: usize,
+    },
+}
+
+impl fmt::Display for KeylessRoots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeylessRoots::Policy(n) => write!(f, "the policy's roots ({n} certificate(s))"),
+            KeylessRoots::TrustedRoot { valid: 0, total } => write!(
+                f,
+                "a Fulcio CA of the trusted root (none of its {total} was valid at the signing time)"
+            ),
+            KeylessRoots::TrustedRoot { valid, .. } => write!(
+                f,
+                "the Fulcio CAs of the trusted root ({valid} valid at the signing time)"
+            ),
+        }
+    }
+}
+
+/// The identity a keyless certificate carries and the one an attestor wants, and what differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityMismatch {
+    /// The certificate's subject alternative names.
+    pub sans: Vec<String>,
+    /// The certificate's OIDC issuer.
+    pub issuer: Option<String>,
+    /// What the attestor wants, in words (`subject *@example.com, issuer https://…`).
+    pub wanted: String,
+    /// What does not match.
+    pub kind: IdentityMismatchKind,
+}
+
+/// Which part of an identity does not match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityMismatchKind {
+    /// No SAN matches `subject` or `subjectRegExp`.
+    Subject,
+    /// The issuer does not match `issuer` or `issuerRegExp`.
+    Issuer,
+    /// An `additionalExtensions` entry is missing or has another value.
+    Extension {
+        /// The key as written.
+        key: String,
+        /// The OID it names.
+        oid: &'static str,
+        /// The pattern wanted.
+        wanted: String,
+        /// The certificate's value, if it has the extension.
+        found: Option<String>,
+    },
+    /// An `additionalExtensions` key Kyverno does not know (its `invalid certificate extension`).
+    UnknownExtension(String),
+    /// `subjectRegExp` or `issuerRegExp` does not compile (Kyverno's `invalid regexp for …`).
+    InvalidRegexp {
+        /// `subject` or `issuer`.
+        field: &'static str,
+        /// The pattern.
+        pattern: String,
+        /// The compiler's complaint.
+        reason: String,
+    },
+}
+
+impl fmt::Display for IdentityMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let identity = if self.sans.is_empty() {
+            "(no subject alternative name)".to_string()
+        } else {
+            self.sans.join(", ")
+        };
+        let issuer = self
+            .issuer
+            .as_deref()
+            .unwrap_or("(no OIDC issuer extension)");
+        write!(f, "certificate identity {identity} issued by {issuer} ")?;
+        match &self.kind {
+            IdentityMismatchKind::Subject | IdentityMismatchKind::Issuer => {
+                write!(f, "does not match {}", self.wanted)
+            }
+            IdentityMismatchKind::Extension {
+                key,
+                oid,
+                wanted,
+                found: Some(found),
+            } => write!(
+                f,
+                "has {key} ({oid}) '{found}', which does not match '{wanted}' (additionalExtensions)"
+            ),
+            IdentityMismatchKind::Extension {
+                key,
+                oid,
+                wanted,
+                found: None,
+            } => write!(
+                f,
+                "lacks the extension {key} ({oid}) that additionalExtensions requires as '{wanted}'"
+            ),
+            IdentityMismatchKind::UnknownExtension(key) => write!(
+                f,
+                "cannot be checked: invalid certificate extension {key} in additionalExtensions (Kyverno knows oidcIssuer, githubWorkflowTrigger, githubWorkflowSha, githubWorkflowName, githubWorkflowRepository, githubWorkflowRef, or their OIDs)"
+            ),
+            IdentityMismatchKind::InvalidRegexp {
+                field,
+                pattern,
+                reason,
+            } => write!(
+                f,
+                "cannot be checked: invalid regexp for {field}: {pattern} : {reason}"
+            ),
+        }
+    }
 pub enum Reason {
     /// Every attestor set passed.
     Verified,
@@ -615,6 +803,12 @@ pub enum Reason {
 pub enum FetchReason {
     /// [`FetchFailureKind::Budget`].
     Budget,
+            CertificateRefusal::NoKeylessCertificate => f.write_str(
+                "it carries no certificate (a keyless signature carries its Fulcio certificate in the dev.sigstore.cosign/certificate annotation)",
+            ),
+            CertificateRefusal::UntrustedKeyless(u) => u.fmt(f),
+            CertificateRefusal::Sct(e) => e.fmt(f),
+            CertificateRefusal::Identity(m) => m.fmt(f),
     /// [`FetchFailureKind::RequestTimeout`].
     RequestTimeout,
     /// [`FetchFailureKind::Abandoned`].
@@ -660,6 +854,10 @@ impl Reason {
             Reason::Certificate => "certificate",
             Reason::Unsupported => "unsupported",
             Reason::InvalidImage => "invalid_image",
+    /// The certificate's transparency proof (embedded SCT) does not hold.
+    CertificateTransparency,
+    /// A keyless signature verifies, but its identity is not the one wanted.
+    Identity,
             Reason::MalformedObject => "malformed_object",
             Reason::InvalidRepository => "invalid_repository",
             Reason::NotFetched => "not_fetched",
@@ -725,6 +923,8 @@ impl CannotEvaluate {
         match self {
             CannotEvaluate::Fetch(f) => Reason::Fetch(f.reason()),
             CannotEvaluate::Unsupported(_) => Reason::Unsupported,
+            Reason::CertificateTransparency => "certificate_transparency",
+            Reason::Identity => "identity",
             CannotEvaluate::InvalidRepository { .. } => Reason::InvalidRepository,
             CannotEvaluate::NotFetched | CannotEvaluate::NestedSet => Reason::NotFetched,
         }
@@ -748,12 +948,21 @@ impl AttestorFailure {
             }
             AttestorFailure::MissingAnnotations { .. } => Reason::MissingAnnotations,
             AttestorFailure::Tlog(_) => Reason::TransparencyLog,
-            AttestorFailure::Certificate { layers, .. } if layers.is_empty() => {
+            AttestorFailure::Certificate { layers, .. }
+            | AttestorFailure::Keyless { layers, .. }
+                if layers.is_empty() =>
+            {
                 Reason::NoSignatures
             }
-            AttestorFailure::Certificate { layers, .. } => {
-                // The most telling refusal: a chain or validity problem over a plain mismatch.
-                if layers.iter().any(|l| {
+            AttestorFailure::Certificate { layers, .. } | AttestorFailure::Keyless { layers, .. } => {
+                // The most telling refusal: a signature that verifies but is someone else's,
+                // then a chain or validity problem, over a plain mismatch.
+                if layers
+                    .iter()
+                    .any(|l| matches!(l, CertificateRefusal::Identity(_)))
+                {
+                    Reason::Identity
+                } else if layers.iter().any(|l| {
                     matches!(
                         l,
                         CertificateRefusal::Chain(_)
@@ -789,3 +998,10 @@ impl AttestorOutcome {
         }
     }
 }
+                            | CertificateRefusal::UntrustedKeyless(_)
+                            | CertificateRefusal::NoKeylessCertificate
+                } else if layers
+                    .iter()
+                    .any(|l| matches!(l, CertificateRefusal::Sct(_)))
+                {
+                    Reason::CertificateTransparency

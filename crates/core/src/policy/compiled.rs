@@ -517,7 +517,7 @@ pub struct Attestor {
     pub key_index: Option<usize>,
     /// What the attestor checks, as a stable string (see [`Attestor::fingerprint`]).
     fingerprint: Fingerprint,
-    /// Why the attestor cannot be evaluated (keyless, Secret, KMS or unresolved keys).
+    /// Why the attestor cannot be evaluated (Secret, KMS or unresolved keys).
     unsupported: Option<Unsupported>,
 }
 
@@ -532,7 +532,6 @@ impl Attestor {
     ) -> Attestor {
         let fingerprint = fingerprint(&kind, &annotations);
         let unsupported = match &kind {
-            AttestorKind::Keyless(_) => Some(Unsupported::Keyless),
             AttestorKind::Key(k) => match &k.key {
                 KeySource::Pem(_) => None,
                 KeySource::Secret { namespace, name } => Some(Unsupported::SecretKey {
@@ -544,7 +543,9 @@ impl Attestor {
                     reference: r.clone(),
                 }),
             },
-            AttestorKind::Certificate(_) | AttestorKind::Nested(_) => None,
+            AttestorKind::Certificate(_) | AttestorKind::Keyless(_) | AttestorKind::Nested(_) => {
+                None
+            }
         };
         Attestor {
             kind,
@@ -569,7 +570,8 @@ impl Attestor {
     }
 
     /// A stable description of what the attestor checks (key fingerprint, hash, certificates,
-    /// transparency-log settings, required annotations): two attestors with the same fingerprint
+    /// keyless identity constraints and roots, transparency-log and CT-log settings, required
+    /// annotations): two attestors with the same fingerprint
     /// reach the same outcome on the same signatures, so outcomes can be cached by it.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
@@ -649,6 +651,17 @@ fn fingerprint(kind: &AttestorKind, annotations: &BTreeMap<String, String>) -> S
             .unwrap_or_default();
         let _ = write!(s, "|rekor:{}:{}:{key}", r.ignore_tlog, r.written);
     };
+    let ctlog = |s: &mut String, c: &CtLogSettings| {
+        let key = c
+            .public_key
+            .as_ref()
+            .map(PublicKey::fingerprint)
+            .unwrap_or_default();
+        let _ = write!(s, "|ctlog:{}:{key}", c.ignore_sct);
+        for tsa in &c.tsa_cert_chain {
+            let _ = write!(s, ":{}", crate::Digest::sha256_of(tsa.der()));
+        }
+    };
     match kind {
         AttestorKind::Key(k) => {
             let key = match &k.key {
@@ -672,11 +685,20 @@ fn fingerprint(kind: &AttestorKind, annotations: &BTreeMap<String, String>) -> S
             rekor(&mut s, &c.rekor);
         }
         AttestorKind::Keyless(k) => {
+            // Debug quoting keeps `None`, `""` and texts holding `|` apart.
             let _ = write!(
                 s,
                 "keyless|{:?}|{:?}|{:?}|{:?}",
                 k.issuer, k.issuer_regexp, k.subject, k.subject_regexp
             );
+            for (key, value) in &k.additional_extensions {
+                let _ = write!(s, "|x:{key:?}={value:?}");
+            }
+            for root in &k.roots {
+                let _ = write!(s, "|root:{}", crate::Digest::sha256_of(root.der()));
+            }
+            rekor(&mut s, &k.rekor);
+            ctlog(&mut s, &k.ctlog);
         }
         AttestorKind::Nested(_) => s.push_str("nested"),
     }
@@ -745,7 +767,7 @@ pub struct CertificateAttestor {
 }
 
 /// `keyless`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct KeylessAttestor {
     /// Issuer pattern (wildcards).
     pub issuer: Option<String>,
@@ -755,6 +777,11 @@ pub struct KeylessAttestor {
     pub subject: Option<String>,
     /// Subject regular expression (RE2, unanchored).
     pub subject_regexp: Option<String>,
+    /// `issuer_regexp`, compiled (or why it does not compile: every check then fails, as
+    /// Kyverno's does).
+    pub issuer_regex: Option<Result<regex::Regex, String>>,
+    /// `subject_regexp`, compiled (or why it does not compile).
+    pub subject_regex: Option<Result<regex::Regex, String>>,
     /// Trusted roots; empty means Fulcio's.
     pub roots: Vec<Certificate>,
     /// Required certificate extensions.
@@ -810,10 +837,22 @@ pub struct Attestation {
     pub name: Option<String>,
     /// Predicate type (`type`, or the deprecated `predicateType`).
     pub predicate_type: String,
-    /// Attestor sets (not expanded, as in Kyverno); empty means the implicit `{entries: [{}]}`.
+    /// Attestor sets (not expanded, as in Kyverno); none written means Kyverno's implicit
+    /// `{entries: [{}]}` (a keyless attestor with no identity), which the loader puts here.
     pub attestors: Vec<AttestorSet>,
-    /// Raw conditions.
-    pub conditions: Vec<Value>,
+    /// `conditions`, parsed when the policy is loaded.
+    pub conditions: super::conditions::ConditionBlocks,
     /// Path.
     pub path: JsonPath,
+    /// What the attestation checks beside its attestors (predicate type, name, conditions as
+    /// written), for outcome keys: two attestations that differ here never share an outcome.
+    pub fingerprint: Fingerprint,
+}
+
+impl Attestation {
+    /// The fingerprint under which `attestor`'s outcome for this attestation is kept: the
+    /// attestor's and the attestation's.
+    pub fn outcome_fingerprint(&self, attestor: &Attestor) -> Fingerprint {
+        Fingerprint::new(format!("{}|attestation|{}", attestor.fingerprint(), self.fingerprint))
+    }
 }

@@ -498,6 +498,26 @@ pub enum PolicyWarningKind {
         "publicKeys holds {0} keys: inside attestations Kyverno does not expand keys, only the first is used"
     )]
     KeysNotExpanded(usize),
+    /// A keyless attestor without `subject`, `issuer`, their regexps or `additionalExtensions`.
+    #[error(
+        "this keyless attestor names no subject, issuer or extension: any certificate from the Fulcio roots passes, whoever it was issued to (Kyverno does the same)"
+    )]
+    KeylessWithoutIdentity,
+    /// `subjectRegExp` or `issuerRegExp` that does not compile.
+    #[error(
+        "{field} is not a valid regular expression ({reason}): every image this attestor checks fails, as Kyverno fails it ('invalid regexp')"
+    )]
+    InvalidIdentityRegexp {
+        /// `subjectRegExp` or `issuerRegExp`.
+        field: &'static str,
+        /// The compiler's complaint.
+        reason: String,
+    },
+    /// An `additionalExtensions` key Kyverno does not know.
+    #[error(
+        "'{0}' is not a certificate extension Kyverno knows (oidcIssuer, githubWorkflowTrigger, githubWorkflowSha, githubWorkflowName, githubWorkflowRepository, githubWorkflowRef, or their OIDs 1.3.6.1.4.1.57264.1.1 to .1.6): every image this attestor checks fails, as Kyverno fails it ('invalid certificate extension')"
+    )]
+    UnknownCertificateExtension(String),
     /// `metadata.namespace` on a ClusterPolicy.
     #[error("a ClusterPolicy is not namespaced: metadata.namespace is ignored")]
     NamespaceIgnored,
@@ -616,6 +636,12 @@ pub(crate) fn warning_hint(kind: &PolicyWarningKind) -> Option<String> {
         }
         PolicyWarningKind::UnsupportedKeySource(_) => {
             "paste the public key PEM into publicKeys".into()
+        }
+        PolicyWarningKind::KeylessWithoutIdentity => {
+            "add subject (e.g. 'https://github.com/ORG/*') and issuer (e.g. 'https://token.actions.githubusercontent.com')".into()
+        }
+        PolicyWarningKind::InvalidIdentityRegexp { .. } => {
+            "write an RE2 regular expression (Go's regexp syntax), or use subject/issuer with wildcards".into()
         }
         _ => return None,
     };

@@ -957,7 +957,6 @@ fn every_field_is_read() {
         "spec.rules[0].verifyImages[0].imageRegistryCredentials.allowInsecureRegistry allowInsecureRegistry is not used",
         "spec.rules[0].verifyImages[0].imageRegistryCredentials.providers providers is not used",
         "spec.rules[0].verifyImages[0].attestors[0].entries[1].certificates.rekor this certificates attestor has a rekor block",
-        "spec.rules[0].verifyImages[0].attestors[0].entries[2].keyless keyless verification is not supported yet",
         "spec.rules[0].verifyImages[0].attestations verifying attestations is not supported yet",
         "spec.rules[0].context[1] context entry `api` is an apiCall, which sealgate does not make",
         "spec.rules[0].imageExtractors.Task[0].jmesPath jmesPath in imageExtractors is not supported yet",
@@ -1351,7 +1350,7 @@ fn unknown_fields_are_warnings_with_suggestions_when_allowed() {
         [
             "u.yaml:7:3: policy p: spec.backgrond: unknown field; did you mean background?",
             "u.yaml:12:7: policy p, rule r: spec.rules[0].verifyImages[0].imageReference: unknown field; did you mean imageReferences?",
-            "u.yaml:16:11: policy p, rule r: spec.rules[0].verifyImages[0].attestors[0].entries[0].keyless: keyless verification is not supported yet: every image it applies to gets an error result (denied under Enforce, a warning under Audit) — remove it, or keep this policy with Kyverno until sealgate supports it",
+            "u.yaml:16:11: policy p, rule r: spec.rules[0].verifyImages[0].attestors[0].entries[0].keyless: this keyless attestor names no subject, issuer or extension: any certificate from the Fulcio roots passes, whoever it was issued to (Kyverno does the same) — add subject (e.g. 'https://github.com/ORG/*') and issuer (e.g. 'https://token.actions.githubusercontent.com')",
             "u.yaml:17:11: policy p, rule r: spec.rules[0].verifyImages[0].attestors[0].entries[0].colour: unknown field (Kubernetes would drop it silently)",
         ]
     );
@@ -2029,6 +2028,66 @@ fn a_ctlog_block_that_does_not_ignore_scts_is_said_to_be_unchecked() {
             .any(|w| w.to_string().contains("ctlog")),
         "{:?}",
         quiet.warnings
+    );
+}
+
+#[test]
+fn keyless_attestors_are_checked_and_their_lint_says_what_will_fail() {
+    let keyless = |block: Value| {
+        with(move |v| {
+            entry(v)["attestors"][0]["entries"][0] = json!({"keyless": block.clone()});
+        })
+    };
+    let rendered = |outcome: &LoadOutcome| -> Vec<String> {
+        outcome
+            .warnings
+            .iter()
+            .map(|w| format!("{} {}", w.location.path, w.kind))
+            .collect()
+    };
+    // An identity and a ctlog block that checks SCTs: nothing to warn about any more.
+    let checked = keyless(json!({
+        "subject": "https://github.com/org/*",
+        "issuer": "https://token.actions.githubusercontent.com",
+        "additionalExtensions": {"githubWorkflowRepository": "org/*", "1.3.6.1.4.1.57264.1.2": "push"},
+        "rekor": {"url": "https://rekor.sigstore.dev"},
+        "ctlog": {"ignoreSCT": false}
+    }));
+    assert!(checked.errors.is_empty(), "{:?}", checked.errors);
+    assert!(rendered(&checked).is_empty(), "{:#?}", rendered(&checked));
+    let entries = &checked.policies[0].rules[0].verify_images[0].attestors[0].entries;
+    assert!(entries[0].unsupported().is_none());
+    // What would fail every image, each at its field.
+    let broken = keyless(json!({
+        "subjectRegExp": "(unclosed",
+        "issuerRegExp": "^https://",
+        "additionalExtensions": {"buildSignerURI": "x"},
+        "rekor": {"url": "https://rekor.sigstore.dev"}
+    }));
+    assert!(broken.errors.is_empty(), "{:?}", broken.errors);
+    let warned = rendered(&broken);
+    assert_eq!(warned.len(), 2, "{warned:#?}");
+    assert!(
+        warned[0].starts_with("spec.rules[0].verifyImages[0].attestors[0].entries[0].keyless.subjectRegExp subjectRegExp is not a valid regular expression ("),
+        "{}",
+        warned[0]
+    );
+    assert_eq!(
+        warned[1],
+        "spec.rules[0].verifyImages[0].attestors[0].entries[0].keyless.additionalExtensions.buildSignerURI 'buildSignerURI' is not a certificate extension Kyverno knows (oidcIssuer, githubWorkflowTrigger, githubWorkflowSha, githubWorkflowName, githubWorkflowRepository, githubWorkflowRef, or their OIDs 1.3.6.1.4.1.57264.1.1 to .1.6): every image this attestor checks fails, as Kyverno fails it ('invalid certificate extension')"
+    );
+    let AttestorKind::Keyless(k) =
+        &broken.policies[0].rules[0].verify_images[0].attestors[0].entries[0].kind
+    else {
+        panic!()
+    };
+    assert!(matches!(k.subject_regex, Some(Err(_))));
+    assert!(matches!(k.issuer_regex, Some(Ok(_))));
+    // No identity at all: any Fulcio certificate passes, which the lint says.
+    let anyone = keyless(json!({"rekor": {"url": "https://rekor.sigstore.dev"}}));
+    assert_eq!(
+        rendered(&anyone),
+        ["spec.rules[0].verifyImages[0].attestors[0].entries[0].keyless this keyless attestor names no subject, issuer or extension: any certificate from the Fulcio roots passes, whoever it was issued to (Kyverno does the same)"]
     );
 }
 

@@ -23,8 +23,6 @@ pub enum Unsupported {
     VerifierType(VerifierType),
     /// The entry checks `attestations`.
     Attestations,
-    /// A `keyless` attestor.
-    Keyless,
     /// A key kept in a Kubernetes Secret.
     SecretKey {
         /// The Secret's namespace.
@@ -99,9 +97,6 @@ impl fmt::Display for Unsupported {
             Unsupported::Attestations => {
                 f.write_str("attestations are not supported yet; the image cannot be checked")
             }
-            Unsupported::Keyless => f.write_str(
-                "keyless attestors are not supported yet; use a keys or certificates attestor",
-            ),
             Unsupported::SecretKey { namespace, name } => write!(
                 f,
                 "the key in Secret {namespace}/{name} is not available: `sealgate serve --kubernetes` reads it when the Secret exists, holds a *.pub entry and sealgate may read it (RBAC: get/list/watch Secrets in {namespace}); `apply`, `test` and `serve --policies` do not read Secrets: paste the public key into publicKeys there"

@@ -708,7 +708,7 @@ impl DocumentLoader<'_> {
             }
             let rekor = self.rekor(keys.rekor.as_ref(), &keys_path.field("rekor"));
             self.warn_tlog_required(keys.rekor.as_ref(), &keys_path.field("rekor"), "keys");
-            let ctlog = self.ctlog(keys.ctlog.as_ref(), &keys_path.field("ctlog"));
+            let ctlog = self.ctlog(keys.ctlog.as_ref(), &keys_path.field("ctlog"), false);
             let sources = self.key_sources(keys, &keys_path, expand_keys);
             if let (Some(hash), Some(sources)) = (hash, sources) {
                 let expanded = sources.len() > 1;
@@ -755,7 +755,7 @@ impl DocumentLoader<'_> {
                 &certs_path.field("rekor"),
                 "certificates",
             );
-            let ctlog = self.ctlog(certs.ctlog.as_ref(), &certs_path.field("ctlog"));
+            let ctlog = self.ctlog(certs.ctlog.as_ref(), &certs_path.field("ctlog"), false);
             if let (Some(cert), Some(chain)) = (cert, chain) {
                 out.push(make(
                     AttestorKind::Certificate(CertificateAttestor {
@@ -770,10 +770,6 @@ impl DocumentLoader<'_> {
         }
         if let Some(keyless) = &attestor.keyless {
             let keyless_path = path.field("keyless");
-            self.warn(
-                &keyless_path,
-                PolicyWarningKind::NotSupportedYet("keyless verification is"),
-            );
             let roots_text = keyless.roots.as_deref().filter(|r| !r.trim().is_empty());
             if keyless.rekor.is_none() && roots_text.is_none() {
                 self.error(&keyless_path, PolicyErrorKind::KeylessRekorOrRoots);
@@ -789,14 +785,53 @@ impl DocumentLoader<'_> {
                 None => Some(Vec::new()),
             };
             let rekor = self.rekor(keyless.rekor.as_ref(), &keyless_path.field("rekor"));
-            let ctlog = self.ctlog(keyless.ctlog.as_ref(), &keyless_path.field("ctlog"));
+            let ctlog = self.ctlog(keyless.ctlog.as_ref(), &keyless_path.field("ctlog"), true);
+            let text = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+            let (issuer, issuer_regexp) = (text(&keyless.issuer), text(&keyless.issuer_regexp));
+            let (subject, subject_regexp) =
+                (text(&keyless.subject), text(&keyless.subject_regexp));
+            let mut regex = |pattern: &Option<String>, field: &'static str| {
+                pattern.as_deref().map(|p| {
+                    let compiled = regex::Regex::new(p).map_err(|e| e.to_string());
+                    if let Err(reason) = &compiled {
+                        self.warn(
+                            &keyless_path.field(field),
+                            PolicyWarningKind::InvalidIdentityRegexp {
+                                field,
+                                reason: reason.clone(),
+                            },
+                        );
+                    }
+                    compiled
+                })
+            };
+            let issuer_regex = regex(&issuer_regexp, "issuerRegExp");
+            let subject_regex = regex(&subject_regexp, "subjectRegExp");
+            for key in keyless.additional_extensions.keys() {
+                if crate::sigstore::fulcio::extension_oid(key).is_none() {
+                    self.warn(
+                        &keyless_path.field("additionalExtensions").field(key),
+                        PolicyWarningKind::UnknownCertificateExtension(key.clone()),
+                    );
+                }
+            }
+            if issuer.is_none()
+                && issuer_regexp.is_none()
+                && subject.is_none()
+                && subject_regexp.is_none()
+                && keyless.additional_extensions.is_empty()
+            {
+                self.warn(&keyless_path, PolicyWarningKind::KeylessWithoutIdentity);
+            }
             if let Some(roots) = roots {
                 out.push(make(
                     AttestorKind::Keyless(KeylessAttestor {
-                        issuer: keyless.issuer.clone().filter(|s| !s.is_empty()),
-                        issuer_regexp: keyless.issuer_regexp.clone().filter(|s| !s.is_empty()),
-                        subject: keyless.subject.clone().filter(|s| !s.is_empty()),
-                        subject_regexp: keyless.subject_regexp.clone().filter(|s| !s.is_empty()),
+                        issuer,
+                        issuer_regexp,
+                        subject,
+                        subject_regexp,
+                        issuer_regex,
+                        subject_regex,
                         roots,
                         additional_extensions: keyless.additional_extensions.clone(),
                         rekor,
@@ -846,11 +881,19 @@ impl DocumentLoader<'_> {
         }
     }
 
-    fn ctlog(&mut self, ctlog: Option<&model::CtLog>, path: &JsonPath) -> CtLogSettings {
+    /// `ctlog` with Kyverno's defaults; `scts_checked` says whether sealgate checks SCTs for the
+    /// attestor (keyless: yes; keys and certificates: not yet, which a block without
+    /// `ignoreSCT: true` is told).
+    fn ctlog(
+        &mut self,
+        ctlog: Option<&model::CtLog>,
+        path: &JsonPath,
+        scts_checked: bool,
+    ) -> CtLogSettings {
         let Some(ctlog) = ctlog else {
             return CtLogSettings::default();
         };
-        if !ctlog.ignore_sct {
+        if !ctlog.ignore_sct && !scts_checked {
             self.warn(
                 path,
                 PolicyWarningKind::NotUsed {
