@@ -396,6 +396,13 @@ pub enum AttestorFailure {
         /// Why each signature failed, in layer order.
         layers: Vec<CertificateRefusal>,
     },
+    /// No signature verifies as a keyless (Fulcio) signature with the identity wanted.
+    Keyless {
+        /// Where the signatures were found.
+        location: String,
+        /// Why each signature failed, in layer order.
+        layers: Vec<CertificateRefusal>,
+    },
 }
 
 impl fmt::Display for AttestorFailure {
@@ -425,8 +432,27 @@ impl fmt::Display for AttestorFailure {
                 )?;
                 numbered(f, layers)
             }
+            AttestorFailure::Keyless { location, layers } => {
+                write!(
+                    f,
+                    "none of {} signature(s) at {location} verifies as keyless: ",
+                    layers.len()
+                )?;
+                numbered(f, layers)
+            }
         }
     }
+}
+
+/// `signature 1: why; signature 2: why`.
+fn numbered(f: &mut fmt::Formatter<'_>, layers: &[CertificateRefusal]) -> fmt::Result {
+    for (i, why) in layers.iter().enumerate() {
+        if i > 0 {
+            f.write_str("; ")?;
+        }
+        write!(f, "signature {}: {why}", i + 1)?;
+    }
+    Ok(())
 }
 
 /// Why the transparency log does not vouch for a signature.
@@ -460,13 +486,6 @@ pub enum CertificateRefusal {
     /// The payload blob could not be fetched.
     PayloadUnavailable,
     /// No signature annotation, or not base64.
-    /// No signature verifies as a keyless (Fulcio) signature with the identity wanted.
-    Keyless {
-        /// Where the signatures were found.
-        location: String,
-        /// Why each signature failed, in layer order.
-        layers: Vec<CertificateRefusal>,
-    },
     NoSignature,
     /// The certificate annotation is not a PEM certificate.
     BadCertificateAnnotation,
@@ -499,27 +518,8 @@ pub enum CertificateRefusal {
     Tlog(TlogRefusal),
     /// The certificate was not valid when the signature was made.
     NotValidAtSigningTime {
-            AttestorFailure::Keyless { location, layers } => {
-                write!(
-                    f,
-                    "none of {} signature(s) at {location} verifies as keyless: ",
-                    layers.len()
-                )?;
-                numbered(f, layers)
-            }
-        }
-    }
-}
-
-/// `signature 1: why; signature 2: why`.
-fn numbered(f: &mut fmt::Formatter<'_>, layers: &[CertificateRefusal]) -> fmt::Result {
-    for (i, why) in layers.iter().enumerate() {
-        if i > 0 {
-            f.write_str("; ")?;
         /// The certificate's subject.
-        write!(f, "signature {}: {why}", i + 1)?;
         subject: String,
-    Ok(())
         /// The signing time.
         at: UnixTime,
         /// Start of validity.
@@ -527,73 +527,6 @@ fn numbered(f: &mut fmt::Formatter<'_>, layers: &[CertificateRefusal]) -> fmt::R
         /// End of validity.
         not_after: UnixTime,
     },
-}
-
-impl fmt::Display for CertificateRefusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CertificateRefusal::NotSimpleSigning { media_type } => {
-                write!(f, "not a simple-signing layer ({media_type})")
-            }
-            CertificateRefusal::PayloadUnavailable => LayerVerdict::PayloadUnavailable.fmt(f),
-            CertificateRefusal::NoSignature => f.write_str("no or malformed signature annotation"),
-            CertificateRefusal::BadCertificateAnnotation => {
-                f.write_str("its certificate annotation is not a PEM certificate")
-            }
-            CertificateRefusal::OtherCertificate => {
-                f.write_str("it carries another certificate than the policy's cert")
-            }
-            CertificateRefusal::NoCertificate => {
-                f.write_str("it carries no certificate to check against certChain")
-            }
-            CertificateRefusal::Chain(e) => e.fmt(f),
-            CertificateRefusal::NotByCertificate { subject } => {
-                write!(f, "does not verify with the certificate's key ({subject})")
-            }
-            CertificateRefusal::MalformedPayload(e) => e.fmt(f),
-            CertificateRefusal::OtherDigest { signed, image } => {
-                write!(f, "signed digest {signed}, not this image's {image}")
-            }
-            CertificateRefusal::MissingAnnotations { wanted } => write!(
-                f,
-                "1 signature(s) verify, but none carries the required annotations {}",
-                wanted.join(", ")
-            ),
-            CertificateRefusal::Tlog(t) => t.fmt(f),
-            CertificateRefusal::NotValidAtSigningTime {
-                subject,
-                at,
-                not_before,
-                not_after,
-            } => write!(
-                f,
-                "the certificate '{subject}' was not valid at the signing time {} (valid {} to {})",
-                Rfc3339(*at),
-                Rfc3339(*not_before),
-                Rfc3339(*not_after)
-            ),
-        }
-    }
-}
-
-fn join<T: fmt::Display>(
-    f: &mut fmt::Formatter<'_>,
-    items: impl Iterator<Item = T>,
-    separator: &str,
-) -> fmt::Result {
-    for (i, item) in items.enumerate() {
-        if i > 0 {
-            f.write_str(separator)?;
-        }
-        item.fmt(f)?;
-    }
-    Ok(())
-}
-
-/// Why an image check ended as it did, as a kind: what the audit trail records and the metrics
-/// count beside each result's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
     /// A keyless signature without its Fulcio certificate.
     NoKeylessCertificate,
     /// The certificate does not chain to the keyless roots at the signing time.
@@ -758,6 +691,79 @@ impl fmt::Display for IdentityMismatch {
             ),
         }
     }
+}
+
+impl fmt::Display for CertificateRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CertificateRefusal::NotSimpleSigning { media_type } => {
+                write!(f, "not a simple-signing layer ({media_type})")
+            }
+            CertificateRefusal::PayloadUnavailable => LayerVerdict::PayloadUnavailable.fmt(f),
+            CertificateRefusal::NoSignature => f.write_str("no or malformed signature annotation"),
+            CertificateRefusal::BadCertificateAnnotation => {
+                f.write_str("its certificate annotation is not a PEM certificate")
+            }
+            CertificateRefusal::OtherCertificate => {
+                f.write_str("it carries another certificate than the policy's cert")
+            }
+            CertificateRefusal::NoCertificate => {
+                f.write_str("it carries no certificate to check against certChain")
+            }
+            CertificateRefusal::Chain(e) => e.fmt(f),
+            CertificateRefusal::NotByCertificate { subject } => {
+                write!(f, "does not verify with the certificate's key ({subject})")
+            }
+            CertificateRefusal::MalformedPayload(e) => e.fmt(f),
+            CertificateRefusal::OtherDigest { signed, image } => {
+                write!(f, "signed digest {signed}, not this image's {image}")
+            }
+            CertificateRefusal::MissingAnnotations { wanted } => write!(
+                f,
+                "1 signature(s) verify, but none carries the required annotations {}",
+                wanted.join(", ")
+            ),
+            CertificateRefusal::Tlog(t) => t.fmt(f),
+            CertificateRefusal::NotValidAtSigningTime {
+                subject,
+                at,
+                not_before,
+                not_after,
+            } => write!(
+                f,
+                "the certificate '{subject}' was not valid at the signing time {} (valid {} to {})",
+                Rfc3339(*at),
+                Rfc3339(*not_before),
+                Rfc3339(*not_after)
+            ),
+            CertificateRefusal::NoKeylessCertificate => f.write_str(
+                "it carries no certificate (a keyless signature carries its Fulcio certificate in the dev.sigstore.cosign/certificate annotation)",
+            ),
+            CertificateRefusal::UntrustedKeyless(u) => u.fmt(f),
+            CertificateRefusal::Sct(e) => e.fmt(f),
+            CertificateRefusal::Identity(m) => m.fmt(f),
+        }
+    }
+}
+
+fn join<T: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    items: impl Iterator<Item = T>,
+    separator: &str,
+) -> fmt::Result {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            f.write_str(separator)?;
+        }
+        item.fmt(f)?;
+    }
+    Ok(())
+}
+
+/// Why an image check ended as it did, as a kind: what the audit trail records and the metrics
+/// count beside each result's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// Every attestor set passed.
     Verified,
@@ -781,6 +787,10 @@ pub enum Reason {
     TransparencyLog,
     /// The certificate or its chain does not hold.
     Certificate,
+    /// The certificate's transparency proof (embedded SCT) does not hold.
+    CertificateTransparency,
+    /// A keyless signature verifies, but its identity is not the one wanted.
+    Identity,
     /// The policy uses something sealgate does not evaluate yet.
     Unsupported,
     /// The image reference does not parse.
@@ -803,12 +813,6 @@ pub enum Reason {
 pub enum FetchReason {
     /// [`FetchFailureKind::Budget`].
     Budget,
-            CertificateRefusal::NoKeylessCertificate => f.write_str(
-                "it carries no certificate (a keyless signature carries its Fulcio certificate in the dev.sigstore.cosign/certificate annotation)",
-            ),
-            CertificateRefusal::UntrustedKeyless(u) => u.fmt(f),
-            CertificateRefusal::Sct(e) => e.fmt(f),
-            CertificateRefusal::Identity(m) => m.fmt(f),
     /// [`FetchFailureKind::RequestTimeout`].
     RequestTimeout,
     /// [`FetchFailureKind::Abandoned`].
@@ -852,12 +856,10 @@ impl Reason {
             Reason::MissingAnnotations => "missing_annotations",
             Reason::TransparencyLog => "transparency_log",
             Reason::Certificate => "certificate",
+            Reason::CertificateTransparency => "certificate_transparency",
+            Reason::Identity => "identity",
             Reason::Unsupported => "unsupported",
             Reason::InvalidImage => "invalid_image",
-    /// The certificate's transparency proof (embedded SCT) does not hold.
-    CertificateTransparency,
-    /// A keyless signature verifies, but its identity is not the one wanted.
-    Identity,
             Reason::MalformedObject => "malformed_object",
             Reason::InvalidRepository => "invalid_repository",
             Reason::NotFetched => "not_fetched",
@@ -923,8 +925,6 @@ impl CannotEvaluate {
         match self {
             CannotEvaluate::Fetch(f) => Reason::Fetch(f.reason()),
             CannotEvaluate::Unsupported(_) => Reason::Unsupported,
-            Reason::CertificateTransparency => "certificate_transparency",
-            Reason::Identity => "identity",
             CannotEvaluate::InvalidRepository { .. } => Reason::InvalidRepository,
             CannotEvaluate::NotFetched | CannotEvaluate::NestedSet => Reason::NotFetched,
         }
@@ -967,9 +967,16 @@ impl AttestorFailure {
                         l,
                         CertificateRefusal::Chain(_)
                             | CertificateRefusal::NotValidAtSigningTime { .. }
+                            | CertificateRefusal::UntrustedKeyless(_)
+                            | CertificateRefusal::NoKeylessCertificate
                     )
                 }) {
                     Reason::Certificate
+                } else if layers
+                    .iter()
+                    .any(|l| matches!(l, CertificateRefusal::Sct(_)))
+                {
+                    Reason::CertificateTransparency
                 } else if layers
                     .iter()
                     .any(|l| matches!(l, CertificateRefusal::Tlog(_)))
@@ -998,10 +1005,3 @@ impl AttestorOutcome {
         }
     }
 }
-                            | CertificateRefusal::UntrustedKeyless(_)
-                            | CertificateRefusal::NoKeylessCertificate
-                } else if layers
-                    .iter()
-                    .any(|l| matches!(l, CertificateRefusal::Sct(_)))
-                {
-                    Reason::CertificateTransparency
