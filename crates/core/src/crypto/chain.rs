@@ -173,9 +173,7 @@ pub fn verify_code_signing_chain(
                 not_after: info.not_after,
             }
         }
-        webpki::Error::RequiredEkuNotFoundContext(_) => {
-            ChainError::NotForCodeSigning(name.clone())
-        }
+        webpki::Error::RequiredEkuNotFoundContext(_) => ChainError::NotForCodeSigning(name.clone()),
         other => ChainError::Invalid {
             subject: name.clone(),
             reason: other.to_string(),

@@ -497,14 +497,18 @@ fn match_identity(k: &KeylessAttestor, id: &CertIdentity) -> Result<(), Box<Iden
         }
     }
     let issuer = id.issuer.as_deref().unwrap_or("");
-    if k.issuer.as_deref().is_some_and(|p| !wildcard::matches(p, issuer))
+    if k.issuer
+        .as_deref()
+        .is_some_and(|p| !wildcard::matches(p, issuer))
         || issuer_regex.as_ref().is_some_and(|re| !re.is_match(issuer))
     {
         return Err(mismatch(IdentityMismatchKind::Issuer));
     }
     for (key, wanted) in &k.additional_extensions {
         let Some(oid) = extension_oid(key) else {
-            return Err(mismatch(IdentityMismatchKind::UnknownExtension(key.clone())));
+            return Err(mismatch(IdentityMismatchKind::UnknownExtension(
+                key.clone(),
+            )));
         };
         let found = id.extension(oid);
         if !wildcard::matches(wanted, found.unwrap_or("")) {

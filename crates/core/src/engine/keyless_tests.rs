@@ -211,8 +211,10 @@ fn a_wrong_subject_or_issuer_is_denied_naming_both_identities() {
     );
     // issuer and issuerRegExp must both match (Kyverno's AND).
     let d = decide(
-        &keyless_policy(json!({"subject": EMAIL, "issuer": GITHUB, "issuerRegExp": "google",
-                                "rekor": {"url": "https://rekor.sigstore.dev"}})),
+        &keyless_policy(
+            json!({"subject": EMAIL, "issuer": GITHUB, "issuerRegExp": "google",
+                                "rekor": {"url": "https://rekor.sigstore.dev"}}),
+        ),
         vec![layer()],
     );
     assert_denied(
@@ -221,7 +223,9 @@ fn a_wrong_subject_or_issuer_is_denied_naming_both_identities() {
     );
     // A regexp is unanchored, as Go's MatchString: a substring of another SAN does not match.
     let d = decide(
-        &keyless_policy(json!({"subjectRegExp": "^belitz", "rekor": {"url": "https://rekor.sigstore.dev"}})),
+        &keyless_policy(
+            json!({"subjectRegExp": "^belitz", "rekor": {"url": "https://rekor.sigstore.dev"}}),
+        ),
         vec![layer()],
     );
     assert_denied(&d, "does not match subjectRegExp ^belitz");
@@ -244,7 +248,10 @@ fn additional_extensions_are_kyvernos_keys_matched_with_wildcards() {
         "certificate identity philipp.belitz@securesystems.de issued by https://github.com/login/oauth lacks the extension githubWorkflowRepository (1.3.6.1.4.1.57264.1.5) that additionalExtensions requires as 'sse-secure-systems/*'",
     );
     assert_eq!(reason(&d), Reason::Identity);
-    let d = decide(&with(json!({"oidcIssuer": "https://accounts.*"})), vec![layer()]);
+    let d = decide(
+        &with(json!({"oidcIssuer": "https://accounts.*"})),
+        vec![layer()],
+    );
     assert_denied(
         &d,
         "has oidcIssuer (1.3.6.1.4.1.57264.1.1) 'https://github.com/login/oauth', which does not match 'https://accounts.*'",
@@ -266,8 +273,9 @@ fn an_invalid_regexp_fails_as_kyverno_says() {
 #[test]
 fn roots_replace_fulcio() {
     let l = layer();
-    let chain = crate::crypto::pem::parse_blocks(l.descriptor.annotation(CHAIN_ANNOTATION).unwrap())
-        .unwrap();
+    let chain =
+        crate::crypto::pem::parse_blocks(l.descriptor.annotation(CHAIN_ANNOTATION).unwrap())
+            .unwrap();
     // Fulcio's own root as `roots`: the chain annotation gives the intermediate.
     let fulcio_root = pem_of(&chain[1].der);
     let with_roots = |roots: &str| {
@@ -290,7 +298,10 @@ fn roots_replace_fulcio() {
     );
     assert_eq!(reason(&d), Reason::Certificate);
     // Without the chain annotation, Fulcio's root alone lacks the intermediate.
-    let d = decide(&with_roots(&fulcio_root), vec![without(l, CHAIN_ANNOTATION)]);
+    let d = decide(
+        &with_roots(&fulcio_root),
+        vec![without(l, CHAIN_ANNOTATION)],
+    );
     assert_denied(&d, "does not chain to the policy's roots");
 }
 
@@ -335,13 +346,16 @@ fn keyless_needs_the_tlog_proof_unless_ignore_tlog() {
     assert_eq!(reason(&d), Reason::TransparencyLog);
     // Even without a rekor block (roots given instead): Kyverno would look the entry up online.
     let l = layer();
-    let chain = crate::crypto::pem::parse_blocks(l.descriptor.annotation(CHAIN_ANNOTATION).unwrap())
-        .unwrap();
+    let chain =
+        crate::crypto::pem::parse_blocks(l.descriptor.annotation(CHAIN_ANNOTATION).unwrap())
+            .unwrap();
     let p = keyless_policy(json!({"subject": EMAIL, "roots": pem_of(&chain[1].der)}));
     let d = decide(&p, vec![without(l, BUNDLE_ANNOTATION)]);
     assert_denied(&d, "the transparency-log proof is missing");
     // ignoreTlog: the signing time is now, when the 10-minute certificate has long expired.
-    let p = keyless_policy(json!({"subject": EMAIL, "rekor": {"url": "https://rekor.sigstore.dev", "ignoreTlog": true}}));
+    let p = keyless_policy(
+        json!({"subject": EMAIL, "rekor": {"url": "https://rekor.sigstore.dev", "ignoreTlog": true}}),
+    );
     let d = decide(&p, vec![without(layer(), BUNDLE_ANNOTATION)]);
     assert_denied(
         &d,
@@ -393,7 +407,9 @@ fn resigned_bundle(log: &SigningKey, shift: i64) -> String {
         r#"{{"body":{},"integratedTime":{time},"logID":"{log_id}","logIndex":{}}}"#,
         p["body"], p["logIndex"]
     );
-    let set = log.sign(&SystemRandom::new(), canonical.as_bytes()).unwrap();
+    let set = log
+        .sign(&SystemRandom::new(), canonical.as_bytes())
+        .unwrap();
     json!({
         "SignedEntryTimestamp": STANDARD.encode(set),
         "Payload": {"body": p["body"], "integratedTime": time, "logIndex": p["logIndex"], "logID": log_id}
@@ -409,7 +425,11 @@ fn rekor_pubkey_replaces_the_log_key_and_integrated_time_must_fall_in_the_certif
     // The same entry, logged by the policy's Rekor: verifies.
     let d = decide(
         &p,
-        vec![with_annotation(layer(), BUNDLE_ANNOTATION, resigned_bundle(&log, 0))],
+        vec![with_annotation(
+            layer(),
+            BUNDLE_ANNOTATION,
+            resigned_bundle(&log, 0),
+        )],
     );
     assert!(d.allowed, "{}", d.message);
     // The real bundle is by the public-good log, which this policy does not trust.
@@ -418,7 +438,11 @@ fn rekor_pubkey_replaces_the_log_key_and_integrated_time_must_fall_in_the_certif
     // Logged an hour after the certificate expired: the certificate was not valid then.
     let d = decide(
         &p,
-        vec![with_annotation(layer(), BUNDLE_ANNOTATION, resigned_bundle(&log, 3600))],
+        vec![with_annotation(
+            layer(),
+            BUNDLE_ANNOTATION,
+            resigned_bundle(&log, 3600),
+        )],
     );
     assert_denied(
         &d,
@@ -428,7 +452,11 @@ fn rekor_pubkey_replaces_the_log_key_and_integrated_time_must_fall_in_the_certif
     // … and a minute before it was issued.
     let d = decide(
         &p,
-        vec![with_annotation(layer(), BUNDLE_ANNOTATION, resigned_bundle(&log, -60))],
+        vec![with_annotation(
+            layer(),
+            BUNDLE_ANNOTATION,
+            resigned_bundle(&log, -60),
+        )],
     );
     assert_denied(&d, "was not valid at the signing time 2024-05-30T15:17:17Z");
 }
@@ -462,15 +490,16 @@ fn the_sct_is_checked_against_the_ct_log_keys() {
 
     // A tampered SCT changes the certificate Fulcio signed: its chain no longer holds.
     let l = layer();
-    let leaf = crate::crypto::pem::parse_blocks(l.descriptor.annotation(CERTIFICATE_ANNOTATION).unwrap())
-        .unwrap()
-        .remove(0)
-        .der;
-    let (_, cert) =
-        <x509_parser::prelude::X509Certificate<'_> as x509_parser::prelude::FromDer<'_, _>>::from_der(
-            &leaf,
-        )
-        .unwrap();
+    let leaf =
+        crate::crypto::pem::parse_blocks(l.descriptor.annotation(CERTIFICATE_ANNOTATION).unwrap())
+            .unwrap()
+            .remove(0)
+            .der;
+    let (_, cert) = <x509_parser::prelude::X509Certificate<'_> as x509_parser::prelude::FromDer<
+        '_,
+        _,
+    >>::from_der(&leaf)
+    .unwrap();
     let sct = cert
         .extensions()
         .iter()
@@ -506,7 +535,10 @@ fn the_sct_is_checked_against_the_ct_log_keys() {
 fn a_signature_without_certificate_or_by_another_key_is_refused() {
     let p = keyless_policy(identity(EMAIL, GITHUB));
     let d = decide(&p, vec![without(layer(), CERTIFICATE_ANNOTATION)]);
-    assert_denied(&d, "it carries no certificate (a keyless signature carries its Fulcio certificate in the dev.sigstore.cosign/certificate annotation)");
+    assert_denied(
+        &d,
+        "it carries no certificate (a keyless signature carries its Fulcio certificate in the dev.sigstore.cosign/certificate annotation)",
+    );
     let mut other = layer();
     other.payload[10] ^= 1;
     let d = decide(&p, vec![other]);
@@ -530,8 +562,9 @@ fn outcomes_are_kept_by_identity_constraints() {
     let base = fingerprint(identity(EMAIL, GITHUB));
     assert_eq!(base, fingerprint(identity(EMAIL, GITHUB)));
     let l = layer();
-    let chain = crate::crypto::pem::parse_blocks(l.descriptor.annotation(CHAIN_ANNOTATION).unwrap())
-        .unwrap();
+    let chain =
+        crate::crypto::pem::parse_blocks(l.descriptor.annotation(CHAIN_ANNOTATION).unwrap())
+            .unwrap();
     let others = [
         identity("*@securesystems.de", GITHUB),
         identity(EMAIL, "https://github.com/*"),
@@ -557,6 +590,10 @@ fn outcomes_are_kept_by_identity_constraints() {
     assert!(f.decision.allowed, "{}", f.decision.message);
     assert_eq!(f.verified.len(), 1, "{:?}", f.verified);
     let (key, outcome) = &f.verified[0];
-    assert!(key.attestor.contains(&format!("{EMAIL:?}")), "{}", key.attestor);
+    assert!(
+        key.attestor.contains(&format!("{EMAIL:?}")),
+        "{}",
+        key.attestor
+    );
     assert!(matches!(outcome, AttestorOutcome::Verified(_)));
 }

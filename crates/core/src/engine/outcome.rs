@@ -954,7 +954,8 @@ impl AttestorFailure {
             {
                 Reason::NoSignatures
             }
-            AttestorFailure::Certificate { layers, .. } | AttestorFailure::Keyless { layers, .. } => {
+            AttestorFailure::Certificate { layers, .. }
+            | AttestorFailure::Keyless { layers, .. } => {
                 // The most telling refusal: a signature that verifies but is someone else's,
                 // then a chain or validity problem, over a plain mismatch.
                 if layers

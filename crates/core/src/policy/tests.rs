@@ -2087,7 +2087,9 @@ fn keyless_attestors_are_checked_and_their_lint_says_what_will_fail() {
     let anyone = keyless(json!({"rekor": {"url": "https://rekor.sigstore.dev"}}));
     assert_eq!(
         rendered(&anyone),
-        ["spec.rules[0].verifyImages[0].attestors[0].entries[0].keyless this keyless attestor names no subject, issuer or extension: any certificate from the Fulcio roots passes, whoever it was issued to (Kyverno does the same)"]
+        [
+            "spec.rules[0].verifyImages[0].attestors[0].entries[0].keyless this keyless attestor names no subject, issuer or extension: any certificate from the Fulcio roots passes, whoever it was issued to (Kyverno does the same)"
+        ]
     );
 }
 

@@ -788,8 +788,7 @@ impl DocumentLoader<'_> {
             let ctlog = self.ctlog(keyless.ctlog.as_ref(), &keyless_path.field("ctlog"), true);
             let text = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
             let (issuer, issuer_regexp) = (text(&keyless.issuer), text(&keyless.issuer_regexp));
-            let (subject, subject_regexp) =
-                (text(&keyless.subject), text(&keyless.subject_regexp));
+            let (subject, subject_regexp) = (text(&keyless.subject), text(&keyless.subject_regexp));
             let mut regex = |pattern: &Option<String>, field: &'static str| {
                 pattern.as_deref().map(|p| {
                     let compiled = regex::Regex::new(p).map_err(|e| e.to_string());
