@@ -18,6 +18,7 @@ mod configmap_keys;
 mod context_entries;
 mod durability;
 mod footguns;
+mod keyless;
 mod kubernetes;
 mod oracle;
 mod policy_checks;
