@@ -81,8 +81,10 @@ impl Fetch for ReportingFetch {
             request.host(),
             move || {
                 format!(
-                    "fetching the signatures of {}@{}",
-                    request.repository, request.digest
+                    "fetching the {} of {}@{}",
+                    request.artifact.noun(),
+                    request.repository,
+                    request.digest
                 )
             },
             self.inner.signatures(request, fresh),

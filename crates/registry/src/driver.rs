@@ -19,7 +19,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use sealgate_core::cosign::SignatureSet;
 use sealgate_core::engine::{
-    AttestorOutcome, Decision, Evaluation, FetchFailure, FetchFailureKind, OutcomeKey,
+    Artifact, AttestorOutcome, Decision, Evaluation, FetchFailure, FetchFailureKind, OutcomeKey,
     SignatureRequest, VerifyContext, Waiting, Want,
 };
 use sealgate_core::sigstore::trust::TrustedRoot;
@@ -29,7 +29,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::signatures::fetch_signatures;
+use crate::signatures::fetch_artifact;
 use crate::{Client, Error};
 
 /// Signature sets checked inline on the async thread; more move to a blocking section (on a
@@ -89,7 +89,7 @@ pub trait Fetch: Send + Sync {
 pub enum Pending {
     /// The resolution of this image's tag.
     Digest(ImageRef),
-    /// These signatures.
+    /// These signatures (or attestations).
     Signatures(SignatureRequest),
     /// The data of this image, for the entry written as the string.
     ImageData(String, ImageRef),
@@ -103,10 +103,16 @@ impl Pending {
                 host: image.api_host().to_string(),
                 image: image.normalized().to_string(),
             },
-            Pending::Signatures(request) => Waiting::Signatures {
-                host: request.host().to_string(),
-                repository: request.repository_name(),
-                digest: request.digest.clone(),
+            Pending::Signatures(request) => match request.artifact {
+                Artifact::Signatures => Waiting::Signatures {
+                    host: request.host().to_string(),
+                    repository: request.repository_name(),
+                    digest: request.digest.clone(),
+                },
+                Artifact::Attestations => Waiting::Attestations {
+                    host: request.host().to_string(),
+                    location: request.location(),
+                },
             },
             Pending::ImageData(_, image) => Waiting::ImageData {
                 host: image.api_host().to_string(),
@@ -355,10 +361,15 @@ impl Fetch for ClientFetch {
     ) -> Fetched<'a, Arc<SignatureSet>> {
         Box::pin(async move {
             let _slot = self.slot().await;
-            fetch_signatures(&self.client, &request.repository, &request.digest)
-                .await
-                .map(Arc::new)
-                .map_err(|e| fetch_failure(request.host(), &e))
+            fetch_artifact(
+                &self.client,
+                &request.repository,
+                &request.digest,
+                request.artifact,
+            )
+            .await
+            .map(Arc::new)
+            .map_err(|e| fetch_failure(request.host(), &e))
         })
     }
 

@@ -1,13 +1,16 @@
-//! Reading and writing cosign `.sig` images on a registry: the I/O half of cosign signatures
-//! (the checks are in `sealgate_core::cosign`). Shared by `sealgate sign`/`verify`, the policy
-//! evaluation driver and the webhook.
+//! Reading and writing cosign `.sig` and `.att` images on a registry: the I/O half of cosign
+//! signatures and attestations (the checks are in `sealgate_core::cosign`). Shared by
+//! `sealgate sign`/`verify`/`attest`/`verify-attestation`, the policy evaluation driver and the
+//! webhook.
 
 use crate::{Client, Error};
+use sealgate_core::cosign::dsse::DSSE_MEDIA_TYPE;
 use sealgate_core::cosign::{
     Descriptor, ImageManifest, OCI_MANIFEST_MEDIA_TYPE, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer,
     SignatureSet, is_same_signature, signature_image,
 };
 use sealgate_core::crypto::key::PublicKey;
+use sealgate_core::engine::Artifact;
 use sealgate_core::{Digest, ImageRef};
 
 /// Signature payloads fetched at once from one `.sig` image.
@@ -26,7 +29,20 @@ pub async fn resolve_digest(client: &Client, image: &ImageRef) -> Result<Digest,
 
 /// Where the signatures of `digest` live in `repo`, e.g. `127.0.0.1:5000/app:sha256-….sig`.
 pub fn signature_location(repo: &ImageRef, digest: &Digest) -> String {
-    format!("{}:{}", repo.repository(), digest.signature_tag())
+    artifact_location(repo, digest, Artifact::Signatures)
+}
+
+/// Where the `artifact` of `digest` lives in `repo`, e.g. `127.0.0.1:5000/app:sha256-….att`.
+pub fn artifact_location(repo: &ImageRef, digest: &Digest, artifact: Artifact) -> String {
+    format!("{}:{}", repo.repository(), artifact.tag(digest))
+}
+
+/// The layer media type whose blobs an artifact's checks read.
+fn payload_media_type(artifact: Artifact) -> &'static str {
+    match artifact {
+        Artifact::Signatures => SIMPLE_SIGNING_MEDIA_TYPE,
+        Artifact::Attestations => DSSE_MEDIA_TYPE,
+    }
 }
 
 /// Reads the `.sig` image of `digest` from `repo` with every simple-signing payload, each checked
@@ -37,13 +53,39 @@ pub async fn fetch_signatures(
     repo: &ImageRef,
     digest: &Digest,
 ) -> Result<SignatureSet, Error> {
-    let location = signature_location(repo, digest);
-    let tag = digest.signature_tag();
+    fetch_artifact(client, repo, digest, Artifact::Signatures).await
+}
+
+/// Reads the `.att` image of `digest` from `repo` with every DSSE envelope, as
+/// [`fetch_signatures`] reads signatures (same checks and bounds).
+pub async fn fetch_attestations(
+    client: &Client,
+    repo: &ImageRef,
+    digest: &Digest,
+) -> Result<SignatureSet, Error> {
+    fetch_artifact(client, repo, digest, Artifact::Attestations).await
+}
+
+/// Reads the `artifact` image of `digest` from `repo`: the manifest, then each layer blob of
+/// the artifact's media type (checked against its digest, at most the payload limit).
+pub async fn fetch_artifact(
+    client: &Client,
+    repo: &ImageRef,
+    digest: &Digest,
+    artifact: Artifact,
+) -> Result<SignatureSet, Error> {
+    let location = artifact_location(repo, digest, artifact);
+    let tag = artifact.tag(digest);
+    let media_type = payload_media_type(artifact);
     let mut layers = Vec::new();
     if let Some(manifest) = client.get_manifest(repo, &tag).await? {
+        let what = match artifact {
+            Artifact::Signatures => "signature",
+            Artifact::Attestations => "attestation",
+        };
         let parsed = ImageManifest::parse(&manifest.bytes).map_err(|e| Error::InvalidJson {
             host: repo.api_host().to_string(),
-            what: format!("signature manifest {location}"),
+            what: format!("{what} manifest {location}"),
             detail: e.to_string(),
         })?;
         let limit = client.options().limits.payload_bytes;
@@ -54,7 +96,7 @@ pub async fn fetch_signatures(
             .layers
             .iter()
             .enumerate()
-            .filter(|(_, d)| d.media_type == SIMPLE_SIGNING_MEDIA_TYPE)
+            .filter(|(_, d)| d.media_type == media_type)
             .collect::<Vec<_>>()
             .chunks(PARALLEL_PAYLOADS)
         {
@@ -162,15 +204,95 @@ async fn existing_layers(
     repo: &ImageRef,
     digest: &Digest,
 ) -> Result<Vec<Descriptor>, Error> {
-    let tag = digest.signature_tag();
+    existing_artifact_layers(client, repo, digest, Artifact::Signatures).await
+}
+
+async fn existing_artifact_layers(
+    client: &Client,
+    repo: &ImageRef,
+    digest: &Digest,
+    artifact: Artifact,
+) -> Result<Vec<Descriptor>, Error> {
+    let tag = artifact.tag(digest);
     match client.get_manifest(repo, &tag).await? {
         None => Ok(Vec::new()),
         Some(m) => ImageManifest::parse(&m.bytes)
             .map(|m| m.layers)
             .map_err(|e| Error::InvalidJson {
                 host: repo.api_host().to_string(),
-                what: format!("signature manifest {}", signature_location(repo, digest)),
+                what: format!(
+                    "{} manifest {}",
+                    match artifact {
+                        Artifact::Signatures => "signature",
+                        Artifact::Attestations => "attestation",
+                    },
+                    artifact_location(repo, digest, artifact)
+                ),
                 detail: e.to_string(),
             }),
     }
+}
+
+/// What pushing an attestation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationPushed {
+    /// Layers of the `.att` image now.
+    pub layers: usize,
+    /// Layers of the same predicate type removed (`--replace`).
+    pub replaced: usize,
+}
+
+/// Appends the DSSE envelope `layer` to the `.att` image of `digest` in `repo` (creating it if
+/// needed), as `cosign attest` does; with `replace`, first drops the layers whose
+/// `predicateType` annotation is that predicate type (`cosign attest --replace`). Existing
+/// layers are otherwise kept as they are; a concurrent rewrite by another signer is retried.
+pub async fn push_attestation(
+    client: &Client,
+    repo: &ImageRef,
+    digest: &Digest,
+    layer: &SignatureLayer,
+    replace: Option<&str>,
+) -> Result<AttestationPushed, Error> {
+    use sealgate_core::cosign::dsse::PREDICATE_TYPE_ANNOTATION;
+    let tag = Artifact::Attestations.tag(digest);
+    let present =
+        |layers: &[Descriptor]| layers.iter().any(|d| d.digest == layer.descriptor.digest);
+    let mut replaced = 0;
+    for _ in 0..PUSH_ATTEMPTS {
+        let existing =
+            existing_artifact_layers(client, repo, digest, Artifact::Attestations).await?;
+        if present(&existing) {
+            return Ok(AttestationPushed {
+                layers: existing.len(),
+                replaced,
+            });
+        }
+        let before = existing.len();
+        let mut layers: Vec<Descriptor> = existing
+            .into_iter()
+            .filter(|d| replace.is_none_or(|t| d.annotation(PREDICATE_TYPE_ANNOTATION) != Some(t)))
+            .collect();
+        replaced = before - layers.len();
+        client.push_blob(repo, &layer.payload).await?;
+        layers.push(layer.descriptor.clone());
+        let (manifest, config) = signature_image(&layers);
+        client.push_blob(repo, &config).await?;
+        client
+            .put_manifest(repo, &tag, OCI_MANIFEST_MEDIA_TYPE, &manifest)
+            .await?;
+    }
+    let existing = existing_artifact_layers(client, repo, digest, Artifact::Attestations).await?;
+    if present(&existing) {
+        return Ok(AttestationPushed {
+            layers: existing.len(),
+            replaced,
+        });
+    }
+    Err(Error::NotFound {
+        host: repo.api_host().to_string(),
+        what: format!(
+            "the pushed attestation in {} (other signers kept rewriting it; try again)",
+            artifact_location(repo, digest, Artifact::Attestations)
+        ),
+    })
 }

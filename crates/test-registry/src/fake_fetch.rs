@@ -16,7 +16,7 @@ use sealgate_core::cosign::{
     payload,
 };
 use sealgate_core::crypto::key::SigningKey;
-use sealgate_core::engine::{FetchFailure, FetchFailureKind, SignatureRequest};
+use sealgate_core::engine::{Artifact, FetchFailure, FetchFailureKind, SignatureRequest};
 use sealgate_core::{Digest, ImageRef};
 use sealgate_registry::driver::{Fetch, Fetched};
 
@@ -182,13 +182,15 @@ impl Fetch for FakeFetch {
         Box::pin(async move {
             self.answer_from(request.host()).await?;
             let key = (request.repository_name(), request.digest.clone());
-            let layers = self.with(|s| s.layers.get(&key).cloned().unwrap_or_default());
+            // The fake keeps signatures only: every `.att` image is empty.
+            let layers = match request.artifact {
+                Artifact::Signatures => {
+                    self.with(|s| s.layers.get(&key).cloned().unwrap_or_default())
+                }
+                Artifact::Attestations => Vec::new(),
+            };
             Ok(Arc::new(SignatureSet {
-                location: format!(
-                    "{}:{}",
-                    request.repository_name(),
-                    request.digest.signature_tag()
-                ),
+                location: request.location(),
                 image_digest: request.digest.clone(),
                 layers,
             }))

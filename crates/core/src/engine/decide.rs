@@ -22,6 +22,9 @@ use super::plan::{ImageCheck, Plan, RulePlan, RuleState, for_each_leaf, outcome_
 use super::resource::{ExtractedImage, pointer_segment};
 use crate::image::ImageRef;
 
+#[path = "decide_attestations.rs"]
+mod attestations;
+
 /// What an evaluation found for the decision: tag resolutions and attestor outcomes.
 #[derive(Debug, Default)]
 pub(super) struct Found {
@@ -345,7 +348,7 @@ fn evaluate_rule(
         }
         images.push(result);
     }
-    let (status, message) = summarize(&images);
+    let (status, message) = summarize(&images, &r.rule.verify_images);
     RuleResult {
         policy: r.policy.qualified_name(),
         rule: r.rule.name.clone(),
@@ -357,8 +360,9 @@ fn evaluate_rule(
 }
 
 /// A rule's status (the worst of its images': fail > error > pass > skip) and message (the
-/// images that did not pass, or what verified).
-fn summarize(images: &[ImageResult]) -> (Status, String) {
+/// images that did not pass, or what verified: signatures, and attestations for the images of
+/// entries that check them).
+fn summarize(images: &[ImageResult], entries: &[ImageVerification]) -> (Status, String) {
     let status = images
         .iter()
         .map(|i| i.status)
@@ -375,15 +379,29 @@ fn summarize(images: &[ImageResult]) -> (Status, String) {
         .map(|i| i.message.as_str())
         .collect();
     let message = if not_passed.is_empty() {
-        let verified: Vec<String> = images
-            .iter()
-            .filter(|i| i.status == Status::Pass)
-            .map(|i| i.image.clone())
-            .collect();
-        if verified.is_empty() {
-            "no image checked".to_string()
-        } else {
-            format!("verified image signatures for {}", verified.join(", "))
+        let verified = |attested: bool| -> Vec<String> {
+            images
+                .iter()
+                .filter(|i| {
+                    i.status == Status::Pass
+                        && entries
+                            .get(i.entry)
+                            .is_some_and(|e| e.attestations.is_empty())
+                            != attested
+                })
+                .map(|i| i.image.clone())
+                .collect()
+        };
+        let (signed, attested) = (verified(false), verified(true));
+        match (signed.is_empty(), attested.is_empty()) {
+            (true, true) => "no image checked".to_string(),
+            (false, true) => format!("verified image signatures for {}", signed.join(", ")),
+            (true, false) => format!("verified image attestations for {}", attested.join(", ")),
+            (false, false) => format!(
+                "verified image signatures for {}; verified image attestations for {}",
+                signed.join(", "),
+                attested.join(", ")
+            ),
         }
     } else {
         not_passed.join("; ")
@@ -416,7 +434,7 @@ fn check_digests(
         }
     }
     if changed {
-        (result.status, result.message) = summarize(&result.images);
+        (result.status, result.message) = summarize(&result.images, &r.rule.verify_images);
     }
 }
 
@@ -595,6 +613,9 @@ fn evaluate_image(
                 );
             }
         }
+    }
+    if !entry.attestations.is_empty() {
+        return attestations::evaluate_attestations(image, check, entry, &digest, found, signers);
     }
     image_result(
         image,

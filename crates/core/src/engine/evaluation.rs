@@ -22,8 +22,9 @@ use std::sync::Arc;
 use crate::cosign::SignatureSet;
 use crate::image::ImageRef;
 use crate::image::digest::Digest;
-use crate::policy::{Attestor, ImageDataSet, Policy};
+use crate::policy::{Attestation, Attestor, ImageDataSet, Policy};
 
+use super::attestation::check_attestation;
 use super::attestor::{VerifyContext, check_attestor};
 use super::decide::{Decision, Found, decide};
 use super::outcome::{AttestorOutcome, CannotEvaluate, FetchFailure, OutcomeKey, SignatureRequest};
@@ -79,6 +80,8 @@ enum KeyState {
 #[derive(Debug)]
 struct KeyInfo<'p> {
     attestor: std::borrow::Cow<'p, Attestor>,
+    /// The attestation the attestor checks, for an attestation's key.
+    attestation: Option<std::borrow::Cow<'p, Attestation>>,
     /// False when any entry consulting the key has `useCache: false`.
     cacheable: bool,
     state: KeyState,
@@ -305,7 +308,10 @@ impl<'p> Evaluation<'p> {
                 continue;
             }
             let outcome = match self.signatures.get(&key.request) {
-                Some(Ok(set)) => check_attestor(&info.attestor, set, ctx),
+                Some(Ok(set)) => match &info.attestation {
+                    None => check_attestor(&info.attestor, set, ctx),
+                    Some(attestation) => check_attestation(&info.attestor, attestation, set, ctx),
+                },
                 Some(Err(failure)) => {
                     AttestorOutcome::Error(CannotEvaluate::Fetch(failure.clone()))
                 }
@@ -326,12 +332,21 @@ impl<'p> Evaluation<'p> {
 
     /// Registers the attestor checks image `image` needs at `digest`.
     fn expand(&mut self, image: usize, digest: &Digest) {
-        let mut found: Vec<(std::borrow::Cow<'p, Attestor>, OutcomeKey, bool)> = Vec::new();
-        self.plan
-            .attestors_of(image, digest, &mut |attestor, key, use_cache| {
-                found.push((attestor, key, use_cache));
-            });
-        for (attestor, key, use_cache) in found {
+        type Found<'p> = (
+            std::borrow::Cow<'p, Attestor>,
+            Option<std::borrow::Cow<'p, Attestation>>,
+            OutcomeKey,
+            bool,
+        );
+        let mut found: Vec<Found<'p>> = Vec::new();
+        self.plan.attestors_of(
+            image,
+            digest,
+            &mut |attestor, attestation, key, use_cache| {
+                found.push((attestor, attestation, key, use_cache));
+            },
+        );
+        for (attestor, attestation, key, use_cache) in found {
             match self.keys.get_mut(&key) {
                 Some(info) => info.cacheable &= use_cache,
                 None => {
@@ -339,6 +354,7 @@ impl<'p> Evaluation<'p> {
                         key.clone(),
                         KeyInfo {
                             attestor,
+                            attestation,
                             cacheable: use_cache,
                             state: KeyState::AskedCache,
                         },

@@ -10,6 +10,7 @@
 //! No step does I/O or reads a clock: the caller fetches, and the time is in
 //! [`VerifyContext`].
 
+mod attestation;
 mod attestor;
 mod decide;
 mod evaluation;
@@ -18,11 +19,12 @@ mod plan;
 mod request;
 mod resource;
 
+pub use attestation::{AttestationFailure, AttestationRefusal, check_attestation};
 pub use attestor::{VerifyContext, check_attestor};
 pub use decide::{Decision, ImageResult, RuleResult, Status, VERIFY_IMAGES_ANNOTATION};
 pub use evaluation::{Evaluation, Finished, Want};
 pub use outcome::{
-    AttestorFailure, AttestorOutcome, CannotEvaluate, CertificateRefusal, FetchFailure,
+    Artifact, AttestorFailure, AttestorOutcome, CannotEvaluate, CertificateRefusal, FetchFailure,
     FetchFailureKind, FetchReason, OutcomeKey, Reason, SignatureRequest, TlogRefusal, Verified,
     Waiting,
 };

@@ -13,6 +13,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::attestation::AttestationFailure;
 use crate::cosign::payload::PayloadError;
 use crate::cosign::{LayerVerdict, Signer, VerifyFailure};
 use crate::crypto::chain::ChainError;
@@ -23,7 +24,8 @@ use crate::sigstore::rekor::RekorError;
 use crate::sigstore::sct::SctError;
 use crate::timestamp::{Rfc3339, UnixTime, format_duration};
 
-/// Where an attestor's signatures are read: the `.sig` image of `digest` in `repository`.
+/// Where an attestor's signatures are read: the `.sig` image (or, for attestations, the `.att`
+/// image) of `digest` in `repository`.
 ///
 /// Its hash is computed once, when it is made: a warm review looks each of its requests up in
 /// several maps (the evaluation's, the caches, the shared flights).
@@ -36,6 +38,36 @@ pub struct SignatureRequest {
     pub repository: Arc<ImageRef>,
     /// The image digest the signatures are for.
     pub digest: Digest,
+    /// Signatures (`.sig`) or attestations (`.att`).
+    pub artifact: Artifact,
+}
+
+/// Which cosign artifact of an image a [`SignatureRequest`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Artifact {
+    /// Signatures: `REPO:sha256-<hex>.sig`, simple-signing layers.
+    #[default]
+    Signatures,
+    /// Attestations: `REPO:sha256-<hex>.att`, DSSE envelope layers.
+    Attestations,
+}
+
+impl Artifact {
+    /// The tag cosign stores the artifact of `digest` under.
+    pub fn tag(self, digest: &Digest) -> String {
+        match self {
+            Artifact::Signatures => digest.signature_tag(),
+            Artifact::Attestations => digest.attestation_tag(),
+        }
+    }
+
+    /// `signatures` or `attestations`, as messages name them.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Artifact::Signatures => "signatures",
+            Artifact::Attestations => "attestations",
+        }
+    }
 }
 
 impl std::hash::Hash for SignatureRequest {
@@ -47,17 +79,33 @@ impl std::hash::Hash for SignatureRequest {
 impl SignatureRequest {
     /// The signatures of `digest` in `repository`.
     pub fn new(repository: Arc<ImageRef>, digest: Digest) -> SignatureRequest {
+        SignatureRequest::of(Artifact::Signatures, repository, digest)
+    }
+
+    /// The `artifact` (signatures or attestations) of `digest` in `repository`.
+    pub fn of(artifact: Artifact, repository: Arc<ImageRef>, digest: Digest) -> SignatureRequest {
         use std::hash::{Hash as _, Hasher as _};
         // A fixed-key SipHash of what equality compares; maps hash this number again with
         // their own random keys.
         let mut hasher = std::hash::DefaultHasher::new();
         repository.hash(&mut hasher);
         digest.hash(&mut hasher);
+        artifact.hash(&mut hasher);
         SignatureRequest {
             hash: hasher.finish(),
             repository,
             digest,
+            artifact,
         }
+    }
+
+    /// Where the artifact is, e.g. `registry.example/app:sha256-….att`.
+    pub fn location(&self) -> String {
+        format!(
+            "{}:{}",
+            self.repository_name(),
+            self.artifact.tag(&self.digest)
+        )
     }
 
     /// `registry/path`, as messages name the repository.
@@ -73,8 +121,11 @@ impl SignatureRequest {
 
 impl Ord for SignatureRequest {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.repository.normalized(), &self.digest)
-            .cmp(&(other.repository.normalized(), &other.digest))
+        (self.repository.normalized(), &self.digest, self.artifact).cmp(&(
+            other.repository.normalized(),
+            &other.digest,
+            other.artifact,
+        ))
     }
 }
 
@@ -112,6 +163,14 @@ pub enum Waiting {
         repository: String,
         /// The image digest.
         digest: Digest,
+    },
+    /// The registry to send an image's attestations (its `.att` image).
+    Attestations {
+        /// The registry host.
+        host: String,
+        /// Where they are, `registry/path:sha256-<hex>.att` (smaller than
+        /// [`Waiting::Signatures`]' fields, so that the enum stays as small as it was).
+        location: String,
     },
     /// The registry to send an image's manifest and config (an `imageRegistry` context entry).
     ImageData {
@@ -151,6 +210,12 @@ impl fmt::Display for Waiting {
                 f,
                 "waiting for {host} to send the signatures of {repository}@{digest}"
             ),
+            Waiting::Attestations { host, location } => {
+                write!(
+                    f,
+                    "waiting for {host} to send the attestations at {location}"
+                )
+            }
             Waiting::ImageData { host, image } => write!(
                 f,
                 "waiting for {host} to send the manifest and config of {image}"
@@ -380,6 +445,8 @@ impl fmt::Display for CannotEvaluate {
 pub enum AttestorFailure {
     /// No signature verifies with the key (or there are none).
     Key(VerifyFailure),
+    /// The attestor does not vouch for an attestation (see [`AttestationFailure`]).
+    Attestation(AttestationFailure),
     /// Signatures verify, but none carries the annotations the attestor requires.
     MissingAnnotations {
         /// How many verified.
@@ -409,6 +476,7 @@ impl fmt::Display for AttestorFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AttestorFailure::Key(v) => v.fmt(f),
+            AttestorFailure::Attestation(a) => a.fmt(f),
             AttestorFailure::MissingAnnotations { verified, wanted } => write!(
                 f,
                 "{verified} signature(s) verify, but none carries the required annotations {}",
@@ -803,6 +871,12 @@ pub enum Reason {
     NotFetched,
     /// The rule's context or preconditions could not be evaluated.
     Context,
+    /// No attestations exist for the image.
+    NoAttestations,
+    /// Attestations verify, none of the predicate type.
+    PredicateTypeNotFound,
+    /// An attestation's conditions do not hold (or cannot be evaluated).
+    AttestationConditions,
     /// A fetch failed, of this kind.
     Fetch(FetchReason),
 }
@@ -864,6 +938,9 @@ impl Reason {
             Reason::InvalidRepository => "invalid_repository",
             Reason::NotFetched => "not_fetched",
             Reason::Context => "context",
+            Reason::NoAttestations => "no_attestations",
+            Reason::PredicateTypeNotFound => "predicate_type_not_found",
+            Reason::AttestationConditions => "attestation_conditions",
             Reason::Fetch(f) => f.as_str(),
         }
     }
@@ -936,6 +1013,7 @@ impl AttestorFailure {
     pub fn reason(&self) -> Reason {
         match self {
             AttestorFailure::Key(VerifyFailure::NoSignatures { .. }) => Reason::NoSignatures,
+            AttestorFailure::Attestation(a) => a.reason(),
             AttestorFailure::Key(VerifyFailure::NoneVerified { verdicts, .. }) => {
                 if verdicts
                     .iter()

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use crate::image::digest::Digest;
 use crate::image::{ImageRef, alias};
 use crate::policy::{
-    Attestor, AttestorKind, AttestorSet, ImageSource, ImageVerification, Policy,
+    Attestation, Attestor, AttestorKind, AttestorSet, ImageSource, ImageVerification, Policy,
     ResolvedFailureAction, Rule, RuleOrigin, pod_spec_pointer,
 };
 
-use super::outcome::{CannotEvaluate, OutcomeKey, SignatureRequest};
+use super::outcome::{Artifact, CannotEvaluate, OutcomeKey, SignatureRequest};
 use super::request::request_variables;
 use super::resource::{ExtractedImage, Resource};
 use crate::policy::functions::with_now;
@@ -409,14 +409,15 @@ impl<'p> Plan<'p> {
     }
 
     /// The attestors the decision consults for image `image` once its digest is `digest`: every
-    /// leaf attestor of every entry that checks signatures of the image (skipped images,
-    /// unsupported rules, entries and attestors need no signatures and are left out), with
-    /// whether its entry lets the outcome be cached.
+    /// leaf attestor of every entry that checks signatures of the image, and of each of its
+    /// attestations (with the attestation), skipped images, unsupported rules, entries and
+    /// attestors left out (they need nothing fetched); with whether its entry lets the outcome
+    /// be cached.
     pub(super) fn attestors_of(
         &self,
         image: usize,
         digest: &Digest,
-        found: &mut dyn FnMut(Cow<'p, Attestor>, OutcomeKey, bool),
+        found: &mut dyn FnMut(Cow<'p, Attestor>, Option<Cow<'p, Attestation>>, OutcomeKey, bool),
     ) {
         let extracted = &self.images[image];
         if extracted.reference.is_err() || extracted.unsupported.is_some() {
@@ -433,30 +434,51 @@ impl<'p> Plan<'p> {
             let rule: &Rule = &r.rule;
             for c in r.checks.iter().filter(|c| c.image == image) {
                 let entry = &rule.verify_images[c.entry];
-                if entry.attestors.is_empty()
-                    || entry.unsupported.is_some()
-                    || c.skipped(entry, extracted)
+                if !entry.has_checks() || entry.unsupported.is_some() || c.skipped(entry, extracted)
                 {
                     continue;
                 }
-                let mut leaf = |attestor: Cow<'p, Attestor>| {
-                    if attestor.unsupported().is_some() {
-                        return;
-                    }
-                    if let Ok(key) = outcome_key(extracted, entry, &attestor, digest) {
-                        found(attestor, key, entry.use_cache);
-                    }
-                };
+                let mut leaf =
+                    |attestor: Cow<'p, Attestor>, attestation: Option<Cow<'p, Attestation>>| {
+                        if attestor.unsupported().is_some() {
+                            return;
+                        }
+                        let key = match &attestation {
+                            None => outcome_key(extracted, entry, &attestor, digest),
+                            Some(a) => attestation_key(extracted, entry, a, &attestor, digest),
+                        };
+                        if let Ok(key) = key {
+                            found(attestor, attestation, key, entry.use_cache);
+                        }
+                    };
                 match loaded {
                     // The loaded rule outlives the plan: its attestors are lent.
                     Some(loaded) => {
-                        for set in &loaded.verify_images[c.entry].attestors {
-                            for_each_leaf(set, &mut |a| leaf(Cow::Borrowed(a)));
+                        let entry = &loaded.verify_images[c.entry];
+                        for set in &entry.attestors {
+                            for_each_leaf(set, &mut |a| leaf(Cow::Borrowed(a), None));
+                        }
+                        for attestation in &entry.attestations {
+                            for set in &attestation.attestors {
+                                for_each_leaf(set, &mut |a| {
+                                    leaf(Cow::Borrowed(a), Some(Cow::Borrowed(attestation)))
+                                });
+                            }
                         }
                     }
                     None => {
                         for set in &entry.attestors {
-                            for_each_leaf(set, &mut |a| leaf(Cow::Owned(a.clone())));
+                            for_each_leaf(set, &mut |a| leaf(Cow::Owned(a.clone()), None));
+                        }
+                        for attestation in &entry.attestations {
+                            for set in &attestation.attestors {
+                                for_each_leaf(set, &mut |a| {
+                                    leaf(
+                                        Cow::Owned(a.clone()),
+                                        Some(Cow::Owned(attestation.clone())),
+                                    )
+                                });
+                            }
                         }
                     }
                 }
@@ -501,6 +523,25 @@ pub(super) fn outcome_key(
     Ok(OutcomeKey {
         attestor: attestor.shared_fingerprint(),
         request: SignatureRequest::new(
+            signature_repository(image, entry, attestor)?,
+            digest.clone(),
+        ),
+    })
+}
+
+/// The key under which `attestor`'s outcome for `attestation` of `image` at `digest` is kept:
+/// the attestor's and the attestation's fingerprints, and the `.att` image.
+pub(super) fn attestation_key(
+    image: &ExtractedImage,
+    entry: &ImageVerification,
+    attestation: &Attestation,
+    attestor: &Attestor,
+    digest: &Digest,
+) -> Result<OutcomeKey, CannotEvaluate> {
+    Ok(OutcomeKey {
+        attestor: attestation.outcome_fingerprint(attestor),
+        request: SignatureRequest::of(
+            Artifact::Attestations,
             signature_repository(image, entry, attestor)?,
             digest.clone(),
         ),

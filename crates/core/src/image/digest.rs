@@ -112,6 +112,11 @@ impl Digest {
         format!("{}-{}.sig", self.algorithm.name(), self.hex)
     }
 
+    /// The tag of cosign's attestations image for this digest: `sha256-<hex>.att`.
+    pub fn attestation_tag(&self) -> String {
+        format!("{}-{}.att", self.algorithm.name(), self.hex)
+    }
+
     /// The OCI referrers fallback tag: `sha256-<hex>`.
     pub fn referrers_tag(&self) -> String {
         format!("{}-{}", self.algorithm.name(), self.hex)
@@ -215,6 +220,7 @@ mod tests {
         assert!(d.matches(b""));
         assert!(!d.matches(b"x"));
         assert_eq!(d.signature_tag(), format!("sha256-{}.sig", d.hex()));
+        assert_eq!(d.attestation_tag(), format!("sha256-{}.att", d.hex()));
         assert!(matches!(
             "e3b0".parse::<Digest>(),
             Err(ParseError::MissingAlgorithm(_))

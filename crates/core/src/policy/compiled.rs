@@ -767,7 +767,7 @@ pub struct CertificateAttestor {
 }
 
 /// `keyless`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct KeylessAttestor {
     /// Issuer pattern (wildcards).
     pub issuer: Option<String>,
@@ -837,10 +837,26 @@ pub struct Attestation {
     pub name: Option<String>,
     /// Predicate type (`type`, or the deprecated `predicateType`).
     pub predicate_type: String,
-    /// Attestor sets (not expanded, as in Kyverno); empty means the implicit `{entries: [{}]}`.
+    /// Attestor sets (not expanded, as in Kyverno); none written means Kyverno's implicit
+    /// `{entries: [{}]}` (a keyless attestor with no identity), which the loader puts here.
     pub attestors: Vec<AttestorSet>,
-    /// Raw conditions.
-    pub conditions: Vec<Value>,
+    /// `conditions`, parsed when the policy is loaded.
+    pub conditions: super::conditions::ConditionBlocks,
     /// Path.
     pub path: JsonPath,
+    /// What the attestation checks beside its attestors (predicate type, name, conditions as
+    /// written), for outcome keys: two attestations that differ here never share an outcome.
+    pub fingerprint: Fingerprint,
+}
+
+impl Attestation {
+    /// The fingerprint under which `attestor`'s outcome for this attestation is kept: the
+    /// attestor's and the attestation's.
+    pub fn outcome_fingerprint(&self, attestor: &Attestor) -> Fingerprint {
+        Fingerprint::new(format!(
+            "{}|attestation|{}",
+            attestor.fingerprint(),
+            self.fingerprint
+        ))
+    }
 }

@@ -21,8 +21,6 @@ pub enum Unsupported {
     CelPreconditions,
     /// The entry is `type: Notary` or `type: SigstoreBundle`.
     VerifierType(VerifierType),
-    /// The entry checks `attestations`.
-    Attestations,
     /// A key kept in a Kubernetes Secret.
     SecretKey {
         /// The Secret's namespace.
@@ -51,6 +49,12 @@ pub enum Unsupported {
         /// The expression.
         expression: String,
     },
+    /// A keyless attestor of an attestation (written, or Kyverno's implicit one when the
+    /// attestation has no attestors).
+    KeylessAttestation {
+        /// Whether it is the implicit attestor.
+        implicit: bool,
+    },
 }
 
 /// What a context entry sealgate does not evaluate is, in words; `None` for the entries it
@@ -74,9 +78,7 @@ impl Unsupported {
     pub fn is_about_an_image(&self) -> bool {
         matches!(
             self,
-            Unsupported::VerifierType(_)
-                | Unsupported::Attestations
-                | Unsupported::ExtractorJmesPath { .. }
+            Unsupported::VerifierType(_) | Unsupported::ExtractorJmesPath { .. }
         )
     }
 }
@@ -94,9 +96,6 @@ impl fmt::Display for Unsupported {
             Unsupported::VerifierType(t) => {
                 write!(f, "verifyImages type {t:?} is not supported yet; only Cosign is")
             }
-            Unsupported::Attestations => {
-                f.write_str("attestations are not supported yet; the image cannot be checked")
-            }
             Unsupported::SecretKey { namespace, name } => write!(
                 f,
                 "the key in Secret {namespace}/{name} is not available: `sealgate serve --kubernetes` reads it when the Secret exists, holds a *.pub entry and sealgate may read it (RBAC: get/list/watch Secrets in {namespace}); `apply`, `test` and `serve --policies` do not read Secrets: paste the public key into publicKeys there"
@@ -113,6 +112,12 @@ impl fmt::Display for Unsupported {
             Unsupported::ExtractorJmesPath { expression } => write!(
                 f,
                 "imageExtractors jmesPath '{expression}' is not supported yet; the image cannot be checked"
+            ),
+            Unsupported::KeylessAttestation { implicit: false } => f.write_str(
+                "keyless attestors of attestations are not verified yet (keys and certificates are); use a keys or certificates attestor",
+            ),
+            Unsupported::KeylessAttestation { implicit: true } => f.write_str(
+                "the attestation has no attestors, which Kyverno checks as keyless with any identity; keyless attestations are not verified yet: add a keys or certificates attestor",
             ),
         }
     }

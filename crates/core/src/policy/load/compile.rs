@@ -4,10 +4,9 @@
 use crate::crypto::key::SignatureHash;
 use crate::policy::autogen::{self, AUTOGEN_ANNOTATION};
 use crate::policy::compiled::{
-    Attestation, Attestor, AttestorKind, AttestorSet, CertificateAttestor, CtLogSettings,
-    FailureAction, FailureActionOverride, ImageValidation, ImageVerification, KeyAttestor,
-    KeylessAttestor, Policy, PolicyKind, RegistryCredentials, RekorSettings, Rule, RuleOrigin,
-    pod_spec_pointer,
+    Attestor, AttestorKind, AttestorSet, CertificateAttestor, CtLogSettings, FailureAction,
+    FailureActionOverride, ImageValidation, ImageVerification, KeyAttestor, KeylessAttestor,
+    Policy, PolicyKind, RegistryCredentials, RekorSettings, Rule, RuleOrigin, pod_spec_pointer,
 };
 use crate::policy::conditions::Conditions;
 use crate::policy::error::{PolicyErrorKind, PolicyWarningKind};
@@ -456,12 +455,6 @@ impl DocumentLoader<'_> {
                 PolicyWarningKind::NotSupportedYet("type: SigstoreBundle is"),
             ),
         }
-        if !entry.attestations.is_empty() {
-            self.warn(
-                &path.field("attestations"),
-                PolicyWarningKind::NotSupportedYet("verifying attestations is"),
-            );
-        }
         if entry.cosign_oci11 {
             self.warn(
                 &path.field("cosignOCI11"),
@@ -520,48 +513,13 @@ impl DocumentLoader<'_> {
         let mut attestations = Vec::new();
         for (i, a) in entry.attestations.iter().enumerate() {
             let a_path = path.field("attestations").index(i);
-            let written_type = a.predicate_type_name.clone().filter(|t| !t.is_empty());
-            let deprecated_type = a.predicate_type.clone().filter(|t| !t.is_empty());
-            if written_type.is_none()
-                && let Some(t) = &deprecated_type
-            {
-                self.warn(
-                    &a_path.field("predicateType"),
-                    PolicyWarningKind::DeprecatedPredicateType(t.clone()),
-                );
-            }
-            let Some(predicate_type) = written_type.or(deprecated_type) else {
-                self.error(
-                    &a_path.field("type"),
-                    PolicyErrorKind::AttestationTypeMissing,
-                );
-                continue;
-            };
-            let mut sets = Vec::new();
-            for (k, set) in a.attestors.iter().enumerate() {
-                if let Some(set) = self.compile_set(set, &a_path.field("attestors").index(k), false)
-                {
-                    sets.push(set);
-                }
-            }
-            attestations.push(Attestation {
-                name: a.name.clone().filter(|n| !n.is_empty()),
-                predicate_type,
-                attestors: sets,
-                conditions: a.conditions.clone(),
-                path: a_path,
-            });
+            attestations.extend(self.compile_attestation(a, &a_path));
         }
         if self.errors.len() > errors_before {
             return None;
         }
-        let unsupported = if verifier != VerifierType::Cosign {
-            Some(Unsupported::VerifierType(verifier))
-        } else if !attestations.is_empty() {
-            Some(Unsupported::Attestations)
-        } else {
-            None
-        };
+        let unsupported =
+            (verifier != VerifierType::Cosign).then_some(Unsupported::VerifierType(verifier));
         Some(ImageVerification {
             unsupported,
             verifier,
@@ -591,7 +549,7 @@ impl DocumentLoader<'_> {
         })
     }
 
-    fn compile_set(
+    pub(super) fn compile_set(
         &mut self,
         set: &model::AttestorSet,
         path: &JsonPath,

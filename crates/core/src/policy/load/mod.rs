@@ -32,6 +32,7 @@ use super::variables::{ContextValues, RuleContext};
 use super::yaml::{self, Document, Position};
 pub use instance::{RequestScope, RuleInstance};
 
+mod attestations;
 mod compile;
 mod instance;
 mod keys;

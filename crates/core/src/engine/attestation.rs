@@ -1,0 +1,507 @@
+//! Does one attestor vouch for an attestation of one image digest?
+//!
+//! [`check_attestation`] is cosign's `VerifyImageAttestations` and Kyverno's
+//! `verifyAttestation` made offline: every layer of the `.att` image is a DSSE envelope whose
+//! signature over the PAE must verify with the attestor's key (or certificate), whose in-toto
+//! statement must name the image digest among its subjects (`no matching subject digest found`)
+//! and whose Rekor bundle, when the attestor asks for one, must hold. Of the statements that
+//! verify, those of the attestation's predicate type must all satisfy its `conditions`,
+//! evaluated with the predicate's members at the top of the context (and the first statement's
+//! predicate under the attestation's `name`, as Kyverno adds it).
+//!
+//! Like [`check_attestor`](super::check_attestor), the outcome depends only on the attestor, the
+//! attestation, the layers and the time: it is kept under an [`OutcomeKey`](super::OutcomeKey)
+//! whose fingerprint covers both ([`Attestation::outcome_fingerprint`]).
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::cosign::dsse::{
+    DSSE_MEDIA_TYPE, Envelope, EnvelopeError, IN_TOTO_PAYLOAD_TYPE, Statement, StatementError,
+};
+use crate::cosign::{
+    BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, SignatureLayer, SignatureSet,
+    Signer, verify_attestation_bundle,
+};
+use crate::crypto::chain::{cert_info, verify_code_signing_chain};
+use crate::crypto::key::{KeyError, PublicKey, SignatureHash};
+use crate::image::digest::Digest;
+use crate::policy::{Attestation, Attestor, AttestorKind, KeySource, RekorSettings};
+use crate::sigstore::rekor::TlogProof;
+use crate::sigstore::trust::LogKey;
+
+use super::attestor::VerifyContext;
+use super::outcome::{
+    AttestorFailure, AttestorOutcome, CannotEvaluate, CertificateRefusal, Reason, TlogRefusal,
+    Verified,
+};
+
+/// Why an attestor does not vouch for an attestation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttestationFailure {
+    /// The `.att` image does not exist or has no layers.
+    NoAttestations {
+        /// Where sealgate looked.
+        location: String,
+    },
+    /// Attestations exist and none verifies with the attestor.
+    NoneVerified {
+        /// Where they were found.
+        location: String,
+        /// Why each failed, in layer order.
+        layers: Vec<AttestationRefusal>,
+    },
+    /// The attestation has a `name` and no verified statement has an object predicate.
+    NoPredicate,
+    /// Statements verify, none of the predicate type.
+    PredicateTypeNotFound {
+        /// The type wanted.
+        predicate_type: String,
+        /// The types of the statements that verified.
+        found: Vec<String>,
+    },
+    /// A statement of the type does not satisfy the conditions.
+    Conditions {
+        /// The predicate type.
+        predicate_type: String,
+        /// The failed conditions' messages, as Kyverno joins them.
+        message: String,
+    },
+    /// The conditions could not be evaluated for a statement.
+    ConditionsError {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl AttestationFailure {
+    /// The words, naming `image` as Kyverno does (`attestation checks failed for IMAGE and
+    /// predicate TYPE: …`).
+    pub fn describe(&self, image: &str) -> String {
+        match self {
+            AttestationFailure::NoAttestations { location } => {
+                format!("no matching attestations: no attestations found at {location}")
+            }
+            AttestationFailure::NoneVerified { location, layers } => {
+                let parts: Vec<String> = layers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, why)| format!("attestation {}: {why}", i + 1))
+                    .collect();
+                format!(
+                    "no matching attestations: none of {} attestation(s) at {location} verifies: {}",
+                    layers.len(),
+                    parts.join("; ")
+                )
+            }
+            AttestationFailure::NoPredicate => "predicate not found in any statement".to_string(),
+            // Kyverno writes "attestions"; sealgate spells it.
+            AttestationFailure::PredicateTypeNotFound {
+                predicate_type,
+                found,
+            } => format!(
+                "attestations not found for predicate type {predicate_type} (found: {})",
+                found.join(", ")
+            ),
+            AttestationFailure::Conditions {
+                predicate_type,
+                message,
+            } => format!(
+                "attestation checks failed for {image} and predicate {predicate_type}: {message}"
+            ),
+            AttestationFailure::ConditionsError { reason } => {
+                format!("failed to check attestations: {reason}")
+            }
+        }
+    }
+}
+
+impl AttestationFailure {
+    /// The kind, for the audit trail and metrics.
+    pub fn reason(&self) -> Reason {
+        match self {
+            AttestationFailure::NoAttestations { .. } => Reason::NoAttestations,
+            AttestationFailure::NoneVerified { layers, .. } => {
+                let any = |f: fn(&AttestationRefusal) -> bool| layers.iter().any(f);
+                if any(|l| matches!(l, AttestationRefusal::NoMatchingSubject { .. })) {
+                    Reason::SignedOtherDigest
+                } else if any(|l| {
+                    matches!(
+                        l,
+                        AttestationRefusal::Certificate(
+                            CertificateRefusal::Chain(_)
+                                | CertificateRefusal::NotValidAtSigningTime { .. }
+                        )
+                    )
+                }) {
+                    Reason::Certificate
+                } else if any(|l| matches!(l, AttestationRefusal::Tlog(_))) {
+                    Reason::TransparencyLog
+                } else if any(|l| matches!(l, AttestationRefusal::MissingAnnotations { .. })) {
+                    Reason::MissingAnnotations
+                } else {
+                    Reason::SignatureMismatch
+                }
+            }
+            AttestationFailure::PredicateTypeNotFound { .. } => Reason::PredicateTypeNotFound,
+            AttestationFailure::NoPredicate
+            | AttestationFailure::Conditions { .. }
+            | AttestationFailure::ConditionsError { .. } => Reason::AttestationConditions,
+        }
+    }
+}
+
+impl fmt::Display for AttestationFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe("the image"))
+    }
+}
+
+/// Why one `.att` layer does not count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttestationRefusal {
+    /// Not a DSSE envelope layer.
+    NotDsse {
+        /// Its media type.
+        media_type: String,
+    },
+    /// The envelope blob could not be fetched (missing, or over the size limit).
+    PayloadUnavailable,
+    /// Not a DSSE envelope.
+    Malformed(EnvelopeError),
+    /// The envelope does not hold an in-toto statement.
+    PayloadType(String),
+    /// No signature of the envelope verifies with the key.
+    NotByKey,
+    /// The key cannot check the signature.
+    Unusable(String),
+    /// The certificate checks failed (which certificate, its chain, its validity).
+    Certificate(CertificateRefusal),
+    /// The signed payload is not an in-toto statement.
+    Statement(StatementError),
+    /// The statement is about other images.
+    NoMatchingSubject {
+        /// Its subjects.
+        subjects: Vec<String>,
+    },
+    /// The statement's subject lacks the annotations the attestor requires.
+    MissingAnnotations {
+        /// `key=value`.
+        wanted: Vec<String>,
+    },
+    /// The transparency log does not vouch for it.
+    Tlog(TlogRefusal),
+}
+
+impl fmt::Display for AttestationRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttestationRefusal::NotDsse { media_type } => {
+                write!(f, "not a DSSE envelope layer (media type {media_type})")
+            }
+            AttestationRefusal::PayloadUnavailable => f.write_str(
+                "its envelope blob could not be fetched (missing from the registry, or over the 1 MiB limit)",
+            ),
+            AttestationRefusal::Malformed(e) => e.fmt(f),
+            AttestationRefusal::PayloadType(t) => write!(
+                f,
+                "invalid payloadType {t} on envelope. Expected {IN_TOTO_PAYLOAD_TYPE}"
+            ),
+            AttestationRefusal::NotByKey => f.write_str("does not verify with the key"),
+            AttestationRefusal::Unusable(e) => write!(f, "cannot be checked: {e}"),
+            AttestationRefusal::Certificate(c) => c.fmt(f),
+            AttestationRefusal::Statement(e) => e.fmt(f),
+            AttestationRefusal::NoMatchingSubject { subjects } => write!(
+                f,
+                "no matching subject digest found (subjects: {})",
+                subjects.join(", ")
+            ),
+            AttestationRefusal::MissingAnnotations { wanted } => {
+                write!(f, "missing or incorrect annotation {}", wanted.join(", "))
+            }
+            AttestationRefusal::Tlog(t) => t.fmt(f),
+        }
+    }
+}
+
+/// Checks `attestor` for `attestation` against the `.att` layers found for an image.
+pub fn check_attestation(
+    attestor: &Attestor,
+    attestation: &Attestation,
+    attestations: &SignatureSet,
+    ctx: VerifyContext<'_>,
+) -> AttestorOutcome {
+    if let Some(why) = attestor.unsupported() {
+        return AttestorOutcome::Error(CannotEvaluate::Unsupported(why.clone()));
+    }
+    let failed = |f: AttestationFailure| AttestorOutcome::Failed(AttestorFailure::Attestation(f));
+    if attestations.layers.is_empty() {
+        return failed(AttestationFailure::NoAttestations {
+            location: attestations.location.clone(),
+        });
+    }
+    let mut verified: Vec<(Statement, Signer)> = Vec::new();
+    let mut refusals = Vec::new();
+    for layer in &attestations.layers {
+        match check_layer(attestor, layer, &attestations.image_digest, ctx) {
+            Ok(Some(v)) => verified.push(v),
+            Ok(None) => return AttestorOutcome::Error(CannotEvaluate::NestedSet),
+            Err(why) => refusals.push(why),
+        }
+    }
+    if verified.is_empty() {
+        return failed(AttestationFailure::NoneVerified {
+            location: attestations.location.clone(),
+            layers: refusals,
+        });
+    }
+    let mut base = Map::new();
+    if let Some(name) = &attestation.name {
+        // Kyverno's getRawResp: the first statement whose predicate is an object.
+        match verified.iter().find_map(|(s, _)| s.predicate.as_object()) {
+            Some(predicate) => {
+                base.insert(name.clone(), Value::Object(predicate.clone()));
+            }
+            None => return failed(AttestationFailure::NoPredicate),
+        }
+    }
+    let of_type: Vec<&(Statement, Signer)> = verified
+        .iter()
+        .filter(|(s, _)| s.predicate_type == attestation.predicate_type)
+        .collect();
+    let Some((_, signer)) = of_type.first() else {
+        let mut found: Vec<String> = verified
+            .iter()
+            .map(|(s, _)| s.predicate_type.clone())
+            .collect();
+        found.dedup();
+        return failed(AttestationFailure::PredicateTypeNotFound {
+            predicate_type: attestation.predicate_type.clone(),
+            found,
+        });
+    };
+    if !attestation.conditions.is_empty() {
+        for (statement, _) in &of_type {
+            let Some(predicate) = statement.predicate.as_object() else {
+                return failed(AttestationFailure::ConditionsError {
+                    reason: format!(
+                        "failed to extract predicate from statement: the predicate of {} is not an object",
+                        statement.predicate_type
+                    ),
+                });
+            };
+            let mut context = base.clone();
+            for (k, v) in predicate {
+                context.insert(k.clone(), v.clone());
+            }
+            match attestation.conditions.evaluate(&Value::Object(context)) {
+                Ok(outcome) if outcome.met => {}
+                Ok(outcome) => {
+                    return failed(AttestationFailure::Conditions {
+                        predicate_type: attestation.predicate_type.clone(),
+                        message: outcome.message.unwrap_or_default(),
+                    });
+                }
+                Err(e) => {
+                    return failed(AttestationFailure::ConditionsError {
+                        reason: format!(
+                            "failed to substitute variables in attestation conditions: {e}"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    AttestorOutcome::Verified(Verified::new(signer.clone()))
+}
+
+/// Checks one layer: the statement and who signed it when it verifies; `Ok(None)` for an
+/// attestor kind that never reaches a leaf check (a nested set).
+fn check_layer(
+    attestor: &Attestor,
+    layer: &SignatureLayer,
+    image_digest: &Digest,
+    ctx: VerifyContext<'_>,
+) -> Result<Option<(Statement, Signer)>, AttestationRefusal> {
+    if layer.descriptor.media_type != DSSE_MEDIA_TYPE {
+        return Err(AttestationRefusal::NotDsse {
+            media_type: layer.descriptor.media_type.clone(),
+        });
+    }
+    if layer.payload.is_empty() {
+        return Err(AttestationRefusal::PayloadUnavailable);
+    }
+    let envelope = Envelope::parse(&layer.payload).map_err(AttestationRefusal::Malformed)?;
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(AttestationRefusal::PayloadType(envelope.payload_type));
+    }
+    let (signer, signer_der, rekor) = match &attestor.kind {
+        AttestorKind::Key(k) => {
+            // Only PEM keys reach here: the other sources carry an `Unsupported` reason.
+            let KeySource::Pem(key) = &k.key else {
+                return Ok(None);
+            };
+            by_key(&envelope, key, k.hash)?;
+            (
+                Signer::Key {
+                    fingerprint: key.fingerprint(),
+                },
+                key.spki_der().to_vec(),
+                &k.rekor,
+            )
+        }
+        AttestorKind::Certificate(c) => {
+            let cert = signing_certificate(c.cert.as_ref().map(|c| c.der()), layer)?;
+            let info = cert_info(&cert)
+                .map_err(|e| AttestationRefusal::Certificate(CertificateRefusal::Chain(e)))?;
+            if by_key(&envelope, &info.public_key, SignatureHash::Sha256).is_err() {
+                return Err(AttestationRefusal::Certificate(
+                    CertificateRefusal::NotByCertificate {
+                        subject: info.subject,
+                    },
+                ));
+            }
+            (
+                Signer::Certificate {
+                    subject: info.subject,
+                },
+                cert,
+                &c.rekor,
+            )
+        }
+        // Keyless attestors carry an `Unsupported` reason; nested sets are walked by the engine.
+        AttestorKind::Keyless(_) | AttestorKind::Nested(_) => return Ok(None),
+    };
+    let statement = Statement::parse(&envelope.payload).map_err(AttestationRefusal::Statement)?;
+    let Some(subject) = statement.subject_for(image_digest) else {
+        return Err(AttestationRefusal::NoMatchingSubject {
+            subjects: statement.subjects.iter().map(|s| s.to_string()).collect(),
+        });
+    };
+    let annotations_ok = attestor.annotations.iter().all(
+        |(k, want)| matches!(subject.annotations.get(k), Some(Value::String(got)) if got == want),
+    );
+    if !annotations_ok {
+        return Err(AttestationRefusal::MissingAnnotations {
+            wanted: attestor
+                .annotations
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect(),
+        });
+    }
+    let proof = check_tlog(rekor, layer, &envelope, &signer_der, ctx)?;
+    if let (AttestorKind::Certificate(c), Signer::Certificate { subject }) =
+        (&attestor.kind, &signer)
+    {
+        let signing_time = proof.map_or(ctx.now, |p| p.integrated_time);
+        let info = cert_info(&signer_der)
+            .map_err(|e| AttestationRefusal::Certificate(CertificateRefusal::Chain(e)))?;
+        if !c.chain.is_empty() {
+            let roots: Vec<Vec<u8>> = c.chain.iter().map(|x| x.der().to_vec()).collect();
+            let hints: Vec<Vec<u8>> = layer
+                .descriptor
+                .annotation(CHAIN_ANNOTATION)
+                .and_then(|t| crate::crypto::pem::parse_blocks(t).ok())
+                .map(|b| b.into_iter().map(|b| b.der).collect())
+                .unwrap_or_default();
+            verify_code_signing_chain(&signer_der, &hints, &roots, signing_time)
+                .map_err(|e| AttestationRefusal::Certificate(CertificateRefusal::Chain(e)))?;
+        } else if signing_time < info.not_before || signing_time > info.not_after {
+            return Err(AttestationRefusal::Certificate(
+                CertificateRefusal::NotValidAtSigningTime {
+                    subject: subject.clone(),
+                    at: signing_time,
+                    not_before: info.not_before,
+                    not_after: info.not_after,
+                },
+            ));
+        }
+    }
+    Ok(Some((statement, signer)))
+}
+
+fn by_key(
+    envelope: &Envelope,
+    key: &PublicKey,
+    hash: SignatureHash,
+) -> Result<(), AttestationRefusal> {
+    match envelope.verify(key, hash) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(AttestationRefusal::NotByKey),
+        Err(KeyError::UnsupportedHash { algorithm, hash }) => Err(AttestationRefusal::Unusable(
+            format!("{algorithm} keys cannot verify {hash} signatures"),
+        )),
+        Err(e) => Err(AttestationRefusal::Unusable(e.to_string())),
+    }
+}
+
+/// The certificate that signed: the policy's `cert` (the layer's, when it has one, must be the
+/// same), else the layer's certificate annotation.
+fn signing_certificate(
+    policy: Option<&[u8]>,
+    layer: &SignatureLayer,
+) -> Result<Vec<u8>, AttestationRefusal> {
+    let refuse = |r: CertificateRefusal| AttestationRefusal::Certificate(r);
+    let layer_cert = match layer
+        .descriptor
+        .annotation(CERTIFICATE_ANNOTATION)
+        .filter(|t| !t.trim().is_empty())
+    {
+        Some(text) => Some(
+            crate::crypto::pem::parse_blocks(text)
+                .ok()
+                .and_then(|b| b.into_iter().next())
+                .ok_or(refuse(CertificateRefusal::BadCertificateAnnotation))?
+                .der,
+        ),
+        None => None,
+    };
+    match (policy, layer_cert) {
+        (Some(want), Some(got)) if want != got.as_slice() => {
+            Err(refuse(CertificateRefusal::OtherCertificate))
+        }
+        (Some(want), _) => Ok(want.to_vec()),
+        (None, Some(got)) => Ok(got),
+        (None, None) => Err(refuse(CertificateRefusal::NoCertificate)),
+    }
+}
+
+/// The transparency-log verdict, as for signatures: no proof required and none given
+/// (`Ok(None)`), a valid proof, or a refusal.
+fn check_tlog(
+    rekor: &RekorSettings,
+    layer: &SignatureLayer,
+    envelope: &Envelope,
+    signer_der: &[u8],
+    ctx: VerifyContext<'_>,
+) -> Result<Option<TlogProof>, AttestationRefusal> {
+    if rekor.ignore_tlog {
+        return Ok(None);
+    }
+    match layer.descriptor.annotation(BUNDLE_ANNOTATION) {
+        Some(bundle) => {
+            let own;
+            let logs: &[LogKey] = match &rekor.public_key {
+                Some(k) => {
+                    own = [LogKey::from_key(
+                        rekor.url.as_deref().unwrap_or("rekor.pubkey"),
+                        k.clone(),
+                    )];
+                    &own
+                }
+                None => &ctx.trust.tlogs,
+            };
+            verify_attestation_bundle(bundle, &layer.payload, envelope, &[signer_der], logs)
+                .map(Some)
+                .map_err(|e| AttestationRefusal::Tlog(TlogRefusal::Invalid(e)))
+        }
+        None if rekor.written => Err(AttestationRefusal::Tlog(TlogRefusal::Missing)),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+#[path = "attestation_tests.rs"]
+mod tests;

@@ -1,0 +1,655 @@
+//! Attestations through the one evaluation: DSSE envelopes signed here with keys generated here,
+//! checked by the engine (signature over the PAE, subject digest, predicate type, conditions,
+//! count), with Kyverno's messages.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use ring::rand::SystemRandom;
+use serde_json::{Value, json};
+
+use super::super::tests::{key, pem, pod, policies, signed_layer};
+use super::super::*;
+use crate::cosign::dsse::{
+    DSSE_MEDIA_TYPE, Envelope, IN_TOTO_PAYLOAD_TYPE, IN_TOTO_STATEMENT_V01,
+    PREDICATE_TYPE_ANNOTATION,
+};
+use crate::cosign::{Descriptor, SIGNATURE_ANNOTATION, SignatureLayer, SignatureSet};
+use crate::crypto::key::SigningKey;
+use crate::image::digest::Digest;
+use crate::policy::{Policy, load};
+use crate::sigstore::trust::TrustedRoot;
+use crate::timestamp::unix_time;
+
+const IMAGE: &str = "registry.company.com/app:v1";
+const PROVENANCE: &str = "https://slsa.dev/provenance/v0.2";
+const REVIEW: &str = "https://example.com/CodeReview/v1";
+
+fn digest_of(image: &str) -> Digest {
+    Digest::sha256_of(image.as_bytes())
+}
+
+/// A `.att` layer as `cosign attest --key` writes it: the DSSE envelope of a statement about
+/// `subject`, signed by `k`.
+fn attestation_layer(
+    k: &SigningKey,
+    subject: &Digest,
+    predicate_type: &str,
+    predicate: Value,
+) -> SignatureLayer {
+    let statement = json!({
+        "_type": IN_TOTO_STATEMENT_V01,
+        "subject": [{"name": "registry.company.com/app", "digest": {"sha256": subject.hex()}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    });
+    let payload = serde_json::to_vec(&statement).unwrap();
+    let envelope = Envelope::sign(k, &SystemRandom::new(), IN_TOTO_PAYLOAD_TYPE, &payload).unwrap();
+    layer_of(&envelope.to_json(), predicate_type)
+}
+
+fn layer_of(envelope: &[u8], predicate_type: &str) -> SignatureLayer {
+    let mut descriptor = Descriptor::of(DSSE_MEDIA_TYPE, envelope);
+    descriptor.annotations = Some(BTreeMap::from([
+        (SIGNATURE_ANNOTATION.to_string(), String::new()),
+        (
+            PREDICATE_TYPE_ANNOTATION.to_string(),
+            predicate_type.to_string(),
+        ),
+    ]));
+    SignatureLayer {
+        descriptor,
+        payload: envelope.to_vec(),
+    }
+}
+
+fn provenance(builder: &str) -> Value {
+    json!({"builder": {"id": builder}, "buildType": "https://example.com/build/v1"})
+}
+
+/// `.sig` layers and `.att` layers of [`IMAGE`]; every key wanted recorded.
+struct Registry {
+    signatures: Vec<SignatureLayer>,
+    attestations: Vec<SignatureLayer>,
+    keys: Mutex<Vec<OutcomeKey>>,
+}
+
+impl Registry {
+    fn new(attestations: Vec<SignatureLayer>) -> Registry {
+        Registry {
+            signatures: Vec::new(),
+            attestations,
+            keys: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn decide(&self, policies: &[Policy]) -> Decision {
+        let resource = pod("default", &[IMAGE]);
+        let mut evaluation = Evaluation::new(policies, &resource, Mode::Mutate);
+        loop {
+            let wants = evaluation.wants();
+            if wants.is_empty() {
+                break;
+            }
+            for want in wants {
+                match want {
+                    Want::Digest(image) => {
+                        evaluation.digest_resolved(&image, Ok(digest_of(image.normalized())))
+                    }
+                    // No cache: every key asked for is recorded, none answered.
+                    Want::CachedOutcome(key) => {
+                        self.keys.lock().unwrap().push(key.clone());
+                        evaluation.outcome_cached(key, None);
+                    }
+                    Want::Signatures { request, .. } => {
+                        let layers = match request.artifact {
+                            Artifact::Signatures => self.signatures.clone(),
+                            Artifact::Attestations => self.attestations.clone(),
+                        };
+                        let set = SignatureSet {
+                            location: request.location(),
+                            image_digest: request.digest.clone(),
+                            layers,
+                        };
+                        evaluation.signatures_fetched(request, Ok(Arc::new(set)));
+                    }
+                    Want::ImageData { .. } => {}
+                }
+            }
+        }
+        evaluation
+            .finish(VerifyContext {
+                trust: TrustedRoot::public_good(),
+                now: unix_time(1_795_000_000),
+            })
+            .decision
+    }
+}
+
+/// A policy whose entry checks `attestations` (YAML, indented for the entry) and, optionally,
+/// signatures by `signer`.
+fn policy(attestations: &str, signer: Option<&SigningKey>) -> Vec<Policy> {
+    let attestors = match signer {
+        Some(k) => format!(
+            r#"
+        attestors:
+        - entries:
+          - keys:
+              publicKeys: |-
+                {}
+              rekor:
+                ignoreTlog: true"#,
+            pem(k)
+        ),
+        None => String::new(),
+    };
+    policies(&format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: require-provenance
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+    - name: check-provenance
+      match:
+        any:
+        - resources:
+            kinds:
+            - Pod
+      verifyImages:
+      - imageReferences:
+        - "registry.company.com/*"{attestors}
+        attestations:
+{attestations}
+"#
+    ))
+}
+
+/// One attestation of `predicate_type` by `k` with `conditions` (YAML under `conditions:`).
+fn attestation(k: &SigningKey, predicate_type: &str, conditions: &str) -> String {
+    format!(
+        r#"        - type: {predicate_type}
+          attestors:
+          - entries:
+            - keys:
+                publicKeys: |-
+                  {}
+          conditions:
+{conditions}"#,
+        pem(k).replace("\n                ", "\n                  ")
+    )
+}
+
+const BUILDER_IS_CI: &str = r#"          - all:
+            - key: "{{ builder.id }}"
+              operator: Equals
+              value: "https://ci.company.com/builder"
+              message: "the image was not built by the company's CI""#;
+
+fn only_result(d: &Decision) -> &ImageResult {
+    assert_eq!(d.results.len(), 1, "{:#?}", d.results);
+    assert_eq!(d.results[0].images.len(), 1, "{:#?}", d.results);
+    &d.results[0].images[0]
+}
+
+#[test]
+fn an_attestation_signed_by_the_key_with_conditions_met_passes() {
+    let k = key();
+    let registry = Registry::new(vec![attestation_layer(
+        &k,
+        &digest_of(IMAGE),
+        PROVENANCE,
+        provenance("https://ci.company.com/builder"),
+    )]);
+    let d = registry.decide(&policy(&attestation(&k, PROVENANCE, BUILDER_IS_CI), None));
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Pass, "{image:#?}");
+    assert_eq!(image.reason, Reason::Verified);
+    assert_eq!(
+        image.message,
+        format!(
+            "verified image attestations for {IMAGE} ({})",
+            digest_of(IMAGE)
+        )
+    );
+    assert_eq!(
+        image.signers,
+        [format!("key {}", k.public_key().fingerprint())]
+    );
+    assert!(d.allowed);
+    assert_eq!(
+        d.results[0].message,
+        format!("verified image attestations for {IMAGE}")
+    );
+    // mutateDigest (the CRD default) pins the verified digest.
+    assert!(
+        d.patch
+            .iter()
+            .any(|p| p["value"] == json!(format!("{IMAGE}@{}", digest_of(IMAGE))))
+    );
+}
+
+#[test]
+fn a_failing_condition_fails_with_kyvernos_message() {
+    let k = key();
+    let registry = Registry::new(vec![attestation_layer(
+        &k,
+        &digest_of(IMAGE),
+        PROVENANCE,
+        provenance("https://laptop.example/me"),
+    )]);
+    let d = registry.decide(&policy(&attestation(&k, PROVENANCE, BUILDER_IS_CI), None));
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Fail);
+    assert_eq!(image.reason, Reason::AttestationConditions);
+    assert_eq!(
+        image.message,
+        format!(
+            "image attestations verification failed, verifiedCount: 0, requiredCount: 1, error: .attestations[0].attestors[0].entries[0].keys: attestation checks failed for {IMAGE} and predicate {PROVENANCE}: the image was not built by the company's CI"
+        )
+    );
+    assert!(!d.allowed);
+}
+
+#[test]
+fn the_wrong_key_a_tampered_statement_and_another_subject_do_not_verify() {
+    let k = key();
+    let stranger = key();
+    let digest = digest_of(IMAGE);
+    let by_stranger = attestation_layer(&stranger, &digest, PROVENANCE, provenance("https://ci"));
+    // The statement changed after signing: same signature, another payload.
+    let genuine = attestation_layer(&k, &digest, PROVENANCE, provenance("https://ci"));
+    let mut envelope = Envelope::parse(&genuine.payload).unwrap();
+    envelope.payload = String::from_utf8(envelope.payload)
+        .unwrap()
+        .replace("https://ci", "https://cj")
+        .into_bytes();
+    let tampered = layer_of(&envelope.to_json(), PROVENANCE);
+    let other_image = attestation_layer(
+        &k,
+        &digest_of("registry.company.com/other:v1"),
+        PROVENANCE,
+        provenance("https://ci"),
+    );
+    for (layer, words, reason) in [
+        (
+            by_stranger,
+            "attestation 1: does not verify with the key",
+            Reason::SignatureMismatch,
+        ),
+        (
+            tampered,
+            "attestation 1: does not verify with the key",
+            Reason::SignatureMismatch,
+        ),
+        (
+            other_image,
+            "attestation 1: no matching subject digest found (subjects: registry.company.com/app@sha256:",
+            Reason::SignedOtherDigest,
+        ),
+    ] {
+        let registry = Registry::new(vec![layer]);
+        let d = registry.decide(&policy(
+            &attestation(&k, PROVENANCE, "            []"),
+            None,
+        ));
+        let image = only_result(&d);
+        assert_eq!(image.status, Status::Fail, "{image:#?}");
+        assert_eq!(image.reason, reason);
+        assert!(
+            image.message.starts_with(
+                "image attestations verification failed, verifiedCount: 0, requiredCount: 1, error: .attestations[0].attestors[0].entries[0].keys: no matching attestations: none of 1 attestation(s) at registry.company.com/app:sha256-"
+            ),
+            "{}",
+            image.message
+        );
+        assert!(
+            image.message.contains(".att verifies: "),
+            "{}",
+            image.message
+        );
+        assert!(image.message.contains(words), "{}", image.message);
+    }
+}
+
+#[test]
+fn another_predicate_type_is_not_found() {
+    let k = key();
+    let registry = Registry::new(vec![attestation_layer(
+        &k,
+        &digest_of(IMAGE),
+        REVIEW,
+        json!({"repo": {"branch": "main"}}),
+    )]);
+    let d = registry.decide(&policy(&attestation(&k, PROVENANCE, BUILDER_IS_CI), None));
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Fail);
+    assert_eq!(image.reason, Reason::PredicateTypeNotFound);
+    assert!(
+        image.message.ends_with(&format!(
+            ".attestations[0].attestors[0].entries[0].keys: attestations not found for predicate type {PROVENANCE} (found: {REVIEW})"
+        )),
+        "{}",
+        image.message
+    );
+}
+
+#[test]
+fn no_att_image_fails_with_no_matching_attestations() {
+    let k = key();
+    let registry = Registry::new(Vec::new());
+    let d = registry.decide(&policy(&attestation(&k, PROVENANCE, BUILDER_IS_CI), None));
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Fail);
+    assert_eq!(image.reason, Reason::NoAttestations);
+    assert_eq!(
+        image.message,
+        format!(
+            "image attestations verification failed, verifiedCount: 0, requiredCount: 1, error: .attestations[0].attestors[0].entries[0].keys: no matching attestations: no attestations found at registry.company.com/app:{}",
+            digest_of(IMAGE).attestation_tag()
+        )
+    );
+}
+
+#[test]
+fn count_two_of_two_with_one_missing_fails_with_the_counts() {
+    let (k1, k2) = (key(), key());
+    let registry = Registry::new(vec![attestation_layer(
+        &k1,
+        &digest_of(IMAGE),
+        PROVENANCE,
+        provenance("https://ci.company.com/builder"),
+    )]);
+    let two = format!(
+        r#"        - type: {PROVENANCE}
+          attestors:
+          - entries:
+            - keys:
+                publicKeys: |-
+                  {}
+            - keys:
+                publicKeys: |-
+                  {}"#,
+        pem(&k1).replace("\n                ", "\n                  "),
+        pem(&k2).replace("\n                ", "\n                  ")
+    );
+    let d = registry.decide(&policy(&two, None));
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Fail);
+    assert!(
+        image.message.starts_with(
+            "image attestations verification failed, verifiedCount: 1, requiredCount: 2, error: .attestations[0].attestors[0].entries[1].keys: no matching attestations: none of 1 attestation(s)"
+        ),
+        "{}",
+        image.message
+    );
+    // count: 1 of the same two passes on the first.
+    let one = two.replace(
+        "          attestors:\n          - entries:",
+        "          attestors:\n          - count: 1\n            entries:",
+    );
+    let d = registry.decide(&policy(&one, None));
+    assert_eq!(only_result(&d).status, Status::Pass, "{:#?}", d.results);
+}
+
+#[test]
+fn every_statement_of_the_type_must_satisfy_the_conditions() {
+    let k = key();
+    let digest = digest_of(IMAGE);
+    let registry = Registry::new(vec![
+        attestation_layer(
+            &k,
+            &digest,
+            PROVENANCE,
+            provenance("https://ci.company.com/builder"),
+        ),
+        // Another type is not checked against these conditions.
+        attestation_layer(&k, &digest, REVIEW, json!({"repo": {"branch": "dev"}})),
+        attestation_layer(&k, &digest, PROVENANCE, provenance("https://laptop")),
+    ]);
+    let d = registry.decide(&policy(&attestation(&k, PROVENANCE, BUILDER_IS_CI), None));
+    assert_eq!(only_result(&d).reason, Reason::AttestationConditions);
+    let registry = Registry::new(registry.attestations[..2].to_vec());
+    let d = registry.decide(&policy(&attestation(&k, PROVENANCE, BUILDER_IS_CI), None));
+    assert_eq!(only_result(&d).status, Status::Pass, "{:#?}", d.results);
+}
+
+#[test]
+fn the_attestation_name_holds_the_first_predicate() {
+    let k = key();
+    let registry = Registry::new(vec![attestation_layer(
+        &k,
+        &digest_of(IMAGE),
+        REVIEW,
+        json!({"repo": {"branch": "main", "uri": "https://github.com/example/my-project"}}),
+    )]);
+    let named = format!(
+        "        - name: review\n{}",
+        attestation(
+            &k,
+            REVIEW,
+            r#"          - any:
+            - key: "{{ review.repo.branch }}"
+              operator: Equals
+              value: main
+            all:
+            - key: "{{ repo.uri }}"
+              operator: Equals
+              value: https://github.com/example/my-project"#
+        )
+        .replacen("        - type:", "          type:", 1)
+    );
+    let d = registry.decide(&policy(&named, None));
+    assert_eq!(only_result(&d).status, Status::Pass, "{:#?}", d.results);
+    // A variable neither the predicate nor the name holds cannot be evaluated: a failure that
+    // says so, as in Kyverno.
+    let unknown = attestation(
+        &k,
+        REVIEW,
+        r#"          - all:
+            - key: "{{ request.object.metadata.name }}"
+              operator: Equals
+              value: test"#,
+    );
+    let d = registry.decide(&policy(&unknown, None));
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Fail);
+    assert!(
+        image.message.contains(
+            "failed to check attestations: failed to substitute variables in attestation conditions: "
+        ),
+        "{}",
+        image.message
+    );
+}
+
+#[test]
+fn two_attestations_with_other_conditions_never_share_an_outcome() {
+    let k = key();
+    let registry = Registry::new(vec![attestation_layer(
+        &k,
+        &digest_of(IMAGE),
+        PROVENANCE,
+        provenance("https://ci.company.com/builder"),
+    )]);
+    let other_builder = BUILDER_IS_CI.replace("https://ci.company.com/builder", "https://other");
+    let both = format!(
+        "{}\n{}",
+        attestation(&k, PROVENANCE, BUILDER_IS_CI),
+        attestation(&k, PROVENANCE, &other_builder)
+    );
+    let d = registry.decide(&policy(&both, None));
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Fail, "{image:#?}");
+    assert!(
+        image
+            .message
+            .contains(".attestations[1].attestors[0].entries[0].keys: attestation checks failed"),
+        "{}",
+        image.message
+    );
+    let keys = registry.keys.lock().unwrap();
+    let distinct: HashSet<&OutcomeKey> = keys.iter().collect();
+    assert_eq!(distinct.len(), 2, "{keys:#?}");
+    assert!(
+        keys.iter()
+            .all(|k| k.request.artifact == Artifact::Attestations)
+    );
+    // The signature check of the same key is another key again.
+    drop(keys);
+    let registry = Registry {
+        signatures: vec![signed_layer(
+            &k,
+            "registry.company.com/app",
+            &digest_of(IMAGE),
+        )],
+        ..Registry::new(registry.attestations.clone())
+    };
+    let d = registry.decide(&policy(
+        &attestation(&k, PROVENANCE, BUILDER_IS_CI),
+        Some(&k),
+    ));
+    assert_eq!(only_result(&d).status, Status::Pass, "{:#?}", d.results);
+    let keys = registry.keys.lock().unwrap();
+    assert_eq!(keys.len(), 2, "{keys:#?}");
+    assert_ne!(keys[0].attestor, keys[1].attestor);
+}
+
+#[test]
+fn signatures_are_checked_first() {
+    let k = key();
+    let registry = Registry::new(vec![attestation_layer(
+        &k,
+        &digest_of(IMAGE),
+        PROVENANCE,
+        provenance("https://ci.company.com/builder"),
+    )]);
+    // The image is not signed: the signature check's failure is the result.
+    let d = registry.decide(&policy(
+        &attestation(&k, PROVENANCE, BUILDER_IS_CI),
+        Some(&k),
+    ));
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Fail);
+    assert_eq!(image.reason, Reason::NoSignatures);
+    assert!(
+        image.message.contains("attestor set 1 of 1"),
+        "{}",
+        image.message
+    );
+}
+
+#[test]
+fn a_rekor_block_requires_the_attestations_bundle() {
+    let k = key();
+    let registry = Registry::new(vec![attestation_layer(
+        &k,
+        &digest_of(IMAGE),
+        PROVENANCE,
+        provenance("https://ci.company.com/builder"),
+    )]);
+    let with_rekor = attestation(&k, PROVENANCE, BUILDER_IS_CI).replace(
+        "          conditions:",
+        "                rekor:\n                  url: https://rekor.sigstore.dev\n          conditions:",
+    );
+    let d = registry.decide(&policy(&with_rekor, None));
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Fail, "{image:#?}");
+    assert_eq!(image.reason, Reason::TransparencyLog);
+    assert!(
+        image
+            .message
+            .contains("the transparency-log proof is missing"),
+        "{}",
+        image.message
+    );
+}
+
+#[test]
+fn keyless_and_implicit_attestors_are_a_clear_error() {
+    let k = key();
+    let registry = Registry::new(vec![attestation_layer(
+        &k,
+        &digest_of(IMAGE),
+        PROVENANCE,
+        provenance("https://ci.company.com/builder"),
+    )]);
+    let implicit = format!("        - type: {PROVENANCE}");
+    let d = registry.decide(&policy(&implicit, None));
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Error, "{image:#?}");
+    assert_eq!(image.reason, Reason::Unsupported);
+    assert!(
+        image.message.contains("the attestation has no attestors, which Kyverno checks as keyless with any identity; keyless attestations are not verified yet"),
+        "{}",
+        image.message
+    );
+    let keyless = format!(
+        r#"        - type: {PROVENANCE}
+          attestors:
+          - entries:
+            - keyless:
+                subject: "https://github.com/company/*"
+                issuer: https://token.actions.githubusercontent.com
+                rekor:
+                  url: https://rekor.sigstore.dev"#
+    );
+    let d = registry.decide(&policy(&keyless, None));
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Error, "{image:#?}");
+    assert!(
+        image.message.contains(".attestations[0].attestors[0].entries[0].keyless: keyless attestors of attestations are not verified yet"),
+        "{}",
+        image.message
+    );
+}
+
+#[test]
+fn bad_conditions_are_located_load_errors() {
+    let k = key();
+    let text = format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: p
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+    - name: r
+      match:
+        any:
+        - resources:
+            kinds:
+            - Pod
+      verifyImages:
+      - imageReferences:
+        - "registry.company.com/*"
+        attestations:
+{}
+"#,
+        attestation(
+            &k,
+            PROVENANCE,
+            r#"          - all:
+            - key: "{{ builder.id }}"
+              operator: Equal
+              value: x"#
+        )
+    );
+    let outcome = load("p.yaml", &text);
+    assert_eq!(outcome.errors.len(), 1, "{:#?}", outcome.errors);
+    let e = &outcome.errors[0];
+    assert!(
+        e.location
+            .path
+            .to_string()
+            .starts_with("spec.rules[0].verifyImages[0].attestations[0].conditions[0].all[0]"),
+        "{}",
+        e.location.path
+    );
+    assert!(e.location.line > 0);
+    assert!(outcome.policies.is_empty());
+}

@@ -1,0 +1,221 @@
+//! The decision for an entry's `attestations[]`, as Kyverno's `verifyAttestations`: each
+//! attestation in order, each of its attestor sets (AND), `count` of the set's entries (early
+//! exit once enough verified); a shortfall fails the image with
+//! `image attestations verification failed, verifiedCount: N, requiredCount: M, error: …`, each
+//! entry's error prefixed with its path (`.attestations[i].attestors[j].entries[k].keys`).
+
+use crate::image::digest::Digest;
+use crate::policy::{Attestation, Attestor, AttestorKind, AttestorSet, ImageVerification};
+
+use super::super::outcome::{AttestorFailure, AttestorOutcome, CannotEvaluate, Reason};
+use super::super::plan::{ImageCheck, attestation_key};
+use super::super::resource::ExtractedImage;
+use super::{Found, ImageResult, Status, Verdict, image_result};
+
+/// What one leaf or nested set amounted to.
+enum Entry {
+    Verified(Vec<String>),
+    /// Not verified: the words, whether an error (not a failed check) kept it, its kind, and
+    /// the fetch that ran out of time, if that was why.
+    Refused {
+        words: String,
+        error: bool,
+        reason: Reason,
+        timeout: Option<String>,
+    },
+}
+
+/// A set's verdict: `Ok(signers)` or the shortfall with its words and kind.
+struct Shortfall {
+    verified: usize,
+    required: usize,
+    errors: Vec<String>,
+    error: bool,
+    reason: Reason,
+    timeout: Option<String>,
+}
+
+/// The image result of an entry with attestations whose attestor sets (if any) passed with
+/// `signers`.
+pub(super) fn evaluate_attestations(
+    image: &ExtractedImage,
+    check: &ImageCheck,
+    entry: &ImageVerification,
+    digest: &Digest,
+    found: &Found,
+    mut signers: Vec<String>,
+) -> ImageResult {
+    let s = image.normalized();
+    for (i, attestation) in entry.attestations.iter().enumerate() {
+        for (j, set) in attestation.attestors.iter().enumerate() {
+            let prefix = format!(".attestations[{i}].attestors[{j}]");
+            match evaluate_set(set, &prefix, &|a| {
+                leaf(image, entry, attestation, a, digest, found, s)
+            }) {
+                Ok(mut v) => signers.append(&mut v),
+                Err(short) => {
+                    let verdict: Verdict = match &short.timeout {
+                        Some(why) if short.error => (
+                            Status::Error,
+                            short.reason,
+                            format!("verification of {s} did not finish within {why}"),
+                        ),
+                        _ => (
+                            if short.error {
+                                Status::Error
+                            } else {
+                                Status::Fail
+                            },
+                            short.reason,
+                            format!(
+                                "image attestations verification failed, verifiedCount: {}, requiredCount: {}, error: {}",
+                                short.verified,
+                                short.required,
+                                short.errors.join("; ")
+                            ),
+                        ),
+                    };
+                    return image_result(image, check, Some(digest.clone()), verdict, signers);
+                }
+            }
+        }
+    }
+    image_result(
+        image,
+        check,
+        Some(digest.clone()),
+        (
+            Status::Pass,
+            Reason::Verified,
+            format!("verified image attestations for {s} ({digest})"),
+        ),
+        signers,
+    )
+}
+
+/// Kyverno's count semantics over `set`'s entries, in order, stopping once enough verified.
+fn evaluate_set(
+    set: &AttestorSet,
+    prefix: &str,
+    outcome: &dyn Fn(&Attestor) -> Entry,
+) -> Result<Vec<String>, Shortfall> {
+    let required = set.required_count();
+    let mut verified = 0;
+    let mut signers = Vec::new();
+    let mut errors = Vec::new();
+    let mut error_count = 0;
+    let (mut first_error, mut first_failure, mut timeout) = (None, None, None);
+    for (k, attestor) in set.entries.iter().enumerate() {
+        if verified >= required {
+            break;
+        }
+        let path = format!("{prefix}.entries[{k}]");
+        let result = match &attestor.kind {
+            AttestorKind::Nested(inner) => {
+                match evaluate_set(inner, &format!("{path}.attestor"), outcome) {
+                    Ok(s) => Entry::Verified(s),
+                    Err(short) => Entry::Refused {
+                        words: format!(
+                            "nested set needs {}, got {}: {}",
+                            short.required,
+                            short.verified,
+                            short.errors.join("; ")
+                        ),
+                        error: short.error,
+                        reason: short.reason,
+                        timeout: short.timeout,
+                    },
+                }
+            }
+            _ => outcome(attestor),
+        };
+        match result {
+            Entry::Verified(mut s) => {
+                verified += 1;
+                signers.append(&mut s);
+            }
+            Entry::Refused {
+                words,
+                error,
+                reason,
+                timeout: t,
+            } => {
+                let sub = match &attestor.kind {
+                    AttestorKind::Key(_) => ".keys",
+                    AttestorKind::Certificate(_) => ".certificates",
+                    AttestorKind::Keyless(_) => ".keyless",
+                    AttestorKind::Nested(_) => "",
+                };
+                errors.push(format!("{path}{sub}: {words}"));
+                if error {
+                    error_count += 1;
+                    first_error.get_or_insert(reason);
+                } else {
+                    first_failure.get_or_insert(reason);
+                }
+                if timeout.is_none() {
+                    timeout = t;
+                }
+            }
+        }
+    }
+    if verified >= required {
+        return Ok(signers);
+    }
+    let error = error_count > 0 && verified + error_count >= required;
+    let reason = if error {
+        first_error.or(first_failure)
+    } else {
+        first_failure.or(first_error)
+    };
+    Err(Shortfall {
+        verified,
+        required,
+        errors,
+        error,
+        reason: reason.unwrap_or(Reason::NotFetched),
+        timeout,
+    })
+}
+
+/// One leaf attestor's outcome for `attestation`.
+fn leaf(
+    image: &ExtractedImage,
+    entry: &ImageVerification,
+    attestation: &Attestation,
+    attestor: &Attestor,
+    digest: &Digest,
+    found: &Found,
+    s: &str,
+) -> Entry {
+    let refused = |why: &CannotEvaluate| Entry::Refused {
+        words: why.to_string(),
+        error: true,
+        reason: why.reason(),
+        timeout: match why {
+            CannotEvaluate::Fetch(f) if f.is_timeout() => Some(f.to_string()),
+            _ => None,
+        },
+    };
+    if let Some(why) = attestor.unsupported() {
+        return refused(&CannotEvaluate::Unsupported(why.clone()));
+    }
+    let key = match attestation_key(image, entry, attestation, attestor, digest) {
+        Ok(key) => key,
+        Err(why) => return refused(&why),
+    };
+    match found.outcomes.get(&key) {
+        Some(AttestorOutcome::Verified(v)) => Entry::Verified(vec![v.signer().to_string()]),
+        Some(AttestorOutcome::Failed(why)) => Entry::Refused {
+            words: match why {
+                AttestorFailure::Attestation(a) => a.describe(s),
+                other => other.to_string(),
+            },
+            error: false,
+            reason: why.reason(),
+            timeout: None,
+        },
+        Some(AttestorOutcome::Error(why)) => refused(why),
+        None => refused(&CannotEvaluate::NotFetched),
+    }
+}
