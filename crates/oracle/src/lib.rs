@@ -5,15 +5,18 @@
 //!
 //! [`verify`] checks an image's `.sig` signatures with a public key the way sigstore-rs does
 //! (`trusted_signature_layers`, then `verify_constraints` with a `PublicKeyVerifier`); [`sign`]
-//! pushes a signature made by sigstore-rs' own signer from a cosign key file. Both talk to a
+//! pushes a signature made by sigstore-rs' own signer from a cosign key file; [`verify_keyless`]
+//! checks keyless signatures (Fulcio certificate, Rekor bundle) for an e-mail identity with
+//! `CertSubjectEmailVerifier` against trust material given offline. They all talk to a
 //! registry described by [`RegistryAccess`]: TLS with an extra root CA and Basic credentials
 //! work, as sigstore-rs passes them to `oci-client` (reqwest 0.13 + rustls).
 
 use std::collections::BTreeMap;
 
 use sigstore::cosign::constraint::PrivateKeySigner;
+use sigstore::cosign::verification_constraint::cert_subject_email_verifier::StringVerifier;
 use sigstore::cosign::verification_constraint::{
-    PublicKeyVerifier, VerificationConstraint, VerificationConstraintVec,
+    CertSubjectEmailVerifier, PublicKeyVerifier, VerificationConstraint, VerificationConstraintVec,
 };
 use sigstore::cosign::{ClientBuilder, Constraint, CosignCapabilities, SignatureLayer};
 use sigstore::crypto::SigningScheme;
@@ -62,6 +65,13 @@ pub struct OracleVerdict {
 }
 
 fn client(access: &RegistryAccess) -> Result<sigstore::cosign::Client, OracleError> {
+    ClientBuilder::default()
+        .with_oci_client_config(oci_config(access))
+        .build()
+        .map_err(OracleError::while_("building the registry client"))
+}
+
+fn oci_config(access: &RegistryAccess) -> ClientConfig {
     let mut config = ClientConfig::default();
     if access.plain_http {
         config.protocol = ClientProtocol::Http;
@@ -72,10 +82,7 @@ fn client(access: &RegistryAccess) -> Result<sigstore::cosign::Client, OracleErr
             data: ca.clone(),
         });
     }
-    ClientBuilder::default()
-        .with_oci_client_config(config)
-        .build()
-        .map_err(OracleError::while_("building the registry client"))
+    config
 }
 
 fn auth(access: &RegistryAccess) -> Auth {
@@ -126,6 +133,71 @@ pub async fn verify(
         layers: layers.len(),
         by_key,
         verified,
+    })
+}
+
+/// Trust material for [`verify_keyless`], given offline (as sigstore-rs' `ManualTrustRoot`).
+#[derive(Debug, Clone, Default)]
+pub struct KeylessTrust {
+    /// DER certificates of the Fulcio CAs (roots and intermediates: sigstore-rs trusts each).
+    pub fulcio_certs: Vec<Vec<u8>>,
+    /// Rekor public keys (DER SubjectPublicKeyInfo) by hex log ID.
+    pub rekor_keys: BTreeMap<String, Vec<u8>>,
+}
+
+/// What sigstore-rs concluded about an image's keyless signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeylessVerdict {
+    /// Signature layers sigstore-rs fetched (`trusted_signature_layers`).
+    pub layers: usize,
+    /// Layers whose certificate sigstore-rs trusted (Fulcio chain, validity at the Rekor time).
+    pub with_trusted_certificate: usize,
+    /// Whether some layer's certificate is for `email` from `issuer`.
+    pub verified: bool,
+}
+
+/// Verifies `image`'s keyless signatures for the e-mail identity `email` issued by `issuer`
+/// through sigstore-rs, trusting `trust` only.
+pub async fn verify_keyless(
+    image: &str,
+    email: &str,
+    issuer: &str,
+    trust: &KeylessTrust,
+    access: &RegistryAccess,
+) -> Result<KeylessVerdict, OracleError> {
+    let reference = reference(image)?;
+    let root = sigstore::trust::ManualTrustRoot {
+        fulcio_certs: trust
+            .fulcio_certs
+            .iter()
+            .map(|c| c.clone().into())
+            .collect(),
+        rekor_keys: trust.rekor_keys.clone(),
+        ctfe_keys: BTreeMap::new(),
+    };
+    let mut client = ClientBuilder::default()
+        .with_oci_client_config(oci_config(access))
+        .with_trust_repository(&root)
+        .map_err(OracleError::while_("loading the trust material"))?
+        .build()
+        .map_err(OracleError::while_("building the registry client"))?;
+    let layers = client
+        .trusted_signature_layers(&auth(access), &reference)
+        .await
+        .map_err(OracleError::while_(format!(
+            "fetching the signatures of {image}"
+        )))?;
+    let constraints: VerificationConstraintVec = vec![Box::new(CertSubjectEmailVerifier {
+        email: StringVerifier::ExactMatch(email.to_string()),
+        issuer: Some(StringVerifier::ExactMatch(issuer.to_string())),
+    })];
+    Ok(KeylessVerdict {
+        layers: layers.len(),
+        with_trusted_certificate: layers
+            .iter()
+            .filter(|l| l.certificate_signature.is_some())
+            .count(),
+        verified: sigstore::cosign::verify_constraints(&layers, constraints.iter()).is_ok(),
     })
 }
 
