@@ -30,7 +30,9 @@ use sealgate_core::engine::{Evaluation, Mode, Resource, VerifyContext, Want};
 use sealgate_core::image::alias::{canonical_repository, same_repository, spellings};
 use sealgate_core::image::wildcard;
 use sealgate_core::policy::{self, LoadOptions, Policy};
+use sealgate_core::sigstore::fulcio::CertIdentity;
 use sealgate_core::sigstore::rekor::verify_bundle;
+use sealgate_core::sigstore::sct::verify_embedded_sct;
 use sealgate_core::sigstore::trust::TrustedRoot;
 use sealgate_core::timestamp::unix_time;
 use sealgate_core::{Digest, ImageRef};
@@ -184,9 +186,12 @@ pub fn key_file(data: &[u8]) {
 }
 
 /// Certificates and chains: PEM bundles, DER, and a chain built from what was given (the first
-/// certificate as leaf, the rest as intermediates, the last also as root).
+/// certificate as leaf, the rest as intermediates, the last also as root); the Fulcio identity
+/// and the embedded SCTs (the precertificate TBS rebuilt) of each.
 pub fn certificate(data: &[u8]) {
     let _ = cert_info(data);
+    let _ = CertIdentity::read(data);
+    let _ = verify_embedded_sct(data, data, &TrustedRoot::public_good().ctlogs);
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -196,6 +201,9 @@ pub fn certificate(data: &[u8]) {
     let ders: Vec<Vec<u8>> = certs.iter().map(|c| c.der().to_vec()).collect();
     for der in &ders {
         let _ = cert_info(der);
+        let _ = CertIdentity::read(der);
+        let issuer = ders.last().map_or(&[][..], Vec::as_slice);
+        let _ = verify_embedded_sct(der, issuer, &TrustedRoot::public_good().ctlogs);
     }
     if let (Some(leaf), Some(root)) = (ders.first(), ders.last()) {
         let _ =
