@@ -1,6 +1,7 @@
 //! One module per subcommand; [`run`] dispatches and [`Outcome`] maps results to exit codes.
 
 mod apply;
+mod attest;
 mod audit;
 mod generate_key_pair;
 mod lint;
@@ -11,6 +12,7 @@ mod test;
 mod triangulate;
 mod uninstall;
 mod verify;
+mod verify_attestation;
 
 use std::process::ExitCode;
 
@@ -49,6 +51,12 @@ pub(crate) enum Command {
     Sign(sign::Args),
     /// Verify the cosign signatures of images against a public key.
     Verify(verify::Args),
+    /// Attest images: sign an in-toto statement about each image's digest with a key and push
+    /// it next to the image as cosign does (REPO:sha256-<hex>.att).
+    Attest(attest::Args),
+    /// Verify the cosign attestations of images against a public key and print the verified
+    /// ones of a predicate type.
+    VerifyAttestation(verify_attestation::Args),
     /// Print where the signatures of an image are stored (REPO:sha256-<hex>.sig).
     Triangulate(triangulate::Args),
     /// Run Kyverno verifyImages policies against resource files (a CI check).
@@ -75,6 +83,8 @@ pub(crate) fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::PublicKey(args) => public_key::run(&args),
         Command::Sign(args) => block_on(sign::run(&args)),
         Command::Verify(args) => block_on(verify::run(&args)),
+        Command::Attest(args) => block_on(attest::run(&args)),
+        Command::VerifyAttestation(args) => block_on(verify_attestation::run(&args)),
         Command::Triangulate(args) => block_on(triangulate::run(&args)),
         Command::Apply(args) => block_on(apply::run(&args)),
         Command::Test(args) => block_on(test::run(&args)),

@@ -11,6 +11,7 @@
     unreachable_pub
 )]
 
+mod attestations;
 mod audit;
 mod commands;
 mod common;

@@ -225,6 +225,54 @@ impl fmt::Display for AttestationRefusal {
     }
 }
 
+/// An attestation layer that verified with an attestor: its statement and who signed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedAttestation {
+    /// Index of the layer in the `.att` image.
+    pub layer_index: usize,
+    /// The signed statement.
+    pub statement: Statement,
+    /// Who signed.
+    pub signer: Signer,
+}
+
+/// The layers of `attestations` that verify with `attestor` (a key or certificate attestor),
+/// in layer order: what cosign's `VerifyImageAttestations` returns. No layer at all, or none
+/// that verifies, is the failure.
+pub fn verify_attestations(
+    attestor: &Attestor,
+    attestations: &SignatureSet,
+    ctx: VerifyContext<'_>,
+) -> Result<Vec<VerifiedAttestation>, AttestationFailure> {
+    if attestations.layers.is_empty() {
+        return Err(AttestationFailure::NoAttestations {
+            location: attestations.location.clone(),
+        });
+    }
+    let mut verified = Vec::new();
+    let mut refusals = Vec::new();
+    for (layer_index, layer) in attestations.layers.iter().enumerate() {
+        match check_layer(attestor, layer, &attestations.image_digest, ctx) {
+            Ok(Some((statement, signer))) => verified.push(VerifiedAttestation {
+                layer_index,
+                statement,
+                signer,
+            }),
+            Ok(None) => refusals.push(AttestationRefusal::Unusable(
+                "only keys and certificates verify attestations here".into(),
+            )),
+            Err(why) => refusals.push(why),
+        }
+    }
+    if verified.is_empty() {
+        return Err(AttestationFailure::NoneVerified {
+            location: attestations.location.clone(),
+            layers: refusals,
+        });
+    }
+    Ok(verified)
+}
+
 /// Checks `attestor` for `attestation` against the `.att` layers found for an image.
 pub fn check_attestation(
     attestor: &Attestor,
@@ -235,27 +283,15 @@ pub fn check_attestation(
     if let Some(why) = attestor.unsupported() {
         return AttestorOutcome::Error(CannotEvaluate::Unsupported(why.clone()));
     }
+    if matches!(attestor.kind, AttestorKind::Nested(_)) {
+        return AttestorOutcome::Error(CannotEvaluate::NestedSet);
+    }
     let failed = |f: AttestationFailure| AttestorOutcome::Failed(AttestorFailure::Attestation(f));
-    if attestations.layers.is_empty() {
-        return failed(AttestationFailure::NoAttestations {
-            location: attestations.location.clone(),
-        });
-    }
-    let mut verified: Vec<(Statement, Signer)> = Vec::new();
-    let mut refusals = Vec::new();
-    for layer in &attestations.layers {
-        match check_layer(attestor, layer, &attestations.image_digest, ctx) {
-            Ok(Some(v)) => verified.push(v),
-            Ok(None) => return AttestorOutcome::Error(CannotEvaluate::NestedSet),
-            Err(why) => refusals.push(why),
-        }
-    }
-    if verified.is_empty() {
-        return failed(AttestationFailure::NoneVerified {
-            location: attestations.location.clone(),
-            layers: refusals,
-        });
-    }
+    let verified: Vec<(Statement, Signer)> = match verify_attestations(attestor, attestations, ctx)
+    {
+        Ok(v) => v.into_iter().map(|v| (v.statement, v.signer)).collect(),
+        Err(f) => return failed(f),
+    };
     let mut base = Map::new();
     if let Some(name) = &attestation.name {
         // Kyverno's getRawResp: the first statement whose predicate is an object.

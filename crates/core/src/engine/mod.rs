@@ -19,7 +19,10 @@ mod plan;
 mod request;
 mod resource;
 
-pub use attestation::{AttestationFailure, AttestationRefusal, check_attestation};
+pub use attestation::{
+    AttestationFailure, AttestationRefusal, VerifiedAttestation, check_attestation,
+    verify_attestations,
+};
 pub use attestor::{VerifyContext, check_attestor};
 pub use decide::{Decision, ImageResult, RuleResult, Status, VERIFY_IMAGES_ANNOTATION};
 pub use evaluation::{Evaluation, Finished, Want};

@@ -1,0 +1,447 @@
+//! Attestations end to end against the real test registry: `sealgate attest` writes them as
+//! cosign does (a DSSE envelope layer of REPO:sha256-<hex>.att), `verify-attestation` prints the
+//! verified ones, and `apply` checks a policy's `attestations` with conditions over the
+//! predicate (issue 10, Must 5).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sealgate_core::Digest;
+use sealgate_core::cosign::ImageManifest;
+use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
+use serde_json::Value;
+
+use crate::common::{Workdir, image};
+
+const TLS_AUTH: TestRegistryConfig = TestRegistryConfig {
+    tls: true,
+    auth: true,
+};
+
+const SLSA: &str = "https://slsa.dev/provenance/v0.2";
+
+/// The layers of the `.att` image of `digest` in `repo`.
+fn attestation_layers(
+    registry: &TestRegistry,
+    repo: &str,
+    digest: &Digest,
+) -> Vec<sealgate_core::cosign::Descriptor> {
+    let client = registry.client();
+    let repo_ref = registry.image_ref(&format!("{repo}:x"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let manifest = rt
+        .block_on(client.get_manifest(&repo_ref, &digest.attestation_tag()))
+        .unwrap();
+    manifest.map_or_else(Vec::new, |m| ImageManifest::parse(&m.bytes).unwrap().layers)
+}
+
+/// The statement inside an envelope printed by `verify-attestation`.
+fn statement_of(envelope_line: &str) -> Value {
+    let envelope: Value = serde_json::from_str(envelope_line).unwrap();
+    assert_eq!(envelope["payloadType"], "application/vnd.in-toto+json");
+    let payload = STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
+    serde_json::from_slice(&payload).unwrap()
+}
+
+fn provenance(builder: &str) -> String {
+    format!(
+        r#"{{"builder": {{"id": "{builder}"}}, "buildType": "https://example.com/build/v1", "materials": []}}"#
+    )
+}
+
+#[test]
+fn attest_then_verify_attestation_round_trip() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let digest = registry.push_image("app", "v1");
+    let bare = registry.push_image("bare", "v1");
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let (_, other_public) = w.keys("other", "pw");
+    std::fs::write(
+        w.path("provenance.json"),
+        provenance("https://ci.company.com/builder"),
+    )
+    .unwrap();
+    std::fs::write(w.path("notes.txt"), "reviewed by alice\n").unwrap();
+    let app = image(&registry, "app:v1");
+    let att_tag = format!("{}:{}", image(&registry, "app"), digest.attestation_tag());
+
+    w.run_on(
+        &registry,
+        "pw",
+        &[
+            "attest",
+            "--key",
+            &key,
+            "--type",
+            "slsaprovenance",
+            "--predicate",
+            "provenance.json",
+            &app,
+        ],
+    )
+    .success()
+    .stderr_has(&format!(
+        "Attested {app} ({digest}): pushed a {SLSA} attestation to {att_tag} (1 attestation(s) there now)"
+    ));
+    // As cosign stores it: one DSSE layer, its predicate type annotated, an empty signature
+    // annotation (the signature is in the envelope).
+    let layers = attestation_layers(&registry, "app", &digest);
+    assert_eq!(layers.len(), 1);
+    assert_eq!(
+        layers[0].media_type,
+        "application/vnd.dsse.envelope.v1+json"
+    );
+    assert_eq!(layers[0].annotation("predicateType"), Some(SLSA));
+    assert_eq!(
+        layers[0].annotation("dev.cosignproject.cosign/signature"),
+        Some("")
+    );
+
+    // A second attestation (cosign's default type, custom) is appended.
+    w.run_on(
+        &registry,
+        "pw",
+        &["attest", "--key", &key, "--predicate", "notes.txt", &app],
+    )
+    .success()
+    .stderr_has("(2 attestation(s) there now)");
+    assert_eq!(attestation_layers(&registry, "app", &digest).len(), 2);
+
+    // verify-attestation prints each verified envelope of the type, one per line.
+    let slsa = w.run_on(
+        &registry,
+        "",
+        &[
+            "verify-attestation",
+            "--key",
+            &public,
+            "--type",
+            "slsaprovenance",
+            &app,
+        ],
+    );
+    slsa.success()
+        .stderr_has("The signatures over the DSSE envelopes were verified");
+    let out = slsa.stdout();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", slsa.stdout());
+    let statement = statement_of(lines[0]);
+    assert_eq!(statement["predicateType"], SLSA);
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v0.1");
+    assert_eq!(statement["subject"][0]["digest"]["sha256"], digest.hex());
+    assert_eq!(statement["subject"][0]["name"], image(&registry, "app"));
+    assert_eq!(
+        statement["predicate"]["builder"]["id"],
+        "https://ci.company.com/builder"
+    );
+    // Without --type: cosign's custom, {Data, Timestamp}.
+    let custom = w.run_on(
+        &registry,
+        "",
+        &["verify-attestation", "--key", &public, &app],
+    );
+    custom.success();
+    let statement = statement_of(custom.stdout().trim());
+    assert_eq!(
+        statement["predicateType"],
+        "https://cosign.sigstore.dev/attestation/v1"
+    );
+    assert_eq!(statement["predicate"]["Data"], "reviewed by alice\n");
+    assert!(
+        statement["predicate"]["Timestamp"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+
+    // None of another type, another key, an image without attestations: exit 1, saying which.
+    w.run_on(
+        &registry,
+        "",
+        &[
+            "verify-attestation",
+            "--key",
+            &public,
+            "--type",
+            "cyclonedx",
+            &app,
+        ],
+    )
+    .expect_code(1)
+    .stderr_has(
+        "none of the attestations matched the predicate type: https://cyclonedx.org/bom, found: ",
+    );
+    w.run_on(
+        &registry,
+        "",
+        &["verify-attestation", "--key", &other_public, &app],
+    )
+    .expect_code(1)
+    .stderr_has(&format!("none of 2 attestation(s) at {att_tag} verifies"))
+    .stderr_has("attestation 1: does not verify with the key");
+    w.run_on(
+        &registry,
+        "",
+        &[
+            "verify-attestation",
+            "--key",
+            &public,
+            &image(&registry, "bare:v1"),
+        ],
+    )
+    .expect_code(1)
+    .stderr_has(&format!(
+        "no attestations found at {}:{}",
+        image(&registry, "bare"),
+        bare.attestation_tag()
+    ));
+
+    // --replace drops the earlier attestation of the same type.
+    std::fs::write(
+        w.path("provenance.json"),
+        provenance("https://ci.company.com/v2"),
+    )
+    .unwrap();
+    w.run_on(
+        &registry,
+        "pw",
+        &[
+            "attest",
+            "--key",
+            &key,
+            "--type",
+            "slsaprovenance",
+            "--predicate",
+            "provenance.json",
+            "--replace",
+            &app,
+        ],
+    )
+    .success()
+    .stderr_has("(2 attestation(s) there now, 1 of the same type replaced)");
+    let slsa = w.run_on(
+        &registry,
+        "",
+        &["verify-attestation", "--key", &public, "--type", SLSA, &app],
+    );
+    slsa.success();
+    assert_eq!(slsa.stdout().lines().count(), 1, "{}", slsa.stdout());
+    assert_eq!(
+        statement_of(slsa.stdout().trim())["predicate"]["builder"]["id"],
+        "https://ci.company.com/v2"
+    );
+
+    // A type that is neither cosign's name nor a URI is a usage error.
+    w.run_on(
+        &registry,
+        "pw",
+        &[
+            "attest",
+            "--key",
+            &key,
+            "--type",
+            "provenance",
+            "--predicate",
+            "provenance.json",
+            &app,
+        ],
+    )
+    .expect_code(2)
+    .stderr_has("invalid predicate type: provenance");
+}
+
+fn policy(registry: &TestRegistry, public_pem: &str) -> String {
+    format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: require-provenance
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+  - name: built-by-ci
+    match:
+      any:
+      - resources:
+          kinds: [Pod]
+    verifyImages:
+    - imageReferences: ["{host}/*"]
+      attestations:
+      - type: {SLSA}
+        attestors:
+        - entries:
+          - keys:
+              publicKeys: |-
+                {key}
+        conditions:
+        - all:
+          - key: "{{{{ builder.id }}}}"
+            operator: Equals
+            value: https://ci.company.com/builder
+            message: the image was not built by the company's CI
+"#,
+        host = registry.host(),
+        key = public_pem.trim().replace('\n', "\n                ")
+    )
+}
+
+fn pod(w: &Workdir, name: &str, image: &str) -> String {
+    let file = format!("{name}.yaml");
+    std::fs::write(
+        w.path(&file),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  containers:\n  - name: c\n    image: {image}\n"
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn apply_checks_attestation_conditions_over_the_predicate() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let digest = registry.push_image("app", "v1");
+    registry.push_image("laptop", "v1");
+    let none = registry.push_image("none", "v1");
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let pem = std::fs::read_to_string(w.path(&public)).unwrap();
+    std::fs::write(w.path("policy.yaml"), policy(&registry, &pem)).unwrap();
+    for (repo, builder) in [
+        ("app", "https://ci.company.com/builder"),
+        ("laptop", "https://laptop.example/alice"),
+    ] {
+        std::fs::write(w.path("provenance.json"), provenance(builder)).unwrap();
+        w.run_on(
+            &registry,
+            "pw",
+            &[
+                "attest",
+                "--key",
+                &key,
+                "--type",
+                "slsaprovenance",
+                "--predicate",
+                "provenance.json",
+                &image(&registry, &format!("{repo}:v1")),
+            ],
+        )
+        .success();
+    }
+
+    // lint no longer says attestations are not checked.
+    let lint = w.run("", &["lint", "policy.yaml"]);
+    lint.success();
+    assert!(
+        !format!("{}{}", lint.stdout(), lint.stderr()).contains("attestations"),
+        "{}{}",
+        lint.stdout(),
+        lint.stderr()
+    );
+
+    let app = image(&registry, "app:v1");
+    let good = pod(&w, "good", &app);
+    let pass = w.run_on(
+        &registry,
+        "",
+        &["apply", "policy.yaml", "--resource", &good],
+    );
+    pass.success()
+        .stdout_has(&format!("verified image attestations for {app} ({digest})"));
+    let json = w.run_on(
+        &registry,
+        "",
+        &["apply", "policy.yaml", "--resource", &good, "-o", "json"],
+    );
+    json.success()
+        .stdout_has(&format!("{app}@{digest}"))
+        .stdout_has("\"reason\": \"verified\"");
+
+    let laptop = image(&registry, "laptop:v1");
+    let bad = pod(&w, "bad", &laptop);
+    w.run_on(&registry, "", &["apply", "policy.yaml", "--resource", &bad])
+        .expect_code(1)
+        .stdout_has(&format!(
+            "image attestations verification failed, verifiedCount: 0, requiredCount: 1, error: .attestations[0].attestors[0].entries[0].keys: attestation checks failed for {laptop} and predicate {SLSA}: the image was not built by the company's CI"
+        ));
+
+    let unattested = pod(&w, "unattested", &image(&registry, "none:v1"));
+    w.run_on(
+        &registry,
+        "",
+        &["apply", "policy.yaml", "--resource", &unattested],
+    )
+    .expect_code(1)
+    .stdout_has(&format!(
+        "image attestations verification failed, verifiedCount: 0, requiredCount: 1, error: .attestations[0].attestors[0].entries[0].keys: no matching attestations: no attestations found at {}:{}",
+        image(&registry, "none"),
+        none.attestation_tag()
+    ));
+
+    // The attestation of one image is not another's: app's `.att` image copied under the
+    // laptop image's digest (what a registry that cannot be trusted could serve) names app's
+    // digest as its subject.
+    let laptop_digest = copy_attestations(&registry, "app", &digest, "laptop", &laptop);
+    assert_ne!(laptop_digest, digest);
+    w.run_on(&registry, "", &["apply", "policy.yaml", "--resource", &bad])
+        .expect_code(1)
+        .stdout_has(&format!(
+            "no matching attestations: none of 1 attestation(s) at {}:{} verifies: attestation 1: no matching subject digest found (subjects: {}@{digest})",
+            image(&registry, "laptop"),
+            laptop_digest.attestation_tag(),
+            image(&registry, "app"),
+        ));
+}
+
+/// Copies the `.att` image of `digest` in `from` to `to`, under the digest `image`'s tag
+/// resolves to (replacing what is there); that digest.
+fn copy_attestations(
+    registry: &TestRegistry,
+    from: &str,
+    digest: &Digest,
+    to: &str,
+    image: &str,
+) -> Digest {
+    let client = registry.client();
+    let source = registry.image_ref(&format!("{from}:x"));
+    let target = registry.image_ref(&format!("{to}:x"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let target_digest = client
+            .resolve(&sealgate_core::ImageRef::parse(image).unwrap())
+            .await
+            .unwrap();
+        let manifest = client
+            .get_manifest(&source, &digest.attestation_tag())
+            .await
+            .unwrap()
+            .unwrap();
+        let parsed = ImageManifest::parse(&manifest.bytes).unwrap();
+        for blob in parsed.layers.iter().chain([&parsed.config]) {
+            let bytes = client
+                .get_blob(&source, &blob.digest, 1 << 20)
+                .await
+                .unwrap();
+            client.push_blob(&target, &bytes).await.unwrap();
+        }
+        client
+            .put_manifest(
+                &target,
+                &target_digest.attestation_tag(),
+                "application/vnd.oci.image.manifest.v1+json",
+                &manifest.bytes,
+            )
+            .await
+            .unwrap();
+        target_digest
+    })
+}
