@@ -21,17 +21,22 @@ use crate::cosign::dsse::{
     DSSE_MEDIA_TYPE, Envelope, EnvelopeError, IN_TOTO_PAYLOAD_TYPE, Statement, StatementError,
 };
 use crate::cosign::{
-    BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, SignatureLayer, SignatureSet,
-    Signer, verify_attestation_bundle,
+    BUNDLE_ANNOTATION, SignatureLayer, SignatureSet, Signer, verify_attestation_bundle,
 };
-use crate::crypto::chain::{cert_info, verify_code_signing_chain};
+use crate::crypto::chain::{CertInfo, cert_info, verify_code_signing_chain};
 use crate::crypto::key::{KeyError, PublicKey, SignatureHash};
 use crate::image::digest::Digest;
-use crate::policy::{Attestation, Attestor, AttestorKind, KeySource, RekorSettings};
+use crate::policy::{
+    Attestation, Attestor, AttestorKind, CertificateAttestor, KeySource, KeylessAttestor,
+    RekorSettings,
+};
+use crate::sigstore::fulcio::CertIdentity;
 use crate::sigstore::rekor::TlogProof;
-use crate::sigstore::trust::LogKey;
+use crate::timestamp::UnixTime;
 
-use super::attestor::VerifyContext;
+use super::attestor::{
+    VerifyContext, keyless_certificate, keyless_who, layer_certificate, layer_chain, rekor_logs,
+};
 use super::outcome::{
     AttestorFailure, AttestorOutcome, CannotEvaluate, CertificateRefusal, Reason, TlogRefusal,
     Verified,
@@ -352,6 +357,18 @@ pub fn check_attestation(
     AttestorOutcome::Verified(Verified::new(signer.clone()))
 }
 
+/// Who an attestation layer must be signed by, once its attestor kind is known.
+enum Signing<'a> {
+    /// A key, or a certificate's key.
+    Known(Signer),
+    /// A keyless certificate, whose checks end after the transparency log's.
+    Keyless {
+        attestor: &'a KeylessAttestor,
+        info: Box<CertInfo>,
+        identity: CertIdentity,
+    },
+}
+
 /// Checks one layer: the statement and who signed it when it verifies; `Ok(None)` for an
 /// attestor kind that never reaches a leaf check (a nested set).
 fn check_layer(
@@ -360,6 +377,7 @@ fn check_layer(
     image_digest: &Digest,
     ctx: VerifyContext<'_>,
 ) -> Result<Option<(Statement, Signer)>, AttestationRefusal> {
+    let refuse = AttestationRefusal::Certificate;
     if layer.descriptor.media_type != DSSE_MEDIA_TYPE {
         return Err(AttestationRefusal::NotDsse {
             media_type: layer.descriptor.media_type.clone(),
@@ -372,42 +390,59 @@ fn check_layer(
     if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(AttestationRefusal::PayloadType(envelope.payload_type));
     }
-    let (signer, signer_der, rekor) = match &attestor.kind {
+    // Who signs, the DER the transparency log must name, its settings, and whether a proof is
+    // required without a `rekor` block (keyless: always, as for signatures).
+    let (signing, signer_der, rekor, keyless) = match &attestor.kind {
         AttestorKind::Key(k) => {
             // Only PEM keys reach here: the other sources carry an `Unsupported` reason.
             let KeySource::Pem(key) = &k.key else {
                 return Ok(None);
             };
             by_key(&envelope, key, k.hash)?;
+            let signer = Signer::Key {
+                fingerprint: key.fingerprint(),
+            };
             (
-                Signer::Key {
-                    fingerprint: key.fingerprint(),
-                },
+                Signing::Known(signer),
                 key.spki_der().to_vec(),
                 &k.rekor,
+                false,
             )
         }
         AttestorKind::Certificate(c) => {
             let cert = signing_certificate(c.cert.as_ref().map(|c| c.der()), layer)?;
-            let info = cert_info(&cert)
-                .map_err(|e| AttestationRefusal::Certificate(CertificateRefusal::Chain(e)))?;
+            let info = cert_info(&cert).map_err(|e| refuse(CertificateRefusal::Chain(e)))?;
             if by_key(&envelope, &info.public_key, SignatureHash::Sha256).is_err() {
-                return Err(AttestationRefusal::Certificate(
-                    CertificateRefusal::NotByCertificate {
-                        subject: info.subject,
-                    },
-                ));
-            }
-            (
-                Signer::Certificate {
+                return Err(refuse(CertificateRefusal::NotByCertificate {
                     subject: info.subject,
-                },
-                cert,
-                &c.rekor,
-            )
+                }));
+            }
+            let signer = Signer::Certificate {
+                subject: info.subject,
+            };
+            (Signing::Known(signer), cert, &c.rekor, false)
         }
-        // Keyless attestors carry an `Unsupported` reason; nested sets are walked by the engine.
-        AttestorKind::Keyless(_) | AttestorKind::Nested(_) => return Ok(None),
+        AttestorKind::Keyless(k) => {
+            let leaf = layer_certificate(layer)
+                .map_err(refuse)?
+                .ok_or(refuse(CertificateRefusal::NoKeylessCertificate))?;
+            let info = cert_info(&leaf).map_err(|e| refuse(CertificateRefusal::Chain(e)))?;
+            let identity =
+                CertIdentity::read(&leaf).map_err(|e| refuse(CertificateRefusal::Chain(e)))?;
+            if by_key(&envelope, &info.public_key, SignatureHash::Sha256).is_err() {
+                return Err(refuse(CertificateRefusal::NotByCertificate {
+                    subject: keyless_who(&info, &identity),
+                }));
+            }
+            let signing = Signing::Keyless {
+                attestor: k,
+                info: Box::new(info),
+                identity,
+            };
+            (signing, leaf, &k.rekor, true)
+        }
+        // Nested sets are walked by the engine.
+        AttestorKind::Nested(_) => return Ok(None),
     };
     let statement = Statement::parse(&envelope.payload).map_err(AttestationRefusal::Statement)?;
     let Some(subject) = statement.subject_for(image_digest) else {
@@ -427,35 +462,59 @@ fn check_layer(
                 .collect(),
         });
     }
-    let proof = check_tlog(rekor, layer, &envelope, &signer_der, ctx)?;
-    if let (AttestorKind::Certificate(c), Signer::Certificate { subject }) =
-        (&attestor.kind, &signer)
-    {
-        let signing_time = proof.map_or(ctx.now, |p| p.integrated_time);
-        let info = cert_info(&signer_der)
-            .map_err(|e| AttestationRefusal::Certificate(CertificateRefusal::Chain(e)))?;
-        if !c.chain.is_empty() {
-            let roots: Vec<Vec<u8>> = c.chain.iter().map(|x| x.der().to_vec()).collect();
-            let hints: Vec<Vec<u8>> = layer
-                .descriptor
-                .annotation(CHAIN_ANNOTATION)
-                .and_then(|t| crate::crypto::pem::parse_blocks(t).ok())
-                .map(|b| b.into_iter().map(|b| b.der).collect())
-                .unwrap_or_default();
-            verify_code_signing_chain(&signer_der, &hints, &roots, signing_time)
-                .map_err(|e| AttestationRefusal::Certificate(CertificateRefusal::Chain(e)))?;
-        } else if signing_time < info.not_before || signing_time > info.not_after {
-            return Err(AttestationRefusal::Certificate(
-                CertificateRefusal::NotValidAtSigningTime {
-                    subject: subject.clone(),
-                    at: signing_time,
-                    not_before: info.not_before,
-                    not_after: info.not_after,
-                },
-            ));
+    let proof = check_tlog(rekor, keyless, layer, &envelope, &signer_der, ctx)?;
+    let signing_time = proof.map_or(ctx.now, |p| p.integrated_time);
+    let signer = match signing {
+        Signing::Keyless {
+            attestor: k,
+            info,
+            identity,
+        } => keyless_certificate(
+            k,
+            &signer_der,
+            &info,
+            identity,
+            &layer_chain(layer),
+            signing_time,
+            ctx,
+        )
+        .map_err(refuse)?,
+        Signing::Known(signer) => {
+            if let (AttestorKind::Certificate(c), Signer::Certificate { subject }) =
+                (&attestor.kind, &signer)
+            {
+                certificate_valid(c, &signer_der, subject, layer, signing_time)?;
+            }
+            signer
         }
-    }
+    };
     Ok(Some((statement, signer)))
+}
+
+/// A certificate attestor's certificate at the signing time: its chain to `certChain` when
+/// the policy gives one, else its own validity.
+fn certificate_valid(
+    c: &CertificateAttestor,
+    cert: &[u8],
+    subject: &str,
+    layer: &SignatureLayer,
+    signing_time: UnixTime,
+) -> Result<(), AttestationRefusal> {
+    let refuse = AttestationRefusal::Certificate;
+    let info = cert_info(cert).map_err(|e| refuse(CertificateRefusal::Chain(e)))?;
+    if !c.chain.is_empty() {
+        let roots: Vec<Vec<u8>> = c.chain.iter().map(|x| x.der().to_vec()).collect();
+        verify_code_signing_chain(cert, &layer_chain(layer), &roots, signing_time)
+            .map_err(|e| refuse(CertificateRefusal::Chain(e)))?;
+    } else if signing_time < info.not_before || signing_time > info.not_after {
+        return Err(refuse(CertificateRefusal::NotValidAtSigningTime {
+            subject: subject.to_string(),
+            at: signing_time,
+            not_before: info.not_before,
+            not_after: info.not_after,
+        }));
+    }
+    Ok(())
 }
 
 fn by_key(
@@ -479,22 +538,8 @@ fn signing_certificate(
     policy: Option<&[u8]>,
     layer: &SignatureLayer,
 ) -> Result<Vec<u8>, AttestationRefusal> {
-    let refuse = |r: CertificateRefusal| AttestationRefusal::Certificate(r);
-    let layer_cert = match layer
-        .descriptor
-        .annotation(CERTIFICATE_ANNOTATION)
-        .filter(|t| !t.trim().is_empty())
-    {
-        Some(text) => Some(
-            crate::crypto::pem::parse_blocks(text)
-                .ok()
-                .and_then(|b| b.into_iter().next())
-                .ok_or(refuse(CertificateRefusal::BadCertificateAnnotation))?
-                .der,
-        ),
-        None => None,
-    };
-    match (policy, layer_cert) {
+    let refuse = AttestationRefusal::Certificate;
+    match (policy, layer_certificate(layer).map_err(refuse)?) {
         (Some(want), Some(got)) if want != got.as_slice() => {
             Err(refuse(CertificateRefusal::OtherCertificate))
         }
@@ -505,9 +550,11 @@ fn signing_certificate(
 }
 
 /// The transparency-log verdict, as for signatures: no proof required and none given
-/// (`Ok(None)`), a valid proof, or a refusal.
+/// (`Ok(None)`), a valid proof, or a refusal. A proof is required with a `rekor` block, and
+/// always for keyless (`keyless`) attestors, unless `ignoreTlog`.
 fn check_tlog(
     rekor: &RekorSettings,
+    keyless: bool,
     layer: &SignatureLayer,
     envelope: &Envelope,
     signer_der: &[u8],
@@ -517,23 +564,16 @@ fn check_tlog(
         return Ok(None);
     }
     match layer.descriptor.annotation(BUNDLE_ANNOTATION) {
-        Some(bundle) => {
-            let own;
-            let logs: &[LogKey] = match &rekor.public_key {
-                Some(k) => {
-                    own = [LogKey::from_key(
-                        rekor.url.as_deref().unwrap_or("rekor.pubkey"),
-                        k.clone(),
-                    )];
-                    &own
-                }
-                None => &ctx.trust.tlogs,
-            };
-            verify_attestation_bundle(bundle, &layer.payload, envelope, &[signer_der], logs)
-                .map(Some)
-                .map_err(|e| AttestationRefusal::Tlog(TlogRefusal::Invalid(e)))
-        }
-        None if rekor.written => Err(AttestationRefusal::Tlog(TlogRefusal::Missing)),
+        Some(bundle) => verify_attestation_bundle(
+            bundle,
+            &layer.payload,
+            envelope,
+            &[signer_der],
+            &rekor_logs(rekor, ctx),
+        )
+        .map(Some)
+        .map_err(|e| AttestationRefusal::Tlog(TlogRefusal::Invalid(e))),
+        None if rekor.written || keyless => Err(AttestationRefusal::Tlog(TlogRefusal::Missing)),
         None => Ok(None),
     }
 }

@@ -84,7 +84,12 @@ impl Registry {
     }
 
     fn decide(&self, policies: &[Policy]) -> Decision {
-        let resource = pod("default", &[IMAGE]);
+        self.decide_image(policies, IMAGE)
+    }
+
+    /// The decision for a Pod running `image`.
+    fn decide_image(&self, policies: &[Policy], image: &str) -> Decision {
+        let resource = pod("default", &[image]);
         let mut evaluation = Evaluation::new(policies, &resource, Mode::Mutate);
         loop {
             let wants = evaluation.wants();
@@ -568,7 +573,7 @@ fn a_rekor_block_requires_the_attestations_bundle() {
 }
 
 #[test]
-fn keyless_and_implicit_attestors_are_a_clear_error() {
+fn keyless_and_implicit_attestors_want_a_certificate() {
     let k = key();
     let registry = Registry::new(vec![attestation_layer(
         &k,
@@ -576,13 +581,21 @@ fn keyless_and_implicit_attestors_are_a_clear_error() {
         PROVENANCE,
         provenance("https://ci.company.com/builder"),
     )]);
+    // Kyverno's implicit attestor (none written) is keyless with any identity: an envelope
+    // signed with a plain key and no certificate does not pass it.
     let implicit = format!("        - type: {PROVENANCE}");
     let d = registry.decide(&policy(&implicit, None));
     let image = only_result(&d);
-    assert_eq!(image.status, Status::Error, "{image:#?}");
-    assert_eq!(image.reason, Reason::Unsupported);
+    assert_eq!(image.status, Status::Fail, "{image:#?}");
     assert!(
-        image.message.contains("the attestation has no attestors, which Kyverno checks as keyless with any identity; keyless attestations are not verified yet"),
+        image.message.contains(".attestations[0].attestors[0].entries[0].keyless: no matching attestations: none of 1 attestation(s)"),
+        "{}",
+        image.message
+    );
+    assert!(
+        image
+            .message
+            .contains("attestation 1: it carries no certificate"),
         "{}",
         image.message
     );
@@ -598,11 +611,26 @@ fn keyless_and_implicit_attestors_are_a_clear_error() {
     );
     let d = registry.decide(&policy(&keyless, None));
     let image = only_result(&d);
-    assert_eq!(image.status, Status::Error, "{image:#?}");
+    assert_eq!(image.status, Status::Fail, "{image:#?}");
     assert!(
-        image.message.contains(".attestations[0].attestors[0].entries[0].keyless: keyless attestors of attestations are not verified yet"),
+        image
+            .message
+            .contains("attestation 1: it carries no certificate"),
         "{}",
         image.message
+    );
+    let outcome = load(
+        "p.yaml",
+        &format!(
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: p}}\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: r\n    match: {{any: [{{resources: {{kinds: [Pod]}}}}]}}\n    verifyImages:\n    - imageReferences: ['*']\n      attestations:\n{implicit}\n"
+        ),
+    );
+    assert!(
+        outcome.warnings.iter().any(|w| w.location.path.to_string()
+            == "spec.rules[0].verifyImages[0].attestations[0]"
+            && w.kind == crate::policy::PolicyWarningKind::AttestationWithoutAttestors),
+        "{:#?}",
+        outcome.warnings
     );
 }
 
@@ -653,3 +681,6 @@ spec:
     assert!(e.location.line > 0);
     assert!(outcome.policies.is_empty());
 }
+
+#[path = "attestation_keyless_tests.rs"]
+mod keyless;

@@ -16,7 +16,9 @@ use crate::cosign::{
     SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer, SignatureSet, Signer, Verification,
     VerifiedSignature, payload, verify_with_key, with_annotations,
 };
-use crate::crypto::chain::{ChainError, VerifiedChain, cert_info, verify_code_signing_chain};
+use crate::crypto::chain::{
+    CertInfo, ChainError, VerifiedChain, cert_info, verify_code_signing_chain,
+};
 use crate::crypto::key::SignatureHash;
 use crate::image::digest::Digest;
 use crate::image::wildcard;
@@ -65,7 +67,10 @@ pub fn check_attestor(
     }
 }
 
-fn rekor_logs<'a>(rekor: &RekorSettings, ctx: VerifyContext<'a>) -> std::borrow::Cow<'a, [LogKey]> {
+pub(super) fn rekor_logs<'a>(
+    rekor: &RekorSettings,
+    ctx: VerifyContext<'a>,
+) -> std::borrow::Cow<'a, [LogKey]> {
     match &rekor.public_key {
         Some(k) => std::borrow::Cow::Owned(vec![LogKey::from_key(
             rekor.url.as_deref().unwrap_or("rekor.pubkey"),
@@ -256,7 +261,9 @@ fn check_certificate_layer(
 }
 
 /// The layer's certificate annotation as DER: `None` without one, an error when it is not PEM.
-fn layer_certificate(layer: &SignatureLayer) -> Result<Option<Vec<u8>>, CertificateRefusal> {
+pub(super) fn layer_certificate(
+    layer: &SignatureLayer,
+) -> Result<Option<Vec<u8>>, CertificateRefusal> {
     match layer
         .descriptor
         .annotation(CERTIFICATE_ANNOTATION)
@@ -274,7 +281,7 @@ fn layer_certificate(layer: &SignatureLayer) -> Result<Option<Vec<u8>>, Certific
 }
 
 /// The certificates of the layer's chain annotation (path hints), in order.
-fn layer_chain(layer: &SignatureLayer) -> Vec<Vec<u8>> {
+pub(super) fn layer_chain(layer: &SignatureLayer) -> Vec<Vec<u8>> {
     layer
         .descriptor
         .annotation(CHAIN_ANNOTATION)
@@ -326,11 +333,7 @@ fn check_keyless_layer(
     let leaf = layer_certificate(layer)?.ok_or(CertificateRefusal::NoKeylessCertificate)?;
     let info = cert_info(&leaf).map_err(CertificateRefusal::Chain)?;
     let identity = CertIdentity::read(&leaf).map_err(CertificateRefusal::Chain)?;
-    let who = if identity.sans.is_empty() {
-        info.subject.clone()
-    } else {
-        identity.sans.join(", ")
-    };
+    let who = keyless_who(&info, &identity);
     if !info
         .public_key
         .verify(SignatureHash::Sha256, &layer.payload, &sig)
@@ -369,6 +372,40 @@ fn check_keyless_layer(
         .map_err(|e| CertificateRefusal::Tlog(TlogRefusal::Invalid(e)))?
         .integrated_time
     };
+    keyless_certificate(
+        k,
+        &leaf,
+        &info,
+        identity,
+        &layer_chain(layer),
+        signing_time,
+        ctx,
+    )
+}
+
+/// How messages name a keyless certificate: its SANs, else its subject DN.
+pub(super) fn keyless_who(info: &CertInfo, identity: &CertIdentity) -> String {
+    if identity.sans.is_empty() {
+        info.subject.clone()
+    } else {
+        identity.sans.join(", ")
+    }
+}
+
+/// The checks of a keyless certificate that come after its signature and transparency-log
+/// proof, shared by signatures and attestations: its validity at `signing_time`, its chain to the
+/// Fulcio CAs valid then (or the policy's `roots`; `hints` as path hints), its embedded SCT, and
+/// last, as Kyverno does after cosign, the identity.
+pub(super) fn keyless_certificate(
+    k: &KeylessAttestor,
+    leaf: &[u8],
+    info: &CertInfo,
+    identity: CertIdentity,
+    hints: &[Vec<u8>],
+    signing_time: UnixTime,
+    ctx: VerifyContext<'_>,
+) -> Result<Signer, CertificateRefusal> {
+    let who = keyless_who(info, &identity);
     if signing_time < info.not_before || signing_time > info.not_after {
         return Err(CertificateRefusal::NotValidAtSigningTime {
             subject: who,
@@ -377,17 +414,15 @@ fn check_keyless_layer(
             not_after: info.not_after,
         });
     }
-    let chain = keyless_chain(k, &leaf, &layer_chain(layer), signing_time, ctx).map_err(
-        |(roots, reason)| {
-            CertificateRefusal::UntrustedKeyless(Box::new(UntrustedKeyless {
-                identity: who.clone(),
-                issuer: info.issuer.clone(),
-                roots,
-                at: signing_time,
-                reason,
-            }))
-        },
-    )?;
+    let chain = keyless_chain(k, leaf, hints, signing_time, ctx).map_err(|(roots, reason)| {
+        CertificateRefusal::UntrustedKeyless(Box::new(UntrustedKeyless {
+            identity: who.clone(),
+            issuer: info.issuer.clone(),
+            roots,
+            at: signing_time,
+            reason,
+        }))
+    })?;
     if !k.ctlog.ignore_sct {
         let own;
         let logs: &[LogKey] = match &k.ctlog.public_key {
@@ -397,7 +432,7 @@ fn check_keyless_layer(
             }
             None => &ctx.trust.ctlogs,
         };
-        verify_embedded_sct(&leaf, &chain.issuer_spki, logs).map_err(CertificateRefusal::Sct)?;
+        verify_embedded_sct(leaf, &chain.issuer_spki, logs).map_err(CertificateRefusal::Sct)?;
     }
     match_identity(k, &identity).map_err(CertificateRefusal::Identity)?;
     Ok(Signer::Keyless {

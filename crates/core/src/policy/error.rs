@@ -503,6 +503,11 @@ pub enum PolicyWarningKind {
         "this keyless attestor names no subject, issuer or extension: any certificate from the Fulcio roots passes, whoever it was issued to (Kyverno does the same)"
     )]
     KeylessWithoutIdentity,
+    /// An attestation without `attestors`: Kyverno's implicit keyless attestor.
+    #[error(
+        "this attestation has no attestors: as Kyverno, it is checked with an implicit keyless attestor, so a signature by any identity the Fulcio roots certify passes (with its Rekor bundle)"
+    )]
+    AttestationWithoutAttestors,
     /// `subjectRegExp` or `issuerRegExp` that does not compile.
     #[error(
         "{field} is not a valid regular expression ({reason}): every image this attestor checks fails, as Kyverno fails it ('invalid regexp')"
@@ -639,6 +644,9 @@ pub(crate) fn warning_hint(kind: &PolicyWarningKind) -> Option<String> {
         }
         PolicyWarningKind::KeylessWithoutIdentity => {
             "add subject (e.g. 'https://github.com/ORG/*') and issuer (e.g. 'https://token.actions.githubusercontent.com')".into()
+        }
+        PolicyWarningKind::AttestationWithoutAttestors => {
+            "add attestors naming the key, certificate or keyless identity that signs the attestation".into()
         }
         PolicyWarningKind::InvalidIdentityRegexp { .. } => {
             "write an RE2 regular expression (Go's regexp syntax), or use subject/issuer with wildcards".into()

@@ -49,12 +49,6 @@ pub enum Unsupported {
         /// The expression.
         expression: String,
     },
-    /// A keyless attestor of an attestation (written, or Kyverno's implicit one when the
-    /// attestation has no attestors).
-    KeylessAttestation {
-        /// Whether it is the implicit attestor.
-        implicit: bool,
-    },
 }
 
 /// What a context entry sealgate does not evaluate is, in words; `None` for the entries it
@@ -112,12 +106,6 @@ impl fmt::Display for Unsupported {
             Unsupported::ExtractorJmesPath { expression } => write!(
                 f,
                 "imageExtractors jmesPath '{expression}' is not supported yet; the image cannot be checked"
-            ),
-            Unsupported::KeylessAttestation { implicit: false } => f.write_str(
-                "keyless attestors of attestations are not verified yet (keys and certificates are); use a keys or certificates attestor",
-            ),
-            Unsupported::KeylessAttestation { implicit: true } => f.write_str(
-                "the attestation has no attestors, which Kyverno checks as keyless with any identity; keyless attestations are not verified yet: add a keys or certificates attestor",
             ),
         }
     }

@@ -12,7 +12,6 @@ use crate::policy::conditions::ConditionBlocks;
 use crate::policy::error::{PolicyErrorKind, PolicyWarningKind};
 use crate::policy::model;
 use crate::policy::path::JsonPath;
-use crate::policy::unsupported::Unsupported;
 
 use super::DocumentLoader;
 
@@ -45,16 +44,8 @@ impl DocumentLoader<'_> {
                 sets.push(set);
             }
         }
-        for set in &mut sets {
-            self.keyless_not_verified(set);
-        }
         if a.attestors.is_empty() {
-            self.warn(
-                &path.field("type"),
-                PolicyWarningKind::NotSupportedYet(
-                    "an attestation without attestors is checked as Kyverno does, as keyless with any identity; keyless attestations are",
-                ),
-            );
+            self.warn(path, PolicyWarningKind::AttestationWithoutAttestors);
             sets.push(implicit_set(path));
         }
         let conditions_path = path.field("conditions");
@@ -91,26 +82,6 @@ impl DocumentLoader<'_> {
             fingerprint,
         })
     }
-
-    /// Keyless attestors of an attestation cannot be evaluated yet: each says so, where it is
-    /// written.
-    fn keyless_not_verified(&mut self, set: &mut AttestorSet) {
-        for entry in &mut set.entries {
-            match &mut entry.kind {
-                AttestorKind::Nested(inner) => self.keyless_not_verified(inner),
-                AttestorKind::Keyless(_) => {
-                    self.warn(
-                        &entry.path.field("keyless"),
-                        PolicyWarningKind::NotSupportedYet("keyless attestors of attestations are"),
-                    );
-                    *entry = entry
-                        .clone()
-                        .cannot_evaluate(Unsupported::KeylessAttestation { implicit: false });
-                }
-                _ => {}
-            }
-        }
-    }
 }
 
 /// Kyverno's `{entries: [{}]}` for an attestation without attestors: no key, certificate or
@@ -138,8 +109,7 @@ fn implicit_set(path: &JsonPath) -> AttestorSet {
         None,
         entry_path,
         None,
-    )
-    .cannot_evaluate(Unsupported::KeylessAttestation { implicit: true });
+    );
     AttestorSet {
         count: None,
         entries: vec![attestor],
