@@ -597,3 +597,27 @@ fn outcomes_are_kept_by_identity_constraints() {
     );
     assert!(matches!(outcome, AttestorOutcome::Verified(_)));
 }
+
+/// The trust material is the caller's (`--trusted-root`), not a built-in: the real signature's
+/// Rekor proof verifies with the public-good root, not with a root that lacks its log and CAs,
+/// and a ClientTrustConfig is read as the root it holds.
+#[test]
+fn the_trusted_root_given_is_the_one_checked_against() {
+    // 2024-05-30, a minute after the signature was logged.
+    const LOGGED: i64 = 1_717_082_357;
+    let policies = keyless_policy(identity(EMAIL, GITHUB));
+    let allowed = |trust: &TrustedRoot| {
+        evaluate(&policies, vec![layer()], trust, LOGGED)
+            .decision
+            .allowed
+    };
+    assert!(allowed(TrustedRoot::public_good()));
+    assert!(!allowed(&TrustedRoot::default()));
+    let plain = include_str!("../../trust/public-good-trusted-root.json");
+    let wrapped = format!(
+        "{{\"mediaType\":\"application/vnd.dev.sigstore.clienttrustconfig.v0.1+json\",\"trustedRoot\":{plain}}}"
+    );
+    let root = TrustedRoot::from_json(wrapped.as_bytes()).unwrap();
+    assert_eq!(root.tlogs.len(), TrustedRoot::public_good().tlogs.len());
+    assert!(allowed(&root));
+}

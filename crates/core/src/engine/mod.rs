@@ -40,6 +40,4 @@ mod alias_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod trust_tests;
-#[cfg(test)]
 mod variable_tests;

@@ -904,7 +904,7 @@ fn plan_lists_what_to_fetch_once() {
 
 /// The real keyless `.sig` from connaisseur passes a certificates attestor built from its own
 /// certificate and chain: chain at signing time, Rekor bundle verified offline.
-pub(super) fn connaisseur_policy(cert: &str, chain: &str, rekor: &str) -> String {
+fn connaisseur_policy(cert: &str, chain: &str, rekor: &str) -> String {
     let indent = |s: &str| s.trim_end().replace('\n', "\n                ");
     format!(
         r#"apiVersion: kyverno.io/v1
@@ -937,7 +937,7 @@ spec:
 }
 
 /// The real keyless signature layer of `testdata/connaisseur` (certificate, chain, Rekor bundle).
-pub(super) fn connaisseur_layer() -> SignatureLayer {
+fn connaisseur_layer() -> SignatureLayer {
     let manifest = ImageManifest::parse(include_bytes!(
         "../../testdata/connaisseur/sig-manifest.json"
     ))
