@@ -210,6 +210,24 @@ fn lint_accepts_a_configmap_key_and_apply_says_configmaps_are_read_only_by_serve
     );
 }
 
+/// `kubectl run NAME -n NAMESPACE --image IMAGE --restart=Never`.
+fn run_pod(
+    cluster: &TestCluster,
+    name: &str,
+    namespace: &str,
+    image: &str,
+) -> sealgate_test_cluster::Kubectl {
+    cluster.kubectl(&[
+        "run",
+        name,
+        "-n",
+        namespace,
+        "--image",
+        image,
+        "--restart=Never",
+    ])
+}
+
 /// Each team's namespace keeps its key in its own ConfigMap `team-keys`; the policy reads the
 /// one of the namespace under review (`namespace: "{{ request.namespace }}"`), watched in every
 /// namespace by name.
@@ -273,40 +291,16 @@ fn each_namespace_s_own_configmap_key_verifies_its_pods() {
         "team a's key verifies the image in team-a",
         Duration::from_secs(20),
         || {
-            let out = cluster.kubectl(&[
-                "run",
-                "signed",
-                "-n",
-                "team-a",
-                "--image",
-                &signed,
-                "--restart=Never",
-            ]);
+            let out = run_pod(&cluster, "signed", "team-a", &signed);
             out.success().then_some(())
         },
     );
     // Team b's key does not verify team a's signature.
-    let refused = cluster.kubectl(&[
-        "run",
-        "signed",
-        "-n",
-        "team-b",
-        "--image",
-        &signed,
-        "--restart=Never",
-    ]);
+    let refused = run_pod(&cluster, "signed", "team-b", &signed);
     assert!(!refused.success(), "team-b admitted team a's image");
     assert!(refused.stderr.contains("team-keys"), "{}", refused.stderr);
     // A namespace without the ConfigMap: the error names the one it looked for.
-    let refused = cluster.kubectl(&[
-        "run",
-        "signed",
-        "-n",
-        "team-c",
-        "--image",
-        &signed,
-        "--restart=Never",
-    ]);
+    let refused = run_pod(&cluster, "signed", "team-c", &signed);
     assert!(!refused.success(), "team-c admitted without a key");
     assert!(
         refused.stderr.contains("ConfigMap team-c/team-keys"),
@@ -328,15 +322,7 @@ fn each_namespace_s_own_configmap_key_verifies_its_pods() {
         "team c's new ConfigMap verifies the image in team-c",
         Duration::from_secs(20),
         || {
-            let out = cluster.kubectl(&[
-                "run",
-                "signed",
-                "-n",
-                "team-c",
-                "--image",
-                &signed,
-                "--restart=Never",
-            ]);
+            let out = run_pod(&cluster, "signed", "team-c", &signed);
             out.success().then_some(())
         },
     );
@@ -374,27 +360,11 @@ fn each_namespace_s_own_configmap_key_verifies_its_pods() {
         "shared/team-a-key verifies the tool in team-a",
         Duration::from_secs(20),
         || {
-            let out = cluster.kubectl(&[
-                "run",
-                "tool",
-                "-n",
-                "team-a",
-                "--image",
-                &tool,
-                "--restart=Never",
-            ]);
+            let out = run_pod(&cluster, "tool", "team-a", &tool);
             out.success().then_some(())
         },
     );
-    let refused = cluster.kubectl(&[
-        "run",
-        "tool",
-        "-n",
-        "team-b",
-        "--image",
-        &tool,
-        "--restart=Never",
-    ]);
+    let refused = run_pod(&cluster, "tool", "team-b", &tool);
     assert!(
         !refused.success(),
         "team-b admitted without shared/team-b-key"
