@@ -191,6 +191,19 @@ fn check_certificate(
     })
 }
 
+/// The signature of a simple-signing layer whose payload is there.
+fn simple_signing_signature(layer: &SignatureLayer) -> Result<Vec<u8>, CertificateRefusal> {
+    if layer.descriptor.media_type != SIMPLE_SIGNING_MEDIA_TYPE {
+        return Err(CertificateRefusal::NotSimpleSigning {
+            media_type: layer.descriptor.media_type.clone(),
+        });
+    }
+    if layer.payload.is_empty() {
+        return Err(CertificateRefusal::PayloadUnavailable);
+    }
+    signature_bytes(layer).ok_or(CertificateRefusal::NoSignature)
+}
+
 /// Checks one layer against a certificate attestor; the signing certificate's subject when it
 /// verifies.
 fn check_certificate_layer(
@@ -200,15 +213,7 @@ fn check_certificate_layer(
     image_digest: &Digest,
     ctx: VerifyContext<'_>,
 ) -> Result<String, CertificateRefusal> {
-    if layer.descriptor.media_type != SIMPLE_SIGNING_MEDIA_TYPE {
-        return Err(CertificateRefusal::NotSimpleSigning {
-            media_type: layer.descriptor.media_type.clone(),
-        });
-    }
-    if layer.payload.is_empty() {
-        return Err(CertificateRefusal::PayloadUnavailable);
-    }
-    let sig = signature_bytes(layer).ok_or(CertificateRefusal::NoSignature)?;
+    let sig = simple_signing_signature(layer)?;
     let layer_cert = layer_certificate(layer)?;
     let signing_cert: Vec<u8> = match (&c.cert, &layer_cert) {
         (Some(want), Some(got)) if want.der() != got.as_slice() => {
@@ -321,15 +326,7 @@ fn check_keyless_layer(
     image_digest: &Digest,
     ctx: VerifyContext<'_>,
 ) -> Result<Signer, CertificateRefusal> {
-    if layer.descriptor.media_type != SIMPLE_SIGNING_MEDIA_TYPE {
-        return Err(CertificateRefusal::NotSimpleSigning {
-            media_type: layer.descriptor.media_type.clone(),
-        });
-    }
-    if layer.payload.is_empty() {
-        return Err(CertificateRefusal::PayloadUnavailable);
-    }
-    let sig = signature_bytes(layer).ok_or(CertificateRefusal::NoSignature)?;
+    let sig = simple_signing_signature(layer)?;
     let leaf = layer_certificate(layer)?.ok_or(CertificateRefusal::NoKeylessCertificate)?;
     let info = cert_info(&leaf).map_err(CertificateRefusal::Chain)?;
     let identity = CertIdentity::read(&leaf).map_err(CertificateRefusal::Chain)?;
