@@ -445,3 +445,130 @@ fn copy_attestations(
         target_digest
     })
 }
+
+/// sigstore/cosign's real keyless attestation (`oci-attestation.sigstore.json`), pushed to the
+/// test registry as cosign lays out a `.att` image, for the image digest its statement names.
+fn push_cosign_fixture(registry: &TestRegistry) -> String {
+    use sealgate_core::cosign::{Descriptor, OCI_MANIFEST_MEDIA_TYPE, signature_image};
+    let bundle: Value = serde_json::from_str(include_str!(
+        "../../../core/testdata/sigstore/oci-attestation.sigstore.json"
+    ))
+    .unwrap();
+    let envelope = serde_json::to_vec(&bundle["dsseEnvelope"]).unwrap();
+    let cert = bundle["verificationMaterial"]["certificate"]["rawBytes"]
+        .as_str()
+        .unwrap();
+    let lines: Vec<String> = cert
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    let cert_pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    );
+    let entry = &bundle["verificationMaterial"]["tlogEntries"][0];
+    let log_id = STANDARD
+        .decode(entry["logId"]["keyId"].as_str().unwrap())
+        .unwrap();
+    let rekor = serde_json::json!({
+        "SignedEntryTimestamp": entry["inclusionPromise"]["signedEntryTimestamp"],
+        "Payload": {
+            "body": entry["canonicalizedBody"],
+            "integratedTime": entry["integratedTime"].as_str().unwrap().parse::<i64>().unwrap(),
+            "logIndex": entry["logIndex"].as_str().unwrap().parse::<i64>().unwrap(),
+            "logID": log_id.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        }
+    });
+    let mut descriptor = Descriptor::of("application/vnd.dsse.envelope.v1+json", &envelope);
+    descriptor.annotations = Some(
+        [
+            ("dev.cosignproject.cosign/signature", String::new()),
+            (
+                "predicateType",
+                "https://cosign.sigstore.dev/attestation/v1".to_string(),
+            ),
+            ("dev.sigstore.cosign/certificate", cert_pem),
+            ("dev.sigstore.cosign/chain", String::new()),
+            ("dev.sigstore.cosign/bundle", rekor.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    );
+    let digest: Digest = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4"
+        .parse()
+        .unwrap();
+    let (manifest, config) = signature_image(&[descriptor]);
+    let client = registry.client();
+    let repo = registry.image_ref("repo:x");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        client.push_blob(&repo, &envelope).await.unwrap();
+        client.push_blob(&repo, &config).await.unwrap();
+        client
+            .put_manifest(
+                &repo,
+                &digest.attestation_tag(),
+                OCI_MANIFEST_MEDIA_TYPE,
+                &manifest,
+            )
+            .await
+            .unwrap();
+    });
+    format!("{}@{digest}", image(registry, "repo"))
+}
+
+#[test]
+fn a_real_keyless_attestation_on_the_registry_passes_apply_offline() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let attested = push_cosign_fixture(&registry);
+    let w = Workdir::new();
+    let policy = |subject: &str| {
+        format!(
+            r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: keyless-attestation
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+  - name: attested
+    match:
+      any:
+      - resources:
+          kinds: [Pod]
+    verifyImages:
+    - imageReferences: ["{host}/*"]
+      attestations:
+      - type: https://cosign.sigstore.dev/attestation/v1
+        attestors:
+        - entries:
+          - keyless:
+              subject: "{subject}"
+              issuer: https://github.com/login/oauth
+              rekor:
+                url: https://rekor.sigstore.dev
+        conditions:
+        - all:
+          - key: "{{{{ Timestamp }}}}"
+            operator: Equals
+            value: "2025-02-28T19:18:11Z"
+"#,
+            host = registry.host()
+        )
+    };
+    std::fs::write(w.path("policy.yaml"), policy("*@soyland.com")).unwrap();
+    std::fs::write(w.path("other.yaml"), policy("*@company.com")).unwrap();
+    let pod = pod(&w, "attested", &attested);
+    w.run_on(&registry, "", &["apply", "policy.yaml", "--resource", &pod])
+        .success()
+        .stdout_has(&format!("verified image attestations for {attested}"));
+    w.run_on(&registry, "", &["apply", "other.yaml", "--resource", &pod])
+        .expect_code(1)
+        .stdout_has("certificate identity cody@soyland.com issued by https://github.com/login/oauth does not match");
+}
