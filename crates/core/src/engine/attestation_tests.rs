@@ -684,3 +684,30 @@ spec:
 
 #[path = "attestation_keyless_tests.rs"]
 mod keyless;
+
+#[test]
+fn validate_deny_after_attestations_is_a_clear_error() {
+    let k = key();
+    let registry = Registry::new(vec![attestation_layer(
+        &k,
+        &digest_of(IMAGE),
+        PROVENANCE,
+        provenance("https://ci.company.com/builder"),
+    )]);
+    let with_deny = format!(
+        "{}\n        validate:\n          message: not allowed\n          deny:\n            conditions:\n              any:\n              - key: a\n                operator: Equals\n                value: a",
+        attestation(&k, PROVENANCE, BUILDER_IS_CI)
+    );
+    let d = registry.decide(&policy(&with_deny, None));
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Error, "{image:#?}");
+    assert_eq!(image.reason, Reason::Unsupported);
+    assert!(
+        image
+            .message
+            .contains("validate.deny (deny conditions Kyverno checks after the attestations) is not evaluated yet"),
+        "{}",
+        image.message
+    );
+    assert!(!d.allowed);
+}

@@ -518,8 +518,29 @@ impl DocumentLoader<'_> {
         if self.errors.len() > errors_before {
             return None;
         }
-        let unsupported =
-            (verifier != VerifierType::Cosign).then_some(Unsupported::VerifierType(verifier));
+        // Kyverno checks `validate.deny` after an entry's attestations: not evaluated yet, so
+        // such an entry cannot pass here.
+        let deny_unchecked = !attestations.is_empty()
+            && entry
+                .validate
+                .as_ref()
+                .and_then(|v| v.deny.as_ref())
+                .is_some_and(|d| !d.is_null());
+        if deny_unchecked {
+            self.warn(
+                &path.field("validate").field("deny"),
+                PolicyWarningKind::NotSupportedYet(
+                    "validate.deny (deny conditions checked after the attestations) is",
+                ),
+            );
+        }
+        let unsupported = if verifier != VerifierType::Cosign {
+            Some(Unsupported::VerifierType(verifier))
+        } else if deny_unchecked {
+            Some(Unsupported::ValidateDeny)
+        } else {
+            None
+        };
         Some(ImageVerification {
             unsupported,
             verifier,
