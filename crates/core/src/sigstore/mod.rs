@@ -2,6 +2,7 @@
 //! validity windows ([`trust`]), Rekor bundles checked offline against it ([`rekor`]), the
 //! identity in Fulcio certificates ([`fulcio`]) and their embedded SCTs ([`sct`]).
 
+pub mod bundle;
 pub mod fulcio;
 pub mod rekor;
 pub mod sct;
