@@ -30,3 +30,4 @@ mod seed_policies;
 mod serve;
 mod trusted_root;
 mod values;
+mod verify_keyless;
