@@ -371,7 +371,7 @@ enum Signing<'a> {
 
 /// Checks one layer: the statement and who signed it when it verifies; `Ok(None)` for an
 /// attestor kind that never reaches a leaf check (a nested set).
-fn check_layer(
+pub(super) fn check_layer(
     attestor: &Attestor,
     layer: &SignatureLayer,
     image_digest: &Digest,

@@ -12,6 +12,7 @@
 
 mod attestation;
 mod attestor;
+mod bundle;
 mod decide;
 mod evaluation;
 mod outcome;
@@ -24,6 +25,7 @@ pub use attestation::{
     verify_attestations,
 };
 pub use attestor::{VerifyContext, check_attestor};
+pub use bundle::{bundle_layer, check_bundle, check_bundle_signature};
 pub use decide::{Decision, ImageResult, RuleResult, Status, VERIFY_IMAGES_ANNOTATION};
 pub use evaluation::{Evaluation, Finished, Want};
 pub use outcome::{

@@ -530,6 +530,8 @@ pub enum TlogRefusal {
     Missing,
     /// The Rekor bundle does not hold.
     Invalid(RekorError),
+    /// A Sigstore bundle's inclusion proof or checkpoint does not hold.
+    Inclusion(crate::sigstore::bundle::BundleError),
 }
 
 impl fmt::Display for TlogRefusal {
@@ -539,6 +541,7 @@ impl fmt::Display for TlogRefusal {
                 "the transparency-log proof is missing: the signature carries no Rekor bundle (sign with a tool that uploads to Rekor, or set rekor.ignoreTlog: true)",
             ),
             TlogRefusal::Invalid(e) => e.fmt(f),
+            TlogRefusal::Inclusion(e) => e.fmt(f),
         }
     }
 }

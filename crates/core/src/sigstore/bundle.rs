@@ -417,6 +417,36 @@ impl TlogEntry {
     }
 }
 
+/// The in-toto statement `cosign sign` (v3) signs for the image `digest`: Statement v1, one
+/// subject (its `annotations` from `-a`), predicate type [`COSIGN_SIGN_PREDICATE`], predicate `{}`.
+pub fn sign_statement(digest: &Digest, annotations: &serde_json::Map<String, Value>) -> Vec<u8> {
+    serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"digest": {digest.algorithm().name(): digest.hex()}, "annotations": annotations}],
+        "predicateType": COSIGN_SIGN_PREDICATE,
+        "predicate": {},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A key-based v0.3 bundle of `envelope`, as `cosign sign --key` writes one without a log
+/// upload: the public-key hint (base64 of sha256 of the key's DER SubjectPublicKeyInfo, as
+/// cosign's), no tlog entries.
+pub fn key_bundle(envelope: &Envelope, key: &crate::crypto::key::PublicKey) -> Vec<u8> {
+    let envelope: Value = serde_json::from_slice(&envelope.to_json()).unwrap_or(Value::Null);
+    serde_json::json!({
+        "mediaType": BUNDLE_V03_MEDIA_TYPE,
+        "verificationMaterial": {
+            "publicKey": {"hint": STANDARD.encode(sha256(key.spki_der()))},
+            "tlogEntries": [],
+        },
+        "dsseEnvelope": envelope,
+    })
+    .to_string()
+    .into_bytes()
+}
+
 fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(&Digest::sha256_of(data).bytes());
