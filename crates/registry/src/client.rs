@@ -216,6 +216,40 @@ impl Client {
         }))
     }
 
+    /// The OCI 1.1 referrers API: the index of manifests whose `subject` is `digest`
+    /// (`GET /v2/<repo>/referrers/<digest>`, `artifactType` as a filter the registry may
+    /// ignore). `Ok(None)` when the registry has no referrers API (404, as distribution 2.8
+    /// answers), so the caller falls back to the referrers tag schema.
+    pub async fn get_referrers(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let target = self.target(image, Scope::pull(&image.api_repository()))?;
+        let what = format!("referrers of {}@{digest}", target.repository);
+        let mut url = join(
+            &target,
+            &format!("v2/{}/referrers/{digest}", image.api_repository()),
+        )?;
+        if let Some(t) = artifact_type {
+            url.query_pairs_mut().append_pair("artifactType", t);
+        }
+        let mut request = Request::new(Method::GET, url);
+        request
+            .headers
+            .insert(ACCEPT, HeaderValue::from_static(media_type::OCI_INDEX));
+        let response = self.send(&target, &request).await?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            StatusCode::FORBIDDEN => return Err(forbidden(&target)),
+            _ => return Err(unexpected_status(&request, response).await),
+        }
+        let limit = self.inner.options.limits.manifest_bytes;
+        Ok(Some(self.body(response, limit, &target, &what).await?))
+    }
+
     /// Fetches blob `digest` from `image`'s repository, reading at most `max_bytes` (and never
     /// more than the `blob_bytes` limit), and checks that it hashes to `digest`. Redirects to
     /// storage are followed; credentials are not sent to another origin.

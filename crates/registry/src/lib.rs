@@ -33,6 +33,7 @@ mod error;
 pub mod image_data;
 pub mod media_type;
 mod options;
+pub mod referrers;
 pub mod signatures;
 pub mod stats;
 mod tls_roots;
