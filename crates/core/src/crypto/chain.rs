@@ -3,9 +3,17 @@
 //! when the signature was made?
 //!
 //! Chains are validated by rustls-webpki (the same code that validates TLS chains here) at a given
-//! time; [`CertInfo`] reads what messages and identity checks need.
+//! time; [`CertInfo`] reads what messages and identity checks need. [`LinkMemo`] remembers the
+//! signatures by which a trust anchor certified one of its own CA certificates, so that a chain
+//! through that CA costs one signature check instead of two (see [`verify_code_signing_chain_memo`]).
 
-use rustls_pki_types::{CertificateDer, UnixTime};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use ring::digest::{Context, SHA256};
+use rustls_pki_types::{
+    AlgorithmIdentifier, CertificateDer, InvalidSignature, SignatureVerificationAlgorithm, UnixTime,
+};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -123,6 +131,40 @@ pub fn verify_code_signing_chain(
     roots: &[Vec<u8>],
     at: UnixTime,
 ) -> Result<VerifiedChain, ChainError> {
+    verify_chain(leaf, intermediates, roots, at, None)
+}
+
+/// [`verify_code_signing_chain`] with `memo`: when the path goes through one of `ca_certs` (a CA
+/// certificate of a trusted root, such as Fulcio's `sigstore-intermediate`) and the root that
+/// signed it, the signature by which the root certified it is checked once and remembered in
+/// `memo`; every later chain through the same two certificates checks only the signatures below
+/// (the leaf's, always).
+///
+/// Nothing else is remembered, and nothing else changes: webpki builds and checks the whole path
+/// every time — every certificate's validity at `at`, basic constraints, path length, name
+/// constraints, the codeSigning usage — and only asks the memo, in place of the cryptography,
+/// whether this exact signature verifies. Signature verification is a pure function of the key,
+/// the algorithm, the signed bytes and the signature, and the memo is keyed by the SHA-256 of
+/// all of them together with the full DER of the root and of the CA certificate, so a hit is a
+/// verification that was made, and succeeded, on the same bytes.
+pub fn verify_code_signing_chain_memo(
+    leaf: &[u8],
+    intermediates: &[Vec<u8>],
+    roots: &[Vec<u8>],
+    at: UnixTime,
+    memo: &LinkMemo,
+    ca_certs: &[Vec<u8>],
+) -> Result<VerifiedChain, ChainError> {
+    verify_chain(leaf, intermediates, roots, at, Some((memo, ca_certs)))
+}
+
+fn verify_chain(
+    leaf: &[u8],
+    intermediates: &[Vec<u8>],
+    roots: &[Vec<u8>],
+    at: UnixTime,
+    memo: Option<(&LinkMemo, &[Vec<u8>])>,
+) -> Result<VerifiedChain, ChainError> {
     let info = cert_info(leaf)?;
     // Fulcio certificates have an empty subject DN: name them by their SANs then.
     let name = if info.subject.is_empty() {
@@ -148,8 +190,37 @@ pub fn verify_code_signing_chain(
     let leaf_der = CertificateDer::from(leaf);
     let ee = webpki::EndEntityCert::try_from(&leaf_der)
         .map_err(|e| ChainError::Malformed(e.to_string()))?;
+    let anchor;
+    let memoised: Vec<Memoised<'_>>;
+    let memoised_refs: Vec<&dyn SignatureVerificationAlgorithm>;
+    // One root (the CA's own, as the keyless check passes it): the links it signs may be
+    // remembered. With several roots, or one x509-parser cannot read, check everything.
+    let one_anchor = match (memo, roots) {
+        (Some((memo, ca_certs)), [root]) => Anchor::of(root).map(|a| (memo, ca_certs, a)),
+        _ => None,
+    };
+    let algorithms = match one_anchor {
+        Some((memo, ca_certs, a)) => {
+            anchor = a;
+            memoised = webpki::ALL_VERIFICATION_ALGS
+                .iter()
+                .map(|inner| Memoised {
+                    inner: *inner,
+                    memo,
+                    anchor: &anchor,
+                    ca_certs,
+                })
+                .collect();
+            memoised_refs = memoised
+                .iter()
+                .map(|m| m as &dyn SignatureVerificationAlgorithm)
+                .collect();
+            &memoised_refs[..]
+        }
+        None => webpki::ALL_VERIFICATION_ALGS,
+    };
     ee.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
+        algorithms,
         &anchors,
         &inter,
         at,
@@ -179,6 +250,189 @@ pub fn verify_code_signing_chain(
             reason: other.to_string(),
         },
     })
+}
+
+/// How many links a [`LinkMemo`] keeps: a trusted root has a handful of CAs, and only the
+/// certificates of its own CA chains are ever remembered.
+const LINK_MEMO_CAPACITY: usize = 64;
+
+/// Signatures by which a trust anchor certified one of its CA certificates, already verified:
+/// each the SHA-256 of the root's DER, the CA certificate's DER and the exact inputs of the
+/// verification (algorithm, key, signed bytes, signature). Bounded (the oldest goes first), pure
+/// (no clock, no I/O), shared between threads. A clone starts empty: it is a cache, not data.
+#[derive(Default)]
+pub struct LinkMemo {
+    verified: Mutex<VecDeque<[u8; 32]>>,
+}
+
+impl LinkMemo {
+    /// How many verified links it holds.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<[u8; 32]>> {
+        // The lock only guards lookups and inserts of digests: a panic elsewhere cannot leave it
+        // half-written.
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn contains(&self, key: &[u8; 32]) -> bool {
+        self.lock().contains(key)
+    }
+
+    fn insert(&self, key: [u8; 32]) {
+        let mut verified = self.lock();
+        if !verified.contains(&key) {
+            if verified.len() == LINK_MEMO_CAPACITY {
+                verified.pop_front();
+            }
+            verified.push_back(key);
+        }
+    }
+}
+
+impl Clone for LinkMemo {
+    fn clone(&self) -> LinkMemo {
+        LinkMemo::default()
+    }
+}
+
+impl std::fmt::Debug for LinkMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LinkMemo({} links)", self.len())
+    }
+}
+
+/// The root of a memoised chain check: its DER and the `subjectPublicKey` bits webpki hands to
+/// signature checks made with its key.
+#[derive(Debug)]
+struct Anchor<'a> {
+    der: &'a [u8],
+    key: Vec<u8>,
+}
+
+impl<'a> Anchor<'a> {
+    fn of(der: &'a [u8]) -> Option<Anchor<'a>> {
+        let (_, cert) = X509Certificate::from_der(der).ok()?;
+        Some(Anchor {
+            der,
+            key: cert
+                .tbs_certificate
+                .subject_pki
+                .subject_public_key
+                .data
+                .to_vec(),
+        })
+    }
+}
+
+/// A webpki signature algorithm that answers from a [`LinkMemo`] for one kind of signature only:
+/// made with the anchor's key over the TBS of one of `ca_certs`. Every other signature — the
+/// leaf's above all — goes to `inner` (ring) every time.
+#[derive(Debug)]
+struct Memoised<'a> {
+    inner: &'static dyn SignatureVerificationAlgorithm,
+    memo: &'a LinkMemo,
+    anchor: &'a Anchor<'a>,
+    ca_certs: &'a [Vec<u8>],
+}
+
+impl Memoised<'_> {
+    /// The memo key of this verification, when it is one the memo may answer.
+    fn link_key(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> Option<[u8; 32]> {
+        if public_key != self.anchor.key.as_slice() {
+            return None;
+        }
+        // `message` is the TBSCertificate (tag and length included) of the certificate being
+        // checked; a leaf never has the TBS of a CA certificate (webpki refuses a CA as end
+        // entity, and the same TBS with the same signature would be the same certificate).
+        let ca = self
+            .ca_certs
+            .iter()
+            .find(|ca| tbs_of(ca) == Some(message))?;
+        let mut digest = Context::new(&SHA256);
+        for part in [
+            b"sealgate chain link v1".as_slice(),
+            self.anchor.der,
+            ca,
+            self.inner.signature_alg_id().as_ref(),
+            self.inner.public_key_alg_id().as_ref(),
+            public_key,
+            message,
+            signature,
+        ] {
+            digest.update(&(part.len() as u64).to_be_bytes());
+            digest.update(part);
+        }
+        digest.finish().as_ref().try_into().ok()
+    }
+}
+
+impl SignatureVerificationAlgorithm for Memoised<'_> {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), InvalidSignature> {
+        let Some(key) = self.link_key(public_key, message, signature) else {
+            return self.inner.verify_signature(public_key, message, signature);
+        };
+        if self.memo.contains(&key) {
+            return Ok(());
+        }
+        self.inner
+            .verify_signature(public_key, message, signature)?;
+        self.memo.insert(key);
+        Ok(())
+    }
+
+    fn public_key_alg_id(&self) -> AlgorithmIdentifier {
+        self.inner.public_key_alg_id()
+    }
+
+    fn signature_alg_id(&self) -> AlgorithmIdentifier {
+        self.inner.signature_alg_id()
+    }
+
+    fn fips(&self) -> bool {
+        self.inner.fips()
+    }
+}
+
+/// The TBSCertificate element (tag and length included) of a DER certificate: the first element
+/// inside its outer SEQUENCE.
+fn tbs_of(der: &[u8]) -> Option<&[u8]> {
+    let (header, _) = der_header(der)?;
+    let inner = der.get(header..)?;
+    let (tbs_header, tbs_len) = der_header(inner)?;
+    inner.get(..tbs_header.checked_add(tbs_len)?)
+}
+
+/// The header length and content length of the DER element starting `der` (definite lengths up to
+/// four bytes, as certificates use).
+fn der_header(der: &[u8]) -> Option<(usize, usize)> {
+    let first = *der.get(1)?;
+    if first < 0x80 {
+        return Some((2, usize::from(first)));
+    }
+    let n = usize::from(first & 0x7f);
+    if n == 0 || n > 4 {
+        return None;
+    }
+    let len = der
+        .get(2..2 + n)?
+        .iter()
+        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+    Some((2 + n, len))
 }
 
 #[cfg(test)]
@@ -277,6 +531,158 @@ mod tests {
                 ChainError::UntrustedIssuer { .. } | ChainError::Invalid { .. }
             ),
             "{wrong}"
+        );
+    }
+
+    /// The connaisseur leaf, the Fulcio intermediate and root, split as the keyless check passes
+    /// them: the CA's intermediate, then the signature's chain annotation, as the path.
+    fn fulcio_path() -> (Vec<u8>, Vec<Vec<u8>>, Vec<u8>) {
+        let (leaf, chain) = fulcio();
+        let mut path = chain[..1].to_vec();
+        path.extend(chain.iter().cloned());
+        (leaf, path, chain[1].clone())
+    }
+
+    #[test]
+    fn the_memo_remembers_the_intermediate_link_and_checks_the_rest_every_time() {
+        let (leaf, path, root) = fulcio_path();
+        let roots = std::slice::from_ref(&root);
+        let ca_certs = &path[..1];
+        let memo = LinkMemo::default();
+        let uncached = verify_code_signing_chain(&leaf, &path, roots, signed_at(0)).unwrap();
+        for _ in 0..3 {
+            let memoised =
+                verify_code_signing_chain_memo(&leaf, &path, roots, signed_at(0), &memo, ca_certs)
+                    .unwrap();
+            assert_eq!(memoised, uncached);
+            // One link: the intermediate under the root; never the leaf's.
+            assert_eq!(memo.len(), 1);
+        }
+        // A clone is a fresh cache.
+        assert!(memo.clone().is_empty());
+
+        // With the link remembered: a leaf whose signature is broken still fails...
+        let mut broken = leaf.clone();
+        let last = broken.len() - 1;
+        broken[last] ^= 1;
+        let err =
+            verify_code_signing_chain_memo(&broken, &path, roots, signed_at(0), &memo, ca_certs)
+                .unwrap_err();
+        assert!(
+            matches!(err, ChainError::Invalid { .. } | ChainError::Malformed(_)),
+            "{err}"
+        );
+        // ...so does the leaf an hour after its validity...
+        let late =
+            verify_code_signing_chain_memo(&leaf, &path, roots, signed_at(3600), &memo, ca_certs)
+                .unwrap_err();
+        assert!(
+            matches!(late, ChainError::NotValidAtSigningTime { .. }),
+            "{late}"
+        );
+        // ...and a copy of the intermediate with the same TBS but another signature, offered as
+        // the only path: the memo is keyed by the signature too, so ring checks it and refuses.
+        let mut forged = path[0].clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let forged_path = vec![forged];
+        let err = verify_code_signing_chain_memo(
+            &leaf,
+            &forged_path,
+            roots,
+            signed_at(0),
+            &memo,
+            ca_certs,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ChainError::Invalid { .. } | ChainError::UntrustedIssuer { .. }
+            ),
+            "{err}"
+        );
+        assert_eq!(memo.len(), 1);
+        // Another root (here the intermediate itself) shares nothing with the remembered link.
+        verify_code_signing_chain_memo(&leaf, &[], &path[..1], signed_at(0), &memo, &[]).unwrap();
+        assert_eq!(memo.len(), 1);
+    }
+
+    /// root → intermediate (valid in 2025 only) → leaf with extended key usage `eku`.
+    fn generated_chain(eku: Vec<rcgen::ExtendedKeyUsagePurpose>) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+            date_time_ymd,
+        };
+        let ca_params = |name: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, name);
+            p
+        };
+        let root =
+            CertifiedIssuer::self_signed(ca_params("root"), KeyPair::generate().unwrap()).unwrap();
+        let mut inter = ca_params("intermediate");
+        inter.not_before = date_time_ymd(2025, 1, 1);
+        inter.not_after = date_time_ymd(2026, 1, 1);
+        let inter = CertifiedIssuer::signed_by(inter, KeyPair::generate().unwrap(), &root).unwrap();
+        let mut leaf = CertificateParams::new(vec!["signer".to_string()]).unwrap();
+        leaf.extended_key_usages = eku;
+        leaf.not_before = date_time_ymd(2025, 1, 1);
+        leaf.not_after = date_time_ymd(2030, 1, 1);
+        let leaf = leaf
+            .signed_by(&KeyPair::generate().unwrap(), &inter)
+            .unwrap();
+        (
+            leaf.der().to_vec(),
+            inter.der().to_vec(),
+            root.der().to_vec(),
+        )
+    }
+
+    #[test]
+    fn a_remembered_link_still_needs_the_intermediate_valid_and_the_leaf_for_code_signing() {
+        use rcgen::ExtendedKeyUsagePurpose::{CodeSigning, ServerAuth};
+        let june_2025 = crate::timestamp::unix_time(1_750_000_000);
+        let june_2027 = crate::timestamp::unix_time(1_813_000_000);
+        let (leaf, inter, root) = generated_chain(vec![CodeSigning]);
+        let memo = LinkMemo::default();
+        let chain = |leaf: &[u8], at| {
+            verify_code_signing_chain_memo(
+                leaf,
+                std::slice::from_ref(&inter),
+                std::slice::from_ref(&root),
+                at,
+                &memo,
+                std::slice::from_ref(&inter),
+            )
+        };
+        chain(&leaf, june_2025).unwrap();
+        assert_eq!(memo.len(), 1);
+        // The leaf is valid in 2027, the intermediate is not: refused, memo or not.
+        let err = chain(&leaf, june_2027).unwrap_err();
+        assert!(
+            matches!(err, ChainError::NotValidAtSigningTime { .. }),
+            "{err}"
+        );
+        // A server-auth leaf of a chain whose link was remembered is refused as ever.
+        let (server, other_inter, other_root) = generated_chain(vec![ServerAuth]);
+        let other = |leaf: &[u8]| {
+            verify_code_signing_chain_memo(
+                leaf,
+                std::slice::from_ref(&other_inter),
+                std::slice::from_ref(&other_root),
+                june_2025,
+                &memo,
+                std::slice::from_ref(&other_inter),
+            )
+        };
+        let err = other(&server).unwrap_err();
+        assert!(matches!(err, ChainError::NotForCodeSigning(_)), "{err}");
+        assert_eq!(
+            memo.len(),
+            1,
+            "webpki refuses the usage before any signature"
         );
     }
 }

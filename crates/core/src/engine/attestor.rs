@@ -464,7 +464,7 @@ fn keyless_chain(
     for ca in cas {
         let in_window =
             ca.valid_from.is_none_or(|f| at >= f) && ca.valid_until.is_none_or(|u| at <= u);
-        let Some((root, intermediates)) = ca.chain.split_last() else {
+        let Some((_, intermediates)) = ca.chain.split_last() else {
             continue;
         };
         if !in_window {
@@ -473,7 +473,9 @@ fn keyless_chain(
         valid += 1;
         let mut path: Vec<Vec<u8>> = intermediates.to_vec();
         path.extend(hints.iter().cloned());
-        match verify_code_signing_chain(leaf, &path, std::slice::from_ref(root), at) {
+        // The trusted root remembers the CA's intermediate→root signature; the leaf's signature,
+        // validity and usage are checked every time.
+        match ctx.trust.verify_ca_chain(ca, leaf, &path, at) {
             Ok(chain) => return Ok(chain),
             Err(e) => reason = specific(e).or(reason),
         }

@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::crypto::chain::{ChainError, LinkMemo, VerifiedChain, verify_code_signing_chain_memo};
 use crate::crypto::key::PublicKey;
 use crate::image::digest::{Digest, hex_encode};
 use crate::timestamp::{UnixTime, parse_rfc3339, unix_time};
@@ -71,6 +72,9 @@ pub struct TrustedRoot {
     pub certificate_authorities: Vec<CertificateAuthority>,
     /// Certificate-transparency logs.
     pub ctlogs: Vec<LogKey>,
+    /// The signatures by which the CAs' roots certified their intermediates, once verified (see
+    /// [`TrustedRoot::verify_ca_chain`]). A clone starts with an empty memo.
+    ca_links: LinkMemo,
 }
 
 /// Why a trusted root could not be read.
@@ -199,6 +203,7 @@ impl TrustedRoot {
             tlogs,
             certificate_authorities,
             ctlogs,
+            ca_links: LinkMemo::default(),
         })
     }
 
@@ -207,6 +212,33 @@ impl TrustedRoot {
         static ROOT: LazyLock<TrustedRoot> =
             LazyLock::new(|| TrustedRoot::from_json(PUBLIC_GOOD.as_bytes()).unwrap_or_default());
         &ROOT
+    }
+
+    /// Validates `leaf` at `at` up to the root of `ca` (the last certificate of its chain), with
+    /// `path` as the intermediates to build the path from (the CA's own intermediates and the
+    /// signature's chain annotation), as [`crate::crypto::chain::verify_code_signing_chain`]
+    /// does, except that the root's signature on one of the CA's own intermediates is verified
+    /// once per trusted root and then remembered, keyed by the exact bytes of both certificates:
+    /// Fulcio's intermediate→root link is the same for every signature it issues. Everything else
+    /// (the leaf's signature by the intermediate, every certificate's validity at `at`, the
+    /// code-signing usage, constraints) is checked every time.
+    pub fn verify_ca_chain(
+        &self,
+        ca: &CertificateAuthority,
+        leaf: &[u8],
+        path: &[Vec<u8>],
+        at: UnixTime,
+    ) -> Result<VerifiedChain, ChainError> {
+        let (roots, ca_certs) = match ca.chain.split_last() {
+            Some((root, intermediates)) => (std::slice::from_ref(root), intermediates),
+            None => (&[][..], &[][..]),
+        };
+        verify_code_signing_chain_memo(leaf, path, roots, at, &self.ca_links, ca_certs)
+    }
+
+    /// How many verified CA links the trusted root remembers.
+    pub fn remembered_ca_links(&self) -> usize {
+        self.ca_links.len()
     }
 
     /// The transparency log with this hex log ID.
@@ -235,6 +267,46 @@ mod tests {
         assert_eq!(root.tlogs.len(), 2);
         assert_eq!(root.certificate_authorities.len(), 2);
         assert_eq!(root.ctlogs.len(), 2);
+    }
+
+    #[test]
+    fn the_root_remembers_its_ca_link_once_and_a_clone_starts_afresh() {
+        use crate::cosign::{CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, ImageManifest};
+        use crate::crypto::pem;
+        let m = ImageManifest::parse(include_bytes!(
+            "../../testdata/connaisseur/sig-manifest.json"
+        ))
+        .unwrap();
+        let ders = |name| -> Vec<Vec<u8>> {
+            pem::parse_blocks(m.layers[0].annotation(name).unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|b| b.der)
+                .collect()
+        };
+        let leaf = ders(CERTIFICATE_ANNOTATION).remove(0);
+        let root = TrustedRoot::public_good().clone();
+        assert_eq!(root.remembered_ca_links(), 0);
+        let at = unix_time(1_717_082_297);
+        let ca = root
+            .certificate_authorities
+            .iter()
+            .find(|ca| {
+                ca.valid_from.is_none_or(|f| at >= f) && ca.valid_until.is_none_or(|u| at <= u)
+            })
+            .unwrap();
+        for _ in 0..2 {
+            root.verify_ca_chain(ca, &leaf, &ders(CHAIN_ANNOTATION), at)
+                .unwrap();
+            assert_eq!(root.remembered_ca_links(), 1);
+        }
+        assert_eq!(root.clone().remembered_ca_links(), 0);
+        // A CA without certificates chains nothing.
+        let empty = CertificateAuthority {
+            chain: Vec::new(),
+            ..ca.clone()
+        };
+        assert!(root.verify_ca_chain(&empty, &leaf, &[], at).is_err());
     }
 
     #[test]
