@@ -18,7 +18,7 @@
 //!   steps alone.
 //! - `ecdsa/p384_sha384/ring`: one bare P-384 verification (the intermediate's signature over the
 //!   leaf), as the chain does it; sigstore-rs' aws-lc-rs doing the same is in
-//!   `cargo bench -p sealgate-oracle --bench keyless`.
+//!   `cargo bench -p sealgate-oracle --bench keyless` (`oracle/p384_sha384/aws_lc_rs`).
 //!
 //! Run with `cargo bench -p sealgate-core --bench keyless` (see BENCHMARKS.md).
 

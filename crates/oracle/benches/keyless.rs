@@ -22,7 +22,7 @@
 //! - `webpki/fulcio_chain/aws_lc_rs`: rustls-webpki 0.103 validating the Fulcio chain (leaf →
 //!   intermediate → root, code signing, at the Rekor time) with aws-lc-rs, as sealgate's
 //!   `keyless/chain/uncached` does with ring: the only difference is the P-384 code.
-//!   `ecdsa/p384_sha384/{ring,aws_lc_rs}`: one bare P-384 verification (the intermediate's
+//!   `oracle/p384_sha384/{ring,aws_lc_rs}`: one bare P-384 verification (the intermediate's
 //!   signature over the leaf) with each.
 //!
 //! This crate's rustls-webpki has only the aws-lc-rs provider on purpose: with ring also on (as
@@ -313,7 +313,7 @@ fn bench(c: &mut Criterion) {
     webpki::aws_lc_rs::ECDSA_P384_SHA384
         .verify_signature(&issuer_key, &tbs, &leaf_signature)
         .unwrap();
-    c.bench_function("ecdsa/p384_sha384/aws_lc_rs", |b| {
+    c.bench_function("oracle/p384_sha384/aws_lc_rs", |b| {
         b.iter(|| {
             webpki::aws_lc_rs::ECDSA_P384_SHA384.verify_signature(
                 &issuer_key,
@@ -327,7 +327,7 @@ fn bench(c: &mut Criterion) {
         &issuer_key,
     );
     ring_key.verify(&tbs, &leaf_signature).unwrap();
-    c.bench_function("ecdsa/p384_sha384/ring", |b| {
+    c.bench_function("oracle/p384_sha384/ring", |b| {
         b.iter(|| ring_key.verify(black_box(&tbs), &leaf_signature))
     });
 }
