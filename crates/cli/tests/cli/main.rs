@@ -13,6 +13,7 @@
 
 mod attestations;
 mod audit;
+mod bundles;
 mod commands;
 mod common;
 mod configmap_keys;
@@ -28,6 +29,8 @@ mod replicas;
 mod reports;
 mod seed_policies;
 mod serve;
+mod sign_bundle;
 mod trusted_root;
 mod values;
+mod verify_bundle;
 mod verify_keyless;
