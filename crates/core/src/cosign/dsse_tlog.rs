@@ -12,34 +12,14 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
 use super::dsse::Envelope;
-use crate::crypto::key::SignatureHash;
-use crate::crypto::pem;
-use crate::image::digest::{Digest, hex_encode};
-use crate::sigstore::rekor::{RekorError, TlogProof};
+use crate::sigstore::rekor::{RekorError, TlogProof, logged_pem_der, sha256_hex, verify_entry};
 use crate::sigstore::trust::LogKey;
-use crate::timestamp::unix_time;
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Bundle {
-    signed_entry_timestamp: String,
-    payload: BundlePayload,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct BundlePayload {
-    body: String,
-    integrated_time: i64,
-    log_index: i64,
-    #[serde(rename = "logID")]
-    log_id: String,
-}
 
 /// Checks the Rekor bundle of an attestation layer: the SET against the trusted `logs` (the log
-/// key valid at the entry's time), then that the entry is about this envelope (`envelope_bytes`
-/// as stored, `envelope` as read), one of its signatures and `signer_der` (the DER
-/// SubjectPublicKeyInfo of the key, or the DER certificate).
+/// key valid at the entry's time), as for a signature's (`verify_entry`), then that the entry
+/// is about this envelope (`envelope_bytes` as stored, `envelope` as read), one of its
+/// signatures and `signer_der` (the DER SubjectPublicKeyInfo of the key, or the DER
+/// certificate).
 pub fn verify_attestation_bundle(
     bundle_json: &str,
     envelope_bytes: &[u8],
@@ -47,64 +27,15 @@ pub fn verify_attestation_bundle(
     signer_der: &[&[u8]],
     logs: &[LogKey],
 ) -> Result<TlogProof, RekorError> {
-    let bundle: Bundle =
-        serde_json::from_str(bundle_json).map_err(|e| RekorError::Malformed(e.to_string()))?;
-    let p = &bundle.payload;
-    let log = logs
-        .iter()
-        .find(|l| l.log_id == p.log_id)
-        .ok_or_else(|| RekorError::UnknownLog(p.log_id.clone()))?;
-    // The same canonical JSON as a signature's SET (see `sigstore::rekor`).
-    let canonical = format!(
-        r#"{{"body":{},"integratedTime":{},"logID":{},"logIndex":{}}}"#,
-        Value::String(p.body.clone()),
-        p.integrated_time,
-        Value::String(p.log_id.clone()),
-        p.log_index
-    );
-    let set = STANDARD
-        .decode(bundle.signed_entry_timestamp.trim())
-        .map_err(|e| RekorError::Malformed(format!("SignedEntryTimestamp is not base64: {e}")))?;
-    if !log
-        .key
-        .verify(SignatureHash::Sha256, canonical.as_bytes(), &set)
-        .unwrap_or(false)
-    {
-        return Err(RekorError::BadSet(log.base_url.clone()));
-    }
-    let integrated_time = unix_time(p.integrated_time);
-    if !log.valid_at(integrated_time) {
-        return Err(RekorError::KeyNotValidAtTime {
-            log: log.base_url.clone(),
-            time: integrated_time,
-        });
-    }
-    check_body(&p.body, envelope_bytes, envelope, signer_der)?;
-    Ok(TlogProof {
-        integrated_time,
-        log_index: p.log_index,
-        log_url: log.base_url.clone(),
-    })
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex_encode(&Digest::sha256_of(bytes).bytes())
+    let entry = verify_entry(bundle_json, logs)?;
+    check_body(&entry.body, envelope_bytes, envelope, signer_der)?;
+    Ok(entry.proof)
 }
 
 /// `{algorithm, value}` equal to the SHA-256 of `bytes`; `None` when the entry has no such hash.
 fn hash_matches(hash: &Value, bytes: &[u8]) -> Option<bool> {
     let value = hash["value"].as_str()?;
     Some(hash["algorithm"].as_str() == Some("sha256") && value == sha256_hex(bytes))
-}
-
-/// The DER of the first PEM block of base64 PEM text.
-fn pem_der(b64: &Value) -> Option<Vec<u8>> {
-    let text = String::from_utf8(STANDARD.decode(b64.as_str()?).ok()?).ok()?;
-    pem::parse_blocks(&text)
-        .ok()?
-        .into_iter()
-        .next()
-        .map(|b| b.der)
 }
 
 /// A logged signature: base64 of the signature, or (intoto 0.0.2) base64 of that base64.
@@ -118,18 +49,15 @@ fn logged_signature(b64: &Value) -> Vec<Vec<u8>> {
     std::iter::once(once).chain(twice).collect()
 }
 
+/// The body must be a `dsse` or `intoto` entry naming this statement (or envelope), a signature
+/// of the envelope and this key or certificate.
 fn check_body(
-    body_b64: &str,
+    v: &Value,
     envelope_bytes: &[u8],
     envelope: &Envelope,
     signer_der: &[&[u8]],
 ) -> Result<(), RekorError> {
     let mismatch = |s: &str| RekorError::BodyMismatch(s.to_string());
-    let body = STANDARD
-        .decode(body_b64)
-        .map_err(|e| RekorError::Malformed(format!("body is not base64: {e}")))?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| RekorError::Malformed(format!("body is not JSON: {e}")))?;
     let kind = v["kind"].as_str().unwrap_or_default();
     let spec = &v["spec"];
     // (payload hash, envelope hash, [(signature, verifier)]) as each kind records them.
@@ -174,7 +102,8 @@ fn check_body(
         return Err(mismatch("the entry records another statement"));
     }
     let by_signer = logged.iter().any(|(sig, verifier)| {
-        let key_ok = pem_der(verifier).is_some_and(|der| signer_der.contains(&der.as_slice()));
+        let key_ok =
+            logged_pem_der(verifier).is_some_and(|der| signer_der.contains(&der.as_slice()));
         // intoto 0.0.1 entries record no signature.
         let sig_ok = sig.is_null()
             || logged_signature(sig)

@@ -4,7 +4,9 @@
 //! [`verify_bundle`] checks the Signed Entry Timestamp (SET) against the log's key, that the log
 //! key was valid at the entry's time, and that the entry's body is about *this* signature: same
 //! signature bytes, same payload hash, same key or certificate. A valid bundle gives the signing
-//! time ([`TlogProof::integrated_time`]).
+//! time ([`TlogProof::integrated_time`]). The SET and log checks are one implementation
+//! (`verify_entry`) for every kind of entry: an attestation's `dsse`/`intoto` entry is bound
+//! to its envelope by `cosign::verify_attestation_bundle` after the same checks.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -68,15 +70,22 @@ struct BundlePayload {
     log_id: String,
 }
 
-/// Checks a cosign Rekor bundle for a signature over `payload` by `signer_der` (the DER
-/// SubjectPublicKeyInfo of the key, or the DER certificate), against the trusted `logs`.
-pub fn verify_bundle(
-    bundle_json: &str,
-    payload: &[u8],
-    signature: &[u8],
-    signer_der: &[&[u8]],
-    logs: &[LogKey],
-) -> Result<TlogProof, RekorError> {
+/// A Rekor bundle whose SET verified: the log entry's body (decoded) and what the entry proves.
+/// What the body must say is the caller's to check: a `hashedrekord` naming a signature
+/// ([`verify_bundle`]), or a `dsse`/`intoto` entry naming an attestation
+/// (`cosign::verify_attestation_bundle`).
+#[derive(Debug, Clone)]
+pub(crate) struct LoggedEntry {
+    /// The entry's body, as the log holds it.
+    pub(crate) body: serde_json::Value,
+    /// When and where it was logged.
+    pub(crate) proof: TlogProof,
+}
+
+/// The checks every cosign Rekor bundle gets, whatever it logs: its JSON, the SET against the
+/// trusted `logs` (the key of the log the bundle names), that key's validity at the entry's
+/// time, then the body decoded (base64 of JSON).
+pub(crate) fn verify_entry(bundle_json: &str, logs: &[LogKey]) -> Result<LoggedEntry, RekorError> {
     let bundle: Bundle =
         serde_json::from_str(bundle_json).map_err(|e| RekorError::Malformed(e.to_string()))?;
     let p = &bundle.payload;
@@ -109,28 +118,59 @@ pub fn verify_bundle(
             time: integrated_time,
         });
     }
-    check_body(&p.body, payload, signature, signer_der)?;
-    Ok(TlogProof {
-        integrated_time,
-        log_index: p.log_index,
-        log_url: log.base_url.clone(),
+    let body = STANDARD
+        .decode(&p.body)
+        .map_err(|e| RekorError::Malformed(format!("body is not base64: {e}")))?;
+    let body = serde_json::from_slice(&body)
+        .map_err(|e| RekorError::Malformed(format!("body is not JSON: {e}")))?;
+    Ok(LoggedEntry {
+        body,
+        proof: TlogProof {
+            integrated_time,
+            log_index: p.log_index,
+            log_url: log.base_url.clone(),
+        },
     })
+}
+
+/// Checks a cosign Rekor bundle for a signature over `payload` by `signer_der` (the DER
+/// SubjectPublicKeyInfo of the key, or the DER certificate), against the trusted `logs`.
+pub fn verify_bundle(
+    bundle_json: &str,
+    payload: &[u8],
+    signature: &[u8],
+    signer_der: &[&[u8]],
+    logs: &[LogKey],
+) -> Result<TlogProof, RekorError> {
+    let entry = verify_entry(bundle_json, logs)?;
+    check_body(&entry.body, payload, signature, signer_der)?;
+    Ok(entry.proof)
+}
+
+/// Hex of the SHA-256 of `bytes`, as log entries record hashes.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex_encode(&Digest::sha256_of(bytes).bytes())
+}
+
+/// The DER of the first PEM block of a logged key or certificate (base64 of its PEM text).
+pub(crate) fn logged_pem_der(b64: &serde_json::Value) -> Option<Vec<u8>> {
+    let text = String::from_utf8(STANDARD.decode(b64.as_str()?).ok()?).ok()?;
+    pem::parse_blocks(&text)
+        .ok()?
+        .into_iter()
+        .next()
+        .map(|b| b.der)
 }
 
 /// The body must be a `hashedrekord` (or `rekord`) entry naming this signature, the SHA-256 of
 /// this payload and this key or certificate.
 fn check_body(
-    body_b64: &str,
+    v: &serde_json::Value,
     payload: &[u8],
     signature: &[u8],
     signer_der: &[&[u8]],
 ) -> Result<(), RekorError> {
     let mismatch = |s: &str| RekorError::BodyMismatch(s.to_string());
-    let body = STANDARD
-        .decode(body_b64)
-        .map_err(|e| RekorError::Malformed(format!("body is not base64: {e}")))?;
-    let v: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| RekorError::Malformed(format!("body is not JSON: {e}")))?;
     let kind = v["kind"].as_str().unwrap_or_default();
     if kind != "hashedrekord" && kind != "rekord" {
         return Err(mismatch(&format!(
@@ -142,7 +182,7 @@ fn check_body(
     if hash["algorithm"].as_str() != Some("sha256") {
         return Err(mismatch("the entry's payload hash is not sha256"));
     }
-    if hash["value"].as_str() != Some(hex_encode(&Digest::sha256_of(payload).bytes()).as_str()) {
+    if hash["value"].as_str() != Some(sha256_hex(payload).as_str()) {
         return Err(mismatch("the entry records another payload"));
     }
     let logged_sig = spec["signature"]["content"]
@@ -152,14 +192,9 @@ fn check_body(
     if logged_sig != signature {
         return Err(mismatch("the entry records another signature"));
     }
-    let logged_key = spec["signature"]["publicKey"]["content"]
-        .as_str()
-        .and_then(|s| STANDARD.decode(s).ok())
-        .and_then(|pem_bytes| String::from_utf8(pem_bytes).ok())
-        .and_then(|text| pem::parse_blocks(&text).ok())
-        .and_then(|blocks| blocks.into_iter().next())
+    let logged_key = logged_pem_der(&spec["signature"]["publicKey"]["content"])
         .ok_or_else(|| mismatch("the entry has no public key or certificate"))?;
-    if !signer_der.contains(&logged_key.der.as_slice()) {
+    if !signer_der.contains(&logged_key.as_slice()) {
         return Err(mismatch("the entry records another key or certificate"));
     }
     Ok(())
