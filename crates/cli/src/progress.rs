@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use sealgate_core::cosign::SignatureSet;
 use sealgate_core::engine::SignatureRequest;
+use sealgate_core::sigstore::bundle_set::BundleSet;
 use sealgate_core::{Digest, ImageRef};
 use sealgate_registry::driver::{ClientFetch, Fetch, Fetched};
 
@@ -88,6 +89,24 @@ impl Fetch for ReportingFetch {
                 )
             },
             self.inner.signatures(request, fresh),
+        ))
+    }
+
+    fn bundles<'a>(
+        &'a self,
+        request: &'a SignatureRequest,
+        fresh: bool,
+    ) -> Fetched<'a, Arc<BundleSet>> {
+        Box::pin(reporting(
+            self.progress,
+            request.host(),
+            move || {
+                format!(
+                    "fetching the Sigstore bundles among the referrers of {}@{}",
+                    request.repository, request.digest
+                )
+            },
+            self.inner.bundles(request, fresh),
         ))
     }
 

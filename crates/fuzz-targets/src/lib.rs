@@ -26,7 +26,7 @@ use sealgate_core::crypto::key::{
     EncryptedKeyFile, PrivateKeyFile, PublicKey, SignatureHash, SigningKey,
 };
 use sealgate_core::crypto::pem;
-use sealgate_core::engine::{Evaluation, Mode, Resource, VerifyContext, Want};
+use sealgate_core::engine::{Artifact, Evaluation, Mode, Resource, VerifyContext, Want};
 use sealgate_core::image::alias::{canonical_repository, same_repository, spellings};
 use sealgate_core::image::wildcard;
 use sealgate_core::policy::{self, LoadOptions, Policy};
@@ -354,6 +354,13 @@ fn evaluate(policies: &[Policy], resource: &Resource, mode: Mode) {
                 Want::CachedOutcome(key) => evaluation.outcome_cached(key, None),
                 Want::ImageData { reference, .. } => {
                     evaluation.image_data_fetched(&reference, Ok(serde_json::json!({})))
+                }
+                Want::Signatures { request, .. } if request.artifact == Artifact::Bundles => {
+                    let set = sealgate_core::sigstore::bundle_set::BundleSet::empty(
+                        request.location(),
+                        request.digest.clone(),
+                    );
+                    evaluation.bundles_fetched(request, Ok(Arc::new(set)));
                 }
                 Want::Signatures { request, .. } => {
                     let set = SignatureSet {

@@ -22,6 +22,7 @@ use sealgate_core::engine::{
     Artifact, AttestorOutcome, Decision, Evaluation, FetchFailure, FetchFailureKind, OutcomeKey,
     SignatureRequest, VerifyContext, Waiting, Want,
 };
+use sealgate_core::sigstore::bundle_set::BundleSet;
 use sealgate_core::sigstore::trust::TrustedRoot;
 use sealgate_core::timestamp::Clock;
 use sealgate_core::{Digest, ImageRef};
@@ -29,6 +30,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::referrers::fetch_bundle_set;
 use crate::signatures::fetch_artifact;
 use crate::{Client, Error};
 
@@ -62,12 +64,21 @@ pub trait Fetch: Send + Sync {
     /// The digest `image`'s tag points to.
     fn resolve<'a>(&'a self, image: &'a ImageRef) -> Fetched<'a, Digest>;
 
-    /// The signatures at `request`; `fresh` when a copy kept from an earlier fetch will not do.
+    /// The signatures at `request` (a `.sig` or `.att` image); `fresh` when a copy kept from an
+    /// earlier fetch will not do.
     fn signatures<'a>(
         &'a self,
         request: &'a SignatureRequest,
         fresh: bool,
     ) -> Fetched<'a, Arc<SignatureSet>>;
+
+    /// The Sigstore bundles among the referrers of `request`'s digest ([`Artifact::Bundles`];
+    /// see [`crate::referrers::fetch_bundle_set`]); `fresh` as for signatures.
+    fn bundles<'a>(
+        &'a self,
+        request: &'a SignatureRequest,
+        fresh: bool,
+    ) -> Fetched<'a, Arc<BundleSet>>;
 
     /// The manifest and config of `image` as Kyverno's `imageRegistry` context entry holds
     /// them (see [`crate::image_data`]), for the entry written as `reference`.
@@ -113,6 +124,10 @@ impl Pending {
                     host: request.host().to_string(),
                     location: request.location(),
                 },
+                Artifact::Bundles => Waiting::Bundles {
+                    host: request.host().to_string(),
+                    image: format!("{}@{}", request.repository_name(), request.digest),
+                },
             },
             Pending::ImageData(_, image) => Waiting::ImageData {
                 host: image.api_host().to_string(),
@@ -143,6 +158,7 @@ pub struct Driven {
 enum Answer {
     Digest(ImageRef, Result<Digest, FetchFailure>),
     Signatures(SignatureRequest, Result<Arc<SignatureSet>, FetchFailure>),
+    Bundles(SignatureRequest, Result<Arc<BundleSet>, FetchFailure>),
     ImageData(String, ImageRef, Result<Value, FetchFailure>),
 }
 
@@ -151,6 +167,10 @@ async fn answer(fetch: &dyn Fetch, want: Pending, fresh: bool) -> Answer {
         Pending::Digest(image) => {
             let result = fetch.resolve(&image).await;
             Answer::Digest(image, result)
+        }
+        Pending::Signatures(request) if request.artifact == Artifact::Bundles => {
+            let result = fetch.bundles(&request, fresh).await;
+            Answer::Bundles(request, result)
         }
         Pending::Signatures(request) => {
             let result = fetch.signatures(&request, fresh).await;
@@ -224,6 +244,10 @@ pub async fn drive(
                 pending.remove(&Pending::Signatures(request.clone()));
                 evaluation.signatures_fetched(request, result);
             }
+            Some(Answer::Bundles(request, result)) => {
+                pending.remove(&Pending::Signatures(request.clone()));
+                evaluation.bundles_fetched(request, result);
+            }
             Some(Answer::ImageData(reference, image, result)) => {
                 pending.remove(&Pending::ImageData(reference.clone(), image));
                 evaluation.image_data_fetched(&reference, result);
@@ -242,6 +266,9 @@ pub async fn drive(
             };
             match want {
                 Pending::Digest(image) => evaluation.digest_resolved(&image, Err(failure)),
+                Pending::Signatures(request) if request.artifact == Artifact::Bundles => {
+                    evaluation.bundles_fetched(request, Err(failure))
+                }
                 Pending::Signatures(request) => {
                     evaluation.signatures_fetched(request, Err(failure))
                 }
@@ -370,6 +397,20 @@ impl Fetch for ClientFetch {
             .await
             .map(Arc::new)
             .map_err(|e| fetch_failure(request.host(), &e))
+        })
+    }
+
+    fn bundles<'a>(
+        &'a self,
+        request: &'a SignatureRequest,
+        _fresh: bool,
+    ) -> Fetched<'a, Arc<BundleSet>> {
+        Box::pin(async move {
+            let _slot = self.slot().await;
+            fetch_bundle_set(&self.client, &request.repository, &request.digest)
+                .await
+                .map(Arc::new)
+                .map_err(|e| fetch_failure(request.host(), &e))
         })
     }
 

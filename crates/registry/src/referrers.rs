@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::{Client, Error, media_type};
 use sealgate_core::cosign::{Descriptor, ImageManifest};
 use sealgate_core::sigstore::bundle::{BUNDLE_MEDIA_TYPE_PREFIX, MAX_BUNDLE_BYTES};
+use sealgate_core::sigstore::bundle_set::{BundleSet, ReferrerBundle};
 use sealgate_core::{Digest, ImageRef};
 
 /// The most referrers read for one image (Kyverno: `too many referrers found, max limit is 50`).
@@ -122,6 +123,55 @@ pub async fn fetch_bundles(
     repo: &ImageRef,
     digest: &Digest,
 ) -> Result<(String, Vec<FetchedBundle>), Error> {
+    let (location, found) = referrer_bundles(client, repo, digest, false).await?;
+    let bundles = found
+        .into_iter()
+        .map(|(manifest, media_type, bytes)| {
+            bytes.map(|bytes| FetchedBundle {
+                manifest,
+                media_type,
+                bytes,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((location, bundles))
+}
+
+/// The Sigstore bundles among the referrers of `digest`, each read once
+/// ([`BundleSet`], as the engine checks them): as [`fetch_bundles`] finds them, except that a
+/// bundle whose blob is missing or over [`MAX_BUNDLE_BYTES`] spoils only that bundle (kept with
+/// why), as a `.sig` layer's payload does. A digest mismatch or a transport failure still fails
+/// the fetch.
+pub async fn fetch_bundle_set(
+    client: &Client,
+    repo: &ImageRef,
+    digest: &Digest,
+) -> Result<BundleSet, Error> {
+    let (location, found) = referrer_bundles(client, repo, digest, true).await?;
+    let bundles = found
+        .into_iter()
+        .map(|(manifest, _, bytes)| match bytes {
+            Ok(bytes) => ReferrerBundle::read(manifest, Ok(bytes.as_slice())),
+            Err(e) => ReferrerBundle::read(manifest, Err(e.to_string())),
+        })
+        .collect();
+    Ok(BundleSet {
+        location,
+        image_digest: digest.clone(),
+        bundles,
+    })
+}
+
+/// A referrer manifest holding a bundle: its digest, the layer's media type and the blob (or,
+/// when `lenient`, why a missing or oversized blob could not be read).
+type Found = (Digest, String, Result<Vec<u8>, Error>);
+
+async fn referrer_bundles(
+    client: &Client,
+    repo: &ImageRef,
+    digest: &Digest,
+    lenient: bool,
+) -> Result<(String, Vec<Found>), Error> {
     let host = repo.api_host().to_string();
     let referrers = list_referrers(client, repo, digest, Some(BUNDLE_MEDIA_TYPE_PREFIX)).await?;
     if referrers.descriptors.len() > MAX_REFERRERS {
@@ -157,14 +207,12 @@ pub async fn fetch_bundles(
         if !layer.media_type.starts_with(BUNDLE_MEDIA_TYPE_PREFIX) {
             continue;
         }
-        let bytes = client
-            .get_blob(repo, &layer.digest, MAX_BUNDLE_BYTES)
-            .await?;
-        bundles.push(FetchedBundle {
-            manifest: manifest_digest,
-            media_type: layer.media_type.clone(),
-            bytes,
-        });
+        let bytes = match client.get_blob(repo, &layer.digest, MAX_BUNDLE_BYTES).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e @ (Error::NotFound { .. } | Error::TooLarge { .. })) if lenient => Err(e),
+            Err(e) => return Err(e),
+        };
+        bundles.push((manifest_digest, layer.media_type.clone(), bytes));
     }
     Ok((referrers.location, bundles))
 }

@@ -37,11 +37,22 @@ pub fn artifact_location(repo: &ImageRef, digest: &Digest, artifact: Artifact) -
     format!("{}:{}", repo.repository(), artifact.tag(digest))
 }
 
-/// The layer media type whose blobs an artifact's checks read.
-fn payload_media_type(artifact: Artifact) -> &'static str {
+/// The layer media type whose blobs an artifact's checks read (none for bundles: they are no
+/// tag's layers).
+fn payload_media_type(artifact: Artifact) -> Option<&'static str> {
     match artifact {
-        Artifact::Signatures => SIMPLE_SIGNING_MEDIA_TYPE,
-        Artifact::Attestations => DSSE_MEDIA_TYPE,
+        Artifact::Signatures => Some(SIMPLE_SIGNING_MEDIA_TYPE),
+        Artifact::Attestations => Some(DSSE_MEDIA_TYPE),
+        Artifact::Bundles => None,
+    }
+}
+
+/// How messages name the manifest of an artifact's image.
+fn manifest_noun(artifact: Artifact) -> &'static str {
+    match artifact {
+        Artifact::Signatures => "signature",
+        Artifact::Attestations => "attestation",
+        Artifact::Bundles => "referrers",
     }
 }
 
@@ -67,7 +78,8 @@ pub async fn fetch_attestations(
 }
 
 /// Reads the `artifact` image of `digest` from `repo`: the manifest, then each layer blob of
-/// the artifact's media type (checked against its digest, at most the payload limit).
+/// the artifact's media type (checked against its digest, at most the payload limit). Bundles
+/// are no tag's layers: read them with [`crate::referrers::fetch_bundle_set`].
 pub async fn fetch_artifact(
     client: &Client,
     repo: &ImageRef,
@@ -76,13 +88,14 @@ pub async fn fetch_artifact(
 ) -> Result<SignatureSet, Error> {
     let location = artifact_location(repo, digest, artifact);
     let tag = artifact.tag(digest);
-    let media_type = payload_media_type(artifact);
+    let Some(media_type) = payload_media_type(artifact) else {
+        return Err(Error::InvalidOptions(
+            "Sigstore bundles are read from the referrers (fetch_bundle_set), not as a tag's layers",
+        ));
+    };
     let mut layers = Vec::new();
     if let Some(manifest) = client.get_manifest(repo, &tag).await? {
-        let what = match artifact {
-            Artifact::Signatures => "signature",
-            Artifact::Attestations => "attestation",
-        };
+        let what = manifest_noun(artifact);
         let parsed = ImageManifest::parse(&manifest.bytes).map_err(|e| Error::InvalidJson {
             host: repo.api_host().to_string(),
             what: format!("{what} manifest {location}"),
@@ -222,10 +235,7 @@ async fn existing_artifact_layers(
                 host: repo.api_host().to_string(),
                 what: format!(
                     "{} manifest {}",
-                    match artifact {
-                        Artifact::Signatures => "signature",
-                        Artifact::Attestations => "attestation",
-                    },
+                    manifest_noun(artifact),
                     artifact_location(repo, digest, artifact)
                 ),
                 detail: e.to_string(),

@@ -16,7 +16,7 @@ use sealgate_core::sigstore::bundle::{BUNDLE_V03_MEDIA_TYPE, Bundle, key_bundle,
 use sealgate_core::sigstore::trust::TrustedRoot;
 use sealgate_registry::media_type;
 use sealgate_registry::referrers::{
-    ReferrersSource, fetch_bundles, list_referrers, push_bundle_referrer,
+    ReferrersSource, fetch_bundle_set, fetch_bundles, list_referrers, push_bundle_referrer,
 };
 use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
 
@@ -159,4 +159,62 @@ spec:
             .1
             .is_empty()
     );
+}
+
+/// What the engine reads: every bundle parsed once, one that is no bundle kept with why (not
+/// dropped), in the location the fetch found them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bundle_set_keeps_each_bundle_read_once_and_a_bad_one_with_why() {
+    let registry = TestRegistry::start(PLAIN);
+    let client = registry.client();
+    let image = registry.image_ref("app:v1");
+    let digest = sealgate_test_registry::push_tiny_image(&client, &image)
+        .await
+        .unwrap();
+    let manifest = client.get_manifest(&image, "v1").await.unwrap().unwrap();
+    let subject = Descriptor::of(&manifest.media_type, &manifest.bytes);
+    let empty = fetch_bundle_set(&client, &image, &digest).await.unwrap();
+    assert!(empty.bundles.is_empty());
+    assert_eq!(empty.image_digest, digest);
+
+    let key = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let good = push_bundle_referrer(
+        &client,
+        &image,
+        &subject,
+        BUNDLE_V03_MEDIA_TYPE,
+        &bundle_for(&key, &digest),
+        serde_json::Map::new(),
+    )
+    .await
+    .unwrap();
+    let bad = push_bundle_referrer(
+        &client,
+        &image,
+        &subject,
+        BUNDLE_V03_MEDIA_TYPE,
+        b"{\"mediaType\": \"application/vnd.dev.sigstore.bundle.v0.3+json\"}",
+        serde_json::Map::new(),
+    )
+    .await
+    .unwrap();
+    let set = fetch_bundle_set(&client, &image, &digest).await.unwrap();
+    assert!(
+        set.location
+            .ends_with(&format!(":{} (referrers tag)", digest.referrers_tag())),
+        "{}",
+        set.location
+    );
+    assert_eq!(set.bundles.len(), 2);
+    let of = |m| set.bundles.iter().find(|b| b.manifest == m).unwrap();
+    let good = of(good.manifest);
+    assert!(good.bundle.is_ok());
+    assert_eq!(
+        good.predicate_type.as_deref(),
+        Some(sealgate_core::sigstore::bundle::COSIGN_SIGN_PREDICATE)
+    );
+    assert!(set.holds_signatures());
+    let bad = of(bad.manifest);
+    let why = bad.bundle.as_ref().unwrap_err().to_string();
+    assert!(why.contains("no verificationMaterial"), "{why}");
 }

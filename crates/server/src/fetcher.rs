@@ -8,7 +8,8 @@
 //!   bound how many run, and what a fetch waits for is its [`Progress`], which a deadline's
 //!   timeout message names.
 //! - **Shared.** Identical fetches in flight are joined ([`SingleFlight`]): 100 simultaneous
-//!   admissions of a new image cost one tag resolution and one signature fetch. A fetched
+//!   admissions of a new image cost one tag resolution and one signature fetch (and, for an
+//!   image with no `.sig`, one fetch of its referrers' Sigstore bundles). A fetched
 //!   signature set is also kept for a few seconds (10 s by default), because verification runs
 //!   in each request after the fetch: a request arriving between the end of the fetch and the
 //!   caching of the verified outcome would otherwise fetch again. Requests that joined a fetch
@@ -32,10 +33,11 @@ use std::time::Duration;
 
 use sealgate_core::cosign::SignatureSet;
 use sealgate_core::engine::{
-    AttestorOutcome, Decision, Evaluation, FetchFailure, FetchFailureKind, Mode, OutcomeKey,
-    Resource, SignatureRequest, Waiting,
+    Artifact, AttestorOutcome, Decision, Evaluation, FetchFailure, FetchFailureKind, Mode,
+    OutcomeKey, Resource, SignatureRequest, Waiting,
 };
 use sealgate_core::policy::Policy;
+use sealgate_core::sigstore::bundle_set::BundleSet;
 use sealgate_core::timestamp::Clock;
 use sealgate_core::{Digest, ImageRef};
 use sealgate_registry::driver::{
@@ -77,6 +79,7 @@ type SignatureKey = (u64, SignatureRequest);
 
 type DigestResult = Result<Digest, FetchFailure>;
 type SignatureResult = Result<Arc<SignatureSet>, FetchFailure>;
+type BundleResult = Result<Arc<BundleSet>, FetchFailure>;
 
 /// The caching, shared, bounded fetcher the webhook decides with. Cheap to clone.
 #[derive(Clone)]
@@ -104,8 +107,11 @@ struct Inner {
     /// Signature sets just fetched, kept briefly so that a request arriving between the end of a
     /// fetch and the caching of its verified outcome does not fetch again.
     signature_sets: TtlCache<SignatureKey, Arc<SignatureSet>>,
+    /// The referrers' Sigstore bundles just fetched, kept as briefly and for the same reason.
+    bundle_sets: TtlCache<SignatureKey, Arc<BundleSet>>,
     resolving: Arc<SingleFlight<String, DigestResult>>,
     fetching: Arc<SingleFlight<SignatureKey, SignatureResult>>,
+    bundling: Arc<SingleFlight<SignatureKey, BundleResult>>,
     /// Upstreams with a review's registry credentials, by keyring fingerprint.
     scoped: Mutex<HashMap<u64, Arc<dyn Fetch>>>,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -158,6 +164,7 @@ impl CachingFetcher {
         let all = Arc::new(Semaphore::new(config.max_concurrent_fetches.max(1)));
         let resolving = flights(&config, &metrics, "digest");
         let fetching = flights(&config, &metrics, "signatures");
+        let bundling = flights(&config, &metrics, "bundles");
         CachingFetcher {
             inner: Arc::new(Inner {
                 upstream,
@@ -168,10 +175,15 @@ impl CachingFetcher {
                     config.cache.signature_set_ttl,
                     config.cache.outcome_entries,
                 ),
+                bundle_sets: TtlCache::new(
+                    config.cache.signature_set_ttl,
+                    config.cache.outcome_entries,
+                ),
                 config,
                 clock,
                 resolving,
                 fetching,
+                bundling,
                 hosts: Mutex::new(HashMap::new()),
                 scoped: Mutex::new(HashMap::new()),
                 all,
@@ -290,11 +302,17 @@ struct Counts {
     started: AtomicUsize,
     shared: AtomicUsize,
     cache_hits: AtomicUsize,
-    /// Hits and misses per cache: digest, signatures, outcome, outcome_after_fetch.
-    lookups: [(AtomicUsize, AtomicUsize); 4],
+    /// Hits and misses per cache: digest, signatures, outcome, outcome_after_fetch, bundles.
+    lookups: [(AtomicUsize, AtomicUsize); 5],
 }
 
-const CACHES: [&str; 4] = ["digest", "signatures", "outcome", "outcome_after_fetch"];
+const CACHES: [&str; 5] = [
+    "digest",
+    "signatures",
+    "outcome",
+    "outcome_after_fetch",
+    "bundles",
+];
 
 impl Counts {
     fn lookup(&self, cache: usize, hit: bool) {
@@ -420,6 +438,33 @@ impl Fetch for ReviewFetch<'_> {
             .into_future(request.host())
     }
 
+    fn bundles<'a>(
+        &'a self,
+        request: &'a SignatureRequest,
+        fresh: bool,
+    ) -> Fetched<'a, Arc<BundleSet>> {
+        // As signatures: shared in flight, kept briefly, fresh for `useCache: false`.
+        let inner = self.inner;
+        let key = (self.scope_id(), request.clone());
+        let upstream = self.upstream();
+        let joined = inner.bundling.join_or_start(
+            key.clone(),
+            || {
+                if fresh {
+                    return None;
+                }
+                let hit = inner.bundle_sets.get(&key, std::time::Instant::now());
+                self.counts.lookup(4, hit.is_some());
+                hit.map(Ok)
+            },
+            || Pending::Signatures(request.clone()).waiting(),
+            |progress| Arc::clone(inner).fetch_bundles(upstream, key.clone(), progress),
+        );
+        self.counts
+            .joined(joined, "bundles", &inner.metrics)
+            .into_future(request.host())
+    }
+
     fn image_data<'a>(
         &'a self,
         image: &'a ImageRef,
@@ -457,6 +502,10 @@ impl Fetch for ReviewFetch<'_> {
                 .inner
                 .resolving
                 .progress_of(&self.digest_key(image).into_owned()),
+            Pending::Signatures(request) if request.artifact == Artifact::Bundles => self
+                .inner
+                .bundling
+                .progress_of(&(self.scope_id(), request.clone())),
             Pending::Signatures(request) => self
                 .inner
                 .fetching
@@ -572,6 +621,33 @@ impl Inner {
             .fetch_duration(&host, "signatures", start.elapsed());
         if let Ok(set) = &result {
             self.signature_sets
+                .insert(key, Arc::clone(set), std::time::Instant::now());
+        }
+        result
+    }
+}
+
+impl Inner {
+    async fn fetch_bundles(
+        self: Arc<Self>,
+        upstream: Arc<dyn Fetch>,
+        key: SignatureKey,
+        progress: Progress,
+    ) -> BundleResult {
+        let request = &key.1;
+        let host = request.host().to_string();
+        let _slots = self.slots(&host, &progress).await;
+        let _in_flight = self.metrics.fetch_started();
+        let start = Instant::now();
+        let fetched = upstream.bundles(request, true);
+        let result = match tokio::time::timeout(FLIGHT_LIMIT, fetched).await {
+            Ok(r) => r,
+            Err(_) => Err(abandoned(&host)),
+        };
+        self.metrics
+            .fetch_duration(&host, "bundles", start.elapsed());
+        if let Ok(set) = &result {
+            self.bundle_sets
                 .insert(key, Arc::clone(set), std::time::Instant::now());
         }
         result

@@ -321,7 +321,7 @@ impl Metrics {
             .inc();
     }
 
-    /// One cache lookup (`cache` is `outcome`, `digest` or `signatures`).
+    /// One cache lookup (`cache` is `outcome`, `digest`, `signatures` or `bundles`).
     pub fn cache_lookup(&self, cache: &'static str, hit: bool) {
         self.cache_lookups(cache, usize::from(hit), usize::from(!hit));
     }
@@ -339,7 +339,8 @@ impl Metrics {
         }
     }
 
-    /// A request joined a fetch already in flight (`fetch` is `digest` or `signatures`).
+    /// A request joined a fetch already in flight (`fetch` is `digest`, `signatures` or
+    /// `bundles`: the referrers' Sigstore bundles).
     pub fn fetch_shared(&self, fetch: &'static str) {
         self.shared
             .fetches_shared

@@ -1,7 +1,8 @@
 //! [`FakeFetch`]: a hand-written [`Fetch`] for tests of what sits in front of a fetch (the
-//! webhook's caches, shared flights and deadlines): tags and signatures in memory, counted, with
-//! hosts that hang or fail on demand. Signatures are real: signed with a real key, so the
-//! engine's checks run as against a registry.
+//! webhook's caches, shared flights and deadlines): tags, `.sig` signatures and the referrers'
+//! Sigstore bundles in memory, counted, with hosts that hang or fail on demand. Signatures are
+//! real: signed with a real key (bundles as `cosign sign --key` v3 makes them), so the engine's
+//! checks run as against a registry.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,12 +12,15 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::rand::SystemRandom;
+use sealgate_core::cosign::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
 use sealgate_core::cosign::{
     Descriptor, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer, SignatureSet,
     payload,
 };
 use sealgate_core::crypto::key::SigningKey;
 use sealgate_core::engine::{Artifact, FetchFailure, FetchFailureKind, SignatureRequest};
+use sealgate_core::sigstore::bundle::{key_bundle, sign_statement};
+use sealgate_core::sigstore::bundle_set::{BundleSet, ReferrerBundle};
 use sealgate_core::{Digest, ImageRef};
 use sealgate_registry::driver::{Fetch, Fetched};
 
@@ -26,7 +30,11 @@ pub struct FakeFetch {
     state: Mutex<State>,
     resolves: AtomicUsize,
     signature_fetches: AtomicUsize,
+    bundle_fetches: AtomicUsize,
 }
+
+/// A referrer holding a bundle: its manifest digest and the bundle's bytes.
+type Referrer = (Digest, Vec<u8>);
 
 #[derive(Debug, Default)]
 struct State {
@@ -34,6 +42,8 @@ struct State {
     tags: HashMap<String, Digest>,
     /// (`registry/path`, digest) → layers.
     layers: HashMap<(String, Digest), Vec<SignatureLayer>>,
+    /// (`registry/path`, digest) → Sigstore bundles among the referrers (manifest digest, bytes).
+    bundles: HashMap<(String, Digest), Vec<Referrer>>,
     hung: HashSet<String>,
     failing: HashMap<String, FetchFailureKind>,
     delay: Duration,
@@ -83,6 +93,28 @@ impl FakeFetch {
         });
     }
 
+    /// Adds `bundle` (a Sigstore bundle's JSON) to the referrers of `digest` in `image`'s
+    /// repository.
+    pub fn add_bundle(&self, image: &str, digest: &Digest, bundle: Vec<u8>) {
+        let image = ImageRef::parse(image).expect("a valid image reference");
+        let manifest = Digest::sha256_of(&bundle);
+        self.with(|s| {
+            s.bundles
+                .entry((image.repository(), digest.clone()))
+                .or_default()
+                .push((manifest, bundle))
+        });
+    }
+
+    /// Adds a cosign v3 signature of `digest` by `key` as a referrer of `image`'s repository:
+    /// cosign's sign statement in a DSSE envelope, in a key-based v0.3 bundle.
+    pub fn sign_bundle(&self, image: &str, digest: &Digest, key: &SigningKey) {
+        let statement = sign_statement(digest, &serde_json::Map::new());
+        let envelope = Envelope::sign(key, &SystemRandom::new(), IN_TOTO_PAYLOAD_TYPE, &statement)
+            .expect("signing works");
+        self.add_bundle(image, digest, key_bundle(&envelope, key.public_key()));
+    }
+
     /// Fetches from `host` never finish (until [`FakeFetch::release`]).
     pub fn hang(&self, host: &str) {
         self.with(|s| s.hung.insert(host.to_string()));
@@ -113,9 +145,14 @@ impl FakeFetch {
         self.resolves.load(Ordering::SeqCst)
     }
 
-    /// Signature fetches asked for so far.
+    /// Signature fetches asked for so far (`.sig` and `.att`).
     pub fn signature_fetches(&self) -> usize {
         self.signature_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Fetches of the referrers' Sigstore bundles asked for so far.
+    pub fn bundle_fetches(&self) -> usize {
+        self.bundle_fetches.load(Ordering::SeqCst)
     }
 
     /// Waits as the host is set to: the delay, for ever while hung; then its failure, if any.
@@ -187,12 +224,39 @@ impl Fetch for FakeFetch {
                 Artifact::Signatures => {
                     self.with(|s| s.layers.get(&key).cloned().unwrap_or_default())
                 }
-                Artifact::Attestations => Vec::new(),
+                Artifact::Attestations | Artifact::Bundles => Vec::new(),
             };
             Ok(Arc::new(SignatureSet {
                 location: request.location(),
                 image_digest: request.digest.clone(),
                 layers,
+            }))
+        })
+    }
+
+    fn bundles<'a>(
+        &'a self,
+        request: &'a SignatureRequest,
+        _fresh: bool,
+    ) -> Fetched<'a, Arc<BundleSet>> {
+        self.bundle_fetches.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            self.answer_from(request.host()).await?;
+            let key = (request.repository_name(), request.digest.clone());
+            let found = self.with(|s| s.bundles.get(&key).cloned().unwrap_or_default());
+            Ok(Arc::new(BundleSet {
+                location: format!(
+                    "{}:{} (referrers tag)",
+                    request.repository_name(),
+                    request.digest.referrers_tag()
+                ),
+                image_digest: request.digest.clone(),
+                bundles: found
+                    .iter()
+                    .map(|(manifest, bytes)| {
+                        ReferrerBundle::read(manifest.clone(), Ok(bytes.as_slice()))
+                    })
+                    .collect(),
             }))
         })
     }

@@ -297,6 +297,17 @@ pub fn check_attestation(
         Ok(v) => v.into_iter().map(|v| (v.statement, v.signer)).collect(),
         Err(f) => return failed(f),
     };
+    judge_statements(attestation, verified)
+}
+
+/// What Kyverno decides from the statements that verified with an attestor (from `.att` layers
+/// or Sigstore bundles): the first object predicate under the attestation's `name`, the
+/// statements of its predicate type (none is the failure), each meeting its `conditions`.
+pub(super) fn judge_statements(
+    attestation: &Attestation,
+    verified: Vec<(Statement, Signer)>,
+) -> AttestorOutcome {
+    let failed = |f: AttestationFailure| AttestorOutcome::Failed(AttestorFailure::Attestation(f));
     let mut base = Map::new();
     if let Some(name) = &attestation.name {
         // Kyverno's getRawResp: the first statement whose predicate is an object.

@@ -18,6 +18,7 @@ use crate::cosign::{Descriptor, SIGNATURE_ANNOTATION, SignatureLayer, SignatureS
 use crate::crypto::key::SigningKey;
 use crate::image::digest::Digest;
 use crate::policy::{Policy, load};
+use crate::sigstore::bundle_set::BundleSet;
 use crate::sigstore::trust::TrustedRoot;
 use crate::timestamp::unix_time;
 
@@ -106,10 +107,15 @@ impl Registry {
                         self.keys.lock().unwrap().push(key.clone());
                         evaluation.outcome_cached(key, None);
                     }
+                    Want::Signatures { request, .. } if request.artifact == Artifact::Bundles => {
+                        let set = BundleSet::empty(request.location(), request.digest.clone());
+                        evaluation.bundles_fetched(request, Ok(Arc::new(set)));
+                    }
                     Want::Signatures { request, .. } => {
                         let layers = match request.artifact {
                             Artifact::Signatures => self.signatures.clone(),
                             Artifact::Attestations => self.attestations.clone(),
+                            Artifact::Bundles => unreachable!("answered above"),
                         };
                         let set = SignatureSet {
                             location: request.location(),
@@ -334,7 +340,8 @@ fn another_predicate_type_is_not_found() {
     assert_eq!(image.reason, Reason::PredicateTypeNotFound);
     assert!(
         image.message.ends_with(&format!(
-            ".attestations[0].attestors[0].entries[0].keys: attestations not found for predicate type {PROVENANCE} (found: {REVIEW})"
+            ".attestations[0].attestors[0].entries[0].keys: attestations not found for predicate type {PROVENANCE} (found: {REVIEW}); no Sigstore bundle attestations of type {PROVENANCE} found among the referrers at registry.company.com/app@{} (referrers)",
+            digest_of(IMAGE)
         )),
         "{}",
         image.message
@@ -352,8 +359,9 @@ fn no_att_image_fails_with_no_matching_attestations() {
     assert_eq!(
         image.message,
         format!(
-            "image attestations verification failed, verifiedCount: 0, requiredCount: 1, error: .attestations[0].attestors[0].entries[0].keys: no matching attestations: no attestations found at registry.company.com/app:{}",
-            digest_of(IMAGE).attestation_tag()
+            "image attestations verification failed, verifiedCount: 0, requiredCount: 1, error: .attestations[0].attestors[0].entries[0].keys: no matching attestations: no attestations found at registry.company.com/app:{}; no Sigstore bundle attestations of type {PROVENANCE} found among the referrers at registry.company.com/app@{} (referrers)",
+            digest_of(IMAGE).attestation_tag(),
+            digest_of(IMAGE)
         )
     );
 }

@@ -12,6 +12,7 @@
 //! keep them (cosign itself takes any bundle).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::cosign::dsse::{DSSE_MEDIA_TYPE, Statement};
 use crate::cosign::{
@@ -19,12 +20,16 @@ use crate::cosign::{
 };
 use crate::crypto::pem;
 use crate::image::digest::Digest;
-use crate::policy::{Attestor, AttestorKind};
+use crate::policy::{Attestation, Attestor, AttestorKind};
 use crate::sigstore::bundle::{Bundle, COSIGN_SIGN_PREDICATE, Content};
+use crate::sigstore::bundle_set::{BundleSet, ReferrerBundle, Unreadable};
 
-use super::attestation::{AttestationRefusal, check_layer};
+use super::attestation::{AttestationRefusal, check_layer, judge_statements};
 use super::attestor::{VerifyContext, rekor_logs};
-use super::outcome::TlogRefusal;
+use super::outcome::{
+    AttestorFailure, AttestorOutcome, CannotEvaluate, CertificateRefusal, Reason, TlogRefusal,
+    Verified,
+};
 
 /// `bundle` as the `.att` layer cosign would have written for it: `None` for a message-signature
 /// bundle, which has no envelope.
@@ -115,6 +120,252 @@ pub fn check_bundle_signature(
         )));
     }
     Ok(signer)
+}
+
+/// Why one bundle among the referrers does not count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleRefusal {
+    /// It cannot be read.
+    Unreadable(Unreadable),
+    /// It was checked with the attestor and refused.
+    Refused(AttestationRefusal),
+}
+
+impl fmt::Display for BundleRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BundleRefusal::Unreadable(u) => u.fmt(f),
+            BundleRefusal::Refused(r) => r.fmt(f),
+        }
+    }
+}
+
+/// Why no Sigstore bundle among an image's referrers satisfies an attestor: each bundle that was
+/// checked (of the check's predicate type, or unreadable) and why it failed, and what else was
+/// there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleFailure {
+    /// Where the bundles were looked for.
+    pub location: String,
+    /// The attestation's predicate type; `None` for a signature (cosign's sign statement).
+    pub predicate_type: Option<String>,
+    /// The bundles checked, by referrer manifest digest, and why each failed, in order.
+    pub refused: Vec<(Digest, BundleRefusal)>,
+    /// The predicate types of the other bundles found (not checked), each once.
+    pub others: Vec<String>,
+}
+
+impl BundleFailure {
+    fn new(set: &BundleSet, predicate_type: Option<&str>) -> BundleFailure {
+        BundleFailure {
+            location: set.location.clone(),
+            predicate_type: predicate_type.map(str::to_string),
+            refused: Vec::new(),
+            others: Vec::new(),
+        }
+    }
+
+    /// `set` holds nothing for the check: what it holds instead.
+    pub fn nothing_in(set: &BundleSet, predicate_type: Option<&str>) -> BundleFailure {
+        let mut failure = BundleFailure::new(set, predicate_type);
+        for b in &set.bundles {
+            failure.other(b);
+        }
+        failure
+    }
+
+    fn other(&mut self, b: &ReferrerBundle) {
+        let kind = match &b.predicate_type {
+            Some(t) if t == COSIGN_SIGN_PREDICATE => format!("a signature ({t})"),
+            Some(t) => t.clone(),
+            None => "no in-toto statement".to_string(),
+        };
+        if !self.others.contains(&kind) {
+            self.others.push(kind);
+        }
+    }
+
+    /// The kind, for the audit trail and metrics.
+    pub fn reason(&self) -> Reason {
+        if self.refused.is_empty() {
+            return match self.predicate_type {
+                None => Reason::NoSignatures,
+                Some(_) => Reason::NoAttestations,
+            };
+        }
+        let refusals = || {
+            self.refused.iter().filter_map(|(_, r)| match r {
+                BundleRefusal::Refused(r) => Some(r),
+                BundleRefusal::Unreadable(_) => None,
+            })
+        };
+        let certificate = |f: fn(&CertificateRefusal) -> bool| {
+            refusals().any(|r| matches!(r, AttestationRefusal::Certificate(c) if f(c)))
+        };
+        if certificate(|c| matches!(c, CertificateRefusal::Identity(_))) {
+            Reason::Identity
+        } else if certificate(|c| {
+            matches!(
+                c,
+                CertificateRefusal::Chain(_)
+                    | CertificateRefusal::NotValidAtSigningTime { .. }
+                    | CertificateRefusal::UntrustedKeyless(_)
+                    | CertificateRefusal::NoKeylessCertificate
+            )
+        }) {
+            Reason::Certificate
+        } else if certificate(|c| matches!(c, CertificateRefusal::Sct(_))) {
+            Reason::CertificateTransparency
+        } else if refusals().any(|r| {
+            matches!(
+                r,
+                AttestationRefusal::Tlog(_)
+                    | AttestationRefusal::Certificate(CertificateRefusal::Tlog(_))
+            )
+        }) {
+            Reason::TransparencyLog
+        } else if refusals().any(|r| matches!(r, AttestationRefusal::NoMatchingSubject { .. })) {
+            Reason::SignedOtherDigest
+        } else if refusals().any(|r| matches!(r, AttestationRefusal::MissingAnnotations { .. })) {
+            Reason::MissingAnnotations
+        } else {
+            Reason::SignatureMismatch
+        }
+    }
+}
+
+impl fmt::Display for BundleFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let location = &self.location;
+        if self.refused.is_empty() {
+            match &self.predicate_type {
+                None => write!(
+                    f,
+                    "no Sigstore bundle signatures found among the referrers at {location}"
+                )?,
+                Some(t) => write!(
+                    f,
+                    "no Sigstore bundle attestations of type {t} found among the referrers at {location}"
+                )?,
+            }
+        } else {
+            let n = self.refused.len();
+            match &self.predicate_type {
+                None => write!(
+                    f,
+                    "none of {n} Sigstore bundle signature(s) among the referrers at {location} verifies: "
+                )?,
+                Some(t) => write!(
+                    f,
+                    "none of {n} Sigstore bundle attestation(s) of type {t} among the referrers at {location} verifies: "
+                )?,
+            }
+            for (i, (manifest, why)) in self.refused.iter().enumerate() {
+                if i > 0 {
+                    f.write_str("; ")?;
+                }
+                let hex = manifest.hex();
+                write!(
+                    f,
+                    "bundle {} ({}:{}): {why}",
+                    i + 1,
+                    manifest.algorithm().name(),
+                    &hex[..hex.len().min(12)]
+                )?;
+            }
+        }
+        if !self.others.is_empty() {
+            write!(f, " (other bundles: {})", self.others.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// The leaf checks every attestor goes through first: an unsupported or nested one cannot be
+/// evaluated.
+fn cannot(attestor: &Attestor) -> Option<AttestorOutcome> {
+    if let Some(why) = attestor.unsupported() {
+        return Some(AttestorOutcome::Error(CannotEvaluate::Unsupported(
+            why.clone(),
+        )));
+    }
+    if matches!(attestor.kind, AttestorKind::Nested(_)) {
+        return Some(AttestorOutcome::Error(CannotEvaluate::NestedSet));
+    }
+    None
+}
+
+/// Checks `attestor` against the Sigstore bundles among an image's referrers, as image
+/// signatures: the first bundle of cosign's sign statement that verifies ([`check_bundle_signature`])
+/// is the proof; bundles of other predicate types are not checked (Kyverno's `type:
+/// SigstoreBundle` counts any verified bundle; sealgate only signatures, see the module).
+pub fn check_bundles(
+    attestor: &Attestor,
+    set: &BundleSet,
+    ctx: VerifyContext<'_>,
+) -> AttestorOutcome {
+    if let Some(outcome) = cannot(attestor) {
+        return outcome;
+    }
+    let mut failure = BundleFailure::new(set, None);
+    for b in &set.bundles {
+        if !b.may_be(COSIGN_SIGN_PREDICATE) {
+            failure.other(b);
+            continue;
+        }
+        match &b.bundle {
+            Err(e) => failure
+                .refused
+                .push((b.manifest.clone(), BundleRefusal::Unreadable(e.clone()))),
+            Ok(bundle) => match check_bundle_signature(attestor, bundle, &set.image_digest, ctx) {
+                Ok(signer) => return AttestorOutcome::Verified(Verified::new(signer)),
+                Err(why) => failure
+                    .refused
+                    .push((b.manifest.clone(), BundleRefusal::Refused(why))),
+            },
+        }
+    }
+    AttestorOutcome::Failed(AttestorFailure::Bundles(failure))
+}
+
+/// Checks `attestor` for `attestation` against the Sigstore bundles among an image's referrers,
+/// as Kyverno's `type: SigstoreBundle` does: the bundles whose statement is of the
+/// attestation's predicate type, each checked with the attestor ([`check_bundle`]); none that
+/// verifies is the failure; the statements that verify then meet the attestation's conditions as
+/// `.att` statements do.
+pub fn check_bundle_attestation(
+    attestor: &Attestor,
+    attestation: &Attestation,
+    set: &BundleSet,
+    ctx: VerifyContext<'_>,
+) -> AttestorOutcome {
+    if let Some(outcome) = cannot(attestor) {
+        return outcome;
+    }
+    let wanted = attestation.predicate_type.as_str();
+    let mut failure = BundleFailure::new(set, Some(wanted));
+    let mut verified: Vec<(Statement, Signer)> = Vec::new();
+    for b in &set.bundles {
+        if !b.may_be(wanted) {
+            failure.other(b);
+            continue;
+        }
+        match &b.bundle {
+            Err(e) => failure
+                .refused
+                .push((b.manifest.clone(), BundleRefusal::Unreadable(e.clone()))),
+            Ok(bundle) => match check_bundle(attestor, bundle, &set.image_digest, ctx) {
+                Ok(v) => verified.push(v),
+                Err(why) => failure
+                    .refused
+                    .push((b.manifest.clone(), BundleRefusal::Refused(why))),
+            },
+        }
+    }
+    if verified.is_empty() {
+        return AttestorOutcome::Failed(AttestorFailure::Bundles(failure));
+    }
+    judge_statements(attestation, verified)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use crate::image::digest::Digest;
 use crate::policy::{Attestation, Attestor, AttestorKind, AttestorSet, ImageVerification};
 
-use super::super::outcome::{AttestorFailure, AttestorOutcome, CannotEvaluate, Reason};
+use super::super::outcome::{AttestorOutcome, CannotEvaluate, Reason};
 use super::super::plan::{ImageCheck, attestation_key};
 use super::super::resource::ExtractedImage;
 use super::{Found, ImageResult, Status, Verdict, image_result};
@@ -207,10 +207,7 @@ fn leaf(
     match found.outcomes.get(&key) {
         Some(AttestorOutcome::Verified(v)) => Entry::Verified(vec![v.signer().to_string()]),
         Some(AttestorOutcome::Failed(why)) => Entry::Refused {
-            words: match why {
-                AttestorFailure::Attestation(a) => a.describe(s),
-                other => other.to_string(),
-            },
+            words: why.describe(s),
             error: false,
             reason: why.reason(),
             timeout: None,

@@ -6,11 +6,16 @@
 //!   loop: wants() → Want::Digest(image)            → digest_resolved(image, result)
 //!                   Want::CachedOutcome(key)       → outcome_cached(key, cached or None)
 //!                   Want::Signatures { request }   → signatures_fetched(request, result)
+//!                                                    (request.artifact Bundles:
+//!                                                     bundles_fetched(request, result))
 //!   finish(ctx) → Finished { decision, verified }   (checks what was fetched, then decides)
 //! ```
 //!
 //! Each want is handed out once. A resolved tag makes the signature wants of its image
-//! possible at once, so one slow tag never holds up the other images. A caller with a cache
+//! possible at once, so one slow tag never holds up the other images. An attestor whose first
+//! place holds nothing for it (a `type: Cosign` entry's `.sig` image that does not exist) wants
+//! the other place ([`OutcomeKey::fallback`]: the referrers' Sigstore bundles) once that answer
+//! arrives. A caller with a cache
 //! answers [`Want::CachedOutcome`] from it (a caller without one answers `None`) and keeps
 //! [`Finished::verified`]; a caller with a deadline answers what is still pending with a
 //! [`FetchFailure`] of kind [`Budget`](super::FetchFailureKind::Budget). Nothing here does I/O
@@ -20,14 +25,20 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::cosign::SignatureSet;
+use crate::cosign::dsse::PREDICATE_TYPE_ANNOTATION;
 use crate::image::ImageRef;
 use crate::image::digest::Digest;
 use crate::policy::{Attestation, Attestor, ImageDataSet, Policy};
+use crate::sigstore::bundle_set::BundleSet;
 
 use super::attestation::check_attestation;
 use super::attestor::{VerifyContext, check_attestor};
+use super::bundle::{BundleFailure, check_bundle_attestation, check_bundles};
 use super::decide::{Decision, Found, decide};
-use super::outcome::{AttestorOutcome, CannotEvaluate, FetchFailure, OutcomeKey, SignatureRequest};
+use super::outcome::{
+    Absent, AttestorFailure, AttestorOutcome, CannotEvaluate, FetchFailure, OutcomeKey,
+    SignatureRequest,
+};
 use super::plan::{Mode, Plan, plan_at};
 use super::resource::Resource;
 
@@ -39,7 +50,9 @@ pub enum Want {
     /// A cached outcome for this key, if the caller keeps one; answer with
     /// [`Evaluation::outcome_cached`] (`None` when there is none).
     CachedOutcome(OutcomeKey),
-    /// Fetch these signatures; answer with [`Evaluation::signatures_fetched`].
+    /// Fetch these signatures; answer with [`Evaluation::signatures_fetched`] (for
+    /// [`Artifact::Bundles`](super::Artifact::Bundles), the referrers' Sigstore bundles, with
+    /// [`Evaluation::bundles_fetched`]).
     Signatures {
         /// Where.
         request: SignatureRequest,
@@ -87,12 +100,59 @@ struct KeyInfo<'p> {
     state: KeyState,
 }
 
+/// What a signature request brought: a `.sig`/`.att` image's layers or the referrers' bundles.
+#[derive(Debug, Clone)]
+enum Fetched {
+    Layers(Arc<SignatureSet>),
+    Bundles(Arc<BundleSet>),
+}
+
+impl Fetched {
+    /// Whether the place holds anything for a check of `attestation` (or of signatures): a
+    /// `.sig` image with layers, an `.att` layer that is (or may be: no annotation) of the
+    /// predicate type, a bundle that is (or may be: unreadable) of it.
+    fn holds(&self, attestation: Option<&Attestation>) -> bool {
+        match (self, attestation) {
+            (Fetched::Layers(set), None) => !set.layers.is_empty(),
+            (Fetched::Layers(set), Some(a)) => set.layers.iter().any(|l| {
+                l.descriptor
+                    .annotation(PREDICATE_TYPE_ANNOTATION)
+                    .is_none_or(|t| t == a.predicate_type)
+            }),
+            (Fetched::Bundles(set), None) => set.holds_signatures(),
+            (Fetched::Bundles(set), Some(a)) => set.holds(&a.predicate_type),
+        }
+    }
+
+    /// The place, holding nothing for the check.
+    fn absent(&self, attestation: Option<&Attestation>) -> Absent {
+        match (self, attestation) {
+            (Fetched::Layers(set), None) => Absent::Signatures {
+                location: set.location.clone(),
+            },
+            (Fetched::Layers(set), Some(a)) => Absent::Attestations {
+                location: set.location.clone(),
+                predicate_type: a.predicate_type.clone(),
+            },
+            (Fetched::Bundles(set), a) => Absent::Bundles(BundleFailure::nothing_in(
+                set,
+                a.map(|a| a.predicate_type.as_str()),
+            )),
+        }
+    }
+
+    /// Whether it is read from a tag (`.sig`, `.att`).
+    fn is_tag(&self) -> bool {
+        matches!(self, Fetched::Layers(_))
+    }
+}
+
 /// One resource's evaluation. See the module documentation for the protocol.
 #[derive(Debug)]
 pub struct Evaluation<'p> {
     plan: Plan<'p>,
     found: Found,
-    signatures: HashMap<SignatureRequest, Result<Arc<SignatureSet>, FetchFailure>>,
+    signatures: HashMap<SignatureRequest, Result<Fetched, FetchFailure>>,
     keys: HashMap<OutcomeKey, KeyInfo<'p>>,
     requested: HashSet<SignatureRequest>,
     queue: Vec<Want>,
@@ -268,13 +328,77 @@ impl<'p> Evaluation<'p> {
         }
     }
 
-    /// The answer to [`Want::Signatures`].
+    /// The answer to [`Want::Signatures`] for a `.sig` or `.att` image.
     pub fn signatures_fetched(
         &mut self,
         request: SignatureRequest,
         result: Result<Arc<SignatureSet>, FetchFailure>,
     ) {
-        self.signatures.insert(request, result);
+        self.fetched(request, result.map(Fetched::Layers));
+    }
+
+    /// The answer to [`Want::Signatures`] for the referrers' Sigstore bundles
+    /// ([`Artifact::Bundles`](super::Artifact::Bundles)).
+    pub fn bundles_fetched(
+        &mut self,
+        request: SignatureRequest,
+        result: Result<Arc<BundleSet>, FetchFailure>,
+    ) {
+        self.fetched(request, result.map(Fetched::Bundles));
+    }
+
+    fn fetched(&mut self, request: SignatureRequest, result: Result<Fetched, FetchFailure>) {
+        self.signatures.insert(request.clone(), result);
+        let waiting: Vec<OutcomeKey> = self
+            .keys
+            .iter()
+            .filter(|(key, info)| {
+                info.state == KeyState::NeedsSignatures
+                    && key.fallback.is_some()
+                    && key.request == request
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in waiting {
+            self.want_fallback(&key);
+        }
+    }
+
+    /// Asks for `key`'s fallback place once its first place has answered holding nothing for it.
+    fn want_fallback(&mut self, key: &OutcomeKey) {
+        let Some(info) = self.keys.get(key) else {
+            return;
+        };
+        let Some(fallback) = key.fallback_request() else {
+            return;
+        };
+        let Some(Ok(first)) = self.signatures.get(&key.request) else {
+            return;
+        };
+        if first.holds(info.attestation.as_deref()) {
+            return;
+        }
+        let fresh = !info.cacheable;
+        if self.requested.insert(fallback.clone()) {
+            self.queue.push(Want::Signatures {
+                request: fallback,
+                fresh,
+            });
+        }
+    }
+
+    /// Whether every place `key`'s check reads has answered (successfully or not).
+    fn answered(&self, key: &OutcomeKey, info: &KeyInfo<'_>) -> bool {
+        match self.signatures.get(&key.request) {
+            None => false,
+            Some(Err(_)) => true,
+            Some(Ok(first)) => match key.fallback_request() {
+                Some(fallback) if !first.holds(info.attestation.as_deref()) => {
+                    self.signatures.contains_key(&fallback)
+                }
+                _ => true,
+            },
+        }
     }
 
     /// Keys whose signatures have arrived but whose outcome is not known yet and may come from a
@@ -287,6 +411,7 @@ impl<'p> Evaluation<'p> {
                 info.cacheable
                     && info.state == KeyState::NeedsSignatures
                     && matches!(self.signatures.get(&key.request), Some(Ok(_)))
+                    && self.answered(key, info)
             })
             .map(|(key, _)| key.clone())
             .collect()
@@ -307,16 +432,9 @@ impl<'p> Evaluation<'p> {
             if info.state != KeyState::NeedsSignatures {
                 continue;
             }
-            let outcome = match self.signatures.get(&key.request) {
-                Some(Ok(set)) => match &info.attestation {
-                    None => check_attestor(&info.attestor, set, ctx),
-                    Some(attestation) => check_attestation(&info.attestor, attestation, set, ctx),
-                },
-                Some(Err(failure)) => {
-                    AttestorOutcome::Error(CannotEvaluate::Fetch(failure.clone()))
-                }
-                // Never answered: the decision says its signatures were not fetched.
-                None => continue,
+            // Never answered: the decision says its signatures were not fetched.
+            let Some(outcome) = check_key(key, info, &self.signatures, ctx) else {
+                continue;
             };
             info.state = KeyState::Known;
             if info.cacheable && outcome.verified().is_some() {
@@ -381,5 +499,81 @@ impl<'p> Evaluation<'p> {
                 fresh,
             });
         }
+        // The first place may have answered already (for another attestor).
+        self.want_fallback(key);
     }
+}
+
+/// Checks one attestor with what was fetched for `key`: its first place, or, when that holds
+/// nothing for the check, its fallback place (the words then name both). `None` while a place it
+/// needs was never answered.
+fn check_key(
+    key: &OutcomeKey,
+    info: &KeyInfo<'_>,
+    fetched: &HashMap<SignatureRequest, Result<Fetched, FetchFailure>>,
+    ctx: VerifyContext<'_>,
+) -> Option<AttestorOutcome> {
+    let attestation = info.attestation.as_deref();
+    let check = |request: &SignatureRequest, set: &Fetched| {
+        // An answer of the other kind (a caller's mistake) is no answer.
+        if request.artifact.is_tag() != set.is_tag() {
+            return AttestorOutcome::Error(CannotEvaluate::NotFetched);
+        }
+        match (set, attestation) {
+            (Fetched::Layers(set), None) => check_attestor(&info.attestor, set, ctx),
+            (Fetched::Layers(set), Some(a)) => check_attestation(&info.attestor, a, set, ctx),
+            (Fetched::Bundles(set), None) => check_bundles(&info.attestor, set, ctx),
+            (Fetched::Bundles(set), Some(a)) => {
+                check_bundle_attestation(&info.attestor, a, set, ctx)
+            }
+        }
+    };
+    let first = match fetched.get(&key.request)? {
+        Ok(first) => first,
+        Err(failure) => {
+            return Some(AttestorOutcome::Error(CannotEvaluate::Fetch(
+                failure.clone(),
+            )));
+        }
+    };
+    let fallback_request = match key.fallback_request() {
+        Some(r) if !first.holds(attestation) => r,
+        _ => return Some(check(&key.request, first)),
+    };
+    let second = match fetched.get(&fallback_request)? {
+        Ok(second) => second,
+        Err(failure) => {
+            return Some(AttestorOutcome::Error(CannotEvaluate::Fetch(
+                failure.clone(),
+            )));
+        }
+    };
+    let also = |outcome: AttestorOutcome, absent: Absent, absent_first: bool| match outcome {
+        AttestorOutcome::Failed(failure) => AttestorOutcome::Failed(AttestorFailure::Also {
+            failure: Box::new(failure),
+            absent: Box::new(absent),
+            absent_first,
+        }),
+        other => other,
+    };
+    Some(if second.holds(attestation) {
+        also(
+            check(&fallback_request, second),
+            first.absent(attestation),
+            true,
+        )
+    } else if first.is_tag() {
+        // Neither holds anything: the tag's own words (what its layers are), then the referrers.
+        also(
+            check(&key.request, first),
+            second.absent(attestation),
+            false,
+        )
+    } else {
+        also(
+            check(&fallback_request, second),
+            first.absent(attestation),
+            true,
+        )
+    })
 }

@@ -17,10 +17,11 @@ use crate::cosign::{
 use crate::crypto::key::SigningKey;
 use crate::engine::tests::{assert_denied, pod, policies};
 use crate::engine::{
-    AttestorOutcome, Decision, Evaluation, Mode, Reason, Status, VerifyContext, Want,
+    Artifact, AttestorOutcome, Decision, Evaluation, Mode, Reason, Status, VerifyContext, Want,
 };
 use crate::image::digest::{Digest, hex_encode};
 use crate::policy::{AttestorKind, Policy};
+use crate::sigstore::bundle_set::BundleSet;
 use crate::sigstore::trust::TrustedRoot;
 use crate::timestamp::unix_time;
 
@@ -95,6 +96,10 @@ fn evaluate(
             match want {
                 Want::Digest(r) => panic!("{r} has a digest: nothing to resolve"),
                 Want::CachedOutcome(key) => evaluation.outcome_cached(key, None),
+                Want::Signatures { request, .. } if request.artifact == Artifact::Bundles => {
+                    let set = BundleSet::empty(request.location(), request.digest.clone());
+                    evaluation.bundles_fetched(request, Ok(Arc::new(set)));
+                }
                 Want::Signatures { request, .. } => {
                     let set = SignatureSet {
                         location: format!(

@@ -25,13 +25,16 @@ pub use attestation::{
     verify_attestations,
 };
 pub use attestor::{VerifyContext, check_attestor};
-pub use bundle::{bundle_layer, check_bundle, check_bundle_signature};
+pub use bundle::{
+    BundleFailure, BundleRefusal, bundle_layer, check_bundle, check_bundle_attestation,
+    check_bundle_signature, check_bundles,
+};
 pub use decide::{Decision, ImageResult, RuleResult, Status, VERIFY_IMAGES_ANNOTATION};
 pub use evaluation::{Evaluation, Finished, Want};
 pub use outcome::{
-    Artifact, AttestorFailure, AttestorOutcome, CannotEvaluate, CertificateRefusal, FetchFailure,
-    FetchFailureKind, FetchReason, OutcomeKey, Reason, SignatureRequest, TlogRefusal, Verified,
-    Waiting,
+    Absent, Artifact, AttestorFailure, AttestorOutcome, BUNDLE_VERIFICATION_FAILED, CannotEvaluate,
+    CertificateRefusal, FetchFailure, FetchFailureKind, FetchReason, OutcomeKey, Reason,
+    SignatureRequest, TlogRefusal, Verified, Waiting,
 };
 pub use plan::{ImageCheck, Mode, Plan, RulePlan, RuleRef, RuleState, plan, plan_at};
 pub use request::request_variables;
@@ -39,6 +42,8 @@ pub use resource::{ExtractedImage, Resource, ResourceError};
 
 #[cfg(test)]
 mod alias_tests;
+#[cfg(test)]
+mod bundle_evaluation_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

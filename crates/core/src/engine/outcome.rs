@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::attestation::AttestationFailure;
+use super::bundle::BundleFailure;
 use crate::cosign::payload::PayloadError;
 use crate::cosign::{LayerVerdict, Signer, VerifyFailure};
 use crate::crypto::chain::ChainError;
@@ -25,7 +26,7 @@ use crate::sigstore::sct::SctError;
 use crate::timestamp::{Rfc3339, UnixTime, format_duration};
 
 /// Where an attestor's signatures are read: the `.sig` image (or, for attestations, the `.att`
-/// image) of `digest` in `repository`.
+/// image) of `digest` in `repository`, or the Sigstore bundles among the referrers of `digest`.
 ///
 /// Its hash is computed once, when it is made: a warm review looks each of its requests up in
 /// several maps (the evaluation's, the caches, the shared flights).
@@ -38,7 +39,7 @@ pub struct SignatureRequest {
     pub repository: Arc<ImageRef>,
     /// The image digest the signatures are for.
     pub digest: Digest,
-    /// Signatures (`.sig`) or attestations (`.att`).
+    /// Signatures (`.sig`), attestations (`.att`) or Sigstore bundles (referrers).
     pub artifact: Artifact,
 }
 
@@ -50,23 +51,35 @@ pub enum Artifact {
     Signatures,
     /// Attestations: `REPO:sha256-<hex>.att`, DSSE envelope layers.
     Attestations,
+    /// Sigstore bundles (cosign v3's signatures and attestations): the OCI referrers of the
+    /// digest whose one layer is a bundle (`application/vnd.dev.sigstore.bundle…`), read
+    /// through the referrers API or the referrers tag `REPO:sha256-<hex>`.
+    Bundles,
 }
 
 impl Artifact {
-    /// The tag cosign stores the artifact of `digest` under.
+    /// The tag cosign stores the artifact of `digest` under (for bundles, the referrers tag
+    /// schema's index, where a registry without the referrers API keeps them).
     pub fn tag(self, digest: &Digest) -> String {
         match self {
             Artifact::Signatures => digest.signature_tag(),
             Artifact::Attestations => digest.attestation_tag(),
+            Artifact::Bundles => digest.referrers_tag(),
         }
     }
 
-    /// `signatures` or `attestations`, as messages name them.
+    /// `signatures`, `attestations` or `Sigstore bundles`, as messages name them.
     pub fn noun(self) -> &'static str {
         match self {
             Artifact::Signatures => "signatures",
             Artifact::Attestations => "attestations",
+            Artifact::Bundles => "Sigstore bundles",
         }
+    }
+
+    /// Whether the artifact is read from a tag (`.sig`, `.att`) rather than from the referrers.
+    pub fn is_tag(self) -> bool {
+        !matches!(self, Artifact::Bundles)
     }
 }
 
@@ -99,13 +112,22 @@ impl SignatureRequest {
         }
     }
 
-    /// Where the artifact is, e.g. `registry.example/app:sha256-….att`.
+    /// Where the artifact is, e.g. `registry.example/app:sha256-….att`, or for bundles
+    /// `registry.example/app@sha256:… (referrers)` (the fetch says which way it found them).
     pub fn location(&self) -> String {
-        format!(
-            "{}:{}",
-            self.repository_name(),
-            self.artifact.tag(&self.digest)
-        )
+        match self.artifact {
+            Artifact::Bundles => format!("{}@{} (referrers)", self.repository_name(), self.digest),
+            _ => format!(
+                "{}:{}",
+                self.repository_name(),
+                self.artifact.tag(&self.digest)
+            ),
+        }
+    }
+
+    /// The same repository and digest, another artifact.
+    pub fn with_artifact(&self, artifact: Artifact) -> SignatureRequest {
+        SignatureRequest::of(artifact, Arc::clone(&self.repository), self.digest.clone())
     }
 
     /// `registry/path`, as messages name the repository.
@@ -136,13 +158,26 @@ impl PartialOrd for SignatureRequest {
 }
 
 /// The key under which an attestor's outcome is stored (and may be cached): what the attestor
-/// checks, where its signatures are, and the image digest.
+/// checks, where its signatures are (and where they are looked for next when the first place
+/// holds none), and the image digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OutcomeKey {
     /// The attestor's [`fingerprint`](crate::policy::Attestor::fingerprint).
     pub attestor: Fingerprint,
-    /// Where its signatures are.
+    /// Where its signatures are looked for first.
     pub request: SignatureRequest,
+    /// Where they are looked for when `request` holds none for the check (same repository and
+    /// digest): a `type: Cosign` entry reads the referrers' Sigstore bundles when the `.sig`
+    /// (`.att`) image holds none, or with `cosignOCI11` the other way round; `None` for
+    /// `type: SigstoreBundle` (referrers only).
+    pub fallback: Option<Artifact>,
+}
+
+impl OutcomeKey {
+    /// The fallback's request, if the key has one.
+    pub fn fallback_request(&self) -> Option<SignatureRequest> {
+        self.fallback.map(|a| self.request.with_artifact(a))
+    }
 }
 
 /// What a fetch cut off by the budget was waiting for when time ran out.
@@ -171,6 +206,13 @@ pub enum Waiting {
         /// Where they are, `registry/path:sha256-<hex>.att` (smaller than
         /// [`Waiting::Signatures`]' fields, so that the enum stays as small as it was).
         location: String,
+    },
+    /// The registry to send the Sigstore bundles among an image's referrers.
+    Bundles {
+        /// The registry host.
+        host: String,
+        /// The image, `registry/path@sha256:…`.
+        image: String,
     },
     /// The registry to send an image's manifest and config (an `imageRegistry` context entry).
     ImageData {
@@ -216,6 +258,10 @@ impl fmt::Display for Waiting {
                     "waiting for {host} to send the attestations at {location}"
                 )
             }
+            Waiting::Bundles { host, image } => write!(
+                f,
+                "waiting for {host} to send the Sigstore bundles among the referrers of {image}"
+            ),
             Waiting::ImageData { host, image } => write!(
                 f,
                 "waiting for {host} to send the manifest and config of {image}"
@@ -440,6 +486,10 @@ impl fmt::Display for CannotEvaluate {
     }
 }
 
+/// Kyverno's words when no Sigstore bundle verifies (`type: SigstoreBundle`).
+pub const BUNDLE_VERIFICATION_FAILED: &str =
+    "sigstore bundle verification failed: no matching signatures found";
+
 /// Why no signature satisfies an attestor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttestorFailure {
@@ -470,6 +520,80 @@ pub enum AttestorFailure {
         /// Why each signature failed, in layer order.
         layers: Vec<CertificateRefusal>,
     },
+    /// No Sigstore bundle among the referrers satisfies the attestor (`type: SigstoreBundle`,
+    /// or a `type: Cosign` entry whose first place was the referrers).
+    Bundles(BundleFailure),
+    /// One place held nothing for the check and the other did not satisfy the attestor: where
+    /// sealgate looked, in its order.
+    Also {
+        /// The failure of the place that was checked.
+        failure: Box<AttestorFailure>,
+        /// The place that held nothing.
+        absent: Box<Absent>,
+        /// Whether `absent` was looked at first.
+        absent_first: bool,
+    },
+}
+
+/// A place that held nothing for a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Absent {
+    /// cosign's `.sig` image does not exist or has no layers.
+    Signatures {
+        /// Where sealgate looked.
+        location: String,
+    },
+    /// cosign's `.att` image does not exist or has no layer of the predicate type.
+    Attestations {
+        /// Where sealgate looked.
+        location: String,
+        /// The predicate type.
+        predicate_type: String,
+    },
+    /// No bundle among the referrers is (or may be) of the check's predicate type.
+    Bundles(BundleFailure),
+}
+
+impl fmt::Display for Absent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Absent::Signatures { location } => write!(f, "no signatures found at {location}"),
+            Absent::Attestations {
+                location,
+                predicate_type,
+            } => write!(
+                f,
+                "no attestations of type {predicate_type} found at {location}"
+            ),
+            Absent::Bundles(b) => b.fmt(f),
+        }
+    }
+}
+
+impl AttestorFailure {
+    /// The words, naming `image` where Kyverno's attestation messages do.
+    pub fn describe(&self, image: &str) -> String {
+        match self {
+            AttestorFailure::Attestation(a) => a.describe(image),
+            AttestorFailure::Also {
+                failure,
+                absent,
+                absent_first,
+            } => {
+                let failure = match failure.as_ref() {
+                    // Within the places looked at, the bundles' words without Kyverno's prefix.
+                    AttestorFailure::Bundles(b) => b.to_string(),
+                    other => other.describe(image),
+                };
+                if *absent_first {
+                    format!("{absent}; {failure}")
+                } else {
+                    format!("{failure}; {absent}")
+                }
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for AttestorFailure {
@@ -477,6 +601,8 @@ impl fmt::Display for AttestorFailure {
         match self {
             AttestorFailure::Key(v) => v.fmt(f),
             AttestorFailure::Attestation(a) => a.fmt(f),
+            AttestorFailure::Bundles(b) => write!(f, "{BUNDLE_VERIFICATION_FAILED}: {b}"),
+            AttestorFailure::Also { .. } => f.write_str(&self.describe("the image")),
             AttestorFailure::MissingAnnotations { verified, wanted } => write!(
                 f,
                 "{verified} signature(s) verify, but none carries the required annotations {}",
@@ -1017,6 +1143,8 @@ impl AttestorFailure {
         match self {
             AttestorFailure::Key(VerifyFailure::NoSignatures { .. }) => Reason::NoSignatures,
             AttestorFailure::Attestation(a) => a.reason(),
+            AttestorFailure::Bundles(b) => b.reason(),
+            AttestorFailure::Also { failure, .. } => failure.reason(),
             AttestorFailure::Key(VerifyFailure::NoneVerified { verdicts, .. }) => {
                 if verdicts
                     .iter()

@@ -9,7 +9,7 @@ use crate::image::digest::Digest;
 use crate::image::{ImageRef, alias};
 use crate::policy::{
     Attestation, Attestor, AttestorKind, AttestorSet, ImageSource, ImageVerification, Policy,
-    ResolvedFailureAction, Rule, RuleOrigin, pod_spec_pointer,
+    ResolvedFailureAction, Rule, RuleOrigin, VerifierType, pod_spec_pointer,
 };
 
 use super::outcome::{Artifact, CannotEvaluate, OutcomeKey, SignatureRequest};
@@ -513,6 +513,38 @@ pub(super) fn signature_repository(
     }
 }
 
+/// Where `entry` looks for an artifact of cosign's (`tag`: `.sig` or `.att`) first, and next
+/// when that place holds none for the check: `type: SigstoreBundle` reads the referrers' Sigstore
+/// bundles only (as Kyverno); `type: Cosign` reads the tag first and then the bundles (cosign v3
+/// stores them as referrers by default), or with `cosignOCI11` the bundles first and then the
+/// tag.
+pub(super) fn sources(entry: &ImageVerification, tag: Artifact) -> (Artifact, Option<Artifact>) {
+    match entry.verifier {
+        VerifierType::SigstoreBundle => (Artifact::Bundles, None),
+        _ if entry.cosign_oci11 => (Artifact::Bundles, Some(tag)),
+        _ => (tag, Some(Artifact::Bundles)),
+    }
+}
+
+/// The repository an attestor's artifacts are read from: for `type: SigstoreBundle`, the image's
+/// own (Kyverno lists the referrers of the image, whatever `repository` says); else
+/// [`signature_repository`].
+fn lookup_repository(
+    image: &ExtractedImage,
+    entry: &ImageVerification,
+    attestor: &Attestor,
+) -> Result<Arc<ImageRef>, CannotEvaluate> {
+    if entry.verifier == VerifierType::SigstoreBundle {
+        return match image.repository_ref() {
+            Some(repository) => Ok(Arc::clone(repository)),
+            None => Err(CannotEvaluate::InvalidRepository {
+                repository: image.raw.clone(),
+            }),
+        };
+    }
+    signature_repository(image, entry, attestor)
+}
+
 /// The key under which `attestor`'s outcome for `image` at `digest` is kept.
 pub(super) fn outcome_key(
     image: &ExtractedImage,
@@ -520,17 +552,20 @@ pub(super) fn outcome_key(
     attestor: &Attestor,
     digest: &Digest,
 ) -> Result<OutcomeKey, CannotEvaluate> {
+    let (first, fallback) = sources(entry, Artifact::Signatures);
     Ok(OutcomeKey {
         attestor: attestor.shared_fingerprint(),
-        request: SignatureRequest::new(
-            signature_repository(image, entry, attestor)?,
+        request: SignatureRequest::of(
+            first,
+            lookup_repository(image, entry, attestor)?,
             digest.clone(),
         ),
+        fallback,
     })
 }
 
 /// The key under which `attestor`'s outcome for `attestation` of `image` at `digest` is kept:
-/// the attestor's and the attestation's fingerprints, and the `.att` image.
+/// the attestor's and the attestation's fingerprints, and the `.att` image (or the referrers).
 pub(super) fn attestation_key(
     image: &ExtractedImage,
     entry: &ImageVerification,
@@ -538,13 +573,15 @@ pub(super) fn attestation_key(
     attestor: &Attestor,
     digest: &Digest,
 ) -> Result<OutcomeKey, CannotEvaluate> {
+    let (first, fallback) = sources(entry, Artifact::Attestations);
     Ok(OutcomeKey {
         attestor: attestation.outcome_fingerprint(attestor),
         request: SignatureRequest::of(
-            Artifact::Attestations,
-            signature_repository(image, entry, attestor)?,
+            first,
+            lookup_repository(image, entry, attestor)?,
             digest.clone(),
         ),
+        fallback,
     })
 }
 

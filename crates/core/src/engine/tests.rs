@@ -20,6 +20,7 @@ use crate::crypto::key::SigningKey;
 use crate::image::ImageRef;
 use crate::image::digest::Digest;
 use crate::policy::{Operation, Policy, load};
+use crate::sigstore::bundle_set::BundleSet;
 use crate::sigstore::trust::TrustedRoot;
 use crate::timestamp::{UnixTime, unix_time};
 
@@ -57,6 +58,10 @@ pub(super) fn drive_with(
                     evaluation.digest_resolved(&image, result);
                 }
                 Want::CachedOutcome(key) => evaluation.outcome_cached(key, None),
+                Want::Signatures { request, .. } if request.artifact == Artifact::Bundles => {
+                    let set = BundleSet::empty(request.location(), request.digest.clone());
+                    evaluation.bundles_fetched(request, Ok(Arc::new(set)));
+                }
                 Want::Signatures { request, .. } => {
                     let result = signatures(&request).map(Arc::new);
                     evaluation.signatures_fetched(request, result);

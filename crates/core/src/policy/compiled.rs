@@ -420,7 +420,7 @@ pub struct ImageVerification {
     pub attestations: Vec<Attestation>,
     /// Alternate signature repository.
     pub repository: Option<String>,
-    /// Prefer OCI 1.1 referrers.
+    /// Read the OCI 1.1 referrers (Sigstore bundles) before the `.sig`/`.att` tag.
     pub cosign_oci11: bool,
     /// Require the verification annotation in the validating webhook.
     pub required: bool,
@@ -438,7 +438,7 @@ pub struct ImageVerification {
     pub validate: Option<ImageValidation>,
     /// Path of the entry (`spec.rules[i].verifyImages[j]`).
     pub path: JsonPath,
-    /// Why the entry's images cannot be checked (Notary, SigstoreBundle, attestations), decided
+    /// Why the entry's images cannot be checked (Notary, validate.deny after attestations), decided
     /// when it was loaded.
     pub unsupported: Option<Unsupported>,
 }

@@ -953,7 +953,6 @@ fn every_field_is_read() {
         .map(|w| format!("{} {}", w.location.path, w.kind))
         .collect();
     let expected = [
-        "spec.rules[0].verifyImages[0].cosignOCI11 cosignOCI11 is not used",
         "spec.rules[0].verifyImages[0].imageRegistryCredentials.allowInsecureRegistry allowInsecureRegistry is not used",
         "spec.rules[0].verifyImages[0].imageRegistryCredentials.providers providers is not used",
         "spec.rules[0].verifyImages[0].validate.deny validate.deny (deny conditions checked after the attestations) is not supported yet",

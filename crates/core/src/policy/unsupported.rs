@@ -19,7 +19,7 @@ pub enum Unsupported {
     },
     /// The rule has `celPreconditions`.
     CelPreconditions,
-    /// The entry is `type: Notary` or `type: SigstoreBundle`.
+    /// The entry is `type: Notary`.
     VerifierType(VerifierType),
     /// A key kept in a Kubernetes Secret.
     SecretKey {
@@ -92,7 +92,10 @@ impl fmt::Display for Unsupported {
                 "the rule uses `celPreconditions`, which sealgate does not support yet; it cannot be evaluated",
             ),
             Unsupported::VerifierType(t) => {
-                write!(f, "verifyImages type {t:?} is not supported yet; only Cosign is")
+                write!(
+                    f,
+                    "verifyImages type {t:?} is not supported yet; only Cosign and SigstoreBundle are"
+                )
             }
             Unsupported::SecretKey { namespace, name } => write!(
                 f,

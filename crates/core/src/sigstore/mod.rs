@@ -1,8 +1,10 @@
 //! Sigstore's trust material and transparency-log proofs: the trusted root with its keys and
 //! validity windows ([`trust`]), Rekor bundles checked offline against it ([`rekor`]), the
-//! identity in Fulcio certificates ([`fulcio`]) and their embedded SCTs ([`sct`]).
+//! identity in Fulcio certificates ([`fulcio`]) and their embedded SCTs ([`sct`]); Sigstore
+//! bundles ([`bundle`]) and those found among an image's referrers ([`bundle_set`]).
 
 pub mod bundle;
+pub mod bundle_set;
 pub mod fulcio;
 pub mod rekor;
 pub mod sct;

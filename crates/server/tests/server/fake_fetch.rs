@@ -435,3 +435,148 @@ async fn image_checks_are_counted_by_result_and_reason_kind() {
         assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
     }
 }
+
+const SIGSTORE_BUNDLE: &str = "\n        type: SigstoreBundle";
+
+impl Fake {
+    /// An image `HOST/NAME:v1` signed the cosign v3 way only: a bundle among its referrers.
+    fn bundle_signed(&self, name: &str) -> (String, Digest) {
+        let image = format!("{HOST}/{name}:v1");
+        let digest = Digest::sha256_of(name.as_bytes());
+        self.fake.tag(&image, &digest);
+        self.fake.sign_bundle(&image, &digest, &self.key);
+        (image, digest)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_admissions_share_one_referrers_fetch_and_the_verified_bundle_is_cached() {
+    let f = fake_with("Enforce", SIGSTORE_BUNDLE, VerifyConfig::default());
+    let (image, _) = f.bundle_signed("app");
+    f.fake.set_delay(Duration::from_millis(30));
+    let app = Arc::new(f);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (app, image) = (app.clone(), image.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut r = review("pod-create", &image);
+            r["request"]["uid"] = json!(format!("uid-{i}"));
+            admit(&app.app, "/mutate", &r).await
+        }));
+    }
+    for t in tasks {
+        let response = t.await.unwrap();
+        assert_eq!(response["allowed"], true, "{response}");
+    }
+    // The referrers only: one fetch of them, no `.sig`.
+    assert_eq!(app.fake.resolves(), 1);
+    assert_eq!(app.fake.bundle_fetches(), 1, "one referrers fetch");
+    assert_eq!(app.fake.signature_fetches(), 0);
+    let metrics = app.state.metrics();
+    let shared = metrics.counter(
+        sealgate_server::metrics::FETCHES_SHARED,
+        &[("fetch", "bundles")],
+    );
+    let hits = |cache| metrics.counter(sealgate_server::metrics::CACHE_HITS, &[("cache", cache)]);
+    assert!(
+        shared + hits("bundles") + hits("outcome") + hits("outcome_after_fetch") >= 49.0,
+        "shared {shared}, bundle hits {}, outcome hits {} + {}",
+        hits("bundles"),
+        hits("outcome"),
+        hits("outcome_after_fetch")
+    );
+    // Later admissions are answered from the outcome cache: nothing fetched.
+    let response = app.admit("/mutate", &image).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    assert_eq!(app.fake.bundle_fetches(), 1);
+}
+
+#[tokio::test]
+async fn a_cosign_rule_reads_the_referrers_when_there_is_no_sig_and_caches_what_verified() {
+    let verify = VerifyConfig {
+        cache: CacheConfig {
+            signature_set_ttl: Duration::from_millis(50),
+            ..CacheConfig::default()
+        },
+        ..VerifyConfig::default()
+    };
+    let f = fake_with("Enforce", "", verify);
+    let (v3, _) = f.bundle_signed("v3");
+    assert_eq!(f.admit("/mutate", &v3).await["allowed"], true);
+    assert_eq!(
+        (f.fake.signature_fetches(), f.fake.bundle_fetches()),
+        (1, 1)
+    );
+    // The outcome verified from the bundle is cached under the Cosign rule's key.
+    assert_eq!(f.admit("/mutate", &v3).await["allowed"], true);
+    assert_eq!(
+        (f.fake.signature_fetches(), f.fake.bundle_fetches()),
+        (1, 1)
+    );
+
+    // A legacy `.sig`: the referrers are not read.
+    let (legacy, _) = f.signed("legacy");
+    assert_eq!(f.admit("/mutate", &legacy).await["allowed"], true);
+    assert_eq!(
+        (f.fake.signature_fetches(), f.fake.bundle_fetches()),
+        (2, 1)
+    );
+
+    // Neither: denied naming both places; a failure is not cached, so the next one asks again.
+    let unsigned = format!("{HOST}/unsigned:v1");
+    let digest = Digest::sha256_of(b"unsigned");
+    f.fake.tag(&unsigned, &digest);
+    let response = f.admit("/mutate", &unsigned).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    assert!(
+        message(&response).contains(&format!(
+            "entry 0: no signatures found at {HOST}/unsigned:{}; no Sigstore bundle signatures found among the referrers at {HOST}/unsigned:{} (referrers tag)",
+            digest.signature_tag(),
+            digest.referrers_tag()
+        )),
+        "{response}"
+    );
+    assert_eq!(
+        (f.fake.signature_fetches(), f.fake.bundle_fetches()),
+        (3, 2)
+    );
+    // Signed the v3 way since: once the fetched sets expire, the next admission reads the
+    // referrers again and passes.
+    f.fake.sign_bundle(&unsigned, &digest, &f.key);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let response = f.admit("/mutate", &unsigned).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    assert_eq!(
+        (f.fake.signature_fetches(), f.fake.bundle_fetches()),
+        (4, 3)
+    );
+}
+
+#[tokio::test]
+async fn a_referrers_fetch_cut_off_by_the_budget_names_the_referrers() {
+    let verify = VerifyConfig {
+        budget: Duration::from_millis(200),
+        ..VerifyConfig::default()
+    };
+    let f = fake_with("Enforce", SIGSTORE_BUNDLE, verify);
+    let (_, digest) = f.bundle_signed("app");
+    f.fake.hang(HOST);
+    let pinned = format!("{HOST}/app@{digest}");
+    let response = f.admit("/mutate", &pinned).await;
+    assert_eq!(response["allowed"], false, "{response}");
+    assert!(
+        message(&response).contains(&format!(
+            "verification of {pinned} did not finish within 200ms: waiting for {HOST} to send the Sigstore bundles among the referrers of {HOST}/app@{digest}"
+        )),
+        "{response}"
+    );
+    // The next request joins the stuck fetch; once it ends, the fetch filled the cache.
+    let response = f.admit("/mutate", &pinned).await;
+    assert_eq!(response["allowed"], false);
+    assert_eq!(f.fake.bundle_fetches(), 1);
+    f.fake.release(HOST);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let response = f.admit("/mutate", &pinned).await;
+    assert_eq!(response["allowed"], true, "{response}");
+    assert_eq!(f.fake.bundle_fetches(), 1);
+}

@@ -445,22 +445,18 @@ impl DocumentLoader<'_> {
             self.check_notary(&entry, path);
         }
         match verifier {
-            VerifierType::Cosign => {}
+            VerifierType::Cosign | VerifierType::SigstoreBundle => {}
             VerifierType::Notary => self.warn(
                 &path.field("type"),
                 PolicyWarningKind::NotSupportedYet("type: Notary is"),
             ),
-            VerifierType::SigstoreBundle => self.warn(
-                &path.field("type"),
-                PolicyWarningKind::NotSupportedYet("type: SigstoreBundle is"),
-            ),
         }
-        if entry.cosign_oci11 {
+        if verifier == VerifierType::SigstoreBundle && !entry.repository.is_empty() {
             self.warn(
-                &path.field("cosignOCI11"),
+                &path.field("repository"),
                 PolicyWarningKind::NotUsed {
-                    field: "cosignOCI11",
-                    instead: "signatures are read from the cosign .sig tag (OCI 1.1 referrers are not read yet)",
+                    field: "repository",
+                    instead: "type: SigstoreBundle reads the referrers of the image in its own repository, as Kyverno does",
                 },
             );
         }
@@ -534,7 +530,7 @@ impl DocumentLoader<'_> {
                 ),
             );
         }
-        let unsupported = if verifier != VerifierType::Cosign {
+        let unsupported = if verifier == VerifierType::Notary {
             Some(Unsupported::VerifierType(verifier))
         } else if deny_unchecked {
             Some(Unsupported::ValidateDeny)
