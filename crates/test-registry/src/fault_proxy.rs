@@ -19,6 +19,10 @@
 //!   records the headers it received, as object storage behind a real registry would; and it
 //!   can turn the registry's 401 challenge into a Bearer challenge whose token realm is the
 //!   storage listener over plain HTTP ([`Fault::PlainHttpTokenRealm`]).
+//!   With [`HttpFaultProxy::set_referrers_api`] it serves the OCI 1.1 referrers API the
+//!   registry lacks ([`ReferrersApi`]): the manifests with a `subject` PUT through it are
+//!   recorded and listed at `GET /v2/<name>/referrers/<digest>`, as distribution-spec 1.1
+//!   ("Listing Referrers") defines it.
 //!
 //! Both run on a runtime of their own in a helper thread, so a test may block (push an image,
 //! stop the proxy) while they serve, from a sync or an async test alike. Dropping a proxy stops it.
@@ -47,7 +51,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use http_body::Frame;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -56,6 +60,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+use sealgate_core::Digest;
+use sealgate_registry::media_type;
 
 /// How long [`TcpFaultProxy::stop`] waits for the proxy to close everything.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -348,6 +355,44 @@ impl FaultRule {
     }
 }
 
+/// How the [`HttpFaultProxy`] answers the OCI 1.1 referrers API,
+/// `GET /v2/<name>/referrers/<digest>` (distribution-spec 1.1, "Listing Referrers").
+///
+/// Whatever the mode, every image manifest or index with a `subject` that the registry accepts
+/// through the proxy (a `PUT /v2/<name>/manifests/<reference>` answered 201) is recorded as the
+/// spec's referrer descriptor: its media type, size, digest (of the bytes PUT), `artifactType`
+/// (the manifest's, else its config's media type; omitted for an index without one) and
+/// annotations. A `DELETE` of that digest removes it. Manifests pushed to the registry around the
+/// proxy are not seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ReferrersApi {
+    /// No API: referrers requests are forwarded (Debian's distribution 2.8 answers 404) and
+    /// manifest PUTs get no `OCI-Subject`, so clients use the referrers tag schema.
+    #[default]
+    Forward,
+    /// The API: `200` with an OCI image index of the recorded referrers of that digest in that
+    /// repository (an empty `manifests` when there are none, never 404; `400` for a digest that
+    /// does not parse). `?artifactType=T` keeps the descriptors whose `artifactType` is exactly
+    /// `T` and sets `OCI-Filters-Applied: artifactType`. A manifest PUT with a `subject` is
+    /// answered with `OCI-Subject: <subject digest>`.
+    Served,
+    /// The API without filtering (the spec's filter is a SHOULD): `artifactType` is ignored,
+    /// every referrer listed, no `OCI-Filters-Applied`.
+    ServedUnfiltered,
+    /// A broken API: every referrers request is answered `200` with this body as the index
+    /// (with the OCI index content type), e.g. text that is not JSON, or JSON with no
+    /// `manifests` list.
+    Malformed(String),
+}
+
+/// The `OCI-Subject` header (distribution-spec 1.1, "Pushing Manifests with Subject").
+const OCI_SUBJECT: &str = "oci-subject";
+/// The `OCI-Filters-Applied` header (distribution-spec 1.1, "Listing Referrers").
+const OCI_FILTERS_APPLIED: &str = "oci-filters-applied";
+
+/// Referrer descriptors by repository and subject digest, in the order they were pushed.
+type ReferrerBook = BTreeMap<(String, String), Vec<serde_json::Value>>;
+
 /// An HTTP/1.1 proxy on a free loopback port in front of a plain-HTTP registry: forwards every
 /// request, and applies the [`FaultRule`] set to those it matches.
 #[derive(Debug)]
@@ -369,6 +414,10 @@ struct HttpShared {
     seen: Mutex<Vec<String>>,
     /// `METHOD PATH?QUERY` of the requests that carried `Authorization`, in order.
     authorized: Mutex<Vec<String>>,
+    /// How the referrers API is answered.
+    referrers_api: Mutex<ReferrersApi>,
+    /// The manifests with a `subject` PUT through the proxy.
+    referrers: Mutex<ReferrerBook>,
     storage: Arc<StorageShared>,
     /// `http://127.0.0.1:PORT` of the plain storage listener.
     plain_storage: String,
@@ -417,6 +466,162 @@ impl HttpShared {
         *lock(&self.counts).entry(what.to_string()).or_default() += 1;
         lock(&self.seen).push(format!("{method} {path} -> {what}"));
     }
+
+    /// The proxy's own answer to `GET /v2/<name>/referrers/<digest>` under its
+    /// [`ReferrersApi`] mode; `None` when the request is for the registry.
+    fn answer_referrers(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+    ) -> Option<(StatusCode, HeaderMap, Bytes)> {
+        if method != Method::GET {
+            return None;
+        }
+        let (repository, digest) = path.strip_prefix("/v2/")?.rsplit_once("/referrers/")?;
+        let filtering = match lock(&self.referrers_api).clone() {
+            ReferrersApi::Forward => return None,
+            ReferrersApi::Malformed(body) => {
+                return Some((StatusCode::OK, index_headers(), Bytes::from(body)));
+            }
+            ReferrersApi::Served => true,
+            ReferrersApi::ServedUnfiltered => false,
+        };
+        let Ok(subject) = digest.parse::<Digest>() else {
+            let body = serde_json::json!({"errors": [{
+                "code": "DIGEST_INVALID",
+                "message": format!("'{digest}' is not a digest"),
+                "detail": null,
+            }]});
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return Some((
+                StatusCode::BAD_REQUEST,
+                headers,
+                Bytes::from(body.to_string()),
+            ));
+        };
+        let mut manifests = lock(&self.referrers)
+            .get(&(repository.to_string(), subject.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        let mut headers = index_headers();
+        if filtering && let Some(wanted) = query_value(query, "artifactType") {
+            manifests.retain(|d| d["artifactType"].as_str() == Some(wanted.as_str()));
+            headers.insert(
+                HeaderName::from_static(OCI_FILTERS_APPLIED),
+                HeaderValue::from_static("artifactType"),
+            );
+        }
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_type::OCI_INDEX,
+            "manifests": manifests,
+        });
+        Some((StatusCode::OK, headers, Bytes::from(index.to_string())))
+    }
+
+    /// After the registry answered `request` (`body` its body): a manifest with a `subject` it
+    /// accepted (`PUT /v2/<name>/manifests/<reference>`, 201) is recorded as a referrer (and
+    /// announced with `OCI-Subject` when the API is served); a manifest it deleted is
+    /// forgotten.
+    fn note_manifest(
+        &self,
+        request: &axum::http::request::Parts,
+        path: &str,
+        body: &[u8],
+        status: StatusCode,
+        headers: &mut HeaderMap,
+    ) {
+        let Some((repository, reference)) = path
+            .strip_prefix("/v2/")
+            .and_then(|p| p.rsplit_once("/manifests/"))
+        else {
+            return;
+        };
+        if request.method == Method::DELETE && status.is_success() {
+            for ((repo, _), referrers) in lock(&self.referrers).iter_mut() {
+                if repo == repository {
+                    referrers.retain(|d| d["digest"].as_str() != Some(reference));
+                }
+            }
+            return;
+        }
+        if request.method != Method::PUT || status != StatusCode::CREATED {
+            return;
+        }
+        let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return;
+        };
+        let Some(subject) = manifest["subject"]["digest"].as_str() else {
+            return;
+        };
+        let content_type = request
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let media = manifest["mediaType"]
+            .as_str()
+            .or(content_type)
+            .unwrap_or_default();
+        let is_index = media == media_type::OCI_INDEX || manifest["manifests"].is_array();
+        let mut descriptor = serde_json::json!({
+            "mediaType": media,
+            "size": body.len(),
+            "digest": Digest::sha256_of(body).to_string(),
+        });
+        // The spec: the manifest's artifactType, else its config's media type; an index
+        // without one has none.
+        let artifact_type = manifest["artifactType"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .or_else(|| {
+                (!is_index)
+                    .then(|| manifest["config"]["mediaType"].as_str())
+                    .flatten()
+            });
+        if let Some(t) = artifact_type {
+            descriptor["artifactType"] = t.into();
+        }
+        if manifest["annotations"].is_object() {
+            descriptor["annotations"] = manifest["annotations"].clone();
+        }
+        {
+            let mut book = lock(&self.referrers);
+            let referrers = book
+                .entry((repository.to_string(), subject.to_string()))
+                .or_default();
+            referrers.retain(|d| d["digest"] != descriptor["digest"]);
+            referrers.push(descriptor);
+        }
+        if *lock(&self.referrers_api) != ReferrersApi::Forward
+            && let Ok(value) = HeaderValue::from_str(subject)
+        {
+            headers.insert(HeaderName::from_static(OCI_SUBJECT), value);
+        }
+    }
+}
+
+/// `Content-Type: application/vnd.oci.image.index.v1+json`.
+fn index_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media_type::OCI_INDEX),
+    );
+    headers
+}
+
+/// The decoded value of `name` in a URL query, if given and not empty.
+fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    let url = reqwest::Url::parse(&format!("http://query.invalid/?{}", query?)).ok()?;
+    url.query_pairs()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+        .filter(|value| !value.is_empty())
 }
 
 impl HttpFaultProxy {
@@ -467,6 +672,8 @@ impl HttpFaultProxy {
             counts: Mutex::new(BTreeMap::new()),
             seen: Mutex::new(Vec::new()),
             authorized: Mutex::new(Vec::new()),
+            referrers_api: Mutex::new(ReferrersApi::Forward),
+            referrers: Mutex::new(BTreeMap::new()),
             storage: Arc::clone(&storage),
             plain_storage: format!("http://{plain_storage_addr}"),
             tls_storage: format!("{tls_scheme}://{tls_storage_addr}"),
@@ -533,6 +740,20 @@ impl HttpFaultProxy {
     pub fn requests(&self) -> Vec<String> {
         lock(&self.shared.seen).clone()
     }
+
+    /// Answers the referrers API as `mode` says from now on (see [`ReferrersApi`]).
+    pub fn set_referrers_api(&self, mode: ReferrersApi) {
+        *lock(&self.shared.referrers_api) = mode;
+    }
+
+    /// The referrer descriptors recorded for `subject` (a digest) in `repository` (e.g.
+    /// `app`), in the order they were pushed: what [`ReferrersApi::Served`] lists unfiltered.
+    pub fn recorded_referrers(&self, repository: &str, subject: &Digest) -> Vec<serde_json::Value> {
+        lock(&self.shared.referrers)
+            .get(&(repository.to_string(), subject.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for HttpFaultProxy {
@@ -595,43 +816,53 @@ async fn proxy(State(shared): State<Arc<HttpShared>>, request: Request) -> Respo
         return injected_status(status, retry_after);
     }
 
-    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-        shared.record(&method, &path, "unreadable request");
-        return plain(
-            StatusCode::BAD_REQUEST,
-            "the fault proxy could not read the request",
-        );
-    };
-    let url = format!("{}{path_and_query}", shared.upstream);
-    let mut upstream = shared.client.request(parts.method.clone(), url);
-    for (name, value) in &parts.headers {
-        if name != header::HOST && !is_hop_by_hop(name) {
-            upstream = upstream.header(name, value);
+    // The referrers API, when the proxy serves it, is answered here; the faults below apply to
+    // that answer as to the registry's.
+    let answered = shared.answer_referrers(&parts.method, &path, parts.uri.query());
+    let (status, mut headers, bytes, untouched) = match answered {
+        Some((status, headers, bytes)) => (status, headers, bytes, "referrers"),
+        None => {
+            let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+                shared.record(&method, &path, "unreadable request");
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    "the fault proxy could not read the request",
+                );
+            };
+            let url = format!("{}{path_and_query}", shared.upstream);
+            let mut upstream = shared.client.request(parts.method.clone(), url);
+            for (name, value) in &parts.headers {
+                if name != header::HOST && !is_hop_by_hop(name) {
+                    upstream = upstream.header(name, value);
+                }
+            }
+            let answer = match upstream.body(body.clone()).send().await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    shared.record(&method, &path, "upstream failed");
+                    return plain(
+                        StatusCode::BAD_GATEWAY,
+                        &format!("the fault proxy could not reach the registry: {e}"),
+                    );
+                }
+            };
+            let status = answer.status();
+            let mut headers = HeaderMap::new();
+            for (name, value) in answer.headers() {
+                if !is_hop_by_hop(name) {
+                    headers.append(name, value.clone());
+                }
+            }
+            let Ok(bytes) = answer.bytes().await else {
+                shared.record(&method, &path, "upstream failed");
+                return plain(
+                    StatusCode::BAD_GATEWAY,
+                    "the fault proxy could not read the registry's answer",
+                );
+            };
+            shared.note_manifest(&parts, &path, &body, status, &mut headers);
+            (status, headers, bytes, "forwarded")
         }
-    }
-    let answer = match upstream.body(body).send().await {
-        Ok(answer) => answer,
-        Err(e) => {
-            shared.record(&method, &path, "upstream failed");
-            return plain(
-                StatusCode::BAD_GATEWAY,
-                &format!("the fault proxy could not reach the registry: {e}"),
-            );
-        }
-    };
-    let status = answer.status();
-    let mut headers = HeaderMap::new();
-    for (name, value) in answer.headers() {
-        if !is_hop_by_hop(name) {
-            headers.append(name, value.clone());
-        }
-    }
-    let Ok(bytes) = answer.bytes().await else {
-        shared.record(&method, &path, "upstream failed");
-        return plain(
-            StatusCode::BAD_GATEWAY,
-            "the fault proxy could not read the registry's answer",
-        );
     };
 
     if let Some(Fault::Redirect(to)) = fault
@@ -672,7 +903,7 @@ async fn proxy(State(shared): State<Arc<HttpShared>>, request: Request) -> Respo
             ("truncated", Body::new(TruncatedBody::new(half)))
         }
         Some(Fault::Corrupt) if !bytes.is_empty() => ("corrupted", Body::from(corrupt(&bytes))),
-        _ => ("forwarded", Body::from(bytes)),
+        _ => (untouched, Body::from(bytes)),
     };
     shared.record(&method, &path, what);
     let mut response = Response::new(body);
@@ -890,19 +1121,189 @@ mod tests {
         assert_eq!(corrupt(b"abc"), b"acc");
     }
 
-    #[test]
-    fn rules_match_paths_and_run_out() {
-        let shared = HttpShared {
+    fn shared() -> HttpShared {
+        HttpShared {
             upstream: String::new(),
             client: reqwest::Client::new(),
             rule: Mutex::new(None),
             counts: Mutex::new(BTreeMap::new()),
             seen: Mutex::new(Vec::new()),
             authorized: Mutex::new(Vec::new()),
+            referrers_api: Mutex::new(ReferrersApi::Forward),
+            referrers: Mutex::new(BTreeMap::new()),
             storage: Arc::default(),
             plain_storage: String::new(),
             tls_storage: String::new(),
-        };
+        }
+    }
+
+    /// Notes `PUT /v2/app/manifests/<reference>` of `body`, answered `status`; the headers
+    /// the proxy would send back.
+    fn put(shared: &HttpShared, reference: &str, body: &[u8], status: StatusCode) -> HeaderMap {
+        let (parts, ()) = axum::http::Request::builder()
+            .method(Method::PUT)
+            .uri(format!("/v2/app/manifests/{reference}"))
+            .header(header::CONTENT_TYPE, media_type::OCI_MANIFEST)
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut headers = HeaderMap::new();
+        shared.note_manifest(&parts, parts.uri.path(), body, status, &mut headers);
+        headers
+    }
+
+    fn list(
+        shared: &HttpShared,
+        subject: &Digest,
+        query: Option<&str>,
+    ) -> (StatusCode, HeaderMap, serde_json::Value) {
+        let (status, headers, bytes) = shared
+            .answer_referrers(&Method::GET, &format!("/v2/app/referrers/{subject}"), query)
+            .unwrap();
+        (status, headers, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[test]
+    fn referrers_are_recorded_from_puts_and_listed_with_the_filter() {
+        let shared = shared();
+        let subject = Digest::sha256_of(b"image");
+        let bundle = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_type::OCI_MANIFEST,
+            "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2, "digest": Digest::sha256_of(b"{}").to_string()},
+            "layers": [],
+            "subject": {"mediaType": media_type::OCI_MANIFEST, "size": 5, "digest": subject.to_string()},
+            "annotations": {"dev.sigstore.bundle.content": "dsse-envelope"},
+        })
+        .to_string();
+        // No artifactType: the config's media type stands in.
+        let sbom = serde_json::json!({
+            "schemaVersion": 2,
+            "config": {"mediaType": "application/vnd.example.sbom.v1", "size": 2, "digest": Digest::sha256_of(b"{}").to_string()},
+            "layers": [],
+            "subject": {"mediaType": media_type::OCI_MANIFEST, "size": 5, "digest": subject.to_string()},
+        })
+        .to_string();
+        let plain = r#"{"schemaVersion":2,"config":{},"layers":[]}"#;
+
+        // Forward: recorded all the same, but no API and no OCI-Subject.
+        assert!(put(&shared, "sha256:x", bundle.as_bytes(), StatusCode::CREATED).is_empty());
+        assert!(
+            shared
+                .answer_referrers(&Method::GET, &format!("/v2/app/referrers/{subject}"), None)
+                .is_none()
+        );
+
+        *lock(&shared.referrers_api) = ReferrersApi::Served;
+        let headers = put(&shared, "v1", bundle.as_bytes(), StatusCode::CREATED);
+        assert_eq!(headers[OCI_SUBJECT], subject.to_string().as_str());
+        put(&shared, "v2", sbom.as_bytes(), StatusCode::CREATED);
+        assert!(put(&shared, "v3", plain.as_bytes(), StatusCode::CREATED).is_empty());
+        // Refused by the registry: not a referrer.
+        put(
+            &shared,
+            "v4",
+            br#"{"subject":{"digest":"sha256:1"}}"#,
+            StatusCode::BAD_REQUEST,
+        );
+
+        let (status, headers, index) = list(&shared, &subject, None);
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], media_type::OCI_INDEX);
+        assert!(headers.get(OCI_FILTERS_APPLIED).is_none());
+        assert_eq!(index["mediaType"], media_type::OCI_INDEX);
+        let manifests = index["manifests"].as_array().unwrap();
+        assert_eq!(manifests.len(), 2, "{index}");
+        assert_eq!(
+            manifests[0]["digest"],
+            Digest::sha256_of(bundle.as_bytes()).to_string()
+        );
+        assert_eq!(manifests[0]["size"], bundle.len());
+        assert_eq!(manifests[0]["mediaType"], media_type::OCI_MANIFEST);
+        assert_eq!(
+            manifests[0]["artifactType"],
+            "application/vnd.dev.sigstore.bundle.v0.3+json"
+        );
+        assert_eq!(
+            manifests[0]["annotations"]["dev.sigstore.bundle.content"],
+            "dsse-envelope"
+        );
+        assert_eq!(
+            manifests[1]["artifactType"],
+            "application/vnd.example.sbom.v1"
+        );
+        assert_eq!(
+            manifests[1]["mediaType"],
+            media_type::OCI_MANIFEST,
+            "from Content-Type"
+        );
+
+        // The filter is exact, and said to be applied.
+        let (_, headers, index) = list(
+            &shared,
+            &subject,
+            Some("artifactType=application%2Fvnd.example.sbom.v1"),
+        );
+        assert_eq!(headers[OCI_FILTERS_APPLIED], "artifactType");
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+        let (_, _, index) = list(
+            &shared,
+            &subject,
+            Some("artifactType=application%2Fvnd.dev.sigstore.bundle"),
+        );
+        assert_eq!(index["manifests"], serde_json::json!([]));
+        // Unfiltered: the query is ignored.
+        *lock(&shared.referrers_api) = ReferrersApi::ServedUnfiltered;
+        let (_, headers, index) = list(
+            &shared,
+            &subject,
+            Some("artifactType=application%2Fvnd.example.sbom.v1"),
+        );
+        assert!(headers.get(OCI_FILTERS_APPLIED).is_none());
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+
+        // Another subject has none (an empty index, not 404); a bad digest is a 400.
+        let (status, _, index) = list(&shared, &Digest::sha256_of(b"other"), None);
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(index["manifests"], serde_json::json!([]));
+        let (status, _, _) = shared
+            .answer_referrers(&Method::GET, "/v2/app/referrers/sha256:nothex", None)
+            .unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+
+        // A deleted referrer is forgotten.
+        let (parts, ()) = axum::http::Request::builder()
+            .method(Method::DELETE)
+            .uri(format!(
+                "/v2/app/manifests/{}",
+                Digest::sha256_of(sbom.as_bytes())
+            ))
+            .body(())
+            .unwrap()
+            .into_parts();
+        shared.note_manifest(
+            &parts,
+            parts.uri.path(),
+            b"",
+            StatusCode::ACCEPTED,
+            &mut HeaderMap::new(),
+        );
+        let (_, _, index) = list(&shared, &subject, None);
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+
+        // Malformed: the body given, as an index.
+        *lock(&shared.referrers_api) = ReferrersApi::Malformed("not json".into());
+        let (status, headers, bytes) = shared
+            .answer_referrers(&Method::GET, &format!("/v2/app/referrers/{subject}"), None)
+            .unwrap();
+        assert_eq!((status, &bytes[..]), (StatusCode::OK, &b"not json"[..]));
+        assert_eq!(headers[header::CONTENT_TYPE], media_type::OCI_INDEX);
+    }
+
+    #[test]
+    fn rules_match_paths_and_run_out() {
+        let shared = shared();
         assert_eq!(shared.fault_for("/v2/app/manifests/v1"), None);
         *lock(&shared.rule) = Some((
             FaultRule::new(Fault::Truncate).on_paths("/blobs/").times(1),

@@ -19,12 +19,14 @@
 //! private runtime in a helper thread.
 //!
 //! For fault tests, [`TcpFaultProxy`] (delay, black hole, stop mid-run; TLS passes through) and
-//! [`HttpFaultProxy`] (429/500 answers, truncated bodies, content that does not match its digest)
-//! sit in front of a registry.
+//! [`HttpFaultProxy`] (429/500 answers, truncated bodies, content that does not match its digest,
+//! and the OCI 1.1 referrers API the registry lacks: [`ReferrersApi`]) sit in front of a
+//! registry.
 
 // A test harness: failing loudly, with the registry log, is its whole job.
 #![allow(clippy::panic, clippy::expect_used)]
 
+mod attestors;
 mod certs;
 mod fake_fetch;
 mod fault_proxy;
@@ -41,10 +43,12 @@ use ring::rand::SecureRandom as _;
 use sealgate_core::{Digest, ImageRef};
 use sealgate_registry::{Client, Error, RegistryOptions};
 
+pub use attestors::key_attestor;
 pub use certs::{CA_COMMON_NAME, SERVER_NAMES};
 pub use fake_fetch::FakeFetch;
 pub use fault_proxy::{
-    Fault, FaultRule, HttpFaultProxy, RedirectTo, StorageRequest, TcpFaultProxy, TcpMode,
+    Fault, FaultRule, HttpFaultProxy, RedirectTo, ReferrersApi, StorageRequest, TcpFaultProxy,
+    TcpMode,
 };
 pub use image::{INDEX_PLATFORMS, push_tiny_image, push_tiny_index};
 pub use pki::CodeSigningPki;
