@@ -8,6 +8,7 @@ mod lint;
 mod public_key;
 mod serve;
 mod sign;
+mod signing;
 mod test;
 mod triangulate;
 mod uninstall;
