@@ -4,6 +4,7 @@ mod apply;
 mod attest;
 mod audit;
 mod generate_key_pair;
+mod identity_args;
 mod lint;
 mod public_key;
 mod serve;
@@ -14,6 +15,7 @@ mod triangulate;
 mod uninstall;
 mod verify;
 mod verify_attestation;
+mod verifying;
 
 use std::process::ExitCode;
 
@@ -50,13 +52,15 @@ pub(crate) enum Command {
     PublicKey(public_key::Args),
     /// Sign images: resolve each tag to its digest and push a cosign signature next to it.
     Sign(sign::Args),
-    /// Verify the cosign signatures of images against a public key.
+    /// Verify the cosign signatures of images with a public key, a certificate or a keyless
+    /// identity: their .sig images, or cosign v3's Sigstore bundles among their OCI referrers.
     Verify(verify::Args),
     /// Attest images: sign an in-toto statement about each image's digest with a key and push
     /// it next to the image as cosign does (REPO:sha256-<hex>.att).
     Attest(attest::Args),
-    /// Verify the cosign attestations of images against a public key and print the verified
-    /// ones of a predicate type.
+    /// Verify the cosign attestations of images with a public key, a certificate or a keyless
+    /// identity (their .att images, or cosign v3's Sigstore bundles among their OCI referrers)
+    /// and print the verified ones of a predicate type.
     VerifyAttestation(verify_attestation::Args),
     /// Print where the signatures of an image are stored (REPO:sha256-<hex>.sig).
     Triangulate(triangulate::Args),

@@ -1,49 +1,35 @@
 //! `sealgate verify`: check an image's cosign signatures against a public key (`--key`), or
 //! keyless: a Fulcio certificate's identity, with cosign's `--certificate-*` flags, checked by the
-//! engine's keyless attestor checks offline. Prints what cosign prints: its check lines on
-//! standard error and, with `-o json`, its JSON array on standard output.
+//! engine's keyless attestor checks offline. The signatures are the layers of its `.sig` image,
+//! or, when it has none, the Sigstore bundles among its OCI 1.1 referrers (cosign v3), each a
+//! DSSE envelope of cosign's sign statement checked by the engine's bundle checks. Prints what
+//! cosign prints: its check lines on standard error and, with `-o json`, its JSON array on
+//! standard output. The loop, the flags and the exit codes are [`super::verifying`]'s, shared
+//! with `verify-attestation`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use clap::ValueEnum;
+use sealgate_core::cosign::dsse::Statement;
 use sealgate_core::cosign::{
     BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, SignatureLayer, SignatureSet, Signer, Verification,
     with_annotations,
 };
 use sealgate_core::crypto::cert::parse_pem_certificates;
 use sealgate_core::crypto::key::{PublicKey, SignatureHash};
-use sealgate_core::engine::{AttestorOutcome, VerifyContext, check_attestor};
+use sealgate_core::engine::{
+    Artifact, AttestationRefusal, AttestorOutcome, VerifyContext, check_attestor,
+    check_bundle_signature,
+};
+use sealgate_core::policy::Attestor;
+use sealgate_core::sigstore::bundle::{Bundle, COSIGN_SIGN_PREDICATE, Content};
 use sealgate_core::sigstore::fulcio::{CertIdentity, OIDC_ISSUER_V1, extension_oid};
-use sealgate_core::sigstore::trust::TrustedRoot;
-use sealgate_core::timestamp::Clock;
 use sealgate_core::{Digest, ImageRef};
-use sealgate_registry::driver::SystemClock;
 use serde_json::Value;
 
-#[path = "identity_args.rs"]
-pub(crate) mod identity_args;
-
-use self::identity_args::{IdentityArgs, KEY_AND_IDENTITY, KeylessFlags};
-use super::{Outcome, parse_key_value};
-use crate::progress::{Progress, reporting};
-use crate::registry_args::ImageTargets;
+use super::identity_args::KeylessFlags;
+use super::parse_key_value;
+use super::verifying::{Item, Kind, Mode, Output, Refused, Report, VerifyArgs};
 use crate::render::outln;
-use crate::trust_args::TrustArgs;
-use sealgate_registry::signatures::{fetch_signatures, resolve_digest};
-
-/// cosign's warning for `--insecure-ignore-tlog` (`cmd/cosign/cli/verify.go`).
-const IGNORE_TLOG_WARNING: &str = "WARNING: Skipping tlog verification is an insecure practice that lacks transparency and auditability verification for the signature.";
-
-/// How to print results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Output {
-    /// A readable summary.
-    Text,
-    /// The verified simple-signing payloads as a JSON array per image, in cosign's shape.
-    Json,
-}
 
 /// Arguments of `verify`.
 #[derive(Debug, clap::Args)]
@@ -56,259 +42,213 @@ bundle offline (SET and entry; required unless --insecure-ignore-tlog: sealgate 
 the certificate's validity at the logged time, its chain to the Fulcio CAs of the trusted root \
 (or --certificate-chain), its embedded SCT (unless --insecure-ignore-sct), then the identity: \
 --certificate-identity[-regexp], --certificate-oidc-issuer[-regexp] (one of each is required) \
-and --certificate-github-workflow-*.\n\nExit 0 when every image has at least one such signature, \
-1 when one has none (the message says why, naming the identity found and the one wanted), 2 on \
+and --certificate-github-workflow-*.\n\nAn image without a .sig image is checked as cosign v3 \
+signs it: the Sigstore bundles among its OCI 1.1 referrers (the referrers API, or the \
+sha256-<hex> referrers tag), each a DSSE envelope of cosign's sign statement \
+(https://sigstore.dev/cosign/sign/v1) naming the image's digest, signed by the key or the \
+keyless identity, its log entry's inclusion proof, checkpoint and SET checked offline when it \
+has one (keyless: required). The output names the referrer manifest that verified.\n\nExit 0 \
+when every image has at least one such signature, 1 when one has none (the message says why, \
+naming the identity found and the one wanted, or each referrer and why it failed), 2 on \
 errors.\n\nFor an image signed keyless by the release workflow of github.com/org/app: \
 --certificate-identity https://github.com/org/app/.github/workflows/release.yml@refs/heads/main \
 --certificate-oidc-issuer https://token.actions.githubusercontent.com\n\nExamples:\n  sealgate verify --key cosign.pub registry.company.com/app:v1\n  sealgate verify --key cosign.pub -a git-sha=4f2c1e0 -o json registry.company.com/app:v1\n  sealgate verify --certificate-identity \"$WORKFLOW\" --certificate-oidc-issuer \"$ISSUER\" app:v1"
 )]
 pub(crate) struct Args {
-    /// The PEM public key (cosign.pub); without it, verification is keyless.
-    #[arg(long, value_name = "FILE", conflicts_with = "certificate")]
-    key: Option<PathBuf>,
-
-    /// The hash the signatures were made with (key-based).
-    #[arg(
-        long = "signature-digest-algorithm",
-        value_name = "ALG",
-        default_value = "sha256"
-    )]
-    hash: String,
-
     /// Require these key=value annotations in the signed payload (repeatable).
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     annotations: Vec<(String, String)>,
 
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
-    output: Output,
-
-    /// Do not require a Rekor bundle on keyless signatures (nor check one); the certificate must
-    /// then be valid now. Key-based verification never consults a transparency log.
-    #[arg(
-        long,
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        value_name = "BOOL"
-    )]
-    insecure_ignore_tlog: Option<bool>,
-
-    /// Accepted for cosign compatibility: sealgate is always offline (Rekor proofs come from the
-    /// signature's bundle, trust from the trusted root; nothing is looked up).
-    #[arg(
-        long,
-        num_args = 0..=1,
-        require_equals = true,
-        default_missing_value = "true",
-        value_name = "BOOL"
-    )]
-    offline: Option<bool>,
-
     #[command(flatten)]
-    identity: IdentityArgs,
-
-    #[command(flatten)]
-    trust: TrustArgs,
-
-    #[command(flatten)]
-    targets: ImageTargets,
+    common: VerifyArgs,
 }
 
-/// How the command verifies.
-enum Mode {
-    /// With a public key.
-    Key(PublicKey, PathBuf, SignatureHash),
-    /// Keyless, with the attestor the flags make and the trusted root.
-    Keyless(Box<KeylessFlags>, std::sync::Arc<TrustedRoot>),
-}
-
-/// One image's verified signatures: their layer indices in the set fetched, and who signed.
-struct Verified {
-    layers: Vec<usize>,
-    signer: Signer,
-}
-
-pub(crate) async fn run(args: &Args) -> anyhow::Result<Outcome> {
-    let ignore_tlog = args.insecure_ignore_tlog.unwrap_or(false);
-    // cosign's flag checks come before anything is read.
-    if args.key.is_some() && args.identity.names_identity() {
-        bail!(
-            "{KEY_AND_IDENTITY}: --key and an identity flag were both given; keep --key for a key-signed image, or the --certificate-* flags for a keyless one"
-        );
-    }
-    let keyless = match &args.key {
-        Some(_) => None,
-        None => Some(args.identity.keyless(&args.annotations, ignore_tlog)?),
-    };
-    if args.key.is_some() {
-        let moot = args.identity.keyless_only_flags();
-        if !moot.is_empty() {
-            eprintln!(
-                "note: {} only apply to keyless verification; with --key they are not used (as in cosign)",
-                moot.join(", ")
-            );
-        }
-    }
-    if ignore_tlog {
-        eprintln!("{IGNORE_TLOG_WARNING}");
-    }
-    let images = args.targets.images()?;
-    let mode = match (keyless, &args.key) {
-        (Some(flags), _) => Mode::Keyless(Box::new(flags), args.trust.load()?),
-        (None, Some(path)) => {
-            let hash = SignatureHash::from_kyverno(&args.hash).with_context(|| {
-                format!(
-                    "--signature-digest-algorithm {}: expected sha256, sha384 or sha512",
-                    args.hash
-                )
-            })?;
-            let key_text = sealgate_files::read_text_bounded(path, sealgate_files::KEY_FILE)
-                .with_context(|| format!("reading the public key {}", path.display()))?;
-            let key = PublicKey::from_pem(&key_text)
-                .with_context(|| format!("reading the public key {}", path.display()))?;
-            Mode::Key(key, path.clone(), hash)
-        }
-        (None, None) => bail!("--key or the keyless flags are needed"),
-    };
-    let client = args.targets.client_for(&images)?;
-    let progress = match args.output {
-        Output::Text => Progress::Shown,
-        Output::Json => Progress::Off,
-    };
-    let now = SystemClock.now();
-    let mut outcome = Outcome::Success;
-    for image in &images {
-        let host = image.api_host();
-        let digest = reporting(
-            progress,
-            host,
-            || format!("resolving {image}"),
-            resolve_digest(&client, image),
-        )
-        .await?;
-        let set = reporting(
-            progress,
-            host,
-            || format!("fetching the signatures of {image}@{digest}"),
-            fetch_signatures(&client, image, &digest),
-        )
-        .await?;
-        let verified = match &mode {
-            Mode::Key(key, _, hash) => verify_key(args, image, &digest, &set, key, *hash),
-            Mode::Keyless(flags, trust) => {
-                let ctx = VerifyContext { trust, now };
-                verify_keyless(image, &digest, &set, flags, ctx)
-            }
-        };
-        let verified = match verified {
-            Ok(v) => v,
-            Err(failed) => {
-                outcome = worst(outcome, failed);
-                continue;
-            }
-        };
-        print_header(image, args, &mode);
-        match args.output {
-            Output::Json => {
-                let entries: Vec<Value> = verified
-                    .layers
-                    .iter()
-                    .map(|&i| cosign_entry(&set.layers[i]))
-                    .collect();
-                outln!("\n{}", Value::Array(entries))?;
-            }
-            Output::Text => {
-                outln!("Verified {image} ({digest})")?;
-                match &mode {
-                    Mode::Key(key, path, _) => {
-                        outln!(
-                            "  {} of {} signature(s) at {} verified with key {} ({})",
-                            verified.layers.len(),
-                            set.layers.len(),
-                            set.location,
-                            key.fingerprint(),
-                            path.display()
-                        )?;
-                        outln!(
-                            "  checked: the signature manifest and payloads against their digests, each signature over its exact payload, the payload's image digest"
-                        )?;
-                    }
-                    Mode::Keyless(flags, _) => {
-                        outln!(
-                            "  {} of {} signature(s) at {} verified: {}",
-                            verified.layers.len(),
-                            set.layers.len(),
-                            set.location,
-                            verified.signer
-                        )?;
-                        outln!("  checked: {}", keyless_checks(args, flags))?;
-                    }
-                }
-            }
-        }
-    }
-    Ok(outcome)
-}
-
-/// The worse of two outcomes: an error over a failure over a success.
-fn worst(a: Outcome, b: Outcome) -> Outcome {
-    match (a, b) {
-        (Outcome::Error, _) | (_, Outcome::Error) => Outcome::Error,
-        (Outcome::Failed, _) | (_, Outcome::Failed) => Outcome::Failed,
-        _ => Outcome::Success,
-    }
-}
-
-/// Key-based: the signatures by the key over this digest carrying the annotations, or the
-/// failure (said on standard error).
-fn verify_key(
-    args: &Args,
-    image: &ImageRef,
-    digest: &Digest,
-    set: &SignatureSet,
-    key: &PublicKey,
-    hash: SignatureHash,
-) -> Result<Verified, Outcome> {
-    let verified = match sealgate_core::cosign::verify_with_key(set, key, hash) {
-        Verification::Verified(v) => v,
-        Verification::Failed(failure) => {
-            eprintln!("verification failed for {image} ({digest}): {failure}");
-            return Err(Outcome::Failed);
-        }
-    };
-    let matching = with_annotations(&verified, &args.annotations);
-    if matching.is_empty() {
-        let wanted: Vec<String> = args
-            .annotations
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        eprintln!(
-            "verification failed for {image} ({digest}): {} signature(s) by the key verify, but none carries the annotations {}",
-            verified.len(),
-            wanted.join(", ")
-        );
-        return Err(Outcome::Failed);
-    }
-    Ok(Verified {
-        layers: matching.iter().map(|v| v.layer_index()).collect(),
-        signer: Signer::Key {
-            fingerprint: key.fingerprint(),
+pub(crate) async fn run(args: &Args) -> anyhow::Result<super::Outcome> {
+    super::verifying::run(
+        &args.common,
+        &Signatures {
+            annotations: &args.annotations,
         },
-    })
+    )
+    .await
+}
+
+/// `verify`'s checks: image signatures.
+struct Signatures<'a> {
+    /// `-a`.
+    annotations: &'a [(String, String)],
+}
+
+impl Kind for Signatures<'_> {
+    fn artifact(&self) -> Artifact {
+        Artifact::Signatures
+    }
+
+    fn annotations(&self) -> &[(String, String)] {
+        self.annotations
+    }
+
+    fn check_layers(
+        &self,
+        mode: &Mode,
+        set: &SignatureSet,
+        ctx: VerifyContext<'_>,
+    ) -> Result<Vec<Item>, Refused> {
+        let (layers, signer) = match mode {
+            Mode::Key { key, hash, .. } => self.verify_key(set, key, *hash)?,
+            Mode::Keyless(flags) => verify_keyless(set, flags, mode, ctx)?,
+        };
+        Ok(layers
+            .into_iter()
+            .map(|i| Item {
+                signer: signer.clone(),
+                predicate_type: None,
+                printed: cosign_entry(&set.layers[i]).to_string(),
+                referrer: None,
+            })
+            .collect())
+    }
+
+    fn check_bundle(
+        &self,
+        attestor: &Attestor,
+        bundle: &Bundle,
+        digest: &Digest,
+        ctx: VerifyContext<'_>,
+    ) -> Result<(Statement, Signer), AttestationRefusal> {
+        let signer = check_bundle_signature(attestor, bundle, digest, ctx)?;
+        let statement = match &bundle.content {
+            Content::Dsse { envelope, .. } => {
+                Statement::parse(&envelope.payload).map_err(AttestationRefusal::Statement)?
+            }
+            Content::MessageSignature { .. } => {
+                return Err(AttestationRefusal::Unusable(
+                    "the bundle holds no DSSE envelope".into(),
+                ));
+            }
+        };
+        Ok((statement, signer))
+    }
+
+    fn bundle_output(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        statement: &Statement,
+        _envelope: &[u8],
+    ) -> String {
+        bundle_entry(image, digest, statement).to_string()
+    }
+
+    fn none_at(&self, location: &str) -> String {
+        sealgate_core::cosign::VerifyFailure::NoSignatures {
+            location: location.to_string(),
+        }
+        .to_string()
+    }
+
+    fn select(&self, verified: Vec<Item>) -> Result<Vec<Item>, String> {
+        Ok(verified)
+    }
+
+    fn report(&self, r: &Report<'_>) -> anyhow::Result<()> {
+        print_header(r.image, self.annotations, r.mode);
+        if r.output == Output::Json {
+            let entries: Vec<&str> = r.items.iter().map(|i| i.printed.as_str()).collect();
+            outln!("\n[{}]", entries.join(","))?;
+            return Ok(());
+        }
+        let bundles = r.found.is_referrers();
+        outln!("Verified {} ({})", r.image, r.digest)?;
+        let count = r.found.count(r.items.len(), "signature");
+        let signer = r
+            .items
+            .first()
+            .map(|i| i.signer.to_string())
+            .unwrap_or_default();
+        match r.mode {
+            Mode::Key { key, path, .. } => outln!(
+                "  {count} verified with key {} ({})",
+                key.fingerprint(),
+                path.display()
+            )?,
+            Mode::Keyless(_) => outln!("  {count} verified: {signer}")?,
+        }
+        if let Some(referrers) = r.referrers() {
+            outln!("  verified referrer(s): {referrers}")?;
+        }
+        let checks = match (r.mode, bundles) {
+            (Mode::Key { .. }, false) => "the signature manifest and payloads against their digests, each signature over its exact payload, the payload's image digest".to_string(),
+            (Mode::Key { .. }, true) => {
+                let mut checks = vec![
+                    "the referrer manifests and bundles against their digests".to_string(),
+                    "each bundle's DSSE signature over its in-toto statement".into(),
+                    format!("the statement's subject digest and predicate type ({COSIGN_SIGN_PREDICATE})"),
+                ];
+                if !self.annotations.is_empty() {
+                    checks.push("the annotations".into());
+                }
+                if !r.ignore_tlog {
+                    checks.push("the log entry offline when the bundle carries one (inclusion proof, checkpoint, SET, entry body)".into());
+                }
+                checks.join(", ")
+            }
+            (Mode::Keyless(flags), bundles) => keyless_checks(self.annotations, flags, bundles),
+        };
+        outln!("  checked: {checks}")?;
+        Ok(())
+    }
+}
+
+impl Signatures<'_> {
+    /// Key-based: the layers signed by the key over this digest carrying the annotations, and
+    /// the signer; or the failure.
+    fn verify_key(
+        &self,
+        set: &SignatureSet,
+        key: &PublicKey,
+        hash: SignatureHash,
+    ) -> Result<(Vec<usize>, Signer), Refused> {
+        let verified = match sealgate_core::cosign::verify_with_key(set, key, hash) {
+            Verification::Verified(v) => v,
+            Verification::Failed(failure) => {
+                return Err(Refused::failed(failure.to_string(), None));
+            }
+        };
+        let matching = with_annotations(&verified, self.annotations);
+        if matching.is_empty() {
+            let wanted: Vec<String> = self
+                .annotations
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            return Err(Refused::failed(
+                format!(
+                    "{} signature(s) by the key verify, but none carries the annotations {}",
+                    verified.len(),
+                    wanted.join(", ")
+                ),
+                None,
+            ));
+        }
+        Ok((
+            matching.iter().map(|v| v.layer_index()).collect(),
+            Signer::Key {
+                fingerprint: key.fingerprint(),
+            },
+        ))
+    }
 }
 
 /// Keyless: each layer checked on its own by the engine's keyless attestor check (so every
 /// verified signature is printed, as cosign prints them); when none verifies, the whole set
 /// checked once more for the engine's account of every layer.
 fn verify_keyless(
-    image: &ImageRef,
-    digest: &Digest,
     set: &SignatureSet,
     flags: &KeylessFlags,
+    mode: &Mode,
     ctx: VerifyContext<'_>,
-) -> Result<Verified, Outcome> {
+) -> Result<(Vec<usize>, Signer), Refused> {
     let checked = flags.signatures_to_check(set);
     let mut layers = Vec::new();
     let mut signer = None;
@@ -324,47 +264,59 @@ fn verify_keyless(
         }
     }
     if let Some(signer) = signer {
-        return Ok(Verified { layers, signer });
+        return Ok((layers, signer));
     }
-    match check_attestor(&flags.attestor, &checked, ctx) {
-        AttestorOutcome::Failed(failure) => {
-            eprintln!("verification failed for {image} ({digest}): {failure}");
-            if !checked.layers.is_empty() {
-                eprintln!(
-                    "  (sealgate checks the flags as a Kyverno keyless attestor: {}; rekor.ignoreTlog is --insecure-ignore-tlog, ctlog.ignoreSCT is --insecure-ignore-sct)",
-                    flags.reading
-                );
-            }
-            Err(Outcome::Failed)
-        }
-        AttestorOutcome::Error(why) => {
-            eprintln!("could not verify {image} ({digest}): {why}");
-            Err(Outcome::Error)
-        }
-        AttestorOutcome::Verified(_) => {
-            // Each layer failed alone, so the set cannot verify; say so rather than guess.
-            eprintln!(
-                "could not verify {image} ({digest}): the signatures verify together but none alone"
-            );
-            Err(Outcome::Error)
-        }
-    }
+    Err(match check_attestor(&flags.attestor, &checked, ctx) {
+        AttestorOutcome::Failed(failure) => Refused::failed(
+            failure.to_string(),
+            mode.hint().filter(|_| !checked.layers.is_empty()),
+        ),
+        AttestorOutcome::Error(why) => Refused {
+            outcome: super::Outcome::Error,
+            message: why.to_string(),
+            hint: None,
+        },
+        // Each layer failed alone, so the set cannot verify; say so rather than guess.
+        AttestorOutcome::Verified(_) => Refused {
+            outcome: super::Outcome::Error,
+            message: "the signatures verify together but none alone".into(),
+            hint: None,
+        },
+    })
 }
 
-/// What the keyless checks covered, for the text summary.
-fn keyless_checks(args: &Args, flags: &KeylessFlags) -> String {
-    let mut checks = vec![if flags.certificate.is_some() {
-        "each signature over its exact payload with --certificate's key".to_string()
+/// What the keyless checks covered, for the text summary: of `.sig` layers, or of referrer
+/// bundles.
+fn keyless_checks(annotations: &[(String, String)], flags: &KeylessFlags, bundles: bool) -> String {
+    let mut checks = Vec::new();
+    if bundles {
+        checks.push("the referrer manifests and bundles against their digests".to_string());
+        checks.push(
+            "each bundle's DSSE signature over its in-toto statement with its certificate's key"
+                .into(),
+        );
+        checks.push(format!(
+            "the statement's subject digest and predicate type ({COSIGN_SIGN_PREDICATE})"
+        ));
     } else {
-        "each signature over its exact payload with its certificate's key".to_string()
-    }];
-    checks.push("the payload's image digest".into());
-    if !args.annotations.is_empty() {
+        checks.push(if flags.certificate.is_some() {
+            "each signature over its exact payload with --certificate's key".to_string()
+        } else {
+            "each signature over its exact payload with its certificate's key".to_string()
+        });
+        checks.push("the payload's image digest".into());
+    }
+    if !annotations.is_empty() {
         checks.push("the annotations".into());
     }
     if flags.ignore_tlog {
         checks.push(
             "the certificate's validity now (no Rekor bundle: --insecure-ignore-tlog)".into(),
+        );
+    } else if bundles {
+        checks.push(
+            "the log entry offline (inclusion proof, checkpoint, SET, entry body) and the certificate's validity at its integrated time"
+                .into(),
         );
     } else {
         checks.push(
@@ -385,16 +337,16 @@ fn keyless_checks(args: &Args, flags: &KeylessFlags) -> String {
 }
 
 /// cosign's `PrintVerificationHeader`, on standard error.
-fn print_header(image: &ImageRef, args: &Args, mode: &Mode) {
+fn print_header(image: &ImageRef, annotations: &[(String, String)], mode: &Mode) {
     eprintln!("\nVerification for {image} --");
     eprintln!("The following checks were performed on each of these signatures:");
-    if !args.annotations.is_empty() {
+    if !annotations.is_empty() {
         eprintln!("  - The specified annotations were verified.");
     }
     eprintln!("  - The cosign claims were validated");
     let (bundle_verified, public_key, fulcio) = match mode {
-        Mode::Key(..) => (false, true, false),
-        Mode::Keyless(flags, _) => (
+        Mode::Key { .. } => (false, true, false),
+        Mode::Keyless(flags) => (
             !flags.ignore_tlog,
             flags.certificate.is_some(),
             flags.certificate.is_none(),
@@ -411,6 +363,38 @@ fn print_header(image: &ImageRef, args: &Args, mode: &Mode) {
             "  - The code-signing certificate was verified using trusted certificate authority certificates"
         );
     }
+}
+
+/// A verified bundle signature as cosign v3 prints it in JSON (`transformOutput`): the image
+/// as `docker-reference` (go-containerregistry's `Name()`: the repository with `:tag` or
+/// `@digest`), the statement's subject digest, its predicate type as `type`, and the subject's
+/// annotations as `optional` (`{}` without any). No certificate or Rekor fields: cosign prints
+/// none for bundles.
+fn bundle_entry(image: &ImageRef, digest: &Digest, statement: &Statement) -> Value {
+    let reference = match image.digest() {
+        Some(d) => format!("{}@{d}", image.cosign_identity()),
+        None => format!("{}:{}", image.cosign_identity(), image.tag_or_latest()),
+    };
+    let subject = statement.subject_for(digest);
+    let subject_digest = subject
+        .and_then(|s| s.sha256.as_deref())
+        .map_or_else(|| digest.to_string(), |hex| format!("sha256:{hex}"));
+    let optional: BTreeMap<String, Value> = subject
+        .map(|s| {
+            s.annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "critical": {
+            "identity": { "docker-reference": reference },
+            "image": { "docker-manifest-digest": subject_digest },
+            "type": statement.predicate_type,
+        },
+        "optional": Value::Object(optional.into_iter().collect()),
+    })
 }
 
 /// One verified signature as cosign's `PrintVerification` prints it in JSON: the simple-signing

@@ -448,7 +448,7 @@ fn copy_attestations(
 
 /// sigstore/cosign's real keyless attestation (`oci-attestation.sigstore.json`), pushed to the
 /// test registry as cosign lays out a `.att` image, for the image digest its statement names.
-fn push_cosign_fixture(registry: &TestRegistry) -> String {
+pub(crate) fn push_cosign_fixture(registry: &TestRegistry) -> String {
     use sealgate_core::cosign::{Descriptor, OCI_MANIFEST_MEDIA_TYPE, signature_image};
     let bundle: Value = serde_json::from_str(include_str!(
         "../../../core/testdata/sigstore/oci-attestation.sigstore.json"
