@@ -173,7 +173,7 @@ async fn referrer_bundles(
     lenient: bool,
 ) -> Result<(String, Vec<Found>), Error> {
     let host = repo.api_host().to_string();
-    let referrers = list_referrers(client, repo, digest, Some(BUNDLE_MEDIA_TYPE_PREFIX)).await?;
+    let referrers = list_referrers(client, repo, digest, None).await?;
     if referrers.descriptors.len() > MAX_REFERRERS {
         return Err(invalid(
             &host,

@@ -243,7 +243,6 @@ async fn bundles_are_fetched_through_an_api_that_ignores_the_filter() {
 /// bundle, so it finds none. Ignored until crates/registry/src/referrers.rs (not this test's
 /// owner's) stops sending the prefix as a filter (cosign's GetBundles sends none).
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "fetch_bundles sends the bundle media type prefix as an exact artifactType filter: a filtering registry lists no bundle"]
 async fn bundles_are_fetched_through_a_filtering_api() {
     let (_registry, _proxy, client, image, subject) = api_registry(ReferrersApi::Served).await;
     let key = SigningKey::generate(&SystemRandom::new()).unwrap();
