@@ -577,6 +577,31 @@ impl Inner {
         Some((id, Arc::clone(upstream)))
     }
 
+    /// One upstream fetch of `what` from `host` as every shared fetch runs: once a host slot
+    /// and a fetch slot are free (waiting in `progress`), counted in flight, cut off after
+    /// [`FLIGHT_LIMIT`], its duration recorded. `fetch` makes the upstream call once the slots
+    /// are held.
+    async fn bounded<'a, T, F>(
+        &self,
+        host: &str,
+        what: &'static str,
+        progress: &Progress,
+        fetch: F,
+    ) -> Result<T, FetchFailure>
+    where
+        F: FnOnce() -> Fetched<'a, T>,
+    {
+        let _slots = self.slots(host, progress).await;
+        let _in_flight = self.metrics.fetch_started();
+        let start = Instant::now();
+        let result = match tokio::time::timeout(FLIGHT_LIMIT, fetch()).await {
+            Ok(r) => r,
+            Err(_) => Err(abandoned(host)),
+        };
+        self.metrics.fetch_duration(host, what, start.elapsed());
+        result
+    }
+
     async fn resolve(
         self: Arc<Self>,
         upstream: Arc<dyn Fetch>,
@@ -584,16 +609,11 @@ impl Inner {
         image: ImageRef,
         progress: Progress,
     ) -> DigestResult {
-        let host = image.api_host().to_string();
-        let _slots = self.slots(&host, &progress).await;
-        let _in_flight = self.metrics.fetch_started();
-        let start = Instant::now();
-        let result = match tokio::time::timeout(FLIGHT_LIMIT, upstream.resolve(&image)).await {
-            Ok(r) => r,
-            Err(_) => Err(abandoned(&host)),
-        };
-        self.metrics
-            .fetch_duration(&host, "digest", start.elapsed());
+        let result = self
+            .bounded(image.api_host(), "digest", &progress, || {
+                upstream.resolve(&image)
+            })
+            .await;
         if let Ok(d) = &result {
             self.digests
                 .insert(key, d.clone(), std::time::Instant::now());
@@ -608,17 +628,11 @@ impl Inner {
         progress: Progress,
     ) -> SignatureResult {
         let request = &key.1;
-        let host = request.host().to_string();
-        let _slots = self.slots(&host, &progress).await;
-        let _in_flight = self.metrics.fetch_started();
-        let start = Instant::now();
-        let fetched = upstream.signatures(request, true);
-        let result = match tokio::time::timeout(FLIGHT_LIMIT, fetched).await {
-            Ok(r) => r,
-            Err(_) => Err(abandoned(&host)),
-        };
-        self.metrics
-            .fetch_duration(&host, "signatures", start.elapsed());
+        let result = self
+            .bounded(request.host(), "signatures", &progress, || {
+                upstream.signatures(request, true)
+            })
+            .await;
         if let Ok(set) = &result {
             self.signature_sets
                 .insert(key, Arc::clone(set), std::time::Instant::now());
@@ -635,17 +649,11 @@ impl Inner {
         progress: Progress,
     ) -> BundleResult {
         let request = &key.1;
-        let host = request.host().to_string();
-        let _slots = self.slots(&host, &progress).await;
-        let _in_flight = self.metrics.fetch_started();
-        let start = Instant::now();
-        let fetched = upstream.bundles(request, true);
-        let result = match tokio::time::timeout(FLIGHT_LIMIT, fetched).await {
-            Ok(r) => r,
-            Err(_) => Err(abandoned(&host)),
-        };
-        self.metrics
-            .fetch_duration(&host, "bundles", start.elapsed());
+        let result = self
+            .bounded(request.host(), "bundles", &progress, || {
+                upstream.bundles(request, true)
+            })
+            .await;
         if let Ok(set) = &result {
             self.bundle_sets
                 .insert(key, Arc::clone(set), std::time::Instant::now());
