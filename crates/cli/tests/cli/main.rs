@@ -20,6 +20,7 @@ mod configmap_keys;
 mod context_entries;
 mod durability;
 mod footguns;
+mod independent_verifier;
 mod keyless;
 mod kubernetes;
 mod oracle;
