@@ -100,13 +100,25 @@ pub trait Fetch: Send + Sync {
 pub enum Pending {
     /// The resolution of this image's tag.
     Digest(ImageRef),
-    /// These signatures (or attestations).
+    /// These signatures or attestations (a `.sig` or `.att` image).
     Signatures(SignatureRequest),
+    /// The Sigstore bundles among the referrers of this request's digest
+    /// ([`Artifact::Bundles`]).
+    Bundles(SignatureRequest),
     /// The data of this image, for the entry written as the string.
     ImageData(String, ImageRef),
 }
 
 impl Pending {
+    /// The fetch of `request`: its referrers' bundles for [`Artifact::Bundles`], else its `.sig`
+    /// or `.att` image.
+    pub fn fetch_of(request: SignatureRequest) -> Pending {
+        match request.artifact {
+            Artifact::Bundles => Pending::Bundles(request),
+            Artifact::Signatures | Artifact::Attestations => Pending::Signatures(request),
+        }
+    }
+
     /// What the fetch waits for at the least: the registry's answer.
     pub fn waiting(&self) -> Waiting {
         match self {
@@ -115,19 +127,20 @@ impl Pending {
                 image: image.normalized().to_string(),
             },
             Pending::Signatures(request) => match request.artifact {
-                Artifact::Signatures => Waiting::Signatures {
-                    host: request.host().to_string(),
-                    repository: request.repository_name(),
-                    digest: request.digest.clone(),
-                },
                 Artifact::Attestations => Waiting::Attestations {
                     host: request.host().to_string(),
                     location: request.location(),
                 },
-                Artifact::Bundles => Waiting::Bundles {
+                // A bundle request is `Pending::Bundles` ([`Pending::fetch_of`]).
+                Artifact::Signatures | Artifact::Bundles => Waiting::Signatures {
                     host: request.host().to_string(),
-                    image: format!("{}@{}", request.repository_name(), request.digest),
+                    repository: request.repository_name(),
+                    digest: request.digest.clone(),
                 },
+            },
+            Pending::Bundles(request) => Waiting::Bundles {
+                host: request.host().to_string(),
+                image: format!("{}@{}", request.repository_name(), request.digest),
             },
             Pending::ImageData(_, image) => Waiting::ImageData {
                 host: image.api_host().to_string(),
@@ -168,13 +181,13 @@ async fn answer(fetch: &dyn Fetch, want: Pending, fresh: bool) -> Answer {
             let result = fetch.resolve(&image).await;
             Answer::Digest(image, result)
         }
-        Pending::Signatures(request) if request.artifact == Artifact::Bundles => {
-            let result = fetch.bundles(&request, fresh).await;
-            Answer::Bundles(request, result)
-        }
         Pending::Signatures(request) => {
             let result = fetch.signatures(&request, fresh).await;
             Answer::Signatures(request, result)
+        }
+        Pending::Bundles(request) => {
+            let result = fetch.bundles(&request, fresh).await;
+            Answer::Bundles(request, result)
         }
         Pending::ImageData(reference, image) => {
             let result = fetch.image_data(&image, &reference).await;
@@ -211,7 +224,7 @@ pub async fn drive(
                         running.push(answer(fetch, want, false));
                     }
                     Want::Signatures { request, fresh } => {
-                        let want = Pending::Signatures(request);
+                        let want = Pending::fetch_of(request);
                         pending.insert(want.clone());
                         running.push(answer(fetch, want, fresh));
                     }
@@ -245,7 +258,7 @@ pub async fn drive(
                 evaluation.signatures_fetched(request, result);
             }
             Some(Answer::Bundles(request, result)) => {
-                pending.remove(&Pending::Signatures(request.clone()));
+                pending.remove(&Pending::Bundles(request.clone()));
                 evaluation.bundles_fetched(request, result);
             }
             Some(Answer::ImageData(reference, image, result)) => {
@@ -266,12 +279,10 @@ pub async fn drive(
             };
             match want {
                 Pending::Digest(image) => evaluation.digest_resolved(&image, Err(failure)),
-                Pending::Signatures(request) if request.artifact == Artifact::Bundles => {
-                    evaluation.bundles_fetched(request, Err(failure))
-                }
                 Pending::Signatures(request) => {
                     evaluation.signatures_fetched(request, Err(failure))
                 }
+                Pending::Bundles(request) => evaluation.bundles_fetched(request, Err(failure)),
                 Pending::ImageData(reference, _) => {
                     evaluation.image_data_fetched(&reference, Err(failure))
                 }
@@ -309,7 +320,7 @@ impl Pending {
     pub fn host(&self) -> &str {
         match self {
             Pending::Digest(image) => image.api_host(),
-            Pending::Signatures(request) => request.host(),
+            Pending::Signatures(request) | Pending::Bundles(request) => request.host(),
             Pending::ImageData(_, image) => image.api_host(),
         }
     }

@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use sealgate_core::cosign::SignatureSet;
 use sealgate_core::engine::{
-    Artifact, AttestorOutcome, Decision, Evaluation, FetchFailure, FetchFailureKind, Mode,
-    OutcomeKey, Resource, SignatureRequest, Waiting,
+    AttestorOutcome, Decision, Evaluation, FetchFailure, FetchFailureKind, Mode, OutcomeKey,
+    Resource, SignatureRequest, Waiting,
 };
 use sealgate_core::policy::Policy;
 use sealgate_core::sigstore::bundle_set::BundleSet;
@@ -80,6 +80,8 @@ type SignatureKey = (u64, SignatureRequest);
 type DigestResult = Result<Digest, FetchFailure>;
 type SignatureResult = Result<Arc<SignatureSet>, FetchFailure>;
 type BundleResult = Result<Arc<BundleSet>, FetchFailure>;
+/// The fetches in flight of one kind of set ([`SetKind`]).
+type SetFlights<T> = Arc<SingleFlight<SignatureKey, Result<Arc<T>, FetchFailure>>>;
 
 /// The caching, shared, bounded fetcher the webhook decides with. Cheap to clone.
 #[derive(Clone)]
@@ -287,6 +289,35 @@ impl ReviewFetch<'_> {
         }
     }
 
+    /// The set of kind `S` at `request`: kept from a fetch a moment ago (unless `fresh`: for
+    /// `useCache: false` entries; a shared fetch in flight is fresh), else joined in flight,
+    /// else fetched.
+    fn set<'a, S: SetKind>(
+        &'a self,
+        request: &'a SignatureRequest,
+        fresh: bool,
+    ) -> Fetched<'a, Arc<S::Set>> {
+        let inner = self.inner;
+        let key = (self.scope_id(), request.clone());
+        let upstream = self.upstream();
+        let joined = S::flights(inner).join_or_start(
+            key.clone(),
+            || {
+                if fresh {
+                    return None;
+                }
+                let hit = S::kept(inner).get(&key, std::time::Instant::now());
+                self.counts.lookup(S::CACHE, hit.is_some());
+                hit.map(Ok)
+            },
+            || S::pending(request.clone()).waiting(),
+            |progress| Arc::clone(inner).fetch_set::<S>(upstream, key.clone(), progress),
+        );
+        self.counts
+            .joined(joined, S::FETCH, &inner.metrics)
+            .into_future(request.host())
+    }
+
     /// The digest cache's and flights' key of `image` (borrowed, without a scope: no
     /// allocation on the hot path's cache hits).
     fn digest_key<'i>(&self, image: &'i ImageRef) -> std::borrow::Cow<'i, str> {
@@ -294,6 +325,76 @@ impl ReviewFetch<'_> {
             0 => std::borrow::Cow::Borrowed(image.normalized()),
             id => std::borrow::Cow::Owned(format!("{id:016x} {}", image.normalized())),
         }
+    }
+}
+
+/// A kind of set fetched per [`SignatureRequest`], shared in flight and kept briefly: the
+/// signatures (or attestations) of a `.sig` (`.att`) image, or the Sigstore bundles among an
+/// image's referrers.
+trait SetKind: 'static {
+    type Set: Send + Sync + 'static;
+    /// Its index in [`CACHES`].
+    const CACHE: usize;
+    /// Its name in the fetch metrics.
+    const FETCH: &'static str;
+    /// The sets just fetched.
+    fn kept(inner: &Inner) -> &TtlCache<SignatureKey, Arc<Self::Set>>;
+    /// Its fetches in flight.
+    fn flights(inner: &Inner) -> &SetFlights<Self::Set>;
+    /// The pending fetch of `request`.
+    fn pending(request: SignatureRequest) -> Pending;
+    /// The upstream's fetch of `request`.
+    fn upstream<'a>(
+        upstream: &'a dyn Fetch,
+        request: &'a SignatureRequest,
+    ) -> Fetched<'a, Arc<Self::Set>>;
+}
+
+/// Signature (or attestation) sets.
+struct Signatures;
+
+impl SetKind for Signatures {
+    type Set = SignatureSet;
+    const CACHE: usize = 1;
+    const FETCH: &'static str = "signatures";
+    fn kept(inner: &Inner) -> &TtlCache<SignatureKey, Arc<SignatureSet>> {
+        &inner.signature_sets
+    }
+    fn flights(inner: &Inner) -> &SetFlights<SignatureSet> {
+        &inner.fetching
+    }
+    fn pending(request: SignatureRequest) -> Pending {
+        Pending::Signatures(request)
+    }
+    fn upstream<'a>(
+        upstream: &'a dyn Fetch,
+        request: &'a SignatureRequest,
+    ) -> Fetched<'a, Arc<SignatureSet>> {
+        upstream.signatures(request, true)
+    }
+}
+
+/// The Sigstore bundle sets of referrers.
+struct Bundles;
+
+impl SetKind for Bundles {
+    type Set = BundleSet;
+    const CACHE: usize = 4;
+    const FETCH: &'static str = "bundles";
+    fn kept(inner: &Inner) -> &TtlCache<SignatureKey, Arc<BundleSet>> {
+        &inner.bundle_sets
+    }
+    fn flights(inner: &Inner) -> &SetFlights<BundleSet> {
+        &inner.bundling
+    }
+    fn pending(request: SignatureRequest) -> Pending {
+        Pending::Bundles(request)
+    }
+    fn upstream<'a>(
+        upstream: &'a dyn Fetch,
+        request: &'a SignatureRequest,
+    ) -> Fetched<'a, Arc<BundleSet>> {
+        upstream.bundles(request, true)
     }
 }
 
@@ -416,26 +517,7 @@ impl Fetch for ReviewFetch<'_> {
         request: &'a SignatureRequest,
         fresh: bool,
     ) -> Fetched<'a, Arc<SignatureSet>> {
-        let inner = self.inner;
-        let key = (self.scope_id(), request.clone());
-        let upstream = self.upstream();
-        // `useCache: false` entries get a fresh set (a shared fetch in flight is fresh).
-        let joined = inner.fetching.join_or_start(
-            key.clone(),
-            || {
-                if fresh {
-                    return None;
-                }
-                let hit = inner.signature_sets.get(&key, std::time::Instant::now());
-                self.counts.lookup(1, hit.is_some());
-                hit.map(Ok)
-            },
-            || Pending::Signatures(request.clone()).waiting(),
-            |progress| Arc::clone(inner).fetch(upstream, key.clone(), progress),
-        );
-        self.counts
-            .joined(joined, "signatures", &inner.metrics)
-            .into_future(request.host())
+        self.set::<Signatures>(request, fresh)
     }
 
     fn bundles<'a>(
@@ -443,26 +525,7 @@ impl Fetch for ReviewFetch<'_> {
         request: &'a SignatureRequest,
         fresh: bool,
     ) -> Fetched<'a, Arc<BundleSet>> {
-        // As signatures: shared in flight, kept briefly, fresh for `useCache: false`.
-        let inner = self.inner;
-        let key = (self.scope_id(), request.clone());
-        let upstream = self.upstream();
-        let joined = inner.bundling.join_or_start(
-            key.clone(),
-            || {
-                if fresh {
-                    return None;
-                }
-                let hit = inner.bundle_sets.get(&key, std::time::Instant::now());
-                self.counts.lookup(4, hit.is_some());
-                hit.map(Ok)
-            },
-            || Pending::Signatures(request.clone()).waiting(),
-            |progress| Arc::clone(inner).fetch_bundles(upstream, key.clone(), progress),
-        );
-        self.counts
-            .joined(joined, "bundles", &inner.metrics)
-            .into_future(request.host())
+        self.set::<Bundles>(request, fresh)
     }
 
     fn image_data<'a>(
@@ -502,13 +565,13 @@ impl Fetch for ReviewFetch<'_> {
                 .inner
                 .resolving
                 .progress_of(&self.digest_key(image).into_owned()),
-            Pending::Signatures(request) if request.artifact == Artifact::Bundles => self
-                .inner
-                .bundling
-                .progress_of(&(self.scope_id(), request.clone())),
             Pending::Signatures(request) => self
                 .inner
                 .fetching
+                .progress_of(&(self.scope_id(), request.clone())),
+            Pending::Bundles(request) => self
+                .inner
+                .bundling
                 .progress_of(&(self.scope_id(), request.clone())),
             Pending::ImageData(..) => None,
         };
@@ -621,42 +684,21 @@ impl Inner {
         result
     }
 
-    async fn fetch(
+    /// The upstream fetch of `key`'s set of kind `S`, kept briefly when it succeeds.
+    async fn fetch_set<S: SetKind>(
         self: Arc<Self>,
         upstream: Arc<dyn Fetch>,
         key: SignatureKey,
         progress: Progress,
-    ) -> SignatureResult {
+    ) -> Result<Arc<S::Set>, FetchFailure> {
         let request = &key.1;
         let result = self
-            .bounded(request.host(), "signatures", &progress, || {
-                upstream.signatures(request, true)
+            .bounded(request.host(), S::FETCH, &progress, || {
+                S::upstream(upstream.as_ref(), request)
             })
             .await;
         if let Ok(set) = &result {
-            self.signature_sets
-                .insert(key, Arc::clone(set), std::time::Instant::now());
-        }
-        result
-    }
-}
-
-impl Inner {
-    async fn fetch_bundles(
-        self: Arc<Self>,
-        upstream: Arc<dyn Fetch>,
-        key: SignatureKey,
-        progress: Progress,
-    ) -> BundleResult {
-        let request = &key.1;
-        let result = self
-            .bounded(request.host(), "bundles", &progress, || {
-                upstream.bundles(request, true)
-            })
-            .await;
-        if let Ok(set) = &result {
-            self.bundle_sets
-                .insert(key, Arc::clone(set), std::time::Instant::now());
+            S::kept(&self).insert(key, Arc::clone(set), std::time::Instant::now());
         }
         result
     }
