@@ -443,3 +443,105 @@ fn serve_admits_and_denies_pods_on_a_bundle() {
         assert_eq!(again["allowed"], true, "{again}");
     });
 }
+
+/// `sealgate test` with a `type: SigstoreBundle` rule against the real registry: the expected
+/// results are checked against the referrers' bundles (one by the policy's key, one by
+/// another), and a wrong expectation fails the run with what was wanted and what came out.
+#[test]
+fn sealgate_test_checks_expected_results_of_a_sigstore_bundle_rule() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let signed = registry.push_image("app", "v1");
+    let forged = registry.push_image("app", "v2");
+    let (key, other) = (new_key(), new_key());
+    push_bundle(&registry, "app", "v1", &signature_bundle(&key, &signed));
+    push_bundle(&registry, "app", "v2", &signature_bundle(&other, &forged));
+    let w = Workdir::new();
+    let dir = w.path("t");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("policy.yaml"),
+        signature_policy(&registry, "      type: SigstoreBundle\n", &key),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("resources.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: signed\n  namespace: default\nspec:\n  containers:\n  - name: c\n    image: {}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: forged\n  namespace: default\nspec:\n  containers:\n  - name: c\n    image: {}\n",
+            image(&registry, "app:v1"),
+            image(&registry, "app:v2"),
+        ),
+    )
+    .unwrap();
+    let test = |forged_result: &str| {
+        format!(
+            "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata:\n  name: bundles\npolicies: [policy.yaml]\nresources: [resources.yaml]\nresults:\n- policy: require-signed\n  rule: check\n  kind: Pod\n  resources: [signed]\n  result: pass\n- policy: require-signed\n  rule: check\n  kind: Pod\n  resources: [forged]\n  result: {forged_result}\n"
+        )
+    };
+
+    // A table row's columns: ID, POLICY, RULE, RESOURCE, RESULT (of the check), REASON, ...
+    fn row(out: &str, name: &str) -> Vec<String> {
+        out.lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .find(|columns| columns.get(3).map(String::as_str) == Some(name))
+            .unwrap_or_else(|| panic!("no row for pod {name}: {out}"))
+    }
+
+    // The expected results: the signed Pod passes, the one signed by another key fails.
+    std::fs::write(dir.join("kyverno-test.yaml"), test("fail")).unwrap();
+    let run = w.run_on(&registry, "", &["test", "t", "--detailed-results"]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    let out = run.stdout();
+    assert!(
+        out.contains("Test Summary: 2 tests passed and 0 tests failed"),
+        "{out}"
+    );
+    assert_eq!(row(&out, "signed")[4..6], ["Pass", "Ok"], "{out}");
+    assert_eq!(row(&out, "forged")[4..6], ["Pass", "Ok"], "{out}");
+    // The failure it expected is the bundle's: signed by another key.
+    assert!(
+        row(&out, "forged").join(" ").contains(&format!(
+            "{KYVERNO}: none of 1 Sigstore bundle signature(s) among the referrers at"
+        )) && row(&out, "forged")
+            .join(" ")
+            .ends_with("does not verify with the key"),
+        "{out}"
+    );
+    // The results themselves, as JSON: pass for the signed Pod, fail for the forged one.
+    let run = w.run_on(&registry, "", &["test", "t", "-o", "json"]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    let results: Vec<(String, String)> = run
+        .stdout()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["resource"].as_str().unwrap().to_string(),
+                v["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("signed".to_string(), "pass".to_string()),
+            ("forged".to_string(), "fail".to_string())
+        ],
+        "{run:?}"
+    );
+
+    // A wrong expectation: the run fails, naming what was wanted and what came out.
+    std::fs::write(dir.join("kyverno-test.yaml"), test("pass")).unwrap();
+    let run = w.run_on(&registry, "", &["test", "t"]);
+    assert_eq!(run.code(), 1, "{run:?}");
+    let out = run.stdout();
+    assert!(
+        out.contains("Test Summary: 1 tests passed and 1 tests failed"),
+        "{out}"
+    );
+    assert_eq!(row(&out, "signed")[4..6], ["Pass", "Ok"], "{out}");
+    assert_eq!(
+        row(&out, "forged")[4..],
+        ["Fail", "Want", "pass,", "got", "fail"],
+        "{out}"
+    );
+}
