@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 
 use crate::common::{Run, Workdir, image};
 
-const TLS_AUTH: TestRegistryConfig = TestRegistryConfig {
+pub(crate) const TLS_AUTH: TestRegistryConfig = TestRegistryConfig {
     tls: true,
     auth: true,
 };
@@ -33,14 +33,15 @@ const SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 const SLSA: &str = "https://slsa.dev/provenance/v0.2";
 
 /// The digest kubewarden-controller v1.34.0's real cosign v3 bundle signs, and its signer.
-const KUBEWARDEN: &str = "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172";
-const WORKFLOW: &str = "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
-const ACTIONS: &str = "https://token.actions.githubusercontent.com";
+pub(crate) const KUBEWARDEN: &str =
+    "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172";
+pub(crate) const WORKFLOW: &str = "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0";
+pub(crate) const ACTIONS: &str = "https://token.actions.githubusercontent.com";
 /// The digest sigstore/cosign's real attestation names, and its signer.
-const COSIGN_IMAGE: &str =
+pub(crate) const COSIGN_IMAGE: &str =
     "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4";
-const CODY: &str = "cody@soyland.com";
-const GITHUB: &str = "https://github.com/login/oauth";
+pub(crate) const CODY: &str = "cody@soyland.com";
+pub(crate) const GITHUB: &str = "https://github.com/login/oauth";
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -78,7 +79,12 @@ fn attestation_bundle(key: &SigningKey, digest: &Digest, predicate_type: &str) -
 
 /// Pushes `bundle` as a referrer of `digest` in `repo` (whose manifest need not be there: a
 /// subject is a descriptor); the referrer manifest's digest.
-fn push_referrer(registry: &TestRegistry, repo: &str, digest: &Digest, bundle: &[u8]) -> Digest {
+pub(crate) fn push_referrer(
+    registry: &TestRegistry,
+    repo: &str,
+    digest: &Digest,
+    bundle: &[u8],
+) -> Digest {
     let client = registry.client();
     let repo = registry.image_ref(&format!("{repo}:x"));
     let rt = runtime();
@@ -124,7 +130,7 @@ fn app_and_keys() -> (TestRegistry, Digest, Workdir, SigningKey) {
 }
 
 /// `verify` or `verify-attestation` with `args` on the registry.
-fn run(w: &Workdir, registry: &TestRegistry, args: &[&str]) -> Run {
+pub(crate) fn run(w: &Workdir, registry: &TestRegistry, args: &[&str]) -> Run {
     w.run_on(registry, "", args)
 }
 
@@ -344,7 +350,7 @@ fn verify_attestation_finds_a_bundle_by_type_and_verify_does_not_take_it_for_a_s
         ));
 }
 
-fn testdata(name: &str) -> Vec<u8> {
+pub(crate) fn testdata(name: &str) -> Vec<u8> {
     std::fs::read(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../core/testdata/sigstore")
