@@ -5,8 +5,8 @@
 //! why, beside the readable ones, and still counts it as a possible signature, so a decision
 //! names it; the strict [`fetch_bundles`] fails with the same error.
 
-// Test helpers outside #[test] fns: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used)]
+// Test helpers outside #[test] fns: a failed unwrap or panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use ring::rand::SystemRandom;
 use sealgate_core::Digest;
