@@ -17,7 +17,9 @@ use sealgate_core::cosign::{
     Descriptor, SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, SignatureLayer, payload,
 };
 use sealgate_core::crypto::key::SigningKey;
-use sealgate_core::sigstore::bundle::{BUNDLE_V03_MEDIA_TYPE, key_bundle, sign_statement};
+use sealgate_core::sigstore::bundle::{
+    BUNDLE_V03_MEDIA_TYPE, MAX_BUNDLE_BYTES, key_bundle, sign_statement,
+};
 use sealgate_registry::referrers::push_bundle_referrer;
 use sealgate_registry::signatures::push_signature;
 use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
@@ -67,8 +69,9 @@ fn provenance_bundle(key: &SigningKey, digest: &Digest, builder: &str) -> Vec<u8
     dsse_bundle(key, statement.to_string().as_bytes())
 }
 
-/// Pushes `bundle` as a referrer of `repo:tag`, as cosign v3 stores it.
-fn push_bundle(registry: &TestRegistry, repo: &str, tag: &str, bundle: &[u8]) {
+/// Pushes `bundle` as a referrer of `repo:tag`, as cosign v3 stores it; returns the referrer
+/// manifest's digest.
+fn push_bundle(registry: &TestRegistry, repo: &str, tag: &str, bundle: &[u8]) -> Digest {
     let client = registry.client();
     let image = registry.image_ref(&format!("{repo}:{tag}"));
     runtime().block_on(async {
@@ -85,7 +88,20 @@ fn push_bundle(registry: &TestRegistry, repo: &str, tag: &str, bundle: &[u8]) {
         .await
         .unwrap();
         assert!(pushed.tag_schema, "distribution 2.8 has no referrers API");
-    });
+        pushed.manifest
+    })
+}
+
+/// Removes blob `digest` from the registry's storage, as its garbage collection does: the
+/// repository still links it, the registry answers 404 for it.
+fn remove_blob(registry: &TestRegistry, digest: &Digest) {
+    let hex = digest.hex();
+    let dir = registry
+        .data_dir()
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex);
+    std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
 }
 
 /// Appends a legacy cosign signature of `digest` by `key` to the `.sig` image of `repo`.
@@ -544,4 +560,82 @@ fn sealgate_test_checks_expected_results_of_a_sigstore_bundle_rule() {
         ["Fail", "Want", "pass,", "got", "fail"],
         "{out}"
     );
+}
+
+/// A referrer whose bundle blob is missing from the registry (404) or over the bundle limit
+/// ([`MAX_BUNDLE_BYTES`]) denies with that bundle named and why, under `type: SigstoreBundle`
+/// and under `type: Cosign`'s fallback; a readable bundle beside a missing one still verifies.
+#[test]
+fn apply_names_a_bundle_whose_blob_is_missing_or_too_large() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let gone = registry.push_image("gone", "v1");
+    let huge = registry.push_image("huge", "v1");
+    let mixed = registry.push_image("mixed", "v1");
+    let key = new_key();
+    let gone_bundle = signature_bundle(&key, &gone);
+    let gone_referrer = push_bundle(&registry, "gone", "v1", &gone_bundle);
+    remove_blob(&registry, &Digest::sha256_of(&gone_bundle));
+    let huge_bundle = vec![b' '; MAX_BUNDLE_BYTES + 1];
+    let huge_referrer = push_bundle(&registry, "huge", "v1", &huge_bundle);
+    push_bundle(&registry, "mixed", "v1", &signature_bundle(&key, &mixed));
+    let lost = signature_bundle(&key, &mixed);
+    push_bundle(&registry, "mixed", "v1", &lost);
+    remove_blob(&registry, &Digest::sha256_of(&lost));
+
+    let w = Workdir::new();
+    std::fs::write(
+        w.path("bundle.yaml"),
+        signature_policy(&registry, "      type: SigstoreBundle\n", &key),
+    )
+    .unwrap();
+    std::fs::write(w.path("cosign.yaml"), signature_policy(&registry, "", &key)).unwrap();
+    let short = |d: &Digest| format!("sha256:{}", &d.hex()[..12]);
+    let host = registry.host();
+
+    let gone_pod = pod(&w, "gone", &image(&registry, "gone:v1"));
+    let gone_why = format!(
+        "bundle 1 ({}): its bundle blob could not be fetched: blob {} of {host}/gone not found on {host}",
+        short(&gone_referrer),
+        Digest::sha256_of(&gone_bundle)
+    );
+    w.run_on(&registry, "", &["apply", "bundle.yaml", "--resource", &gone_pod])
+        .expect_code(1)
+        .stdout_has(&format!(
+            "entry 0: {KYVERNO}: none of 1 Sigstore bundle signature(s) among the referrers at {}:{} (referrers tag) verifies: {gone_why}",
+            image(&registry, "gone"),
+            gone.referrers_tag()
+        ));
+    // With no `.sig`, a Cosign rule reads the bundles and says the same.
+    w.run_on(&registry, "", &["apply", "cosign.yaml", "--resource", &gone_pod])
+        .expect_code(1)
+        .stdout_has(&format!(
+            "entry 0: no signatures found at {repo}:{}; none of 1 Sigstore bundle signature(s) among the referrers at {repo}:{} (referrers tag) verifies: {gone_why}",
+            gone.signature_tag(),
+            gone.referrers_tag(),
+            repo = image(&registry, "gone"),
+        ));
+
+    let huge_pod = pod(&w, "huge", &image(&registry, "huge:v1"));
+    w.run_on(&registry, "", &["apply", "bundle.yaml", "--resource", &huge_pod])
+        .expect_code(1)
+        .stdout_has(&format!(
+            "entry 0: {KYVERNO}: none of 1 Sigstore bundle signature(s) among the referrers at {}:{} (referrers tag) verifies: bundle 1 ({}): its bundle blob could not be fetched: blob {} of {host}/huge from {host} is larger than the {MAX_BUNDLE_BYTES}-byte limit",
+            image(&registry, "huge"),
+            huge.referrers_tag(),
+            short(&huge_referrer),
+            Digest::sha256_of(&huge_bundle)
+        ));
+
+    // A readable bundle by the key beside a missing one: the readable one verifies.
+    let mixed_image = image(&registry, "mixed:v1");
+    let mixed_pod = pod(&w, "mixed", &mixed_image);
+    w.run_on(
+        &registry,
+        "",
+        &["apply", "bundle.yaml", "--resource", &mixed_pod],
+    )
+    .success()
+    .stdout_has(&format!(
+        "verified image signatures for {mixed_image} ({mixed})"
+    ));
 }
