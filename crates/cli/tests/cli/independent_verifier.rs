@@ -39,9 +39,11 @@ use crate::verify_bundle::{
 /// The pinned version `scripts/install-sigstore-python` installs.
 const SIGSTORE_PYTHON_VERSION: &str = "4.5.1";
 
-/// sigstore-python's library verdict on one bundle: `OK <payloadType>` and exit 0, or
-/// `FAIL <error class>: <message>` and exit 1 for sigstore's own errors (what a verifier
-/// rejects with); anything else (a broken driver, an import error) exits 3.
+/// sigstore-python's library verdict on one bundle: `OK <payloadType>` (`OK artifact`) and exit
+/// 0, or `FAIL <error class>: <message>` and exit 1 for sigstore's own errors (what a verifier
+/// rejects with); anything else (a broken driver, an import error) exits 3. A DSSE bundle goes to
+/// `verify_dsse`; with a fifth argument, a file, a message-signature bundle and that file go to
+/// `verify_artifact`.
 const DRIVER: &str = r#"
 import sys
 from pathlib import Path
@@ -51,13 +53,17 @@ from sigstore.models import Bundle, ClientTrustConfig
 from sigstore.verify import Verifier, policy
 
 trust_config, bundle, identity, issuer = sys.argv[1:5]
+artifact = sys.argv[5] if len(sys.argv) > 5 else None
 try:
     config = ClientTrustConfig.from_json(Path(trust_config).read_text())
     verifier = Verifier(trusted_root=config.trusted_root)
     parsed = Bundle.from_json(Path(bundle).read_bytes())
-    payload_type, _ = verifier.verify_dsse(
-        parsed, policy.Identity(identity=identity, issuer=issuer)
-    )
+    identity_policy = policy.Identity(identity=identity, issuer=issuer)
+    if artifact is None:
+        payload_type, _ = verifier.verify_dsse(parsed, identity_policy)
+    else:
+        verifier.verify_artifact(Path(artifact).read_bytes(), parsed, identity_policy)
+        payload_type = "artifact"
 except Error as e:
     print(f"FAIL {type(e).__name__}: {e}")
     sys.exit(1)
@@ -271,12 +277,21 @@ fn sealgate_verdict(out: &Run) -> Verdict {
     }
 }
 
-fn library_verdict(python: &Path, dir: &Path, bundle: &Path, fixture: &Fixture) -> Verdict {
+/// The driver's verdict on `bundle` for the signer `identity`, `issuer` (and `artifact`, for a
+/// message-signature bundle).
+fn library_verdict(
+    python: &Path,
+    dir: &Path,
+    bundle: &Path,
+    (identity, issuer): (&str, &str),
+    artifact: Option<&Path>,
+) -> Verdict {
     let out = Command::new(python)
         .arg(dir.join("driver.py"))
         .arg(dir.join("trust_config.json"))
         .arg(bundle)
-        .args([fixture.identity, fixture.issuer])
+        .args([identity, issuer])
+        .args(artifact)
         .output()
         .unwrap();
     let said = format!(
@@ -298,15 +313,23 @@ fn library_verdict(python: &Path, dir: &Path, bundle: &Path, fixture: &Fixture) 
     }
 }
 
-fn cli_verdict(cli: &Path, dir: &Path, bundle: &Path, fixture: &Fixture) -> Verdict {
+/// `sigstore verify identity --offline` on `bundle` for the signer `identity`, `issuer`, and
+/// `input` (`sha256:<hex>`, or a file).
+fn cli_verdict(
+    cli: &Path,
+    dir: &Path,
+    bundle: &Path,
+    (identity, issuer): (&str, &str),
+    input: &std::ffi::OsStr,
+) -> Verdict {
     let out = Command::new(cli)
         .arg("--trust-config")
         .arg(dir.join("trust_config.json"))
         .args(["verify", "identity", "--offline", "--bundle"])
         .arg(bundle)
-        .args(["--cert-identity", fixture.identity])
-        .args(["--cert-oidc-issuer", fixture.issuer])
-        .arg(fixture.digest)
+        .args(["--cert-identity", identity])
+        .args(["--cert-oidc-issuer", issuer])
+        .arg(input)
         // rich wraps its log lines at the terminal's width: one line per message.
         .env("COLUMNS", "1000")
         .output()
@@ -347,13 +370,9 @@ fn sealgate_reason(verdict: &Verdict) -> &str {
         .map_or(first, |(_, why)| why)
 }
 
-/// sealgate's and sigstore-python's verdicts on every case of `fixture`, asserted together so
-/// a failure lists them all.
-fn cross_check(fixture: &Fixture) {
-    let cli = sigstore_cli();
-    let python = cli.with_file_name("python");
-    let registry = TestRegistry::start(TLS_AUTH);
-    let w = Workdir::new();
+/// Writes into `w` the trusted root (`trusted_root.json`, for sealgate), the same as
+/// sigstore-python's ClientTrustConfig (`trust_config.json`) and the driver (`driver.py`).
+fn trust_files(w: &Workdir) {
     let trusted_root = testdata("sigstore_trusted_root.json");
     std::fs::write(w.path("trusted_root.json"), &trusted_root).unwrap();
     // sigstore-python's --trust-config takes a ClientTrustConfig: the same trusted root, and a
@@ -374,6 +393,16 @@ fn cross_check(fixture: &Fixture) {
     )
     .unwrap();
     std::fs::write(w.path("driver.py"), DRIVER).unwrap();
+}
+
+/// sealgate's and sigstore-python's verdicts on every case of `fixture`, asserted together so
+/// a failure lists them all.
+fn cross_check(fixture: &Fixture) {
+    let cli = sigstore_cli();
+    let python = cli.with_file_name("python");
+    let registry = TestRegistry::start(TLS_AUTH);
+    let w = Workdir::new();
+    trust_files(&w);
     let digest: Digest = fixture.digest.parse().unwrap();
 
     let mut table = Vec::new();
@@ -402,8 +431,9 @@ fn cross_check(fixture: &Fixture) {
                 &img,
             ],
         ));
-        let theirs = library_verdict(&python, w.dir.path(), &file, fixture);
-        let their_cli = cli_verdict(&cli, w.dir.path(), &file, fixture);
+        let signer = (fixture.identity, fixture.issuer);
+        let theirs = library_verdict(&python, w.dir.path(), &file, signer, None);
+        let their_cli = cli_verdict(&cli, w.dir.path(), &file, signer, fixture.digest.as_ref());
 
         let expected = accepted_by_both(case);
         let word = |v: &Verdict| if v.accepted { "accepts" } else { "rejects" };
@@ -476,4 +506,199 @@ fn sealgate_and_sigstore_python_agree_on_the_real_keyless_signature_bundle() {
 #[test]
 fn sealgate_and_sigstore_python_agree_on_the_real_keyless_attestation_bundle() {
     cross_check(&COSIGN_ATTESTATION);
+}
+
+/// The digest connaisseur's keyless `.sig` signs, and its signer.
+const CONNAISSEUR: &str = "sha256:31dc72a13a0c34b40eb95419d2b2fd67320c856baf3b72da518023ee8d370aee";
+const PHILIPP: &str = "philipp.belitz@securesystems.de";
+
+fn connaisseur(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../core/testdata/connaisseur")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// Pushes the connaisseur payload, the `.sig` config and manifest as the `.sig` of
+/// [`CONNAISSEUR`] in `repo`, as tests/cli/verify_keyless.rs does.
+fn push_legacy_signature(registry: &TestRegistry, repo: &str) {
+    let manifest = connaisseur("sig-manifest.json");
+    let parsed = sealgate_core::cosign::ImageManifest::parse(&manifest).unwrap();
+    let (_, config) = sealgate_core::cosign::signature_image(&parsed.layers);
+    let digest: Digest = CONNAISSEUR.parse().unwrap();
+    let repo = registry.image_ref(&format!("{repo}:x"));
+    let client = registry.client();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        client
+            .push_blob(&repo, &connaisseur("payload.json"))
+            .await
+            .unwrap();
+        client.push_blob(&repo, &config).await.unwrap();
+        client
+            .put_manifest(
+                &repo,
+                &digest.signature_tag(),
+                "application/vnd.oci.image.manifest.v1+json",
+                &manifest,
+            )
+            .await
+            .unwrap();
+    });
+}
+
+/// The legacy `.sig` layer as a v0.1 bundle (what `cosign verify --bundle` of cosign v2 read):
+/// the leaf certificate, the Rekor bundle annotation as the tlog entry (hashedrekord 0.0.1, its
+/// SET as the inclusion promise; the annotation has no inclusion proof), the signature over the
+/// sha256 of the payload. With `placeholder_proof`, an inclusion proof that cannot verify (tree
+/// of one, zero root, a checkpoint that is no note) is added, so the bundle gets past
+/// sigstore-python's model to its verification steps.
+fn legacy_bundle(placeholder_proof: bool) -> Vec<u8> {
+    let manifest: Value = serde_json::from_slice(&connaisseur("sig-manifest.json")).unwrap();
+    let annotations = &manifest["layers"][0]["annotations"];
+    let rekor: Value =
+        serde_json::from_str(annotations["dev.sigstore.cosign/bundle"].as_str().unwrap()).unwrap();
+    let leaf: String = annotations["dev.sigstore.cosign/certificate"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let payload = &rekor["Payload"];
+    let body: Value =
+        serde_json::from_slice(&STANDARD.decode(payload["body"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let log_id = payload["logID"].as_str().unwrap();
+    let log_id: Vec<u8> = (0..log_id.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&log_id[i..i + 2], 16).unwrap())
+        .collect();
+    let digest: Digest = Digest::sha256_of(&connaisseur("payload.json"));
+    let digest_bytes: Vec<u8> = (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digest.hex()[i..i + 2], 16).unwrap())
+        .collect();
+    let mut entry = json!({
+        "logIndex": payload["logIndex"].to_string(),
+        "logId": {"keyId": STANDARD.encode(log_id)},
+        "kindVersion": {"kind": body["kind"], "version": body["apiVersion"]},
+        "integratedTime": payload["integratedTime"].to_string(),
+        "inclusionPromise": {"signedEntryTimestamp": rekor["SignedEntryTimestamp"]},
+        "canonicalizedBody": payload["body"],
+    });
+    if placeholder_proof {
+        entry["inclusionProof"] = json!({
+            "logIndex": "0",
+            "rootHash": STANDARD.encode([0u8; 32]),
+            "treeSize": "1",
+            "hashes": [],
+            "checkpoint": {"envelope": "placeholder"},
+        });
+    }
+    serde_json::to_vec(&json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "verificationMaterial": {
+            "x509CertificateChain": {"certificates": [{"rawBytes": leaf}]},
+            "tlogEntries": [entry],
+        },
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": STANDARD.encode(digest_bytes)},
+            "signature": annotations["dev.cosignproject.cosign/signature"],
+        },
+    }))
+    .unwrap()
+}
+
+/// The legacy keyless `.sig` (connaisseur, cosign v2's layout: a SET and no inclusion proof):
+/// sealgate verifies it offline, as cosign does (the SET is the log's proof, its integratedTime
+/// the signing time). sigstore-python cannot: it requires an inclusion proof with a checkpoint in
+/// every tlog entry, v0.1 bundles included (`TransparencyLogEntry._validate`, and its bundle model
+/// makes `inclusionProof` a required field), and offline it has no way to fetch one. So the
+/// verdicts differ on the original, by design on both sides, not by a bug:
+///
+/// - the bundle as converted: refused on load, `inclusionProof` "Field required";
+/// - with a placeholder proof: refused at the proof, "invalid log entry: inclusion proof ...",
+///   which sigstore-python checks after the certificate chain at the SET's time, the SCT and the
+///   identity: those passed, as in sealgate. With another identity it is refused at the identity.
+#[test]
+fn the_legacy_keyless_sig_verifies_in_sealgate_and_sigstore_python_wants_an_inclusion_proof() {
+    let cli = sigstore_cli();
+    let python = cli.with_file_name("python");
+    let registry = TestRegistry::start(TLS_AUTH);
+    let w = Workdir::new();
+    trust_files(&w);
+    push_legacy_signature(&registry, "legacy");
+    let img = format!("{}@{CONNAISSEUR}", image(&registry, "legacy"));
+    let sealgate = |identity: &str| {
+        sealgate_verdict(&run(
+            &w,
+            &registry,
+            &[
+                "verify",
+                "--offline",
+                "--trusted-root",
+                "trusted_root.json",
+                "--certificate-identity",
+                identity,
+                "--certificate-oidc-issuer",
+                GITHUB,
+                &img,
+            ],
+        ))
+    };
+    let ours = sealgate(PHILIPP);
+    assert!(
+        ours.accepted,
+        "legacy/original: sealgate rejects:\n{}",
+        ours.said
+    );
+    let other = sealgate("someone@example.com");
+    assert!(
+        !other.accepted,
+        "legacy/other-identity: sealgate accepts:\n{}",
+        other.said
+    );
+
+    let payload = w.path("payload.json");
+    std::fs::write(&payload, connaisseur("payload.json")).unwrap();
+    let verdict = |case: &str, placeholder: bool, identity: &str| {
+        let file = w.path(&format!("legacy-{case}.json"));
+        std::fs::write(&file, legacy_bundle(placeholder)).unwrap();
+        let signer = (identity, GITHUB);
+        (
+            library_verdict(&python, w.dir.path(), &file, signer, Some(&payload)),
+            cli_verdict(&cli, w.dir.path(), &file, signer, payload.as_os_str()),
+        )
+    };
+    let refused_for = |case: &str, v: &Verdict, why: &[&str]| {
+        assert!(
+            !v.accepted && why.iter().all(|w| v.said.contains(w)),
+            "legacy/{case}: sigstore-python {} (expected: refused for {why:?}):\n{}",
+            if v.accepted { "accepts" } else { "rejects" },
+            v.said
+        );
+    };
+    let missing_proof = ["inclusionProof", "Field required"];
+    let (library, command) = verdict("original", false, PHILIPP);
+    refused_for("original", &library, &missing_proof);
+    refused_for("original (CLI)", &command, &missing_proof);
+    let at_the_proof = ["invalid log entry: inclusion proof contains invalid root hash"];
+    let (library, command) = verdict("placeholder-proof", true, PHILIPP);
+    refused_for("placeholder-proof", &library, &at_the_proof);
+    refused_for("placeholder-proof (CLI)", &command, &at_the_proof);
+    let (library, _) = verdict(
+        "placeholder-proof-other-identity",
+        true,
+        "someone@example.com",
+    );
+    refused_for(
+        "placeholder-proof-other-identity",
+        &library,
+        &["Certificate's SANs do not match someone@example.com"],
+    );
 }
