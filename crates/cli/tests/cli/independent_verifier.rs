@@ -20,6 +20,11 @@
 //!   with its in-toto model and matches the subject's digest. That model rejects both real
 //!   statements (see [`cli_in_toto_model`]), so the CLI refuses every case, originals included;
 //!   the test asserts that too, and that a tampered copy is refused before the statement is read.
+//!
+//! The verdicts agree on every case but one: an RFC3161 timestamp that is no longer DER, which
+//! sigstore-python refuses and sealgate (which does not verify timestamps) accepts; see
+//! [`expected`]. The legacy keyless `.sig`, converted to a v0.1 bundle, is one sigstore-python
+//! cannot verify offline (no inclusion proof); see the last test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -214,26 +219,45 @@ fn cases(original: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     });
     if bundle["verificationMaterial"]["timestampVerificationData"].is_object() {
         // Three bytes from the end of the TimeStampResponse: inside the TSA's signature value,
-        // so it still parses (a byte in the middle may break the DER, refused by both on sight).
+        // so it still parses, and does not verify.
         tampered("rfc3161-timestamp", &|b| {
             let ts = &mut b["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
                 [0]["signedTimestamp"];
             let len = STANDARD.decode(ts.as_str().unwrap()).unwrap().len();
             flip_base64(ts, Some(len - 3));
         });
+        // Its first byte (the outer SEQUENCE tag, 0x30 to 0x31): no longer a TimeStampResponse.
+        tampered("rfc3161-timestamp-der", &|b| {
+            flip_base64(
+                &mut b["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]
+                    ["signedTimestamp"],
+                Some(0),
+            );
+        });
     }
     cases
 }
 
-/// The cases where a verifier accepts: the original, and (both verifiers) a bundle whose RFC3161
-/// timestamp does not verify. Neither needs the TSA's time when the log's is there: sealgate
-/// does not read `timestampVerificationData` at all (it establishes the signing time from the
-/// SET's integratedTime only), and sigstore-python verifies each timestamp but drops the ones
-/// that fail (`_verify_timestamp_authority` keeps the verified ones; one verified time, here the
-/// SET's, is its threshold). A bundle with a broken timestamp therefore passes both; a verifier
-/// that required every timestamp to verify (sigstore-go with a TSA threshold) would refuse it.
-fn accepted_by_both(case: &str) -> bool {
-    matches!(case, "original" | "re-encoded" | "rfc3161-timestamp")
+/// Whether sealgate and sigstore-python accept a case: the originals (and their re-encoding),
+/// no tampered copy, except for the RFC3161 timestamp, which sealgate does not verify: it counts
+/// the `rfc3161Timestamps` and takes the signing time from the SET's integratedTime only
+/// (core's `Bundle::rfc3161_timestamps`, "not verified").
+///
+/// - `rfc3161-timestamp` (a byte of the TSA's signature): accepted by both. sigstore-python
+///   verifies each timestamp but drops the ones that fail (`_verify_timestamp_authority` keeps the
+///   verified ones; one verified time, here the SET's, is its threshold). They agree, and neither
+///   reports the timestamp as bad.
+/// - `rfc3161-timestamp-der` (its first byte: not DER any more): the verdicts DIFFER. sigstore-
+///   python refuses it ("Invalid Timestamp Response": it decodes every timestamp before dropping
+///   the ones that do not verify); sealgate, which never decodes it, accepts. Nothing sealgate
+///   relies on is broken (the SET, proof, certificate and signature all verify), so this is a
+///   leniency about a field sealgate ignores, not a forged signature accepted.
+fn expected(case: &str) -> (bool, bool) {
+    match case {
+        "original" | "re-encoded" | "rfc3161-timestamp" => (true, true),
+        "rfc3161-timestamp-der" => (true, false),
+        _ => (false, false),
+    }
 }
 
 /// sigstore-python's CLI parses a DSSE payload with its own in-toto model after verifying, and
@@ -435,7 +459,7 @@ fn cross_check(fixture: &Fixture) {
         let theirs = library_verdict(&python, w.dir.path(), &file, signer, None);
         let their_cli = cli_verdict(&cli, w.dir.path(), &file, signer, fixture.digest.as_ref());
 
-        let expected = accepted_by_both(case);
+        let (sealgate_accepts, sigstore_python_accepts) = expected(case);
         let word = |v: &Verdict| if v.accepted { "accepts" } else { "rejects" };
         table.push(format!(
             "{label}: sealgate {}, sigstore-python {} (CLI {})\n    sealgate: {}\n    sigstore-python: {}",
@@ -445,28 +469,21 @@ fn cross_check(fixture: &Fixture) {
             sealgate_reason(&ours),
             last_line(&theirs.said)
         ));
-        if ours.accepted != expected {
+        let to = |accept: bool| if accept { "accept" } else { "reject" };
+        if ours.accepted != sealgate_accepts {
             wrong.push(format!(
-                "{label}: sealgate {} (expected to {}):\n{}",
+                "{label}: sealgate {} (expected to {}; sigstore-python {}):\n{}",
                 word(&ours),
-                if expected { "accept" } else { "reject" },
+                to(sealgate_accepts),
+                word(&theirs),
                 ours.said
             ));
         }
-        if theirs.accepted != expected {
+        if theirs.accepted != sigstore_python_accepts {
             wrong.push(format!(
                 "{label}: sigstore-python {} (expected to {}):\n{}",
                 word(&theirs),
-                if expected { "accept" } else { "reject" },
-                theirs.said
-            ));
-        }
-        if ours.accepted != theirs.accepted {
-            wrong.push(format!(
-                "{label}: the verdicts differ: sealgate {}:\n{}\nsigstore-python {}:\n{}",
-                word(&ours),
-                ours.said,
-                word(&theirs),
+                to(sigstore_python_accepts),
                 theirs.said
             ));
         }
@@ -499,12 +516,12 @@ fn cross_check(fixture: &Fixture) {
 }
 
 #[test]
-fn sealgate_and_sigstore_python_agree_on_the_real_keyless_signature_bundle() {
+fn cross_check_of_the_real_keyless_signature_bundle_with_sigstore_python() {
     cross_check(&KUBEWARDEN_SIGNATURE);
 }
 
 #[test]
-fn sealgate_and_sigstore_python_agree_on_the_real_keyless_attestation_bundle() {
+fn cross_check_of_the_real_keyless_attestation_bundle_with_sigstore_python() {
     cross_check(&COSIGN_ATTESTATION);
 }
 
