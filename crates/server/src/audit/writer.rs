@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -42,6 +42,11 @@ pub(crate) struct WriterConfig {
     pub(crate) flush_interval: Duration,
     /// Retention is applied at start and then this often.
     pub(crate) prune_interval: Duration,
+    /// While rows wait for their transaction, the thread sleeps this long and then takes
+    /// everything queued meanwhile, instead of blocking in `recv` and being woken (a futex
+    /// wake-up, a syscall on the request path) by every send. Zero when requests wait for their
+    /// commit ([`WriterConfig::synced`]): there every row is taken at once.
+    pub(crate) linger: Duration,
     /// Whether each request waits for its row's commit ([`Commit`]).
     pub(crate) synced: bool,
 }
@@ -54,6 +59,7 @@ impl Default for WriterConfig {
             batch_size: 4096,
             flush_interval: Duration::from_millis(200),
             prune_interval: Duration::from_secs(600),
+            linger: Duration::from_millis(5),
             synced: false,
         }
     }
@@ -138,6 +144,7 @@ impl AuditWriter {
     ) -> (AuditWriter, AuditFlusher) {
         let config = WriterConfig {
             synced: true,
+            linger: Duration::ZERO,
             ..WriterConfig::default()
         };
         Self::start(store, config, Arc::new(report))
@@ -436,6 +443,9 @@ fn run(
     let mut failures = FailureReport::default();
     // A shutdown met while gathering a group commit, to handle once the group is written.
     let mut deferred: Option<Message> = None;
+    // After a linger: taking what was queued meanwhile, without blocking, until the queue is
+    // empty.
+    let mut draining = false;
     let write = |store: &mut AuditStore, pending: &mut Batch, failures: &mut FailureReport| {
         if pending.rows.is_empty() {
             return Ok(());
@@ -468,8 +478,24 @@ fn run(
             flush_due = None;
         }
         let wake = flush_due.map_or(next_prune, |due| due.min(next_prune));
+        if deferred.is_none() && !draining && flush_due.is_some() && !config.linger.is_zero() {
+            // Rows are waiting for their transaction: let more arrive without being woken by
+            // each one.
+            let until = wake.min(now + config.linger);
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            draining = true;
+            continue;
+        }
         let received = match deferred.take() {
             Some(message) => Ok(message),
+            None if draining => match receiver.try_recv() {
+                Ok(message) => Ok(message),
+                Err(TryRecvError::Empty) => {
+                    draining = false;
+                    Err(RecvTimeoutError::Timeout)
+                }
+                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+            },
             None => receiver.recv_timeout(wake.saturating_duration_since(Instant::now())),
         };
         match received {
@@ -742,6 +768,37 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         flusher.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn rows_sent_while_the_writer_lingers_are_all_taken_and_the_timer_still_writes() {
+        let (_dir, path) = temp_db();
+        // The linger is longer than the flush window: the window bounds the sleep.
+        let config = WriterConfig {
+            flush_interval: Duration::from_millis(20),
+            linger: Duration::from_secs(30),
+            ..WriterConfig::default()
+        };
+        let store = AuditStore::open(&path, Retention::default()).unwrap();
+        let (writer, flusher) = AuditWriter::start(store, config, quiet());
+        writer.record(vec![record(1)]);
+        // The thread now sleeps with a row pending; these arrive during the sleep.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        for t in 2..=50 {
+            writer.record(vec![record(t)]);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stored(&path).len() < 50 {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of 50 rows written by the timer",
+                stored(&path).len()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        flusher.shutdown().await.unwrap();
+        assert_eq!(writer.dropped(), 0);
+        assert_eq!(stored(&path).len(), 50);
     }
 
     #[test]
