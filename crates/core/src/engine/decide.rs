@@ -19,7 +19,7 @@ use crate::policy::{
 
 use super::outcome::{AttestorOutcome, CannotEvaluate, FetchFailure, OutcomeKey, Reason};
 use super::plan::{ImageCheck, Plan, RulePlan, RuleState, for_each_leaf, outcome_key};
-use super::resource::{ExtractedImage, pointer_segment};
+use super::resource::ExtractedImage;
 use crate::image::ImageRef;
 
 #[path = "decide_attestations.rs"]
@@ -75,6 +75,8 @@ enum Leaf<'a> {
 
 /// Kyverno's annotation recording which images verified.
 pub const VERIFY_IMAGES_ANNOTATION: &str = "kyverno.io/verify-images";
+/// Its JSON pointer in an object (`/` escaped as `~1`), written once rather than per review.
+const VERIFY_IMAGES_ANNOTATION_PATH: &str = "/metadata/annotations/kyverno.io~1verify-images";
 
 /// The result of a rule or an image check, as Kyverno names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -359,6 +361,11 @@ fn evaluate_rule(
     }
 }
 
+/// How the message of a verified image (and of a rule whose images all verified) begins.
+const VERIFIED_SIGNATURES: &str = "verified image signatures for ";
+/// The same for images whose entry checks attestations.
+const VERIFIED_ATTESTATIONS: &str = "verified image attestations for ";
+
 /// A rule's status (the worst of its images': fail > error > pass > skip) and message (the
 /// images that did not pass, or what verified: signatures, and attestations for the images of
 /// entries that check them).
@@ -379,7 +386,7 @@ fn summarize(images: &[ImageResult], entries: &[ImageVerification]) -> (Status, 
         .map(|i| i.message.as_str())
         .collect();
     let message = if not_passed.is_empty() {
-        let verified = |attested: bool| -> Vec<String> {
+        let verified = |attested: bool| -> Vec<&str> {
             images
                 .iter()
                 .filter(|i| {
@@ -389,20 +396,33 @@ fn summarize(images: &[ImageResult], entries: &[ImageVerification]) -> (Status, 
                             .is_some_and(|e| e.attestations.is_empty())
                             != attested
                 })
-                .map(|i| i.image.clone())
+                .map(|i| i.image.as_str())
                 .collect()
         };
         let (signed, attested) = (verified(false), verified(true));
-        match (signed.is_empty(), attested.is_empty()) {
-            (true, true) => "no image checked".to_string(),
-            (false, true) => format!("verified image signatures for {}", signed.join(", ")),
-            (true, false) => format!("verified image attestations for {}", attested.join(", ")),
-            (false, false) => format!(
-                "verified image signatures for {}; verified image attestations for {}",
-                signed.join(", "),
-                attested.join(", ")
-            ),
+        let mut message = String::new();
+        for (prefix, images) in [
+            (VERIFIED_SIGNATURES, &signed),
+            (VERIFIED_ATTESTATIONS, &attested),
+        ] {
+            if images.is_empty() {
+                continue;
+            }
+            if !message.is_empty() {
+                message.push_str("; ");
+            }
+            message.push_str(prefix);
+            for (i, image) in images.iter().enumerate() {
+                if i > 0 {
+                    message.push_str(", ");
+                }
+                message.push_str(image);
+            }
         }
+        if message.is_empty() {
+            message.push_str("no image checked");
+        }
+        message
     } else {
         not_passed.join("; ")
     };
@@ -617,15 +637,21 @@ fn evaluate_image(
     if !entry.attestations.is_empty() {
         return attestations::evaluate_attestations(image, check, entry, &digest, found, signers);
     }
+    // `verified image signatures for IMAGE (DIGEST)`, built without the formatting machinery:
+    // this is the message of every verified image of every review.
+    let mut message = String::with_capacity(VERIFIED_SIGNATURES.len() + s.len() + 80);
+    message.push_str(VERIFIED_SIGNATURES);
+    message.push_str(s);
+    message.push_str(" (");
+    message.push_str(digest.algorithm().name());
+    message.push(':');
+    message.push_str(digest.hex());
+    message.push(')');
     image_result(
         image,
         check,
-        Some(digest.clone()),
-        (
-            Status::Pass,
-            Reason::Verified,
-            format!("verified image signatures for {s} ({digest})"),
-        ),
+        Some(digest),
+        (Status::Pass, Reason::Verified, message),
         signers,
     )
 }
@@ -758,7 +784,7 @@ fn build_patch(
         let value = serde_json::to_string(annotation).unwrap_or_default();
         patch.push(json!({
             "op": "add",
-            "path": format!("/metadata/annotations/{}", pointer_segment(VERIFY_IMAGES_ANNOTATION)),
+            "path": VERIFY_IMAGES_ANNOTATION_PATH,
             "value": value,
         }));
     }

@@ -125,7 +125,10 @@ impl Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.algorithm.name(), self.hex)
+        // Three plain writes: this is formatted into every verified image's message.
+        f.write_str(self.algorithm.name())?;
+        f.write_str(":")?;
+        f.write_str(&self.hex)
     }
 }
 
