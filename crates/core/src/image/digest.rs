@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ring::digest as ring_digest;
 
@@ -46,7 +47,9 @@ impl Algorithm {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
     algorithm: Algorithm,
-    hex: String,
+    // Shared: a digest is cloned into every cache key and result of a review, and a clone is
+    // then a reference count, not an allocation.
+    hex: Arc<str>,
 }
 
 /// Why a string is not a digest.
@@ -83,7 +86,7 @@ impl Digest {
         let d = ring_digest::digest(algorithm.ring(), bytes);
         Digest {
             algorithm,
-            hex: hex_encode(d.as_ref()),
+            hex: hex_encode(d.as_ref()).into(),
         }
     }
 
@@ -157,7 +160,7 @@ impl FromStr for Digest {
         }
         Ok(Digest {
             algorithm,
-            hex: hex.to_string(),
+            hex: hex.into(),
         })
     }
 }
