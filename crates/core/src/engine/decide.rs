@@ -703,10 +703,6 @@ fn evaluate_set<'f>(set: &AttestorSet, outcome: &dyn Fn(&Attestor) -> Leaf<'f>) 
         if verified >= required {
             break;
         }
-        let label = match entry.key_index {
-            Some(k) => format!("entry {j} (key {} of publicKeys)", k + 1),
-            None => format!("entry {j}"),
-        };
         let result = match &entry.kind {
             AttestorKind::Nested(inner) => match evaluate_set(inner, outcome) {
                 SetVerdict::Pass(s) => Ok(s),
@@ -748,7 +744,11 @@ fn evaluate_set<'f>(set: &AttestorSet, outcome: &dyn Fn(&Attestor) -> Leaf<'f>) 
                     &mut first_failure
                 };
                 first.get_or_insert(reason);
-                reasons.push(format!("{label}: {why}"));
+                // Named only when it failed: a passing entry costs no formatting.
+                reasons.push(match entry.key_index {
+                    Some(k) => format!("entry {j} (key {} of publicKeys): {why}", k + 1),
+                    None => format!("entry {j}: {why}"),
+                });
             }
         }
     }
