@@ -197,6 +197,8 @@ pub enum AttestationRefusal {
     },
     /// The transparency log does not vouch for it.
     Tlog(TlogRefusal),
+    /// A Sigstore bundle's RFC 3161 timestamps refuse it.
+    Timestamp(crate::sigstore::bundle::TimestampRefusal),
 }
 
 impl fmt::Display for AttestationRefusal {
@@ -226,6 +228,7 @@ impl fmt::Display for AttestationRefusal {
                 write!(f, "missing or incorrect annotation {}", wanted.join(", "))
             }
             AttestationRefusal::Tlog(t) => t.fmt(f),
+            AttestationRefusal::Timestamp(t) => t.fmt(f),
         }
     }
 }

@@ -7,7 +7,10 @@
 //! PAE by the key, the certificate or the keyless certificate, the in-toto subject digest and
 //! annotations, the SET and entry body, then for keyless the chain at the signing time, the SCT
 //! and the identity). Before that, the entry's inclusion proof and checkpoint are checked against
-//! the same log keys as the SET. A signature is a verified bundle whose statement has cosign's
+//! the same log keys as the SET. Its RFC 3161 timestamps are then verified against the trusted
+//! root's timestamp authorities and judged as sigstore-go does ([`judge_timestamps`]: one that
+//! does not verify is dropped when the checked log entry gives a verified time, and is the
+//! refusal otherwise; the signing certificate must be valid at every verified one). A signature is a verified bundle whose statement has cosign's
 //! sign predicate ([`COSIGN_SIGN_PREDICATE`]), as sigstore-rs and security-profiles-operator
 //! keep them (cosign itself takes any bundle).
 
@@ -18,10 +21,13 @@ use crate::cosign::dsse::{DSSE_MEDIA_TYPE, Statement};
 use crate::cosign::{
     BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, Descriptor, SignatureLayer, Signer,
 };
+use crate::crypto::chain::cert_info;
 use crate::crypto::pem;
 use crate::image::digest::Digest;
 use crate::policy::{Attestation, Attestor, AttestorKind};
-use crate::sigstore::bundle::{Bundle, COSIGN_SIGN_PREDICATE, Content};
+use crate::sigstore::bundle::{
+    Bundle, COSIGN_SIGN_PREDICATE, Content, TimestampRefusal, judge_timestamps,
+};
 use crate::sigstore::bundle_set::{BundleSet, ReferrerBundle, Unreadable};
 
 use super::attestation::{AttestationRefusal, check_layer, judge_statements};
@@ -96,12 +102,23 @@ pub fn check_bundle(
             .verify_inclusion(&rekor_logs(rekor, ctx))
             .map_err(|e| AttestationRefusal::Tlog(TlogRefusal::Inclusion(e)))?;
     }
-    match check_layer(attestor, &layer, image_digest, ctx)? {
-        Some(verified) => Ok(verified),
-        None => Err(AttestationRefusal::Unusable(
+    let Some(verified) = check_layer(attestor, &layer, image_digest, ctx)? else {
+        return Err(AttestationRefusal::Unusable(
             "this attestor kind does not verify bundles".into(),
-        )),
+        ));
+    };
+    if !bundle.rfc3161_timestamps.is_empty() {
+        let check = bundle.verify_timestamps(&ctx.trust.timestamp_authorities);
+        // The layer check verified the entry's SET (or refused): a verified time.
+        let tlog_time = !rekor.ignore_tlog && !bundle.tlog_entries.is_empty();
+        let validity = bundle
+            .material
+            .leaf()
+            .and_then(|leaf| cert_info(leaf).ok())
+            .map(|info| (info.not_before, info.not_after));
+        judge_timestamps(&check, tlog_time, validity).map_err(AttestationRefusal::Timestamp)?;
     }
+    Ok(verified)
 }
 
 /// Checks `bundle` as an image signature: a verified bundle whose statement is cosign's sign
@@ -219,7 +236,15 @@ impl BundleFailure {
         } else if refusals().any(|r| {
             matches!(
                 r,
+                AttestationRefusal::Timestamp(TimestampRefusal::CertificateNotValid { .. })
+            )
+        }) {
+            Reason::Certificate
+        } else if refusals().any(|r| {
+            matches!(
+                r,
                 AttestationRefusal::Tlog(_)
+                    | AttestationRefusal::Timestamp(_)
                     | AttestationRefusal::Certificate(CertificateRefusal::Tlog(_))
             )
         }) {

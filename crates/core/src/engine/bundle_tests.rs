@@ -241,3 +241,61 @@ fn key_based_bundles_verify_with_their_key_only() {
         Err(AttestationRefusal::MissingAnnotations { .. })
     ));
 }
+
+/// The bundle's RFC 3161 timestamp with the byte `from_end` bytes before its end changed.
+fn timestamp_changed(from_end: usize) -> Bundle {
+    edited(V03, |v| {
+        let t = &mut v["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]
+            ["signedTimestamp"];
+        let mut raw = STANDARD.decode(t.as_str().unwrap()).unwrap();
+        let at = raw.len() - from_end;
+        raw[at] ^= 1;
+        *t = Value::String(STANDARD.encode(raw));
+    })
+}
+
+#[test]
+fn the_real_timestamp_verifies_and_a_broken_one_is_dropped_beside_the_log_time() {
+    let (p, _) = keyless(WORKFLOW, ACTIONS);
+    let b = Bundle::parse(V03).unwrap();
+    let check = b.verify_timestamps(&ctx().trust.timestamp_authorities);
+    assert_eq!(check.verified.len(), 1, "{:?}", check.refused);
+    check_bundle_signature(entry(&p), &b, &digest(KUBEWARDEN), ctx()).unwrap();
+    // Its CMS signature broken: it does not verify, and the SET's time stands (sigstore-go drops
+    // it, as sigstore-python does).
+    let broken = timestamp_changed(3);
+    let check = broken.verify_timestamps(&ctx().trust.timestamp_authorities);
+    assert!(check.verified.is_empty());
+    assert_eq!(check.refused.len(), 1);
+    check_bundle_signature(entry(&p), &broken, &digest(KUBEWARDEN), ctx()).unwrap();
+    // A trusted root without timestamp authorities: the same.
+    let mut root = TrustedRoot::public_good().clone();
+    root.timestamp_authorities.clear();
+    let bare = VerifyContext {
+        trust: &root,
+        ..ctx()
+    };
+    check_bundle_signature(entry(&p), &b, &digest(KUBEWARDEN), bare).unwrap();
+}
+
+#[test]
+fn a_verified_timestamp_outside_the_certificate_validity_refuses_the_bundle() {
+    // The trusted TSA vouches for genTime; a certificate valid only later is refused for it.
+    use crate::sigstore::bundle::{TimestampRefusal, judge_timestamps};
+    let b = Bundle::parse(V03).unwrap();
+    let check = b.verify_timestamps(&ctx().trust.timestamp_authorities);
+    let at = b.rfc3161_timestamps[0].gen_time;
+    let e =
+        judge_timestamps(&check, true, Some((unix_time(at + 1), unix_time(at + 600)))).unwrap_err();
+    assert!(matches!(
+        e,
+        TimestampRefusal::CertificateNotValid { index: 0, .. }
+    ));
+    let refusal = AttestationRefusal::Timestamp(e);
+    assert!(
+        refusal.to_string().starts_with(
+            "the signing certificate was not valid at the time of its rfc3161 timestamp 0"
+        ),
+        "{refusal}"
+    );
+}

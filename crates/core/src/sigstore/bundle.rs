@@ -10,6 +10,13 @@
 //! `logIndex`, not the shard-local `inclusionProof.logIndex`) and bind the entry's body to the
 //! signature, statement and signer. Who may sign is the attestor's business
 //! ([`crate::engine`]).
+//!
+//! Its RFC 3161 timestamps are read with the bundle: one that is not a DER timestamp response
+//! with a SignedData token over a TSTInfo makes the bundle unreadable
+//! ([`BundleError::Timestamp`]), as sigstore-python refuses it on load (sigstore-go only decodes
+//! it while verifying, and drops it then). [`Bundle::verify_timestamps`] checks them against the
+//! trusted root's timestamp authorities ([`crate::sigstore::rfc3161`]) and gives the verified
+//! times and why the others do not verify; what a failure means is [`judge_timestamps`]'s.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -18,7 +25,11 @@ use serde_json::Value;
 use crate::cosign::dsse::Envelope;
 use crate::crypto::key::SignatureHash;
 use crate::image::digest::{Digest, hex_encode};
-use crate::sigstore::trust::LogKey;
+use crate::sigstore::rfc3161::{
+    MAX_TIMESTAMPS, SignedTimestamp, TimestampError, VerifiedTimestamp,
+};
+use crate::sigstore::trust::{LogKey, TimestampAuthority};
+use crate::timestamp::{Rfc3339, UnixTime, unix_seconds};
 
 /// Every Sigstore bundle media type starts with this (Kyverno keeps referrers whose
 /// `artifactType` does, cosign those whose layer's media type does).
@@ -152,8 +163,8 @@ pub struct Bundle {
     pub material: Material,
     /// Transparency-log entries.
     pub tlog_entries: Vec<TlogEntry>,
-    /// How many RFC 3161 timestamps it carries (not verified: the SET gives the signing time).
-    pub rfc3161_timestamps: usize,
+    /// Its RFC 3161 timestamps, read (see [`Bundle::verify_timestamps`]).
+    pub rfc3161_timestamps: Vec<SignedTimestamp>,
     /// What it signs.
     pub content: Content,
 }
@@ -178,6 +189,14 @@ pub enum BundleError {
     /// The checkpoint is malformed, names another tree, or is not signed by the log.
     #[error("the bundle's checkpoint does not verify: {0}")]
     Checkpoint(String),
+    /// An RFC 3161 timestamp cannot be read.
+    #[error("the bundle's rfc3161 timestamp {index} {error}")]
+    Timestamp {
+        /// Its index in `rfc3161Timestamps`.
+        index: usize,
+        /// What is wrong.
+        error: TimestampError,
+    },
 }
 
 fn malformed(what: impl Into<String>) -> BundleError {
@@ -253,9 +272,7 @@ impl Bundle {
             .map(|a| a.iter().map(|e| tlog_entry(e, version)).collect())
             .transpose()?
             .unwrap_or_default();
-        let rfc3161_timestamps = vm["timestampVerificationData"]["rfc3161Timestamps"]
-            .as_array()
-            .map_or(0, Vec::len);
+        let rfc3161_timestamps = timestamps(&vm["timestampVerificationData"])?;
         let content = if v["dsseEnvelope"].is_object() {
             let json =
                 serde_json::to_vec(&v["dsseEnvelope"]).map_err(|e| malformed(e.to_string()))?;
@@ -298,6 +315,141 @@ impl Bundle {
         };
         let v: Value = serde_json::from_slice(&envelope.payload).ok()?;
         v["predicateType"].as_str().map(str::to_string)
+    }
+}
+
+/// `timestampVerificationData.rfc3161Timestamps`, each read.
+fn timestamps(data: &Value) -> Result<Vec<SignedTimestamp>, BundleError> {
+    let Some(list) = data["rfc3161Timestamps"].as_array() else {
+        return Ok(Vec::new());
+    };
+    if list.len() > MAX_TIMESTAMPS {
+        return Err(malformed(format!(
+            "{} rfc3161 timestamps is over the limit of {MAX_TIMESTAMPS}",
+            list.len()
+        )));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(index, t)| {
+            let der = t["signedTimestamp"]
+                .as_str()
+                .and_then(|s| STANDARD.decode(s.trim()).ok())
+                .ok_or(BundleError::Timestamp {
+                    index,
+                    error: TimestampError::Malformed("signedTimestamp is not base64".into()),
+                })?;
+            SignedTimestamp::parse(&der).map_err(|error| BundleError::Timestamp { index, error })
+        })
+        .collect()
+}
+
+/// What the bundle's RFC 3161 timestamps prove.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TimestampCheck {
+    /// The timestamps that verified, by index, each from another authority.
+    pub verified: Vec<(usize, VerifiedTimestamp)>,
+    /// The others, by index, and why.
+    pub refused: Vec<(usize, TimestampError)>,
+}
+
+/// Why a bundle's RFC 3161 timestamps refuse it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampRefusal {
+    /// None verified, and no transparency-log entry gives a verified time instead.
+    #[error("its rfc3161 timestamp {index} {error}")]
+    Unverified {
+        /// The first timestamp's index.
+        index: usize,
+        /// Why it does not verify.
+        error: TimestampError,
+    },
+    /// The signing certificate was not valid at a verified timestamp's time.
+    #[error(
+        "the signing certificate was not valid at the time of its rfc3161 timestamp {index} ({} by {uri}; valid {} to {})",
+        Rfc3339(*at), Rfc3339(*not_before), Rfc3339(*not_after)
+    )]
+    CertificateNotValid {
+        /// The timestamp's index.
+        index: usize,
+        /// genTime.
+        at: UnixTime,
+        /// The authority.
+        uri: String,
+        /// The certificate's validity start.
+        not_before: UnixTime,
+        /// Its end.
+        not_after: UnixTime,
+    },
+}
+
+/// Judges a bundle's timestamps as sigstore-go does for a bundle with observer timestamps
+/// (cosign v3 verifies bundles so): a timestamp that does not verify is dropped (sigstore-go's
+/// `VerifySignedTimestamp` collects its error and goes on), and refuses the bundle only when
+/// nothing else gives a verified time: when `tlog_time` is false (no log entry checked) and no
+/// other timestamp verified, the first failure is the refusal (sigstore-go: "threshold not met").
+/// Every verified timestamp is a signing time: the signing certificate `validity` (not before,
+/// not after), when the bundle has one, must cover it (sigstore-go verifies the leaf at each
+/// verified timestamp and fails the bundle otherwise).
+pub fn judge_timestamps(
+    check: &TimestampCheck,
+    tlog_time: bool,
+    validity: Option<(UnixTime, UnixTime)>,
+) -> Result<(), TimestampRefusal> {
+    if check.verified.is_empty()
+        && !tlog_time
+        && let Some((index, error)) = check.refused.first()
+    {
+        return Err(TimestampRefusal::Unverified {
+            index: *index,
+            error: error.clone(),
+        });
+    }
+    if let Some((not_before, not_after)) = validity {
+        for (index, ts) in &check.verified {
+            let at = unix_seconds(ts.time);
+            if at < unix_seconds(not_before) || at > unix_seconds(not_after) {
+                return Err(TimestampRefusal::CertificateNotValid {
+                    index: *index,
+                    at: ts.time,
+                    uri: ts.uri.clone(),
+                    not_before,
+                    not_after,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Bundle {
+    /// The bytes its timestamps cover, as sigstore-go's `SignatureContent().Signature()`: the DSSE
+    /// envelope's first signature (decoded; empty when it has none), or the message signature.
+    pub fn signature_bytes(&self) -> &[u8] {
+        match &self.content {
+            Content::Dsse { envelope, .. } => envelope
+                .signatures
+                .first()
+                .map_or(&[][..], |s| s.sig.as_slice()),
+            Content::MessageSignature { signature, .. } => signature,
+        }
+    }
+
+    /// Verifies each RFC 3161 timestamp over [`Bundle::signature_bytes`] with `authorities`. A
+    /// second verified timestamp from an authority already counted is refused as a duplicate
+    /// (sigstore-go's `isDuplicateTSA`).
+    pub fn verify_timestamps(&self, authorities: &[TimestampAuthority]) -> TimestampCheck {
+        let mut check = TimestampCheck::default();
+        for (index, ts) in self.rfc3161_timestamps.iter().enumerate() {
+            match ts.verify(self.signature_bytes(), authorities) {
+                Ok(v) if check.verified.iter().any(|(_, o)| o.uri == v.uri) => check
+                    .refused
+                    .push((index, TimestampError::DuplicateAuthority(v.uri))),
+                Ok(v) => check.verified.push((index, v)),
+                Err(e) => check.refused.push((index, e)),
+            }
+        }
+        check
     }
 }
 

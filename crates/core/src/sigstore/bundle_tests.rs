@@ -24,7 +24,7 @@ fn the_real_v03_bundles_parse() {
     let b = Bundle::parse(V03).unwrap();
     assert_eq!(b.version, BundleVersion::V03);
     assert!(matches!(b.material, Material::Certificate(_)));
-    assert_eq!(b.rfc3161_timestamps, 1);
+    assert_eq!(b.rfc3161_timestamps.len(), 1);
     assert_eq!(b.predicate_type().as_deref(), Some(COSIGN_SIGN_PREDICATE));
     let e = &b.tlog_entries[0];
     assert_eq!(e.log_index, 1_261_105_807);

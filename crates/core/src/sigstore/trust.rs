@@ -63,6 +63,20 @@ pub struct CertificateAuthority {
     pub valid_until: Option<UnixTime>,
 }
 
+/// An RFC 3161 timestamp authority (`timestampAuthorities`) and its chain.
+#[derive(Debug, Clone)]
+pub struct TimestampAuthority {
+    /// Where the TSA lives, e.g. `https://timestamp.sigstore.dev/api/v1/timestamp`.
+    pub uri: String,
+    /// DER certificates as the root lists them: the TSA's signing (leaf) certificate first,
+    /// then intermediates, the root last.
+    pub chain: Vec<Vec<u8>>,
+    /// When the TSA starts to be trusted.
+    pub valid_from: Option<UnixTime>,
+    /// When the TSA stops being trusted.
+    pub valid_until: Option<UnixTime>,
+}
+
 /// The keys a signature's transparency and certificate proofs are checked against.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedRoot {
@@ -72,6 +86,8 @@ pub struct TrustedRoot {
     pub certificate_authorities: Vec<CertificateAuthority>,
     /// Certificate-transparency logs.
     pub ctlogs: Vec<LogKey>,
+    /// RFC 3161 timestamp authorities.
+    pub timestamp_authorities: Vec<TimestampAuthority>,
     /// The signatures by which the CAs' roots certified their intermediates, once verified (see
     /// [`TrustedRoot::verify_ca_chain`]). A clone starts with an empty memo.
     ca_links: LinkMemo,
@@ -91,6 +107,8 @@ struct RawRoot {
     certificate_authorities: Vec<RawCa>,
     #[serde(default)]
     ctlogs: Vec<RawLog>,
+    #[serde(default)]
+    timestamp_authorities: Vec<RawCa>,
 }
 
 #[derive(serde::Deserialize)]
@@ -163,6 +181,21 @@ fn log(raw: RawLog) -> Result<LogKey, TrustError> {
     })
 }
 
+/// A CA's or TSA's DER chain and validity window.
+fn ca_parts(ca: &RawCa, what: &str) -> Result<(Vec<Vec<u8>>, Window), TrustError> {
+    let chain = ca
+        .cert_chain
+        .certificates
+        .iter()
+        .map(|c| {
+            STANDARD
+                .decode(&c.raw_bytes)
+                .map_err(|e| TrustError(format!("{what} {}: {e}", ca.uri)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((chain, window(&ca.valid_for)?))
+}
+
 impl TrustedRoot {
     /// Parses a Sigstore `trusted_root.json`, or a `ClientTrustConfig` (cosign v3's
     /// `--trusted-root` accepts both) by its `trustedRoot` member.
@@ -180,19 +213,22 @@ impl TrustedRoot {
             .certificate_authorities
             .into_iter()
             .map(|ca| {
-                let chain = ca
-                    .cert_chain
-                    .certificates
-                    .iter()
-                    .map(|c| {
-                        STANDARD
-                            .decode(&c.raw_bytes)
-                            .map_err(|e| TrustError(format!("CA {}: {e}", ca.uri)))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let (valid_from, valid_until) = window(&ca.valid_for)?;
+                let (chain, (valid_from, valid_until)) = ca_parts(&ca, "CA")?;
                 Ok(CertificateAuthority {
                     uri: ca.uri,
+                    chain,
+                    valid_from,
+                    valid_until,
+                })
+            })
+            .collect::<Result<_, TrustError>>()?;
+        let timestamp_authorities = raw
+            .timestamp_authorities
+            .into_iter()
+            .map(|tsa| {
+                let (chain, (valid_from, valid_until)) = ca_parts(&tsa, "timestamp authority")?;
+                Ok(TimestampAuthority {
+                    uri: tsa.uri,
                     chain,
                     valid_from,
                     valid_until,
@@ -203,6 +239,7 @@ impl TrustedRoot {
             tlogs,
             certificate_authorities,
             ctlogs,
+            timestamp_authorities,
             ca_links: LinkMemo::default(),
         })
     }
@@ -267,6 +304,10 @@ mod tests {
         assert_eq!(root.tlogs.len(), 2);
         assert_eq!(root.certificate_authorities.len(), 2);
         assert_eq!(root.ctlogs.len(), 2);
+        assert_eq!(root.timestamp_authorities.len(), 1);
+        let tsa = &root.timestamp_authorities[0];
+        assert_eq!(tsa.uri, "https://timestamp.sigstore.dev/api/v1/timestamp");
+        assert_eq!(tsa.chain.len(), 2);
     }
 
     #[test]
