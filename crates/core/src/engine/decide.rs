@@ -175,7 +175,7 @@ pub(super) fn decide(plan: &Plan<'_>, found: &Found) -> Decision {
     let mut warnings = Vec::new();
     let mut blocked: Vec<(String, String, String)> = Vec::new();
     let mut pins: BTreeMap<String, String> = BTreeMap::new();
-    let mut annotation: BTreeMap<String, &'static str> = BTreeMap::new();
+    let mut annotation = Annotation::new(plan.images.len());
     let mut stop_policy: Option<usize> = None;
 
     // Mutation first, as Kyverno's mutating webhook: every rule's verification, pins and
@@ -243,7 +243,7 @@ pub(super) fn decide(plan: &Plan<'_>, found: &Found) -> Decision {
         denial_message(&plan.resource.display_name(), &blocked)
     };
     let patch = if allowed {
-        build_patch(plan, &pins, &annotation)
+        build_patch(plan, &pins, &annotation.entries)
     } else {
         Vec::new()
     };
@@ -282,7 +282,7 @@ fn evaluate_rule(
     r: &RulePlan<'_>,
     found: &Found,
     pins: &mut BTreeMap<String, String>,
-    annotation: &mut BTreeMap<String, &'static str>,
+    annotation: &mut Annotation,
 ) -> RuleResult {
     if let RuleState::Skipped(message) = &r.state {
         // Kyverno: a skip response for the rule, with no image checked.
@@ -325,28 +325,30 @@ fn evaluate_rule(
             && result.status == Status::Pass
             && let (Ok(reference), Some(digest)) = (&image.reference, &result.digest)
             && reference.digest().is_none()
+            // Every rule pinning the image pins it to the one digest its tag resolved to:
+            // written once per image, not once per rule.
+            && !pins.contains_key(&image.pointer)
         {
             pins.insert(image.pointer.clone(), reference.pinned_string_at(digest));
         }
         if entry.has_checks() && result.status != Status::Error {
-            // Kyverno keys the annotation by the image as it is after mutation: the digest form
-            // when this entry pinned it, else the image as written (normalised).
-            let key = match (&image.reference, &result.digest) {
-                (Ok(reference), Some(d))
-                    if mutate_digest
-                        && result.status == Status::Pass
-                        && reference.digest().is_none() =>
-                {
-                    reference.normalized_at(d)
-                }
-                _ => image.normalized().to_string(),
-            };
             let value = match result.status {
                 Status::Pass => "pass",
                 Status::Skip => "skip",
                 _ => "fail",
             };
-            annotation.insert(key, value);
+            // Kyverno keys the annotation by the image as it is after mutation: the digest form
+            // when this entry pinned it, else the image as written (normalised).
+            match (&image.reference, &result.digest) {
+                (Ok(reference), Some(d))
+                    if mutate_digest
+                        && result.status == Status::Pass
+                        && reference.digest().is_none() =>
+                {
+                    annotation.set_pinned(check.image, || reference.normalized_at(d), value);
+                }
+                _ => annotation.set(image.normalized(), value),
+            }
         }
         images.push(result);
     }
@@ -358,6 +360,45 @@ fn evaluate_rule(
         action: r.action.action,
         message,
         images,
+    }
+}
+
+/// Kyverno's `kyverno.io/verify-images` annotation as the rules fill it: image → `pass`, `fail`
+/// or `skip`, the last rule's word winning.
+struct Annotation {
+    entries: BTreeMap<String, &'static str>,
+    /// Each image's pinned name (`registry/path@digest`), formatted once per review rather than
+    /// once per rule.
+    pinned_names: Vec<Option<String>>,
+}
+
+impl Annotation {
+    fn new(images: usize) -> Annotation {
+        Annotation {
+            entries: BTreeMap::new(),
+            pinned_names: vec![None; images],
+        }
+    }
+
+    fn set(&mut self, image: &str, value: &'static str) {
+        set_entry(&mut self.entries, image, value);
+    }
+
+    /// `set` under image `index`'s pinned name, `name` making it the first time.
+    fn set_pinned(&mut self, index: usize, name: impl FnOnce() -> String, value: &'static str) {
+        match self.pinned_names.get_mut(index) {
+            Some(slot) => set_entry(&mut self.entries, slot.get_or_insert_with(name), value),
+            None => set_entry(&mut self.entries, &name(), value),
+        }
+    }
+}
+
+fn set_entry(entries: &mut BTreeMap<String, &'static str>, image: &str, value: &'static str) {
+    match entries.get_mut(image) {
+        Some(v) => *v = value,
+        None => {
+            entries.insert(image.to_string(), value);
+        }
     }
 }
 
