@@ -256,6 +256,27 @@ fn attest_then_verify_attestation_round_trip() {
 }
 
 fn policy(registry: &TestRegistry, public_pem: &str) -> String {
+    policy_with(
+        registry,
+        public_pem,
+        "",
+        r#"        - all:
+          - key: "{{ builder.id }}"
+            operator: Equals
+            value: https://ci.company.com/builder
+            message: the image was not built by the company's CI"#,
+    )
+}
+
+/// The policy of one attestation of type [`SLSA`] by `public_pem` whose rule has `context`
+/// (YAML at the rule's indentation, or empty) and whose attestation has `conditions` (YAML
+/// under `conditions:`).
+fn policy_with(
+    registry: &TestRegistry,
+    public_pem: &str,
+    context: &str,
+    conditions: &str,
+) -> String {
     format!(
         r#"apiVersion: kyverno.io/v1
 kind: ClusterPolicy
@@ -270,6 +291,7 @@ spec:
       any:
       - resources:
           kinds: [Pod]
+{context}
     verifyImages:
     - imageReferences: ["{host}/*"]
       attestations:
@@ -280,11 +302,7 @@ spec:
               publicKeys: |-
                 {key}
         conditions:
-        - all:
-          - key: "{{{{ builder.id }}}}"
-            operator: Equals
-            value: https://ci.company.com/builder
-            message: the image was not built by the company's CI
+{conditions}
 "#,
         host = registry.host(),
         key = public_pem.trim().replace('\n', "\n                ")
@@ -397,6 +415,97 @@ fn apply_checks_attestation_conditions_over_the_predicate() {
             laptop_digest.attestation_tag(),
             image(&registry, "app"),
         ));
+}
+
+#[test]
+fn apply_checks_attestation_conditions_against_a_config_map_given_as_values() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let digest = registry.push_image("app", "v1");
+    registry.push_image("laptop", "v1");
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let pem = std::fs::read_to_string(w.path(&public)).unwrap();
+    for (repo, builder) in [
+        ("app", "https://ci.company.com/builder"),
+        ("laptop", "https://laptop.example/alice"),
+    ] {
+        std::fs::write(w.path("provenance.json"), provenance(builder)).unwrap();
+        w.run_on(
+            &registry,
+            "pw",
+            &[
+                "attest",
+                "--key",
+                &key,
+                "--type",
+                "slsaprovenance",
+                "--predicate",
+                "provenance.json",
+                &image(&registry, &format!("{repo}:v1")),
+            ],
+        )
+        .success();
+    }
+    // The builders allowed are kept in a ConfigMap, as teams keep keys: the conditions read it
+    // beside the predicate, as Kyverno's do.
+    let context = "    context:\n    - name: builders\n      configMap:\n        name: builders\n        namespace: platform";
+    let conditions = r#"        - all:
+          - key: "{{ builder.id }}"
+            operator: AnyIn
+            value: "{{ split(builders.data.allowed, ',') }}"
+            message: "{{ builder.id }} is not one of the builders in ConfigMap platform/builders""#;
+    std::fs::write(
+        w.path("policy.yaml"),
+        policy_with(&registry, &pem, context, conditions),
+    )
+    .unwrap();
+    let lint = w.run("", &["lint", "policy.yaml"]);
+    lint.success();
+    assert!(
+        !format!("{}{}", lint.stdout(), lint.stderr()).contains("warning:"),
+        "{}{}",
+        lint.stdout(),
+        lint.stderr()
+    );
+    let values = |allowed: &str| {
+        format!(
+            "apiVersion: cli.kyverno.io/v1alpha1\nkind: Values\npolicies:\n- name: require-provenance\n  rules:\n  - name: built-by-ci\n    values:\n      builders.data.allowed: \"{allowed}\"\n"
+        )
+    };
+    std::fs::write(
+        w.path("ci.yaml"),
+        values("https://ci.company.com/builder,https://ci2.company.com/builder"),
+    )
+    .unwrap();
+    let app = image(&registry, "app:v1");
+    let laptop = image(&registry, "laptop:v1");
+    let good = pod(&w, "good", &app);
+    let bad = pod(&w, "bad", &laptop);
+    let apply = |resource: &str, values: &[&str]| {
+        let mut args = vec!["apply", "policy.yaml", "--resource", resource];
+        args.extend(values);
+        w.run_on(&registry, "", &args)
+    };
+    apply(&good, &["--values-file", "ci.yaml"])
+        .success()
+        .stdout_has(&format!("verified image attestations for {app} ({digest})"));
+    apply(&bad, &["--values-file", "ci.yaml"])
+        .expect_code(1)
+        .stdout_has(&format!(
+            "attestation checks failed for {laptop} and predicate {SLSA}: https://laptop.example/alice is not one of the builders in ConfigMap platform/builders"
+        ));
+    // The same policy with the laptop in the ConfigMap admits it.
+    std::fs::write(
+        w.path("laptop.yaml"),
+        values("https://laptop.example/alice"),
+    )
+    .unwrap();
+    apply(&bad, &["--values-file", "laptop.yaml"]).success();
+    // Without the ConfigMap the check cannot be made: an error result (blocked under Enforce)
+    // naming the condition, the variable and the ConfigMap.
+    apply(&good, &[])
+        .expect_code(2)
+        .stdout_has("spec.rules[0].verifyImages[0].attestations[0].conditions[0].all[0].value: `{{ split(builders.data.allowed, ',') }}` from ConfigMap platform/builders: context entry `builders` has no value");
 }
 
 /// Copies the `.att` image of `digest` in `from` to `to`, under the digest `image`'s tag

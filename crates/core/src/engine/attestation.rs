@@ -311,7 +311,12 @@ pub(super) fn judge_statements(
     verified: Vec<(Statement, Signer)>,
 ) -> AttestorOutcome {
     let failed = |f: AttestationFailure| AttestorOutcome::Failed(AttestorFailure::Attestation(f));
-    let mut base = Map::new();
+    // Kyverno's order: the rule's context (when the conditions read it), then the named
+    // predicate, then each statement's predicate members at the top.
+    let mut base = match attestation.context.as_deref() {
+        Some(Value::Object(context)) => context.clone(),
+        _ => Map::new(),
+    };
     if let Some(name) = &attestation.name {
         // Kyverno's getRawResp: the first statement whose predicate is an object.
         match verified.iter().find_map(|(s, _)| s.predicate.as_object()) {

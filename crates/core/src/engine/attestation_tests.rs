@@ -90,8 +90,12 @@ impl Registry {
 
     /// The decision for a Pod running `image`.
     fn decide_image(&self, policies: &[Policy], image: &str) -> Decision {
-        let resource = pod("default", &[image]);
-        let mut evaluation = Evaluation::new(policies, &resource, Mode::Mutate);
+        self.decide_resource(policies, &pod("default", &[image]))
+    }
+
+    /// The decision for `resource`.
+    fn decide_resource(&self, policies: &[Policy], resource: &Resource) -> Decision {
+        let mut evaluation = Evaluation::new(policies, resource, Mode::Mutate);
         loop {
             let wants = evaluation.wants();
             if wants.is_empty() {
@@ -456,13 +460,13 @@ fn the_attestation_name_holds_the_first_predicate() {
     );
     let d = registry.decide(&policy(&named, None));
     assert_eq!(only_result(&d).status, Status::Pass, "{:#?}", d.results);
-    // A variable neither the predicate nor the name holds cannot be evaluated: a failure that
-    // says so, as in Kyverno.
+    // A variable neither the predicate, the name nor the rule's context holds cannot be
+    // evaluated: a failure that says so, as in Kyverno.
     let unknown = attestation(
         &k,
         REVIEW,
         r#"          - all:
-            - key: "{{ request.object.metadata.name }}"
+            - key: "{{ nowhere.metadata.name }}"
               operator: Equals
               value: test"#,
     );
@@ -718,4 +722,137 @@ fn validate_deny_after_attestations_is_a_clear_error() {
         image.message
     );
     assert!(!d.allowed);
+}
+
+/// A policy whose rule has `context` (YAML under `context:`) and whose entry checks
+/// `attestations`.
+fn policy_with_context(context: &str, attestations: &str) -> Vec<Policy> {
+    let text = format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: require-provenance
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+    - name: check-provenance
+      match:
+        any:
+        - resources:
+            kinds:
+            - Pod
+      context:
+{context}
+      verifyImages:
+      - imageReferences:
+        - "registry.company.com/*"
+        attestations:
+{attestations}
+"#
+    );
+    policies(&text)
+}
+
+const BUILDER_FROM_CONTEXT: &str = r#"          - all:
+            - key: "{{ builder.id }}"
+              operator: Equals
+              value: "{{ allowed.builder }}"
+              message: "built by {{ builder.id }}, not by {{ allowed.builder }}""#;
+
+#[test]
+fn conditions_read_the_rules_context_entries_beside_the_predicate() {
+    let k = key();
+    let registry = Registry::new(vec![attestation_layer(
+        &k,
+        &digest_of(IMAGE),
+        PROVENANCE,
+        provenance("https://ci.company.com/builder"),
+    )]);
+    let allowed = |builder: &str| {
+        format!(
+            "      - name: allowed\n        variable:\n          value:\n            builder: {builder}"
+        )
+    };
+    let ci = policy_with_context(
+        &allowed("https://ci.company.com/builder"),
+        &attestation(&k, PROVENANCE, BUILDER_FROM_CONTEXT),
+    );
+    assert!(
+        !ci[0].reads_request(),
+        "a context entry alone is resolved at load"
+    );
+    let d = registry.decide(&ci);
+    assert_eq!(only_result(&d).status, Status::Pass, "{:#?}", d.results);
+    let other = policy_with_context(
+        &allowed("https://other.example.com/builder"),
+        &attestation(&k, PROVENANCE, BUILDER_FROM_CONTEXT),
+    );
+    let d = registry.decide(&other);
+    let image = only_result(&d);
+    assert_eq!(image.reason, Reason::AttestationConditions, "{image:#?}");
+    assert!(
+        image.message.contains(
+            "built by https://ci.company.com/builder, not by https://other.example.com/builder"
+        ),
+        "{}",
+        image.message
+    );
+    // Two values of the entry are two outcomes, never one cached for both.
+    let keys = registry.keys.lock().unwrap();
+    let distinct: HashSet<&OutcomeKey> = keys.iter().collect();
+    assert_eq!(distinct.len(), 2, "{keys:#?}");
+    drop(keys);
+    // An entry with no value (a ConfigMap nobody gave) is the attestors' error, naming the
+    // condition, the variable and the ConfigMap; nothing is fetched for it.
+    let missing = policy_with_context(
+        "      - name: allowed\n        configMap:\n          name: builders\n          namespace: platform",
+        &attestation(&k, PROVENANCE, BUILDER_FROM_CONTEXT),
+    );
+    let registry = Registry::new(Vec::new());
+    let d = registry.decide(&missing);
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Error, "{image:#?}");
+    assert!(
+        image.message.contains(
+            "spec.rules[0].verifyImages[0].attestations[0].conditions[0].all[0].value: `{{ allowed.builder }}` from ConfigMap platform/builders: context entry `allowed` has no value"
+        ),
+        "{}",
+        image.message
+    );
+    assert!(registry.keys.lock().unwrap().is_empty());
+}
+
+#[test]
+fn conditions_read_the_request_and_the_entry_is_compiled_per_request() {
+    let k = key();
+    let registry = Registry::new(vec![attestation_layer(
+        &k,
+        &digest_of(IMAGE),
+        PROVENANCE,
+        provenance("https://ci.company.com/builder"),
+    )]);
+    // Only builds by the namespace's own builder: the request and the predicate in one
+    // expression, as Kyverno merges the predicate into the rule's context.
+    let conditions = r#"          - all:
+            - key: "{{ contains(builder.id, request.object.metadata.namespace) }}"
+              operator: Equals
+              value: true
+              message: "not built for {{ request.object.metadata.namespace }}""#;
+    let policies = policy(&attestation(&k, PROVENANCE, conditions), None);
+    assert!(policies[0].reads_request());
+    let d = registry.decide_resource(&policies, &pod("ci", &[IMAGE]));
+    assert_eq!(only_result(&d).status, Status::Pass, "{:#?}", d.results);
+    let d = registry.decide_resource(&policies, &pod("laptop", &[IMAGE]));
+    let image = only_result(&d);
+    assert_eq!(image.reason, Reason::AttestationConditions, "{image:#?}");
+    assert!(
+        image.message.contains("not built for laptop"),
+        "{}",
+        image.message
+    );
+    // The outcome of one request is not the other's.
+    let keys = registry.keys.lock().unwrap();
+    let distinct: HashSet<&OutcomeKey> = keys.iter().collect();
+    assert_eq!(distinct.len(), 2, "{keys:#?}");
 }

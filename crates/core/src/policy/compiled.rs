@@ -842,10 +842,15 @@ pub struct Attestation {
     pub attestors: Vec<AttestorSet>,
     /// `conditions`, parsed when the policy is loaded.
     pub conditions: super::conditions::ConditionBlocks,
+    /// The rule's context (the request's variables, given values and `context` entries) when
+    /// the conditions read it: Kyverno evaluates them over that context with the statement's
+    /// predicate merged at the top. `None` when they read only the statement.
+    pub context: Option<std::sync::Arc<serde_json::Value>>,
     /// Path.
     pub path: JsonPath,
     /// What the attestation checks beside its attestors (predicate type, name, conditions as
-    /// written), for outcome keys: two attestations that differ here never share an outcome.
+    /// written, the SHA-256 of the context they read), for outcome keys: two attestations that
+    /// differ here never share an outcome.
     pub fingerprint: Fingerprint,
 }
 

@@ -279,6 +279,21 @@ fn map_strings(
     })
 }
 
+/// Every string in `value` (object keys left out), in document order.
+fn strings(value: &Value) -> Vec<&str> {
+    fn walk<'v>(value: &'v Value, out: &mut Vec<&'v str>) {
+        match value {
+            Value::String(s) => out.push(s),
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            Value::Object(map) => map.values().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, &mut out);
+    out
+}
+
 /// Values `context` entries read from outside the policy: ConfigMaps by namespace and name
 /// (`serve --kubernetes` watches them).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -373,9 +388,17 @@ pub fn reads_request(text: &str, scoped: &BTreeSet<String>) -> bool {
     })
 }
 
-/// Whether a JMESPath expression names a request name or a scoped entry anywhere (an
-/// identifier at the start or after a non-identifier character, not after `.`).
+/// Whether a JMESPath expression names a request name or a scoped entry anywhere.
 fn expression_reads_request(expression: &str, scoped: &BTreeSet<String>) -> bool {
+    expression_names(expression, &|word| {
+        REQUEST_NAMES.contains(&word) || scoped.contains(word)
+    })
+}
+
+/// Whether a JMESPath expression starts a path with a name `wanted` accepts anywhere (an
+/// identifier at the start or after a non-identifier character, not after `.`, outside string
+/// literals).
+fn expression_names(expression: &str, wanted: &dyn Fn(&str) -> bool) -> bool {
     let bytes = expression.as_bytes();
     let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     let mut i = 0;
@@ -389,10 +412,7 @@ fn expression_reads_request(expression: &str, scoped: &BTreeSet<String>) -> bool
             // Not inside a string literal: count quotes before.
             let quotes = expression[..start].matches('\'').count();
             let backticks = expression[..start].matches('`').count();
-            if quotes.is_multiple_of(2)
-                && backticks.is_multiple_of(2)
-                && (REQUEST_NAMES.contains(&word) || scoped.contains(word))
-            {
+            if quotes.is_multiple_of(2) && backticks.is_multiple_of(2) && wanted(word) {
                 return true;
             }
         } else {
@@ -538,17 +558,42 @@ impl RuleContext {
         {
             return true;
         }
-        fn strings<'v>(value: &'v Value, out: &mut Vec<&'v str>) {
-            match value {
-                Value::String(s) => out.push(s),
-                Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
-                Value::Object(map) => map.values().for_each(|v| strings(v, out)),
-                _ => {}
+        strings(entry).iter().any(|s| self.text_reads_request(s))
+    }
+
+    /// Why `text` cannot be substituted when one of its variables reads an entry that has no
+    /// value (a ConfigMap not found, a variable without a default…): the variable, where its
+    /// value comes from and why, as [`RuleContext::substitute`] says it. `None` when every entry
+    /// it reads has a value.
+    pub fn missing_entry_read_by(&self, text: &str) -> Option<VariableError> {
+        for piece in pieces(text).ok()? {
+            let Piece::Variable(expression) = piece else {
+                continue;
+            };
+            let read = self
+                .missing
+                .iter()
+                .find(|(name, _)| expression_names(expression, &|word| word == name.as_str()));
+            if let Some((name, missing)) = read {
+                return Some(VariableError::NotResolved {
+                    expression: expression.trim().to_string(),
+                    source_text: missing.source_text.clone(),
+                    reason: format!("context entry `{name}` has no value: {}", missing.reason),
+                });
             }
         }
-        let mut all = Vec::new();
-        strings(entry, &mut all);
-        all.iter().any(|s| self.text_reads_request(s))
+        None
+    }
+
+    /// Whether `text`'s variables read this context at all: the request's names, an entry (with
+    /// a value, without one, or resolved per request) or a given value.
+    pub fn text_reads_context(&self, text: &str) -> bool {
+        let mut names = self.request_scoped.clone();
+        names.extend(self.missing.keys().cloned());
+        if let Value::Object(map) = &self.values {
+            names.extend(map.keys().cloned());
+        }
+        reads_request(text, &names)
     }
 
     /// The context as one JSON object (the request's variables, given values and entries).

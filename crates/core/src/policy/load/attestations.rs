@@ -2,8 +2,11 @@
 //! (not expanded, as in Kyverno; none written is Kyverno's implicit `{entries: [{}]}`), and the
 //! `conditions`, parsed here so that a bad operator is a located load error.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
+use crate::image::digest::{Digest, hex_encode};
 use crate::policy::compiled::{
     Attestation, Attestor, AttestorKind, AttestorSet, CtLogSettings, Fingerprint, KeylessAttestor,
     RekorSettings,
@@ -12,8 +15,10 @@ use crate::policy::conditions::ConditionBlocks;
 use crate::policy::error::{PolicyErrorKind, PolicyWarningKind};
 use crate::policy::model;
 use crate::policy::path::JsonPath;
+use crate::policy::unsupported::Unsupported;
 
 use super::DocumentLoader;
+use super::validate::strings_with_variables;
 
 impl DocumentLoader<'_> {
     /// One `attestations[i]` at `path`; `None` (with the errors recorded) when it cannot be
@@ -38,6 +43,10 @@ impl DocumentLoader<'_> {
             self.error(&path.field("type"), PolicyErrorKind::AttestationTypeMissing);
             return None;
         };
+        let conditions_path = path.field("conditions");
+        let raw = Value::Array(a.conditions.clone());
+        let mut variables = Vec::new();
+        strings_with_variables(&raw, &conditions_path, &mut variables);
         let mut sets = Vec::new();
         for (k, set) in a.attestors.iter().enumerate() {
             if let Some(set) = self.compile_set(set, &path.field("attestors").index(k), false) {
@@ -48,8 +57,6 @@ impl DocumentLoader<'_> {
             self.warn(path, PolicyWarningKind::AttestationWithoutAttestors);
             sets.push(implicit_set(path));
         }
-        let conditions_path = path.field("conditions");
-        let raw = Value::Array(a.conditions.clone());
         let conditions = match ConditionBlocks::parse(&raw, &conditions_path) {
             Ok(blocks) => {
                 for field in blocks.ignored_fields() {
@@ -69,17 +76,64 @@ impl DocumentLoader<'_> {
             return None;
         }
         let name = a.name.clone().filter(|n| !n.is_empty());
-        // Debug quoting keeps `None`, `""` and texts holding `|` apart.
-        let fingerprint = Fingerprint::new(format!(
-            "type={predicate_type:?}|name={name:?}|conditions={raw}"
-        ));
+        let context = self.conditions_context(&variables);
+        if let Some(why) = self.conditions_unresolved(&variables) {
+            // Kyverno fails the rule when a context entry cannot be loaded: every attestor of
+            // the attestation is an error result saying which entry and why.
+            for set in &mut sets {
+                for attestor in &mut set.entries {
+                    *attestor = attestor.clone().cannot_evaluate(why.clone());
+                }
+            }
+        }
+        // Debug quoting keeps `None`, `""` and texts holding `|` apart. The context enters as
+        // its digest: the same conditions over another request's values are another outcome.
+        let mut fingerprint = format!("type={predicate_type:?}|name={name:?}|conditions={raw}");
+        if let Some(context) = &context {
+            let json = serde_json::to_vec(context.as_ref()).unwrap_or_default();
+            fingerprint.push_str("|context=");
+            fingerprint.push_str(&hex_encode(&Digest::sha256_of(&json).bytes()));
+        }
         Some(Attestation {
             name,
             predicate_type,
             attestors: sets,
             conditions: conditions?,
+            context,
             path: path.clone(),
-            fingerprint,
+            fingerprint: Fingerprint::new(fingerprint),
+        })
+    }
+
+    /// The rule's context when the attestation's `conditions` (`raw`) read it: a request
+    /// variable (`{{ request.object.metadata.labels.team }}`), a `context` entry or a given
+    /// value, beside the predicate's members. Conditions that read the request make the entry
+    /// one compiled per request (see `instance`), where the context holds the request; at load
+    /// they get none. `None` when the conditions read only the statement.
+    fn conditions_context(&mut self, variables: &[(JsonPath, String)]) -> Option<Arc<Value>> {
+        let texts: Vec<&str> = variables.iter().map(|(_, t)| t.as_str()).collect();
+        let context = self.rule_context.as_ref()?;
+        if !texts.iter().any(|t| context.text_reads_context(t)) {
+            return None;
+        }
+        if !self.per_request
+            && (self.defer_all_variables || texts.iter().any(|t| context.text_reads_request(t)))
+        {
+            self.entry_reads_request = true;
+            return None;
+        }
+        Some(Arc::new(context.values().clone()))
+    }
+
+    /// The first condition string (of `variables`, with their paths) that reads a context
+    /// entry with no value, as the error its attestors carry.
+    fn conditions_unresolved(&self, variables: &[(JsonPath, String)]) -> Option<Unsupported> {
+        let context = self.rule_context.as_ref()?;
+        variables.iter().find_map(|(field, text)| {
+            let why = context.missing_entry_read_by(text)?;
+            Some(Unsupported::Variable {
+                message: format!("{}: {why}", self.real_path(field)),
+            })
         })
     }
 }

@@ -246,7 +246,7 @@ impl DocumentLoader<'_> {
 }
 
 /// Every string of `value` that holds a variable, with its path (keys not included).
-fn strings_with_variables(
+pub(super) fn strings_with_variables(
     value: &serde_json::Value,
     path: &JsonPath,
     out: &mut Vec<(JsonPath, String)>,
