@@ -508,6 +508,75 @@ fn apply_checks_attestation_conditions_against_a_config_map_given_as_values() {
         .stdout_has("spec.rules[0].verifyImages[0].attestations[0].conditions[0].all[0].value: `{{ split(builders.data.allowed, ',') }}` from ConfigMap platform/builders: context entry `builders` has no value");
 }
 
+#[test]
+fn apply_checks_validate_deny_over_the_named_predicate() {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let digest = registry.push_image("app", "v1");
+    registry.push_image("laptop", "v1");
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let pem = std::fs::read_to_string(w.path(&public)).unwrap();
+    for (repo, builder) in [
+        ("app", "https://ci.company.com/builder"),
+        ("laptop", "https://laptop.example/alice"),
+    ] {
+        std::fs::write(w.path("provenance.json"), provenance(builder)).unwrap();
+        w.run_on(
+            &registry,
+            "pw",
+            &[
+                "attest",
+                "--key",
+                &key,
+                "--type",
+                "slsaprovenance",
+                "--predicate",
+                "provenance.json",
+                &image(&registry, &format!("{repo}:v1")),
+            ],
+        )
+        .success();
+    }
+    // The attestation is named and has no conditions of its own; the entry's validate.deny
+    // reads the named predicate once every attestation verified, as in Kyverno.
+    let text = policy_with(&registry, &pem, "", "          []")
+        .replace("      - type:", "      - name: prov\n        type:")
+        + r#"      validate:
+        message: "{{ images.containers.c.name }} must be built by CI"
+        deny:
+          conditions:
+            any:
+            - key: "{{ prov.builder.id }}"
+              operator: NotEquals
+              value: https://ci.company.com/*
+              message: "it was built by {{ prov.builder.id }}"
+"#;
+    std::fs::write(w.path("policy.yaml"), text).unwrap();
+    let lint = w.run("", &["lint", "policy.yaml"]);
+    lint.success();
+    assert!(
+        !format!("{}{}", lint.stdout(), lint.stderr()).contains("warning:"),
+        "{}{}",
+        lint.stdout(),
+        lint.stderr()
+    );
+    let app = image(&registry, "app:v1");
+    let good = pod(&w, "good", &app);
+    w.run_on(
+        &registry,
+        "",
+        &["apply", "policy.yaml", "--resource", &good],
+    )
+    .success()
+    .stdout_has(&format!(
+        "verified image attestations for {app} ({digest}); validate.deny conditions do not hold"
+    ));
+    let bad = pod(&w, "bad", &image(&registry, "laptop:v1"));
+    w.run_on(&registry, "", &["apply", "policy.yaml", "--resource", &bad])
+        .expect_code(1)
+        .stdout_has("validation in verifyImages failed: laptop must be built by CI; it was built by https://laptop.example/alice");
+}
+
 /// Copies the `.att` image of `digest` in `from` to `to`, under the digest `image`'s tag
 /// resolves to (replacing what is there); that digest.
 fn copy_attestations(

@@ -317,11 +317,16 @@ pub(super) fn judge_statements(
         Some(Value::Object(context)) => context.clone(),
         _ => Map::new(),
     };
+    let mut named = None;
     if let Some(name) = &attestation.name {
         // Kyverno's getRawResp: the first statement whose predicate is an object.
         match verified.iter().find_map(|(s, _)| s.predicate.as_object()) {
             Some(predicate) => {
-                base.insert(name.clone(), Value::Object(predicate.clone()));
+                let predicate = Value::Object(predicate.clone());
+                if attestation.keeps_predicate {
+                    named = Some(predicate.clone());
+                }
+                base.insert(name.clone(), predicate);
             }
             None => return failed(AttestationFailure::NoPredicate),
         }
@@ -373,7 +378,11 @@ pub(super) fn judge_statements(
             }
         }
     }
-    AttestorOutcome::Verified(Verified::new(signer.clone()))
+    let proof = Verified::new(signer.clone());
+    AttestorOutcome::Verified(match named {
+        Some(predicate) => proof.with_predicate(predicate),
+        None => proof,
+    })
 }
 
 /// Who an attestation layer must be signed by, once its attestor kind is known.

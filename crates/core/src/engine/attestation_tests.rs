@@ -697,31 +697,191 @@ spec:
 #[path = "attestation_keyless_tests.rs"]
 mod keyless;
 
+/// One attestation of `predicate_type` named `name`, by `k`, without conditions.
+fn named_attestation(k: &SigningKey, predicate_type: &str, name: &str) -> String {
+    attestation(k, predicate_type, "            []").replacen(
+        "        - type:",
+        &format!("        - name: {name}\n          type:"),
+        1,
+    )
+}
+
+/// `validate` with `message` and `deny.conditions` (YAML under `conditions:`), for the entry.
+fn validate_deny(message: &str, conditions: &str) -> String {
+    format!(
+        "        validate:\n          message: \"{message}\"\n          deny:\n            conditions:\n{conditions}"
+    )
+}
+
+const DENY_OTHER_BUILDERS: &str = r#"              any:
+              - key: "{{ prov.builder.id }}"
+                operator: NotEquals
+                value: https://ci.company.com/builder
+                message: "built by {{ prov.builder.id }}""#;
+
 #[test]
-fn validate_deny_after_attestations_is_a_clear_error() {
+fn validate_deny_reads_the_named_predicates_after_the_attestations() {
     let k = key();
-    let registry = Registry::new(vec![attestation_layer(
+    let entry = format!(
+        "{}\n{}",
+        named_attestation(&k, PROVENANCE, "prov"),
+        validate_deny(
+            "{{ images.containers.c0.name }} is not allowed",
+            DENY_OTHER_BUILDERS
+        )
+    );
+    let policies = policy(&entry, None);
+    let ci = Registry::new(vec![attestation_layer(
         &k,
         &digest_of(IMAGE),
         PROVENANCE,
         provenance("https://ci.company.com/builder"),
     )]);
-    let with_deny = format!(
-        "{}\n        validate:\n          message: not allowed\n          deny:\n            conditions:\n              any:\n              - key: a\n                operator: Equals\n                value: a",
-        attestation(&k, PROVENANCE, BUILDER_IS_CI)
-    );
-    let d = registry.decide(&policy(&with_deny, None));
+    let d = ci.decide(&policies);
     let image = only_result(&d);
-    assert_eq!(image.status, Status::Error, "{image:#?}");
-    assert_eq!(image.reason, Reason::Unsupported);
+    assert_eq!(image.status, Status::Pass, "{image:#?}");
+    assert_eq!(image.reason, Reason::Verified);
     assert!(
         image
             .message
-            .contains("validate.deny (deny conditions Kyverno checks after the attestations) is not evaluated yet"),
+            .ends_with("validate.deny conditions do not hold"),
+        "{}",
+        image.message
+    );
+    // The same attestation by the laptop verifies, and the deny conditions hold: Kyverno's words,
+    // the entry's message and the held condition's, their variables resolved.
+    let laptop = Registry::new(vec![attestation_layer(
+        &k,
+        &digest_of(IMAGE),
+        PROVENANCE,
+        provenance("https://laptop"),
+    )]);
+    let d = laptop.decide(&policies);
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Fail, "{image:#?}");
+    assert_eq!(image.reason, Reason::DenyConditions);
+    assert_eq!(
+        image.message,
+        "validation in verifyImages failed: app is not allowed; built by https://laptop"
+    );
+    assert!(!d.allowed);
+    // The outcome keeps the predicate, so it is another key than the same attestation's
+    // without validate.deny (whose cached outcome holds none).
+    let plain = policy(&named_attestation(&k, PROVENANCE, "prov"), None);
+    let d = laptop.decide(&plain);
+    assert_eq!(only_result(&d).status, Status::Pass, "{:#?}", d.results);
+    let keys = laptop.keys.lock().unwrap();
+    let distinct: HashSet<&OutcomeKey> = keys.iter().collect();
+    assert_eq!(distinct.len(), 2, "{keys:#?}");
+}
+
+#[test]
+fn validate_deny_compares_two_attestations_and_fails_closed_when_it_cannot_decide() {
+    // The builder signs the provenance, the review tool the review. (Kyverno puts under an
+    // attestation's name the first predicate that verifies with the attestor, of any type, so
+    // one key signing both would put the provenance under both names; sealgate does the same.)
+    let (k, reviewer) = (key(), key());
+    let digest = digest_of(IMAGE);
+    let registry = Registry::new(vec![
+        attestation_layer(
+            &k,
+            &digest,
+            PROVENANCE,
+            provenance("https://ci.company.com/builder"),
+        ),
+        attestation_layer(
+            &reviewer,
+            &digest,
+            REVIEW,
+            json!({"repo": {"branch": "dev", "uri": "https://github.com/example/my-project"}}),
+        ),
+    ]);
+    let two = |conditions: &str| {
+        policy(
+            &format!(
+                "{}\n{}\n{}",
+                named_attestation(&k, PROVENANCE, "prov"),
+                named_attestation(&reviewer, REVIEW, "review"),
+                validate_deny("", conditions)
+            ),
+            None,
+        )
+    };
+    // Built by CI from a branch other than main: denied, with the condition's message only.
+    let d = registry.decide(&two(r#"              all:
+              - key: "{{ prov.builder.id }}"
+                operator: Equals
+                value: https://ci.company.com/*
+              - key: "{{ review.repo.branch }}"
+                operator: NotEquals
+                value: main
+                message: "branch {{ review.repo.branch }} is not main""#));
+    let image = only_result(&d);
+    assert_eq!(
+        (image.status, image.message.as_str()),
+        (
+            Status::Fail,
+            "validation in verifyImages failed: branch dev is not main"
+        ),
+        "{image:#?}"
+    );
+    // A variable nothing holds: the image cannot be decided, an error (denied under Enforce).
+    let d = registry.decide(&two(r#"              any:
+              - key: "{{ nowhere.branch }}"
+                operator: Equals
+                value: main"#));
+    let image = only_result(&d);
+    assert_eq!(image.status, Status::Error, "{image:#?}");
+    assert_eq!(image.reason, Reason::DenyConditions);
+    assert!(
+        image.message.starts_with(
+            "validation in verifyImages failed: failed to check deny conditions at spec.rules[0].verifyImages[0].validate.deny.conditions: "
+        ),
         "{}",
         image.message
     );
     assert!(!d.allowed);
+}
+
+#[test]
+fn validate_deny_without_attestations_is_never_checked_and_lint_says_so() {
+    let k = key();
+    let text = format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: p
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: r
+      match:
+        any:
+        - resources:
+            kinds: [Pod]
+      verifyImages:
+      - imageReferences: ["registry.company.com/*"]
+        attestors:
+        - entries:
+          - keys:
+              publicKeys: |-
+                {}
+{}"#,
+        pem(&k),
+        validate_deny("never", "              any: []")
+    );
+    let outcome = load("p.yaml", &text);
+    assert!(outcome.errors.is_empty(), "{:#?}", outcome.errors);
+    let warning = outcome
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .find(|w| w.contains("validate.deny is checked only after the entry's attestations"))
+        .unwrap_or_else(|| panic!("{:#?}", outcome.warnings));
+    assert!(
+        warning.contains("spec.rules[0].verifyImages[0].validate.deny"),
+        "{warning}"
+    );
 }
 
 /// A policy whose rule has `context` (YAML under `context:`) and whose entry checks

@@ -4,8 +4,16 @@
 //! `image attestations verification failed, verifiedCount: N, requiredCount: M, error: …`, each
 //! entry's error prefixed with its path (`.attestations[i].attestors[j].entries[k].keys`).
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
 use crate::image::digest::Digest;
-use crate::policy::{Attestation, Attestor, AttestorKind, AttestorSet, ImageVerification};
+use crate::policy::variables;
+use crate::policy::{
+    Attestation, Attestor, AttestorKind, AttestorSet, DenyCheck, ImageVerification,
+};
 
 use super::super::outcome::{AttestorOutcome, CannotEvaluate, Reason};
 use super::super::plan::{ImageCheck, attestation_key};
@@ -14,7 +22,8 @@ use super::{Found, ImageResult, Status, Verdict, image_result};
 
 /// What one leaf or nested set amounted to.
 enum Entry {
-    Verified(Vec<String>),
+    /// The signers, and the named predicate the outcome kept for `validate.deny`.
+    Verified(Vec<String>, Option<Arc<Value>>),
     /// Not verified: the words, whether an error (not a failed check) kept it, its kind, and
     /// the fetch that ran out of time, if that was why.
     Refused {
@@ -46,11 +55,22 @@ pub(super) fn evaluate_attestations(
     mut signers: Vec<String>,
 ) -> ImageResult {
     let s = image.normalized();
+    // Kyverno's context entries under the attestations' names: the predicate of the last
+    // attestor that verified, for `validate.deny`.
+    let named: RefCell<Map<String, Value>> = RefCell::new(Map::new());
     for (i, attestation) in entry.attestations.iter().enumerate() {
         for (j, set) in attestation.attestors.iter().enumerate() {
             let prefix = format!(".attestations[{i}].attestors[{j}]");
             match evaluate_set(set, &prefix, &|a| {
-                leaf(image, entry, attestation, a, digest, found, s)
+                let result = leaf(image, entry, attestation, a, digest, found, s);
+                if let (Entry::Verified(_, Some(predicate)), Some(name)) =
+                    (&result, &attestation.name)
+                {
+                    named
+                        .borrow_mut()
+                        .insert(name.clone(), Value::clone(predicate));
+                }
+                result
             }) {
                 Ok(mut v) => signers.append(&mut v),
                 Err(short) => {
@@ -80,17 +100,85 @@ pub(super) fn evaluate_attestations(
             }
         }
     }
-    image_result(
-        image,
-        check,
-        Some(digest.clone()),
-        (
+    let verdict = match entry
+        .validate
+        .as_ref()
+        .and_then(|v| v.deny.as_ref().map(|d| (v, d)))
+    {
+        Some((validate, deny)) => deny_verdict(
+            s,
+            digest,
+            validate.message.as_deref(),
+            deny,
+            named.into_inner(),
+        ),
+        None => (
             Status::Pass,
             Reason::Verified,
             format!("verified image attestations for {s} ({digest})"),
         ),
-        signers,
-    )
+    };
+    image_result(image, check, Some(digest.clone()), verdict, signers)
+}
+
+/// Kyverno's `validate.deny` after every attestation verified: the conditions over the rule's
+/// context and the attestations' named predicates. They hold: the image fails with
+/// `validation in verifyImages failed: MESSAGE` (the entry's message and the messages of the
+/// conditions that held, joined with `; ` and their variables resolved); they cannot be
+/// evaluated: an error result (Kyverno fails it, sealgate says it could not decide).
+fn deny_verdict(
+    image: &str,
+    digest: &Digest,
+    message: Option<&str>,
+    deny: &DenyCheck,
+    named: Map<String, Value>,
+) -> Verdict {
+    let mut context = match deny.context.as_deref() {
+        Some(Value::Object(context)) => context.clone(),
+        _ => Map::new(),
+    };
+    context.extend(named);
+    let context = Value::Object(context);
+    match deny.conditions.deny(&context) {
+        Ok(None) => (
+            Status::Pass,
+            Reason::Verified,
+            format!(
+                "verified image attestations for {image} ({digest}); validate.deny conditions do not hold"
+            ),
+        ),
+        Ok(Some(held)) => {
+            let joined: Vec<&str> = [message.unwrap_or_default(), held.as_str()]
+                .into_iter()
+                .filter(|m| !m.is_empty())
+                .collect();
+            let words = if joined.is_empty() {
+                // Kyverno's words for a deny without any message.
+                "validation error: imageVerify  failed".to_string()
+            } else {
+                let joined = joined.join("; ");
+                match variables::substitute(&joined, &context) {
+                    Ok(Value::String(text)) => text,
+                    Ok(_) => "the produced message didn't resolve to a string, check your policy definition.".to_string(),
+                    // Kyverno falls back to the conditions' messages.
+                    Err(_) => held,
+                }
+            };
+            (
+                Status::Fail,
+                Reason::DenyConditions,
+                format!("validation in verifyImages failed: {words}"),
+            )
+        }
+        Err(e) => (
+            Status::Error,
+            Reason::DenyConditions,
+            format!(
+                "validation in verifyImages failed: failed to check deny conditions at {}: {e}",
+                deny.conditions.path()
+            ),
+        ),
+    }
 }
 
 /// Kyverno's count semantics over `set`'s entries, in order, stopping once enough verified.
@@ -113,7 +201,7 @@ fn evaluate_set(
         let result = match &attestor.kind {
             AttestorKind::Nested(inner) => {
                 match evaluate_set(inner, &format!("{path}.attestor"), outcome) {
-                    Ok(s) => Entry::Verified(s),
+                    Ok(s) => Entry::Verified(s, None),
                     Err(short) => Entry::Refused {
                         words: format!(
                             "nested set needs {}, got {}: {}",
@@ -130,7 +218,7 @@ fn evaluate_set(
             _ => outcome(attestor),
         };
         match result {
-            Entry::Verified(mut s) => {
+            Entry::Verified(mut s, _) => {
                 verified += 1;
                 signers.append(&mut s);
             }
@@ -205,7 +293,9 @@ fn leaf(
         Err(why) => return refused(&why),
     };
     match found.outcomes.get(&key) {
-        Some(AttestorOutcome::Verified(v)) => Entry::Verified(vec![v.signer().to_string()]),
+        Some(AttestorOutcome::Verified(v)) => {
+            Entry::Verified(vec![v.signer().to_string()], v.predicate().cloned())
+        }
         Some(AttestorOutcome::Failed(why)) => Entry::Refused {
             words: why.describe(s),
             error: false,

@@ -13,6 +13,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::attestation::AttestationFailure;
 use super::bundle::BundleFailure;
 use crate::cosign::payload::PayloadError;
@@ -417,17 +419,33 @@ impl fmt::Display for FetchFailure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     signer: Signer,
+    /// An attestation's predicate kept under its `name` for the entry's `validate.deny`.
+    predicate: Option<Arc<Value>>,
 }
 
 impl Verified {
     /// Made by the attestor checks, and nowhere else.
     pub(super) fn new(signer: Signer) -> Verified {
-        Verified { signer }
+        Verified {
+            signer,
+            predicate: None,
+        }
+    }
+
+    /// This proof keeping an attestation's named predicate.
+    pub(super) fn with_predicate(mut self, predicate: Value) -> Verified {
+        self.predicate = Some(Arc::new(predicate));
+        self
     }
 
     /// Who signed.
     pub fn signer(&self) -> &Signer {
         &self.signer
+    }
+
+    /// The attestation's named predicate, when its entry's `validate.deny` reads it.
+    pub fn predicate(&self) -> Option<&Arc<Value>> {
+        self.predicate.as_ref()
     }
 }
 
@@ -1006,6 +1024,8 @@ pub enum Reason {
     PredicateTypeNotFound,
     /// An attestation's conditions do not hold (or cannot be evaluated).
     AttestationConditions,
+    /// The entry's `validate.deny` conditions hold (or cannot be evaluated).
+    DenyConditions,
     /// A fetch failed, of this kind.
     Fetch(FetchReason),
 }
@@ -1070,6 +1090,7 @@ impl Reason {
             Reason::NoAttestations => "no_attestations",
             Reason::PredicateTypeNotFound => "predicate_type_not_found",
             Reason::AttestationConditions => "attestation_conditions",
+            Reason::DenyConditions => "deny_conditions",
             Reason::Fetch(f) => f.as_str(),
         }
     }

@@ -472,12 +472,24 @@ pub struct RegistryCredentials {
 }
 
 /// `verifyImages[].validate`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ImageValidation {
-    /// Message on failure.
+    /// Message on failure (its variables resolved when the image is denied).
     pub message: Option<String>,
-    /// Raw deny conditions.
-    pub deny: Option<Value>,
+    /// `deny.conditions`, checked after the entry's attestations; `None` when not written (or
+    /// written on an entry without attestations, which Kyverno never checks).
+    pub deny: Option<DenyCheck>,
+}
+
+/// A verifyImages entry's `validate.deny`: conditions over the rule's context and the
+/// attestations' named predicates that, when they hold, deny the image.
+#[derive(Debug, Clone)]
+pub struct DenyCheck {
+    /// The conditions, parsed when the policy is loaded.
+    pub conditions: super::conditions::Conditions,
+    /// The rule's context when the conditions or the message read it (as for attestation
+    /// conditions); the named predicates are added to it per image.
+    pub context: Option<std::sync::Arc<Value>>,
 }
 
 /// A set of attestors of which [`AttestorSet::required_count`] must verify.
@@ -842,6 +854,9 @@ pub struct Attestation {
     pub attestors: Vec<AttestorSet>,
     /// `conditions`, parsed when the policy is loaded.
     pub conditions: super::conditions::ConditionBlocks,
+    /// Whether a verified outcome keeps the predicate under `name` (for the entry's
+    /// `validate.deny`, which reads it after every attestation verified).
+    pub keeps_predicate: bool,
     /// The rule's context (the request's variables, given values and `context` entries) when
     /// the conditions read it: Kyverno evaluates them over that context with the statement's
     /// predicate merged at the top. `None` when they read only the statement.

@@ -788,6 +788,20 @@ impl Conditions {
         })
     }
 
+    /// Evaluates as a verifyImages entry's `validate.deny` conditions (Kyverno's
+    /// `CheckDenyPreconditions`, lazily as preconditions): `Some(message)` when they hold, so
+    /// the image is denied, with the messages of the conditions that held, joined as Kyverno
+    /// joins them (`"; "`, `";"` in the legacy list; empty when none has one); `None` when they
+    /// do not hold.
+    pub fn deny(&self, context: &Value) -> Result<Option<String>, EvaluationError> {
+        let mut held = Vec::new();
+        let (met, _) = self.evaluate_recording(context, None, Some(&mut held))?;
+        let separator = if self.legacy { ";" } else { "; " };
+        Ok(met.then(|| {
+            join_non_empty(held.iter().map(|m| m.as_ref()), separator).unwrap_or_default()
+        }))
+    }
+
     fn first_passes(&self, context: &Value) -> Result<Vec<FirstPass>, EvaluationError> {
         self.conditions().map(|c| c.first_pass(context)).collect()
     }
@@ -797,7 +811,18 @@ impl Conditions {
     fn evaluate_with(
         &self,
         context: &Value,
+        passes: Option<&mut Vec<FirstPass>>,
+    ) -> Result<(bool, Option<String>), EvaluationError> {
+        self.evaluate_recording(context, passes, None)
+    }
+
+    /// [`Conditions::evaluate_with`], also recording the messages of the conditions that held
+    /// in `held` when given.
+    fn evaluate_recording<'s>(
+        &'s self,
+        context: &Value,
         mut passes: Option<&mut Vec<FirstPass>>,
+        mut held: Option<&mut Vec<Cow<'s, str>>>,
     ) -> Result<(bool, Option<String>), EvaluationError> {
         let mut failed: Vec<Cow<'_, str>> = Vec::new();
         let any_len = self.any().len();
@@ -806,7 +831,7 @@ impl Conditions {
             any_holds = false;
             for (i, condition) in any.iter().enumerate() {
                 let pass = passes.as_deref_mut().and_then(|p| p.get_mut(i));
-                if check_one(condition, context, pass, &mut failed)? {
+                if check_one(condition, context, pass, &mut failed, held.as_deref_mut())? {
                     any_holds = true;
                     break;
                 }
@@ -815,7 +840,7 @@ impl Conditions {
         let mut all_holds = true;
         for (j, condition) in self.all.iter().enumerate() {
             let pass = passes.as_deref_mut().and_then(|p| p.get_mut(any_len + j));
-            if !check_one(condition, context, pass, &mut failed)? {
+            if !check_one(condition, context, pass, &mut failed, held.as_deref_mut())? {
                 all_holds = false;
                 break;
             }
@@ -825,12 +850,14 @@ impl Conditions {
     }
 }
 
-/// Evaluates one condition of a block, recording its message when it fails.
+/// Evaluates one condition of a block, recording its message in `failed` when it fails (and
+/// in `held`, when given, when it holds).
 fn check_one<'s>(
     condition: &'s Condition,
     context: &Value,
     pass: Option<&mut FirstPass>,
     failed: &mut Vec<Cow<'s, str>>,
+    held: Option<&mut Vec<Cow<'s, str>>>,
 ) -> Result<bool, EvaluationError> {
     let (holds, substituted_message) = match pass {
         Some(pass) => {
@@ -839,12 +866,17 @@ fn check_one<'s>(
         }
         None => (condition.check(context, None)?, None),
     };
-    if !holds {
+    let record = match (holds, held) {
+        (false, _) => Some(failed),
+        (true, Some(held)) => Some(held),
+        (true, None) => None,
+    };
+    if let Some(record) = record {
         match substituted_message {
-            Some(message) => failed.push(Cow::Owned(message)),
+            Some(message) => record.push(Cow::Owned(message)),
             None => {
                 if let Some(message) = &condition.message {
-                    failed.push(Cow::Borrowed(message));
+                    record.push(Cow::Borrowed(message));
                 }
             }
         }

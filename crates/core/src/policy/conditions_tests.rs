@@ -1937,3 +1937,29 @@ fn conditions_are_shareable() {
     assert_send_sync::<Conditions>();
     assert_send_sync::<ConditionBlocks>();
 }
+
+#[test]
+fn deny_conditions_say_the_messages_of_those_that_held() {
+    let held =
+        |message: &str| json!({"key": "a", "operator": "Equals", "value": "a", "message": message});
+    let failed = json!({"key": "a", "operator": "Equals", "value": "b", "message": "never said"});
+    let context = json!({});
+    // `any` stops at the first that holds; `all` says every one; joined with "; ".
+    let block = preconditions(json!({
+        "any": [failed.clone(), held("first"), held("not reached")],
+        "all": [held("one"), held(""), held("two")]
+    }));
+    assert_eq!(
+        block.deny(&context).unwrap().as_deref(),
+        Some("first; one; two")
+    );
+    // The legacy list joins with ";", as Kyverno's evaluateOldConditions.
+    let legacy = preconditions(json!([held("one"), held("two")]));
+    assert_eq!(legacy.deny(&context).unwrap().as_deref(), Some("one;two"));
+    // Not holding: no denial, whatever the messages.
+    let not = preconditions(json!({"all": [held("one"), failed]}));
+    assert_eq!(not.deny(&context).unwrap(), None);
+    // Holding without messages: denied with nothing to say.
+    let silent = preconditions(json!({"all": [{"key": "a", "operator": "Equals", "value": "a"}]}));
+    assert_eq!(silent.deny(&context).unwrap().as_deref(), Some(""));
+}

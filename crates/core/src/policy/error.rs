@@ -508,6 +508,11 @@ pub enum PolicyWarningKind {
         "this attestation has no attestors: as Kyverno, it is checked with an implicit keyless attestor, so a signature by any identity the Fulcio roots certify passes (with its Rekor bundle)"
     )]
     AttestationWithoutAttestors,
+    /// `validate.deny` on an entry without `attestations`: Kyverno checks it only after them.
+    #[error(
+        "validate.deny is checked only after the entry's attestations, as in Kyverno, and this entry has none: it is never checked"
+    )]
+    DenyWithoutAttestations,
     /// `subjectRegExp` or `issuerRegExp` that does not compile.
     #[error(
         "{field} is not a valid regular expression ({reason}): every image this attestor checks fails, as Kyverno fails it ('invalid regexp')"
@@ -647,6 +652,9 @@ pub(crate) fn warning_hint(kind: &PolicyWarningKind) -> Option<String> {
         }
         PolicyWarningKind::AttestationWithoutAttestors => {
             "add attestors naming the key, certificate or keyless identity that signs the attestation".into()
+        }
+        PolicyWarningKind::DenyWithoutAttestations => {
+            "add the attestations whose predicates the conditions read, or remove validate.deny".into()
         }
         PolicyWarningKind::InvalidIdentityRegexp { .. } => {
             "write an RE2 regular expression (Go's regexp syntax), or use subject/issuer with wildcards".into()

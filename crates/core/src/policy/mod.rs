@@ -49,10 +49,10 @@ mod tests;
 
 pub use compiled::{
     Attestation, Attestor, AttestorKind, AttestorSet, CertificateAttestor, CtLogSettings,
-    DEFAULT_REKOR_URL, FailureAction, FailureActionOverride, FailureActionSource, Fingerprint,
-    ImageSource, ImageValidation, ImageVerification, KeyAttestor, KeySource, KeylessAttestor,
-    Policy, PolicyKind, RegistryCredentials, RekorSettings, ResolvedFailureAction, Rule,
-    RuleOrigin, pod_spec_pointer,
+    DEFAULT_REKOR_URL, DenyCheck, FailureAction, FailureActionOverride, FailureActionSource,
+    Fingerprint, ImageSource, ImageValidation, ImageVerification, KeyAttestor, KeySource,
+    KeylessAttestor, Policy, PolicyKind, RegistryCredentials, RekorSettings, ResolvedFailureAction,
+    Rule, RuleOrigin, pod_spec_pointer,
 };
 pub use error::{
     Base64Damage, Location, PolicyError, PolicyErrorKind, PolicyWarning, PolicyWarningKind,

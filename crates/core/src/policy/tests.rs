@@ -955,7 +955,6 @@ fn every_field_is_read() {
     let expected = [
         "spec.rules[0].verifyImages[0].imageRegistryCredentials.allowInsecureRegistry allowInsecureRegistry is not used",
         "spec.rules[0].verifyImages[0].imageRegistryCredentials.providers providers is not used",
-        "spec.rules[0].verifyImages[0].validate.deny validate.deny (deny conditions checked after the attestations) is not supported yet",
         "spec.rules[0].verifyImages[0].attestors[0].entries[1].certificates.rekor this certificates attestor has a rekor block",
         "spec.rules[0].context[1] context entry `api` is an apiCall, which sealgate does not make",
         "spec.rules[0].imageExtractors.Task[0].jmesPath jmesPath in imageExtractors is not supported yet",

@@ -44,8 +44,6 @@ pub enum Unsupported {
         /// The located words: field, variable, where its value comes from, why.
         message: String,
     },
-    /// The entry's `validate.deny`, which Kyverno checks after its attestations.
-    ValidateDeny,
     /// An image extractor that post-processes the value with JMESPath.
     ExtractorJmesPath {
         /// The expression.
@@ -74,9 +72,7 @@ impl Unsupported {
     pub fn is_about_an_image(&self) -> bool {
         matches!(
             self,
-            Unsupported::VerifierType(_)
-                | Unsupported::ValidateDeny
-                | Unsupported::ExtractorJmesPath { .. }
+            Unsupported::VerifierType(_) | Unsupported::ExtractorJmesPath { .. }
         )
     }
 }
@@ -110,9 +106,6 @@ impl fmt::Display for Unsupported {
                 "key reference '{reference}' is not supported; paste the PEM public key into publicKeys"
             ),
             Unsupported::Variable { message } => f.write_str(message),
-            Unsupported::ValidateDeny => f.write_str(
-                "validate.deny (deny conditions Kyverno checks after the attestations) is not evaluated yet; the image cannot be checked",
-            ),
             Unsupported::ExtractorJmesPath { expression } => write!(
                 f,
                 "imageExtractors jmesPath '{expression}' is not supported yet; the image cannot be checked"

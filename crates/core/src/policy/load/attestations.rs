@@ -2,8 +2,6 @@
 //! (not expanded, as in Kyverno; none written is Kyverno's implicit `{entries: [{}]}`), and the
 //! `conditions`, parsed here so that a bad operator is a located load error.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
 use crate::image::digest::{Digest, hex_encode};
@@ -15,7 +13,6 @@ use crate::policy::conditions::ConditionBlocks;
 use crate::policy::error::{PolicyErrorKind, PolicyWarningKind};
 use crate::policy::model;
 use crate::policy::path::JsonPath;
-use crate::policy::unsupported::Unsupported;
 
 use super::DocumentLoader;
 use super::validate::strings_with_variables;
@@ -27,6 +24,7 @@ impl DocumentLoader<'_> {
         &mut self,
         a: &model::Attestation,
         path: &JsonPath,
+        keep_predicate: bool,
     ) -> Option<Attestation> {
         let errors_before = self.errors.len();
         let written_type = a.predicate_type_name.clone().filter(|t| !t.is_empty());
@@ -76,8 +74,9 @@ impl DocumentLoader<'_> {
             return None;
         }
         let name = a.name.clone().filter(|n| !n.is_empty());
-        let context = self.conditions_context(&variables);
-        if let Some(why) = self.conditions_unresolved(&variables) {
+        let context = self.context_read_by(&variables);
+        let keeps_predicate = keep_predicate && name.is_some();
+        if let Some(why) = self.entry_with_no_value_read_by(&variables) {
             // Kyverno fails the rule when a context entry cannot be loaded: every attestor of
             // the attestation is an error result saying which entry and why.
             for set in &mut sets {
@@ -89,6 +88,9 @@ impl DocumentLoader<'_> {
         // Debug quoting keeps `None`, `""` and texts holding `|` apart. The context enters as
         // its digest: the same conditions over another request's values are another outcome.
         let mut fingerprint = format!("type={predicate_type:?}|name={name:?}|conditions={raw}");
+        if keeps_predicate {
+            fingerprint.push_str("|keeps-predicate");
+        }
         if let Some(context) = &context {
             let json = serde_json::to_vec(context.as_ref()).unwrap_or_default();
             fingerprint.push_str("|context=");
@@ -99,41 +101,10 @@ impl DocumentLoader<'_> {
             predicate_type,
             attestors: sets,
             conditions: conditions?,
+            keeps_predicate,
             context,
             path: path.clone(),
             fingerprint: Fingerprint::new(fingerprint),
-        })
-    }
-
-    /// The rule's context when the attestation's `conditions` (`raw`) read it: a request
-    /// variable (`{{ request.object.metadata.labels.team }}`), a `context` entry or a given
-    /// value, beside the predicate's members. Conditions that read the request make the entry
-    /// one compiled per request (see `instance`), where the context holds the request; at load
-    /// they get none. `None` when the conditions read only the statement.
-    fn conditions_context(&mut self, variables: &[(JsonPath, String)]) -> Option<Arc<Value>> {
-        let texts: Vec<&str> = variables.iter().map(|(_, t)| t.as_str()).collect();
-        let context = self.rule_context.as_ref()?;
-        if !texts.iter().any(|t| context.text_reads_context(t)) {
-            return None;
-        }
-        if !self.per_request
-            && (self.defer_all_variables || texts.iter().any(|t| context.text_reads_request(t)))
-        {
-            self.entry_reads_request = true;
-            return None;
-        }
-        Some(Arc::new(context.values().clone()))
-    }
-
-    /// The first condition string (of `variables`, with their paths) that reads a context
-    /// entry with no value, as the error its attestors carry.
-    fn conditions_unresolved(&self, variables: &[(JsonPath, String)]) -> Option<Unsupported> {
-        let context = self.rule_context.as_ref()?;
-        variables.iter().find_map(|(field, text)| {
-            let why = context.missing_entry_read_by(text)?;
-            Some(Unsupported::Variable {
-                message: format!("{}: {why}", self.real_path(field)),
-            })
         })
     }
 }

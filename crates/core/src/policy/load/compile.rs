@@ -4,9 +4,10 @@
 use crate::crypto::key::SignatureHash;
 use crate::policy::autogen::{self, AUTOGEN_ANNOTATION};
 use crate::policy::compiled::{
-    Attestor, AttestorKind, AttestorSet, CertificateAttestor, CtLogSettings, FailureAction,
-    FailureActionOverride, ImageValidation, ImageVerification, KeyAttestor, KeylessAttestor,
-    Policy, PolicyKind, RegistryCredentials, RekorSettings, Rule, RuleOrigin, pod_spec_pointer,
+    Attestor, AttestorKind, AttestorSet, CertificateAttestor, CtLogSettings, DenyCheck,
+    FailureAction, FailureActionOverride, ImageValidation, ImageVerification, KeyAttestor,
+    KeylessAttestor, Policy, PolicyKind, RegistryCredentials, RekorSettings, Rule, RuleOrigin,
+    pod_spec_pointer,
 };
 use crate::policy::conditions::Conditions;
 use crate::policy::error::{PolicyErrorKind, PolicyWarningKind};
@@ -15,10 +16,12 @@ use crate::policy::model::{self, CredentialProvider, FailurePolicy, PolicyDocume
 use crate::policy::path::JsonPath;
 use crate::policy::unsupported::Unsupported;
 use crate::policy::unsupported::context_entry_kind;
-use crate::policy::variables::RuleContext;
+use crate::policy::variables::{RuleContext, has_variables};
+use serde_json::Value;
 use std::collections::HashMap;
 
 use super::DocumentLoader;
+use super::validate::strings_with_variables;
 
 impl DocumentLoader<'_> {
     pub(super) fn compile(&mut self, document: PolicyDocument) -> Option<Policy> {
@@ -506,36 +509,68 @@ impl DocumentLoader<'_> {
                 attestors.push(set);
             }
         }
+        let written_deny = entry
+            .validate
+            .as_ref()
+            .and_then(|v| v.deny.as_ref())
+            .filter(|d| !d.is_null());
+        // Named predicates are kept in the outcomes only for the deny conditions to read.
+        let keep_predicates = written_deny.is_some();
         let mut attestations = Vec::new();
         for (i, a) in entry.attestations.iter().enumerate() {
             let a_path = path.field("attestations").index(i);
-            attestations.extend(self.compile_attestation(a, &a_path));
+            attestations.extend(self.compile_attestation(a, &a_path, keep_predicates));
         }
+        let validate_path = path.field("validate");
+        let mut deny_unresolved = None;
+        let deny = match written_deny {
+            None => None,
+            Some(_) if entry.attestations.is_empty() => {
+                self.warn(
+                    &validate_path.field("deny"),
+                    PolicyWarningKind::DenyWithoutAttestations,
+                );
+                None
+            }
+            Some(raw) => {
+                let conditions_path = validate_path.field("deny").field("conditions");
+                let written = raw.get("conditions").cloned().unwrap_or(Value::Null);
+                match Conditions::parse(&written, &conditions_path) {
+                    Ok(conditions) => {
+                        for field in conditions.ignored_fields() {
+                            let name = field.last_field().unwrap_or_default().to_string();
+                            self.warn(field, PolicyWarningKind::IgnoredConditionField(name));
+                        }
+                        let mut variables = Vec::new();
+                        strings_with_variables(&written, &conditions_path, &mut variables);
+                        if let Some(message) =
+                            entry.validate.as_ref().and_then(|v| v.message.as_ref())
+                            && has_variables(message)
+                        {
+                            variables.push((validate_path.field("message"), message.clone()));
+                        }
+                        deny_unresolved = self.entry_with_no_value_read_by(&variables);
+                        Some(DenyCheck {
+                            conditions,
+                            context: self.context_read_by(&variables),
+                        })
+                    }
+                    Err(errors) => {
+                        for e in errors {
+                            self.error(e.path(), PolicyErrorKind::Conditions(e.reason()));
+                        }
+                        None
+                    }
+                }
+            }
+        };
         if self.errors.len() > errors_before {
             return None;
         }
-        // Kyverno checks `validate.deny` after an entry's attestations: not evaluated yet, so
-        // such an entry cannot pass here.
-        let deny_unchecked = !attestations.is_empty()
-            && entry
-                .validate
-                .as_ref()
-                .and_then(|v| v.deny.as_ref())
-                .is_some_and(|d| !d.is_null());
-        if deny_unchecked {
-            self.warn(
-                &path.field("validate").field("deny"),
-                PolicyWarningKind::NotSupportedYet(
-                    "validate.deny (deny conditions checked after the attestations) is",
-                ),
-            );
-        }
         let unsupported = if verifier == VerifierType::Notary {
             Some(Unsupported::VerifierType(verifier))
-        } else if deny_unchecked {
-            Some(Unsupported::ValidateDeny)
         } else {
-            None
+            deny_unresolved
         };
         Some(ImageVerification {
             unsupported,
@@ -560,7 +595,7 @@ impl DocumentLoader<'_> {
             }),
             validate: entry.validate.map(|v| ImageValidation {
                 message: v.message,
-                deny: v.deny,
+                deny,
             }),
             path: path.clone(),
         })

@@ -10,6 +10,8 @@ use crate::policy::model;
 use crate::policy::path::JsonPath;
 use crate::policy::unsupported::Unsupported;
 use crate::policy::variables::{RuleContext, VariableError, has_variables};
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::DocumentLoader;
@@ -147,6 +149,46 @@ impl DocumentLoader<'_> {
             .collect();
         let message = format!("{}: {}", variables.join(", "), problems.join("; "));
         Some(vec![self.unresolved(attestor, path, message)])
+    }
+
+    /// The rule's context when the strings of conditions (`variables`, with their paths: an
+    /// attestation's `conditions`, an entry's `validate.deny`) read it: a request variable
+    /// (`{{ request.object.metadata.labels.team }}`), a `context` entry or a given value, beside
+    /// what the statements add. Strings that read the request make the entry one compiled per
+    /// request (see `instance`), where the context holds the request; at load they get none.
+    /// `None` when they read nothing of the rule's context.
+    pub(super) fn context_read_by(
+        &mut self,
+        variables: &[(JsonPath, String)],
+    ) -> Option<Arc<Value>> {
+        let context = self.rule_context.as_ref()?;
+        if !variables.iter().any(|(_, t)| context.text_reads_context(t)) {
+            return None;
+        }
+        if !self.per_request
+            && (self.defer_all_variables
+                || variables.iter().any(|(_, t)| context.text_reads_request(t)))
+        {
+            self.entry_reads_request = true;
+            return None;
+        }
+        Some(Arc::new(context.values().clone()))
+    }
+
+    /// The first of `variables` (strings with their paths) that reads a context entry with no
+    /// value, as the error result it makes: the path, the variable, where its value comes from
+    /// and why.
+    pub(super) fn entry_with_no_value_read_by(
+        &self,
+        variables: &[(JsonPath, String)],
+    ) -> Option<Unsupported> {
+        let context = self.rule_context.as_ref()?;
+        variables.iter().find_map(|(field, text)| {
+            let why = context.missing_entry_read_by(text)?;
+            Some(Unsupported::Variable {
+                message: format!("{}: {why}", self.real_path(field)),
+            })
+        })
     }
 
     /// An attestor that cannot be evaluated: its variables do not give a usable key.
