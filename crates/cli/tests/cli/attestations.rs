@@ -255,6 +255,67 @@ fn attest_then_verify_attestation_round_trip() {
     .stderr_has("invalid predicate type: provenance");
 }
 
+/// A test registry holding `app:v1`, attested as built by the company's CI, and `laptop:v1`,
+/// attested as built on a laptop, both by the key pair `cosign` (password `pw`) of the workdir.
+struct CiAndLaptop {
+    registry: TestRegistry,
+    w: Workdir,
+    /// `app:v1`'s digest.
+    digest: Digest,
+    /// The public key, PEM.
+    pem: String,
+}
+
+fn ci_and_laptop() -> CiAndLaptop {
+    let registry = TestRegistry::start(TLS_AUTH);
+    let digest = registry.push_image("app", "v1");
+    registry.push_image("laptop", "v1");
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let pem = std::fs::read_to_string(w.path(&public)).unwrap();
+    attest_ci_and_laptop(&registry, &w, &key);
+    CiAndLaptop {
+        registry,
+        w,
+        digest,
+        pem,
+    }
+}
+
+/// Attests `app:v1` as built by the company's CI and `laptop:v1` as built on a laptop, with the
+/// key `key` (password `pw`).
+fn attest_ci_and_laptop(registry: &TestRegistry, w: &Workdir, key: &str) {
+    for (repo, builder) in [
+        ("app", "https://ci.company.com/builder"),
+        ("laptop", "https://laptop.example/alice"),
+    ] {
+        std::fs::write(w.path("provenance.json"), provenance(builder)).unwrap();
+        w.run_on(
+            registry,
+            "pw",
+            &[
+                "attest",
+                "--key",
+                key,
+                "--type",
+                "slsaprovenance",
+                "--predicate",
+                "provenance.json",
+                &image(registry, &format!("{repo}:v1")),
+            ],
+        )
+        .success();
+    }
+}
+
+/// `sealgate lint FILE` succeeds and its output does not hold `words`.
+fn lint_says_nothing_of(w: &Workdir, file: &str, words: &str) {
+    let lint = w.run("", &["lint", file]);
+    lint.success();
+    let said = format!("{}{}", lint.stdout(), lint.stderr());
+    assert!(!said.contains(words), "{said}");
+}
+
 fn policy(registry: &TestRegistry, public_pem: &str) -> String {
     policy_with(
         registry,
@@ -323,45 +384,17 @@ fn pod(w: &Workdir, name: &str, image: &str) -> String {
 
 #[test]
 fn apply_checks_attestation_conditions_over_the_predicate() {
-    let registry = TestRegistry::start(TLS_AUTH);
-    let digest = registry.push_image("app", "v1");
-    registry.push_image("laptop", "v1");
+    let CiAndLaptop {
+        registry,
+        w,
+        digest,
+        pem,
+    } = ci_and_laptop();
     let none = registry.push_image("none", "v1");
-    let w = Workdir::new();
-    let (key, public) = w.keys("cosign", "pw");
-    let pem = std::fs::read_to_string(w.path(&public)).unwrap();
     std::fs::write(w.path("policy.yaml"), policy(&registry, &pem)).unwrap();
-    for (repo, builder) in [
-        ("app", "https://ci.company.com/builder"),
-        ("laptop", "https://laptop.example/alice"),
-    ] {
-        std::fs::write(w.path("provenance.json"), provenance(builder)).unwrap();
-        w.run_on(
-            &registry,
-            "pw",
-            &[
-                "attest",
-                "--key",
-                &key,
-                "--type",
-                "slsaprovenance",
-                "--predicate",
-                "provenance.json",
-                &image(&registry, &format!("{repo}:v1")),
-            ],
-        )
-        .success();
-    }
 
     // lint no longer says attestations are not checked.
-    let lint = w.run("", &["lint", "policy.yaml"]);
-    lint.success();
-    assert!(
-        !format!("{}{}", lint.stdout(), lint.stderr()).contains("attestations"),
-        "{}{}",
-        lint.stdout(),
-        lint.stderr()
-    );
+    lint_says_nothing_of(&w, "policy.yaml", "attestations");
 
     let app = image(&registry, "app:v1");
     let good = pod(&w, "good", &app);
@@ -419,33 +452,12 @@ fn apply_checks_attestation_conditions_over_the_predicate() {
 
 #[test]
 fn apply_checks_attestation_conditions_against_a_config_map_given_as_values() {
-    let registry = TestRegistry::start(TLS_AUTH);
-    let digest = registry.push_image("app", "v1");
-    registry.push_image("laptop", "v1");
-    let w = Workdir::new();
-    let (key, public) = w.keys("cosign", "pw");
-    let pem = std::fs::read_to_string(w.path(&public)).unwrap();
-    for (repo, builder) in [
-        ("app", "https://ci.company.com/builder"),
-        ("laptop", "https://laptop.example/alice"),
-    ] {
-        std::fs::write(w.path("provenance.json"), provenance(builder)).unwrap();
-        w.run_on(
-            &registry,
-            "pw",
-            &[
-                "attest",
-                "--key",
-                &key,
-                "--type",
-                "slsaprovenance",
-                "--predicate",
-                "provenance.json",
-                &image(&registry, &format!("{repo}:v1")),
-            ],
-        )
-        .success();
-    }
+    let CiAndLaptop {
+        registry,
+        w,
+        digest,
+        pem,
+    } = ci_and_laptop();
     // The builders allowed are kept in a ConfigMap, as teams keep keys: the conditions read it
     // beside the predicate, as Kyverno's do.
     let context = "    context:\n    - name: builders\n      configMap:\n        name: builders\n        namespace: platform";
@@ -459,14 +471,7 @@ fn apply_checks_attestation_conditions_against_a_config_map_given_as_values() {
         policy_with(&registry, &pem, context, conditions),
     )
     .unwrap();
-    let lint = w.run("", &["lint", "policy.yaml"]);
-    lint.success();
-    assert!(
-        !format!("{}{}", lint.stdout(), lint.stderr()).contains("warning:"),
-        "{}{}",
-        lint.stdout(),
-        lint.stderr()
-    );
+    lint_says_nothing_of(&w, "policy.yaml", "warning:");
     let values = |allowed: &str| {
         format!(
             "apiVersion: cli.kyverno.io/v1alpha1\nkind: Values\npolicies:\n- name: require-provenance\n  rules:\n  - name: built-by-ci\n    values:\n      builders.data.allowed: \"{allowed}\"\n"
@@ -510,33 +515,12 @@ fn apply_checks_attestation_conditions_against_a_config_map_given_as_values() {
 
 #[test]
 fn apply_checks_validate_deny_over_the_named_predicate() {
-    let registry = TestRegistry::start(TLS_AUTH);
-    let digest = registry.push_image("app", "v1");
-    registry.push_image("laptop", "v1");
-    let w = Workdir::new();
-    let (key, public) = w.keys("cosign", "pw");
-    let pem = std::fs::read_to_string(w.path(&public)).unwrap();
-    for (repo, builder) in [
-        ("app", "https://ci.company.com/builder"),
-        ("laptop", "https://laptop.example/alice"),
-    ] {
-        std::fs::write(w.path("provenance.json"), provenance(builder)).unwrap();
-        w.run_on(
-            &registry,
-            "pw",
-            &[
-                "attest",
-                "--key",
-                &key,
-                "--type",
-                "slsaprovenance",
-                "--predicate",
-                "provenance.json",
-                &image(&registry, &format!("{repo}:v1")),
-            ],
-        )
-        .success();
-    }
+    let CiAndLaptop {
+        registry,
+        w,
+        digest,
+        pem,
+    } = ci_and_laptop();
     // The attestation is named and has no conditions of its own; the entry's validate.deny
     // reads the named predicate once every attestation verified, as in Kyverno.
     let text = policy_with(&registry, &pem, "", "          []")
@@ -552,14 +536,7 @@ fn apply_checks_validate_deny_over_the_named_predicate() {
               message: "it was built by {{ prov.builder.id }}"
 "#;
     std::fs::write(w.path("policy.yaml"), text).unwrap();
-    let lint = w.run("", &["lint", "policy.yaml"]);
-    lint.success();
-    assert!(
-        !format!("{}{}", lint.stdout(), lint.stderr()).contains("warning:"),
-        "{}{}",
-        lint.stdout(),
-        lint.stderr()
-    );
+    lint_says_nothing_of(&w, "policy.yaml", "warning:");
     let app = image(&registry, "app:v1");
     let good = pod(&w, "good", &app);
     w.run_on(

@@ -68,6 +68,16 @@ fn provenance(builder: &str) -> Value {
     json!({"builder": {"id": builder}, "buildType": "https://example.com/build/v1"})
 }
 
+/// A registry holding one provenance of [`IMAGE`] by `builder`, signed by `k`.
+fn provenance_by(k: &SigningKey, builder: &str) -> Registry {
+    Registry::new(vec![attestation_layer(
+        k,
+        &digest_of(IMAGE),
+        PROVENANCE,
+        provenance(builder),
+    )])
+}
+
 /// `.sig` layers and `.att` layers of [`IMAGE`]; every key wanted recorded.
 struct Registry {
     signatures: Vec<SignatureLayer>,
@@ -158,28 +168,7 @@ fn policy(attestations: &str, signer: Option<&SigningKey>) -> Vec<Policy> {
         ),
         None => String::new(),
     };
-    policies(&format!(
-        r#"apiVersion: kyverno.io/v1
-kind: ClusterPolicy
-metadata:
-  name: require-provenance
-spec:
-  validationFailureAction: Enforce
-  background: false
-  rules:
-    - name: check-provenance
-      match:
-        any:
-        - resources:
-            kinds:
-            - Pod
-      verifyImages:
-      - imageReferences:
-        - "registry.company.com/*"{attestors}
-        attestations:
-{attestations}
-"#
-    ))
+    policy_text("", &attestors, attestations)
 }
 
 /// One attestation of `predicate_type` by `k` with `conditions` (YAML under `conditions:`).
@@ -212,12 +201,7 @@ fn only_result(d: &Decision) -> &ImageResult {
 #[test]
 fn an_attestation_signed_by_the_key_with_conditions_met_passes() {
     let k = key();
-    let registry = Registry::new(vec![attestation_layer(
-        &k,
-        &digest_of(IMAGE),
-        PROVENANCE,
-        provenance("https://ci.company.com/builder"),
-    )]);
+    let registry = provenance_by(&k, "https://ci.company.com/builder");
     let d = registry.decide(&policy(&attestation(&k, PROVENANCE, BUILDER_IS_CI), None));
     let image = only_result(&d);
     assert_eq!(image.status, Status::Pass, "{image:#?}");
@@ -249,12 +233,7 @@ fn an_attestation_signed_by_the_key_with_conditions_met_passes() {
 #[test]
 fn a_failing_condition_fails_with_kyvernos_message() {
     let k = key();
-    let registry = Registry::new(vec![attestation_layer(
-        &k,
-        &digest_of(IMAGE),
-        PROVENANCE,
-        provenance("https://laptop.example/me"),
-    )]);
+    let registry = provenance_by(&k, "https://laptop.example/me");
     let d = registry.decide(&policy(&attestation(&k, PROVENANCE, BUILDER_IS_CI), None));
     let image = only_result(&d);
     assert_eq!(image.status, Status::Fail);
@@ -485,12 +464,7 @@ fn the_attestation_name_holds_the_first_predicate() {
 #[test]
 fn two_attestations_with_other_conditions_never_share_an_outcome() {
     let k = key();
-    let registry = Registry::new(vec![attestation_layer(
-        &k,
-        &digest_of(IMAGE),
-        PROVENANCE,
-        provenance("https://ci.company.com/builder"),
-    )]);
+    let registry = provenance_by(&k, "https://ci.company.com/builder");
     let other_builder = BUILDER_IS_CI.replace("https://ci.company.com/builder", "https://other");
     let both = format!(
         "{}\n{}",
@@ -537,12 +511,7 @@ fn two_attestations_with_other_conditions_never_share_an_outcome() {
 #[test]
 fn signatures_are_checked_first() {
     let k = key();
-    let registry = Registry::new(vec![attestation_layer(
-        &k,
-        &digest_of(IMAGE),
-        PROVENANCE,
-        provenance("https://ci.company.com/builder"),
-    )]);
+    let registry = provenance_by(&k, "https://ci.company.com/builder");
     // The image is not signed: the signature check's failure is the result.
     let d = registry.decide(&policy(
         &attestation(&k, PROVENANCE, BUILDER_IS_CI),
@@ -561,12 +530,7 @@ fn signatures_are_checked_first() {
 #[test]
 fn a_rekor_block_requires_the_attestations_bundle() {
     let k = key();
-    let registry = Registry::new(vec![attestation_layer(
-        &k,
-        &digest_of(IMAGE),
-        PROVENANCE,
-        provenance("https://ci.company.com/builder"),
-    )]);
+    let registry = provenance_by(&k, "https://ci.company.com/builder");
     let with_rekor = attestation(&k, PROVENANCE, BUILDER_IS_CI).replace(
         "          conditions:",
         "                rekor:\n                  url: https://rekor.sigstore.dev\n          conditions:",
@@ -587,12 +551,7 @@ fn a_rekor_block_requires_the_attestations_bundle() {
 #[test]
 fn keyless_and_implicit_attestors_want_a_certificate() {
     let k = key();
-    let registry = Registry::new(vec![attestation_layer(
-        &k,
-        &digest_of(IMAGE),
-        PROVENANCE,
-        provenance("https://ci.company.com/builder"),
-    )]);
+    let registry = provenance_by(&k, "https://ci.company.com/builder");
     // Kyverno's implicit attestor (none written) is keyless with any identity: an envelope
     // signed with a plain key and no certificate does not pass it.
     let implicit = format!("        - type: {PROVENANCE}");
@@ -731,12 +690,7 @@ fn validate_deny_reads_the_named_predicates_after_the_attestations() {
         )
     );
     let policies = policy(&entry, None);
-    let ci = Registry::new(vec![attestation_layer(
-        &k,
-        &digest_of(IMAGE),
-        PROVENANCE,
-        provenance("https://ci.company.com/builder"),
-    )]);
+    let ci = provenance_by(&k, "https://ci.company.com/builder");
     let d = ci.decide(&policies);
     let image = only_result(&d);
     assert_eq!(image.status, Status::Pass, "{image:#?}");
@@ -750,12 +704,7 @@ fn validate_deny_reads_the_named_predicates_after_the_attestations() {
     );
     // The same attestation by the laptop verifies, and the deny conditions hold: Kyverno's words,
     // the entry's message and the held condition's, their variables resolved.
-    let laptop = Registry::new(vec![attestation_layer(
-        &k,
-        &digest_of(IMAGE),
-        PROVENANCE,
-        provenance("https://laptop"),
-    )]);
+    let laptop = provenance_by(&k, "https://laptop");
     let d = laptop.decide(&policies);
     let image = only_result(&d);
     assert_eq!(image.status, Status::Fail, "{image:#?}");
@@ -887,7 +836,14 @@ spec:
 /// A policy whose rule has `context` (YAML under `context:`) and whose entry checks
 /// `attestations`.
 fn policy_with_context(context: &str, attestations: &str) -> Vec<Policy> {
-    let text = format!(
+    policy_text(&format!("\n      context:\n{context}"), "", attestations)
+}
+
+/// The policy of one rule over Pods with `context` (YAML lines after the rule's `match`, or
+/// empty) and one entry for `registry.company.com/*` with `attestors` (YAML lines after
+/// `imageReferences`, or empty) and `attestations` (YAML under `attestations:`).
+fn policy_text(context: &str, attestors: &str, attestations: &str) -> Vec<Policy> {
+    policies(&format!(
         r#"apiVersion: kyverno.io/v1
 kind: ClusterPolicy
 metadata:
@@ -901,17 +857,14 @@ spec:
         any:
         - resources:
             kinds:
-            - Pod
-      context:
-{context}
+            - Pod{context}
       verifyImages:
       - imageReferences:
-        - "registry.company.com/*"
+        - "registry.company.com/*"{attestors}
         attestations:
 {attestations}
 "#
-    );
-    policies(&text)
+    ))
 }
 
 const BUILDER_FROM_CONTEXT: &str = r#"          - all:
@@ -923,12 +876,7 @@ const BUILDER_FROM_CONTEXT: &str = r#"          - all:
 #[test]
 fn conditions_read_the_rules_context_entries_beside_the_predicate() {
     let k = key();
-    let registry = Registry::new(vec![attestation_layer(
-        &k,
-        &digest_of(IMAGE),
-        PROVENANCE,
-        provenance("https://ci.company.com/builder"),
-    )]);
+    let registry = provenance_by(&k, "https://ci.company.com/builder");
     let allowed = |builder: &str| {
         format!(
             "      - name: allowed\n        variable:\n          value:\n            builder: {builder}"
@@ -986,12 +934,7 @@ fn conditions_read_the_rules_context_entries_beside_the_predicate() {
 #[test]
 fn conditions_read_the_request_and_the_entry_is_compiled_per_request() {
     let k = key();
-    let registry = Registry::new(vec![attestation_layer(
-        &k,
-        &digest_of(IMAGE),
-        PROVENANCE,
-        provenance("https://ci.company.com/builder"),
-    )]);
+    let registry = provenance_by(&k, "https://ci.company.com/builder");
     // Only builds by the namespace's own builder: the request and the predicate in one
     // expression, as Kyverno merges the predicate into the rule's context.
     let conditions = r#"          - all:
