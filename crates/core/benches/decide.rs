@@ -12,6 +12,14 @@
 //! Group `decide_pod_10_containers_every_policy_matches`: each policy checks `*`, so every
 //! container is checked by every policy: N rule results over 10 × N attestor outcomes.
 //!
+//! Group `key_source_10_policies`: the first group's 10 policies with their key taken four
+//! ways: `written` (the PEM in the policy), `configmap` (`{{ keys.data.pub }}` from a
+//! ConfigMap the loader was given, as `serve --kubernetes` gives it: resolved when the policy is
+//! compiled), `configmap_per_namespace` (the same ConfigMap looked up in the request's
+//! namespace, `namespace: "{{ request.namespace }}"`: the entry compiled per request, its
+//! resolved text found in the scope's cache) and `written_with_preconditions` (the written key
+//! and a precondition on `{{ request.object.metadata.namespace }}`, evaluated per request).
+//!
 //! `cargo bench -p sealgate-core --bench decide`
 
 // A benchmark: setup failures should stop it loudly.
@@ -32,7 +40,9 @@ use sealgate_core::crypto::key::SigningKey;
 use sealgate_core::engine::{
     AttestorOutcome, Decision, Evaluation, Mode, OutcomeKey, Resource, VerifyContext, Want,
 };
-use sealgate_core::policy::{Operation, Policy, load};
+use sealgate_core::policy::{
+    ContextValues, LoadOptions, Operation, Policy, load, load_with_context,
+};
 use sealgate_core::sigstore::trust::TrustedRoot;
 use sealgate_core::timestamp::unix_time;
 use serde_json::json;
@@ -51,6 +61,30 @@ fn policies(n: usize, key_pem: &str, pattern: impl Fn(usize) -> String) -> Vec<P
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     assert_eq!(outcome.policies.len(), n);
     outcome.policies
+}
+
+/// Ten ClusterPolicies as [`policies`] makes them with the pattern `registry<i>.company.com/*`,
+/// each rule's text after `match` being `rule_tail` (its context, preconditions and
+/// verifyImages), loaded with `values`.
+fn policies_with(rule_tail: &str, values: &ContextValues) -> Vec<Policy> {
+    let mut text = String::new();
+    for i in 0..10 {
+        text.push_str(&format!(
+            "---\napiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: policy-{i}\nspec:\n  validationFailureAction: Enforce\n  background: false\n  rules:\n    - name: check-{i}\n      match:\n        any:\n        - resources:\n            kinds: [Pod]\n{}",
+            rule_tail.replace("PATTERN", &format!("registry{i}.company.com/*"))
+        ));
+    }
+    let outcome = load_with_context("bench.yaml", &text, LoadOptions::default(), values);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert_eq!(outcome.policies.len(), 10);
+    outcome.policies
+}
+
+/// The `verifyImages` of [`policies_with`]'s rules, with `public_keys` as the key.
+fn verify_images(public_keys: &str) -> String {
+    format!(
+        "      verifyImages:\n      - imageReferences: [\"PATTERN\"]\n        attestors:\n        - count: 1\n          entries:\n          - keys:\n              publicKeys: {public_keys}\n"
+    )
 }
 
 fn pod() -> Resource {
@@ -166,5 +200,59 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+fn bench_key_sources(c: &mut Criterion) {
+    let key = SigningKey::generate(&SystemRandom::new()).unwrap();
+    let pem = key.public_key().to_pem();
+    let written = format!(
+        "|-\n                {}",
+        pem.trim_end().replace('\n', "\n                ")
+    );
+    let resource = pod();
+    let mut values = ContextValues::reading_config_maps();
+    values.insert_config_map(
+        "default",
+        "keys",
+        &BTreeMap::from([("pub".to_string(), pem.clone())]),
+    );
+    let context = |namespace: &str| {
+        format!(
+            "      context:\n      - name: keys\n        configMap:\n          name: keys\n          namespace: \"{namespace}\"\n"
+        )
+    };
+    let from_config_map = verify_images("\"{{ keys.data.pub }}\"");
+    let cases = [
+        ("written", verify_images(&written)),
+        (
+            "configmap",
+            format!("{}{from_config_map}", context("default")),
+        ),
+        (
+            "configmap_per_namespace",
+            format!("{}{from_config_map}", context("{{ request.namespace }}")),
+        ),
+        (
+            "written_with_preconditions",
+            format!(
+                "      preconditions:\n        all:\n        - key: \"{{{{ request.object.metadata.namespace }}}}\"\n          operator: Equals\n          value: default\n{}",
+                verify_images(&written)
+            ),
+        ),
+    ];
+    let mut group = c.benchmark_group("key_source_10_policies");
+    for (name, tail) in cases {
+        let policies = policies_with(&tail, &values);
+        let (cold, verified) = evaluate(&policies, &resource, Some(&key), &HashMap::new());
+        assert!(cold.allowed, "{name}: {}", cold.message);
+        assert_eq!(cold.results.len(), 10, "{name}");
+        let cache: HashMap<_, _> = verified.into_iter().collect();
+        let (warm, _) = evaluate(&policies, &resource, None, &cache);
+        assert_eq!(warm, cold, "{name}");
+        group.bench_function(name, |b| {
+            b.iter(|| evaluate(&policies, &resource, None, &cache))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_key_sources);
 criterion_main!(benches);

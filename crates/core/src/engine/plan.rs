@@ -16,6 +16,7 @@ use super::outcome::{Artifact, CannotEvaluate, OutcomeKey, SignatureRequest};
 use super::request::request_variables;
 use super::resource::{ExtractedImage, Resource};
 use crate::policy::functions::with_now;
+use crate::policy::variables::RequestVariables;
 use crate::policy::{ImageDataSet, RequestScope, RuleInstance};
 use crate::timestamp::UnixTime;
 
@@ -45,7 +46,7 @@ pub struct Plan<'p> {
     /// Mutate or validate.
     pub mode: Mode,
     /// The request's variables, when a rule reads them.
-    request: Option<serde_json::Map<String, serde_json::Value>>,
+    request: Option<Arc<RequestVariables>>,
     /// The time of `time_now_utc()` in preconditions and variables, if given.
     now: Option<UnixTime>,
 }
@@ -206,7 +207,7 @@ pub fn plan_at<'p>(
     let meta = resource.meta();
     let mut rules = Vec::new();
     // The request's variables, made once and only for a rule that reads them.
-    let mut request: Option<serde_json::Map<String, serde_json::Value>> = None;
+    let mut request: Option<Arc<RequestVariables>> = None;
     for (policy_index, policy) in policies.iter().enumerate() {
         if !policy.covers_namespace(resource.namespace.as_deref()) {
             continue;
@@ -253,8 +254,9 @@ pub fn plan_at<'p>(
             let (rule, state) = match &rule.request_scope {
                 None => (RuleRef::Loaded(rule), RuleState::Ready),
                 Some(scope) => {
-                    let request =
-                        request.get_or_insert_with(|| request_variables(resource, &images));
+                    let request = request.get_or_insert_with(|| {
+                        Arc::new(RequestVariables::new(request_variables(resource, &images)))
+                    });
                     settle(rule, scope, request, resource, &ImageDataSet::new(), now)
                 }
             };
@@ -283,7 +285,7 @@ pub fn plan_at<'p>(
 fn settle<'p>(
     rule: &'p Rule,
     scope: &RequestScope,
-    request: &serde_json::Map<String, serde_json::Value>,
+    request: &Arc<RequestVariables>,
     resource: &Resource,
     image_data: &ImageDataSet,
     now: Option<UnixTime>,
@@ -299,12 +301,12 @@ fn settle<'p>(
 fn settle_now<'p>(
     rule: &'p Rule,
     scope: &RequestScope,
-    request: &serde_json::Map<String, serde_json::Value>,
+    request: &Arc<RequestVariables>,
     resource: &Resource,
     image_data: &ImageDataSet,
 ) -> (RuleRef<'p>, RuleState) {
-    let base = scope.base(rule, request.clone(), &resource.name);
-    let context = scope.context(rule, base, image_data);
+    let base = scope.base(rule, request, &resource.name);
+    let context = scope.context(rule, base, request, image_data);
     if !context.images_wanted().is_empty() {
         let wanted = context.images_wanted().to_vec();
         return (RuleRef::Loaded(rule), RuleState::WaitingForImages(wanted));

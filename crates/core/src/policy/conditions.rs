@@ -44,7 +44,7 @@ use super::go_float::{self, TWO_63};
 use super::path::JsonPath;
 use super::quantity::{self, Quantity};
 use super::semver::Version;
-use super::variables::{self, VariableError};
+use super::variables::{self, Context, VariableError};
 
 #[cfg(test)]
 #[path = "conditions_tests.rs"]
@@ -556,12 +556,12 @@ impl Condition {
 
     /// Evaluates this one statement against `context`.
     pub fn holds(&self, context: &Value) -> Result<bool, EvaluationError> {
-        self.check(context, None)
+        self.check(&Context::new(context), None)
     }
 
     fn check(
         &self,
-        context: &Value,
+        context: &Context<'_>,
         first: Option<&mut FirstPass>,
     ) -> Result<bool, EvaluationError> {
         let (first_key, first_value) = match first {
@@ -586,7 +586,7 @@ impl Condition {
         &self,
         operand: &'a Operand,
         side: Side,
-        context: &Value,
+        context: &Context<'_>,
         first: Option<Value>,
     ) -> Result<Cow<'a, Prepared>, EvaluationError> {
         if let Some(prepared) = &operand.constant {
@@ -622,7 +622,7 @@ impl Condition {
 
     /// Kyverno's first substitution of an attestation condition (every string holding `{{`,
     /// message included), before anything is evaluated.
-    fn first_pass(&self, context: &Value) -> Result<FirstPass, EvaluationError> {
+    fn first_pass(&self, context: &Context<'_>) -> Result<FirstPass, EvaluationError> {
         let error = |side: Side| {
             let path = self.path.field(side.name());
             move |source| EvaluationError::AttestationVariable { path, source }
@@ -637,7 +637,7 @@ impl Condition {
         };
         let message = match &self.message {
             Some(text) if text.contains("{{") => {
-                match variables::substitute(text, context).map_err(error(Side::Message))? {
+                match variables::substitute_in(text, context).map_err(error(Side::Message))? {
                     Value::String(s) => Some(s),
                     other => {
                         return Err(EvaluationError::MessageNotText {
@@ -665,7 +665,7 @@ struct FirstPass {
     message: Option<String>,
 }
 
-fn first_pass_operand(operand: &Operand, context: &Value) -> Result<Value, VariableError> {
+fn first_pass_operand(operand: &Operand, context: &Context<'_>) -> Result<Value, VariableError> {
     let mut value = substitute_leaves(&operand.written, context)?;
     normalize_numbers(&mut value, Mode::Attestation);
     Ok(value)
@@ -775,6 +775,11 @@ impl Conditions {
 
     /// Evaluates against `context` (a JSON object of variables).
     pub fn evaluate(&self, context: &Value) -> Result<ConditionsOutcome, EvaluationError> {
+        self.evaluate_in(&Context::new(context))
+    }
+
+    /// [`Conditions::evaluate`] over a context converted once for every condition.
+    pub fn evaluate_in(&self, context: &Context<'_>) -> Result<ConditionsOutcome, EvaluationError> {
         let (met, message) = match self.mode {
             Mode::Preconditions => self.evaluate_with(context, None)?,
             Mode::Attestation => {
@@ -794,6 +799,8 @@ impl Conditions {
     /// joins them (`"; "`, `";"` in the legacy list; empty when none has one); `None` when they
     /// do not hold.
     pub fn deny(&self, context: &Value) -> Result<Option<String>, EvaluationError> {
+        let context = Context::new(context);
+        let context = &context;
         let mut held = Vec::new();
         let (met, _) = self.evaluate_recording(context, None, Some(&mut held))?;
         let separator = if self.legacy { ";" } else { "; " };
@@ -802,7 +809,7 @@ impl Conditions {
         }))
     }
 
-    fn first_passes(&self, context: &Value) -> Result<Vec<FirstPass>, EvaluationError> {
+    fn first_passes(&self, context: &Context<'_>) -> Result<Vec<FirstPass>, EvaluationError> {
         self.conditions().map(|c| c.first_pass(context)).collect()
     }
 
@@ -810,7 +817,7 @@ impl Conditions {
     /// `all` until one fails; the messages of the failed ones, joined.
     fn evaluate_with(
         &self,
-        context: &Value,
+        context: &Context<'_>,
         passes: Option<&mut Vec<FirstPass>>,
     ) -> Result<(bool, Option<String>), EvaluationError> {
         self.evaluate_recording(context, passes, None)
@@ -820,7 +827,7 @@ impl Conditions {
     /// in `held` when given.
     fn evaluate_recording<'s>(
         &'s self,
-        context: &Value,
+        context: &Context<'_>,
         mut passes: Option<&mut Vec<FirstPass>>,
         mut held: Option<&mut Vec<Cow<'s, str>>>,
     ) -> Result<(bool, Option<String>), EvaluationError> {
@@ -854,7 +861,7 @@ impl Conditions {
 /// in `held`, when given, when it holds).
 fn check_one<'s>(
     condition: &'s Condition,
-    context: &Value,
+    context: &Context<'_>,
     pass: Option<&mut FirstPass>,
     failed: &mut Vec<Cow<'s, str>>,
     held: Option<&mut Vec<Cow<'s, str>>>,
@@ -975,6 +982,8 @@ impl ConditionBlocks {
     /// block is substituted first; then the blocks in order, stopping at the first that fails
     /// (its message is the outcome's).
     pub fn evaluate(&self, context: &Value) -> Result<ConditionsOutcome, EvaluationError> {
+        let context = Context::new(context);
+        let context = &context;
         let mut passes = self
             .blocks
             .iter()
@@ -1325,7 +1334,8 @@ impl Operand {
         }
         let mut value = if leaves_any(&written, |s| s.contains("\\{{")) {
             // No variable: substitution only unescapes `\{{`.
-            substitute_leaves(&written, &Value::Null).unwrap_or_else(|_| written.clone())
+            substitute_leaves(&written, &Context::new(&Value::Null))
+                .unwrap_or_else(|_| written.clone())
         } else {
             written.clone()
         };
@@ -1351,9 +1361,9 @@ fn leaves_any(value: &Value, test: fn(&str) -> bool) -> bool {
 
 /// Substitutes the variables of every string holding `{{` (so that `\{{` is unescaped, as
 /// Kyverno does for every string it visits); map keys are left as written.
-fn substitute_leaves(value: &Value, context: &Value) -> Result<Value, VariableError> {
+fn substitute_leaves(value: &Value, context: &Context<'_>) -> Result<Value, VariableError> {
     Ok(match value {
-        Value::String(s) if s.contains("{{") => variables::substitute(s, context)?,
+        Value::String(s) if s.contains("{{") => variables::substitute_in(s, context)?,
         Value::Array(items) => Value::Array(
             items
                 .iter()

@@ -68,6 +68,21 @@ impl Values {
         resource: Option<&str>,
         context: &mut Map<String, Value>,
     ) {
+        self.apply_over(policy, rule, resource, &Map::new(), context);
+    }
+
+    /// [`Values::apply`] into `own` over `shared` (the request's variables, left as they are):
+    /// a name whose first segment `shared` holds and `own` does not starts from a copy of
+    /// `shared`'s member, so `request.operation` changes the operation and keeps the rest of
+    /// the request.
+    pub fn apply_over(
+        &self,
+        policy: &str,
+        rule: &str,
+        resource: Option<&str>,
+        shared: &Map<String, Value>,
+        own: &mut Map<String, Value>,
+    ) {
         let key = |a: &str, b: &str| (a.to_string(), b.to_string());
         let layers = [
             Some(&self.global),
@@ -76,7 +91,13 @@ impl Values {
         ];
         for layer in layers.into_iter().flatten() {
             for (name, value) in layer {
-                set_dotted(context, name, value.clone());
+                if let Some(top) = split_name(name).first()
+                    && !own.contains_key(top)
+                    && let Some(member) = shared.get(top)
+                {
+                    own.insert(top.clone(), member.clone());
+                }
+                set_dotted(own, name, value.clone());
             }
         }
     }

@@ -13,7 +13,9 @@
 //! (a ConfigMap as `{metadata: {…}, data: {…}}`), built by [`RuleContext`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
 
+use jmespath::{Rcvar, ToJmespath, Variable};
 use serde_json::{Map, Value};
 
 use super::values::Values;
@@ -164,8 +166,149 @@ fn pieces(text: &str) -> Result<Vec<Piece<'_>>, VariableError> {
     Ok(out)
 }
 
+/// The variables expressions read: a JSON value and, made the first time an expression reads
+/// it, its conversion to JMESPath's own values, shared by every later expression. (Converting
+/// a request with its Pod for every variable was most of the cost of a rule that reads the
+/// request.)
+#[derive(Debug)]
+pub struct Context<'v> {
+    /// The JSON value, when the context was given as one (not yet converted).
+    value: Option<&'v Value>,
+    converted: OnceLock<Rcvar>,
+}
+
+impl<'v> Context<'v> {
+    /// The context `value`, not converted yet.
+    pub fn new(value: &'v Value) -> Context<'v> {
+        Context {
+            value: Some(value),
+            converted: OnceLock::new(),
+        }
+    }
+
+    /// A context converted already.
+    fn converted_as(converted: Rcvar) -> Context<'v> {
+        Context {
+            value: None,
+            converted: OnceLock::from(converted),
+        }
+    }
+
+    fn converted(&self) -> Result<&Rcvar, String> {
+        if let Some(done) = self.converted.get() {
+            return Ok(done);
+        }
+        let done = self
+            .value
+            .unwrap_or(&Value::Null)
+            .to_jmespath()
+            .map_err(|e| e.to_string())?;
+        Ok(self.converted.get_or_init(|| done))
+    }
+}
+
+/// A rule context's conversion for JMESPath (see [`Context`]), kept member by member: the
+/// request's members come converted once per review ([`RequestVariables`]), an entry is
+/// converted when it is added, and the whole object is assembled from them (shared, not
+/// copied) the first time an expression reads it. Two are always equal: it is a cache of the
+/// value beside it.
+#[derive(Debug, Clone, Default)]
+struct Conversion {
+    /// The rule's own members, converted when they were set.
+    members: BTreeMap<String, Rcvar>,
+    whole: OnceLock<Rcvar>,
+}
+
+impl PartialEq for Conversion {
+    fn eq(&self, _: &Conversion) -> bool {
+        true
+    }
+}
+
+impl Conversion {
+    /// The whole context: the request's members (converted once per review) under the rule's
+    /// own (`own`, converted as they were set or now).
+    fn whole(&self, own: &Map<String, Value>, shared: Option<&RequestVariables>) -> Option<Rcvar> {
+        if let Some(done) = self.whole.get() {
+            return Some(done.clone());
+        }
+        let mut members = shared.map(|r| r.members().clone()).unwrap_or_default();
+        for (name, member) in own {
+            let converted = match self.members.get(name) {
+                Some(done) => done.clone(),
+                None => member.to_jmespath().ok()?,
+            };
+            members.insert(name.clone(), converted);
+        }
+        Some(
+            self.whole
+                .get_or_init(|| Rcvar::new(Variable::Object(members)))
+                .clone(),
+        )
+    }
+
+    /// The rule's own member `name` was set to `value`: converted now, the whole made again when
+    /// read.
+    fn set(&mut self, name: &str, value: &Value) {
+        self.whole = OnceLock::new();
+        match value.to_jmespath() {
+            Ok(converted) => {
+                self.members.insert(name.to_string(), converted);
+            }
+            Err(_) => {
+                self.members.remove(name);
+            }
+        }
+    }
+}
+
+/// The variables Kyverno sets from the request (`request`, `images`, `serviceAccountName`…),
+/// made once per review for every rule that reads them, converted for JMESPath once.
+#[derive(Debug)]
+pub struct RequestVariables {
+    values: Map<String, Value>,
+    members: OnceLock<BTreeMap<String, Rcvar>>,
+}
+
+impl PartialEq for RequestVariables {
+    fn eq(&self, other: &RequestVariables) -> bool {
+        self.values == other.values
+    }
+}
+
+impl RequestVariables {
+    /// The variables `values`, not converted yet.
+    pub fn new(values: Map<String, Value>) -> RequestVariables {
+        RequestVariables {
+            values,
+            members: OnceLock::new(),
+        }
+    }
+
+    /// The variables.
+    pub fn values(&self) -> &Map<String, Value> {
+        &self.values
+    }
+
+    /// Each member converted (made the first time a rule asks).
+    fn members(&self) -> &BTreeMap<String, Rcvar> {
+        self.members.get_or_init(|| {
+            self.values
+                .iter()
+                .filter_map(|(name, value)| Some((name.clone(), value.to_jmespath().ok()?)))
+                .collect()
+        })
+    }
+}
+
 /// Evaluates one JMESPath expression against `context`.
 pub fn evaluate(expression: &str, context: &Value) -> Result<Value, VariableError> {
+    evaluate_in(expression, &Context::new(context))
+}
+
+/// Evaluates one JMESPath expression against `context`, converted once for every expression
+/// that reads it.
+pub fn evaluate_in(expression: &str, context: &Context<'_>) -> Result<Value, VariableError> {
     let compiled = super::functions::runtime()
         .compile(expression)
         .map_err(|e| VariableError::BadExpression {
@@ -177,11 +320,17 @@ pub fn evaluate(expression: &str, context: &Value) -> Result<Value, VariableErro
         source_text: String::new(),
         reason,
     };
-    let found = compiled
-        .search(context)
-        .map_err(|e| not_resolved(super::functions::describe_error(&e)))?;
+    // `interpret` over the converted context: `Expression::search` would convert it again
+    // (without the crate's `specialized` feature it serialises whatever it is given).
+    let runtime = super::functions::runtime();
+    let found = jmespath::interpret(
+        context.converted().map_err(not_resolved)?,
+        compiled.as_ast(),
+        &mut jmespath::Context::new(expression, runtime),
+    )
+    .map_err(|e| not_resolved(super::functions::describe_error(&e)))?;
     let value = serde_json::to_value(&*found).map_err(|e| not_resolved(e.to_string()))?;
-    if value.is_null() && !names_a_null(expression, context) {
+    if value.is_null() && !names_a_null(expression, context.converted().map_err(not_resolved)?) {
         return Err(not_resolved("no such value".into()));
     }
     Ok(value)
@@ -190,7 +339,7 @@ pub fn evaluate(expression: &str, context: &Value) -> Result<Value, VariableErro
 /// Whether `expression` is a plain path (`a.b."c.d"`) to a member that is there and `null`:
 /// Kyverno's JMESPath tells a missing key (an error) from a `null` value (substituted as null),
 /// which a search result alone does not.
-fn names_a_null(expression: &str, context: &Value) -> bool {
+fn names_a_null(expression: &str, context: &Variable) -> bool {
     let mut node = context;
     let mut rest = expression.trim();
     loop {
@@ -207,13 +356,16 @@ fn names_a_null(expression: &str, context: &Value) -> bool {
             }
             (name, &rest[end..])
         };
-        let Some(next) = node.as_object().and_then(|m| m.get(name)) else {
+        let Variable::Object(members) = node else {
+            return false;
+        };
+        let Some(next) = members.get(name) else {
             return false;
         };
         node = next;
         match after.strip_prefix('.') {
             Some(more) => rest = more,
-            None if after.is_empty() => return node.is_null(),
+            None if after.is_empty() => return matches!(node, Variable::Null),
             None => return false,
         }
     }
@@ -222,6 +374,11 @@ fn names_a_null(expression: &str, context: &Value) -> bool {
 /// Substitutes the variables of `text` from `context`: a field that is exactly one variable
 /// becomes its value (any JSON), otherwise the text with each variable's value as text.
 pub fn substitute(text: &str, context: &Value) -> Result<Value, VariableError> {
+    substitute_in(text, &Context::new(context))
+}
+
+/// [`substitute`] over a context converted once for every variable that reads it.
+pub fn substitute_in(text: &str, context: &Context<'_>) -> Result<Value, VariableError> {
     let pieces = pieces(text)?;
     if let [Piece::Variable(expression)] = pieces.as_slice() {
         return evaluate_nested(expression, context);
@@ -241,20 +398,21 @@ pub fn substitute(text: &str, context: &Value) -> Result<Value, VariableError> {
 
 /// Evaluates an expression that may itself hold variables (`keys.data."{{ team }}"`): the inner
 /// ones first, as Kyverno resolves the innermost variable first.
-fn evaluate_nested(expression: &str, context: &Value) -> Result<Value, VariableError> {
+fn evaluate_nested(expression: &str, context: &Context<'_>) -> Result<Value, VariableError> {
     if !has_variables(expression) {
-        return evaluate(expression, context);
+        return evaluate_in(expression, context);
     }
-    let inner = match substitute(expression, context)? {
+    let inner = match substitute_in(expression, context)? {
         Value::String(s) => s,
         other => other.to_string(),
     };
-    evaluate(&inner, context)
+    evaluate_in(&inner, context)
 }
 
 /// Substitutes the variables in every string of `value` (keys are left as written).
 pub fn substitute_value(value: &Value, context: &Value) -> Result<Value, VariableError> {
-    map_strings(value, &|s| substitute(s, context))
+    let context = Context::new(context);
+    map_strings(value, &|s| substitute_in(s, &context))
 }
 
 /// `value` with every string holding a variable replaced by `f`'s value for it.
@@ -435,7 +593,13 @@ struct Missing {
 /// may use an earlier one).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleContext {
-    values: Value,
+    /// The rule's own variables: given values (with the request's members they change) and the
+    /// context entries; a member here hides the request's of the same name.
+    own: Map<String, Value>,
+    /// The request's variables, shared by every rule of one review that reads them.
+    shared: Option<Arc<RequestVariables>>,
+    /// The context converted for JMESPath, made once for every expression that reads it.
+    conversion: Conversion,
     /// Entries whose value depends on the request (resolved per request).
     request_scoped: BTreeSet<String>,
     /// Where each named entry came from (` from ConfigMap NS/NAME`).
@@ -469,10 +633,28 @@ impl RuleContext {
         base: Map<String, Value>,
         image_data: Option<&ImageDataSet>,
     ) -> RuleContext {
-        let given: BTreeSet<String> = base.keys().cloned().collect();
+        RuleContext::build_over(entries, values, base, None, image_data)
+    }
+
+    /// [`RuleContext::build_with`] over `shared`, the request's variables, under `own` (the
+    /// values given for the rule, and the request's members they change): the request is
+    /// neither copied nor converted for JMESPath again for each rule.
+    pub fn build_over(
+        entries: &[Value],
+        values: &ContextValues,
+        own: Map<String, Value>,
+        shared: Option<Arc<RequestVariables>>,
+        image_data: Option<&ImageDataSet>,
+    ) -> RuleContext {
+        let mut given: BTreeSet<String> = own.keys().cloned().collect();
+        if let Some(shared) = &shared {
+            given.extend(shared.values().keys().cloned());
+        }
         let request = image_data.is_some();
         let mut context = RuleContext {
-            values: Value::Object(base),
+            own,
+            shared,
+            conversion: Conversion::default(),
             request_scoped: BTreeSet::new(),
             sources: BTreeMap::new(),
             missing: BTreeMap::new(),
@@ -508,9 +690,8 @@ impl RuleContext {
                 Ok((value, source_text)) => {
                     context.missing.remove(name);
                     context.sources.insert(name.to_string(), source_text);
-                    if let Value::Object(map) = &mut context.values {
-                        map.insert(name.to_string(), value);
-                    }
+                    context.conversion.set(name, &value);
+                    context.own.insert(name.to_string(), value);
                 }
                 Err(missing) => {
                     context.missing.insert(name.to_string(), missing);
@@ -590,15 +771,33 @@ impl RuleContext {
     pub fn text_reads_context(&self, text: &str) -> bool {
         let mut names = self.request_scoped.clone();
         names.extend(self.missing.keys().cloned());
-        if let Value::Object(map) = &self.values {
-            names.extend(map.keys().cloned());
+        names.extend(self.own.keys().cloned());
+        if let Some(shared) = &self.shared {
+            names.extend(shared.values().keys().cloned());
         }
         reads_request(text, &names)
     }
 
-    /// The context as one JSON object (the request's variables, given values and entries).
-    pub fn values(&self) -> &Value {
-        &self.values
+    /// The context as one JSON object (the request's variables, given values and entries), a
+    /// copy.
+    pub fn values(&self) -> Value {
+        let mut all = self
+            .shared
+            .as_ref()
+            .map(|r| r.values().clone())
+            .unwrap_or_default();
+        for (name, value) in &self.own {
+            all.insert(name.clone(), value.clone());
+        }
+        Value::Object(all)
+    }
+
+    /// `f` over this context, converted for JMESPath once for every call that reads it.
+    pub fn with_context<T>(&self, f: impl FnOnce(&Context<'_>) -> T) -> T {
+        match self.conversion.whole(&self.own, self.shared.as_deref()) {
+            Some(converted) => f(&Context::converted_as(converted)),
+            None => f(&Context::new(&self.values())),
+        }
     }
 
     /// The images `imageRegistry` entries need whose data was not given.
@@ -714,7 +913,7 @@ impl RuleContext {
         let default = variable.get("default");
         let result = match (path, value) {
             (Some(path), Some(value)) => evaluate(path, &value),
-            (Some(path), None) => evaluate(path, &self.values),
+            (Some(path), None) => self.with_context(|c| evaluate_in(path, c)),
             (None, Some(value)) => Ok(value),
             (None, None) => Err(VariableError::NotResolved {
                 expression: String::new(),
@@ -753,26 +952,27 @@ impl RuleContext {
     /// Substitutes the variables of `text`; an error names where the value comes from (the
     /// context entry the expression starts with) and why it is missing.
     pub fn substitute(&self, text: &str) -> Result<Value, VariableError> {
-        substitute(text, &self.values).map_err(|e| match e {
-            VariableError::NotResolved {
-                expression, reason, ..
-            } => {
-                let head = head_name(&expression);
-                let (source_text, reason) = match self.missing.get(head) {
-                    Some(missing) => (
-                        missing.source_text.clone(),
-                        format!("context entry `{head}` has no value: {}", missing.reason),
-                    ),
-                    None => (self.sources.get(head).cloned().unwrap_or_default(), reason),
-                };
+        self.with_context(|context| substitute_in(text, context))
+            .map_err(|e| match e {
                 VariableError::NotResolved {
-                    expression,
-                    source_text,
-                    reason,
+                    expression, reason, ..
+                } => {
+                    let head = head_name(&expression);
+                    let (source_text, reason) = match self.missing.get(head) {
+                        Some(missing) => (
+                            missing.source_text.clone(),
+                            format!("context entry `{head}` has no value: {}", missing.reason),
+                        ),
+                        None => (self.sources.get(head).cloned().unwrap_or_default(), reason),
+                    };
+                    VariableError::NotResolved {
+                        expression,
+                        source_text,
+                        reason,
+                    }
                 }
-            }
-            other => other,
-        })
+                other => other,
+            })
     }
 
     /// Where the value of the variable `text` starts with comes from (` from ConfigMap …`).
@@ -917,7 +1117,7 @@ mod tests {
         assert!(sub("{{ request.object.simple_object_null.deeper }}").is_err());
         assert!(names_a_null(
             r#"request."object".simple_object_null"#,
-            &context
+            &context.to_jmespath().unwrap()
         ));
     }
 

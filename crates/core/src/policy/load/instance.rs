@@ -15,7 +15,7 @@ use crate::policy::de;
 use crate::policy::model;
 use crate::policy::path::JsonPath;
 use crate::policy::unsupported::Unsupported;
-use crate::policy::variables::{ContextValues, ImageDataSet, RuleContext};
+use crate::policy::variables::{ContextValues, ImageDataSet, RequestVariables, RuleContext};
 use crate::policy::yaml::Document;
 
 use super::{DocumentLoader, LoadOptions};
@@ -67,18 +67,19 @@ impl RequestScope {
     pub fn base(
         &self,
         rule: &Rule,
-        request: Map<String, Value>,
+        request: &RequestVariables,
         resource: &str,
     ) -> Map<String, Value> {
-        let mut base = request;
+        let mut own = Map::new();
+        let shared = request.values();
         let given = self.values.values();
-        given.apply(&self.policy, &rule.name, Some(resource), &mut base);
+        given.apply_over(&self.policy, &rule.name, Some(resource), shared, &mut own);
         if let crate::policy::RuleOrigin::Autogen { rule: written }
         | crate::policy::RuleOrigin::AutogenCronJob { rule: written } = &rule.origin
         {
-            given.apply(&self.policy, written, Some(resource), &mut base);
+            given.apply_over(&self.policy, written, Some(resource), shared, &mut own);
         }
-        base
+        own
     }
 
     /// The rule's context for one request (`base` from [`RequestScope::base`]), with the
@@ -87,9 +88,16 @@ impl RequestScope {
         &self,
         rule: &Rule,
         base: Map<String, Value>,
+        request: &Arc<RequestVariables>,
         image_data: &ImageDataSet,
     ) -> RuleContext {
-        RuleContext::build_with(&rule.context, &self.values, base, Some(image_data))
+        RuleContext::build_over(
+            &rule.context,
+            &self.values,
+            base,
+            Some(request.clone()),
+            Some(image_data),
+        )
     }
 
     /// Whether the rule's preconditions hold for one request (`context` from
@@ -99,7 +107,7 @@ impl RequestScope {
         let Some(conditions) = &self.preconditions else {
             return Ok(None);
         };
-        match conditions.evaluate(context.values()) {
+        match context.with_context(|c| conditions.evaluate_in(c)) {
             Ok(outcome) if outcome.met => Ok(None),
             Ok(outcome) => Ok(Some(outcome.skip_message())),
             Err(e) => Err(format!("failed to evaluate preconditions: {e}")),

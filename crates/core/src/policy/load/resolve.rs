@@ -172,7 +172,7 @@ impl DocumentLoader<'_> {
             self.entry_reads_request = true;
             return None;
         }
-        Some(Arc::new(context.values().clone()))
+        Some(Arc::new(context.values()))
     }
 
     /// The first of `variables` (strings with their paths) that reads a context entry with no
