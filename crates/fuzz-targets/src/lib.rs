@@ -81,6 +81,10 @@ pub const TARGETS: &[Target] = &[
         name: "admission_review",
         run: admission_review,
     },
+    Target {
+        name: "variables",
+        run: variables,
+    },
 ];
 
 /// The time every target checks validity windows at (2026-01-01T00:00:00Z): fixed, so a finding
@@ -133,6 +137,47 @@ pub fn wildcard_match(data: &[u8]) {
             wildcard::matches(pattern, pattern),
             "{pattern:?} has no wildcards and does not match itself"
         );
+    }
+}
+
+/// Kyverno variables and conditions over request data, `TEMPLATE\nJSON`: the template is what
+/// a policy writes (a field with `{{ }}` and Kyverno's JMESPath functions, or, when it is JSON,
+/// preconditions, attestation conditions and deny conditions), the JSON what a request brings
+/// (`request.object`, anything an admission review holds, or the text itself when it is not
+/// JSON). Substitution and evaluation end without a panic; a text without variables substitutes
+/// to itself.
+pub fn variables(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (template, request) = text.split_once('\n').unwrap_or((text, ""));
+    let object = serde_json::from_str::<serde_json::Value>(request)
+        .unwrap_or_else(|_| serde_json::Value::String(request.to_string()));
+    let context = serde_json::json!({
+        "request": {"object": object.clone(), "namespace": "default", "operation": "CREATE"},
+        "images": {"containers": {"c": {"registry": "ghcr.io", "name": "app", "tag": "v1"}}},
+        "element": object,
+    });
+    let substituted = policy::variables::substitute(template, &context);
+    if !template.contains("{{")
+        && let Ok(value) = &substituted
+    {
+        assert_eq!(
+            value,
+            &serde_json::Value::String(template.to_string()),
+            "{template:?} has no variables and did not substitute to itself"
+        );
+    }
+    let Ok(written) = serde_json::from_str::<serde_json::Value>(template) else {
+        return;
+    };
+    let path = policy::JsonPath::parse("spec.rules[0].preconditions").unwrap_or_default();
+    if let Ok(conditions) = policy::conditions::Conditions::parse(&written, &path) {
+        let _ = conditions.evaluate(&context);
+        let _ = conditions.deny(&context);
+    }
+    if let Ok(blocks) = policy::conditions::ConditionBlocks::parse(&written, &path) {
+        let _ = blocks.evaluate(&context);
     }
 }
 
