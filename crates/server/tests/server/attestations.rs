@@ -187,3 +187,45 @@ async fn an_image_without_attestations_is_denied_saying_where_sealgate_looked() 
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_that_read_the_request_never_share_an_outcome_across_namespaces() {
+    let env = Env::new(PLAIN);
+    push_attested(&env, "app", "v1", "https://team-a.company.com").await;
+    // Each namespace's images must come from its own builder: the condition reads the request
+    // beside the predicate, so the entry is compiled per request and its outcome is keyed by
+    // the context the conditions read.
+    env.write_policy(
+        "own-builder.yaml",
+        &provenance_policy(
+            &env,
+            "own-builder",
+            "https://{{ request.namespace }}.company.com",
+        ),
+    );
+    let (_, app) = env.app(VerifyConfig::default());
+    let image = env.image("app:v1");
+    let in_namespace = |namespace: &str| {
+        review_with(
+            "pod-create",
+            &[("{{IMAGE}}", image.as_str()), ("team-a", namespace)],
+        )
+    };
+    let allowed = admit(&app, "/mutate", &in_namespace("team-a")).await;
+    assert_eq!(allowed["allowed"], true, "{allowed}");
+    // team-a's verified outcome is cached now; team-b's review is denied all the same, every
+    // time, and team-a's is still admitted after it.
+    for _ in 0..2 {
+        let denied = admit(&app, "/mutate", &in_namespace("team-b")).await;
+        assert_eq!(denied["allowed"], false, "{denied}");
+        let message = denied["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!(
+                "attestation checks failed for {image} and predicate {SLSA}: not built by https://team-b.company.com"
+            )),
+            "{message}"
+        );
+    }
+    let again = admit(&app, "/mutate", &in_namespace("team-a")).await;
+    assert_eq!(again["allowed"], true, "{again}");
+}
