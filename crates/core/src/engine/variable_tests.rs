@@ -376,3 +376,36 @@ fn time_functions_in_preconditions_read_the_time_the_caller_gives() {
     let d = run(&policies, &resource, &unsigned);
     assert_denied(&d, "time_now_utc");
 }
+
+#[test]
+fn an_entry_whose_attestation_conditions_read_the_predicate_is_compiled_once_per_key() {
+    let a = key();
+    let values = config_map_values(&[("team-a", plain_pem(&a))]);
+    // The attestor reads the request (the namespace's ConfigMap), the conditions only the
+    // predicate: the entry's key leaves the conditions as written, so it is compiled once.
+    let policy = PER_NAMESPACE.replace(
+        "        attestors:\n        - entries:\n          - keys:\n              publicKeys: \"{{ keys.data.pub }}\"\n",
+        "        attestations:\n        - type: https://slsa.dev/provenance/v0.2\n          attestors:\n          - entries:\n            - keys:\n                publicKeys: \"{{ keys.data.pub }}\"\n          conditions:\n          - all:\n            - key: \"{{ builder.id }}\"\n              operator: Equals\n              value: https://ci.company.com\n",
+    );
+    assert_ne!(policy, PER_NAMESPACE);
+    let policies = load(&policy, &values);
+    let image = "registry.company.com/app:v1";
+    let registry = FakeRegistry::default();
+    for _ in 0..3 {
+        let d = run(&policies, &pod("team-a", &[image]), &registry);
+        assert_denied(&d, "no attestations found");
+    }
+    let scope = policies[0].rules[0].request_scope.as_ref().unwrap();
+    assert_eq!(scope.compiled_entries(), 1);
+    // Conditions that read the request too: each request's entry carries its own context, so
+    // none is kept.
+    let reads_request = policy.replace(
+        "value: https://ci.company.com",
+        "value: \"https://{{ request.namespace }}.company.com\"",
+    );
+    let policies = load(&reads_request, &values);
+    let d = run(&policies, &pod("team-a", &[image]), &registry);
+    assert_denied(&d, "no attestations found");
+    let scope = policies[0].rules[0].request_scope.as_ref().unwrap();
+    assert_eq!(scope.compiled_entries(), 0);
+}

@@ -438,7 +438,7 @@ fn map_strings(
 }
 
 /// Every string in `value` (object keys left out), in document order.
-fn strings(value: &Value) -> Vec<&str> {
+pub(crate) fn strings_of(value: &Value) -> Vec<&str> {
     fn walk<'v>(value: &'v Value, out: &mut Vec<&'v str>) {
         match value {
             Value::String(s) => out.push(s),
@@ -739,7 +739,7 @@ impl RuleContext {
         {
             return true;
         }
-        strings(entry).iter().any(|s| self.text_reads_request(s))
+        strings_of(entry).iter().any(|s| self.text_reads_request(s))
     }
 
     /// Why `text` cannot be substituted when one of its variables reads an entry that has no

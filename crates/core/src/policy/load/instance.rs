@@ -137,8 +137,7 @@ impl RequestScope {
             let key = loader
                 .rule_context
                 .as_ref()
-                .and_then(|c| Some((c.substitute_value(raw).ok()?, c.sources_text())))
-                .map(|(resolved, sources)| format!("{index}\n{resolved}\n{sources}"));
+                .and_then(|c| compiled_key(*index, raw, c));
             if let Some(key) = &key
                 && let Some(hit) = self.lock_compiled().get(key)
             {
@@ -211,6 +210,43 @@ impl RequestScope {
         }
         out
     }
+}
+
+/// The key under which entry `index` (`raw`, as written) compiled over `context` is kept: its
+/// text with every variable resolved, and where the values came from. Attestation
+/// `conditions` and `validate` are evaluated later, over the statements, so they are part of
+/// the key as written (their variables may name the predicate, which `context` lacks); when
+/// they read `context` itself, the compiled entry carries this request's context and is not
+/// kept (`None`).
+fn compiled_key(index: usize, raw: &Value, context: &RuleContext) -> Option<String> {
+    let mut checks = raw.clone();
+    let mut later = Map::new();
+    if let Some(attestations) = checks.get_mut("attestations").and_then(Value::as_array_mut) {
+        let conditions: Vec<Value> = attestations
+            .iter_mut()
+            .map(|a| {
+                a.as_object_mut()
+                    .and_then(|a| a.remove("conditions"))
+                    .unwrap_or(Value::Null)
+            })
+            .collect();
+        later.insert("conditions".into(), Value::Array(conditions));
+    }
+    if let Some(validate) = checks.as_object_mut().and_then(|c| c.remove("validate")) {
+        later.insert("validate".into(), validate);
+    }
+    let later = Value::Object(later);
+    if super::super::variables::strings_of(&later)
+        .iter()
+        .any(|t| context.text_reads_context(t))
+    {
+        return None;
+    }
+    let resolved = context.substitute_value(&checks).ok()?;
+    Some(format!(
+        "{index}\n{resolved}\n{later}\n{}",
+        context.sources_text()
+    ))
 }
 
 impl DocumentLoader<'_> {
