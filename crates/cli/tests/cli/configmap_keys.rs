@@ -2,7 +2,8 @@
 //! "{{ keys.data.pub }}"`), under `sealgate serve --kubernetes` against a real kube-apiserver:
 //! the ConfigMap is watched, a signed image is admitted with its key, the ConfigMap rotated to
 //! another key refuses the same image, and a variable naming a key the ConfigMap lacks gives
-//! an error result that names it.
+//! an error result that names it. Attestation conditions read a ConfigMap the same way (the
+//! builders allowed), and a change to it is in force at once, whatever the webhook cached.
 
 use std::time::Duration;
 
@@ -373,6 +374,154 @@ fn each_namespace_s_own_configmap_key_verifies_its_pods() {
         refused.stderr.contains("ConfigMap shared/team-b-key"),
         "{}\n{}",
         refused.stderr,
+        log()
+    );
+}
+
+/// A policy requiring an SLSA provenance by `pem` whose builder is one of those listed in
+/// ConfigMap keys/builders (`allowed`, comma-separated).
+fn builders_policy(name: &str, pattern: &str, pem: &str) -> String {
+    format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: {name}
+spec:
+  validationFailureAction: Enforce
+  background: false
+  rules:
+    - name: built-by-an-allowed-builder
+      match:
+        any:
+        - resources:
+            kinds:
+            - Pod
+      context:
+      - name: builders
+        configMap:
+          name: builders
+          namespace: keys
+      verifyImages:
+      - imageReferences:
+        - "{pattern}"
+        attestations:
+        - type: https://slsa.dev/provenance/v0.2
+          attestors:
+          - entries:
+            - keys:
+                publicKeys: |-
+                  {key}
+          conditions:
+          - all:
+            - key: "{{{{ builder.id }}}}"
+              operator: AnyIn
+              value: "{{{{ split(builders.data.allowed, ',') }}}}"
+              message: "{{{{ builder.id }}}} is not an allowed builder"
+"#,
+        key = pem.trim().replace('\n', "\n                  ")
+    )
+}
+
+#[test]
+fn allowed_builders_in_a_configmap_are_watched_for_attestation_conditions() {
+    let registry = TestRegistry::start(TestRegistryConfig {
+        tls: true,
+        auth: true,
+    });
+    let cluster = TestCluster::start();
+    let w = Workdir::new();
+    let (key, public) = w.keys("cosign", "pw");
+    let app = image(&registry, "app:v1");
+    registry.push_image("app", "v1");
+    std::fs::write(
+        w.path("provenance.json"),
+        r#"{"builder": {"id": "https://ci.company.com/builder"}, "buildType": "https://example.com/build/v1"}"#,
+    )
+    .unwrap();
+    w.run_on(
+        &registry,
+        "pw",
+        &[
+            "attest",
+            "--key",
+            &key,
+            "--type",
+            "slsaprovenance",
+            "--predicate",
+            "provenance.json",
+            &app,
+        ],
+    )
+    .success();
+
+    install_crds(&cluster, &["kyverno-policies.yaml"]);
+    let (_serving, _port) = start_serve(&w, &cluster, &registry.cli_args());
+    let log = || std::fs::read_to_string(w.path("serve.log")).unwrap_or_default();
+    cluster.kubectl_ok(&["create", "namespace", "keys"]);
+    let builders = |allowed: &str| {
+        cluster.kubectl_ok(&[
+            "create",
+            "configmap",
+            "builders",
+            "-n",
+            "keys",
+            &format!("--from-literal=allowed={allowed}"),
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ])
+    };
+    cluster.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &builders("https://ci.company.com/builder,https://ci2.company.com/builder"),
+    );
+    let pem = std::fs::read_to_string(w.path(&public)).unwrap();
+    cluster.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &builders_policy(
+            "allowed-builders",
+            &format!("{}/app*", registry.host()),
+            &pem,
+        ),
+    );
+    let (status, message) = eventually(
+        "the policy's Ready condition",
+        Duration::from_secs(20),
+        || ready_condition(&cluster, "allowed-builders"),
+    );
+    assert_eq!(status, "True", "{message}\n{}", log());
+
+    // The ConfigMap allows the image's builder: admitted (and its verified outcome cached).
+    eventually(
+        "the attested image is admitted",
+        Duration::from_secs(20),
+        || {
+            let out = cluster.kubectl(&["run", "built", "--image", &app, "--restart=Never"]);
+            out.success().then_some(())
+        },
+    );
+    // The builder taken off the ConfigMap's list: the same image is refused, the cached
+    // outcome of the old list notwithstanding.
+    cluster.kubectl_stdin(
+        &["apply", "-f", "-"],
+        &builders("https://ci2.company.com/builder"),
+    );
+    let refused = eventually(
+        "the builder taken off the list is refused",
+        Duration::from_secs(20),
+        || {
+            let out = cluster.kubectl(&["run", "built-again", "--image", &app, "--restart=Never"]);
+            (!out.success()).then_some(out.stderr)
+        },
+    );
+    assert!(
+        refused.contains("https://ci.company.com/builder is not an allowed builder"),
+        "{refused}\n{}",
+        log()
+    );
+    assert!(
+        log().contains("ConfigMap changed: policy compiled again"),
+        "{}",
         log()
     );
 }
