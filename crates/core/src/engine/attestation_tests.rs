@@ -105,6 +105,12 @@ impl Registry {
 
     /// The decision for `resource`.
     fn decide_resource(&self, policies: &[Policy], resource: &Resource) -> Decision {
+        self.finish_resource(policies, resource).decision
+    }
+
+    /// The finished evaluation of `resource`: its decision and the outcomes it offers for
+    /// caching.
+    fn finish_resource(&self, policies: &[Policy], resource: &Resource) -> Finished {
         let mut evaluation = Evaluation::new(policies, resource, Mode::Mutate);
         loop {
             let wants = evaluation.wants();
@@ -142,12 +148,10 @@ impl Registry {
                 }
             }
         }
-        evaluation
-            .finish(VerifyContext {
-                trust: TrustedRoot::public_good(),
-                now: unix_time(1_795_000_000),
-            })
-            .decision
+        evaluation.finish(VerifyContext {
+            trust: TrustedRoot::public_good(),
+            now: unix_time(1_795_000_000),
+        })
     }
 }
 
@@ -958,4 +962,49 @@ fn conditions_read_the_request_and_the_entry_is_compiled_per_request() {
     let keys = registry.keys.lock().unwrap();
     let distinct: HashSet<&OutcomeKey> = keys.iter().collect();
     assert_eq!(distinct.len(), 2, "{keys:#?}");
+}
+
+#[test]
+fn a_kept_predicate_too_large_to_cache_is_verified_again_instead() {
+    let k = key();
+    let entry = format!(
+        "{}\n{}",
+        named_attestation(&k, PROVENANCE, "prov"),
+        validate_deny("not allowed", DENY_OTHER_BUILDERS)
+    );
+    let policies = policy(&entry, None);
+    let resource = pod("default", &[IMAGE]);
+    // A provenance of a few bytes: verified, and offered for caching with its predicate.
+    let small = provenance_by(&k, "https://ci.company.com/builder");
+    let finished = small.finish_resource(&policies, &resource);
+    assert!(
+        finished.decision.allowed,
+        "{:#?}",
+        finished.decision.results
+    );
+    assert_eq!(finished.verified.len(), 1);
+    assert!(
+        finished.verified[0]
+            .1
+            .verified()
+            .and_then(|v| v.predicate())
+            .is_some()
+    );
+    // The same with a predicate over the limit (an SBOM-sized statement): the same decision,
+    // and nothing offered for caching.
+    let mut large = provenance("https://ci.company.com/builder");
+    large["materials"] = json!("x".repeat(CACHED_PREDICATE_BYTES));
+    let registry = Registry::new(vec![attestation_layer(
+        &k,
+        &digest_of(IMAGE),
+        PROVENANCE,
+        large,
+    )]);
+    let finished = registry.finish_resource(&policies, &resource);
+    assert!(
+        finished.decision.allowed,
+        "{:#?}",
+        finished.decision.results
+    );
+    assert!(finished.verified.is_empty(), "{:#?}", finished.verified);
 }

@@ -37,7 +37,7 @@ use super::bundle::{BundleFailure, check_bundle_attestation, check_bundles};
 use super::decide::{Decision, Found, decide};
 use super::outcome::{
     Absent, AttestorFailure, AttestorOutcome, CannotEvaluate, FetchFailure, OutcomeKey,
-    SignatureRequest,
+    SignatureRequest, Verified,
 };
 use super::plan::{Mode, Plan, plan_at};
 use super::resource::Resource;
@@ -437,7 +437,7 @@ impl<'p> Evaluation<'p> {
                 continue;
             };
             info.state = KeyState::Known;
-            if info.cacheable && outcome.verified().is_some() {
+            if info.cacheable && outcome.verified().is_some_and(Verified::is_cacheable) {
                 verified.push((key.clone(), outcome.clone()));
             }
             self.found.outcomes.insert(key.clone(), outcome);

@@ -32,9 +32,9 @@ pub use bundle::{
 pub use decide::{Decision, ImageResult, RuleResult, Status, VERIFY_IMAGES_ANNOTATION};
 pub use evaluation::{Evaluation, Finished, Want};
 pub use outcome::{
-    Absent, Artifact, AttestorFailure, AttestorOutcome, BUNDLE_VERIFICATION_FAILED, CannotEvaluate,
-    CertificateRefusal, FetchFailure, FetchFailureKind, FetchReason, OutcomeKey, Reason,
-    SignatureRequest, TlogRefusal, Verified, Waiting,
+    Absent, Artifact, AttestorFailure, AttestorOutcome, BUNDLE_VERIFICATION_FAILED,
+    CACHED_PREDICATE_BYTES, CannotEvaluate, CertificateRefusal, FetchFailure, FetchFailureKind,
+    FetchReason, OutcomeKey, Reason, SignatureRequest, TlogRefusal, Verified, Waiting,
 };
 pub use plan::{ImageCheck, Mode, Plan, RulePlan, RuleRef, RuleState, plan, plan_at};
 pub use request::request_variables;

@@ -419,9 +419,15 @@ impl fmt::Display for FetchFailure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     signer: Signer,
-    /// An attestation's predicate kept under its `name` for the entry's `validate.deny`.
-    predicate: Option<Arc<Value>>,
+    /// An attestation's predicate kept under its `name` for the entry's `validate.deny`, and
+    /// its size as JSON.
+    predicate: Option<(Arc<Value>, usize)>,
 }
+
+/// The largest kept predicate (as JSON) an outcome may hold and still be offered for caching:
+/// a server keeps thousands of outcomes, and an SBOM can be megabytes. An outcome with a
+/// larger one is verified again from the fetched (and cached) attestations each time.
+pub const CACHED_PREDICATE_BYTES: usize = 16 * 1024;
 
 impl Verified {
     /// Made by the attestor checks, and nowhere else.
@@ -434,8 +440,17 @@ impl Verified {
 
     /// This proof keeping an attestation's named predicate.
     pub(super) fn with_predicate(mut self, predicate: Value) -> Verified {
-        self.predicate = Some(Arc::new(predicate));
+        let bytes = serde_json::to_vec(&predicate).map_or(usize::MAX, |json| json.len());
+        self.predicate = Some((Arc::new(predicate), bytes));
         self
+    }
+
+    /// Whether the proof is small enough to be cached: it keeps no predicate, or one of at most
+    /// [`CACHED_PREDICATE_BYTES`].
+    pub fn is_cacheable(&self) -> bool {
+        self.predicate
+            .as_ref()
+            .is_none_or(|(_, bytes)| *bytes <= CACHED_PREDICATE_BYTES)
     }
 
     /// Who signed.
@@ -445,7 +460,7 @@ impl Verified {
 
     /// The attestation's named predicate, when its entry's `validate.deny` reads it.
     pub fn predicate(&self) -> Option<&Arc<Value>> {
-        self.predicate.as_ref()
+        self.predicate.as_ref().map(|(predicate, _)| predicate)
     }
 }
 
