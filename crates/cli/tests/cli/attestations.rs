@@ -289,23 +289,41 @@ fn attest_ci_and_laptop(registry: &TestRegistry, w: &Workdir, key: &str) {
         ("app", "https://ci.company.com/builder"),
         ("laptop", "https://laptop.example/alice"),
     ] {
-        std::fs::write(w.path("provenance.json"), provenance(builder)).unwrap();
-        w.run_on(
+        attest_provenance(
             registry,
-            "pw",
-            &[
-                "attest",
-                "--key",
-                key,
-                "--type",
-                "slsaprovenance",
-                "--predicate",
-                "provenance.json",
-                &image(registry, &format!("{repo}:v1")),
-            ],
-        )
-        .success();
+            w,
+            key,
+            &image(registry, &format!("{repo}:v1")),
+            builder,
+        );
     }
+}
+
+/// `sealgate attest --key KEY --type slsaprovenance` of a provenance naming `builder`, for
+/// `image` on `registry` (the key's password is `pw`).
+pub(crate) fn attest_provenance(
+    registry: &TestRegistry,
+    w: &Workdir,
+    key: &str,
+    image: &str,
+    builder: &str,
+) {
+    std::fs::write(w.path("provenance.json"), provenance(builder)).unwrap();
+    w.run_on(
+        registry,
+        "pw",
+        &[
+            "attest",
+            "--key",
+            key,
+            "--type",
+            "slsaprovenance",
+            "--predicate",
+            "provenance.json",
+            image,
+        ],
+    )
+    .success();
 }
 
 /// `sealgate lint FILE` succeeds and its output does not hold `words`.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use sealgate_test_cluster::TestCluster;
 use sealgate_test_registry::{TestRegistry, TestRegistryConfig};
 
+use crate::attestations::attest_provenance;
 use crate::common::{Workdir, image};
 use crate::kubernetes::{
     eventually, install_crds, quick_start_policy, ready_condition, start_serve,
@@ -67,22 +68,14 @@ fn a_key_in_a_configmap_is_watched_and_rotated() {
         &format!("{}/app*", registry.host()),
         "{{ keys.data.pub }}",
     );
-    cluster.kubectl_stdin(&["apply", "-f", "-"], &policy);
-    let (status, message) = eventually(
-        "the policy's Ready condition",
-        Duration::from_secs(20),
-        || ready_condition(&cluster, "configmap-key"),
-    );
-    assert_eq!(status, "True", "{message}\n{}", log());
+    apply_until_ready(&cluster, "configmap-key", &policy, &log);
 
     // The ConfigMap's key verifies the signed image.
-    eventually(
+    admitted_eventually(
+        &cluster,
         "the ConfigMap's key verifies the signed image",
-        Duration::from_secs(20),
-        || {
-            let out = cluster.kubectl(&["run", "signed", "--image", &signed, "--restart=Never"]);
-            out.success().then_some(())
-        },
+        "signed",
+        &signed,
     );
 
     // Rotated to another key: the same image is refused.
@@ -99,14 +92,11 @@ fn a_key_in_a_configmap_is_watched_and_rotated() {
         "yaml",
     ]);
     cluster.kubectl_stdin(&["apply", "-f", "-"], &replaced);
-    let refused = eventually(
+    let refused = refused_eventually(
+        &cluster,
         "the rotated key refuses the old signature",
-        Duration::from_secs(20),
-        || {
-            let out =
-                cluster.kubectl(&["run", "signed-again", "--image", &signed, "--restart=Never"]);
-            (!out.success()).then_some(out.stderr)
-        },
+        "signed-again",
+        &signed,
     );
     assert!(refused.contains("configmap-key"), "{refused}\n{}", log());
     assert!(
@@ -126,20 +116,12 @@ fn a_key_in_a_configmap_is_watched_and_rotated() {
         &format!("{}/tools/*", registry.host()),
         "{{ keys.data.missing }}",
     );
-    cluster.kubectl_stdin(&["apply", "-f", "-"], &missing);
-    let (status, message) = eventually(
-        "the missing-key policy's Ready condition",
-        Duration::from_secs(20),
-        || ready_condition(&cluster, "configmap-missing-key"),
-    );
-    assert_eq!(status, "True", "{message}\n{}", log());
-    let refused = eventually(
+    apply_until_ready(&cluster, "configmap-missing-key", &missing, &log);
+    let refused = refused_eventually(
+        &cluster,
         "the image under the missing key is refused",
-        Duration::from_secs(20),
-        || {
-            let out = cluster.kubectl(&["run", "tool", "--image", &tool, "--restart=Never"]);
-            (!out.success()).then_some(out.stderr)
-        },
+        "tool",
+        &tool,
     );
     assert!(
         refused
@@ -211,6 +193,35 @@ fn lint_accepts_a_configmap_key_and_apply_says_configmaps_are_read_only_by_serve
     );
 }
 
+/// Applies `policy` (the ClusterPolicy `name`) and waits until its Ready condition is True.
+fn apply_until_ready(cluster: &TestCluster, name: &str, policy: &str, log: &dyn Fn() -> String) {
+    cluster.kubectl_stdin(&["apply", "-f", "-"], policy);
+    let (status, message) = eventually(
+        &format!("the Ready condition of policy {name}"),
+        Duration::from_secs(20),
+        || ready_condition(cluster, name),
+    );
+    assert_eq!(status, "True", "{message}\n{}", log());
+}
+
+/// `kubectl run POD --image IMAGE` in the default namespace until it is admitted (`what`
+/// says what that shows), at most 20 s.
+fn admitted_eventually(cluster: &TestCluster, what: &str, pod: &str, image: &str) {
+    eventually(what, Duration::from_secs(20), || {
+        run_pod(cluster, pod, "default", image)
+            .success()
+            .then_some(())
+    });
+}
+
+/// The same until it is refused; the refusal.
+fn refused_eventually(cluster: &TestCluster, what: &str, pod: &str, image: &str) -> String {
+    eventually(what, Duration::from_secs(20), || {
+        let out = run_pod(cluster, pod, "default", image);
+        (!out.success()).then_some(out.stderr)
+    })
+}
+
 /// `kubectl run NAME -n NAMESPACE --image IMAGE --restart=Never`.
 fn run_pod(
     cluster: &TestCluster,
@@ -279,13 +290,7 @@ fn each_namespace_s_own_configmap_key_verifies_its_pods() {
         "namespace: \"{{ request.namespace }}\"\n",
     );
     assert!(policy.contains("{{ request.namespace }}"), "{policy}");
-    cluster.kubectl_stdin(&["apply", "-f", "-"], &policy);
-    let (status, message) = eventually(
-        "the policy's Ready condition",
-        Duration::from_secs(20),
-        || ready_condition(&cluster, "team-keys"),
-    );
-    assert_eq!(status, "True", "{message}\n{}", log());
+    apply_until_ready(&cluster, "team-keys", &policy, &log);
 
     // Team a's key verifies team a's pod.
     eventually(
@@ -350,13 +355,7 @@ fn each_namespace_s_own_configmap_key_verifies_its_pods() {
     )
     .replace("name: cosign-keys", "name: \"{{ request.namespace }}-key\"")
     .replace("namespace: keys\n", "namespace: shared\n");
-    cluster.kubectl_stdin(&["apply", "-f", "-"], &by_name);
-    let (status, message) = eventually(
-        "the by-name policy's Ready condition",
-        Duration::from_secs(20),
-        || ready_condition(&cluster, "keys-by-name"),
-    );
-    assert_eq!(status, "True", "{message}\n{}", log());
+    apply_until_ready(&cluster, "keys-by-name", &by_name, &log);
     eventually(
         "shared/team-a-key verifies the tool in team-a",
         Duration::from_secs(20),
@@ -433,26 +432,7 @@ fn allowed_builders_in_a_configmap_are_watched_for_attestation_conditions() {
     let (key, public) = w.keys("cosign", "pw");
     let app = image(&registry, "app:v1");
     registry.push_image("app", "v1");
-    std::fs::write(
-        w.path("provenance.json"),
-        r#"{"builder": {"id": "https://ci.company.com/builder"}, "buildType": "https://example.com/build/v1"}"#,
-    )
-    .unwrap();
-    w.run_on(
-        &registry,
-        "pw",
-        &[
-            "attest",
-            "--key",
-            &key,
-            "--type",
-            "slsaprovenance",
-            "--predicate",
-            "provenance.json",
-            &app,
-        ],
-    )
-    .success();
+    attest_provenance(&registry, &w, &key, &app, "https://ci.company.com/builder");
 
     install_crds(&cluster, &["kyverno-policies.yaml"]);
     let (_serving, _port) = start_serve(&w, &cluster, &registry.cli_args());
@@ -476,43 +456,26 @@ fn allowed_builders_in_a_configmap_are_watched_for_attestation_conditions() {
         &builders("https://ci.company.com/builder,https://ci2.company.com/builder"),
     );
     let pem = std::fs::read_to_string(w.path(&public)).unwrap();
-    cluster.kubectl_stdin(
-        &["apply", "-f", "-"],
-        &builders_policy(
-            "allowed-builders",
-            &format!("{}/app*", registry.host()),
-            &pem,
-        ),
+    let policy = builders_policy(
+        "allowed-builders",
+        &format!("{}/app*", registry.host()),
+        &pem,
     );
-    let (status, message) = eventually(
-        "the policy's Ready condition",
-        Duration::from_secs(20),
-        || ready_condition(&cluster, "allowed-builders"),
-    );
-    assert_eq!(status, "True", "{message}\n{}", log());
+    apply_until_ready(&cluster, "allowed-builders", &policy, &log);
 
     // The ConfigMap allows the image's builder: admitted (and its verified outcome cached).
-    eventually(
-        "the attested image is admitted",
-        Duration::from_secs(20),
-        || {
-            let out = cluster.kubectl(&["run", "built", "--image", &app, "--restart=Never"]);
-            out.success().then_some(())
-        },
-    );
+    admitted_eventually(&cluster, "the attested image is admitted", "built", &app);
     // The builder taken off the ConfigMap's list: the same image is refused, the cached
     // outcome of the old list notwithstanding.
     cluster.kubectl_stdin(
         &["apply", "-f", "-"],
         &builders("https://ci2.company.com/builder"),
     );
-    let refused = eventually(
+    let refused = refused_eventually(
+        &cluster,
         "the builder taken off the list is refused",
-        Duration::from_secs(20),
-        || {
-            let out = cluster.kubectl(&["run", "built-again", "--image", &app, "--restart=Never"]);
-            (!out.success()).then_some(out.stderr)
-        },
+        "built-again",
+        &app,
     );
     assert!(
         refused.contains("https://ci.company.com/builder is not an allowed builder"),
