@@ -172,7 +172,8 @@ fn pieces(text: &str) -> Result<Vec<Piece<'_>>, VariableError> {
 /// request.)
 #[derive(Debug)]
 pub struct Context<'v> {
-    /// The JSON value, when the context was given as one (not yet converted).
+    /// The JSON value, when the context was given as one (`None`: made converted, see
+    /// [`Context::converted_as`]).
     value: Option<&'v Value>,
     converted: OnceLock<Rcvar>,
 }
@@ -589,6 +590,17 @@ struct Missing {
     reason: String,
 }
 
+impl Missing {
+    /// The error of `expression`, which reads the entry `name` this is missing from.
+    fn error(&self, name: &str, expression: String) -> VariableError {
+        VariableError::NotResolved {
+            expression,
+            source_text: self.source_text.clone(),
+            reason: format!("context entry `{name}` has no value: {}", self.reason),
+        }
+    }
+}
+
 /// A rule's context: its `configMap` and `variable` entries, resolved in order (a later entry
 /// may use an earlier one).
 #[derive(Debug, Clone, PartialEq)]
@@ -756,11 +768,7 @@ impl RuleContext {
                 .iter()
                 .find(|(name, _)| expression_names(expression, &|word| word == name.as_str()));
             if let Some((name, missing)) = read {
-                return Some(VariableError::NotResolved {
-                    expression: expression.trim().to_string(),
-                    source_text: missing.source_text.clone(),
-                    reason: format!("context entry `{name}` has no value: {}", missing.reason),
-                });
+                return Some(missing.error(name, expression.trim().to_string()));
             }
         }
         None
@@ -957,18 +965,14 @@ impl RuleContext {
                 VariableError::NotResolved {
                     expression, reason, ..
                 } => {
-                    let head = head_name(&expression);
-                    let (source_text, reason) = match self.missing.get(head) {
-                        Some(missing) => (
-                            missing.source_text.clone(),
-                            format!("context entry `{head}` has no value: {}", missing.reason),
-                        ),
-                        None => (self.sources.get(head).cloned().unwrap_or_default(), reason),
-                    };
-                    VariableError::NotResolved {
-                        expression,
-                        source_text,
-                        reason,
+                    let head = head_name(&expression).to_string();
+                    match self.missing.get(&head) {
+                        Some(missing) => missing.error(&head, expression),
+                        None => VariableError::NotResolved {
+                            source_text: self.sources.get(&head).cloned().unwrap_or_default(),
+                            expression,
+                            reason,
+                        },
                     }
                 }
                 other => other,
